@@ -1,0 +1,3 @@
+from fetchplan.cli import main
+
+raise SystemExit(main())

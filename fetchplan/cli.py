@@ -1,0 +1,77 @@
+"""The ``fetchplan`` command line: global options, sub-command dispatch, errors to exit codes.
+
+Each sub-command lives in ``fetchplan.commands.<name>`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` (``Callable[[argparse.Namespace], int]``). Only this
+module turns a :class:`FetchplanError` into a one-line message and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fetchplan import __version__
+from fetchplan._urls import redact
+from fetchplan.errors import FetchplanError
+
+__all__ = ["build_parser", "main"]
+
+# Sub-command modules, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = ()
+
+log = logging.getLogger(__name__)
+
+
+def _global_options(*, top: bool) -> argparse.ArgumentParser:
+    # Sub-commands accept the same options; their defaults are suppressed there so that
+    # ``fetchplan -v plan`` keeps the -v given before the sub-command.
+    common = argparse.ArgumentParser(
+        add_help=False, argument_default=None if top else argparse.SUPPRESS
+    )
+    group = common.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="count", help="more output (repeatable)")
+    group.add_argument("-q", "--quiet", action="count", help="less output")
+    group.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="append a detailed log to FILE (safe to share between processes)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fetchplan",
+        description="Plan, fetch and install Python requirements as three inspectable steps.",
+        parents=[_global_options(top=True)],
+    )
+    common = _global_options(top=False)
+    parser.add_argument("--version", action="version", version=f"fetchplan {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"fetchplan.commands.{name}")
+        module.register(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from fetchplan._log import configure_logging
+
+    configure_logging((args.verbose or 0) - (args.quiet or 0), args.log)
+    try:
+        code: int = args.func(args)
+    except FetchplanError as exc:
+        log.debug("failed", exc_info=True)
+        print(f"fetchplan: error: {redact(str(exc))}", file=sys.stderr)  # noqa: T201
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("fetchplan: interrupted", file=sys.stderr)  # noqa: T201
+        return 130
+    return code

@@ -1,0 +1,1 @@
+"""Sub-command orchestrators: each wires collaborators together and owns its output."""

@@ -1,0 +1,79 @@
+"""The one exception root of fetchplan and the subclasses shared by every stage.
+
+``str(err)`` is always a complete one-line message fit for a user; the CLI alone decides how
+to print it and which exit code to use. Stage-specific errors subclass these in their package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "FetchplanError",
+    "FieldProblem",
+    "FileFormatError",
+    "HashMismatch",
+    "InputError",
+    "NetworkError",
+]
+
+
+class FetchplanError(Exception):
+    """Root of every error fetchplan raises on purpose."""
+
+    exit_code: int = 1
+
+
+class InputError(FetchplanError):
+    """A user-supplied argument, requirement or option is unusable."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One problem in a file: the dotted path of the field and what is wrong with it."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.path else "(document)"
+        return f"{where}: {self.message}"
+
+
+class FileFormatError(FetchplanError):
+    """A file we read (plan, manifest, checkpoint, policy, lock file) is malformed.
+
+    Carries every problem found, each with the dotted path of its field, so a user fixes them
+    all in one go. ``str()`` is one line per problem, the first naming the file.
+    """
+
+    exit_code = 2
+
+    def __init__(self, filename: str, problems: list[FieldProblem]) -> None:
+        self.filename = filename
+        self.problems = problems
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if len(self.problems) == 1:
+            return f"{self.filename}: {self.problems[0]}"
+        lines = [f"{self.filename}: {len(self.problems)} problems"]
+        lines.extend(f"{self.filename}: {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+class HashMismatch(FetchplanError):
+    """A file's content does not match the hash the plan or manifest promised."""
+
+    def __init__(self, path: str, algorithm: str, expected: str, actual: str) -> None:
+        self.path = path
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{path}: {algorithm} mismatch: expected {expected}, got {actual}")
+
+
+class NetworkError(FetchplanError):
+    """A request failed for good (after the retries its policy allows)."""

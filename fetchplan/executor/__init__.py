@@ -1,0 +1,1 @@
+"""The executor: runs a plan. It must never import ``fetchplan.planner``."""

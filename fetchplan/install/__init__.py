@@ -1,0 +1,1 @@
+"""The installer: installs the wheels of a verified manifest."""

@@ -1,0 +1,1 @@
+"""The planner: index clients, metadata, resolver provider and plan building."""

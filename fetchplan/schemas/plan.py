@@ -1,0 +1,274 @@
+"""The download plan (format v1) as frozen dataclasses: the contract between plan and fetch.
+
+``Plan.from_dict`` expects a document that already passed the JSON Schema (see
+:func:`load_plan`); ``Plan.to_dict`` produces one that passes it. Field order in ``to_dict`` is
+fixed so the same plan always serialises to the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from fetchplan import __version__
+from fetchplan.schemas import dump_document, load_document
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Artifact",
+    "Creator",
+    "Dependency",
+    "IndexRef",
+    "Inputs",
+    "Plan",
+    "SatisfiedBy",
+    "Target",
+    "load_plan",
+    "write_plan",
+]
+
+FORMAT = "fetchplan.plan"
+VERSION = 1
+
+ArtifactKind = Literal["wheel", "sdist"]
+HashSource = Literal["index", "requirements", "computed"]
+SatisfiedSource = Literal["destination", "cache"]
+IndexKind = Literal["index", "find-links"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Creator:
+    name: str = "fetchplan"
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Creator:
+        return cls(name=d["name"], version=d["version"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Inputs:
+    requirements: tuple[str, ...]
+    constraints: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requirements": list(self.requirements),
+            "constraints": list(self.constraints),
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Inputs:
+        return cls(
+            requirements=tuple(d["requirements"]),
+            constraints=tuple(d["constraints"]),
+            options=dict(d["options"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    """An environment the plan serves: marker values and supported tags, best tag first."""
+
+    name: str
+    markers: dict[str, str]
+    tags: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "markers": dict(self.markers), "tags": list(self.tags)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Target:
+        return cls(name=d["name"], markers=dict(d["markers"]), tags=tuple(d["tags"]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexRef:
+    url: str
+    kind: IndexKind = "index"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IndexRef:
+        return cls(url=d["url"], kind=d["kind"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Dependency:
+    name: NormalizedName
+    requirement: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "requirement": self.requirement}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Dependency:
+        return cls(name=canonicalize_name(d["name"]), requirement=d["requirement"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SatisfiedBy:
+    """A local file whose hash was checked when planning. A hint: the executor re-checks."""
+
+    source: SatisfiedSource
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> SatisfiedBy | None:
+        if d is None:
+            return None
+        return cls(source=d["source"], sha256=d["sha256"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Artifact:
+    name: NormalizedName
+    version: str
+    kind: ArtifactKind
+    filename: str
+    url: str
+    index: str
+    hashes: dict[str, str]
+    hash_source: HashSource | None
+    size: int | None
+    requires_python: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    upload_time: str | None = None
+    provenance: str | None = None
+    dependencies: tuple[Dependency, ...] = ()
+    requested: bool = False
+    extras: tuple[str, ...] = ()
+    build_dependency: bool = False
+    targets: tuple[str, ...] | None = None
+    destination: str
+    satisfied_by: SatisfiedBy | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hashes.get("sha256")
+
+    @property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "filename": self.filename,
+            "url": self.url,
+            "index": self.index,
+            "hashes": dict(sorted(self.hashes.items())),
+            "hash_source": self.hash_source,
+            "size": self.size,
+            "requires_python": self.requires_python,
+            "yanked": self.yanked,
+            "yanked_reason": self.yanked_reason,
+            "upload_time": self.upload_time,
+            "provenance": self.provenance,
+            "dependencies": [dep.to_dict() for dep in self.dependencies],
+            "requested": self.requested,
+            "extras": list(self.extras),
+            "build_dependency": self.build_dependency,
+        }
+        if self.targets is not None:
+            d["targets"] = list(self.targets)
+        d["destination"] = self.destination
+        d["satisfied_by"] = None if self.satisfied_by is None else self.satisfied_by.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Artifact:
+        targets = d.get("targets")
+        return cls(
+            name=canonicalize_name(d["name"]),
+            version=d["version"],
+            kind=d["kind"],
+            filename=d["filename"],
+            url=d["url"],
+            index=d["index"],
+            hashes=dict(d["hashes"]),
+            hash_source=d["hash_source"],
+            size=d["size"],
+            requires_python=d["requires_python"],
+            yanked=d["yanked"],
+            yanked_reason=d.get("yanked_reason"),
+            upload_time=d.get("upload_time"),
+            provenance=d.get("provenance"),
+            dependencies=tuple(Dependency.from_dict(x) for x in d["dependencies"]),
+            requested=d["requested"],
+            extras=tuple(d["extras"]),
+            build_dependency=d.get("build_dependency", False),
+            targets=None if targets is None else tuple(targets),
+            destination=d["destination"],
+            satisfied_by=SatisfiedBy.from_dict(d["satisfied_by"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    created: str
+    creator: Creator = field(default_factory=Creator)
+    inputs: Inputs
+    targets: tuple[Target, ...]
+    indexes: tuple[IndexRef, ...]
+    destination: str
+    artifacts: tuple[Artifact, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": self.created,
+            "creator": self.creator.to_dict(),
+            "inputs": self.inputs.to_dict(),
+            "targets": [t.to_dict() for t in self.targets],
+            "indexes": [i.to_dict() for i in self.indexes],
+            "destination": self.destination,
+            "artifacts": [a.to_dict() for a in self.artifacts],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        return cls(
+            created=d["created"],
+            creator=Creator.from_dict(d["creator"]),
+            inputs=Inputs.from_dict(d["inputs"]),
+            targets=tuple(Target.from_dict(t) for t in d["targets"]),
+            indexes=tuple(IndexRef.from_dict(i) for i in d["indexes"]),
+            destination=d["destination"],
+            artifacts=tuple(Artifact.from_dict(a) for a in d["artifacts"]),
+        )
+
+    def destination_dir(self, plan_path: Path) -> Path:
+        """The destination directory, resolved against the directory of the plan file."""
+        dest = Path(self.destination)
+        return dest if dest.is_absolute() else plan_path.parent / dest
+
+
+def load_plan(path: Path) -> tuple[Plan, dict[str, Any]]:
+    """Read and validate a plan; return it typed and as the raw document (for its digest)."""
+    document = load_document(path, "plan")
+    return Plan.from_dict(document), document
+
+
+def write_plan(path: Path, plan: Plan) -> None:
+    """Validate ``plan`` against the schema and write it atomically (YAML for .yaml/.yml)."""
+    dump_document(path, plan.to_dict(), "plan")

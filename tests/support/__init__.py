@@ -1,0 +1,1 @@
+"""Test helpers: real wheels and sdists, static indexes over them, and real servers."""

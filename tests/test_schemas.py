@@ -1,0 +1,79 @@
+"""The plan and manifest schemas and their typed models agree, and bad files are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fetchplan.errors import FileFormatError
+from fetchplan.schemas import plan_digest, validate
+from fetchplan.schemas.plan import Artifact, IndexRef, Inputs, Plan, Target, load_plan, write_plan
+
+
+def _plan() -> Plan:
+    artifact = Artifact(
+        name="demo",  # type: ignore[arg-type]
+        version="1.0",
+        kind="wheel",
+        filename="demo-1.0-py3-none-any.whl",
+        url="http://127.0.0.1:1/files/demo-1.0-py3-none-any.whl",
+        index="http://127.0.0.1:1/simple/",
+        hashes={"sha256": "a" * 64},
+        hash_source="index",
+        size=10,
+        destination="demo-1.0-py3-none-any.whl",
+    )
+    return Plan(
+        created="2026-01-01T00:00:00Z",
+        inputs=Inputs(requirements=("demo",)),
+        targets=(
+            Target(name="default", markers={"python_version": "3.11"}, tags=("py3-none-any",)),
+        ),
+        indexes=(IndexRef(url="http://127.0.0.1:1/simple/"),),
+        destination="wheels",
+        artifacts=(artifact,),
+    )
+
+
+def test_round_trip_json_and_yaml_same_digest(tmp_path: Path) -> None:
+    plan = _plan()
+    write_plan(tmp_path / "p.json", plan)
+    write_plan(tmp_path / "p.yaml", plan)
+    loaded_json, doc_json = load_plan(tmp_path / "p.json")
+    loaded_yaml, doc_yaml = load_plan(tmp_path / "p.yaml")
+    assert loaded_json == plan == loaded_yaml
+    assert plan_digest(doc_json) == plan_digest(doc_yaml)
+
+
+def test_every_problem_named_with_its_path(tmp_path: Path) -> None:
+    document = _plan().to_dict()
+    document["artifacts"][0]["hashes"]["sha256"] = "XYZ"
+    del document["artifacts"][0]["size"]
+    document["artifacts"][0]["url"] = "https://user:secret@example.invalid/x.whl"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(FileFormatError) as info:
+        load_plan(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: 3 problems")
+    assert "artifacts[0].hashes.sha256" in message
+    assert "artifacts[0].size: missing required field" in message
+    assert "artifacts[0].url" in message
+
+
+def test_unknown_field_is_named() -> None:
+    document = _plan().to_dict()
+    document["artifacts"][0]["colour"] = "red"
+    with pytest.raises(FileFormatError, match=r"^f.json: artifacts\[0\].colour: unknown field$"):
+        validate(document, "plan", "f.json")
+
+
+def test_not_json_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text("{nope")
+    with pytest.raises(FileFormatError) as info:
+        load_plan(path)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{path}: (document): not valid")
