@@ -1,0 +1,55 @@
+"""pip settings are read the way pip reads them; credentials resolve without leaking."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fetchplan.auth import CredentialStore
+from fetchplan.pipconfig import parse_config_list, read_pip_settings, settings_from
+
+
+def test_parse_and_precedence() -> None:
+    config = parse_config_list(
+        "global.index-url='http://global.invalid/simple'\n"
+        "install.index-url='http://install.invalid/simple'\n"
+        "global.extra-index-url='http://a.invalid/simple http://b.invalid/simple'\n"
+        "global.find-links='/wheels'\n"
+    )
+    settings = settings_from({}, config)
+    assert settings.index_url == "http://install.invalid/simple"
+    assert settings.extra_index_urls == ("http://a.invalid/simple", "http://b.invalid/simple")
+    assert settings.find_links == ("/wheels",)
+    from_env = settings_from({"PIP_INDEX_URL": "http://env.invalid/simple"}, config)
+    assert from_env.index_url == "http://env.invalid/simple"
+
+
+def test_reads_pip_config_file(tmp_path: Path) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text(
+        "[global]\nindex-url = http://127.0.0.1:9/simple\ntrusted-host = mirror.invalid\n"
+    )
+    os.environ["PIP_CONFIG_FILE"] = str(conf)
+    from fetchplan import pipconfig
+
+    pipconfig._config_list_text.cache_clear()
+    try:
+        settings = read_pip_settings()
+    finally:
+        pipconfig._config_list_text.cache_clear()
+    assert settings.index_url == "http://127.0.0.1:9/simple"
+    assert settings.trusted_hosts == ("mirror.invalid",)
+
+
+def test_credentials_by_prefix_and_netrc(tmp_path: Path) -> None:
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine files.invalid login nu password np\n")
+    netrc_file.chmod(0o600)
+    os.environ["NETRC"] = str(netrc_file)
+    store = CredentialStore(["https://u:p%40ss@idx.invalid/simple"])
+    store.preload(["https://files.invalid/a.whl", "https://idx.invalid/simple/x/"])
+    assert store.lookup("https://idx.invalid/simple/x/") == ("u", "p@ss")
+    assert store.lookup("https://idx.invalid/files/x.whl") == ("u", "p@ss")
+    assert store.lookup("https://files.invalid/a.whl") == ("nu", "np")
+    assert store.lookup("https://other.invalid/") is None
+    assert "p@ss" not in repr(store)
