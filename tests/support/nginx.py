@@ -47,7 +47,10 @@ class NginxOptions:
     """Fixed at start (nginx reads its configuration once)."""
 
     limit_rate: int | None = None
-    """Bytes per second per connection for every response (nginx ``limit_rate``)."""
+    """Bytes per second per connection for every response (nginx ``limit_rate``). nginx
+    counts in whole seconds and lets the first second's worth go at once: a response of
+    ``size`` bytes takes about ``size / limit_rate - 1`` seconds (at least), so make files
+    several times ``limit_rate`` for a transfer that is reliably still running."""
     extra_server_config: str = ""
     """Raw directives appended inside ``server { }`` (e.g. extra ``location`` blocks)."""
     start_timeout: float = 10.0

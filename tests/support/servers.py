@@ -180,7 +180,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfia
         last = int(last_s) if last_s != "" else size - 1
     except ValueError:
         return None
-    if first < 0 or last < first:
+    if first < 0 or (last_s != "" and last < first):
         return None
     if first >= size:
         return "unsatisfiable"
@@ -310,9 +310,14 @@ class IndexRequestHandler(http.server.BaseHTTPRequestHandler):
         for start in range(0, len(view), chunk):
             piece = view[start : start + chunk]
             began = time.monotonic()
-            self.wfile.write(piece)
-            self.wfile.flush()
+            # Counted before the write so a client that has read the body sees it counted.
             self.index_server._count(self.record, len(piece))
+            try:
+                self.wfile.write(piece)
+                self.wfile.flush()
+            except OSError:
+                self.index_server._count(self.record, -len(piece))
+                raise
             if bps is not None:
                 wait = len(piece) / bps - (time.monotonic() - began)
                 if wait > 0:
