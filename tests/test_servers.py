@@ -261,7 +261,11 @@ def test_hooks_answer_and_truncate(index_server: MakeIndexServer, root: Path) ->
     conn.close()
     assert server.bytes_sent("/files/") == 1000
 
-    server.set_handler_hook(lambda h: (h.abort(), True)[1])
+    def reset(handler: IndexRequestHandler) -> bool:
+        handler.abort()
+        return True
+
+    server.set_handler_hook(reset)
     with pytest.raises(requests.ConnectionError):
         requests.get(server.index_url, timeout=5)
 
