@@ -380,7 +380,10 @@ class IndexRequestHandler(http.server.BaseHTTPRequestHandler):
             self.index_server._track(self.connection, add=False)
 
     def send_response(self, code: int, message: str | None = None) -> None:
-        self.record.status = code
+        # Malformed requests get their error before _dispatch created a record.
+        record: RequestRecord | None = getattr(self, "record", None)
+        if record is not None:
+            record.status = code
         super().send_response(code, message)
 
     def do_GET(self) -> None:
