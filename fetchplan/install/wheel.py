@@ -294,15 +294,18 @@ def inspect_wheel(zf: zipfile.ZipFile, spec: WheelToInstall) -> WheelLayout:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Identity:
-    """What tells that an open file was written to since we hashed it."""
+    """What tells that an open file was written to since we hashed it.
+
+    Not the change time: unlinking the path (a harmless swap, as we read our open handle)
+    changes it too.
+    """
 
     size: int
     mtime_ns: int
-    ctime_ns: int
 
     @classmethod
     def of(cls, st: os.stat_result) -> _Identity:
-        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns)
+        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
 class OpenWheel:

@@ -8,12 +8,14 @@ copy and a verified manifest naming it by digest.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import stat
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -90,7 +92,13 @@ def raw_wheel(
     return path
 
 
-def _artifact(path: Path, *, requested: bool, targets: tuple[str, ...] | None) -> Artifact:
+def _artifact(
+    path: Path,
+    *,
+    requested: bool,
+    targets: tuple[str, ...] | None,
+    fields: Mapping[str, Any],
+) -> Artifact:
     data = path.read_bytes()
     if path.name.endswith(".whl"):
         name, version, _, _ = parse_wheel_filename(path.name)
@@ -98,7 +106,7 @@ def _artifact(path: Path, *, requested: bool, targets: tuple[str, ...] | None) -
     else:
         name, version = parse_sdist_filename(path.name)
         kind = "sdist"
-    return Artifact(
+    artifact = Artifact(
         name=name,
         version=str(version),
         kind=kind,  # type: ignore[arg-type]
@@ -112,6 +120,7 @@ def _artifact(path: Path, *, requested: bool, targets: tuple[str, ...] | None) -
         targets=targets,
         destination=path.name,
     )
+    return dataclasses.replace(artifact, **fields)
 
 
 def default_target(name: str = "default") -> Target:
@@ -131,13 +140,15 @@ def make_fetched_dest(
     requested: Collection[str] | None = None,
     targets: Sequence[Target] | None = None,
     artifact_targets: Mapping[str, tuple[str, ...]] | None = None,
+    artifact_fields: Mapping[str, Mapping[str, Any]] | None = None,
     name: str = "dest",
 ) -> Path:
     """Lay out a fetched destination under ``root/name``; return its ``manifest.json``.
 
     ``dists`` are built into wheels (or used as they are when paths: wheels or sdists). Every
     file gets a plan artifact and a manifest entry; ``requested`` names the requested projects
-    (default: the first), ``artifact_targets`` maps a file name to its plan ``targets``.
+    (default: the first), ``artifact_targets`` maps a file name to its plan ``targets``,
+    ``artifact_fields`` to plan artifact fields to override (the manifest entry follows them).
     """
     dest = root / name
     dest.mkdir(parents=True, exist_ok=True)
@@ -158,6 +169,7 @@ def make_fetched_dest(
             f,
             requested=canonicalize_name(f.name.split("-")[0]) in wanted,
             targets=(artifact_targets or {}).get(f.name),
+            fields=(artifact_fields or {}).get(f.name, {}),
         )
         for f in files
     )
