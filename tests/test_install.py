@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -237,33 +238,23 @@ def test_cli_creates_the_venv_and_reports(
 
 
 def _other_python() -> str:
-    """An interpreter of another Python version if the machine has one, else this one."""
+    """An interpreter of another Python version (``FETCHPLAN_TEST_OTHER_PYTHON``, else the first
+    ``python3.X`` on PATH that runs), or this one when the machine has no other."""
     candidates = [os.environ.get("FETCHPLAN_TEST_OTHER_PYTHON", "")]
     candidates += [f"python3.{minor}" for minor in range(8, 16) if minor != sys.version_info[1]]
-    for candidate in filter(None, candidates):
-        probe = (
-            subprocess.run(
-                [candidate, "-c", "import sys; print(sys.version_info[1])"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if _which(candidate)
-            else None
+    for candidate in candidates:
+        found = shutil.which(candidate) if candidate else None
+        if found is None:
+            continue
+        probe = subprocess.run(
+            [found, "-c", "import sys; print(sys.version_info[1])"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        if (
-            probe is not None
-            and probe.returncode == 0
-            and probe.stdout.strip() != str(sys.version_info[1])
-        ):
-            return candidate
+        if probe.returncode == 0 and probe.stdout.strip() != str(sys.version_info[1]):
+            return found
     return sys.executable
-
-
-def _which(name: str) -> bool:
-    import shutil
-
-    return shutil.which(name) is not None or Path(name).is_file()
 
 
 def test_venv_of_another_interpreter(tmp_path: Path) -> None:
@@ -303,3 +294,61 @@ def test_nothing_written_when_one_wheel_is_not_verified(
     with pytest.raises(InstallError, match=r"helper-1\.0-py3-none-any\.whl: cannot open"):
         install_manifest(manifest, venv)
     assert snapshot(Path(venv.prefix)) == before
+
+
+def test_cli_python_option_and_refusals(
+    tmp_path: Path, cli_env: dict[str, str], fetchplan_cmd: list[str]
+) -> None:
+    manifest = make_fetched_dest(tmp_path, [Dist("helper", "1.0")])
+    python = new_venv(tmp_path / "venv")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [*fetchplan_cmd, "install", str(manifest), *args]
+        return subprocess.run(argv, capture_output=True, text=True, env=cli_env, check=False)
+
+    done = cli("--python", str(python), "--no-compile")
+    assert done.returncode == 0, done.stderr
+    assert "installed helper 1.0" in done.stdout
+    site = Path(TargetInterpreter.query(python).paths["purelib"])
+    assert (site / "helper" / "__init__.py").is_file()
+    assert not (site / "helper" / "__pycache__").exists()
+
+    neither = cli()
+    assert neither.returncode == 2
+    assert "--venv DIR or --python PY" in neither.stderr
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    refused = cli("--venv", str(occupied))
+    assert refused.returncode == 1
+    assert f"{occupied}: exists and is not a virtual environment" in refused.stderr
+    assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
+
+
+def test_replaces_a_version_pip_installed(tmp_path: Path, venv: TargetInterpreter) -> None:
+    make_fetched_dest(tmp_path, [_demo("1.0"), Dist("helper", "1.0")], name="v1")
+    v2 = make_fetched_dest(tmp_path, [_demo("2.0"), Dist("helper", "1.0")], name="v2")
+    python = Path(venv.executable)
+    wheels = sorted(str(p) for p in (tmp_path / "v1").glob("*.whl"))
+    pip_install = _pip(python, "install", "--no-index", "--no-deps", *wheels)
+    assert pip_install.returncode == 0, pip_install.stderr
+    site = Path(venv.paths["purelib"])
+    assert (site / "demo_app-1.0.dist-info" / "INSTALLER").read_text() == "pip\n"
+
+    report = install_manifest(v2, venv)
+    assert [(p.name, p.action) for p in report.projects] == [
+        ("demo-app", "replaced"),
+        ("helper", "unchanged"),
+    ]
+    assert not (site / "demo_app-1.0.dist-info").exists()
+    assert (site / "helper-1.0.dist-info" / "INSTALLER").read_text() == "pip\n"
+    listed = _pip(python, "list", "--format=json")
+    assert {(d["name"], d["version"]) for d in json.loads(listed.stdout)} == {
+        ("demo-app", "2.0"),
+        ("helper", "1.0"),
+    }
+    assert _pip(python, "check").returncode == 0
+    script = Path(venv.paths["scripts"]) / "demo-app"
+    assert subprocess.run([script], capture_output=True, text=True, check=True).stdout == (
+        "demo-app 2.0\n"
+    )
