@@ -18,7 +18,14 @@ from fetchplan.install import (
     install_wheels,
     wheels_for_interpreter,
 )
-from tests.support.hostile import make_fetched_dest, new_venv, snapshot
+from tests.support.hostile import (
+    Member,
+    make_fetched_dest,
+    new_venv,
+    raw_wheel,
+    snapshot,
+    standard_members,
+)
 from tests.support.wheels import Dist
 
 
@@ -352,3 +359,20 @@ def test_replaces_a_version_pip_installed(tmp_path: Path, venv: TargetInterprete
     assert subprocess.run([script], capture_output=True, text=True, check=True).stdout == (
         "demo-app 2.0\n"
     )
+
+
+def test_install_metadata_in_the_wheel_is_ours_to_write(
+    tmp_path: Path, venv: TargetInterpreter
+) -> None:
+    dist_info = "odd-1.0.dist-info"
+    members = [
+        *standard_members("odd", "1.0"),
+        Member(f"{dist_info}/INSTALLER", b"someone-else\n"),
+        Member(f"{dist_info}/direct_url.json", b'{"url": "file:///elsewhere"}'),
+    ]
+    wheel = raw_wheel(tmp_path / "dest", "odd-1.0-py3-none-any.whl", members, dist_info=dist_info)
+    install_manifest(make_fetched_dest(tmp_path, [wheel]), venv)
+    installed = Path(venv.paths["purelib"]) / dist_info
+    assert (installed / "INSTALLER").read_text() == "fetchplan\n"
+    assert not (installed / "direct_url.json").exists()
+    assert (installed / "REQUESTED").exists()

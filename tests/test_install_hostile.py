@@ -196,3 +196,17 @@ def test_truncated_wheel_is_refused(tmp_path: Path, shared_venv: TargetInterpret
     with pytest.raises(InstallError, match=FILENAME):
         install_manifest(manifest, shared_venv)
     assert snapshot(Path(shared_venv.prefix)) == before
+
+
+def test_oversized_metadata_is_not_read(
+    tmp_path: Path, shared_venv: TargetInterpreter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fetchplan.install import wheel as wheel_module
+
+    monkeypatch.setattr(wheel_module, "_MAX_METADATA_SIZE", 20)
+    manifest = make_fetched_dest(tmp_path, [_with()(tmp_path / "dest")])
+    before = snapshot(Path(shared_venv.prefix))
+    with pytest.raises(UnsafeWheel) as info:
+        install_manifest(manifest, shared_venv)
+    assert str(info.value).startswith(f"{FILENAME}: '{DIST_INFO}/METADATA': implausibly large")
+    assert snapshot(Path(shared_venv.prefix)) == before

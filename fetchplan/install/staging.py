@@ -35,6 +35,8 @@ __all__ = ["INSTALLER_NAME", "StagedFile", "StagedWheel", "stage_wheel"]
 log = logging.getLogger(__name__)
 
 INSTALLER_NAME = "fetchplan"
+# Files of the .dist-info that the installer writes, never the wheel (PEP 376, PEP 610).
+_GENERATED = ("INSTALLER", "REQUESTED", "direct_url.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +159,12 @@ class _CheckedSource(WheelSource):
 
     def get_contents(self) -> Iterator[tuple[tuple[str, str, str], BinaryIO, bool]]:
         layout = self._opened.layout
+        ours = {f"{layout.dist_info}/{name}" for name in _GENERATED}
         for info in layout.members:
             path = info.filename
-            if "__pycache__" in path.split("/")[:-1]:
-                # Bytecode is the target interpreter's to write; installer would skip it too.
+            if "__pycache__" in path.split("/")[:-1] or path in ours:
+                # Bytecode is the target interpreter's to write (installer would skip it too);
+                # the install metadata files are ours to write.
                 log.warning("%s: skipping %s", self._opened.spec.filename, path)
                 continue
             row = layout.record[path]

@@ -57,6 +57,8 @@ _RECORD_ALGORITHMS = frozenset(
     {"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"}
 )
 _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
+# METADATA, WHEEL, RECORD and entry_points.txt are read whole; none is near this in practice.
+_MAX_METADATA_SIZE = 64 * 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # The entry point syntax installer's script maker accepts.
 _ENTRY_POINT = re.compile(r"^(?P<module>[\w.]+)\s*:\s*(?P<attr>[\w.]+)\s*(\[.*\])?\s*$")
@@ -174,9 +176,13 @@ def _parse_scripts(wheel: str, member: str, text: str) -> tuple[ScriptEntry, ...
 
 def _read_text(zf: zipfile.ZipFile, wheel: str, member: str) -> str:
     try:
-        return zf.read(member).decode("utf-8")
+        info = zf.getinfo(member)
     except KeyError:
         raise UnsafeWheel(wheel, member, "missing") from None
+    if info.file_size > _MAX_METADATA_SIZE:
+        raise UnsafeWheel(wheel, member, f"implausibly large ({info.file_size} bytes)")
+    try:
+        return zf.read(info).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnsafeWheel(wheel, member, f"not UTF-8: {exc.reason}") from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
