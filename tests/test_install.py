@@ -376,3 +376,18 @@ def test_install_metadata_in_the_wheel_is_ours_to_write(
     assert (installed / "INSTALLER").read_text() == "fetchplan\n"
     assert not (installed / "direct_url.json").exists()
     assert (installed / "REQUESTED").exists()
+
+
+def test_symlinked_directory_out_of_the_environment_is_refused(
+    tmp_path: Path, venv: TargetInterpreter
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (Path(venv.paths["purelib"]) / "helper").symlink_to(outside)
+    manifest = make_fetched_dest(tmp_path, [Dist("aaa", "1.0"), Dist("helper", "1.0")])
+    before = snapshot(Path(venv.prefix))
+    with pytest.raises(InstallError) as info:
+        install_manifest(manifest, venv)
+    assert "helper/__init__.py: its directory leads outside the environment" in str(info.value)
+    assert list(outside.iterdir()) == []
+    assert snapshot(Path(venv.prefix)) == before

@@ -21,7 +21,13 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from fetchplan.install.bytecode import compile_files
-from fetchplan.install.environment import InstalledDist, commit, installed_distributions, uninstall
+from fetchplan.install.environment import (
+    InstalledDist,
+    check_destinations,
+    commit,
+    installed_distributions,
+    uninstall,
+)
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.selection import (
@@ -204,10 +210,11 @@ def install_wheels(
             raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
         try:
             staged = _stage_all([w for w, _ in work], target, staging, compile=compile)
+            check_destinations(staged, target)
             for (wheel, old), item in zip(work, staged, strict=True):
                 for dist in old:
                     uninstall(dist, target)
-                commit(item, target)
+                commit(item)
                 action: Action = "installed"
                 if old:
                     same = all(_same_version(d.version, wheel.version) for d in old)

@@ -24,7 +24,14 @@ from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.staging import StagedWheel
 
-__all__ = ["InstalledDist", "commit", "installed_distributions", "is_inside", "uninstall"]
+__all__ = [
+    "InstalledDist",
+    "check_destinations",
+    "commit",
+    "installed_distributions",
+    "is_inside",
+    "uninstall",
+]
 
 log = logging.getLogger(__name__)
 
@@ -139,23 +146,30 @@ def _prune(directories: Iterable[Path], target: TargetInterpreter) -> None:
             current = current.parent
 
 
-def _check_destination(final: Path, root: Path, prefix_real: str) -> None:
-    ancestor = final.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    real = os.path.realpath(ancestor)
-    root_real = os.path.realpath(root)
-    if not (is_inside(real, prefix_real) or (root.exists() and is_inside(real, root_real))):
-        raise InstallError(f"{final}: its directory leads outside the environment ({real})")
-    if final.is_dir() and not final.is_symlink():
-        raise InstallError(f"{final}: is a directory; cannot install a file there")
-
-
-def commit(staged: StagedWheel, target: TargetInterpreter) -> None:
-    """Move every staged file of ``staged`` to its final place (a rename when possible)."""
+def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter) -> None:
+    """Refuse, before anything moves, a destination whose existing directories lead outside
+    the prefix (a symlinked package directory) or that is a directory."""
     prefix_real = os.path.realpath(target.prefix)
-    for item in staged.files:
-        _check_destination(item.final, item.root, prefix_real)
+    for wheel in staged:
+        for item in wheel.files:
+            ancestor = item.final.parent
+            while not ancestor.exists() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            real = os.path.realpath(ancestor)
+            root_real = os.path.realpath(item.root)
+            if not (is_inside(real, prefix_real) or is_inside(real, root_real)):
+                raise InstallError(
+                    f"{item.final}: its directory leads outside the environment ({real})"
+                )
+            if item.final.is_dir() and not item.final.is_symlink():
+                raise InstallError(f"{item.final}: is a directory; cannot install a file there")
+
+
+def commit(staged: StagedWheel) -> None:
+    """Move every staged file of ``staged`` to its final place (a rename when possible).
+
+    Call :func:`check_destinations` first.
+    """
     for item in staged.files:
         item.final.parent.mkdir(parents=True, exist_ok=True)
         try:
