@@ -236,7 +236,9 @@ def from_pip_report(
         if not isinstance(item, dict):
             reader.problems.append(FieldProblem(path, "not an object"))
             continue
-        metadata = reader.need(item, "metadata", dict, path) or {}
+        metadata = reader.need(item, "metadata", dict, path)
+        if metadata is None:
+            continue
         name = reader.need(metadata, "name", str, f"{path}.metadata")
         requirements: list[Requirement] = []
         declared = reader.get(metadata, "requires_dist", list, f"{path}.metadata") or []

@@ -313,6 +313,7 @@ def _from_note(note: Mapping[str, Any], pin: Pin) -> Artifact:
         requested=bool(note.get("requested", True)),
         extras=pin.extras,
         destination=str(note.get("destination", filename)),
+        targets=tuple(note["targets"]) if isinstance(note.get("targets"), list) else None,
     )
 
 
