@@ -43,7 +43,8 @@ def test_mermaid() -> None:
     by_label = {label: node for node, label in nodes.items()}
     assert f"  class {by_label['app 1.0']} requested;" in lines
     assert f"  class {by_label['setuptools 80.0']} build;" in lines
-    edge = f'  {by_label["app 1.0"]} -->|"[gpu] ~=3.0; python_version >= #quot;3.10#quot;"| '
+    assert f'  {by_label["app 1.0"]} -->|"#gt;=2"| {by_label["lib 2.0"]}' in lines
+    edge = f'  {by_label["app 1.0"]} -->|"[gpu] ~=3.0; python_version #gt;= #quot;3.10#quot;"| '
     assert edge + by_label["big 3.0"] in lines
 
 

@@ -78,8 +78,10 @@ def _dot_quote(text: str) -> str:
 
 
 def _mermaid_quote(text: str) -> str:
-    # Mermaid takes HTML entity codes inside quoted labels; '#' starts one, so it goes too.
-    return '"' + text.replace("#", "#35;").replace('"', "#quot;") + '"'
+    # Mermaid takes entity codes in quoted labels ('#' starts one, so it is escaped too) and
+    # may read '<' and '>' as HTML.
+    escaped = text.replace("#", "#35;").replace('"', "#quot;")
+    return '"' + escaped.replace("<", "#lt;").replace(">", "#gt;") + '"'
 
 
 def render_graph(plan: Plan, fmt: GraphFormat) -> str:
