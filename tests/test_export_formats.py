@@ -4,8 +4,10 @@ clear errors for what a format cannot hold or a file that is wrong."""
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
@@ -15,7 +17,15 @@ from packaging.utils import canonicalize_name
 from fetchplan.errors import FileFormatError, InputError
 from fetchplan.formats import ExportError, Pin, export_plan, import_plan
 from fetchplan.schemas import validate
-from fetchplan.schemas.plan import Artifact, Dependency, IndexRef, Inputs, Plan, Target
+from fetchplan.schemas.plan import (
+    Artifact,
+    Dependency,
+    IndexRef,
+    Inputs,
+    Plan,
+    Target,
+    write_plan,
+)
 
 INDEX = "https://index.example.org/simple/"
 FILES = "https://files.example.org/packages"
@@ -238,10 +248,8 @@ hashes = {sha256 = "444444444444444444444444444444444444444444444444444444444444
 """
 
 
-def test_foreign_pylock_selects_by_marker_and_tags(tmp_path: object) -> None:
-    from pathlib import Path
-
-    base = Path(str(tmp_path))
+def test_foreign_pylock_selects_by_marker_and_tags(tmp_path: Path) -> None:
+    base = tmp_path
     linux = _import(FOREIGN_LOCK, "pylock.toml", fallback=LINUX)
     assert [(a.name, a.version, a.filename) for a in linux.artifacts] == [
         ("top", "1.0", "top-1.0-py3-none-any.whl"),
@@ -438,3 +446,48 @@ def test_targets_marker_only_uses_distinguishing_variables() -> None:
         'platform_machine == "AMD64" and sys_platform == "win32"',
     ]
     assert Marker(str(old[0].marker)).evaluate({**LINUX.markers, "python_version": "3.9"})
+
+
+def test_cli_errors_are_one_line_and_leave_no_file(
+    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    plan_path = tmp_path / "plan.json"
+    write_plan(plan_path, _plan(_artifact("a-1.0-py3-none-any.whl", hashes={}, hash_source=None)))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*fetchplan_cmd, *args],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=60,
+            check=False,
+        )
+
+    out = tmp_path / "pylock.toml"
+    refused = cli("export", str(plan_path), "--format", "pylock", "-o", str(out))
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "fetchplan: error: a-1.0-py3-none-any.whl: has no hash, and PEP 751 requires one for "
+        "every file\n"
+    )
+    assert not out.exists()
+
+    report = tmp_path / "report.json"
+    report.write_text('{"version": "1", "install": [{"metadata": {}}]}')
+    back = tmp_path / "back.json"
+    bad = cli("import", str(report), "-o", str(back))
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"fetchplan: error: {report}: 3 problems")
+    assert "install[0].download_info: missing required field" in bad.stderr
+    assert not back.exists()
+
+    stdout = cli("export", str(_rich_path(tmp_path)), "--format", "requirements")
+    assert stdout.returncode == 0, stdout.stderr
+    assert stdout.stdout == export_plan(RICH, "requirements")
+
+
+def _rich_path(directory: Path) -> Path:
+    path = directory / "rich.json"
+    write_plan(path, RICH)
+    return path

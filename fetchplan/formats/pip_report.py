@@ -236,10 +236,14 @@ def from_pip_report(
         if not isinstance(item, dict):
             reader.problems.append(FieldProblem(path, "not an object"))
             continue
+        info = reader.need(item, "download_info", dict, path)
+        if info is not None:
+            reader.need(info, "url", str, f"{path}.download_info")
         metadata = reader.need(item, "metadata", dict, path)
         if metadata is None:
             continue
         name = reader.need(metadata, "name", str, f"{path}.metadata")
+        reader.need(metadata, "version", str, f"{path}.metadata")
         requirements: list[Requirement] = []
         declared = reader.get(metadata, "requires_dist", list, f"{path}.metadata") or []
         for j, text in enumerate(declared):
@@ -286,11 +290,12 @@ def _artifact(
     index_url: str | None,
 ) -> Artifact | None:
     metadata = item["metadata"]
-    version = reader.need(metadata, "version", str, f"{path}.metadata")
-    info = reader.need(item, "download_info", dict, path) or {}
-    raw_url = reader.need(info, "url", str, f"{path}.download_info")
-    archive_info = info.get("archive_info")
-    if raw_url is None or version is None:
+    # Presence and types were checked (and reported) when the items were first read.
+    version = metadata.get("version")
+    info = item.get("download_info")
+    raw_url = info.get("url") if isinstance(info, dict) else None
+    archive_info = info.get("archive_info") if isinstance(info, dict) else None
+    if not isinstance(raw_url, str) or not isinstance(version, str):
         return None
     if not isinstance(archive_info, dict):
         reader.problems.append(
