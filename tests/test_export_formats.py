@@ -491,3 +491,21 @@ def _rich_path(directory: Path) -> Path:
     path = directory / "rich.json"
     write_plan(path, RICH)
     return path
+
+
+def test_targets_no_marker_tells_apart_refused() -> None:
+    twin = replace(LINUX, name="linux-old-glibc", tags=("py3-none-any",))
+    plan = _plan(
+        _artifact("a-1.0-py3-none-any.whl", targets=("linux",)),
+        _artifact("a-2.0-py3-none-any.whl", targets=("linux-old-glibc",)),
+        targets=(LINUX, twin),
+    )
+    for fmt in ("pylock", "requirements"):
+        with pytest.raises(ExportError, match=r"a-1\.0-py3-none-any\.whl: serves only targets"):
+            export_plan(plan, fmt)  # type: ignore[arg-type]
+
+
+def test_legacy_requires_python_left_out_of_lock() -> None:
+    plan = _plan(_artifact("a-1.0-py3-none-any.whl", requires_python=">=2.7.*"))
+    lock = Pylock.from_dict(tomllib.loads(export_plan(plan, "pylock")))
+    assert lock.packages[0].requires_python is None

@@ -152,11 +152,13 @@ def select_for_target(artifacts: Iterable[Artifact], target: Target) -> list[Art
     return chosen
 
 
-def targets_marker(all_targets: Sequence[Target], served: Iterable[str]) -> str | None:
+def targets_marker(all_targets: Sequence[Target], served: Iterable[str], what: str) -> str | None:
     """A PEP 508 marker true on the ``served`` targets and false on the plan's others.
 
     Only marker variables whose values differ between the plan's targets are used, so the
     marker never excludes a machine the plan did not distinguish. None means "everywhere".
+    Raises :class:`ExportError` (naming ``what``) when no marker variable tells the served
+    targets from the others.
     """
     served_set = set(served)
     if served_set >= {t.name for t in all_targets}:
@@ -167,7 +169,10 @@ def targets_marker(all_targets: Sequence[Target], served: Iterable[str]) -> str 
         if len({t.markers[key] for t in all_targets}) > 1
     )
     if not keys:
-        return None
+        raise ExportError(
+            f"{what}: serves only targets {sorted(served_set)}, which no marker value tells "
+            "apart from the plan's other targets"
+        )
     clauses = []
     for target in all_targets:
         if target.name in served_set:

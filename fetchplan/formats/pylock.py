@@ -30,6 +30,7 @@ from packaging.pylock import (
     PylockSelectError,
     PylockValidationError,
 )
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -118,11 +119,12 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
         for member in members:
             served.update(all_names if member.targets is None else member.targets)
         package: dict[str, Any] = {"name": name, "version": version}
-        marker = targets_marker(plan.targets, served)
+        marker = targets_marker(plan.targets, served, members[0].filename)
         if marker is not None:
             package["marker"] = marker
         requires_python = {m.requires_python for m in members}
-        if len(requires_python) == 1 and None not in requires_python:
+        if len(requires_python) == 1 and _valid_specifier(members[0].requires_python):
+            # A legacy, unparsable Requires-Python is left out rather than made up.
             package["requires-python"] = members[0].requires_python
         first = members[0]
         dep_names = sorted({d.name for m in members for d in m.dependencies} & locked_names)
@@ -165,6 +167,16 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
         }
     }
     return document
+
+
+def _valid_specifier(text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        SpecifierSet(text)
+    except InvalidSpecifier:
+        return False
+    return True
 
 
 def _dependencies(members: Sequence[Artifact]) -> list[dict[str, str]]:

@@ -120,7 +120,7 @@ def to_requirements(plan: Plan) -> str:
             hashes.extend(h for h in usable if h not in hashes)
         extras = sorted({e for m in members for e in m.extras})
         pin = f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}"
-        marker = targets_marker(plan.targets, served)
+        marker = targets_marker(plan.targets, served, members[0].filename)
         if marker is not None:
             pin += f" ; {marker}"
         lines.append("")
