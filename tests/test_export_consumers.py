@@ -381,3 +381,54 @@ def test_cli_round_trip_keeps_urls_hashes_sizes(
     assert [(a["url"], a["hashes"], a["size"]) for a in back["artifacts"]] == [
         (a.url, a.hashes, a.size) for a in plan.artifacts
     ]
+
+
+def test_import_pylocks_written_by_pip_and_uv(
+    served: Served, newest_pip: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "in.txt").write_text("alpha[fast]\n")
+    by_pip = tmp_path / "pip" / "pylock.toml"
+    by_pip.parent.mkdir()
+    _ok(
+        _run(
+            [
+                str(newest_pip),
+                "-m",
+                "pip",
+                "lock",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--index-url",
+                served.index_url,
+                "-r",
+                str(tmp_path / "in.txt"),
+                "-o",
+                str(by_pip),
+            ]
+        )
+    )
+    by_uv = tmp_path / "uv" / "pylock.toml"
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_NO_CONFIG": "1"}
+    _ok(
+        subprocess.run(
+            [
+                _uv(),
+                "pip",
+                "compile",
+                "--index-url",
+                served.index_url,
+                str(tmp_path / "in.txt"),
+                "-o",
+                str(by_uv),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=env,
+            check=False,
+        )
+    )
+    want = {(a.url, a.hashes["sha256"]) for a in _plan(served).artifacts}
+    for lock in (by_pip, by_uv):
+        plan = import_plan(lock.read_text(), str(lock))
+        assert {(a.url, a.hashes["sha256"]) for a in plan.artifacts} == want, lock
