@@ -281,9 +281,9 @@ def select_metadata_name(names: Iterable[str], project: str, version: str) -> st
     raise ZipFormatError("no .dist-info/METADATA member")
 
 
-def _normal_version(text: str) -> str:
+def _normal_version(text: str) -> Version | str:
     try:
-        return str(Version(text))
+        return Version(text)
     except InvalidVersion:
         return text
 
