@@ -360,7 +360,9 @@ def parse_json_page(
             index,
             project=project,
             hashes=kept,
-            requires_python=requires_python if isinstance(requires_python, str) else None,
+            requires_python=requires_python
+            if isinstance(requires_python, str) and requires_python.strip()
+            else None,
             yanked=yanked,
             yanked_reason=reason,
             size=size,

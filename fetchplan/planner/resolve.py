@@ -214,8 +214,9 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
 
 def _who_short(info: Info) -> str:
     if info.parent is None:
-        origin = f" in {info.requirement.origin}" if info.requirement.origin else ""
-        return f"the user requested{origin}"
+        origin = info.requirement.origin
+        where = f" in {origin}" if origin and not origin.startswith("<") else ""
+        return f"the user requested{where}"
     return f"{info.parent.name} {info.parent.version} requires"
 
 
