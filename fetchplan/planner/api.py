@@ -446,7 +446,9 @@ def _facts(
     for name, candidate in resolution.pins.items():
         link = candidate.link
         assert link is not None
-        found, source = _known_hashes(link, metadata[name], allowed_hashes.get(name))
+        # With --compute-hashes a digest the requirements claim is checked, not just taken.
+        claimed = None if compute_hashes else allowed_hashes.get(name)
+        found, source = _known_hashes(link, metadata[name], claimed)
         hashes[name] = (found, source)
         if "sha256" not in found:
             if compute_hashes:
