@@ -279,6 +279,10 @@ class PrefetchFinder:
                 f"but the file name says {link.name} {link.version}"
             )
         if self._timings is not None:
+            if metadata.requests == 0:
+                # Read from a local file: no request went out, but the waterfall shows the work.
+                with self._timings.phase("metadata"):
+                    self._timings.record_request("READ", link.url, None, started, 0)
             self._timings.add_metadata(
                 metadata.source,
                 time.monotonic() - started,

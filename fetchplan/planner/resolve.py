@@ -107,7 +107,8 @@ def resolve(
         if timings is not None:
             timings.set_resolver(
                 cpu_seconds=time.thread_time() - cpu,
-                wall_seconds=time.monotonic() - wall,
+                started=wall,
+                ended=time.monotonic(),
                 rounds=reporter.rounds,
             )
     pins: dict[NormalizedName, Candidate] = {}

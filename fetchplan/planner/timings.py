@@ -1,12 +1,13 @@
 """Where planning time went: per-request records and per-phase totals, for ``--timings FILE``.
 
-Every HTTP request the planner's session sends (and every local index read) is recorded with
-its start and end (seconds since planning began), the thread that made it, its phase
-(``index``, ``metadata``, ``size``, ``hash``), method, credential-free URL, status and the bytes
-received. On top, tasks report their totals: index pages fetched, metadata by source
-(``local``, ``pep658``, ``range``, ``whole``, ``sdist``) with request counts and bytes, and the
-resolver's CPU and wall time. :meth:`Timings.to_dict` renders the document described by
-``fetchplan/schemas/timings.schema.json``; a waterfall can be drawn from its ``requests``.
+Every HTTP request the planner's session sends (and every local index read) is recorded as an
+event with its start and end (seconds since planning began), its lane (the thread that made
+it), its phase (``index``, ``metadata``, ``size``, ``hash``), a label, method, credential-free
+URL, status and the bytes received; the resolver's run is one more event (phase ``resolve``).
+On top, tasks report their totals: index pages fetched, metadata by source (``local``,
+``pep658``, ``range``, ``whole``, ``sdist``) with request counts and bytes, and the resolver's
+CPU and wall time. :meth:`Timings.to_dict` renders the document described by
+``fetchplan/schemas/timings.schema.json``; ``fetchplan report`` draws its ``events``.
 
 The phase of a request is the phase of the task running on that thread (a thread-local set by
 :meth:`Timings.phase`), so code that only receives a session (metadata fetching) is attributed
@@ -29,7 +30,7 @@ from fetchplan._urls import redact
 __all__ = ["FORMAT", "PHASES", "RequestRecord", "Timings"]
 
 FORMAT = "fetchplan.timings"
-PHASES = ("index", "metadata", "size", "hash", "other")
+PHASES = ("index", "metadata", "size", "hash", "resolve", "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +45,14 @@ class RequestRecord:
     bytes: int
 
     def to_dict(self) -> dict[str, Any]:
+        """This request as a waterfall event (the fields ``fetchplan report`` reads first)."""
+        label = f"{self.method} {self.url}".strip() or self.phase
         return {
             "start": round(self.start, 6),
             "end": round(self.end, 6),
-            "thread": self.thread,
+            "lane": self.thread,
             "phase": self.phase,
+            "label": label,
             "method": self.method,
             "url": self.url,
             "status": self.status,
@@ -145,13 +149,28 @@ class Timings:
             total.requests += requests
             total.bytes += received
 
-    def set_resolver(self, *, cpu_seconds: float, wall_seconds: float, rounds: int) -> None:
+    def set_resolver(
+        self, *, cpu_seconds: float, started: float, ended: float, rounds: int
+    ) -> None:
+        """Record the resolver's run: CPU time of its thread, and its span (values of now())."""
         with self._lock:
             self._resolver = {
                 "cpu_seconds": round(cpu_seconds, 6),
-                "wall_seconds": round(wall_seconds, 6),
+                "wall_seconds": round(ended - started, 6),
                 "rounds": rounds,
             }
+            self._requests.append(
+                RequestRecord(
+                    start=started - self._origin,
+                    end=ended - self._origin,
+                    thread=threading.current_thread().name,
+                    phase="resolve",
+                    method="",
+                    url="",
+                    status=None,
+                    bytes=0,
+                )
+            )
 
     def finish(self) -> None:
         with self._lock:
@@ -159,16 +178,19 @@ class Timings:
 
     @property
     def requests(self) -> list[RequestRecord]:
+        """The requests recorded so far (the resolver's span excluded)."""
         with self._lock:
-            return list(self._requests)
+            return [r for r in self._requests if r.phase != "resolve"]
 
     def to_dict(self) -> dict[str, Any]:
         """The timings document (``fetchplan/schemas/timings.schema.json``)."""
         with self._lock:
             end = self._finished if self._finished is not None else self._clock()
-            requests = sorted(self._requests, key=lambda r: (r.start, r.end, r.url))
+            events = sorted(self._requests, key=lambda r: (r.start, r.end, r.url))
             by_phase: dict[str, _Total] = defaultdict(_Total)
-            for record in requests:
+            for record in events:
+                if record.phase == "resolve":
+                    continue
                 total = by_phase[record.phase]
                 total.requests += 1
                 total.bytes += record.bytes
@@ -184,5 +206,5 @@ class Timings:
                 "resolver": dict(self._resolver)
                 or {"cpu_seconds": 0.0, "wall_seconds": 0.0, "rounds": 0},
                 "requests_by_phase": {k: v.to_dict() for k, v in sorted(by_phase.items())},
-                "requests": [r.to_dict() for r in requests],
+                "events": [r.to_dict() for r in events],
             }
