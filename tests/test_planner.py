@@ -380,3 +380,24 @@ def test_find_links_only_with_no_index(tmp_path: Path) -> None:
     assert [i.kind for i in plan.indexes] == ["find-links"]
     assert all(a.hash_source == "computed" and a.url.startswith("file:") for a in plan.artifacts)
     assert set(result.timings.to_dict()["metadata"]) == {"local"}
+
+
+def test_trusted_host_allows_plain_http() -> None:
+    from fetchplan.planner.api import _sources
+    from fetchplan.planner.reqfile import RequirementOptions
+
+    plain = "http://mirror.example.test:8080/simple"
+    with pytest.raises(InputError):
+        _sources(PlanOptions(isolated=True, index_url=plain), RequirementOptions())
+    for trusted in ("mirror.example.test", "mirror.example.test:8080"):
+        sources = _sources(
+            PlanOptions(isolated=True, index_url=plain, trusted_hosts=(trusted,)),
+            RequirementOptions(),
+        )
+        assert sources.indexes[0].url == plain + "/"
+    # A requirements file may trust a host too, as with pip.
+    sources = _sources(
+        PlanOptions(isolated=True, index_url=plain),
+        RequirementOptions(trusted_hosts=("mirror.example.test",)),
+    )
+    assert sources.trusted_hosts == ("mirror.example.test",)

@@ -10,7 +10,7 @@ import pytest
 
 from fetchplan.schemas import load_document
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import MakeIndex
+from tests.conftest import MakeIndex, MakeIndexServer
 from tests.support.wheels import Dist
 
 
@@ -161,3 +161,46 @@ def test_unreachable_index_fails_after_retries(
     assert out.returncode == 1
     assert out.stderr.startswith("fetchplan: error: index http://127.0.0.1:9/simple/app/ failed")
     assert out.stderr.count("\n") == 1
+
+
+def test_pip_environment_index_and_credentials_kept_out_of_log(
+    make_index: MakeIndex,
+    index_server: MakeIndexServer,
+    fetchplan_cmd: list[str],
+    cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    server = index_server(make_index([Dist("app", "1.0")]))
+    server.options.auth = ("bob", "pa55-word")
+    env = {
+        **cli_env,
+        "PIP_INDEX_URL": server.index_url.replace("http://", "http://bob:pa55-word@"),
+    }
+    out = _run(
+        [*fetchplan_cmd, "-vv", "plan", "app", "--log", "plan.log", "--no-cache"], env, tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    plan, _document = load_plan(tmp_path / "plan.json")
+    assert [i.url for i in plan.indexes] == [server.index_url]
+    log_text = (tmp_path / "plan.log").read_text()
+    assert server.index_url in log_text or "127.0.0.1" in log_text
+    for text in (log_text, out.stderr, (tmp_path / "plan.json").read_text()):
+        assert "pa55-word" not in text
+    assert all(r.status == 200 for r in server.requests())
+
+
+def test_wrong_credentials_name_the_index(
+    make_index: MakeIndex,
+    index_server: MakeIndexServer,
+    fetchplan_cmd: list[str],
+    cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    server = index_server(make_index([Dist("app", "1.0")]))
+    server.options.auth = ("bob", "right")
+    url = server.index_url.replace("http://", "http://bob:wrong@")
+    out = _run([*fetchplan_cmd, "plan", "app", "-i", url, "--isolated"], cli_env, tmp_path)
+    assert out.returncode == 1
+    assert "wrong" not in out.stderr
+    assert f"index {server.index_url}app/ answered HTTP 401" in out.stderr
+    assert "credentials" in out.stderr

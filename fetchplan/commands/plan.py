@@ -214,9 +214,12 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     result = make_plan(options)
-    write_plan(options.output, result.plan)
-    if args.timings is not None:
-        dump_document(args.timings, result.timings.to_dict(), "timings")
+    try:
+        write_plan(options.output, result.plan)
+        if args.timings is not None:
+            dump_document(args.timings, result.timings.to_dict(), "timings")
+    except OSError as exc:
+        raise InputError(f"{exc.filename or options.output}: cannot write: {exc.strerror}") from exc
     artifacts = result.plan.artifacts
     pending = [a for a in artifacts if a.satisfied_by is None]
     to_fetch = sum(a.size or 0 for a in pending)

@@ -173,6 +173,9 @@ def make_plan(options: PlanOptions) -> PlanResult:
             finder, target, pre=pre, prefer_binary=prefer_binary, constraints=constraints
         )
         resolution = resolve(provider, user_reqs, timings=timings)
+        dropped = finder.cancel_pending()
+        if dropped:
+            log.debug("dropped %d speculative fetches no longer needed", dropped)
         metadata = {name: finder.metadata(c) for name, c in resolution.pins.items()}
         if require_hashes:
             _check_hashes_given(resolution, allowed_hashes)

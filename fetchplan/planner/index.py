@@ -427,8 +427,11 @@ class IndexClient:
         if response.status_code in _NOT_FOUND:
             return None
         if response.status_code != 200:
+            hint = ""
+            if response.status_code in (401, 403):
+                hint = " (check the credentials in the index URL or ~/.netrc)"
             raise IndexUnavailable(
-                f"index {redact(url)} answered HTTP {response.status_code} {response.reason}"
+                f"index {redact(url)} answered HTTP {response.status_code} {response.reason}{hint}"
             )
         final_url = split_credentials(response.url)[0] if response.url else url
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()

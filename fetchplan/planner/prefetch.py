@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from contextlib import nullcontext
 from enum import Enum
 from typing import Generic, TypeVar
@@ -161,6 +161,7 @@ class PrefetchFinder:
         self._projects: dict[NormalizedName, _Cell[ProjectCandidates]] = {}
         self._metadata: dict[str, _Cell[DistMetadata]] = {}
         self._prefetched: set[tuple[NormalizedName, str]] = set()
+        self._futures: list[Future[None]] = []
 
     # -- what the provider calls ---------------------------------------------------------
 
@@ -197,10 +198,20 @@ class PrefetchFinder:
         if self._executor is None:
             return
         try:
-            self._executor.submit(cell.run)
+            future = self._executor.submit(cell.run)
         except RuntimeError:
             # The pool is shutting down: the cell is still computed on demand.
             log.debug("prefetch pool closed; computing on demand")
+            return
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(future)
+
+    def cancel_pending(self) -> int:
+        """Drop speculative work not started yet (after resolution); return how much."""
+        with self._lock:
+            futures, self._futures = self._futures, []
+        return sum(1 for future in futures if future.cancel())
 
     def _project_cell(self, name: NormalizedName) -> _Cell[ProjectCandidates]:
         with self._lock:

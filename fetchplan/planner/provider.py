@@ -153,6 +153,7 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self.pre = pre
         self.prefer_binary = prefer_binary
         self.constraints = dict(constraints or {})
+        self._warned: set[tuple[str, str]] = set()
         self._python = Candidate(
             name=cast(NormalizedName, PYTHON), version=target.python_version, link=None
         )
@@ -217,7 +218,9 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         if self.prefer_binary:
             matches.sort(key=lambda c: c.link is None or c.link.kind != "wheel")
         for candidate in matches:
-            if candidate.yanked:
+            key = (name, str(candidate.version))
+            if candidate.yanked and key not in self._warned:
+                self._warned.add(key)
                 assert candidate.link is not None
                 reason = candidate.link.yanked_reason or "no reason given"
                 log.warning("%s %s is yanked (%s)", name, candidate.version, reason)
