@@ -48,6 +48,7 @@ __all__ = [
     "IndexUnavailable",
     "Link",
     "ProjectPage",
+    "file_url_path",
     "link_from_filename",
     "links_from_directory",
     "parse_html_page",

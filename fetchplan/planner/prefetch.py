@@ -184,14 +184,6 @@ class PrefetchFinder:
     def searched(self) -> list[str]:
         return [source.url for source in (*self._indexes, *self._find_links)]
 
-    def metadata_if_known(self, link: Link) -> DistMetadata | None:
-        """The metadata of ``link`` if already fetched successfully (never blocks)."""
-        with self._lock:
-            cell = self._metadata.get(link.url)
-        if cell is None or not cell._done.is_set() or cell._error is not None:
-            return None
-        return cell.result()
-
     # -- internals ---------------------------------------------------------------------------
 
     def _submit(self, cell: _Cell[T]) -> None:
