@@ -145,6 +145,33 @@ def test_stored_metadata_member() -> None:
     assert _read_metadata(data, "demo", "1.0") == METADATA
 
 
+class _Unseekable(io.RawIOBase):
+    """A write-only stream: zipfile then writes data descriptors after each member."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.buffer += data
+        return len(data)
+
+
+def test_members_with_data_descriptors() -> None:
+    stream = _Unseekable()
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("demo-1.0.dist-info/METADATA", METADATA)
+        zf.writestr("demo-1.0.dist-info/RECORD", b"")
+    data = bytes(stream.buffer)
+    _, entries = _directory(data)
+    assert all(e.flags & 0x08 for e in entries)
+    # The local header carries zero sizes: the central directory's sizes are the ones used.
+    assert struct.unpack_from("<I", data, 18)[0] == 0
+    assert _read_metadata(data, "demo", "1.0") == METADATA
+
+
 def _zip64(members: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> bytes:
     """A zip with ZIP64 end records and ZIP64 extra fields, built small by lowering limits."""
     with monkeypatch.context() as patch:
@@ -364,6 +391,12 @@ class _Handler(BaseHTTPRequestHandler):
             start, end = max(0, len(data) - int(last)), len(data) - 1
         else:
             start, end = int(first), min(len(data) - 1, int(last) if last else len(data) - 1)
+        if start > end:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         total = len(data)
         shown_start = start + 1 if state.mode == "wrong-range" else start
         if state.mode == "wrong-total":
@@ -770,3 +803,27 @@ def test_sdist_zip_and_name_mismatch(served: Served, session: requests.Session) 
             sha256=None,
             timeout=TIMEOUT,
         )
+
+
+def test_empty_file_refused_by_range_server_then_read_whole(
+    served: Served, session: requests.Session
+) -> None:
+    (served.state.root / "empty-1.0-py3-none-any.whl").write_bytes(b"")
+    url = served.url("empty-1.0-py3-none-any.whl")
+    with pytest.raises(MetadataError, match=rf"^{re.escape(url)}: no end-of-central-directory"):
+        wheel_metadata(
+            session,
+            url=url,
+            filename="empty-1.0-py3-none-any.whl",
+            sha256=None,
+            metadata_url=None,
+            metadata_sha256=None,
+            timeout=TIMEOUT,
+        )
+    assert [r[2] for r in served.state.requests] == ["bytes=-65536", None]
+
+
+def test_upper_case_hash_finds_the_local_file(served: Served, session: requests.Session) -> None:
+    path, sha = _publish(served, Dist("local", "1.0"))
+    got = _fetch(session, served, path, sha.upper(), local_files=[path])
+    assert (got.source, got.sha256) == (MetadataSource.LOCAL, sha)
