@@ -172,15 +172,18 @@ def test_members_with_data_descriptors() -> None:
     assert _read_metadata(data, "demo", "1.0") == METADATA
 
 
-def _zip64(members: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> bytes:
+def _zip64(
+    members: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, *, saturate: bool = True
+) -> bytes:
     """A zip with ZIP64 end records and ZIP64 extra fields, built small by lowering limits."""
     with monkeypatch.context() as patch:
         patch.setattr(zipfile, "ZIP64_LIMIT", 16)
         patch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
         data = bytearray(_zip(members))
-    # Saturate the classic end record, as a writer does when values really overflow.
-    eocd = data.rfind(b"PK\x05\x06")
-    struct.pack_into("<HHII", data, eocd + 8, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    if saturate:
+        # Saturate the classic end record, as a writer does when values really overflow.
+        eocd = data.rfind(b"PK\x05\x06")
+        struct.pack_into("<HHII", data, eocd + 8, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
     return bytes(data)
 
 
@@ -204,6 +207,35 @@ def test_zip64_end_records_and_extra_fields(monkeypatch: pytest.MonkeyPatch) -> 
     )
     assert result == METADATA
     assert calls[0][1] == len(data) - 23
+
+
+@pytest.mark.parametrize("saturate", [True, False], ids=["saturated", "classic-values-kept"])
+@pytest.mark.parametrize("prefix", [0, 1000], ids=["plain", "prepended-data"])
+def test_zip64_from_a_tiny_tail(
+    monkeypatch: pytest.MonkeyPatch, saturate: bool, prefix: int
+) -> None:
+    members = {"demo/x.py": b"x" * 40, "demo-1.0.dist-info/METADATA": METADATA}
+    data = b"\0" * prefix + _zip64(members, monkeypatch, saturate=saturate)
+    for tail in (22, 50, len(data)):
+        calls: list[tuple[int, int]] = []
+        result, _ = read_metadata_member(
+            data[-tail:],
+            len(data),
+            _reader(data, calls),
+            project="demo",
+            version="1.0",
+            max_size=4096,
+        )
+        assert result == METADATA, tail
+
+
+def test_prepended_data_shifts_every_offset(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, Dist("demo", "1.0")).read_bytes()
+    data = b"#!/bin/sh\nexit 0\n" + b"\0" * 983 + wheel
+    directory, entries = _directory(data)
+    assert directory.shift == 1000
+    assert entries[0].header_offset == 1000
+    assert b"Name: demo" in _read_metadata(data, "demo", "1.0", tail=300)
 
 
 def test_locate_reports_missing_bytes_for_a_short_tail(tmp_path: Path) -> None:
