@@ -215,3 +215,15 @@ def test_merge_follows_pip_order() -> None:
 def test_parsed_requirement_name_is_canonical() -> None:
     parsed = ParsedRequirement(requirement=Requirement("Foo.Bar_baz"))
     assert parsed.name == "foo-bar-baz"
+
+
+def test_options_repr_hides_credentials() -> None:
+    options = RequirementOptions(
+        index_url="https://user:pa55@idx.example/simple",
+        extra_index_urls=("https://tok@extra.example/simple",),
+    )
+    shown = repr(options)
+    assert "pa55" not in shown and "tok@" not in shown
+    assert "https://***@idx.example/simple" in shown
+    assert "RequirementSet(" in repr(RequirementSet(options=options))
+    assert "pa55" not in repr(RequirementSet(options=options))
