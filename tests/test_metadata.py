@@ -262,6 +262,15 @@ def test_damaged_archives_are_refused(
         _read_metadata(mangle(data), "demo", "1.0")
 
 
+def test_duplicate_metadata_member_is_refused() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("demo-1.0.dist-info/METADATA", METADATA)
+        zf.writestr("demo-1.0.dist-info/METADATA", METADATA.replace(b"idna", b"evil"))
+    with pytest.raises(ZipFormatError, match="appears 2 times"):
+        _read_metadata(buffer.getvalue(), "demo", "1.0")
+
+
 def test_corrupt_member_fails_crc() -> None:
     data = bytearray(
         _zip(

@@ -411,8 +411,12 @@ def read_metadata_member(
     extend_to(directory.start)
     offset = directory.start - buffer_start
     entries = parse_central_directory(buffer[offset : offset + directory.size], directory)
-    by_name = {e.name: e for e in entries}
-    entry = by_name[select_metadata_name(by_name, project, version)]
+    chosen = select_metadata_name(dict.fromkeys(e.name for e in entries), project, version)
+    matching = [e for e in entries if e.name == chosen]
+    if len(matching) > 1:
+        # Two readers could disagree about which copy counts; refuse rather than pick one.
+        raise ZipFormatError(f"member {chosen!r} appears {len(matching)} times")
+    entry = matching[0]
     start, end = member_range(entries, entry, directory)
     if start >= buffer_start:
         blob = buffer[start - buffer_start : end - buffer_start + 1]
