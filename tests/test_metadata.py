@@ -145,15 +145,45 @@ def test_stored_metadata_member() -> None:
     assert _read_metadata(data, "demo", "1.0") == METADATA
 
 
-def _zip64(members: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> bytes:
+class _Unseekable(io.RawIOBase):
+    """A write-only stream: zipfile then writes data descriptors after each member."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.buffer += data
+        return len(data)
+
+
+def test_members_with_data_descriptors() -> None:
+    stream = _Unseekable()
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("demo-1.0.dist-info/METADATA", METADATA)
+        zf.writestr("demo-1.0.dist-info/RECORD", b"")
+    data = bytes(stream.buffer)
+    _, entries = _directory(data)
+    assert all(e.flags & 0x08 for e in entries)
+    # The local header carries zero sizes: the central directory's sizes are the ones used.
+    assert struct.unpack_from("<I", data, 18)[0] == 0
+    assert _read_metadata(data, "demo", "1.0") == METADATA
+
+
+def _zip64(
+    members: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, *, saturate: bool = True
+) -> bytes:
     """A zip with ZIP64 end records and ZIP64 extra fields, built small by lowering limits."""
     with monkeypatch.context() as patch:
         patch.setattr(zipfile, "ZIP64_LIMIT", 16)
         patch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
         data = bytearray(_zip(members))
-    # Saturate the classic end record, as a writer does when values really overflow.
-    eocd = data.rfind(b"PK\x05\x06")
-    struct.pack_into("<HHII", data, eocd + 8, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    if saturate:
+        # Saturate the classic end record, as a writer does when values really overflow.
+        eocd = data.rfind(b"PK\x05\x06")
+        struct.pack_into("<HHII", data, eocd + 8, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
     return bytes(data)
 
 
@@ -179,6 +209,35 @@ def test_zip64_end_records_and_extra_fields(monkeypatch: pytest.MonkeyPatch) -> 
     assert calls[0][1] == len(data) - 23
 
 
+@pytest.mark.parametrize("saturate", [True, False], ids=["saturated", "classic-values-kept"])
+@pytest.mark.parametrize("prefix", [0, 1000], ids=["plain", "prepended-data"])
+def test_zip64_from_a_tiny_tail(
+    monkeypatch: pytest.MonkeyPatch, saturate: bool, prefix: int
+) -> None:
+    members = {"demo/x.py": b"x" * 40, "demo-1.0.dist-info/METADATA": METADATA}
+    data = b"\0" * prefix + _zip64(members, monkeypatch, saturate=saturate)
+    for tail in (22, 50, len(data)):
+        calls: list[tuple[int, int]] = []
+        result, _ = read_metadata_member(
+            data[-tail:],
+            len(data),
+            _reader(data, calls),
+            project="demo",
+            version="1.0",
+            max_size=4096,
+        )
+        assert result == METADATA, tail
+
+
+def test_prepended_data_shifts_every_offset(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, Dist("demo", "1.0")).read_bytes()
+    data = b"#!/bin/sh\nexit 0\n" + b"\0" * 983 + wheel
+    directory, entries = _directory(data)
+    assert directory.shift == 1000
+    assert entries[0].header_offset == 1000
+    assert b"Name: demo" in _read_metadata(data, "demo", "1.0", tail=300)
+
+
 def test_locate_reports_missing_bytes_for_a_short_tail(tmp_path: Path) -> None:
     data = build_wheel(tmp_path, Dist("demo", "1.0")).read_bytes()
     located = locate_central_directory(data[-5:], len(data) - 5)
@@ -201,6 +260,15 @@ def test_damaged_archives_are_refused(
     data = build_wheel(tmp_path, Dist("demo", "1.0")).read_bytes()
     with pytest.raises(ZipFormatError, match=message):
         _read_metadata(mangle(data), "demo", "1.0")
+
+
+def test_duplicate_metadata_member_is_refused() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("demo-1.0.dist-info/METADATA", METADATA)
+        zf.writestr("demo-1.0.dist-info/METADATA", METADATA.replace(b"idna", b"evil"))
+    with pytest.raises(ZipFormatError, match="appears 2 times"):
+        _read_metadata(buffer.getvalue(), "demo", "1.0")
 
 
 def test_corrupt_member_fails_crc() -> None:
@@ -364,6 +432,12 @@ class _Handler(BaseHTTPRequestHandler):
             start, end = max(0, len(data) - int(last)), len(data) - 1
         else:
             start, end = int(first), min(len(data) - 1, int(last) if last else len(data) - 1)
+        if start > end:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         total = len(data)
         shown_start = start + 1 if state.mode == "wrong-range" else start
         if state.mode == "wrong-total":
@@ -770,3 +844,27 @@ def test_sdist_zip_and_name_mismatch(served: Served, session: requests.Session) 
             sha256=None,
             timeout=TIMEOUT,
         )
+
+
+def test_empty_file_refused_by_range_server_then_read_whole(
+    served: Served, session: requests.Session
+) -> None:
+    (served.state.root / "empty-1.0-py3-none-any.whl").write_bytes(b"")
+    url = served.url("empty-1.0-py3-none-any.whl")
+    with pytest.raises(MetadataError, match=rf"^{re.escape(url)}: no end-of-central-directory"):
+        wheel_metadata(
+            session,
+            url=url,
+            filename="empty-1.0-py3-none-any.whl",
+            sha256=None,
+            metadata_url=None,
+            metadata_sha256=None,
+            timeout=TIMEOUT,
+        )
+    assert [r[2] for r in served.state.requests] == ["bytes=-65536", None]
+
+
+def test_upper_case_hash_finds_the_local_file(served: Served, session: requests.Session) -> None:
+    path, sha = _publish(served, Dist("local", "1.0"))
+    got = _fetch(session, served, path, sha.upper(), local_files=[path])
+    assert (got.source, got.sha256) == (MetadataSource.LOCAL, sha)

@@ -177,8 +177,11 @@ def _sdist_identity(filename: str) -> tuple[str, str]:
 # --- local archives --------------------------------------------------------------------------
 
 
-def _wheel_metadata_from_file(path: Path, project: str, version: str) -> bytes:
-    """METADATA of a local wheel, through the same zip reader the range path uses."""
+def _wheel_metadata_from_file(path: Path, project: str, version: str, where: str) -> bytes:
+    """METADATA of a local wheel, through the same zip reader the range path uses.
+
+    ``where`` names the wheel in errors (its URL when it was downloaded to a temporary name).
+    """
     try:
         with path.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -194,9 +197,9 @@ def _wheel_metadata_from_file(path: Path, project: str, version: str) -> bytes:
                 tail, size, read, project=project, version=version, max_size=MAX_METADATA_BYTES
             )
     except zipranges.ZipFormatError as exc:
-        raise MetadataError(f"{path.name}: {exc}") from None
+        raise MetadataError(f"{where}: {exc}") from None
     except OSError as exc:
-        raise MetadataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise MetadataError(f"{where}: cannot read: {exc.strerror or exc}") from None
     return data
 
 
@@ -445,8 +448,8 @@ def _downloaded(
                     out.write(chunk)
                     size += len(chunk)
         actual = digest.hexdigest()
-        if sha256 is not None and actual != sha256.lower():
-            raise HashMismatch(where, "sha256", sha256.lower(), actual)
+        if sha256 is not None and actual != sha256:
+            raise HashMismatch(where, "sha256", sha256, actual)
         cached = cache.add(tmp, actual) if cache is not None else None
         yield (cached if cached is not None else tmp), actual, size, cached
     finally:
@@ -468,7 +471,7 @@ def _pep658(
     response = _get(session, metadata_url, counter, timeout)
     with response:
         if response.status_code in (404, 410):
-            log.info("%s: not found, reading the wheel instead", where)
+            log.debug("%s: not found, reading the wheel instead", where)
             return None
         if response.status_code != 200:
             raise NetworkError(f"{where}: HTTP {response.status_code}")
@@ -502,9 +505,10 @@ def wheel_metadata(
     version), :class:`HashMismatch` or :class:`NetworkError`, each naming the file or URL.
     """
     project, version = _wheel_identity(filename)
+    sha256 = None if sha256 is None else sha256.lower()
     local = _find_local(sha256, local_files, cache)
     if local is not None:
-        raw = _wheel_metadata_from_file(local, project, version)
+        raw = _wheel_metadata_from_file(local, project, version, str(local))
         return FetchedMetadata(
             metadata=parse_metadata(raw, where=filename, project=project, version=version),
             raw=raw,
@@ -536,8 +540,8 @@ def wheel_metadata(
     except _RangesUnsupported as exc:
         log.info("%s: range request refused (%s), downloading the whole wheel", redact(url), exc)
     else:
-        if whole_sha is not None and sha256 is not None and whole_sha != sha256.lower():
-            raise HashMismatch(redact(url), "sha256", sha256.lower(), whole_sha)
+        if whole_sha is not None and sha256 is not None and whole_sha != sha256:
+            raise HashMismatch(redact(url), "sha256", sha256, whole_sha)
         return FetchedMetadata(
             metadata=parse_metadata(raw, where=filename, project=project, version=version),
             raw=raw,
@@ -551,7 +555,7 @@ def wheel_metadata(
     with _downloaded(
         session, url, sha256=sha256, cache=cache, counter=counter, timeout=timeout
     ) as (path, digest, size, kept):
-        raw = _wheel_metadata_from_file(path, project, version)
+        raw = _wheel_metadata_from_file(path, project, version, redact(url))
     return FetchedMetadata(
         metadata=parse_metadata(raw, where=filename, project=project, version=version),
         raw=raw,
@@ -601,6 +605,7 @@ def sdist_metadata(
     :class:`SdistNeedsBuild`. Other failures as for :func:`wheel_metadata`.
     """
     project, version = _sdist_identity(filename)
+    sha256 = None if sha256 is None else sha256.lower()
     local = _find_local(sha256, local_files, cache)
     if local is not None:
         raw = _sdist_pkg_info(local, filename)

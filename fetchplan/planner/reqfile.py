@@ -18,7 +18,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -95,6 +95,11 @@ class RequirementOptions:
     prefer_binary: bool = False
     require_hashes: bool = False
     format_ops: tuple[FormatOp, ...] = ()
+
+    def __repr__(self) -> str:
+        # Index URLs may carry credentials; a repr is what ends up in logs and tracebacks.
+        shown = ", ".join(f"{f.name}={redact(repr(getattr(self, f.name)))}" for f in fields(self))
+        return f"RequirementOptions({shown})"
 
     def allowed_formats(self, project: str) -> frozenset[Literal["binary", "source"]]:
         """Which kinds of distribution pip would consider for ``project`` (pip's precedence)."""

@@ -129,20 +129,27 @@ def locate_central_directory(tail: bytes, tail_start: int) -> CentralDirectory |
         fields = _ZIP64_LOCATOR.unpack_from(tail, locator_at - tail_start)
         if fields[0] == _ZIP64_LOCATOR_SIG:
             locator = fields
-    elif needs_zip64 and locator_at >= 0:
+    elif locator_at >= 0:
+        # A ZIP64 locator may sit there even when the classic record looks complete.
         return NeedBytes(max(0, locator_at - _ZIP64_EOCD.size))
     if locator is not None:
         _, locator_disk, record_offset, disks = locator
         if locator_disk != 0 or disks > 1:
             raise ZipFormatError("multi-disk zip archives are not supported")
-        # The record is normally right before its locator; an offset pointing elsewhere is only
-        # trusted as a place to look, inside the bytes before the locator.
+        # Like CPython's zipfile, look for the record right before its locator first: the
+        # offset the locator gives is relative to the archive, not to the file, when data is
+        # prepended. The offset is the fallback, for a record with an extensible data sector.
         record_at = locator_at - _ZIP64_EOCD.size
-        record_at = min(record_at, record_offset)
         if record_at < 0:
             raise ZipFormatError("ZIP64 end record lies before the start of the file")
         if record_at < tail_start:
             return NeedBytes(record_at)
+        if tail[record_at - tail_start : record_at - tail_start + 4] != _ZIP64_EOCD_SIG:
+            record_at = record_offset
+            if record_at >= locator_at - _ZIP64_EOCD.size:
+                raise ZipFormatError("ZIP64 locator does not point at a ZIP64 end record")
+            if record_at < tail_start:
+                return NeedBytes(record_at)
         record = _ZIP64_EOCD.unpack_from(tail, record_at - tail_start)
         if record[0] != _ZIP64_EOCD_SIG:
             raise ZipFormatError("ZIP64 locator does not point at a ZIP64 end record")
@@ -404,8 +411,12 @@ def read_metadata_member(
     extend_to(directory.start)
     offset = directory.start - buffer_start
     entries = parse_central_directory(buffer[offset : offset + directory.size], directory)
-    by_name = {e.name: e for e in entries}
-    entry = by_name[select_metadata_name(by_name, project, version)]
+    chosen = select_metadata_name(dict.fromkeys(e.name for e in entries), project, version)
+    matching = [e for e in entries if e.name == chosen]
+    if len(matching) > 1:
+        # Two readers could disagree about which copy counts; refuse rather than pick one.
+        raise ZipFormatError(f"member {chosen!r} appears {len(matching)} times")
+    entry = matching[0]
     start, end = member_range(entries, entry, directory)
     if start >= buffer_start:
         blob = buffer[start - buffer_start : end - buffer_start + 1]
