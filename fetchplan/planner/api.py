@@ -104,6 +104,7 @@ class _Sources:
     indexes: tuple[IndexSource, ...]
     find_links: tuple[IndexSource, ...]
     trusted_hosts: tuple[str, ...]
+    no_index: bool
     raw_urls: tuple[str, ...]
     """As given, credentials included: for the credential store only."""
 
@@ -202,7 +203,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
         metadata=metadata,
         facts=facts,
         target=target,
-        inputs=_inputs(requirement_set, options, pre=pre, prefer_binary=prefer_binary),
+        inputs=_inputs(requirement_set, options, sources, pre=pre, prefer_binary=prefer_binary),
         indexes=[IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)],
         destination=_relative(dest_dir, plan_dir),
         created=created_now(),
@@ -264,6 +265,7 @@ def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> 
         indexes=indexes,
         find_links=flat,
         trusted_hosts=tuple(dict.fromkeys(trusted)),
+        no_index=no_index,
         raw_urls=(*index_urls, *find_links),
     )
 
@@ -337,6 +339,7 @@ def _check_hashes_given(
 def _inputs(
     requirement_set: reqfile.RequirementSet,
     options: PlanOptions,
+    sources: _Sources,
     *,
     pre: bool,
     prefer_binary: bool,
@@ -346,10 +349,10 @@ def _inputs(
         "pre": pre,
         "only_binary": sorted(file_options.only_binary),
         "no_binary": sorted(file_options.no_binary),
-        "no_index": options.no_index or file_options.no_index,
+        "no_index": sources.no_index,
         "index_strategy": options.index_strategy.value,
         "compute_hashes": options.compute_hashes,
-        "trusted_hosts": sorted(set(options.trusted_hosts) | set(file_options.trusted_hosts)),
+        "trusted_hosts": sorted(set(sources.trusted_hosts)),
     }
     if prefer_binary:
         opts["prefer_binary"] = True
