@@ -364,6 +364,19 @@ def test_index_settings_from_pip_environment_and_default(
     ]
 
 
+def test_destination_is_relative_to_the_plan(tmp_path: Path, make_index: MakeIndex) -> None:
+    simple = (make_index([Dist("base", "1.1")]) / "simple").as_uri()
+    deep = tmp_path / "a" / "b" / "plan.json"
+    plan = make_plan(
+        _options(tmp_path, simple, requirements=("base",), output=deep, dest=None)
+    ).plan
+    assert plan.destination == "wheels"
+    plan = make_plan(
+        _options(tmp_path, simple, requirements=("base",), output=deep, dest=tmp_path / "w")
+    ).plan
+    assert plan.destination == "../../w"
+
+
 def test_find_links_only_with_no_index(tmp_path: Path) -> None:
     flat = tmp_path / "flat"
     for dist in _dists():

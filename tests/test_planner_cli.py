@@ -103,6 +103,7 @@ def test_show_rejects_a_bad_plan_with_its_field(
     )
     assert out.returncode == 0, out.stderr
     document = json.loads((tmp_path / "plan.json").read_text())
+    assert document["destination"] == "wheels"
     document["artifacts"][1]["hashes"]["sha256"] = "not-hex"
     (tmp_path / "bad.json").write_text(json.dumps(document))
     shown = _run([*fetchplan_cmd, "show", "bad.json"], cli_env, tmp_path)

@@ -79,9 +79,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="plan file to write; YAML when it ends in .yaml/.yml (default: plan.json)",
     )  # fmt: skip
     p.add_argument(
-        "--dest", type=Path, default=Path("wheels"), metavar="DIR",
+        "--dest", type=Path, metavar="DIR",
         help="destination directory of the artifacts, recorded relative to the plan file's "
-        "directory (default: wheels)",
+        "directory (default: 'wheels' beside the plan file)",
     )  # fmt: skip
     p.add_argument(
         "--timings", type=Path, metavar="FILE",

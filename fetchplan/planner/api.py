@@ -75,7 +75,8 @@ class PlanOptions:
     abis: Sequence[str] = ()
     output: Path = Path("plan.json")
     """Where the plan will be written: the destination is recorded relative to its directory."""
-    dest: Path = Path("wheels")
+    dest: Path | None = None
+    """Destination directory (relative to the cwd); default: ``wheels`` beside the plan file."""
     cache_dir: Path | None = None
     no_cache: bool = False
     compute_hashes: bool = False
@@ -150,7 +151,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
     session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
     cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
     plan_dir = options.output.absolute().parent
-    dest_dir = options.dest.absolute()
+    dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
     trusted = frozenset(sources.trusted_hosts)
 
     pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="fetchplan")
