@@ -88,6 +88,10 @@ def test_range_requests_spare_whole_wheels(
     assert not [r for r in server.requests("/files/") if r.range is None]
     sources = result.timings.to_dict()["metadata"]
     assert set(sources) == {"range"} and sources["range"]["count"] == len(EXPECTED)
+    # The timings count the same bytes as the server, request by request.
+    recorded = [r for r in result.timings.requests if r.phase == "metadata"]
+    assert sum(r.bytes for r in recorded) == received == sources["range"]["bytes"]
+    assert len(recorded) == len(server.requests("/files/")) == sources["range"]["requests"]
 
 
 def test_pep658_metadata_means_no_wheel_request(

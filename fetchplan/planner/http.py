@@ -126,19 +126,21 @@ def _record_when_read(
     raw = response.raw
     original_close = response.close
     done = False
+    counted = 0
 
     def finish() -> None:
         nonlocal done
         if done:
             return
         done = True
+        # tell() counts bytes off the wire (compressed), but not those of chunked bodies.
         told = raw.tell() if hasattr(raw, "tell") else 0
         timings.record_request(
             request.method or "GET",
             request.url or "",
             response.status_code,
             started,
-            told if isinstance(told, int) else 0,
+            max(told if isinstance(told, int) else 0, counted),
         )
 
     def close() -> None:
@@ -149,7 +151,9 @@ def _record_when_read(
     original_read = raw.read
 
     def read(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal counted
         data: bytes = original_read(*args, **kwargs)
+        counted += len(data)
         if not data:
             finish()
         return data
