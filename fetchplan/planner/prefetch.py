@@ -51,7 +51,11 @@ T = TypeVar("T")
 
 
 class IndexStrategy(Enum):
-    """Which indexes' files a project may come from."""
+    """Which indexes' files a project may come from.
+
+    Find-links locations are local or explicitly named by the user, so their files are always
+    considered next to those of the index(es) the strategy picks.
+    """
 
     FIRST_INDEX = "first-index"
     """Only the first index that has the project (protects against dependency confusion)."""
