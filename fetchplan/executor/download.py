@@ -753,7 +753,7 @@ def _stream(
     else:
         validator = _current_validator(artifact, ctx)
         digest = _hash_prefix(part, offset, ctx)
-    cap = artifact.size if artifact.size is not None else None
+    cap = _body_cap(artifact.size, encoding)
     if cap is None and length is not None:
         cap = offset + length
     expected_end = offset + length if length is not None else None
@@ -824,6 +824,16 @@ def _stream(
             )
         os.fsync(out.fileno())
     return _Body(sha256=digest.hexdigest(), size=total, encoding=encoding, resumed=offset > 0)
+
+
+def _body_cap(size: int | None, encoding: str) -> int | None:
+    """Most bytes a body may bring: the plan's size, plus a little when the server encoded
+    it anyway (compressing incompressible data, like a wheel, makes it slightly larger)."""
+    if size is None:
+        return None
+    if encoding == "identity":
+        return size
+    return size + size // 64 + 4096
 
 
 def _current_validator(artifact: Artifact, ctx: Context) -> Validator | None:

@@ -81,14 +81,19 @@ class Fault:
     """Answer 401 unless Basic credentials match (applies to every request)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
+    """One request, logged when it arrives; ``status`` and ``body_bytes`` fill in as it is
+    answered (``status`` stays None if the client went away before the headers)."""
+
     method: str
     path: str
     headers: dict[str, str]
-    status: int
-    body_bytes: int
     peer_port: int
+    at: float
+    """``time.time()`` when the request arrived."""
+    status: int | None = None
+    body_bytes: int = 0
 
 
 @dataclass
@@ -119,41 +124,36 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, head: bool) -> None:
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
-        headers = dict(self.headers.items())
-        sent = [0]
-        status = 500
+        request = Request(
+            method=self.command,
+            path=path,
+            headers=dict(self.headers.items()),
+            peer_port=self.client_address[1],
+            at=time.time(),
+        )
+        owner._log(request)
         try:
-            status = self._answer(owner, path, headers, head, sent)
+            self._answer(owner, path, request, head)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             self.close_connection = True
-        finally:
-            owner._log(
-                Request(
-                    method=self.command,
-                    path=path,
-                    headers=headers,
-                    status=status,
-                    body_bytes=sent[0],
-                    peer_port=self.client_address[1],
-                )
-            )
 
-    def _simple(self, status: int, headers: dict[str, str], body: bytes, sent: list[int]) -> int:
+    def _simple(self, status: int, headers: dict[str, str], body: bytes, request: Request) -> int:
+        request.status = status
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if body:
-            self._write(body, sent, None)
+            self._write(body, request, None)
         return status
 
-    def _write(self, data: bytes, sent: list[int], fault: Fault | None) -> None:
+    def _write(self, data: bytes, request: Request, fault: Fault | None) -> None:
         owner = self.server.owner
         if fault is not None and fault.drip_interval is not None:
             for i in range(len(data)):
                 self.wfile.write(data[i : i + 1])
-                owner._count(self.path, 1, sent)
+                owner._count(request, 1)
                 time.sleep(fault.drip_interval)
             return
         if fault is not None and fault.rate is not None:
@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             for i in range(0, len(data), step):
                 piece = data[i : i + step]
                 self.wfile.write(piece)
-                owner._count(self.path, len(piece), sent)
+                owner._count(request, len(piece))
                 done += len(piece)
                 ahead = done / fault.rate - (time.monotonic() - start)
                 if ahead > 0:
@@ -173,11 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
         for i in range(0, len(data), 256 * 1024):
             piece = view[i : i + 256 * 1024]
             self.wfile.write(piece)
-            owner._count(self.path, len(piece), sent)
+            owner._count(request, len(piece))
 
-    def _answer(
-        self, owner: FaultServer, path: str, headers: dict[str, str], head: bool, sent: list[int]
-    ) -> int:
+    def _answer(self, owner: FaultServer, path: str, request: Request, head: bool) -> int:
+        headers = request.headers
         with owner._lock:
             entry = owner._files.get(path)
             fault = owner.faults.setdefault(path, Fault())
@@ -187,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
             if entry is not None and fault.change_etag:
                 entry.etag_version += 1
         if canned is not None:
-            return self._simple(canned.status, canned.headers, canned.body, sent)
+            return self._simple(canned.status, canned.headers, canned.body, request)
         if fault.require_auth is not None:
             import base64
 
@@ -195,16 +194,18 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{fault.require_auth[0]}:{fault.require_auth[1]}".encode()
             ).decode("ascii")
             if headers.get("Authorization") != expected:
-                return self._simple(401, {"WWW-Authenticate": 'Basic realm="t"'}, b"", sent)
+                return self._simple(401, {"WWW-Authenticate": 'Basic realm="t"'}, b"", request)
         active = fault.faulty_requests is None or count <= fault.faulty_requests
         if not active:
             fault = Fault()
         if fault.redirect_to is not None:
-            return self._simple(fault.redirect_status, {"Location": fault.redirect_to}, b"", sent)
+            return self._simple(
+                fault.redirect_status, {"Location": fault.redirect_to}, b"", request
+            )
         if fault.status is not None:
-            return self._simple(fault.status, {}, b"", sent)
+            return self._simple(fault.status, {}, b"", request)
         if entry is None:
-            return self._simple(404, {}, b"not found", sent)
+            return self._simple(404, {}, b"not found", request)
         content = entry.content if fault.body is None else fault.body
         digest = hashlib.sha256(entry.content).hexdigest()[:16]
         etag = f'"{digest}-{entry.etag_version}"'
@@ -228,7 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
                 start = int(first)
                 end = int(last) if last.isdigit() else len(body) - 1
                 if start >= len(body):
-                    return self._simple(416, {"Content-Range": f"bytes */{len(body)}"}, b"", sent)
+                    return self._simple(
+                        416, {"Content-Range": f"bytes */{len(body)}"}, b"", request
+                    )
                 shifted = min(max(start + fault.range_start_shift, 0), len(body) - 1)
                 extra["Content-Range"] = f"bytes {shifted}-{end}/{len(body)}"
                 body = body[shifted : end + 1]
@@ -236,6 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.gzip:
             body = gzip.compress(body)
             extra["Content-Encoding"] = "gzip"
+        request.status = status
         self.send_response(status)
         for key, value in {**validators, **extra}.items():
             self.send_header(key, value)
@@ -254,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.close_after is not None:
             cut = fault.close_after
         if cut is not None and cut < len(body):
-            self._write(body[:cut], sent, fault)
+            self._write(body[:cut], request, fault)
             self.wfile.flush()
             if fault.reset_after is not None:
                 self.connection.setsockopt(
@@ -264,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_WR)
             self.close_connection = True
             return status
-        self._write(body, sent, fault)
+        self._write(body, request, fault)
         return status
 
 
@@ -318,11 +322,10 @@ class FaultServer:
             self._bytes.clear()
             self.requests.clear()
 
-    def _count(self, raw_path: str, nbytes: int, sent: list[int]) -> None:
-        path = raw_path.split("?", 1)[0]
+    def _count(self, request: Request, nbytes: int) -> None:
         with self._lock:
-            self._bytes[path] = self._bytes.get(path, 0) + nbytes
-        sent[0] += nbytes
+            self._bytes[request.path] = self._bytes.get(request.path, 0) + nbytes
+            request.body_bytes += nbytes
 
     def _log(self, request: Request) -> None:
         with self._lock:
