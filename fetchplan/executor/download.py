@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from stat import S_ISREG
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -350,8 +351,12 @@ def _verified(
 
 def _existing(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming) -> Verified | None:
     try:
-        stat = final.stat()
+        stat = final.lstat()
     except FileNotFoundError:
+        return None
+    if not S_ISREG(stat.st_mode):
+        # A link or anything else at the final name is replaced, never followed.
+        log.warning("%s: not a regular file; fetching it again", final)
         return None
     if artifact.size is not None and stat.st_size != artifact.size:
         log.warning("%s: existing file has the wrong size; fetching it again", final)
@@ -473,7 +478,7 @@ def _download(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming)
         return verified
 
 
-def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> None:
+def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> NoReturn:
     kept = part.stat().st_size if part.exists() else 0
     previous = ctx.checkpoint.get(artifact.destination)
     ctx.checkpoint.record(

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,12 +29,17 @@ class DestinationBusy(FetchplanError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-def _owner(state_dir: Path) -> str:
-    try:
-        data = json.loads((state_dir / "owner.json").read_text("utf-8"))
-        return f"pid {int(data['pid'])} on {data['host']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+def _owner(state_dir: Path, patience: float = 1.0) -> str:
+    # The holder writes owner.json just after it takes the lock: give it a moment.
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            data = json.loads((state_dir / "owner.json").read_text("utf-8"))
+            return f"pid {int(data['pid'])} on {data['host']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return "another process"
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -65,4 +71,6 @@ def destination_lock(
         atomic_write_bytes(state_dir / "owner.json", json.dumps(owner).encode("utf-8"))
         yield
     finally:
+        with contextlib.suppress(OSError):
+            (state_dir / "owner.json").unlink()
         lock.release()

@@ -39,7 +39,7 @@ from fetchplan.executor.manifests import build_manifest, write_run_outputs
 from fetchplan.executor.plancheck import LoadedPlan, read_plan
 from fetchplan.executor.progress import NullReporter, ProgressState, Reporter
 from fetchplan.executor.retry import RetryPolicy
-from fetchplan.executor.scheduler import Scheduler
+from fetchplan.executor.scheduler import Done, Scheduler
 from fetchplan.executor.shard import shard_members
 from fetchplan.executor.summary import Failure, FetchResult, write_timings
 from fetchplan.schemas import plan_digest
@@ -122,6 +122,7 @@ class Execution:
         self._failures: list[Failure] = []
         self._interrupted = False
         self._finished = False
+        self._scheduler: Scheduler[Artifact, Verified] | None = None
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -203,8 +204,8 @@ class Execution:
     # -- the run -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Verified]:
-        if self._finished:
-            return
+        if self._scheduler is not None:
+            raise RuntimeError("an execution can be iterated only once")
         reporter = self.reporter
         reporter.start(len(self.artifacts), self.progress.bytes_total)
         scheduler: Scheduler[Artifact, Verified] = Scheduler(
@@ -215,6 +216,7 @@ class Execution:
             host=_host_key,
             weight=lambda a: a.size or 0,
         )
+        self._scheduler = scheduler
         last_update = [0.0]
 
         def tick() -> None:
@@ -223,33 +225,48 @@ class Execution:
                 last_update[0] = now
                 reporter.update(self.progress.snapshot())
 
+        complete = False
         try:
             scheduler.start()
             for done in scheduler.results(self.options.tick, tick):
-                if isinstance(done.error, ArtifactFailed):
-                    self._failures.append(_failure(done.item, done.error))
-                    reporter.note(f"failed: {done.error}")
-                elif isinstance(done.error, Cancelled):
-                    self._interrupted = True
-                elif done.error is not None:
-                    # A bug, not a network problem: report it against the artifact, go on.
-                    log.error("%s: unexpected error", done.item.destination, exc_info=done.error)
-                    error = ArtifactFailed(done.item.destination, f"internal error: {done.error!r}")
-                    self._failures.append(_failure(done.item, error))
-                elif done.value is not None:
-                    self._verified.append(done.value)
-                    yield done.value
-        except BaseException:
+                verified = self._take(done)
+                if verified is not None:
+                    yield verified
+            complete = True
+        finally:
+            self._shut_down(interrupt=not complete)
+
+    def _take(self, done: Done[Artifact, Verified]) -> Verified | None:
+        """Record one finished artifact; return it if it was verified."""
+        if isinstance(done.error, ArtifactFailed):
+            self._failures.append(_failure(done.item, done.error))
+            self.reporter.note(f"failed: {done.error}")
+        elif isinstance(done.error, Cancelled):
+            self._interrupted = True
+        elif done.error is not None:
+            # A bug, not a network problem: report it against the artifact and go on.
+            log.error("%s: unexpected error", done.item.destination, exc_info=done.error)
+            error = ArtifactFailed(done.item.destination, f"internal error: {done.error!r}")
+            self._failures.append(_failure(done.item, error))
+        elif done.value is not None:
+            self._verified.append(done.value)
+            return done.value
+        return None
+
+    def _shut_down(self, *, interrupt: bool) -> None:
+        """Stop the workers (interrupting them if asked), wait for them, keep their results."""
+        if self._finished:
+            return
+        self._finished = True
+        scheduler = self._scheduler
+        if interrupt:
             self._interrupted = True
             self.context.interrupt()
-            raise
-        finally:
-            scheduler.stop()
-            if self._interrupted:
-                self.context.interrupt()
+        if scheduler is not None:
             scheduler.close()
-            reporter.update(self.progress.snapshot())
-            self._finished = True
+            for done in scheduler.drain():
+                self._take(done)
+            self.reporter.update(self.progress.snapshot())
 
     def _obtain(self, artifact: Artifact) -> Verified:
         if self.context.cancel.is_set():
@@ -265,10 +282,10 @@ class Execution:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if not self._finished:
-                self._interrupted = self._interrupted or exc_type is not None
-                self.context.interrupt()
-            interrupted = self._interrupted or exc_type is not None
+            # Workers must be gone before the manifest is written and the lock released.
+            self._shut_down(interrupt=True)
+            handled = len(self._verified) + len(self._failures)
+            interrupted = self._interrupted or handled < len(self.artifacts)
             manifest = build_manifest(
                 plan_sha256=self.plan_sha256,
                 verified=self._verified,

@@ -126,3 +126,12 @@ class Scheduler(Generic[T, R]):
         """Stop and wait for the running items to end."""
         self.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def drain(self) -> list[Done[T, R]]:
+        """Results that finished but were not received (call after :meth:`close`)."""
+        left: list[Done[T, R]] = []
+        while True:
+            try:
+                left.append(self._results.get_nowait())
+            except queue.Empty:
+                return left
