@@ -24,7 +24,14 @@ from fetchplan.executor.retry import RetryPolicy
 from fetchplan.executor.run import FetchOptions, execute_plan
 from fetchplan.executor.summary import FetchResult
 from fetchplan.schemas.manifest import load_manifest
-from tests.support.faults import Fault, FaultServer, PlanFile, Response, write_plan
+from tests.support.faults import (
+    Fault,
+    FaultServer,
+    PlanFile,
+    Response,
+    self_signed_certificate,
+    write_plan,
+)
 
 SIZE = 200_000
 FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.05, retry_after_cap=5.0)
@@ -380,6 +387,7 @@ def test_complete_partial_is_verified_without_network(server: FaultServer, tmp_p
     part = tmp_path / "wheels" / ".fetchplan" / "partial" / "demo-1.0-py3-none-any.whl.part"
     with part.open("ab") as fh:  # as if killed between the last byte and the rename
         fh.write(data[-1:])
+    server.wait_idle()
     server.reset_counters()
     result = execute_plan(plan, _options(tmp_path))
     _assert_verified(tmp_path, result, data, "resumed")
@@ -393,3 +401,29 @@ def test_unknown_size_is_verified_by_hash(server: FaultServer, tmp_path: Path) -
     result = execute_plan(plan, _options(tmp_path))
     assert result.ok
     assert load_manifest(tmp_path / "wheels" / "manifest.json").artifacts[0].size == 30_000
+
+
+def test_tls_errors_are_not_retried(tmp_path: Path) -> None:
+    data = os.urandom(1000)
+    with FaultServer(tls=self_signed_certificate(tmp_path)) as secure:
+        url = secure.add("/x.whl", data)
+        plan = write_plan(tmp_path / "plan.json", [PlanFile(url, data, "x.whl")])
+        result = execute_plan(plan, _options(tmp_path))
+    failure = result.failures[0]
+    assert "TLS error" in failure.reason
+    assert failure.timing.tries == 1
+    assert secure.requests == []
+
+
+def test_https_to_http_redirect_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(1000)
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with FaultServer(tls=(cert, key)) as secure, FaultServer() as plain:
+        target = plain.add("/x.whl", data)
+        url = secure.add("/x.whl", b"", Fault(redirect_to=target))
+        plan = write_plan(tmp_path / "plan.json", [PlanFile(url, data, "x.whl")])
+        result = execute_plan(plan, _options(tmp_path))
+        assert [r.status for r in secure.requests] == [302]
+        assert plain.requests == []
+    assert "https to http refused" in result.failures[0].reason

@@ -303,6 +303,7 @@ def test_interrupt_writes_manifest_and_rerun_finishes(
     assert not (tmp_path / "wheels" / "big.whl").exists()
     kept = part.stat().st_size
     assert kept >= 100_000
+    server.wait_idle()
     server.reset_counters()
     again = _fetch(fetchplan_cmd, env, plan, "--isolated")
     assert again.returncode == 0, again.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -23,7 +24,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Fault", "FaultServer", "PlanFile", "Request", "Response", "write_plan"]
+__all__ = [
+    "Fault",
+    "FaultServer",
+    "PlanFile",
+    "Request",
+    "Response",
+    "self_signed_certificate",
+    "write_plan",
+]
 
 _LAST_MODIFIED = formatdate(time.time() - 3600, usegmt=True)
 
@@ -94,6 +103,8 @@ class Request:
     """``time.time()`` when the request arrived."""
     status: int | None = None
     body_bytes: int = 0
+    finished: bool = False
+    """The handler is done with it (all its bytes are counted)."""
 
 
 @dataclass
@@ -136,6 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(owner, path, request, head)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             self.close_connection = True
+        finally:
+            request.finished = True
 
     def _simple(self, status: int, headers: dict[str, str], body: bytes, request: Request) -> int:
         request.status = status
@@ -275,7 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
 class FaultServer:
     """The server; use as a context manager or call :meth:`close`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) PEM files to serve https instead of http."""
         self._lock = threading.Lock()
         self._files: dict[str, _File] = {}
         self.faults: dict[str, Fault] = {}
@@ -284,6 +298,12 @@ class FaultServer:
         self._bytes: dict[str, int] = {}
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self.scheme = "https"
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -292,7 +312,7 @@ class FaultServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def add(self, path: str, content: bytes, fault: Fault | None = None) -> str:
         """Serve ``content`` at ``path`` (``/files/x.whl``); return its URL."""
@@ -316,6 +336,15 @@ class FaultServer:
     def requests_for(self, path: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until every request so far is finished (a client that went away may leave a
+        handler writing into a dead socket for a moment)."""
+        deadline = time.monotonic() + timeout
+        while any(not r.finished for r in list(self.requests)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("server requests still running")
+            time.sleep(0.01)
 
     def reset_counters(self) -> None:
         with self._lock:
@@ -396,3 +425,17 @@ def write_plan(path: Path, files: list[PlanFile], destination: str = "wheels") -
     )
     write_plan(path, plan)
     return path
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1 (made with the openssl command line)."""
+    import subprocess
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-days", "1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
