@@ -427,3 +427,29 @@ def test_https_to_http_redirect_is_refused(tmp_path: Path, monkeypatch: pytest.M
         assert [r.status for r in secure.requests] == [302]
         assert plain.requests == []
     assert "https to http refused" in result.failures[0].reason
+
+
+def test_netrc_credentials_are_used(server: FaultServer, tmp_path: Path) -> None:
+    netrc = Path(os.environ["NETRC"])
+    netrc.parent.mkdir(parents=True, exist_ok=True)
+    netrc.write_text("machine 127.0.0.1 login carol password from-netrc\n")
+    netrc.chmod(0o600)
+    plan, data, path = _serve(server, tmp_path, Fault(require_auth=("carol", "from-netrc")))
+    result = execute_plan(plan, _options(tmp_path))
+    _assert_verified(tmp_path, result, data, "downloaded")
+    assert [r.status for r in server.requests_for(path)] == [200]
+
+
+def test_resumed_partial_with_a_bad_prefix_is_fetched_again(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    plan, data, path = _serve(server, tmp_path, Fault(close_after=90_000))
+    assert not execute_plan(plan, _options(tmp_path, retry=ONE_TRY)).ok
+    part = tmp_path / "wheels" / ".fetchplan" / "partial" / "demo-1.0-py3-none-any.whl.part"
+    with part.open("r+b") as fh:  # the disk lost a write: the kept bytes are wrong
+        fh.seek(1000)
+        fh.write(b"\0" * 100)
+    server.faults[path] = Fault()
+    result = execute_plan(plan, _options(tmp_path))
+    _assert_verified(tmp_path, result, data, "downloaded")
+    assert [r.status for r in server.requests_for(path)][-2:] == [206, 200]

@@ -268,3 +268,17 @@ def test_line_reporter_prints_periodic_plain_lines() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "fetchplan: fetching 10 files, 10.0 MB"
     assert lines[1] == ("fetchplan: 4/10 files, 1 failed, 4.0 MB of 10.0 MB, 1.0 MB/s, ETA 00:06")
+
+
+def test_plan_inside_its_destination_is_not_rewritten(server: FaultServer, tmp_path: Path) -> None:
+    [f] = _files(server, [2000])
+    dest = tmp_path / "wheels"
+    dest.mkdir()
+    plan = write_plan(dest / "plan.json", [f], destination=".")
+    plan.write_text(plan.read_text() + "\n\n")  # not canonical: a rewrite would show
+    before = plan.read_bytes()
+    result = execute_plan(plan, _options(tmp_path))
+    assert result.ok
+    assert plan.read_bytes() == before
+    assert (dest / "f0.whl").read_bytes() == f.content
+    assert load_manifest(dest / "manifest.json").plan.path == "plan.json"
