@@ -24,15 +24,14 @@ from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
 from fetchplan.errors import FetchplanError
 from fetchplan.executor.checkpoint import CheckpointStore, utc_now
-from fetchplan.executor.download import (
+from fetchplan.executor.context import (
     ArtifactFailed,
     Cancelled,
     Context,
     FileTiming,
-    Verified,
     build_session,
-    obtain,
 )
+from fetchplan.executor.download import Verified, obtain
 from fetchplan.executor.limits import TransferLimits
 from fetchplan.executor.lock import destination_lock
 from fetchplan.executor.manifests import build_manifest, write_run_outputs
