@@ -43,8 +43,15 @@ def _positive_int(text: str) -> int:
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if value < 0:
+    if not value >= 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
     return value
 
 
@@ -79,7 +86,10 @@ def register(
     g.add_argument(
         "--shard",
         metavar="I/N",
-        help="fetch only shard I of N (deterministic); `fetchplan manifest merge` joins them",
+        help=(
+            "fetch only shard I of N (a deterministic share; give each shard its own --dest "
+            "and join the manifests with `fetchplan manifest merge`)"
+        ),
     )
     g = p.add_argument_group("trust and credentials")
     g.add_argument(
@@ -138,16 +148,16 @@ def register(
         metavar="S",
         help="first backoff delay (default: 0.5; doubles, with jitter)",
     )
-    g.add_argument("--connect-timeout", type=_seconds, metavar="S", help="default: 15")
+    g.add_argument("--connect-timeout", type=_timeout, metavar="S", help="default: 15")
     g.add_argument(
         "--stall-timeout",
-        type=_seconds,
+        type=_timeout,
         metavar="S",
         help="a try fails when a window of S seconds brings under 16 KiB (default: 30)",
     )
     g.add_argument(
         "--file-timeout",
-        type=_seconds,
+        type=_timeout,
         metavar="S",
         help="deadline of one try of one file (default: 6 hours)",
     )

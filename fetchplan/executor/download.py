@@ -97,6 +97,14 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
     timing.end = ctx.now()
     timing.source = found.source
     ctx.progress.finish(artifact.destination, found.size)
+    log.info(
+        "%s: verified (%s, %d bytes, %d network bytes, %d tries)",
+        artifact.destination,
+        found.source,
+        found.size,
+        timing.network_bytes,
+        timing.tries,
+    )
     return found
 
 
@@ -132,8 +140,7 @@ def _verified(
             url=artifact.url,
             bytes=size,
             source=source,
-        ),
-        durable=True,
+        )
     )
     return Verified(
         artifact=artifact,
@@ -288,8 +295,7 @@ def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> NoRet
             bytes=kept,
             validator=None if previous is None or kept == 0 else previous.validator,
             reason=reason,
-        ),
-        durable=True,
+        )
     )
     raise ArtifactFailed(artifact.destination, reason)
 

@@ -320,8 +320,7 @@ def _stream(
                 url=artifact.url,
                 bytes=0,
                 validator=validator,
-            ),
-            durable=True,
+            )
         )
         digest = hashlib.sha256()
     else:
