@@ -24,6 +24,8 @@ __all__ = ["build_parser", "main"]
 COMMANDS: tuple[str, ...] = (
     "plan",
     "show",
+    "fetch",
+    "manifest",
     "install",
     "export",
     "import_",

@@ -58,7 +58,7 @@ def _options(tmp_path: Path, index_url: str, **kw: object) -> PlanOptions:
 def _check(result: PlanResult, files: dict[str, bytes] | None = None) -> Plan:
     plan = result.plan
     dumps_document(plan.to_dict(), "plan", "plan.json")
-    validate(result.timings.to_dict(), "timings", "timings.json")
+    validate(result.timings.to_dict(), "plan-timings", "timings.json")
     assert {a.name: a.version for a in plan.artifacts} == EXPECTED
     assert plan.destination == "wheels"
     for artifact in plan.artifacts:

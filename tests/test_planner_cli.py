@@ -75,7 +75,7 @@ def test_plan_then_show(
     assert plan.destination == "wheels"
     assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "1.0"}
     assert document["inputs"]["requirements"] == ["app>=1.0", "lib<2"]
-    timings = load_document(tmp_path / "out" / "timings.json", "timings")
+    timings = load_document(tmp_path / "out" / "timings.json", "plan-timings")
     assert timings["resolver"]["rounds"] > 0
     phases = {event["phase"] for event in timings["events"]}
     assert phases == {"index", "metadata", "resolve"}

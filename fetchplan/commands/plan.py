@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         write_plan(options.output, result.plan)
         if args.timings is not None:
-            dump_document(args.timings, result.timings.to_dict(), "timings")
+            dump_document(args.timings, result.timings.to_dict(), "plan-timings")
     except OSError as exc:
         raise InputError(f"{exc.filename or options.output}: cannot write: {exc.strerror}") from exc
     artifacts = result.plan.artifacts

@@ -29,7 +29,7 @@ from fetchplan._urls import redact
 
 __all__ = ["FORMAT", "PHASES", "RequestRecord", "Timings"]
 
-FORMAT = "fetchplan.timings"
+FORMAT = "fetchplan.plan-timings"
 PHASES = ("index", "metadata", "size", "hash", "resolve", "other")
 
 
