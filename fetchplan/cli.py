@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "fetch",
     "manifest",
     "install",
+    "run",
     "export",
     "import_",
     "audit",

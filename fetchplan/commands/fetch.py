@@ -121,6 +121,12 @@ def register(
     g.add_argument(
         "--isolated", action="store_true", help="ignore pip's configuration and PIP_* variables"
     )
+    g.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="refuse to start when the plan breaks this policy (see `fetchplan audit`)",
+    )
     g = p.add_argument_group("cache and state")
     cache = g.add_mutually_exclusive_group()
     cache.add_argument(
@@ -236,6 +242,21 @@ def _options(args: argparse.Namespace) -> FetchOptions:
     )
 
 
+def enforce_plan_policy(plan_path: Path, policy_path: Path) -> None:
+    """Raise ``PolicyViolationError`` listing every violation before anything is fetched."""
+    from fetchplan.review.policy import PolicyViolationError, enforce_policy, load_policy
+    from fetchplan.schemas.plan import load_plan
+
+    policy = load_policy(policy_path)
+    plan, _ = load_plan(plan_path)
+    try:
+        enforce_policy(plan, policy, str(plan_path))
+    except PolicyViolationError as exc:
+        for violation in exc.violations:
+            sys.stderr.write(f"fetchplan: policy: {violation}\n")
+        raise
+
+
 def _reporter(mode: str, quiet: bool, stream: TextIO) -> Reporter:
     from fetchplan.executor.reporters import BarReporter, LineReporter, NotesReporter
 
@@ -278,6 +299,8 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.executor.run import execute_plan
 
     options = _options(args)
+    if args.policy is not None:
+        enforce_plan_policy(args.plan, args.policy)
     quiet = (getattr(args, "quiet", None) or 0) > 0
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with _sigterm_interrupts():

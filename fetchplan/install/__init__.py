@@ -2,7 +2,8 @@
 
 Library entry points: :func:`install_manifest` (what ``fetchplan install`` does),
 :func:`wheels_for_interpreter` (the manifest and plan checks alone) and :func:`install_wheels`
-(install already-described wheels, e.g. as they are verified). The target is a
+(install already-described wheels) and :class:`StagedInstall` (stage wheels as they are
+verified, commit them at the end). The target is a
 :class:`TargetInterpreter`, queried from the interpreter itself; :func:`ensure_venv` makes a
 virtual environment when asked to.
 """
@@ -13,6 +14,7 @@ from fetchplan.install.core import (
     Action,
     InstallReport,
     ProjectOutcome,
+    StagedInstall,
     install_manifest,
     install_wheels,
     wheels_for_interpreter,
@@ -28,6 +30,7 @@ __all__ = [
     "InterpreterError",
     "ManifestMismatch",
     "ProjectOutcome",
+    "StagedInstall",
     "TargetInterpreter",
     "UnsafeWheel",
     "WheelToInstall",
