@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, TextIO
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
+    from fetchplan.executor.limits import TransferLimits
     from fetchplan.executor.progress import Reporter
+    from fetchplan.executor.retry import RetryPolicy
     from fetchplan.executor.run import FetchOptions
     from fetchplan.executor.summary import FetchResult
 
@@ -201,17 +203,22 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _options(args: argparse.Namespace) -> FetchOptions:
+def env_policies() -> tuple[RetryPolicy, TransferLimits]:
+    """The retry policy and transfer limits, with ``FETCHPLAN_*`` environment overrides."""
     from fetchplan.executor.limits import TransferLimits
     from fetchplan.executor.retry import RetryPolicy
+
+    try:
+        return RetryPolicy().with_env(os.environ), TransferLimits().with_env(os.environ)
+    except ValueError as exc:
+        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+
+
+def _options(args: argparse.Namespace) -> FetchOptions:
     from fetchplan.executor.run import DEFAULT_PER_HOST, FetchOptions
     from fetchplan.executor.shard import parse_shard
 
-    try:
-        retry = RetryPolicy().with_env(os.environ)
-        limits = TransferLimits().with_env(os.environ)
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    retry, limits = env_policies()
     if args.retries is not None:
         retry = replace(retry, attempts=args.retries)
     if args.retry_base is not None:

@@ -92,16 +92,11 @@ def _fetch_timings_path(plan_timings: Path | None) -> Path | None:
 
 
 def _fetch_options(args: argparse.Namespace) -> FetchOptions:
-    import os
-
-    from fetchplan.executor import FetchOptions, RetryPolicy, TransferLimits
+    from fetchplan.commands.fetch import env_policies
+    from fetchplan.executor import FetchOptions
     from fetchplan.executor.run import DEFAULT_PER_HOST
 
-    try:
-        retry = RetryPolicy().with_env(os.environ)
-        limits = TransferLimits().with_env(os.environ)
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    retry, limits = env_policies()
     if args.per_host is not None and args.per_host < 1:
         raise InputError(f"--per-host must be positive, not {args.per_host}")
     credential_urls = ([args.index_url] if args.index_url else []) + list(args.extra_index_urls)

@@ -132,7 +132,10 @@ class Execution:
         pip_urls, pip_trusted = _pip_sources(options)
         trusted = tuple(options.trusted_hosts) + tuple(pip_trusted)
         self.loaded: LoadedPlan = read_plan(
-            self.plan_path, allow_unhashed=options.allow_unhashed, trusted_hosts=trusted
+            self.plan_path,
+            allow_unhashed=options.allow_unhashed,
+            trusted_hosts=trusted,
+            destination_given=options.destination is not None,
         )
         plan = self.loaded.plan
         self.plan_sha256 = plan_digest(self.loaded.document)
