@@ -312,8 +312,6 @@ def run(args: argparse.Namespace) -> int:
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with _sigterm_interrupts():
         result = execute_plan(args.plan, options, reporter)
-    for failure in result.failures:
-        sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
     if not quiet:
         for line in _summary_lines(result):
             sys.stdout.write(f"{line}\n")

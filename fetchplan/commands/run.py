@@ -196,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
         fetched = execution.result
         if fetched is None:  # pragma: no cover - the execution always sets it on exit
             raise RuntimeError("execution produced no result")
-        for failure in fetched.failures:
-            sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
         if not quiet:
             for line in _summary_lines(fetched):
                 sys.stdout.write(f"{line}\n")

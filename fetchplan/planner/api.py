@@ -100,6 +100,7 @@ class PlanResult:
 
 @dataclass(frozen=True, slots=True)
 class _Sources:
+    pip: PipSettings
     indexes: tuple[IndexSource, ...]
     find_links: tuple[IndexSource, ...]
     trusted_hosts: tuple[str, ...]
@@ -147,6 +148,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
         pool_size=options.jobs,
     )
     session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
+    sources.pip.apply_tls(session)
     cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
     plan_dir = options.output.absolute().parent
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
@@ -261,6 +263,7 @@ def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> 
                 "hosts given with --trusted-host"
             )
     return _Sources(
+        pip=pip,
         indexes=indexes,
         find_links=flat,
         trusted_hosts=tuple(dict.fromkeys(trusted)),
