@@ -362,3 +362,34 @@ def test_schema_problems_inside_a_tar_are_named_by_member(tmp_path: Path) -> Non
     report = verify_bundle(archive)
     assert not report.ok
     assert f"{archive}:bundle.json: format: missing required field" in report.problems
+
+
+def test_bundle_side_never_imports_the_planner(cli_env: dict[str, str]) -> None:
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import fetchplan.bundle\n"
+        "for m in pkgutil.iter_modules(fetchplan.bundle.__path__):\n"
+        "    importlib.import_module('fetchplan.bundle.' + m.name)\n"
+        "for name in ('bundle', 'verify', 'install'):\n"
+        "    importlib.import_module('fetchplan.commands.' + name)\n"
+        "from fetchplan.commands import install, verify\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fetchplan.planner')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_bundle_offline_from_a_mirror(planned: Planned) -> None:
+    first = planned.bundle("first")
+    planned.server.close()
+    done = planned.offline(
+        "bundle", planned.plan, "-o", "second.tgz", "--offline", "--no-cache",
+        "--mirror", first, "--progress", "none",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 mirror" in done.stdout
+    report = verify_bundle(planned.cwd / "second.tgz")
+    assert report.ok and report.files == 2, report.problems

@@ -225,3 +225,35 @@ def test_mirror_must_exist(tmp_path: Path, root: Path, origin: IndexServer) -> N
 
     with pytest.raises(InputError, match="no such directory"):
         execute_plan(_plan(tmp_path, root, origin), _options(tmp_path, tmp_path / "nowhere"))
+
+
+def test_seed_directory_files_are_reverified(
+    root: Path, origin: IndexServer, tmp_path: Path
+) -> None:
+    origin.set_handler_hook(None)
+    wheels = _wheels(root)
+    seed = tmp_path / "earlier"
+    seed.mkdir()
+    shutil.copyfile(wheels[0], seed / wheels[0].name)
+    spoiled = bytearray(wheels[1].read_bytes())
+    spoiled[10] ^= 1
+    (seed / wheels[1].name).write_bytes(bytes(spoiled))
+    options = FetchOptions(
+        destination=tmp_path / "dest",
+        use_cache=False,
+        use_pip_config=False,
+        retry=FAST,
+        seed_dirs=(seed,),
+    )
+    result = execute_plan(_plan(tmp_path, root, origin), options)
+    assert result.ok, result.failures
+    manifest = load_manifest(tmp_path / "dest" / "manifest.json")
+    sources = {a.filename: a.source for a in manifest.artifacts}
+    assert sources == {
+        wheels[0].name: "existing",
+        wheels[1].name: "downloaded",
+        wheels[2].name: "downloaded",
+    }
+    assert (tmp_path / "dest" / wheels[1].name).read_bytes() == wheels[1].read_bytes()
+    assert (seed / wheels[1].name).read_bytes() == bytes(spoiled)  # the seed is left alone
+    assert {r.path for r in origin.requests()} == {f"/files/{w.name}" for w in wheels[1:]}

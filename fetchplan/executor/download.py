@@ -3,10 +3,10 @@
 In order: a file already at the final name (re-hashed), one of the same name in a seed
 directory (an earlier fetch's destination), the content-addressed cache (both materialised
 beside the final name, re-hashed), the mirror when there is one, then the artifact's own URL
-(never when offline). Bytes stream into
-``<dest>/.fetchplan/partial/<name>.part`` while being hashed, capped at the plan's size; only
-a partial whose sha256 and size match is fsynced and renamed to its final name with
-``os.replace``, so nothing unverified ever carries a final name.
+(never when offline). Downloaded bytes stream into ``<dest>/.fetchplan/partial/<name>.part``
+while being hashed, capped at the plan's size; only a partial whose sha256 and size match is
+fsynced and renamed to its final name with ``os.replace``, so nothing unverified ever carries
+a final name.
 
 Network tries follow the :class:`RetryPolicy`; a partial is resumed with ``Range`` and
 ``If-Range`` when the checkpoint holds a strong validator for it. A partial whose content turns
@@ -90,12 +90,10 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
             found = _from_mirror(artifact, final, ctx, timing)
         if found is None:
             if ctx.offline and urlsplit(artifact.url).scheme != "file":
-                where = "the destination, the mirror or the cache"
-                if ctx.mirror is None:
-                    where = "the destination or the cache"
+                # (With a mirror, _from_mirror has already failed the artifact.)
                 raise ArtifactFailed(
                     artifact.destination,
-                    f"offline: {artifact.filename} is not in {where} "
+                    f"offline: {artifact.filename} is not in the destination or the cache "
                     f"(it would come from {artifact.url})",
                 )
             found = _download(artifact, final, ctx, timing)
