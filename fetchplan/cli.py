@@ -26,6 +26,8 @@ COMMANDS: tuple[str, ...] = (
     "show",
     "fetch",
     "manifest",
+    "bundle",
+    "verify",
     "install",
     "run",
     "export",

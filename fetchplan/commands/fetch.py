@@ -143,6 +143,20 @@ def register(
         action="store_true",
         help="fail at once if another fetchplan holds the destination",
     )
+    g = p.add_argument_group("mirror and network")
+    g.add_argument(
+        "--mirror",
+        metavar="DIR_OR_URL",
+        help=(
+            "take each file from this directory or index first, found by file name and "
+            "verified by the plan's hashes; what it lacks comes from the plan's URL"
+        ),
+    )
+    g.add_argument(
+        "--offline",
+        action="store_true",
+        help="open no network connection: a file not in the destination, cache or mirror fails",
+    )
     g = p.add_argument_group("retries and timeouts")
     g.add_argument(
         "--retries",
@@ -246,6 +260,8 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         retry=retry,
         limits=limits,
         timings_path=args.timings,
+        mirror=args.mirror,
+        offline=args.offline,
     )
 
 
@@ -290,6 +306,8 @@ def _summary_lines(result: FetchResult) -> list[str]:
     summary = result.summary()
     files = summary["files"]
     sources = ", ".join(f"{files[k]} {k}" for k in ("downloaded", "resumed", "cache", "existing"))
+    if files["mirror"]:
+        sources += f", {files['mirror']} mirror"
     lines = [
         f"{len(result.verified)} verified ({sources}), {files['failed']} failed"
         + (f", {result.skipped} left to other shards" if result.skipped else ""),

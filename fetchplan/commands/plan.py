@@ -156,6 +156,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     net.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
     net.add_argument(
+        "--offline", action="store_true",
+        help="open no network connection: only file:// indexes, find-links directories and "
+        "the cache serve; anything else is an error naming it",
+    )  # fmt: skip
+    net.add_argument(
         "--compute-hashes", action="store_true",
         help="download artifacts whose index gives no sha256 (into the cache) to hash them",
     )  # fmt: skip
@@ -208,6 +213,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         timeout=args.timeout,
         retries=args.retries,
         isolated=args.isolated,
+        offline=args.offline,
     )
 
 

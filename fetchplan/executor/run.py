@@ -20,9 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from fetchplan._offline import offline_session
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
-from fetchplan.errors import FetchplanError
+from fetchplan.errors import FetchplanError, InputError
 from fetchplan.executor.checkpoint import CheckpointStore, utc_now
 from fetchplan.executor.context import (
     ArtifactFailed,
@@ -35,6 +36,7 @@ from fetchplan.executor.download import Verified, obtain
 from fetchplan.executor.limits import TransferLimits
 from fetchplan.executor.lock import destination_lock
 from fetchplan.executor.manifests import build_manifest, write_run_outputs
+from fetchplan.executor.mirror import MirrorIndex, parse_mirror
 from fetchplan.executor.plancheck import LoadedPlan, read_plan
 from fetchplan.executor.progress import NullReporter, ProgressState, Reporter
 from fetchplan.executor.retry import RetryPolicy
@@ -79,6 +81,15 @@ class FetchOptions:
     timings_path: Path | None = None
     tick: float = 0.2
     """How often the reporter gets a fresh snapshot, in seconds."""
+    mirror: str | None = None
+    """A directory or URL to take files from (by file name, verified by the plan's hashes)
+    before their own URLs; see :mod:`fetchplan.executor.mirror`."""
+    offline: bool = False
+    """Never open a network connection: files come from the destination, ``seed_dirs``, the
+    cache or a local mirror; any other is a failure naming it."""
+    seed_dirs: tuple[Path, ...] = ()
+    """Directories (an earlier fetch's destination) whose files of the planned names are
+    taken, re-verified, instead of fetching them."""
 
 
 def _pip_settings(options: FetchOptions) -> PipSettings:
@@ -154,12 +165,33 @@ class Execution:
             artifacts = [artifacts[i] for i in shard_members(artifacts, index, count)]
         self.artifacts = artifacts
         self.skipped = len(plan.artifacts) - len(artifacts)
+        trusted_set = frozenset(h.lower() for h in trusted)
+        mirror = None
+        if options.mirror is not None:
+            mirror = MirrorIndex(parse_mirror(options.mirror, trusted_set), trusted_set)
+            if options.offline and not mirror.location.is_local:
+                raise InputError(
+                    f"--mirror {mirror.location.url}: a URL needs the network, but --offline "
+                    "forbids it; give a directory"
+                )
         # Credentials are settled here, on the caller's thread: no worker ever prompts.
         credentials = CredentialStore(
-            [*options.credential_urls, *pip_urls], use_netrc=options.use_netrc
+            [
+                *options.credential_urls,
+                *pip_urls,
+                *([] if mirror is None else [mirror.location.given]),
+            ],
+            use_netrc=options.use_netrc,
         )
-        credentials.preload(a.url for a in artifacts if urlsplit(a.url).scheme != "file")
+        if not options.offline:
+            remote = [a.url for a in artifacts if urlsplit(a.url).scheme != "file"]
+            if mirror is not None and not mirror.location.is_local:
+                remote.append(mirror.location.url)
+            credentials.preload(remote)
         self.destination.mkdir(parents=True, exist_ok=True)
+        seeds = tuple(
+            d for d in options.seed_dirs if d.is_dir() and not _same_dir(d, self.destination)
+        )
         try:
             self._stack.enter_context(
                 destination_lock(
@@ -174,7 +206,9 @@ class Execution:
                 if options.jobs is not None
                 else _default_jobs(len(artifacts), len(hosts), self.per_host)
             )
-            session = build_session(self.jobs, len(hosts))
+            session = (
+                offline_session() if options.offline else build_session(self.jobs, len(hosts) + 1)
+            )
             pip_settings.apply_tls(session)
             self._stack.callback(session.close)
             cache = None
@@ -192,8 +226,11 @@ class Execution:
                 retry=options.retry,
                 limits=options.limits,
                 progress=self.progress,
-                trusted_hosts=frozenset(h.lower() for h in trusted),
+                trusted_hosts=trusted_set,
                 clock_origin=self._t0,
+                mirror=mirror,
+                offline=options.offline,
+                seeds=seeds,
             )
             (self.destination / ".fetchplan" / "partial").mkdir(parents=True, exist_ok=True)
         except BaseException:
@@ -323,6 +360,13 @@ class Execution:
         finally:
             self._stack.close()
         self.reporter.finish(self.result)
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _host_key(artifact: Artifact) -> str:

@@ -24,6 +24,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
 from fetchplan._fs import sha256_file
+from fetchplan._offline import disable_network
 from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
@@ -84,6 +85,9 @@ class PlanOptions:
     backoff: float = 0.25
     isolated: bool = False
     """Ignore ``PIP_*`` variables and pip's configuration files (pip's ``--isolated``)."""
+    offline: bool = False
+    """Open no network connection: only ``file://`` indexes, find-links directories and the
+    cache serve; a source or file that needs the network is an error naming it."""
     use_netrc: bool = True
     pip_settings: PipSettings | None = None
     """Settings to use instead of asking pip (tests, embedding)."""
@@ -140,7 +144,8 @@ def make_plan(options: PlanOptions) -> PlanResult:
         _check_pinned(requirement_set)
 
     store = CredentialStore(sources.raw_urls, use_netrc=options.use_netrc)
-    store.preload(s.url for s in (*sources.indexes, *sources.find_links))
+    if not options.offline:
+        store.preload(s.url for s in (*sources.indexes, *sources.find_links))
     policy = HttpPolicy(
         timeout=options.timeout,
         retries=options.retries,
@@ -149,6 +154,9 @@ def make_plan(options: PlanOptions) -> PlanResult:
     )
     session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
     sources.pip.apply_tls(session)
+    if options.offline:
+        # Whatever a file:// page links to, nothing leaves the machine.
+        disable_network(session)
     cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
     plan_dir = options.output.absolute().parent
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
@@ -192,6 +200,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
             compute_hashes=options.compute_hashes,
             timeout=options.timeout,
             timings=timings,
+            offline=options.offline,
         )
         succeeded = True
     finally:
@@ -251,10 +260,22 @@ def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> 
     index_urls: list[str] = []
     if not no_index:
         if index_url is None:
+            if options.offline:
+                raise InputError(
+                    "--offline: no index given, and the default index needs the network; give "
+                    "--index-url file://... or --no-index --find-links DIR"
+                )
             index_url = options.default_index or pip_default_index()
         index_urls = [index_url, *extra]
     indexes = _unique_sources(index_urls, "index")
     flat = _unique_sources(find_links, "find-links")
+    if options.offline:
+        remote = [s.url for s in (*indexes, *flat) if not s.url.startswith("file:")]
+        if remote:
+            raise InputError(
+                f"--offline: {redact(remote[0])} needs the network; use file:// indexes and "
+                "find-links directories only"
+            )
     trusted_set = frozenset(trusted)
     for source in (*indexes, *flat):
         if not is_secure_or_trusted(source.url, trusted_set):
@@ -448,6 +469,7 @@ def _facts(
     compute_hashes: bool,
     timeout: float,
     timings: Timings,
+    offline: bool = False,
 ) -> dict[NormalizedName, ArtifactFacts]:
     hashes: dict[NormalizedName, tuple[dict[str, str], HashSource | None]] = {}
     to_compute: dict[NormalizedName, Future[str]] = {}
@@ -482,7 +504,7 @@ def _facts(
         assert link is not None
         size = _known_size(link, metadata[name])
         sizes[name] = size
-        if size is None and not link.is_local:
+        if size is None and not link.is_local and not offline:
             heads[name] = pool.submit(
                 _timed, timings, "size", md.head_size, session, link.url, timeout
             )
