@@ -65,6 +65,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--per-host", type=int, metavar="N", help="parallel transfers per host (default: 8)"
     )
     fetch.add_argument(
+        "--mirror",
+        metavar="DIR_OR_URL",
+        help="fetch the plan's files from this directory or index first (same hashes)",
+    )
+    fetch.add_argument(
         "--policy", type=Path, metavar="FILE", help="refuse to fetch a plan that breaks it"
     )
     fetch.add_argument(
@@ -112,6 +117,8 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
         retry=retry,
         limits=limits,
         timings_path=_fetch_timings_path(args.timings),
+        mirror=args.mirror,
+        offline=args.offline,
     )
 
 
