@@ -1,4 +1,7 @@
-"""``fetchplan install``: install the wheels of a verified manifest into an environment."""
+"""``fetchplan install``: install the wheels of a verified manifest into an environment.
+
+sdists in it are built into wheels first (:mod:`fetchplan.install.build`).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,11 @@ def register(
         description=(
             "Install the wheels a verified manifest (written by `fetchplan fetch`) vouches for "
             "into a virtual environment or an interpreter. Every wheel is checked against the "
-            "manifest and the plan, and for unsafe contents, before anything is written."
+            "manifest and the plan, and for unsafe contents, before anything is written. With a "
+            "plan for several targets, the artifacts of the target that best fits the "
+            "interpreter are installed. An sdist (a project without a fitting wheel) is built "
+            "first, offline, in an isolated environment of the plan's build dependencies; "
+            "nothing is installed unless every build succeeds."
         ),
     )
     p.add_argument("manifest", type=Path, metavar="MANIFEST", help="the manifest.json to install")
