@@ -172,7 +172,8 @@ def make_plan(options: PlanOptions) -> PlanResult:
     trusted = frozenset(sources.trusted_hosts)
 
     pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="fetchplan")
-    scratch = tempfile.TemporaryDirectory(prefix="fetchplan-plan-")
+    # Speculative work may still write here when planning fails: cleanup must not raise then.
+    scratch = tempfile.TemporaryDirectory(prefix="fetchplan-plan-", ignore_cleanup_errors=True)
     succeeded = False
     try:
         context = ResolveContext(
