@@ -232,10 +232,13 @@ def build_closure(
             if requirement.specifier.contains(a.parsed_version, prereleases=True)
         ]
         if not fits:
+            hint = ""
+            if plan.inputs.options.get("build_deps") is False:
+                hint = " (the plan was made with --no-build-deps)"
             raise InstallError(
                 f"{plan_path}: artifacts: cannot build {sdist}: its build requirement "
                 f"{requirement} has no wheel among the plan's build dependencies for target "
-                f"{target.name}"
+                f"{target.name}{hint}"
             )
         best = max(fits, key=lambda pair: (-pair[0], pair[1].parsed_version))[1]
         result[name] = best

@@ -70,12 +70,6 @@ class Memo(Generic[K, V]):
             raise slot.error
         return slot.value  # type: ignore[return-value]
 
-    def known(self, key: K) -> bool:
-        """Whether ``key`` has been computed (successfully or not)."""
-        with self._lock:
-            slot = self._slots.get(key)
-        return slot is not None and slot.done
-
 
 class CachingIndexClient(IndexClient):
     """An :class:`IndexClient` that fetches each project page once per run (thread-safe)."""
