@@ -290,6 +290,32 @@ def test_backend_without_prepare_hook_and_no_build_requirements(
     assert value.stdout.strip() == "42"
 
 
+def test_run_builds_the_sdist_after_fetching(
+    tmp_path: Path,
+    index_server: MakeIndexServer,
+    cli_env: dict[str, str],
+    fetchplan_cmd: list[str],
+) -> None:
+    dists = tmp_path / "dists"
+    sdist = build_sdist(
+        dists,
+        Dist("inhouse", "2.0", metadata_version="2.2"),
+        dynamic=["Requires-Dist"],
+        pyproject=INHOUSE_PYPROJECT,
+        extra_files={"inhouse_backend.py": INHOUSE_BACKEND},
+    )
+    server = index_server([sdist, build_wheel(dists, Dist("dep", "1.0"))])
+    done = _run(
+        [*fetchplan_cmd, "run", "inhouse", "-i", server.index_url, "--isolated", "--no-cache",
+         "--venv", str(tmp_path / "venv"), "-o", str(tmp_path / "out" / "plan.json")],
+        cli_env,
+    )  # fmt: skip
+    assert "installed 2" in done.stdout
+    python = tmp_path / "venv" / "bin" / "python"
+    value = _run([str(python), "-c", "import inhouse, dep; print(inhouse.VALUE)"], cli_env)
+    assert value.stdout.strip() == "42"
+
+
 def test_build_system_defaults_and_errors() -> None:
     absent = parse_build_system(None, "x.tar.gz")
     assert ([str(r) for r in absent.requires], absent.backend, absent.declared) == (

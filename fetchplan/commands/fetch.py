@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, TextIO
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
+    from fetchplan.executor.limits import TransferLimits
     from fetchplan.executor.progress import Reporter
+    from fetchplan.executor.retry import RetryPolicy
     from fetchplan.executor.run import FetchOptions
     from fetchplan.executor.summary import FetchResult
 
@@ -121,6 +123,12 @@ def register(
     g.add_argument(
         "--isolated", action="store_true", help="ignore pip's configuration and PIP_* variables"
     )
+    g.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="refuse to start when the plan breaks this policy (see `fetchplan audit`)",
+    )
     g = p.add_argument_group("cache and state")
     cache = g.add_mutually_exclusive_group()
     cache.add_argument(
@@ -195,17 +203,22 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _options(args: argparse.Namespace) -> FetchOptions:
+def env_policies() -> tuple[RetryPolicy, TransferLimits]:
+    """The retry policy and transfer limits, with ``FETCHPLAN_*`` environment overrides."""
     from fetchplan.executor.limits import TransferLimits
     from fetchplan.executor.retry import RetryPolicy
+
+    try:
+        return RetryPolicy().with_env(os.environ), TransferLimits().with_env(os.environ)
+    except ValueError as exc:
+        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+
+
+def _options(args: argparse.Namespace) -> FetchOptions:
     from fetchplan.executor.run import DEFAULT_PER_HOST, FetchOptions
     from fetchplan.executor.shard import parse_shard
 
-    try:
-        retry = RetryPolicy().with_env(os.environ)
-        limits = TransferLimits().with_env(os.environ)
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    retry, limits = env_policies()
     if args.retries is not None:
         retry = replace(retry, attempts=args.retries)
     if args.retry_base is not None:
@@ -234,6 +247,21 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         limits=limits,
         timings_path=args.timings,
     )
+
+
+def enforce_plan_policy(plan_path: Path, policy_path: Path) -> None:
+    """Raise ``PolicyViolationError`` listing every violation before anything is fetched."""
+    from fetchplan.review.policy import PolicyViolationError, enforce_policy, load_policy
+    from fetchplan.schemas.plan import load_plan
+
+    policy = load_policy(policy_path)
+    plan, _ = load_plan(plan_path)
+    try:
+        enforce_policy(plan, policy, str(plan_path))
+    except PolicyViolationError as exc:
+        for violation in exc.violations:
+            sys.stderr.write(f"fetchplan: policy: {violation}\n")
+        raise
 
 
 def _reporter(mode: str, quiet: bool, stream: TextIO) -> Reporter:
@@ -278,12 +306,12 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.executor.run import execute_plan
 
     options = _options(args)
+    if args.policy is not None:
+        enforce_plan_policy(args.plan, args.policy)
     quiet = (getattr(args, "quiet", None) or 0) > 0
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with _sigterm_interrupts():
         result = execute_plan(args.plan, options, reporter)
-    for failure in result.failures:
-        sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
     if not quiet:
         for line in _summary_lines(result):
             sys.stdout.write(f"{line}\n")

@@ -65,9 +65,12 @@ def register(
 
 def run(args: argparse.Namespace) -> int:
     from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest
+    from fetchplan.install.core import load_checked
 
     if args.venv is None and args.python is None:
         raise InputError("install: give the environment with --venv DIR or --python PY")
+    # A manifest that cannot be installed must not leave a new, empty venv behind.
+    load_checked(args.manifest, plan_path=args.plan)
     python: Path = args.python if args.venv is None else ensure_venv(args.venv, python=args.python)
     target = TargetInterpreter.query(python)
     report = install_manifest(

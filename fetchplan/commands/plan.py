@@ -80,6 +80,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The planning options, shared by ``plan`` and ``run``."""
     p.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'requests>=2'")
     p.add_argument(
         "-r", "--requirement", dest="requirement_files", action="append", type=Path,
@@ -191,7 +197,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--retries", type=int, default=3, metavar="N",
         help="retries for connection errors, 429 and 5xx (default: 3)",
     )  # fmt: skip
-    p.set_defaults(func=run, format_ops=[])
+    p.set_defaults(format_ops=[])
 
 
 def options_from_args(args: argparse.Namespace) -> Any:

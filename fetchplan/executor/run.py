@@ -41,6 +41,7 @@ from fetchplan.executor.retry import RetryPolicy
 from fetchplan.executor.scheduler import Done, Scheduler
 from fetchplan.executor.shard import shard_members
 from fetchplan.executor.summary import Failure, FetchResult, write_timings
+from fetchplan.pipconfig import PipSettings, read_pip_settings
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.plan import Artifact
 
@@ -80,17 +81,19 @@ class FetchOptions:
     """How often the reporter gets a fresh snapshot, in seconds."""
 
 
-def _pip_sources(options: FetchOptions) -> tuple[list[str], list[str]]:
-    """Credential-bearing URLs and trusted hosts from pip's configuration, when wanted."""
+def _pip_settings(options: FetchOptions) -> PipSettings:
+    """pip's configuration when wanted (credential-bearing URLs, trusted hosts, TLS files)."""
     if not options.use_pip_config:
-        return [], []
-    from fetchplan.pipconfig import read_pip_settings
-
+        return PipSettings()
     try:
-        settings = read_pip_settings()
+        return read_pip_settings()
     except FetchplanError as exc:
         log.debug("not using pip's configuration: %s", exc)
-        return [], []
+        return PipSettings()
+
+
+def _pip_sources(settings: PipSettings) -> tuple[list[str], list[str]]:
+    """Credential-bearing URLs and trusted hosts of pip's configuration."""
     urls = [u for u in (settings.index_url, *settings.extra_index_urls) if u is not None]
     urls += [u for u in settings.find_links if urlsplit(u).scheme in ("http", "https")]
     return urls, list(settings.trusted_hosts)
@@ -129,10 +132,14 @@ class Execution:
         options = self.options
         self._started_at = utc_now()
         self._t0 = time.monotonic()
-        pip_urls, pip_trusted = _pip_sources(options)
+        pip_settings = _pip_settings(options)
+        pip_urls, pip_trusted = _pip_sources(pip_settings)
         trusted = tuple(options.trusted_hosts) + tuple(pip_trusted)
         self.loaded: LoadedPlan = read_plan(
-            self.plan_path, allow_unhashed=options.allow_unhashed, trusted_hosts=trusted
+            self.plan_path,
+            allow_unhashed=options.allow_unhashed,
+            trusted_hosts=trusted,
+            destination_given=options.destination is not None,
         )
         plan = self.loaded.plan
         self.plan_sha256 = plan_digest(self.loaded.document)
@@ -168,6 +175,7 @@ class Execution:
                 else _default_jobs(len(artifacts), len(hosts), self.per_host)
             )
             session = build_session(self.jobs, len(hosts))
+            pip_settings.apply_tls(session)
             self._stack.callback(session.close)
             cache = None
             if options.use_cache:
@@ -239,6 +247,7 @@ class Execution:
         """Record one finished artifact; return it if it was verified."""
         if isinstance(done.error, ArtifactFailed):
             self._failures.append(_failure(done.item, done.error))
+            log.info("failed: %s", done.error)
             self.reporter.note(f"failed: {done.error}")
         elif isinstance(done.error, Cancelled):
             self._interrupted = True

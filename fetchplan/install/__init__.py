@@ -5,7 +5,8 @@ dependencies (:mod:`fetchplan.install.build`).
 
 Library entry points: :func:`install_manifest` (what ``fetchplan install`` does),
 :func:`wheels_for_interpreter` (the manifest and plan checks alone) and :func:`install_wheels`
-(install already-described wheels, e.g. as they are verified). The target is a
+(install already-described wheels) and :class:`StagedInstall` (stage wheels as they are
+verified, commit them at the end). The target is a
 :class:`TargetInterpreter`, queried from the interpreter itself; :func:`ensure_venv` makes a
 virtual environment when asked to.
 """
@@ -16,6 +17,7 @@ from fetchplan.install.core import (
     Action,
     InstallReport,
     ProjectOutcome,
+    StagedInstall,
     install_manifest,
     install_wheels,
     wheels_for_interpreter,
@@ -31,6 +33,7 @@ __all__ = [
     "InterpreterError",
     "ManifestMismatch",
     "ProjectOutcome",
+    "StagedInstall",
     "TargetInterpreter",
     "UnsafeWheel",
     "WheelToInstall",

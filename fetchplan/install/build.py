@@ -39,7 +39,7 @@ from fetchplan.install.selection import WheelToInstall, build_closure, match_man
 from fetchplan.schemas.manifest import Manifest
 from fetchplan.schemas.plan import Artifact, Plan, Target
 
-__all__ = ["build_sdists"]
+__all__ = ["build_manifest_sdists", "build_sdists"]
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +189,39 @@ def build_sdists(
             out_dir=out_dir,
         )
     return built
+
+
+def build_manifest_sdists(
+    manifest_path: Path,
+    interpreter: TargetInterpreter,
+    *,
+    out_dir: Path,
+    plan_path: Path | None = None,
+) -> list[WheelToInstall]:
+    """Build, into ``out_dir``, the sdists of the manifest's plan that ``interpreter`` needs.
+
+    The manifest and plan are checked as by :func:`~fetchplan.install.core.load_checked`, the
+    plan's target and artifacts selected for the interpreter, and each sdist among them built
+    by :func:`build_sdists`. For callers that install the wheels as they arrive (``fetchplan
+    run``); returns an empty list when the interpreter needs no sdist.
+    """
+    from fetchplan.install.core import load_checked
+    from fetchplan.install.selection import select_artifacts, select_target
+
+    manifest, plan, plan_file = load_checked(manifest_path, plan_path=plan_path)
+    plan_target = select_target(plan, plan_file, interpreter.markers, interpreter.tags)
+    artifacts = select_artifacts(plan, plan_file, plan_target, interpreter.tags)
+    sdists = [a for a in artifacts if a.kind == "sdist"]
+    if not sdists:
+        return []
+    built = build_sdists(
+        sdists,
+        plan=plan,
+        plan_path=plan_file,
+        plan_target=plan_target,
+        manifest=manifest,
+        manifest_path=manifest_path,
+        interpreter=interpreter,
+        out_dir=out_dir,
+    )
+    return [built[a.filename] for a in sdists]

@@ -39,15 +39,17 @@ from fetchplan.install.selection import (
 from fetchplan.install.staging import StagedWheel, stage_wheel
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas import plan_digest
-from fetchplan.schemas.manifest import load_manifest
-from fetchplan.schemas.plan import load_plan
+from fetchplan.schemas.manifest import Manifest, load_manifest
+from fetchplan.schemas.plan import Plan, load_plan
 
 __all__ = [
     "Action",
     "InstallReport",
     "ProjectOutcome",
+    "StagedInstall",
     "install_manifest",
     "install_wheels",
+    "load_checked",
     "wheels_for_interpreter",
 ]
 
@@ -78,23 +80,13 @@ class InstallReport:
         return sum(1 for p in self.projects if p.action == action)
 
 
-def wheels_for_interpreter(
-    manifest_path: Path,
-    target: TargetInterpreter,
-    *,
-    plan_path: Path | None = None,
-    build_dir: Path | None = None,
-) -> list[WheelToInstall]:
-    """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
+def load_checked(
+    manifest_path: Path, *, plan_path: Path | None = None
+) -> tuple[Manifest, Plan, Path]:
+    """Read and schema-check the manifest and its plan, and check they belong together.
 
-    Reads and schema-checks the manifest and the plan (``plan_path``, else the manifest's
-    ``plan.path``), checks the plan's digest is the manifest's ``plan.sha256``, selects the plan
-    target and artifacts for the interpreter, and pairs each with its manifest entry. Raises
-    :class:`ManifestMismatch` (or a schema/selection error) naming the file at fault.
-
-    An sdist the interpreter needs is built into a wheel in ``build_dir`` (see
-    :mod:`fetchplan.install.build`), which then stands in its place; without ``build_dir``
-    such a plan is refused.
+    The plan is ``plan_path``, else the manifest's ``plan.path``; its digest must be the
+    manifest's ``plan.sha256``. Returns the manifest, the plan and the plan's path.
     """
     manifest = load_manifest(manifest_path)
     plan_file = plan_path if plan_path is not None else manifest_path.parent / manifest.plan.path
@@ -105,6 +97,27 @@ def wheels_for_interpreter(
             f"{manifest_path}: plan.sha256: {manifest.plan.sha256} is not the digest of "
             f"{plan_file} ({digest}): the manifest was made for another plan"
         )
+    return manifest, plan, plan_file
+
+
+def wheels_for_interpreter(
+    manifest_path: Path,
+    target: TargetInterpreter,
+    *,
+    plan_path: Path | None = None,
+    build_dir: Path | None = None,
+) -> list[WheelToInstall]:
+    """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
+
+    Checks the manifest and plan with :func:`load_checked`, selects the plan target and
+    artifacts for the interpreter, and pairs each with its manifest entry. Raises
+    :class:`ManifestMismatch` (or a schema/selection error) naming the file at fault.
+
+    An sdist the interpreter needs is built into a wheel in ``build_dir`` (see
+    :mod:`fetchplan.install.build`), which then stands in its place; without ``build_dir``
+    such a plan is refused.
+    """
+    manifest, plan, plan_file = load_checked(manifest_path, plan_path=plan_path)
     plan_target = select_target(plan, plan_file, target.markers, target.tags)
     artifacts = select_artifacts(plan, plan_file, plan_target, target.tags)
     sdists = [a for a in artifacts if a.kind == "sdist"]
@@ -186,22 +199,109 @@ def _verify_and_stage(
     return staged
 
 
-def _stage_all(
-    wheels: Sequence[WheelToInstall], target: TargetInterpreter, staging: Path, *, compile: bool
-) -> list[StagedWheel]:
-    """Verify and stage every wheel, in parallel; raise the first failure in wheel order."""
-    workers = max(1, min(len(wheels), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetchplan-install") as pool:
-        futures: list[Future[StagedWheel]] = [
-            pool.submit(_verify_and_stage, w, target, staging / str(i), compile=compile)
-            for i, w in enumerate(wheels)
-        ]
-        for future in futures:
+class StagedInstall:
+    """An install that verifies and stages wheels as they arrive and commits them at the end.
+
+    ``add`` hands a wheel to a pool of workers (both cores: extraction is CPU-bound) that open
+    it once, check its size and sha256 through that handle and extract it into staging inside
+    the prefix; ``commit`` waits for them, and only when every wheel passed removes other
+    versions (within the prefix only) and moves the files into place, then byte-compiles. So
+    ``fetchplan run`` can stage each wheel the moment the executor verified it, while the
+    other downloads go on. Leaving the ``with`` block without ``commit`` writes nothing to
+    the environment.
+    """
+
+    def __init__(
+        self, target: TargetInterpreter, *, reinstall: bool = False, compile: bool = True
+    ) -> None:
+        self.target = target
+        self.reinstall = reinstall
+        self.compile = compile
+        self._present = installed_distributions(target)
+        self._supported = set(target.tags)
+        self._order: list[str] = []
+        self._outcomes: dict[str, ProjectOutcome] = {}
+        self._work: list[tuple[WheelToInstall, list[InstalledDist], Future[StagedWheel]]] = []
+        self._staging: Path | None = None
+        workers = max(1, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetchplan-install")
+
+    def __enter__(self) -> StagedInstall:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers and remove the staging directory (idempotent)."""
+        for _, _, future in self._work:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def _staging_dir(self) -> Path:
+        if self._staging is None:
+            prefix = Path(self.target.prefix)
+            try:
+                self._staging = Path(tempfile.mkdtemp(prefix=".fetchplan-staging-", dir=prefix))
+            except OSError as exc:
+                raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
+        return self._staging
+
+    def add(self, wheel: WheelToInstall) -> None:
+        """Queue ``wheel``: checked now for name and tags, verified and staged in the pool."""
+        _check_supported([wheel], self.target)
+        if wheel.name in self._outcomes or any(w.name == wheel.name for w, _, _ in self._work):
+            raise InstallError(f"{wheel.path}: a second wheel for {wheel.name}")
+        self._order.append(wheel.name)
+        old = self._present.get(wheel.name, [])
+        if not self.reinstall and len(old) == 1 and _same_version(old[0].version, wheel.version):
+            self._outcomes[wheel.name] = ProjectOutcome(
+                name=wheel.name, version=wheel.version, action="unchanged"
+            )
+            return
+        where = self._staging_dir() / str(len(self._work))
+        future = self._pool.submit(
+            _verify_and_stage, wheel, self.target, where, compile=self.compile
+        )
+        self._work.append((wheel, old, future))
+
+    def commit(self) -> InstallReport:
+        """Wait for every queued wheel; if all passed, put them in place. Raises the first
+        failure (in the order the wheels were added) having written nothing."""
+        for _, _, future in self._work:
             if future.exception() is not None:
-                for other in futures:
-                    other.cancel()
                 break
-    return [future.result() for future in futures]
+        staged = [future.result() for _, _, future in self._work]
+        compiled = 0
+        if staged:
+            check_destinations(staged, self.target)
+            for (wheel, old, _), item in zip(self._work, staged, strict=True):
+                for dist in old:
+                    uninstall(dist, self.target)
+                commit(item)
+                action: Action = "installed"
+                if old:
+                    same = all(_same_version(d.version, wheel.version) for d in old)
+                    action = "reinstalled" if same else "replaced"
+                self._outcomes[wheel.name] = ProjectOutcome(
+                    name=wheel.name,
+                    version=wheel.version,
+                    action=action,
+                    previous=tuple(d.version for d in old),
+                )
+                log.info("%s %s %s", action, wheel.name, wheel.version)
+            self.close()
+            if self.compile:
+                compiled = compile_files(self.target, [f for s in staged for f in s.python_files()])
+        return InstallReport(
+            interpreter=self.target.executable,
+            prefix=self.target.prefix,
+            projects=tuple(self._outcomes[name] for name in self._order),
+            compiled=compiled,
+        )
 
 
 def install_wheels(
@@ -222,50 +322,7 @@ def install_wheels(
     repeatedly with further wheels (each call is its own all-or-nothing step).
     """
     _check_supported(wheels, target)
-    present = installed_distributions(target)
-    outcomes: dict[str, ProjectOutcome] = {}
-    work: list[tuple[WheelToInstall, list[InstalledDist]]] = []
-    for wheel in wheels:
-        old = present.get(wheel.name, [])
-        if not reinstall and len(old) == 1 and _same_version(old[0].version, wheel.version):
-            outcomes[wheel.name] = ProjectOutcome(
-                name=wheel.name, version=wheel.version, action="unchanged"
-            )
-        else:
-            work.append((wheel, old))
-
-    compiled = 0
-    if work:
-        prefix = Path(target.prefix)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=".fetchplan-staging-", dir=prefix))
-        except OSError as exc:
-            raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
-        try:
-            staged = _stage_all([w for w, _ in work], target, staging, compile=compile)
-            check_destinations(staged, target)
-            for (wheel, old), item in zip(work, staged, strict=True):
-                for dist in old:
-                    uninstall(dist, target)
-                commit(item)
-                action: Action = "installed"
-                if old:
-                    same = all(_same_version(d.version, wheel.version) for d in old)
-                    action = "reinstalled" if same else "replaced"
-                outcomes[wheel.name] = ProjectOutcome(
-                    name=wheel.name,
-                    version=wheel.version,
-                    action=action,
-                    previous=tuple(d.version for d in old),
-                )
-                log.info("%s %s %s", action, wheel.name, wheel.version)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if compile:
-            compiled = compile_files(target, [f for s in staged for f in s.python_files()])
-    return InstallReport(
-        interpreter=target.executable,
-        prefix=target.prefix,
-        projects=tuple(outcomes[w.name] for w in wheels),
-        compiled=compiled,
-    )
+    with StagedInstall(target, reinstall=reinstall, compile=compile) as install:
+        for wheel in wheels:
+            install.add(wheel)
+        return install.commit()

@@ -281,6 +281,7 @@ def match_manifest(
     """
     entries = {entry.filename: entry for entry in manifest.artifacts}
     base = manifest_path.parent
+    base_real = base.resolve()
     wheels: list[WheelToInstall] = []
     missing: list[str] = []
     differing: list[str] = []
@@ -290,6 +291,8 @@ def match_manifest(
             missing.append(artifact.filename)
             continue
         problems = _mismatches(artifact, entry)
+        if not (base / entry.path).resolve().is_relative_to(base_real):
+            problems.append(f"path {entry.path!r} leaves the manifest's directory")
         if problems:
             differing.append(f"{artifact.filename} ({'; '.join(problems)})")
             continue

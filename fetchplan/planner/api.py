@@ -11,7 +11,6 @@ index gives no hash. ``fetchplan plan`` and ``fetchplan run`` both call :func:`m
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -26,11 +25,11 @@ import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
-from fetchplan._fs import CHUNK_SIZE, sha256_file
+from fetchplan._fs import sha256_file
 from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
-from fetchplan.errors import FetchplanError, HashMismatch, InputError, NetworkError
+from fetchplan.errors import FetchplanError, HashMismatch, InputError
 from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
 from fetchplan.planner import metadata as md
 from fetchplan.planner import reqfile
@@ -118,6 +117,7 @@ class PlanResult:
 
 @dataclass(frozen=True, slots=True)
 class _Sources:
+    pip: PipSettings
     indexes: tuple[IndexSource, ...]
     find_links: tuple[IndexSource, ...]
     trusted_hosts: tuple[str, ...]
@@ -166,6 +166,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
         pool_size=options.jobs,
     )
     session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
+    sources.pip.apply_tls(session)
     cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
     plan_dir = options.output.absolute().parent
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
@@ -364,6 +365,7 @@ def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> 
                 "hosts given with --trusted-host"
             )
     return _Sources(
+        pip=pip,
         indexes=indexes,
         find_links=flat,
         trusted_hosts=tuple(dict.fromkeys(trusted)),
@@ -690,34 +692,4 @@ def _download_hash(
     session: requests.Session, link: Link, cache: ArtifactCache | None, timeout: float
 ) -> str:
     """Fetch ``link`` whole, return its sha256, and keep it in the cache when there is one."""
-    where = redact(link.url)
-    directory = None
-    if cache is not None:
-        cache.root.mkdir(parents=True, exist_ok=True)
-        directory = str(cache.root)
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".hash.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = session.get(
-                    link.url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"}
-                )
-            except requests.RequestException as exc:
-                raise NetworkError(f"{where}: {redact(str(exc))}") from None
-            with response:
-                if response.status_code != 200:
-                    raise NetworkError(f"{where}: HTTP {response.status_code}")
-                try:
-                    for chunk in response.iter_content(CHUNK_SIZE):
-                        digest.update(chunk)
-                        out.write(chunk)
-                except requests.RequestException as exc:
-                    raise NetworkError(f"{where}: download interrupted: {exc}") from None
-        actual = digest.hexdigest()
-        if cache is not None:
-            cache.add(tmp, actual)
-        return actual
-    finally:
-        tmp.unlink(missing_ok=True)
+    return md.download_whole(session, link.url, sha256=None, cache=cache, timeout=timeout)

@@ -429,12 +429,10 @@ def _downloaded(
     """
     where = redact(url)
     if cache is not None:
-        cache.root.mkdir(parents=True, exist_ok=True)
-        directory: str | None = str(cache.root)
+        fd, tmp = cache.staging_file(".download.")
     else:
-        directory = None
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".download.", suffix=".part")
-    tmp = Path(tmp_name)
+        fd, tmp_name = tempfile.mkstemp(prefix=".download.", suffix=".part")
+        tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         size = 0
@@ -450,10 +448,26 @@ def _downloaded(
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256:
             raise HashMismatch(where, "sha256", sha256, actual)
-        cached = cache.add(tmp, actual) if cache is not None else None
+        # Hashed while written: the file moves into the cache as it is, no second copy.
+        cached = cache.adopt(tmp, actual) if cache is not None else None
         yield (cached if cached is not None else tmp), actual, size, cached
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def download_whole(
+    session: requests.Session,
+    url: str,
+    *,
+    sha256: str | None,
+    cache: ArtifactCache | None,
+    timeout: float = 30.0,
+) -> str:
+    """Fetch ``url`` whole into ``cache`` (verified when ``sha256`` is known); return its sha256."""
+    with _downloaded(
+        session, url, sha256=sha256, cache=cache, counter=_Counter(), timeout=timeout
+    ) as (_, actual, _, _):
+        return actual
 
 
 # --- public entry points ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ correctly without knowing about timings. All methods are thread-safe.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -26,6 +27,8 @@ from typing import Any
 
 from fetchplan import __version__
 from fetchplan._urls import redact
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "PHASES", "RequestRecord", "Timings"]
 
@@ -130,6 +133,10 @@ class Timings:
         )
         with self._lock:
             self._requests.append(record)
+        log.debug(
+            "%s %s -> %s, %d bytes in %.3f s (%s)",
+            method, record.url, status, received, record.end - record.start, record.phase,
+        )  # fmt: skip
 
     def add_task(self, phase: str, seconds: float, requests: int = 0, received: int = 0) -> None:
         """Add one finished task (an index page, a HEAD, a hash) to its phase's totals."""
