@@ -1,5 +1,8 @@
 """``fetchplan install``: install the wheels of a verified manifest (or a bundle) into an
-environment."""
+environment.
+
+sdists in it are built into wheels first (:mod:`fetchplan.install.build`).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,11 @@ def register(
             "into a virtual environment or an interpreter. Every wheel is checked against the "
             "manifest and the plan, and for unsafe contents, before anything is written. A "
             "bundle (directory or tar, from `fetchplan bundle`) is verified whole first, as "
-            "`fetchplan verify` does, and refused on any problem. Never uses the network."
+            "`fetchplan verify` does, and refused on any problem. With a "
+            "plan for several targets, the artifacts of the target that best fits the "
+            "interpreter are installed. An sdist (a project without a fitting wheel) is built "
+            "first, offline, in an isolated environment of the plan's build dependencies; "
+            "nothing is installed unless every build succeeds. Never uses the network."
         ),
     )
     p.add_argument(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -152,7 +153,11 @@ def run(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchplan-venv") as pool:
         interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args)
         if args.python is not None and not (
-            args.python_version or args.platforms or args.implementation or args.abis
+            args.python_version
+            or args.platforms
+            or args.implementation
+            or args.abis
+            or args.target_specs
         ):
             # Another interpreter: plan for its Python version, not this one's.
             other = interpreter_future.result()
@@ -180,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with (
+        tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
         StagedInstall(target, reinstall=args.reinstall, compile=not args.no_compile) as install,
         _sigterm_interrupts(),
     ):
@@ -187,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
         with execution:
             for verified in execution:
                 artifact = needed.get(verified.artifact.destination)
-                if artifact is None:
-                    continue
+                if artifact is None or artifact.kind == "sdist":
+                    continue  # not needed here, or built once everything is verified
                 install.add(
                     WheelToInstall(
                         path=verified.path,
@@ -211,6 +217,13 @@ def run(args: argparse.Namespace) -> int:
         if not fetched.ok:
             sys.stderr.write("fetchplan: nothing installed: some artifacts were not verified\n")
             return 1
+        if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path is not None:
+            from fetchplan.install.build import build_manifest_sdists
+
+            for wheel in build_manifest_sdists(
+                fetched.manifest_path, target, out_dir=Path(built_dir), plan_path=plan_path
+            ):
+                install.add(wheel)
         report = install.commit()
     if not quiet:
         counts = ", ".join(

@@ -159,12 +159,17 @@ class Timings:
     def set_resolver(
         self, *, cpu_seconds: float, started: float, ended: float, rounds: int
     ) -> None:
-        """Record the resolver's run: CPU time of its thread, and its span (values of now())."""
+        """Record one resolver run: CPU time of its thread, and its span (values of now()).
+
+        A plan for several targets resolves several times, one after the other: the totals
+        add up, and each run is its own event.
+        """
         with self._lock:
+            before = self._resolver
             self._resolver = {
-                "cpu_seconds": round(cpu_seconds, 6),
-                "wall_seconds": round(ended - started, 6),
-                "rounds": rounds,
+                "cpu_seconds": round(before.get("cpu_seconds", 0.0) + cpu_seconds, 6),
+                "wall_seconds": round(before.get("wall_seconds", 0.0) + ended - started, 6),
+                "rounds": int(before.get("rounds", 0)) + rounds,
             }
             self._requests.append(
                 RequestRecord(
