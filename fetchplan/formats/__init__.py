@@ -10,6 +10,7 @@ the format has no room for.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -52,11 +53,34 @@ def export_plan(plan: Plan, fmt: Format, *, target: str | None = None) -> str:
 
 
 def detect_format(filename: str, text: str) -> Format:
-    """Guess a file's format: ``*.toml`` is a lock file, a JSON object a pip report."""
-    if filename.endswith(".toml"):
-        return "pylock"
-    if text.lstrip().startswith("{"):
+    """A file's format, judged by its content.
+
+    A JSON object is a pip report and a non-empty TOML table a lock file (their readers then
+    name any missing key such as ``version`` or ``lock-version``); text that reads as a
+    requirements file without error is one. Otherwise a ``*.json`` or ``*.toml`` name
+    decides, so that broken JSON or TOML is reported as such; anything else is taken for a
+    requirements file (whose errors are then reported).
+    """
+    try:
+        if isinstance(json.loads(text), dict):
+            return "pip-report"
+    except ValueError:
+        pass
+    try:
+        if tomllib.loads(text):
+            return "pylock"
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        requirements.parse_requirements(text, filename)
+        return "requirements"
+    except FileFormatError:
+        pass
+    lowered = filename.lower()
+    if lowered.endswith(".json"):
         return "pip-report"
+    if lowered.endswith(".toml"):
+        return "pylock"
     return "requirements"
 
 
