@@ -429,6 +429,7 @@ def _dist_metadata(fetched: md.FetchedMetadata) -> DistMetadata:
         bytes_received=fetched.bytes_received,
         total_size=fetched.total_size,
         sha256=fetched.sha256,
+        json=md.metadata_json(fetched.raw),
     )
 
 

@@ -158,6 +158,8 @@ class Artifact:
     targets: tuple[str, ...] | None = None
     destination: str
     satisfied_by: SatisfiedBy | None = None
+    metadata: dict[str, Any] | None = None
+    """Core metadata in PEP 566 JSON form (no description), when the planner read it."""
 
     @property
     def sha256(self) -> str | None:
@@ -192,6 +194,8 @@ class Artifact:
             d["targets"] = list(self.targets)
         d["destination"] = self.destination
         d["satisfied_by"] = None if self.satisfied_by is None else self.satisfied_by.to_dict()
+        if self.metadata is not None:
+            d["metadata"] = dict(self.metadata)
         return d
 
     @classmethod
@@ -219,6 +223,7 @@ class Artifact:
             targets=None if targets is None else tuple(targets),
             destination=d["destination"],
             satisfied_by=SatisfiedBy.from_dict(d["satisfied_by"]),
+            metadata=None if d.get("metadata") is None else dict(d["metadata"]),
         )
 
 
