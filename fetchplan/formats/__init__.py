@@ -17,7 +17,7 @@ from typing import Literal, get_args
 from fetchplan.errors import FieldProblem, FileFormatError, InputError
 from fetchplan.formats import pip_report, pylock, requirements
 from fetchplan.formats._common import ExportError, current_target, utc_now
-from fetchplan.formats.requirements import FileLookup, Pin
+from fetchplan.formats.requirements import FileLookup, Found, Pin
 from fetchplan.schemas import parse_document, validate
 from fetchplan.schemas.plan import Plan, Target
 
@@ -26,6 +26,7 @@ __all__ = [
     "ExportError",
     "FileLookup",
     "Format",
+    "Found",
     "Pin",
     "current_target",
     "detect_format",
