@@ -2,7 +2,8 @@
 requirements files.
 
 :func:`export_plan` renders a plan as text in one of them; :func:`import_plan` builds a plan
-from such a text. Both are pure: the caller reads and writes the files. Each format module
+from such a text. Both are pure: the caller reads and writes the files, and passes the
+:mod:`.lookup` that finds a plain requirements file's pins on indexes. Each format module
 (:mod:`.pip_report`, :mod:`.pylock`, :mod:`.requirements`) documents what it keeps and what
 the format has no room for.
 """
