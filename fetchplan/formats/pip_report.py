@@ -13,7 +13,8 @@ every one the project declares) and ``provides_extra`` (the extras those name). 
 format has no room for (size, index, upload time...) go under a ``fetchplan`` key of each
 item, and the target under a top-level ``fetchplan`` key, so that a round trip loses nothing;
 pip's own consumers ignore unknown keys. Import keeps a report's metadata (without the
-description) as the artifacts' ``metadata``.
+description) as the artifacts' ``metadata``, except what an export made up (its item's
+``fetchplan.metadata_recorded`` is false).
 """
 
 from __future__ import annotations
