@@ -247,7 +247,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, write the plan (and timings), print a one-line summary."""
-    from fetchplan.commands.show import human_size
+    from fetchplan._text import human_size
     from fetchplan.planner.api import make_plan
     from fetchplan.schemas import dump_document
     from fetchplan.schemas.plan import write_plan

@@ -135,9 +135,9 @@ def _interpreter(args: argparse.Namespace) -> TargetInterpreter:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, then fetch while staging each verified wheel, then install all at once."""
+    from fetchplan._text import human_size
     from fetchplan.commands.fetch import _reporter, _sigterm_interrupts, _summary_lines
     from fetchplan.commands.plan import options_from_args
-    from fetchplan.commands.show import human_size
     from fetchplan.executor import open_execution
     from fetchplan.install import StagedInstall, WheelToInstall
     from fetchplan.install.selection import select_artifacts, select_target

@@ -4,7 +4,8 @@ One row per artifact (name, version, size, host, status, and the targets it serv
 plan has several) and totals: artifacts, bytes to download, bytes already satisfied by the
 destination or the cache. The plan is validated when
 read, so a bad plan is rejected with its file and the dotted path of the bad field.
-:func:`render_table` is pure; other renderings (a dependency graph) can sit beside it.
+:func:`render_table` is pure; ``--graph dot|mermaid`` prints
+:func:`fetchplan.review.graph.render_graph` instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fetchplan._text import human_size
+from fetchplan.review.graph import GRAPH_FORMATS, render_graph
 from fetchplan.schemas.plan import Artifact, Plan, load_plan
 
 __all__ = ["register", "render_table", "run", "status_of", "targets_of"]
@@ -32,19 +35,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "artifacts, bytes to download, bytes already satisfied. The plan is validated first.",
     )
     p.add_argument("plan", type=Path, metavar="PLAN", help="a plan written by 'fetchplan plan'")
+    p.add_argument(
+        "--graph",
+        choices=GRAPH_FORMATS,
+        help="print the dependency graph (Graphviz dot or Mermaid) instead of the table",
+    )
     p.set_defaults(func=run)
-
-
-def human_size(size: int | None) -> str:
-    """``1.2 MB`` style (decimal units), ``?`` when unknown."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover - the loop always returns
 
 
 def status_of(artifact: Artifact) -> str:
@@ -122,7 +118,7 @@ def render_table(plan: Plan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate and print the plan."""
+    """Validate and print the plan: its table, or with ``--graph`` its dependency graph."""
     plan, _document = load_plan(args.plan)
-    sys.stdout.write(render_table(plan))
+    sys.stdout.write(render_table(plan) if args.graph is None else render_graph(plan, args.graph))
     return 0

@@ -38,7 +38,7 @@ from fetchplan.planner.build import ArtifactFacts, created_now, find_satisfied
 from fetchplan.planner.candidates import DistMetadata, FormatControl
 from fetchplan.planner.context import CachingIndexClient, Memo, ResolveContext, TargetResolution
 from fetchplan.planner.http import HttpPolicy, make_session
-from fetchplan.planner.index import IndexSource, Link, file_url_path, source_for
+from fetchplan.planner.index import IndexClient, IndexSource, Link, file_url_path, source_for
 from fetchplan.planner.prefetch import IndexStrategy
 from fetchplan.planner.provider import Req, is_pinned
 from fetchplan.planner.resolve import Resolution
@@ -54,7 +54,7 @@ from fetchplan.planner.targets import (
 from fetchplan.planner.timings import Timings
 from fetchplan.schemas.plan import HashSource, IndexRef, Inputs, Plan, SatisfiedBy
 
-__all__ = ["PlanOptions", "PlanResult", "make_plan"]
+__all__ = ["IndexAccess", "PlanOptions", "PlanResult", "make_plan", "open_indexes"]
 
 log = logging.getLogger(__name__)
 
@@ -161,20 +161,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
     if require_hashes:
         _check_pinned(requirement_set)
 
-    store = CredentialStore(sources.raw_urls, use_netrc=options.use_netrc)
-    if not options.offline:
-        store.preload(s.url for s in (*sources.indexes, *sources.find_links))
-    policy = HttpPolicy(
-        timeout=options.timeout,
-        retries=options.retries,
-        backoff=options.backoff,
-        pool_size=options.jobs,
-    )
-    session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
-    sources.pip.apply_tls(session)
-    if options.offline:
-        # Whatever a file:// page links to, nothing leaves the machine.
-        disable_network(session)
+    session = _session(options, sources, timings)
     cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
     plan_dir = options.output.absolute().parent
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
@@ -322,6 +309,66 @@ def _merged_hashes(
             for algo, values in by_algo.items():
                 into[algo] = into.get(algo, frozenset()) | values
     return merged
+
+
+@dataclass(frozen=True, slots=True)
+class IndexAccess:
+    """The locations :func:`make_plan` would read, and a client to read them with."""
+
+    client: IndexClient
+    session: requests.Session
+    indexes: tuple[IndexSource, ...]
+    find_links: tuple[IndexSource, ...]
+    trusted_hosts: frozenset[str]
+
+    def url_ok(self, url: str) -> bool:
+        """True when a file at ``url`` may be fetched (https, loopback or a trusted host)."""
+        return is_secure_or_trusted(url, self.trusted_hosts)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def open_indexes(options: PlanOptions) -> IndexAccess:
+    """The indexes and find-links locations :func:`make_plan` would read for ``options``.
+
+    The same settings in the same order: the command-line values of ``options``, the options
+    written in ``options.requirement_files`` (their requirements are ignored), ``PIP_*``
+    variables and pip's configuration (unless ``isolated``), then pip's default index. The
+    client shares one session with make_plan's credentials, trusted hosts, timeout and retry
+    policy; nothing is requested here. The caller closes it. Raises :class:`InputError` for a
+    plain-http location that is neither loopback nor trusted, as make_plan does.
+    """
+    file_options = reqfile.merge(
+        *(reqfile.parse_requirements_file(path) for path in options.requirement_files)
+    ).options
+    sources = _sources(options, file_options)
+    session = _session(options, sources, None)
+    return IndexAccess(
+        client=IndexClient(session, timeout=options.timeout),
+        session=session,
+        indexes=sources.indexes,
+        find_links=sources.find_links,
+        trusted_hosts=frozenset(sources.trusted_hosts),
+    )
+
+
+def _session(options: PlanOptions, sources: _Sources, timings: Timings | None) -> requests.Session:
+    store = CredentialStore(sources.raw_urls, use_netrc=options.use_netrc)
+    if not options.offline:
+        store.preload(s.url for s in (*sources.indexes, *sources.find_links))
+    policy = HttpPolicy(
+        timeout=options.timeout,
+        retries=options.retries,
+        backoff=options.backoff,
+        pool_size=options.jobs,
+    )
+    session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
+    sources.pip.apply_tls(session)
+    if options.offline:
+        # Whatever a file:// page links to, nothing leaves the machine.
+        disable_network(session)
+    return session
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -565,6 +612,7 @@ def _dist_metadata(fetched: md.FetchedMetadata) -> DistMetadata:
         bytes_received=fetched.bytes_received,
         total_size=fetched.total_size,
         sha256=fetched.sha256,
+        json=md.metadata_json(fetched.raw),
     )
 
 

@@ -161,6 +161,8 @@ class Artifact:
     build dependency); None when no build uses it."""
     destination: str
     satisfied_by: SatisfiedBy | None = None
+    metadata: dict[str, Any] | None = None
+    """Core metadata in PEP 566 JSON form (no description), when the planner read it."""
 
     @property
     def sha256(self) -> str | None:
@@ -197,6 +199,8 @@ class Artifact:
             d["build_targets"] = list(self.build_targets)
         d["destination"] = self.destination
         d["satisfied_by"] = None if self.satisfied_by is None else self.satisfied_by.to_dict()
+        if self.metadata is not None:
+            d["metadata"] = dict(self.metadata)
         return d
 
     @classmethod
@@ -226,6 +230,7 @@ class Artifact:
             build_targets=None if build_targets is None else tuple(build_targets),
             destination=d["destination"],
             satisfied_by=SatisfiedBy.from_dict(d["satisfied_by"]),
+            metadata=None if d.get("metadata") is None else dict(d["metadata"]),
         )
 
 
