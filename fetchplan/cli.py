@@ -21,7 +21,7 @@ from fetchplan.errors import FetchplanError
 __all__ = ["build_parser", "main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("report",)
 
 log = logging.getLogger(__name__)
 

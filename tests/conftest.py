@@ -9,11 +9,19 @@ loopback requests go straight to the test's own servers.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import pytest
+
+from tests.support.index import IndexOptions, write_index
+from tests.support.nginx import NginxOptions, NginxServer
+from tests.support.pypiserver import PypiServer
+from tests.support.servers import IndexServer, ServerOptions
+from tests.support.wheels import Dist, build_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +61,138 @@ def cli_env() -> dict[str, str]:
 def fetchplan_cmd() -> list[str]:
     """The argv prefix that runs this checkout's fetchplan in a subprocess."""
     return [sys.executable, "-m", "fetchplan"]
+
+
+# -- real servers (tests/support/servers.py, nginx.py, pypiserver.py) --------------------------
+
+DistSource = Path | Sequence[Dist | Path]
+"""A ``write_index`` root directory, or distributions: ``Dist`` (built as a wheel) or files."""
+
+
+class MakeIndex(Protocol):
+    def __call__(
+        self, dists: Sequence[Dist | Path], options: IndexOptions | None = None
+    ) -> Path: ...
+
+
+class MakeIndexServer(Protocol):
+    def __call__(
+        self,
+        source: DistSource,
+        *,
+        index_options: IndexOptions | None = None,
+        options: ServerOptions | None = None,
+    ) -> IndexServer: ...
+
+
+class MakeNginxServer(Protocol):
+    def __call__(
+        self,
+        source: DistSource,
+        *,
+        index_options: IndexOptions | None = None,
+        options: NginxOptions | None = None,
+    ) -> NginxServer: ...
+
+
+class MakePypiServer(Protocol):
+    def __call__(self, source: DistSource) -> PypiServer: ...
+
+
+def _dist_files(directory: Path, dists: Sequence[Dist | Path]) -> list[Path]:
+    return [build_wheel(directory, d) if isinstance(d, Dist) else Path(d) for d in dists]
+
+
+@pytest.fixture
+def make_index(tmp_path_factory: pytest.TempPathFactory) -> MakeIndex:
+    """``make_index(dists, options=None) -> root``: build wheels for ``Dist`` entries and write
+    a static index (``root/files``, ``root/simple``) in a fresh directory."""
+
+    def make(dists: Sequence[Dist | Path], options: IndexOptions | None = None) -> Path:
+        built = _dist_files(tmp_path_factory.mktemp("dists"), dists)
+        root = tmp_path_factory.mktemp("index")
+        write_index(root, built, options)
+        return root
+
+    return make
+
+
+def _index_root(make: MakeIndex, source: DistSource, options: IndexOptions | None) -> Path:
+    if isinstance(source, Path):
+        if options is not None:
+            raise TypeError("index_options only apply when the source is a list of dists")
+        return source
+    return make(source, options)
+
+
+@pytest.fixture
+def index_server(make_index: MakeIndex) -> Iterator[MakeIndexServer]:
+    """``index_server(source, *, index_options=None, options=None) -> IndexServer``: the
+    in-process server over a root (or over a new index of ``source`` dists). Switches live in
+    ``server.options`` and may change mid-test. Closed at teardown, which fails if a request
+    handler raised unexpectedly (see ``IndexServer.errors``)."""
+    servers: list[IndexServer] = []
+
+    def make(
+        source: DistSource,
+        *,
+        index_options: IndexOptions | None = None,
+        options: ServerOptions | None = None,
+    ) -> IndexServer:
+        server = IndexServer(_index_root(make_index, source, index_options), options)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+    errors = [err for server in servers for err in server.errors]
+    if errors:
+        raise RuntimeError(f"index server handler errors: {errors!r}")
+
+
+@pytest.fixture
+def nginx_server(
+    make_index: MakeIndex, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MakeNginxServer]:
+    """``nginx_server(source, *, index_options=None, options=None) -> NginxServer``: a real
+    nginx over a root (or a new index of ``source`` dists); stopped at teardown."""
+    servers: list[NginxServer] = []
+
+    def make(
+        source: DistSource,
+        *,
+        index_options: IndexOptions | None = None,
+        options: NginxOptions | None = None,
+    ) -> NginxServer:
+        root = _index_root(make_index, source, index_options)
+        server = NginxServer(root, tmp_path_factory.mktemp("nginx"), options)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def pypiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakePypiServer]:
+    """``pypiserver(source) -> PypiServer``: pypiserver over a directory of distributions (or
+    a new directory of ``source`` dists, ``Dist`` built as wheels); stopped at teardown."""
+    servers: list[PypiServer] = []
+
+    def make(source: DistSource) -> PypiServer:
+        if isinstance(source, Path):
+            packages = source
+        else:
+            packages = tmp_path_factory.mktemp("packages")
+            for path in _dist_files(packages, source):
+                if path.parent.resolve() != packages.resolve():
+                    shutil.copyfile(path, packages / path.name)
+        server = PypiServer(packages, tmp_path_factory.mktemp("pypiserver"))
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
