@@ -14,11 +14,12 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AccessLog", "Sample", "run_measured"]
+__all__ = ["AccessLog", "Sample", "disk_bytes", "run_measured"]
 
 
 @dataclass
@@ -69,6 +70,23 @@ class AccessLog:
         return total, len(paths), paths
 
 
+def disk_bytes(root: Path) -> int:
+    """Bytes of the regular files under ``root``, each inode once (a hard link is not a copy)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))  # noqa: PTH118
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                total += st.st_size
+    return total
+
+
 def run_measured(
     argv: list[str],
     *,
@@ -77,8 +95,13 @@ def run_measured(
     log: Path,
     timeout: float,
     kill_after: float | None = None,
+    kill_when: Callable[[], bool] | None = None,
 ) -> Sample:
-    """Run ``argv``; stdout and stderr go to ``log``. ``kill_after`` seconds: SIGKILL it then."""
+    """Run ``argv``; stdout and stderr go to ``log``.
+
+    It is killed with SIGKILL after ``timeout`` or ``kill_after`` seconds, or as soon as
+    ``kill_when()`` (polled every 20 ms) is true.
+    """
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -94,12 +117,23 @@ def run_measured(
         timers = [threading.Timer(timeout, _kill, (signal.SIGKILL,))]
         if kill_after is not None:
             timers.append(threading.Timer(kill_after, _kill, (signal.SIGKILL,)))
+        done = threading.Event()
+        if kill_when is not None:
+
+            def _watch() -> None:
+                while not done.wait(0.02):
+                    if kill_when():
+                        _kill(signal.SIGKILL)
+                        return
+
+            threading.Thread(target=_watch, daemon=True).start()
         for t in timers:
             t.daemon = True
             t.start()
         try:
             _pid, status, usage = os.wait4(proc.pid, 0)
         finally:
+            done.set()
             for t in timers:
                 t.cancel()
         wall = time.perf_counter() - start

@@ -142,16 +142,18 @@ def _targets(res: Any, args: argparse.Namespace) -> list[str]:
             f"| plan vs uv pip compile, {what} PEP 658 | ≤ 1.2x | "
             f"{verdict(ratio('plan', variant, 'uv'), 1.2)} |"
         )
+    for variant, what in (("pep658", "with"), ("nometa", "without")):
+        samples = fp_samples("plan", variant)
+        share = (
+            _median([s.server_bytes / res.wheel_bytes for s in samples])
+            if samples and res.wheel_bytes
+            else None
+        )
+        lines.append(
+            f"| plan's bytes from the server / planned artifacts' bytes, {what} PEP 658 | < 2% | "
+            f"{verdict(share, 0.02, '{:.2%}')} |"
+        )
     plan = fp_samples("plan")
-    meta_share = (
-        _median([s.server_bytes / res.wheel_bytes for s in plan])
-        if plan and res.wheel_bytes
-        else None
-    )
-    lines.append(
-        "| plan's bytes from the server / planned artifacts' bytes | < 2% | "
-        f"{verdict(meta_share, 0.02, '{:.2%}')} |"
-    )
     fetch = fp_samples("fetch")
     limit = link_limit("fetch", res, args.delay_ms, args.rate_mbit)
     over = _median([s.wall_s / limit for s in fetch]) if fetch else None
@@ -176,7 +178,12 @@ def _targets(res: Any, args: argparse.Namespace) -> list[str]:
     if resume:
         total = (resume["first_bytes"] + resume["second_bytes"]) / res.wheel_bytes
         value: float | None = total if resume["second_ok"] else None
-        how = f"killed after {resume['killed_after_s']:.1f} s"
+        how = (
+            f"killed after {resume['killed_after_s']:.1f} s with "
+            f"{resume['on_disk_when_killed'] / 1e6:.0f} MB on disk"
+            if resume["first_killed"]
+            else "finished before it could be killed"
+        )
     else:
         value, how = None, "not run"
     lines.append(

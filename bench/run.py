@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 import report as report_mod  # noqa: E402
 import sets as sets_mod  # noqa: E402
 import staticindex  # noqa: E402
-from measure import AccessLog, Sample, run_measured  # noqa: E402
+from measure import AccessLog, Sample, disk_bytes, run_measured  # noqa: E402
 from netshape import MODES, Network, NetworkError  # noqa: E402
 from server import nginx_argv, stop_stale, write_nginx_conf  # noqa: E402
 from tools import Fetchplan, Job, pip_uv_commands  # noqa: E402
@@ -197,13 +197,15 @@ class Bench:
         self.logs = WORK / "logs" / self.stamp
         self.logs.mkdir(parents=True, exist_ok=True)
         self.waterfalls = RESULTS / "waterfalls" / self.stamp
-        self.fp = Fetchplan(REPO, self._fp_env(Path(tempfile.gettempdir())))
+        self.fp_src: Path = args.fetchplan_src.resolve()
+        self.fp = Fetchplan(self.fp_src, self._fp_env(Path(tempfile.gettempdir())))
         self.fp.detect()
         self._last_plan: Path | None = None
+        self._wheel_bytes: dict[str, int] = {}
 
     def _fp_env(self, tmp: Path) -> dict[str, str]:
         env = _clean_env(tmp)
-        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONPATH"] = str(self.fp_src)
         return env
 
     def _url(self, rs: str, variant: str) -> str:
@@ -221,17 +223,23 @@ class Bench:
         )
 
     def measure(
-        self, argv: list[str], env: dict[str, str], log: Path, kill_after: float | None = None
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log: Path,
+        kill_after: float | None = None,
+        kill_when: Callable[[], bool] | None = None,
     ) -> Sample:
         time.sleep(0.2)
         self.access.take()
         sample = run_measured(
             [*self.net.client_prefix, *argv],
             env=env,
-            cwd=REPO,
+            cwd=WORK,
             log=log,
             timeout=TIMEOUT,
             kill_after=kill_after,
+            kill_when=kill_when,
         )
         # nginx logs a request when its response is done; give the last one a moment.
         time.sleep(0.3)
@@ -245,12 +253,13 @@ class Bench:
         subprocess.run(
             self.fp.report(timings, self.waterfalls / f"{name}.html"),
             env=self.fp.env,
-            cwd=REPO,
+            cwd=WORK,
             capture_output=True,
             check=False,
         )
 
     def run_set(self, rs: sets_mod.ReqSet, res: SetResult) -> None:
+        self._wheel_bytes[rs.name] = res.wheel_bytes
         only = set(self.args.only)
         rows: dict[tuple[str, str, str], Row] = {}
 
@@ -408,21 +417,32 @@ class Bench:
                 r.status = f"failed (exit {s.returncode}, see {log.name})"
 
     def _resume(self, rs: sets_mod.ReqSet, fetch_wall: float) -> dict[str, Any]:
-        """Kill a fetch half-way (by its median time), rerun it; bytes the server sent in all."""
+        """Kill a fetch once half the plan's bytes are on disk, rerun it; bytes served in all.
+
+        Half is judged by the bytes under the run's directory (each file once); if that never
+        shows, the fetch is killed after 90% of its median time instead.
+        """
         plan = self._last_plan
         if plan is None:
             return {}
+        half = self._wheel_bytes[rs.name] // 2
         with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
             tmp = Path(t)
             job = self._job(rs, "pep658", tmp)
             env = self._fp_env(tmp)
             argv = self.fp.fetch(job, plan, tmp / "wheels", None)
             first = self.measure(
-                argv, env, self.logs / f"{rs.name}-resume-1.log", kill_after=fetch_wall / 2
+                argv,
+                env,
+                self.logs / f"{rs.name}-resume-1.log",
+                kill_after=fetch_wall * 0.9,
+                kill_when=lambda: disk_bytes(tmp) >= half,
             )
+            on_disk = disk_bytes(tmp)
             second = self.measure(argv, env, self.logs / f"{rs.name}-resume-2.log")
         return {
-            "killed_after_s": fetch_wall / 2,
+            "killed_after_s": first.wall_s,
+            "on_disk_when_killed": on_disk,
             "first_bytes": first.server_bytes,
             "first_killed": first.killed,
             "second_bytes": second.server_bytes,
@@ -441,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repin", action="store_true", help="re-resolve the pins with pip")
     parser.add_argument("--no-upgrade", action="store_true", help="keep the venv's pip and uv")
     parser.add_argument("--no-probe", action="store_true", help="skip the shaping check")
+    parser.add_argument(
+        "--fetchplan-src",
+        type=Path,
+        default=REPO,
+        help="the fetchplan checkout to measure (default: this one)",
+    )
     parser.add_argument(
         "--probe-only", action="store_true", help="only set up the network and check its shaping"
     )
@@ -492,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "versions": versions,
-        "fetchplan": _git_describe(),
+        "fetchplan": _git_describe(args.fetchplan_src),
         "network": net.describe(),
         "mode": net.mode,
         "probe": probe,
@@ -532,9 +558,9 @@ def _probe(net: Network) -> dict[str, float]:
     return data
 
 
-def _git_describe() -> str:
+def _git_describe(src: Path) -> str:
     proc = subprocess.run(
-        ["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
+        ["git", "-C", str(src), "log", "-1", "--format=%h %s"],
         capture_output=True,
         text=True,
         check=False,
