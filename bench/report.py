@@ -107,6 +107,8 @@ def _row_line(res: Any, row: Any, args: argparse.Namespace) -> str:
     note = row.status
     if checks:
         note = "all pins installed" if all(checks) else "WRONG install: pins missing"
+    if row.waterfall:
+        note = f"{note}; waterfall of run 1: {row.waterfall}".lstrip("; ")
     if len(ok) < len(row.samples):
         note = f"{len(row.samples) - len(ok)} run(s) failed; {note}"
     return (
@@ -171,7 +173,7 @@ def _targets(res: Any, args: argparse.Namespace) -> list[str]:
     mem = max((s.maxrss_mb for s in fetch), default=None)
     big_size = res.biggest_wheel[1]
     lines.append(
-        f"| fetch peak memory (largest wheel {big_size / 1e6:.0f} MB) | < 150 MB | "
+        f"| fetch peak memory (largest wheel {big_size / 1e6:.1f} MB) | < 150 MB | "
         f"{verdict(mem, 150, '{:.0f} MB (max)')} |"
     )
     resume = res.resume

@@ -71,6 +71,7 @@ class Row:
     label: str
     samples: list[Sample | None] = field(default_factory=list)
     status: str = ""
+    waterfall: str = ""
 
 
 RowFactory = Callable[[str, str, str, str], Row]
@@ -246,17 +247,24 @@ class Bench:
         sample.server_bytes, sample.requests, _paths = self.access.take()
         return sample
 
-    def _report(self, timings: Path, name: str) -> None:
+    def _report(self, timings: Path, name: str, row: Row) -> None:
+        """Draw the waterfall of a fetchplan run with ``fetchplan report``, when it exists."""
         if not (self.fp.available("report") and timings.exists()):
             return
         self.waterfalls.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            self.fp.report(timings, self.waterfalls / f"{name}.html"),
+        out = self.waterfalls / f"{name}.html"
+        proc = subprocess.run(
+            self.fp.report(timings, out),
             env=self.fp.env,
             cwd=WORK,
             capture_output=True,
+            text=True,
             check=False,
         )
+        if proc.returncode == 0 and out.exists():
+            row.waterfall = str(out.relative_to(RESULTS))
+        else:
+            row.waterfall = f"`fetchplan report` failed: {proc.stderr.strip()[-120:]}"
 
     def run_set(self, rs: sets_mod.ReqSet, res: SetResult) -> None:
         self._wheel_bytes[rs.name] = res.wheel_bytes
@@ -367,7 +375,7 @@ class Bench:
                 r.status = f"failed (exit {s.returncode}, see {log.name})"
                 return None
             if i == 0:
-                self._report(timings, f"{rs.name}-plan-{variant}")
+                self._report(timings, f"{rs.name}-plan-{variant}", r)
             keep = self.logs / f"{rs.name}-plan-{variant}-{i + 1}.json"
             shutil.copy2(plan, keep)
             return keep
@@ -393,7 +401,7 @@ class Bench:
                 r.status = f"failed (exit {s.returncode}, see {log.name})"
                 return None
             if i == 0:
-                self._report(timings, f"{rs.name}-fetch")
+                self._report(timings, f"{rs.name}-fetch", r)
             self._last_plan = plan
             return s.wall_s
 
@@ -411,7 +419,7 @@ class Bench:
             if s.returncode == 0:
                 s.extra["import_ok"] = self._check_import(job.venv, rs)
                 if i == 0:
-                    self._report(timings, f"{rs.name}-run")
+                    self._report(timings, f"{rs.name}-run", r)
             r.samples.append(s if s.returncode == 0 else None)
             if s.returncode != 0:
                 r.status = f"failed (exit {s.returncode}, see {log.name})"
