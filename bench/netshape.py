@@ -245,6 +245,17 @@ class Network:
         _wait_port(self.client_prefix, lhost, int(lport))
         self.base_url = f"http://{listen}"
 
+    def proxy_cpu_s(self) -> float:
+        """CPU seconds the delaying proxy has used so far (0 without a proxy)."""
+        pid_file = self.workdir / "proxy.pid"
+        try:
+            fields = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1]
+        except (OSError, ValueError):
+            return 0.0
+        parts = fields.split()
+        # utime and stime are fields 14 and 15 of stat(5); parts[0] is field 3.
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
     def spawn_server(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         """Start the server (argv) on the server side; it is stopped by :meth:`close`."""
         with log.open("ab") as fh:

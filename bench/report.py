@@ -103,10 +103,13 @@ def _row_line(res: Any, row: Any, args: argparse.Namespace) -> str:
     rss = _spread([s.maxrss_mb for s in ok], "{:.0f}")
     served = _spread([s.server_bytes / 1e6 for s in ok], "{:.2f}")
     reqs = _spread([float(s.requests) for s in ok], "{:.0f}")
+    proxy = statistics.median([s.extra.get("proxy_cpu_s", 0.0) for s in ok])
     checks = [s.extra.get("import_ok") for s in ok if "import_ok" in s.extra]
     note = row.status
     if checks:
         note = "all pins installed" if all(checks) else "WRONG install: pins missing"
+    if proxy > 0:
+        note = f"{note}; proxy CPU {proxy:.2f} s".lstrip("; ")
     if row.waterfall:
         note = f"{note}; waterfall of run 1: {row.waterfall}".lstrip("; ")
     if len(ok) < len(row.samples):

@@ -233,6 +233,7 @@ class Bench:
     ) -> Sample:
         time.sleep(0.2)
         self.access.take()
+        proxy_cpu = self.net.proxy_cpu_s()
         sample = run_measured(
             [*self.net.client_prefix, *argv],
             env=env,
@@ -245,6 +246,7 @@ class Bench:
         # nginx logs a request when its response is done; give the last one a moment.
         time.sleep(0.3)
         sample.server_bytes, sample.requests, _paths = self.access.take()
+        sample.extra["proxy_cpu_s"] = self.net.proxy_cpu_s() - proxy_cpu
         return sample
 
     def _report(self, timings: Path, name: str, row: Row) -> None:
