@@ -21,7 +21,19 @@ from fetchplan.errors import FetchplanError
 __all__ = ["build_parser", "main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("report",)
+COMMANDS: tuple[str, ...] = (
+    "plan",
+    "show",
+    "fetch",
+    "manifest",
+    "install",
+    "run",
+    "export",
+    "import_",
+    "audit",
+    "diff",
+    "report",
+)
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,14 @@ class Event:
 
 
 def events_from_timings(document: Any, filename: str) -> list[Event]:
-    """Read the ``events`` of a timings document, naming the field of any bad record."""
+    """The events of a ``plan --timings`` or ``fetch --timings`` document.
+
+    A plan's timings list its requests as ``events``; a fetch's list ``artifacts``, each with
+    its ``phases`` (download, verify) and the worker that handled it, which become one event
+    per phase. A bad record is named by its field path.
+    """
+    if isinstance(document, dict) and isinstance(document.get("artifacts"), list):
+        return _fetch_events(document["artifacts"], filename)
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise FileFormatError(filename, [FieldProblem("events", "missing: not a timings file")])
     events: list[Event] = []
@@ -65,6 +72,37 @@ def events_from_timings(document: Any, filename: str) -> list[Event]:
             )
         except (KeyError, TypeError, ValueError) as exc:
             problems.append(FieldProblem(f"events[{i}]", f"bad event: {exc}"))
+    if problems:
+        raise FileFormatError(filename, problems)
+    return events
+
+
+def _fetch_events(artifacts: list[Any], filename: str) -> list[Event]:
+    events: list[Event] = []
+    problems: list[FieldProblem] = []
+    for i, raw in enumerate(artifacts):
+        try:
+            label = str(raw["destination"])
+            lane = str(raw.get("worker") or "main")
+            phases = raw.get("phases") or []
+            if not phases:
+                phases = [{"name": "other", "start": raw["start"], "end": raw["end"]}]
+            for phase in phases:
+                start = float(phase["start"])
+                end = max(float(phase["end"]), start)
+                size = int(raw.get("network_bytes", 0) or 0) if phase["name"] == "download" else 0
+                events.append(
+                    Event(
+                        start=start,
+                        end=end,
+                        lane=lane,
+                        phase=str(phase["name"]),
+                        label=f"{label} ({raw.get('source')})",
+                        bytes=size,
+                    )
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(FieldProblem(f"artifacts[{i}]", f"bad artifact: {exc}"))
     if problems:
         raise FileFormatError(filename, problems)
     return events

@@ -1,1 +1,42 @@
-"""The installer: installs the wheels of a verified manifest."""
+"""The installer: installs the wheels of a verified manifest into a target interpreter.
+
+Library entry points: :func:`install_manifest` (what ``fetchplan install`` does),
+:func:`wheels_for_interpreter` (the manifest and plan checks alone) and :func:`install_wheels`
+(install already-described wheels) and :class:`StagedInstall` (stage wheels as they are
+verified, commit them at the end). The target is a
+:class:`TargetInterpreter`, queried from the interpreter itself; :func:`ensure_venv` makes a
+virtual environment when asked to.
+"""
+
+from __future__ import annotations
+
+from fetchplan.install.core import (
+    Action,
+    InstallReport,
+    ProjectOutcome,
+    StagedInstall,
+    install_manifest,
+    install_wheels,
+    wheels_for_interpreter,
+)
+from fetchplan.install.errors import InstallError, InterpreterError, ManifestMismatch, UnsafeWheel
+from fetchplan.install.interpreter import TargetInterpreter, ensure_venv, venv_python
+from fetchplan.install.selection import WheelToInstall
+
+__all__ = [
+    "Action",
+    "InstallError",
+    "InstallReport",
+    "InterpreterError",
+    "ManifestMismatch",
+    "ProjectOutcome",
+    "StagedInstall",
+    "TargetInterpreter",
+    "UnsafeWheel",
+    "WheelToInstall",
+    "ensure_venv",
+    "install_manifest",
+    "install_wheels",
+    "venv_python",
+    "wheels_for_interpreter",
+]

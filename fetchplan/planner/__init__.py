@@ -1,1 +1,15 @@
-"""The planner: index clients, metadata, resolver provider and plan building."""
+"""The planner: index clients, metadata, resolver provider and plan building.
+
+The library entry is :func:`fetchplan.planner.api.make_plan` (``PlanOptions`` in, a validated
+``Plan`` and its ``Timings`` out). The pieces, pure ones first:
+
+* :mod:`.target` — the target environment (markers, tags in priority order);
+* :mod:`.index` — PEP 503/691 page parsers into ``Link`` values, and the ``IndexClient``;
+* :mod:`.reqfile` — requirements and constraints files, pip's conventions;
+* :mod:`.candidates` — the best file of each version for the target, and why others lost;
+* :mod:`.provider` / :mod:`.resolve` — the resolvelib adapter and its error explanations;
+* :mod:`.metadata` — core metadata, cheapest first (local, PEP 658, ranges, whole file);
+* :mod:`.prefetch` — the finder that fetches pages and metadata ahead on a thread pool;
+* :mod:`.http` — the shared session (retries, auth, timing) and why sharing it is safe;
+* :mod:`.build` — resolution to plan; :mod:`.timings` — where the time went.
+"""

@@ -34,7 +34,7 @@ __all__ = [
     "validate",
 ]
 
-SchemaName = Literal["plan", "manifest", "checkpoint", "policy"]
+SchemaName = Literal["plan", "manifest", "checkpoint", "policy", "plan-timings", "fetch-timings"]
 
 
 @cache

@@ -110,6 +110,8 @@ http {{
     log_format fetchplan escape=json '{_LOG_FORMAT}';
     access_log {prefix / "access.log"} fetchplan;
 {temp}    sendfile on;
+    # Small sendfile chunks keep limit_rate smooth (the 2m default lets large bursts through).
+    sendfile_max_chunk 64k;
     keepalive_timeout 30s;
     server_tokens off;
     map $http_accept $simple_variant {{

@@ -1,0 +1,69 @@
+"""``fetchplan audit``: what a plan would contact and fetch, and whether it meets a policy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fetchplan.errors import InputError
+from fetchplan.review.audit import DEFAULT_LARGE_FILE, audit_plan, render_audit
+from fetchplan.review.policy import check_policy, load_policy, parse_size
+from fetchplan.schemas.plan import load_plan
+
+__all__ = ["register", "run"]
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = subparsers.add_parser(
+        "audit",
+        parents=[common],
+        help="report hosts, hashes, sdists, sizes of a plan; check it against a policy",
+        description=(
+            "Report what PLAN would contact and fetch: hosts and schemes, bytes per host, "
+            "artifacts without sha256, yanked files, sdists, large files, requested versus "
+            "transitive projects, upload times and provenance. With --policy, list every "
+            "violation and exit with status 1 if there is one."
+        ),
+    )
+    p.add_argument("plan", type=Path, metavar="PLAN")
+    p.add_argument("--policy", type=Path, metavar="FILE", help="policy file (YAML or JSON)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    p.add_argument(
+        "--large-file",
+        default=str(DEFAULT_LARGE_FILE),
+        metavar="SIZE",
+        help="report artifacts larger than SIZE (bytes, or 50MB, 1GiB...; default 100MiB)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        threshold = parse_size(args.large_file)
+    except ValueError as exc:
+        raise InputError(f"--large-file: {exc}") from exc
+    plan, _ = load_plan(args.plan)
+    policy = None if args.policy is None else load_policy(args.policy)
+    audit = audit_plan(plan, large_threshold=threshold)
+    violations = [] if policy is None else check_policy(plan, policy)
+    if args.format == "json":
+        document: dict[str, Any] = {"plan": str(args.plan), "audit": audit.to_dict()}
+        if policy is not None:
+            document["policy"] = str(args.policy)
+            document["violations"] = [v.to_dict() for v in violations]
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"Audit of {args.plan}\n\n" + render_audit(audit))
+        if policy is not None:
+            sys.stdout.write(f"\nPolicy {args.policy}: ")
+            if violations:
+                sys.stdout.write(f"{len(violations)} violation(s)\n")
+                sys.stdout.writelines(f"  {v}\n" for v in violations)
+            else:
+                sys.stdout.write("no violations\n")
+    return 1 if violations else 0

@@ -1,0 +1,57 @@
+"""``fetchplan export``: a plan as a pip report, a PEP 751 lock file or hashed requirements."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fetchplan._fs import atomic_write_bytes
+from fetchplan.formats import FORMATS, export_plan
+from fetchplan.schemas.plan import load_plan
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = subparsers.add_parser(
+        "export",
+        parents=[common],
+        help="write a plan in another tool's format",
+        description=(
+            "Write PLAN as pip's installation report (JSON), a PEP 751 pylock.toml, or a "
+            "requirements file of hashed pins that `pip install --require-hashes -r` accepts."
+        ),
+    )
+    p.add_argument("plan", type=Path, metavar="PLAN", help="the plan file (JSON or YAML)")
+    p.add_argument("--format", required=True, choices=FORMATS, help="the format to write")
+    p.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: standard output)"
+    )
+    p.add_argument(
+        "--target",
+        metavar="NAME",
+        help="the plan target a pip report describes (needed when the plan has several)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan, _ = load_plan(args.plan)
+    text = export_plan(plan, args.format, target=args.target)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    name = args.output.name
+    if args.format == "pylock" and not (
+        name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml"))
+    ):
+        log.warning("PEP 751 lock files are named pylock.toml or pylock.NAME.toml, not %s", name)
+    atomic_write_bytes(args.output, text.encode("utf-8"))
+    log.info("wrote %s", args.output)
+    return 0

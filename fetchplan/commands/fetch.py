@@ -1,0 +1,315 @@
+"""``fetchplan fetch PLAN``: download and verify every artifact of a plan, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+from fetchplan.errors import InputError
+
+if TYPE_CHECKING:
+    from fetchplan.executor.progress import Reporter
+    from fetchplan.executor.run import FetchOptions
+    from fetchplan.executor.summary import FetchResult
+
+__all__ = ["register", "run"]
+
+_DESCRIPTION = """\
+Fetch every artifact of PLAN into its destination (or --dest DIR), in parallel, verifying each
+against the plan's sha256 and size, and write manifest.json there: the verified record that
+`fetchplan install` consumes. Interrupt it at any moment; the same command continues where it
+stopped. Retries, timeouts and backoff may also be set with FETCHPLAN_RETRIES,
+FETCHPLAN_RETRY_BASE, FETCHPLAN_RETRY_MAX, FETCHPLAN_RETRY_AFTER_CAP, FETCHPLAN_CONNECT_TIMEOUT,
+FETCHPLAN_STALL_WINDOW, FETCHPLAN_STALL_MIN_BYTES and FETCHPLAN_FILE_DEADLINE.
+Exit status: 0 all verified, 1 some artifacts failed, 2 bad plan or options, 75 destination
+busy (--no-wait), 130 interrupted.
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    p = subparsers.add_parser(
+        "fetch",
+        parents=[common],
+        help="download and verify the artifacts of a plan",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("plan", type=Path, metavar="PLAN", help="the plan file (JSON or YAML)")
+    p.add_argument("--dest", type=Path, metavar="DIR", help="destination (default: the plan's)")
+    g = p.add_argument_group("parallelism")
+    g.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="parallel transfers (default: sized from the plan, at most 16)",
+    )
+    g.add_argument(
+        "--per-host",
+        type=_positive_int,
+        metavar="N",
+        default=None,
+        help="parallel transfers per host (default: 8)",
+    )
+    g.add_argument(
+        "--shard",
+        metavar="I/N",
+        help=(
+            "fetch only shard I of N (a deterministic share; give each shard its own --dest "
+            "and join the manifests with `fetchplan manifest merge`)"
+        ),
+    )
+    g = p.add_argument_group("trust and credentials")
+    g.add_argument(
+        "--allow-unhashed",
+        action="store_true",
+        help="accept artifacts without a sha256 (md5 and sha1 never count)",
+    )
+    g.add_argument(
+        "--trusted-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain http to HOST[:PORT], as pip's option (repeatable)",
+    )
+    g.add_argument(
+        "--index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an index URL with user:password@, whose credentials serve its origin (repeatable)",
+    )
+    g.add_argument(
+        "--extra-index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the same, as pip spells it (repeatable)",
+    )
+    g.add_argument(
+        "--isolated", action="store_true", help="ignore pip's configuration and PIP_* variables"
+    )
+    g.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="refuse to start when the plan breaks this policy (see `fetchplan audit`)",
+    )
+    g = p.add_argument_group("cache and state")
+    cache = g.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="the content-addressed cache (default: the user's cache directory)",
+    )
+    cache.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    g.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once if another fetchplan holds the destination",
+    )
+    g = p.add_argument_group("retries and timeouts")
+    g.add_argument(
+        "--retries",
+        type=_positive_int,
+        metavar="N",
+        help="tries without progress before an artifact fails (default: 5)",
+    )
+    g.add_argument(
+        "--retry-base",
+        type=_seconds,
+        metavar="S",
+        help="first backoff delay (default: 0.5; doubles, with jitter)",
+    )
+    g.add_argument("--connect-timeout", type=_timeout, metavar="S", help="default: 15")
+    g.add_argument(
+        "--stall-timeout",
+        type=_timeout,
+        metavar="S",
+        help="a try fails when a window of S seconds brings under 16 KiB (default: 30)",
+    )
+    g.add_argument(
+        "--file-timeout",
+        type=_timeout,
+        metavar="S",
+        help="deadline of one try of one file (default: 6 hours)",
+    )
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "plain", "none"),
+        default="auto",
+        help="bars on a terminal, plain lines otherwise (auto)",
+    )
+    g.add_argument(
+        "--timings",
+        type=Path,
+        metavar="FILE",
+        help="write the summary, per host and per file timings as JSON",
+    )
+    p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C: workers stop, the manifest is written."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _options(args: argparse.Namespace) -> FetchOptions:
+    from fetchplan.executor.limits import TransferLimits
+    from fetchplan.executor.retry import RetryPolicy
+    from fetchplan.executor.run import DEFAULT_PER_HOST, FetchOptions
+    from fetchplan.executor.shard import parse_shard
+
+    try:
+        retry = RetryPolicy().with_env(os.environ)
+        limits = TransferLimits().with_env(os.environ)
+    except ValueError as exc:
+        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    if args.retries is not None:
+        retry = replace(retry, attempts=args.retries)
+    if args.retry_base is not None:
+        retry = replace(retry, backoff_base=args.retry_base)
+    for attr, name in (
+        ("connect_timeout", "connect_timeout"),
+        ("stall_timeout", "stall_window"),
+        ("file_timeout", "deadline"),
+    ):
+        value = getattr(args, attr)
+        if value is not None:
+            limits = replace(limits, **{name: value})
+    return FetchOptions(
+        destination=args.dest,
+        jobs=args.jobs,
+        per_host=args.per_host if args.per_host is not None else DEFAULT_PER_HOST,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        allow_unhashed=args.allow_unhashed,
+        trusted_hosts=tuple(args.trusted_host),
+        credential_urls=tuple(args.index_url) + tuple(args.extra_index_url),
+        use_pip_config=not args.isolated,
+        wait_for_lock=not args.no_wait,
+        shard=None if args.shard is None else parse_shard(args.shard),
+        retry=retry,
+        limits=limits,
+        timings_path=args.timings,
+    )
+
+
+def enforce_plan_policy(plan_path: Path, policy_path: Path) -> None:
+    """Raise ``PolicyViolationError`` listing every violation before anything is fetched."""
+    from fetchplan.review.policy import PolicyViolationError, enforce_policy, load_policy
+    from fetchplan.schemas.plan import load_plan
+
+    policy = load_policy(policy_path)
+    plan, _ = load_plan(plan_path)
+    try:
+        enforce_policy(plan, policy, str(plan_path))
+    except PolicyViolationError as exc:
+        for violation in exc.violations:
+            sys.stderr.write(f"fetchplan: policy: {violation}\n")
+        raise
+
+
+def _reporter(mode: str, quiet: bool, stream: TextIO) -> Reporter:
+    from fetchplan.executor.reporters import BarReporter, LineReporter, NotesReporter
+
+    if quiet or mode == "none":
+        return NotesReporter(stream)
+    if mode == "auto":
+        mode = "bar" if stream.isatty() else "plain"
+    if mode == "bar":
+        from rich.console import Console
+
+        return BarReporter(Console(file=stream))
+    try:
+        interval = float(os.environ.get("FETCHPLAN_PROGRESS_INTERVAL", "10"))
+    except ValueError as exc:
+        raise InputError(f"FETCHPLAN_PROGRESS_INTERVAL: {exc}") from exc
+    return LineReporter(stream, interval=interval)
+
+
+def _summary_lines(result: FetchResult) -> list[str]:
+    from rich.filesize import decimal
+
+    from fetchplan.executor.reporters import format_rate
+
+    summary = result.summary()
+    files = summary["files"]
+    sources = ", ".join(f"{files[k]} {k}" for k in ("downloaded", "resumed", "cache", "existing"))
+    lines = [
+        f"{len(result.verified)} verified ({sources}), {files['failed']} failed"
+        + (f", {result.skipped} left to other shards" if result.skipped else ""),
+        f"{decimal(summary['bytes'])} in place, {decimal(summary['network_bytes'])} received "
+        f"in {summary['wall_seconds']:.1f}s ({format_rate(summary['throughput'])}), "
+        f"{summary['retries']} retries",
+    ]
+    if result.manifest_path is not None:
+        lines.append(f"manifest: {result.manifest_path}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from fetchplan.executor.run import execute_plan
+
+    options = _options(args)
+    if args.policy is not None:
+        enforce_plan_policy(args.plan, args.policy)
+    quiet = (getattr(args, "quiet", None) or 0) > 0
+    reporter = _reporter(args.progress, quiet, sys.stderr)
+    with _sigterm_interrupts():
+        result = execute_plan(args.plan, options, reporter)
+    for failure in result.failures:
+        sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
+    if not quiet:
+        for line in _summary_lines(result):
+            sys.stdout.write(f"{line}\n")
+    if result.interrupted:
+        return 130
+    return 0 if result.ok else 1

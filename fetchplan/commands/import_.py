@@ -1,0 +1,66 @@
+"""``fetchplan import``: build a plan from a pip report, a pylock.toml or hashed requirements."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from fetchplan.errors import FieldProblem, FileFormatError
+from fetchplan.formats import FORMATS, import_plan
+from fetchplan.schemas.plan import write_plan
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = subparsers.add_parser(
+        "import",
+        parents=[common],
+        help="build a plan from a pip report, pylock.toml or hashed requirements",
+        description=(
+            "Build a plan from FILE: the JSON of `pip install --dry-run --report`, a PEP 751 "
+            "pylock.toml, or a requirements file whose pins all carry --hash. The plan serves "
+            "one target: the one FILE records when fetchplan wrote it, else this interpreter."
+        ),
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="PLAN", help="plan to write")
+    p.add_argument("--format", choices=FORMATS, help="FILE's format (default: guessed)")
+    p.add_argument("--target", metavar="NAME", help="which recorded target to import")
+    p.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="the index a pip report's files came from (pip reports do not say)",
+    )
+    p.add_argument(
+        "--destination",
+        default="wheels",
+        metavar="DIR",
+        help="download directory recorded in the plan, relative to it (default: %(default)s)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(str(path), [FieldProblem("", f"cannot read: {exc}")]) from exc
+    plan = import_plan(
+        text,
+        str(path),
+        fmt=args.format,
+        target=args.target,
+        destination=args.destination,
+        index_url=args.index_url,
+        base_dir=path.parent,
+    )
+    write_plan(args.output, plan)
+    log.info("wrote %s: %d artifacts", args.output, len(plan.artifacts))
+    return 0

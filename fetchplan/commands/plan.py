@@ -1,0 +1,240 @@
+"""``fetchplan plan``: resolve requirements and write a download plan (JSON, or YAML by suffix).
+
+The work happens in :func:`fetchplan.planner.api.make_plan`; this module maps options to
+:class:`~fetchplan.planner.api.PlanOptions`, writes the plan (validated, atomically) and, with
+``--timings FILE``, the timings document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fetchplan.errors import InputError
+
+__all__ = ["register", "run"]
+
+DESCRIPTION = """\
+Resolve requirements against package indexes and write a download plan: every artifact to
+fetch with its URL, index, sha256, size, destination file and whether a file already in the
+destination or the cache satisfies it. Only index pages and metadata are downloaded (PEP 658
+metadata files, else HTTP range requests into wheels). Index settings not given here come
+from PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS and pip's configuration, then from
+pip's default index.
+"""
+
+
+class _FormatAction(argparse.Action):
+    """Keeps --no-binary/--only-binary values in command-line order, as pip applies them."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        ops = list(getattr(namespace, "format_ops", None) or [])
+        ops.append((self.const, str(values)))
+        namespace.format_ops = ops
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``plan`` sub-command."""
+    p = subparsers.add_parser(
+        "plan",
+        parents=[common],
+        help="resolve requirements into a download plan",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The planning options, shared by ``plan`` and ``run``."""
+    p.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'requests>=2'")
+    p.add_argument(
+        "-r", "--requirement", dest="requirement_files", action="append", type=Path,
+        default=[], metavar="FILE", help="read requirements from FILE (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "-c", "--constraint", dest="constraint_files", action="append", type=Path, default=[],
+        metavar="FILE", help="constrain versions with FILE (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "-o", "--output", type=Path, default=Path("plan.json"), metavar="PLAN",
+        help="plan file to write; YAML when it ends in .yaml/.yml (default: plan.json)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dest", type=Path, metavar="DIR",
+        help="destination directory of the artifacts, recorded relative to the plan file's "
+        "directory (default: 'wheels' beside the plan file)",
+    )  # fmt: skip
+    p.add_argument(
+        "--timings", type=Path, metavar="FILE",
+        help="write where planning time went (requests, metadata by source, resolver) to FILE",
+    )  # fmt: skip
+
+    idx = p.add_argument_group("indexes")
+    idx.add_argument("-i", "--index-url", metavar="URL", help="the main index (PEP 503/691)")
+    idx.add_argument(
+        "--extra-index-url", dest="extra_index_urls", action="append", default=[], metavar="URL",
+        help="another index, consulted after the main one (repeatable)",
+    )  # fmt: skip
+    idx.add_argument(
+        "-f", "--find-links", dest="find_links", action="append", default=[],
+        metavar="LOCATION", help="a directory or HTML page of files (repeatable)",
+    )  # fmt: skip
+    idx.add_argument("--no-index", action="store_true", help="use only --find-links locations")
+    idx.add_argument(
+        "--trusted-host", dest="trusted_hosts", action="append", default=[], metavar="HOST",
+        help="accept plain http:// (and unverified https) for HOST or HOST:PORT (repeatable)",
+    )  # fmt: skip
+    idx.add_argument(
+        "--index-strategy", choices=("first-index", "unsafe-best-match"), default="first-index",
+        help="first-index (default): take a project only from the first index that has it, "
+        "against dependency confusion; unsafe-best-match: from every index, as pip does",
+    )  # fmt: skip
+    idx.add_argument(
+        "--isolated", action="store_true",
+        help="ignore PIP_* environment variables and pip's configuration files",
+    )  # fmt: skip
+
+    sel = p.add_argument_group("selection")
+    sel.add_argument("--pre", action="store_true", help="allow pre-releases and dev releases")
+    sel.add_argument(
+        "--only-binary", action=_FormatAction, const="only_binary", metavar="NAMES",
+        help="use only wheels for these projects (comma-separated, :all:, :none:)",
+    )  # fmt: skip
+    sel.add_argument(
+        "--no-binary", action=_FormatAction, const="no_binary", metavar="NAMES",
+        help="use only sdists for these projects (comma-separated, :all:, :none:)",
+    )  # fmt: skip
+    sel.add_argument(
+        "--prefer-binary", action="store_true",
+        help="prefer an older version with a wheel to a newer one with only an sdist",
+    )  # fmt: skip
+    sel.add_argument(
+        "--require-hashes", action="store_true",
+        help="require a --hash for every requirement and dependency (pip's hash-checking mode)",
+    )  # fmt: skip
+
+    tgt = p.add_argument_group("target environment (default: this interpreter)")
+    tgt.add_argument("--python-version", metavar="X.Y", help="e.g. 3.12 or 3.12.4")
+    tgt.add_argument(
+        "--platform", dest="platforms", action="append", default=[], metavar="TAG",
+        help="platform tag, e.g. manylinux_2_28_x86_64, win_amd64 (repeatable)",
+    )  # fmt: skip
+    tgt.add_argument("--implementation", metavar="IMPL", help="cp, pp, ... (default: this one)")
+    tgt.add_argument(
+        "--abi", dest="abis", action="append", default=[], metavar="ABI",
+        help="ABI tag, e.g. cp312 (repeatable)",
+    )  # fmt: skip
+
+    net = p.add_argument_group("cache and network")
+    net.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="artifact cache (default: the user cache)"
+    )
+    net.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    net.add_argument(
+        "--compute-hashes", action="store_true",
+        help="download artifacts whose index gives no sha256 (into the cache) to hash them",
+    )  # fmt: skip
+    net.add_argument(
+        "-j", "--jobs", type=_positive_int, default=8, metavar="N",
+        help="parallel requests (default: 8)",
+    )  # fmt: skip
+    net.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        help="per-request timeout (default: 30)",
+    )  # fmt: skip
+    net.add_argument(
+        "--retries", type=int, default=3, metavar="N",
+        help="retries for connection errors, 429 and 5xx (default: 3)",
+    )  # fmt: skip
+    p.set_defaults(format_ops=[])
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~fetchplan.planner.api.PlanOptions` these parsed arguments describe."""
+    from fetchplan.planner.api import PlanOptions
+    from fetchplan.planner.prefetch import IndexStrategy
+
+    if args.retries < 0:
+        raise InputError(f"--retries must be 0 or more, not {args.retries}")
+    return PlanOptions(
+        requirements=tuple(args.requirements),
+        requirement_files=tuple(args.requirement_files),
+        constraint_files=tuple(args.constraint_files),
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_urls),
+        find_links=tuple(args.find_links),
+        no_index=args.no_index,
+        trusted_hosts=tuple(args.trusted_hosts),
+        index_strategy=IndexStrategy(args.index_strategy),
+        pre=args.pre,
+        format_ops=tuple(args.format_ops),
+        prefer_binary=args.prefer_binary,
+        require_hashes=args.require_hashes,
+        python_version=args.python_version,
+        platforms=tuple(args.platforms),
+        implementation=args.implementation,
+        abis=tuple(args.abis),
+        output=args.output,
+        dest=args.dest,
+        cache_dir=args.cache_dir,
+        no_cache=args.no_cache,
+        compute_hashes=args.compute_hashes,
+        jobs=args.jobs,
+        timeout=args.timeout,
+        retries=args.retries,
+        isolated=args.isolated,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan, write the plan (and timings), print a one-line summary."""
+    from fetchplan.commands.show import human_size
+    from fetchplan.planner.api import make_plan
+    from fetchplan.schemas import dump_document
+    from fetchplan.schemas.plan import write_plan
+
+    options = options_from_args(args)
+    result = make_plan(options)
+    try:
+        write_plan(options.output, result.plan)
+        if args.timings is not None:
+            dump_document(args.timings, result.timings.to_dict(), "plan-timings")
+    except OSError as exc:
+        raise InputError(f"{exc.filename or options.output}: cannot write: {exc.strerror}") from exc
+    artifacts = result.plan.artifacts
+    pending = [a for a in artifacts if a.satisfied_by is None]
+    to_fetch = sum(a.size or 0 for a in pending)
+    unknown = sum(1 for a in pending if a.size is None)
+    if not (getattr(args, "quiet", 0) or 0):
+        note = f" (+{unknown} of unknown size)" if unknown else ""
+        print(  # noqa: T201
+            f"wrote {options.output}: {len(artifacts)} artifacts, {len(pending)} to fetch, "
+            f"{human_size(to_fetch)}{note}",
+            file=sys.stdout,
+        )
+    return 0

@@ -1,0 +1,221 @@
+"""``fetchplan run``: plan, fetch and install in one command, leaving the plan and manifest.
+
+The stages overlap where that is safe: the virtual environment is created (and its
+interpreter asked to describe itself) while the plan is resolved, and each wheel is verified
+and unpacked into staging inside the environment as soon as the executor has verified it,
+while the other downloads go on. Nothing reaches the environment until every download is
+verified and every wheel staged: a failed download or a hostile wheel leaves it untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fetchplan.errors import InputError
+
+if TYPE_CHECKING:
+    from fetchplan.executor import FetchOptions
+    from fetchplan.install import TargetInterpreter
+
+__all__ = ["register"]
+
+_DESCRIPTION = """\
+Resolve requirements into a plan, fetch and verify its artifacts, and install them into an
+environment, in one command. The plan (-o, default plan.json) and the verified manifest (in
+the plan's destination, --dest) stay behind for auditing, and `fetchplan install MANIFEST`
+can replay them. Takes every option of `fetchplan plan`, plus the ones below.
+"""
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``run`` sub-command."""
+    from fetchplan.commands.plan import add_arguments
+
+    p = subparsers.add_parser(
+        "run",
+        parents=[common],
+        help="plan, fetch and install in one command",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    env = p.add_argument_group("install into")
+    where = env.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--venv", type=Path, metavar="DIR", help="a virtual environment, created when missing"
+    )
+    where.add_argument(
+        "--python", type=Path, metavar="PY", help="the environment of this interpreter"
+    )
+    env.add_argument(
+        "--venv-python",
+        type=Path,
+        metavar="PY",
+        help="the interpreter a new --venv is made with (default: this one)",
+    )
+    env.add_argument("--reinstall", action="store_true", help="reinstall planned projects")
+    env.add_argument("--no-compile", action="store_true", help="do not byte-compile")
+    fetch = p.add_argument_group("fetching")
+    fetch.add_argument(
+        "--per-host", type=int, metavar="N", help="parallel transfers per host (default: 8)"
+    )
+    fetch.add_argument(
+        "--policy", type=Path, metavar="FILE", help="refuse to fetch a plan that breaks it"
+    )
+    fetch.add_argument(
+        "--allow-unhashed", action="store_true", help="accept artifacts without a sha256"
+    )
+    fetch.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once if another fetchplan holds the destination",
+    )
+    fetch.add_argument(
+        "--progress",
+        choices=("auto", "bar", "plain", "none"),
+        default="auto",
+        help="download progress: bars on a terminal, plain lines otherwise (auto)",
+    )
+    p.set_defaults(func=run)
+
+
+def _fetch_timings_path(plan_timings: Path | None) -> Path | None:
+    """``--timings t.json`` keeps the plan's timings there and the fetch's in ``t.fetch.json``."""
+    if plan_timings is None:
+        return None
+    return plan_timings.with_name(f"{plan_timings.stem}.fetch{plan_timings.suffix or '.json'}")
+
+
+def _fetch_options(args: argparse.Namespace) -> FetchOptions:
+    import os
+
+    from fetchplan.executor import FetchOptions, RetryPolicy, TransferLimits
+    from fetchplan.executor.run import DEFAULT_PER_HOST
+
+    try:
+        retry = RetryPolicy().with_env(os.environ)
+        limits = TransferLimits().with_env(os.environ)
+    except ValueError as exc:
+        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    if args.per_host is not None and args.per_host < 1:
+        raise InputError(f"--per-host must be positive, not {args.per_host}")
+    credential_urls = ([args.index_url] if args.index_url else []) + list(args.extra_index_urls)
+    return FetchOptions(
+        per_host=args.per_host if args.per_host is not None else DEFAULT_PER_HOST,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        allow_unhashed=args.allow_unhashed,
+        trusted_hosts=tuple(args.trusted_hosts),
+        credential_urls=tuple(credential_urls),
+        use_pip_config=not args.isolated,
+        wait_for_lock=not args.no_wait,
+        retry=retry,
+        limits=limits,
+        timings_path=_fetch_timings_path(args.timings),
+    )
+
+
+def _interpreter(args: argparse.Namespace) -> TargetInterpreter:
+    from fetchplan.install import TargetInterpreter, ensure_venv
+
+    if args.venv is not None:
+        python = ensure_venv(args.venv, python=args.venv_python)
+    else:
+        python = args.python
+    return TargetInterpreter.query(python)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan, then fetch while staging each verified wheel, then install all at once."""
+    from fetchplan.commands.fetch import _reporter, _sigterm_interrupts, _summary_lines
+    from fetchplan.commands.plan import options_from_args
+    from fetchplan.commands.show import human_size
+    from fetchplan.executor import open_execution
+    from fetchplan.install import StagedInstall, WheelToInstall
+    from fetchplan.install.selection import select_artifacts, select_target
+    from fetchplan.planner.api import make_plan
+    from fetchplan.schemas import dump_document
+    from fetchplan.schemas.plan import write_plan
+
+    if args.venv is None and args.venv_python is not None:
+        raise InputError("--venv-python only goes with --venv")
+    quiet = (getattr(args, "quiet", None) or 0) > 0
+    options = options_from_args(args)
+    plan_path: Path = options.output
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchplan-venv") as pool:
+        interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args)
+        if args.python is not None and not (
+            args.python_version or args.platforms or args.implementation or args.abis
+        ):
+            # Another interpreter: plan for its Python version, not this one's.
+            other = interpreter_future.result()
+            options = replace(options, python_version=other.python_version)
+        result = make_plan(options)
+        target = interpreter_future.result()
+    try:
+        write_plan(plan_path, result.plan)
+        if args.timings is not None:
+            dump_document(args.timings, result.timings.to_dict(), "plan-timings")
+    except OSError as exc:
+        raise InputError(f"{exc.filename or plan_path}: cannot write: {exc.strerror}") from exc
+    plan = result.plan
+    if not quiet:
+        total = sum(a.size or 0 for a in plan.artifacts if a.satisfied_by is None)
+        print(  # noqa: T201
+            f"planned {len(plan.artifacts)} artifacts, {human_size(total)} to fetch: {plan_path}"
+        )
+    if args.policy is not None:
+        from fetchplan.commands.fetch import enforce_plan_policy
+
+        enforce_plan_policy(plan_path, args.policy)
+
+    plan_target = select_target(plan, plan_path, target.markers, target.tags)
+    needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
+    reporter = _reporter(args.progress, quiet, sys.stderr)
+    with (
+        StagedInstall(target, reinstall=args.reinstall, compile=not args.no_compile) as install,
+        _sigterm_interrupts(),
+    ):
+        execution = open_execution(plan_path, _fetch_options(args), reporter)
+        with execution:
+            for verified in execution:
+                artifact = needed.get(verified.artifact.destination)
+                if artifact is None:
+                    continue
+                install.add(
+                    WheelToInstall(
+                        path=verified.path,
+                        filename=artifact.filename,
+                        name=artifact.name,
+                        version=artifact.version,
+                        sha256=verified.sha256,
+                        size=verified.size,
+                        requested=artifact.requested,
+                    )
+                )
+        fetched = execution.result
+        if fetched is None:  # pragma: no cover - the execution always sets it on exit
+            raise RuntimeError("execution produced no result")
+        for failure in fetched.failures:
+            sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
+        if not quiet:
+            for line in _summary_lines(fetched):
+                sys.stdout.write(f"{line}\n")
+        if fetched.interrupted:
+            return 130
+        if not fetched.ok:
+            sys.stderr.write("fetchplan: nothing installed: some artifacts were not verified\n")
+            return 1
+        report = install.commit()
+    if not quiet:
+        counts = ", ".join(
+            f"{action} {report.count(action)}"
+            for action in ("installed", "replaced", "reinstalled", "unchanged")
+        )
+        print(f"{counts} into {report.prefix}")  # noqa: T201
+    return 0

@@ -1,0 +1,167 @@
+"""What the workers of one run share, and the errors they end with.
+
+:class:`Context` carries the read-only settings and the thread-safe services (HTTP session,
+credentials, checkpoint, cache, progress); :meth:`Context.interrupt` stops every worker soon,
+waking those blocked in a socket read. :class:`FileTiming` records how one artifact went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from fetchplan import __version__
+from fetchplan.auth import CredentialStore
+from fetchplan.cache import ArtifactCache
+from fetchplan.errors import FetchplanError
+from fetchplan.executor.checkpoint import CheckpointStore
+from fetchplan.executor.limits import TransferLimits
+from fetchplan.executor.progress import ProgressState
+from fetchplan.executor.retry import RetryPolicy
+
+__all__ = [
+    "ArtifactFailed",
+    "Cancelled",
+    "Context",
+    "FileTiming",
+    "SocketRegistry",
+    "build_session",
+]
+
+
+class ArtifactFailed(FetchplanError):
+    """One artifact could not be obtained; ``str()`` names it and says why."""
+
+    def __init__(self, destination: str, reason: str) -> None:
+        self.destination = destination
+        self.reason = reason
+        self.timing: FileTiming | None = None
+        super().__init__(f"{destination}: {reason}")
+
+
+class Cancelled(FetchplanError):
+    """The run was interrupted; partial files and the checkpoint were kept."""
+
+    exit_code = 130
+
+
+@dataclass(slots=True)
+class FileTiming:
+    """When and how one artifact was obtained (seconds since the run started)."""
+
+    destination: str
+    host: str
+    size: int | None
+    start: float = 0.0
+    end: float = 0.0
+    worker: str = ""
+    connections: list[int] = field(default_factory=list)
+    phases: list[tuple[str, float, float]] = field(default_factory=list)
+    tries: int = 0
+    retries: int = 0
+    network_bytes: int = 0
+    source: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "host": self.host,
+            "size": self.size,
+            "source": self.source,
+            "start": round(self.start, 6),
+            "end": round(self.end, 6),
+            "worker": self.worker,
+            "connections": list(self.connections),
+            "tries": self.tries,
+            "retries": self.retries,
+            "network_bytes": self.network_bytes,
+            "phases": [
+                {"name": name, "start": round(s, 6), "end": round(e, 6)}
+                for name, s, e in self.phases
+            ],
+            "error": self.error,
+        }
+
+
+class SocketRegistry:
+    """Sockets being read, so an interrupt can wake workers blocked in ``recv``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is not None:
+            with self._lock:
+                self._sockets.add(sock)
+
+    def discard(self, sock: socket.socket | None) -> None:
+        if sock is not None:
+            with self._lock:
+                self._sockets.discard(sock)
+
+    def abort_all(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """What every worker shares: read-only settings plus thread-safe services."""
+
+    destination: Path
+    session: requests.Session
+    credentials: CredentialStore
+    checkpoint: CheckpointStore
+    cache: ArtifactCache | None
+    retry: RetryPolicy
+    limits: TransferLimits
+    progress: ProgressState
+    trusted_hosts: frozenset[str] = frozenset()
+    cancel: threading.Event = field(default_factory=threading.Event)
+    random: Callable[[], float] = random.random
+    clock_origin: float = field(default_factory=time.monotonic)
+    sockets: SocketRegistry = field(default_factory=SocketRegistry)
+
+    @property
+    def partial_dir(self) -> Path:
+        return self.destination / ".fetchplan" / "partial"
+
+    def now(self) -> float:
+        return time.monotonic() - self.clock_origin
+
+    def interrupt(self) -> None:
+        """Stop every worker soon: set the cancel flag and wake blocked reads."""
+        self.cancel.set()
+        self.sockets.abort_all()
+
+
+def build_session(pool_size: int, hosts: int) -> requests.Session:
+    """One keep-alive connection pool for all workers; retries are ours, not urllib3's."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=max(hosts, 1) + 2, pool_maxsize=max(pool_size, 1), max_retries=0
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(
+        {
+            "User-Agent": f"fetchplan/{__version__}",
+            "Accept-Encoding": "identity",
+            "Accept": "*/*",
+        }
+    )
+    return session

@@ -1,0 +1,348 @@
+"""Obtaining one artifact: :func:`obtain` returns a verified file at its final path, or raises.
+
+In order: a file already at the final name (re-hashed), the content-addressed cache
+(materialised beside the final name, re-hashed), then the network. Bytes stream into
+``<dest>/.fetchplan/partial/<name>.part`` while being hashed, capped at the plan's size; only
+a partial whose sha256 and size match is fsynced and renamed to its final name with
+``os.replace``, so nothing unverified ever carries a final name.
+
+Network tries follow the :class:`RetryPolicy`; a partial is resumed with ``Range`` and
+``If-Range`` when the checkpoint holds a strong validator for it. A partial whose content turns
+out wrong is dropped and fetched once more from zero before the artifact fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISREG
+from typing import NoReturn
+
+from fetchplan._fs import CHUNK_SIZE, fsync_dir
+from fetchplan.errors import HashMismatch
+from fetchplan.executor.checkpoint import ArtifactState, ObtainedFrom, utc_now
+from fetchplan.executor.context import ArtifactFailed, Cancelled, Context, FileTiming
+from fetchplan.executor.protocol import Validator
+from fetchplan.executor.transfer import (
+    GiveUp,
+    StartOver,
+    TryAgain,
+    attempt,
+    check_body,
+    host_port,
+    matches,
+    rehash_partial,
+)
+from fetchplan.schemas.plan import Artifact
+
+__all__ = ["ArtifactFailed", "Cancelled", "Context", "FileTiming", "Verified", "obtain"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """An artifact whose file at ``path`` matched the plan when ``verified_at``."""
+
+    artifact: Artifact
+    path: Path
+    sha256: str
+    size: int
+    source: ObtainedFrom
+    verified_at: str
+    timing: FileTiming
+
+
+def obtain(artifact: Artifact, ctx: Context) -> Verified:
+    """Put ``artifact`` at ``<destination>/<artifact.destination>``, verified, and return it.
+
+    Raises :class:`ArtifactFailed` (with the reason) when it cannot, and :class:`Cancelled`
+    when the run is interrupted. Partial bytes are kept for the next run unless they were
+    proven wrong.
+    """
+    timing = FileTiming(
+        destination=artifact.destination,
+        host=host_port(artifact.url),
+        size=artifact.size,
+        start=ctx.now(),
+        worker=threading.current_thread().name,
+    )
+    final = ctx.destination / artifact.destination
+    ctx.progress.begin(artifact.destination, artifact.size)
+    try:
+        found = _existing(artifact, final, ctx, timing) or _from_cache(artifact, final, ctx, timing)
+        if found is None:
+            found = _download(artifact, final, ctx, timing)
+    except OSError as exc:
+        timing.end = ctx.now()
+        timing.error = f"local I/O error: {exc}"
+        ctx.progress.fail(artifact.destination)
+        failed = ArtifactFailed(artifact.destination, timing.error)
+        failed.timing = timing
+        raise failed from exc
+    except ArtifactFailed as exc:
+        timing.end = ctx.now()
+        timing.error = exc.reason
+        exc.timing = timing
+        ctx.progress.fail(artifact.destination)
+        raise
+    except BaseException:
+        ctx.progress.fail(artifact.destination)
+        raise
+    timing.end = ctx.now()
+    timing.source = found.source
+    ctx.progress.finish(artifact.destination, found.size)
+    log.info(
+        "%s: verified (%s, %d bytes, %d network bytes, %d tries)",
+        artifact.destination,
+        found.source,
+        found.size,
+        timing.network_bytes,
+        timing.tries,
+    )
+    return found
+
+
+def _hash_file(path: Path, ctx: Context, destination: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            if ctx.cancel.is_set():
+                raise Cancelled("interrupted")
+            digest.update(chunk)
+            size += len(chunk)
+            ctx.progress.advance(destination, len(chunk), network=False)
+    return digest.hexdigest(), size
+
+
+def _verified(
+    artifact: Artifact,
+    final: Path,
+    *,
+    sha256: str,
+    size: int,
+    source: ObtainedFrom,
+    ctx: Context,
+    timing: FileTiming,
+) -> Verified:
+    ctx.checkpoint.record(
+        ArtifactState(
+            artifact=artifact.destination,
+            state="verified",
+            sha256=artifact.sha256,
+            size=artifact.size,
+            url=artifact.url,
+            bytes=size,
+            source=source,
+        )
+    )
+    return Verified(
+        artifact=artifact,
+        path=final,
+        sha256=sha256,
+        size=size,
+        source=source,
+        verified_at=utc_now(),
+        timing=timing,
+    )
+
+
+def _existing(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming) -> Verified | None:
+    try:
+        stat = final.lstat()
+    except FileNotFoundError:
+        return None
+    if not S_ISREG(stat.st_mode):
+        # A link or anything else at the final name is replaced, never followed.
+        log.warning("%s: not a regular file; fetching it again", final)
+        return None
+    if artifact.size is not None and stat.st_size != artifact.size:
+        log.warning("%s: existing file has the wrong size; fetching it again", final)
+        return None
+    started = ctx.now()
+    sha256, size = _hash_file(final, ctx, artifact.destination)
+    timing.phases.append(("verify", started, ctx.now()))
+    if not matches(artifact, sha256, size):
+        log.warning("%s: existing file does not match the plan's sha256; fetching it again", final)
+        ctx.progress.restart(artifact.destination)
+        return None
+    log.debug("%s: already in place and verified", artifact.destination)
+    return _verified(
+        artifact, final, sha256=sha256, size=size, source="existing", ctx=ctx, timing=timing
+    )
+
+
+def _from_cache(
+    artifact: Artifact, final: Path, ctx: Context, timing: FileTiming
+) -> Verified | None:
+    expected = artifact.sha256
+    if ctx.cache is None or expected is None:
+        return None
+    staging = ctx.partial_dir / f"{artifact.destination}.from-cache"
+    staging.unlink(missing_ok=True)
+    started = ctx.now()
+    try:
+        if not ctx.cache.materialize(expected, staging):
+            return None
+        sha256, size = _hash_file(staging, ctx, artifact.destination)
+    except OSError as exc:
+        log.warning("%s: cache unusable (%s); downloading", artifact.destination, exc)
+        staging.unlink(missing_ok=True)
+        ctx.progress.restart(artifact.destination)
+        return None
+    timing.phases.append(("verify", started, ctx.now()))
+    if not matches(artifact, sha256, size):
+        log.warning("cache entry %s is corrupt; removing it", expected)
+        staging.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            ctx.cache.path_for(expected).unlink()
+        ctx.progress.restart(artifact.destination)
+        return None
+    os.replace(staging, final)
+    fsync_dir(final.parent)
+    log.debug("%s: taken from the cache", artifact.destination)
+    return _verified(
+        artifact, final, sha256=sha256, size=size, source="cache", ctx=ctx, timing=timing
+    )
+
+
+# -- the network -----------------------------------------------------------------------------
+
+
+def _download(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming) -> Verified:
+    part = ctx.partial_dir / f"{artifact.destination}.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    fresh_starts = 0
+    while True:
+        if ctx.cancel.is_set():
+            raise Cancelled("interrupted")
+        timing.tries += 1
+        offset, validator = _resume_point(artifact, part, ctx)
+        started = ctx.now()
+        try:
+            if artifact.size is not None and offset == artifact.size:
+                body = rehash_partial(artifact, part, ctx)
+            else:
+                body = attempt(
+                    artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
+                )
+            timing.phases.append(("download", started, ctx.now()))
+            verify_started = ctx.now()
+            body = check_body(artifact, part, body)
+        except TryAgain as exc:
+            timing.phases.append(("download", started, ctx.now()))
+            if not exc.progress:
+                failures += 1
+            if ctx.cancel.is_set():
+                raise Cancelled("interrupted") from None
+            if not ctx.retry.may_retry(failures, timing.tries):
+                _give_up(artifact, part, ctx, f"{exc.reason} (gave up after {timing.tries} tries)")
+            wait = ctx.retry.delay(max(failures, 1), ctx.random(), exc.retry_after)
+            log.info("%s: %s; retrying in %.2fs", artifact.destination, exc.reason, wait)
+            timing.retries += 1
+            ctx.progress.retried()
+            if not ctx.retry.sleep(wait, ctx.cancel):
+                raise Cancelled("interrupted") from None
+            continue
+        except StartOver as exc:
+            timing.phases.append(("download", started, ctx.now()))
+            _discard(artifact, part, ctx, exc.reason)
+            if exc.final:
+                fresh_starts += 1
+                if fresh_starts > 1:
+                    _give_up(artifact, part, ctx, exc.reason)
+            elif timing.tries >= ctx.retry.max_tries:
+                _give_up(artifact, part, ctx, exc.reason)
+            log.info("%s: %s; starting again from zero", artifact.destination, exc.reason)
+            continue
+        except GiveUp as exc:
+            timing.phases.append(("download", started, ctx.now()))
+            _give_up(artifact, part, ctx, str(exc))
+        os.replace(part, final)
+        fsync_dir(final.parent)
+        timing.phases.append(("verify", verify_started, ctx.now()))
+        source: ObtainedFrom = "resumed" if body.resumed else "downloaded"
+        verified = _verified(
+            artifact,
+            final,
+            sha256=body.sha256,
+            size=body.size,
+            source=source,
+            ctx=ctx,
+            timing=timing,
+        )
+        _fill_cache(verified, ctx)
+        return verified
+
+
+def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> NoReturn:
+    kept = part.stat().st_size if part.exists() else 0
+    previous = ctx.checkpoint.get(artifact.destination)
+    ctx.checkpoint.record(
+        ArtifactState(
+            artifact=artifact.destination,
+            state="failed",
+            sha256=artifact.sha256,
+            size=artifact.size,
+            url=artifact.url,
+            bytes=kept,
+            validator=None if previous is None or kept == 0 else previous.validator,
+            reason=reason,
+        )
+    )
+    raise ArtifactFailed(artifact.destination, reason)
+
+
+def _discard(artifact: Artifact, part: Path, ctx: Context, reason: str) -> None:
+    part.unlink(missing_ok=True)
+    ctx.progress.restart(artifact.destination)
+    ctx.checkpoint.record(
+        ArtifactState(
+            artifact=artifact.destination,
+            state="discarded",
+            sha256=artifact.sha256,
+            size=artifact.size,
+            url=artifact.url,
+            reason=reason,
+        )
+    )
+
+
+def _resume_point(artifact: Artifact, part: Path, ctx: Context) -> tuple[int, Validator | None]:
+    """Where the partial can continue from, and the validator to continue it with."""
+    try:
+        have = part.stat().st_size
+    except FileNotFoundError:
+        return 0, None
+    record = ctx.checkpoint.get(artifact.destination)
+    usable = (
+        record is not None
+        and record.state in ("partial", "failed")
+        and record.matches(artifact.sha256, artifact.size, artifact.url)
+    )
+    too_long = artifact.size is not None and have > artifact.size
+    complete = artifact.size is not None and have == artifact.size
+    if usable and not too_long and (complete or (record is not None and record.validator)):
+        ctx.progress.restart(artifact.destination)
+        ctx.progress.advance(artifact.destination, have, network=False)
+        return have, None if record is None else record.validator
+    if have:
+        log.debug("%s: partial not resumable; starting from zero", artifact.destination)
+    part.unlink(missing_ok=True)
+    return 0, None
+
+
+def _fill_cache(verified: Verified, ctx: Context) -> None:
+    if ctx.cache is None:
+        return
+    try:
+        ctx.cache.add(verified.path, verified.sha256)
+    except (OSError, HashMismatch) as exc:
+        log.warning("could not add %s to the cache: %s", verified.path.name, exc)

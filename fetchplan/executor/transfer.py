@@ -1,0 +1,479 @@
+"""One try at an artifact's bytes: a single request (or local copy) into its partial file.
+
+:func:`attempt` streams the body into ``<dest>/.fetchplan/partial/<name>.part`` while hashing
+it, resuming with ``Range``/``If-Range`` from the offset it is given, capped at the plan's
+size, checkpointing progress; :func:`check_body` then says whether the bytes are the planned
+file. Each outcome that is not a complete body is an exception that tells the caller what to
+do next: :class:`TryAgain` (transient: retry per policy), :class:`StartOver` (the partial is
+wrong: drop it), :class:`GiveUp` (no point retrying). Redirects are followed here, by hand,
+so credentials go only to their own origin and https never downgrades to http.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import logging
+import os
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+import urllib3
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from fetchplan._fs import CHUNK_SIZE
+from fetchplan.errors import HashMismatch
+from fetchplan.executor.checkpoint import ArtifactState
+from fetchplan.executor.context import Cancelled, Context, FileTiming
+from fetchplan.executor.limits import StallMeter
+from fetchplan.executor.protocol import (
+    REDIRECT_STATUSES,
+    RedirectRefused,
+    ResumeVerdict,
+    Validator,
+    check_partial_response,
+    content_encoding,
+    range_headers,
+    redirect_target,
+    strong_validator,
+)
+from fetchplan.executor.retry import RetryPolicy, parse_retry_after
+from fetchplan.schemas.plan import Artifact
+
+__all__ = [
+    "MAX_REDIRECTS",
+    "Body",
+    "GiveUp",
+    "StartOver",
+    "TryAgain",
+    "attempt",
+    "check_body",
+    "host_port",
+    "matches",
+    "rehash_partial",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 10
+_READ_SIZE = CHUNK_SIZE
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def matches(artifact: Artifact, sha256: str, size: int) -> bool:
+    """Whether content of this digest and size is the file the plan asks for."""
+    if artifact.size is not None and size != artifact.size:
+        return False
+    return artifact.sha256 is None or sha256 == artifact.sha256
+
+
+class TryAgain(Exception):
+    """Worth another try. ``progress``: the try added at least a stall window's worth of
+    bytes to a resumable partial, so it does not use up one of the policy's attempts."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, progress: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.progress = progress
+
+
+class StartOver(Exception):
+    """The partial is wrong; drop it. ``final`` when this uses up the one fresh start."""
+
+    def __init__(self, reason: str, *, final: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+class GiveUp(Exception):
+    """Retrying cannot help (a 404, a TLS error, a refused redirect); ``str()`` says why."""
+
+
+@dataclass(slots=True)
+class Body:
+    """A complete body in the partial file: its digest and size as received."""
+
+    sha256: str
+    size: int
+    encoding: str
+    resumed: bool
+
+
+def rehash_partial(artifact: Artifact, part: Path, ctx: Context) -> Body:
+    """A partial already as long as the plan's size (killed before its rename): hash it."""
+    digest = hashlib.sha256()
+    size = 0
+    with part.open("rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return Body(sha256=digest.hexdigest(), size=size, encoding="identity", resumed=True)
+
+
+def check_body(artifact: Artifact, part: Path, body: Body) -> Body:
+    """The body if it is the planned file; else its decoded form if that is (a server that
+    compressed it despite ``Accept-Encoding: identity``); else :class:`StartOver`."""
+    if matches(artifact, body.sha256, body.size):
+        return body
+    if body.encoding in _DECODERS:
+        decoded = _decode_partial(artifact, part, body.encoding)
+        if decoded is not None:
+            return decoded
+    if artifact.size is not None and body.size != artifact.size:
+        raise StartOver(f"got {body.size} bytes, the plan says {artifact.size}", final=True)
+    error = HashMismatch(artifact.destination, "sha256", artifact.sha256 or "", body.sha256)
+    raise StartOver(str(error).split(": ", 1)[1], final=True)
+
+
+def _decode_partial(artifact: Artifact, part: Path, encoding: str) -> Body | None:
+    """The server ignored ``Accept-Encoding: identity``: try the body decoded, size-capped."""
+    limit = artifact.size if artifact.size is not None else None
+    decoded_path = part.with_name(part.name + ".decoded")
+    decoder = zlib.decompressobj(_DECODERS[encoding])
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with part.open("rb") as src, decoded_path.open("wb", buffering=0) as out:
+            while chunk := src.read(CHUNK_SIZE):
+                data = decoder.decompress(chunk, CHUNK_SIZE)
+                while True:
+                    size += len(data)
+                    if limit is not None and size > limit:
+                        raise StartOver("decoded body is larger than the plan's size", final=True)
+                    digest.update(data)
+                    out.write(data)
+                    if not decoder.unconsumed_tail:
+                        break
+                    data = decoder.decompress(decoder.unconsumed_tail, CHUNK_SIZE)
+            tail = decoder.flush()
+            size += len(tail)
+            digest.update(tail)
+            out.write(tail)
+            os.fsync(out.fileno())
+    except (zlib.error, gzip.BadGzipFile, EOFError):
+        decoded_path.unlink(missing_ok=True)
+        return None
+    except BaseException:
+        decoded_path.unlink(missing_ok=True)
+        raise
+    body = Body(sha256=digest.hexdigest(), size=size, encoding="identity", resumed=False)
+    if not matches(artifact, body.sha256, body.size):
+        decoded_path.unlink(missing_ok=True)
+        return None
+    os.replace(decoded_path, part)
+    log.info(
+        "%s: server sent it %s-encoded; the decoded file matches", artifact.destination, encoding
+    )
+    return body
+
+
+@contextlib.contextmanager
+def _registered(response: requests.Response, ctx: Context, timing: FileTiming) -> Iterator[None]:
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            port = sock.getsockname()[1]
+            if not timing.connections or timing.connections[-1] != port:
+                timing.connections.append(port)
+    else:
+        sock = None
+    ctx.sockets.add(sock)
+    try:
+        yield
+    finally:
+        ctx.sockets.discard(sock)
+
+
+class _NoAuth(AuthBase):
+    """Explicitly no credentials: keeps requests from consulting netrc on its own."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_AUTH = _NoAuth()
+
+
+def _open(url: str, headers: dict[str, str], ctx: Context) -> requests.Response:
+    """GET ``url``, following redirects ourselves: credentials go only to their own origin."""
+    current = url
+    timeout = (ctx.limits.connect_timeout, ctx.limits.stall_window)
+    for _ in range(MAX_REDIRECTS + 1):
+        creds = ctx.credentials.lookup(current)
+        auth: AuthBase = _NO_AUTH if creds is None else HTTPBasicAuth(*creds)
+        try:
+            response = ctx.session.get(
+                current,
+                headers=headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=timeout,
+                auth=auth,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise GiveUp(f"TLS error: {_short(exc)}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TryAgain(f"connection failed: {_short(exc)}") from exc
+        except requests.RequestException as exc:
+            raise GiveUp(f"request failed: {_short(exc)}") from exc
+        if response.status_code not in REDIRECT_STATUSES:
+            return response
+        location = response.headers.get("Location")
+        response.close()
+        try:
+            current = redirect_target(current, location, ctx.trusted_hosts)
+        except RedirectRefused as exc:
+            raise GiveUp(str(exc)) from exc
+        log.debug("redirected to %s", current)
+    raise GiveUp(f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def attempt(
+    artifact: Artifact,
+    part: Path,
+    *,
+    offset: int,
+    validator: Validator | None,
+    ctx: Context,
+    timing: FileTiming,
+) -> Body:
+    """Fetch the artifact's bytes from ``offset`` on into ``part`` (resuming with
+    ``validator``), or copy a ``file://`` URL; return the complete body or raise an outcome."""
+    if urlsplit(artifact.url).scheme == "file":
+        return _copy_local(artifact, part, ctx)
+    response = _open(artifact.url, range_headers(offset, validator), ctx)
+    with contextlib.closing(response), _registered(response, ctx, timing):
+        status = response.status_code
+        if status == 416 and offset > 0:
+            raise StartOver("server cannot continue the partial (416)", final=False)
+        if status not in (200, 206):
+            reason = f"HTTP {status} {response.reason or ''}".strip()
+            if RetryPolicy.is_retryable_status(status):
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), datetime.now(UTC)
+                )
+                raise TryAgain(reason, retry_after=retry_after)
+            raise GiveUp(reason)
+        if offset > 0:
+            verdict, why = check_partial_response(
+                status, response.headers, offset, artifact.size, validator
+            )
+            if verdict is ResumeVerdict.DISCARD:
+                raise StartOver(why, final=False)
+            if verdict is ResumeVerdict.RESTART:
+                log.info("%s: %s; starting from zero", artifact.destination, why)
+                ctx.progress.restart(artifact.destination)
+                offset = 0
+        elif status == 206:
+            raise StartOver("206 to a request without Range", final=True)
+        return _stream(artifact, part, offset=offset, response=response, ctx=ctx, timing=timing)
+
+
+def _stream(
+    artifact: Artifact,
+    part: Path,
+    *,
+    offset: int,
+    response: requests.Response,
+    ctx: Context,
+    timing: FileTiming,
+) -> Body:
+    encoding = content_encoding(response.headers)
+    length_header = response.headers.get("Content-Length")
+    length = int(length_header) if length_header and length_header.isdigit() else None
+    if offset == 0:
+        if (
+            encoding == "identity"
+            and artifact.size is not None
+            and length is not None
+            and length != artifact.size
+        ):
+            raise StartOver(
+                f"server announces {length} bytes, the plan says {artifact.size}", final=True
+            )
+        validator = strong_validator(response.headers) if encoding == "identity" else None
+        with part.open("wb"):
+            pass
+        ctx.checkpoint.record(
+            ArtifactState(
+                artifact=artifact.destination,
+                state="partial",
+                sha256=artifact.sha256,
+                size=artifact.size,
+                url=artifact.url,
+                bytes=0,
+                validator=validator,
+            )
+        )
+        digest = hashlib.sha256()
+    else:
+        validator = _current_validator(artifact, ctx)
+        digest = _hash_prefix(part, offset, ctx)
+    cap = _body_cap(artifact.size, encoding)
+    if cap is None and length is not None:
+        cap = offset + length
+    expected_end = offset + length if length is not None else None
+    raw: urllib3.HTTPResponse = response.raw
+    received = 0
+    total = offset
+    now = time.monotonic()
+    deadline = now + ctx.limits.deadline
+    meter = StallMeter(ctx.limits.stall_window, ctx.limits.stall_min_bytes, now)
+    last_record = (now, total)
+    with part.open("r+b", buffering=0) as out:
+        out.seek(offset)
+        out.truncate()
+        try:
+            while True:
+                try:
+                    chunk = raw.read1(_READ_SIZE, decode_content=False)
+                except (
+                    requests.RequestException,
+                    urllib3.exceptions.HTTPError,
+                    OSError,
+                    ValueError,
+                ) as exc:
+                    if ctx.cancel.is_set():
+                        raise Cancelled("interrupted") from exc
+                    raise TryAgain(
+                        f"connection lost after {total} bytes: {_short(exc)}",
+                        progress=received >= ctx.limits.stall_min_bytes,
+                    ) from exc
+                if ctx.cancel.is_set():
+                    raise Cancelled("interrupted")
+                if not chunk:
+                    break
+                if cap is not None and total + len(chunk) > cap:
+                    raise StartOver(f"server sent more than the plan's {cap} bytes", final=True)
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                total += len(chunk)
+                timing.network_bytes += len(chunk)
+                ctx.progress.advance(artifact.destination, len(chunk), network=True)
+                now = time.monotonic()
+                if meter.add(len(chunk), now):
+                    raise TryAgain(
+                        f"transfer stalled (under {ctx.limits.stall_min_bytes} bytes in "
+                        f"{ctx.limits.stall_window:g}s)",
+                        progress=received >= ctx.limits.stall_min_bytes,
+                    )
+                if now > deadline:
+                    raise TryAgain(
+                        f"took longer than the {ctx.limits.deadline:g}s deadline",
+                        progress=received >= ctx.limits.stall_min_bytes,
+                    )
+                if (
+                    total - last_record[1] >= ctx.limits.checkpoint_bytes
+                    or now - last_record[0] >= ctx.limits.checkpoint_seconds
+                ):
+                    _record_progress(artifact, total, validator, ctx)
+                    last_record = (now, total)
+        except (TryAgain, Cancelled):
+            _record_progress(artifact, total, validator, ctx)
+            raise
+        if expected_end is not None and total < expected_end:
+            _record_progress(artifact, total, validator, ctx)
+            raise TryAgain(
+                f"connection closed after {total} of {expected_end} bytes",
+                progress=received >= ctx.limits.stall_min_bytes,
+            )
+        os.fsync(out.fileno())
+    return Body(sha256=digest.hexdigest(), size=total, encoding=encoding, resumed=offset > 0)
+
+
+def _body_cap(size: int | None, encoding: str) -> int | None:
+    """Most bytes a body may bring: the plan's size, plus a little when the server encoded
+    it anyway (compressing incompressible data, like a wheel, makes it slightly larger)."""
+    if size is None:
+        return None
+    if encoding == "identity":
+        return size
+    return size + size // 64 + 4096
+
+
+def _current_validator(artifact: Artifact, ctx: Context) -> Validator | None:
+    record = ctx.checkpoint.get(artifact.destination)
+    return None if record is None else record.validator
+
+
+def _record_progress(
+    artifact: Artifact, total: int, validator: Validator | None, ctx: Context
+) -> None:
+    ctx.checkpoint.record(
+        ArtifactState(
+            artifact=artifact.destination,
+            state="partial",
+            sha256=artifact.sha256,
+            size=artifact.size,
+            url=artifact.url,
+            bytes=total,
+            validator=validator,
+        )
+    )
+
+
+def _hash_prefix(part: Path, offset: int, ctx: Context) -> Any:
+    digest = hashlib.sha256()
+    left = offset
+    with part.open("rb") as fh:
+        while left > 0:
+            chunk = fh.read(min(CHUNK_SIZE, left))
+            if not chunk:
+                raise StartOver("partial shrank while resuming", final=False)
+            if ctx.cancel.is_set():
+                raise Cancelled("interrupted")
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest
+
+
+def _copy_local(artifact: Artifact, part: Path, ctx: Context) -> Body:
+    path = Path(unquote(urlsplit(artifact.url).path))
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        with path.open("rb") as src, part.open("wb", buffering=0) as out:
+            while chunk := src.read(CHUNK_SIZE):
+                if ctx.cancel.is_set():
+                    raise Cancelled("interrupted")
+                total += len(chunk)
+                if artifact.size is not None and total > artifact.size:
+                    raise StartOver(f"{path} is larger than the plan's size", final=True)
+                out.write(chunk)
+                digest.update(chunk)
+                ctx.progress.advance(artifact.destination, len(chunk), network=False)
+            os.fsync(out.fileno())
+    except FileNotFoundError as exc:
+        raise GiveUp(f"{path} does not exist") from exc
+    except OSError as exc:
+        raise TryAgain(f"cannot read {path}: {exc}") from exc
+    return Body(sha256=digest.hexdigest(), size=total, encoding="identity", resumed=False)
+
+
+def host_port(url: str) -> str:
+    """``host[:port]`` of a URL, as the timings group it (``file`` for local files)."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return "file"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if parts.port is None else f"{host}:{parts.port}"

@@ -1,0 +1,388 @@
+"""Hashed requirements files: ``name==version --hash=sha256:...`` that pip installs with
+``pip install --require-hashes -r FILE``.
+
+Export pins every installed project of the plan with the hashes of all its files (pip takes
+whichever file fits the machine and checks it against the list), adds the plan's indexes as
+``--index-url``/``--extra-index-url``/``--find-links`` lines, and a marker on pins that serve
+only some of the plan's targets. Before each pin, ``# fetchplan-file: {json}`` comment lines
+record each file's URL, size and index, and a ``# fetchplan-target:`` line records each target;
+pip ignores them, and import uses them to rebuild the plan without asking an index.
+
+Import reads any requirements file in which every requirement is pinned with ``==`` and
+carries hashes. A pin whose hashes no ``fetchplan-file`` line explains is resolved by the
+``lookup`` the caller passes (the planner's index client finds the files by hash); without one,
+import fails naming those pins.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from fetchplan import __version__
+from fetchplan.errors import FieldProblem, FileFormatError
+from fetchplan.formats._common import (
+    ExportError,
+    assemble_plan,
+    installable,
+    select_for_target,
+    targets_marker,
+)
+from fetchplan.schemas.plan import Artifact, Dependency, IndexRef, Plan, Target
+
+__all__ = [
+    "PIP_HASH_ALGORITHMS",
+    "FileLookup",
+    "ParsedRequirements",
+    "Pin",
+    "embedded_targets",
+    "from_requirements",
+    "parse_requirements",
+    "to_requirements",
+]
+
+# The algorithms pip's --hash accepts.
+PIP_HASH_ALGORITHMS = ("sha256", "sha384", "sha512")
+_FILE_NOTE = "# fetchplan-file:"
+_TARGET_NOTE = "# fetchplan-target:"
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+
+
+def _note(artifact: Artifact) -> str:
+    info: dict[str, Any] = {
+        "filename": artifact.filename,
+        "url": artifact.url,
+        "size": artifact.size,
+        "index": artifact.index,
+        "hashes": dict(sorted(artifact.hashes.items())),
+        "hash_source": artifact.hash_source,
+        "requires_python": artifact.requires_python,
+        "yanked": artifact.yanked,
+        "yanked_reason": artifact.yanked_reason,
+        "upload_time": artifact.upload_time,
+        "provenance": artifact.provenance,
+        "requested": artifact.requested,
+        "dependencies": [d.requirement for d in artifact.dependencies],
+        "destination": artifact.destination,
+    }
+    if artifact.targets is not None:
+        info["targets"] = list(artifact.targets)
+    return f"{_FILE_NOTE} {json.dumps(info, separators=(',', ':'), ensure_ascii=False)}"
+
+
+def to_requirements(plan: Plan) -> str:
+    """``plan`` as a hashed requirements file (text with a final newline).
+
+    Raises :class:`ExportError` for an artifact with no hash pip accepts (sha256, sha384 or
+    sha512). Build dependencies are left out: pip installs those itself when building.
+    """
+    lines = [
+        f"# Written by fetchplan {__version__} from a plan created {plan.created}.",
+        "# Install with: pip install --require-hashes -r THIS_FILE",
+        "# The fetchplan-* comments let `fetchplan import` rebuild the plan; pip ignores them.",
+    ]
+    for target in plan.targets:
+        body = {"name": target.name, "markers": dict(target.markers)}
+        lines.append(f"{_TARGET_NOTE} {json.dumps(body, separators=(',', ':'))}")
+    first_index = True
+    for index in plan.indexes:
+        if index.kind == "find-links":
+            lines.append(f"--find-links {index.url}")
+        elif first_index:
+            lines.append(f"--index-url {index.url}")
+            first_index = False
+        else:
+            lines.append(f"--extra-index-url {index.url}")
+
+    groups: dict[tuple[str, str], list[Artifact]] = {}
+    for artifact in installable(plan):
+        groups.setdefault((artifact.name, artifact.version), []).append(artifact)
+    all_names = [t.name for t in plan.targets]
+    for (name, version), members in groups.items():
+        served: set[str] = set()
+        hashes: list[str] = []
+        for member in members:
+            served.update(all_names if member.targets is None else member.targets)
+            usable = [
+                f"{alg}:{member.hashes[alg]}" for alg in PIP_HASH_ALGORITHMS if alg in member.hashes
+            ]
+            if not usable:
+                raise ExportError(
+                    f"{member.filename}: has no sha256, sha384 or sha512 hash for pip to check"
+                )
+            hashes.extend(h for h in usable if h not in hashes)
+        extras = sorted({e for m in members for e in m.extras})
+        pin = f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}"
+        marker = targets_marker(plan.targets, served, members[0].filename)
+        if marker is not None:
+            pin += f" ; {marker}"
+        lines.append("")
+        lines.extend(_note(m) for m in members)
+        lines.append(" \\\n".join([pin, *(f"    --hash={h}" for h in hashes)]))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pin:
+    """One pinned requirement of a hashed requirements file."""
+
+    name: str
+    version: str
+    extras: tuple[str, ...] = ()
+    marker: str | None = None
+    hashes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Digests by algorithm, as listed in the ``--hash`` options."""
+    line: int = 0
+
+    def allows(self, hashes: Mapping[str, str]) -> bool:
+        """True when one of ``hashes`` (algorithm -> digest) is among the pin's."""
+        return any(digest in self.hashes.get(alg, ()) for alg, digest in hashes.items())
+
+
+FileLookup = Callable[[Pin], Sequence[Artifact]]
+"""Finds the files a pin's hashes name on the configured indexes (supplied by the planner)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequirements:
+    """What a requirements file says: pins, fetchplan notes, and index locations."""
+
+    pins: list[Pin]
+    notes: list[dict[str, Any]]
+    targets: list[dict[str, Any]]
+    index_urls: list[str]
+    find_links: list[str]
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    buffer = ""
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not buffer:
+            start = number
+        if raw.rstrip().endswith("\\") and not raw.lstrip().startswith("#"):
+            buffer += raw.rstrip()[:-1] + " "
+            continue
+        out.append((start, buffer + raw))
+        buffer = ""
+    if buffer:
+        out.append((start, buffer))
+    return out
+
+
+def parse_requirements(text: str, filename: str) -> ParsedRequirements:
+    """Parse a hashed requirements file; every problem is reported with its line number."""
+    problems: list[FieldProblem] = []
+    parsed = ParsedRequirements([], [], [], [], [])
+    for number, raw in _logical_lines(text):
+        stripped = raw.strip()
+        where = f"line {number}"
+        for prefix, sink in ((_FILE_NOTE, parsed.notes), (_TARGET_NOTE, parsed.targets)):
+            if stripped.startswith(prefix):
+                try:
+                    value = json.loads(stripped[len(prefix) :])
+                except json.JSONDecodeError as exc:
+                    problems.append(FieldProblem(where, f"bad {prefix[2:-1]} note: {exc}"))
+                    continue
+                if isinstance(value, dict):
+                    sink.append(value)
+                else:
+                    problems.append(FieldProblem(where, f"bad {prefix[2:-1]} note"))
+        line = _COMMENT.sub("", raw).strip()
+        if not line:
+            continue
+        if line.startswith("-"):
+            _option(line, where, parsed, problems)
+            continue
+        pin = _pin(line, number, problems)
+        if pin is not None:
+            parsed.pins.append(pin)
+    if problems:
+        raise FileFormatError(filename, problems)
+    return parsed
+
+
+def _option(
+    line: str, where: str, parsed: ParsedRequirements, problems: list[FieldProblem]
+) -> None:
+    option, _, value = line.replace("=", " ", 1).partition(" ")
+    value = value.strip()
+    if option in {"-i", "--index-url", "--extra-index-url"} and value:
+        parsed.index_urls.append(value)
+    elif option in {"-f", "--find-links"} and value:
+        parsed.find_links.append(value)
+    elif option in {"-r", "--requirement", "-c", "--constraint", "-e", "--editable"}:
+        problems.append(FieldProblem(where, f"{option} is not supported in an imported file"))
+    # Other global options (--require-hashes, --pre, --no-binary...) do not change the files.
+
+
+def _pin(line: str, number: int, problems: list[FieldProblem]) -> Pin | None:
+    where = f"line {number}"
+    tokens = line.split()
+    first_option = next((i for i, t in enumerate(tokens) if t.startswith("-")), len(tokens))
+    spec = " ".join(tokens[:first_option])
+    options = tokens[first_option:]
+    hashes: dict[str, list[str]] = {}
+    i = 0
+    while i < len(options):
+        word = options[i]
+        if word == "--hash" and i + 1 < len(options):
+            word = f"--hash={options[i + 1]}"
+            i += 1
+        i += 1
+        if not word.startswith("--hash="):
+            problems.append(FieldProblem(where, f"unsupported option {word}"))
+            continue
+        algorithm, _, digest = word[len("--hash=") :].partition(":")
+        if not digest:
+            problems.append(FieldProblem(where, f"bad hash {word}"))
+            continue
+        hashes.setdefault(algorithm.lower(), []).append(digest.lower())
+    try:
+        req = Requirement(spec)
+    except InvalidRequirement as exc:
+        problems.append(FieldProblem(where, str(exc).splitlines()[0]))
+        return None
+    specifiers = list(req.specifier)
+    if (
+        len(specifiers) != 1
+        or specifiers[0].operator not in {"==", "==="}
+        or "*" in str(specifiers[0].version)
+    ):
+        problems.append(FieldProblem(where, f"{req.name} is not pinned with =="))
+        return None
+    if not hashes:
+        problems.append(FieldProblem(where, f"{req.name} has no --hash"))
+        return None
+    return Pin(
+        name=canonicalize_name(req.name),
+        version=specifiers[0].version,
+        extras=tuple(sorted(req.extras)),
+        marker=None if req.marker is None else str(req.marker),
+        hashes={alg: tuple(d) for alg, d in hashes.items()},
+        line=number,
+    )
+
+
+def embedded_targets(text: str, filename: str, tags: Sequence[str]) -> tuple[Target, ...]:
+    """The targets a fetchplan-written file records, given ``tags`` (the file has none)."""
+    parsed = parse_requirements(text, filename)
+    found = []
+    for note in parsed.targets:
+        markers = note.get("markers")
+        if isinstance(note.get("name"), str) and isinstance(markers, dict):
+            found.append(
+                Target(
+                    name=note["name"],
+                    markers={str(k): str(v) for k, v in markers.items()},
+                    tags=tuple(tags),
+                )
+            )
+    return tuple(found)
+
+
+def _from_note(note: Mapping[str, Any], pin: Pin) -> Artifact:
+    filename = str(note["filename"])
+    return Artifact(
+        name=canonicalize_name(pin.name),
+        version=pin.version,
+        kind="wheel" if filename.endswith(".whl") else "sdist",
+        filename=filename,
+        url=str(note["url"]),
+        index=str(note["index"]),
+        hashes=dict(note["hashes"]),
+        hash_source=note.get("hash_source", "requirements"),
+        size=note.get("size"),
+        requires_python=note.get("requires_python"),
+        yanked=bool(note.get("yanked", False)),
+        yanked_reason=note.get("yanked_reason"),
+        upload_time=note.get("upload_time"),
+        provenance=note.get("provenance"),
+        dependencies=tuple(
+            Dependency(name=canonicalize_name(Requirement(r).name), requirement=r)
+            for r in note.get("dependencies", ())
+        ),
+        requested=bool(note.get("requested", True)),
+        extras=pin.extras,
+        destination=str(note.get("destination", filename)),
+        targets=tuple(note["targets"]) if isinstance(note.get("targets"), list) else None,
+    )
+
+
+def from_requirements(
+    text: str,
+    filename: str,
+    *,
+    target: Target,
+    created: str,
+    destination: str = "wheels",
+    lookup: FileLookup | None = None,
+) -> Plan:
+    """Build a plan for ``target`` from a hashed requirements file.
+
+    Pins whose marker is false for the target are skipped. Each pin's files come from the
+    file's ``fetchplan-file`` notes, else from ``lookup``; one file per pin is kept (the best
+    wheel for the target's tags, else the sdist). Every file must match one of its pin's
+    hashes. Raises :class:`FileFormatError` naming each line that cannot be resolved.
+    """
+    parsed = parse_requirements(text, filename)
+    problems: list[FieldProblem] = []
+    artifacts: list[Artifact] = []
+    for pin in parsed.pins:
+        where = f"line {pin.line}"
+        if pin.marker is not None and not Marker(pin.marker).evaluate(
+            {**target.markers, "extra": ""}
+        ):
+            continue
+        candidates: list[Artifact] = []
+        for note in parsed.notes:
+            hashes = note.get("hashes")
+            if isinstance(hashes, dict) and pin.allows(hashes):
+                try:
+                    candidates.append(_from_note(note, pin))
+                except (KeyError, TypeError, ValueError, InvalidRequirement) as exc:
+                    problems.append(FieldProblem(where, f"bad fetchplan-file note: {exc}"))
+        if not candidates:
+            if lookup is None:
+                problems.append(
+                    FieldProblem(
+                        where,
+                        f"{pin.name}=={pin.version}: no fetchplan-file note names its files, "
+                        "and finding them by hash on an index is not available here",
+                    )
+                )
+                continue
+            found = list(lookup(pin))
+            strangers = [a.filename for a in found if not pin.allows(a.hashes)]
+            if strangers:
+                problems.append(
+                    FieldProblem(where, f"files not matching the pin's hashes: {strangers}")
+                )
+                continue
+            candidates = [replace(a, requested=True, extras=pin.extras) for a in found]
+        if not candidates:
+            problems.append(FieldProblem(where, f"no file found for {pin.name}=={pin.version}"))
+            continue
+        served = [a for a in candidates if a.targets is None or target.name in a.targets]
+        chosen = select_for_target([replace(a, targets=None) for a in served or candidates], target)
+        artifacts.extend(chosen)
+    if problems:
+        raise FileFormatError(filename, problems)
+    return assemble_plan(
+        artifacts,
+        target,
+        created=created,
+        destination=destination,
+        indexes=[
+            *(IndexRef(url=url) for url in parsed.index_urls),
+            *(IndexRef(url=url, kind="find-links") for url in parsed.find_links),
+        ],
+    )

@@ -1,0 +1,283 @@
+"""Installing a verified manifest, or a list of wheels, into a target interpreter.
+
+The order is what keeps the environment whole: every wheel is verified and extracted into
+staging first (in parallel, one wheel per worker); only when all succeeded are old versions
+removed and the staged files renamed into place; then the new modules are byte-compiled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from fetchplan.install.bytecode import compile_files
+from fetchplan.install.environment import (
+    InstalledDist,
+    check_destinations,
+    commit,
+    installed_distributions,
+    uninstall,
+)
+from fetchplan.install.errors import InstallError, ManifestMismatch
+from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.selection import (
+    WheelToInstall,
+    match_manifest,
+    select_artifacts,
+    select_target,
+)
+from fetchplan.install.staging import StagedWheel, stage_wheel
+from fetchplan.install.wheel import open_wheel
+from fetchplan.schemas import plan_digest
+from fetchplan.schemas.manifest import load_manifest
+from fetchplan.schemas.plan import load_plan
+
+__all__ = [
+    "Action",
+    "InstallReport",
+    "ProjectOutcome",
+    "StagedInstall",
+    "install_manifest",
+    "install_wheels",
+    "wheels_for_interpreter",
+]
+
+log = logging.getLogger(__name__)
+
+Action = Literal["installed", "replaced", "reinstalled", "unchanged"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectOutcome:
+    name: str
+    version: str
+    action: Action
+    previous: tuple[str, ...] = ()
+    """Versions removed to make room (for ``replaced`` and ``reinstalled``)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InstallReport:
+    """What an install did, per project, in the order the wheels were given."""
+
+    interpreter: str
+    prefix: str
+    projects: tuple[ProjectOutcome, ...]
+    compiled: int = 0
+
+    def count(self, action: Action) -> int:
+        return sum(1 for p in self.projects if p.action == action)
+
+
+def wheels_for_interpreter(
+    manifest_path: Path, target: TargetInterpreter, *, plan_path: Path | None = None
+) -> list[WheelToInstall]:
+    """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
+
+    Reads and schema-checks the manifest and the plan (``plan_path``, else the manifest's
+    ``plan.path``), checks the plan's digest is the manifest's ``plan.sha256``, selects the plan
+    target and artifacts for the interpreter, and pairs each with its manifest entry. Raises
+    :class:`ManifestMismatch` (or a schema/selection error) naming the file at fault.
+    """
+    manifest = load_manifest(manifest_path)
+    plan_file = plan_path if plan_path is not None else manifest_path.parent / manifest.plan.path
+    plan, document = load_plan(plan_file)
+    digest = plan_digest(document)
+    if digest != manifest.plan.sha256:
+        raise ManifestMismatch(
+            f"{manifest_path}: plan.sha256: {manifest.plan.sha256} is not the digest of "
+            f"{plan_file} ({digest}): the manifest was made for another plan"
+        )
+    plan_target = select_target(plan, plan_file, target.markers, target.tags)
+    artifacts = select_artifacts(plan, plan_file, plan_target, target.tags)
+    return match_manifest(artifacts, manifest, manifest_path)
+
+
+def install_manifest(
+    manifest_path: Path,
+    target: TargetInterpreter,
+    *,
+    plan_path: Path | None = None,
+    reinstall: bool = False,
+    compile: bool = True,
+) -> InstallReport:
+    """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
+
+    See :func:`wheels_for_interpreter` for what is checked about the manifest and
+    :func:`install_wheels` for the installation itself.
+    """
+    wheels = wheels_for_interpreter(manifest_path, target, plan_path=plan_path)
+    return install_wheels(wheels, target, reinstall=reinstall, compile=compile)
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _check_supported(wheels: Sequence[WheelToInstall], target: TargetInterpreter) -> None:
+    supported = set(target.tags)
+    seen: set[str] = set()
+    for wheel in wheels:
+        if wheel.name in seen:
+            raise InstallError(f"{wheel.path}: a second wheel for {wheel.name}")
+        seen.add(wheel.name)
+        try:
+            tags = parse_wheel_filename(wheel.filename)[3]
+        except (InvalidWheelFilename, InvalidVersion) as exc:
+            raise InstallError(f"{wheel.path}: not a valid wheel file name: {exc}") from exc
+        if not any(str(tag) in supported for tag in tags):
+            raise InstallError(f"{wheel.path}: not supported by {target.describe()}")
+
+
+def _verify_and_stage(
+    wheel: WheelToInstall, target: TargetInterpreter, staging: Path, *, compile: bool
+) -> StagedWheel:
+    opened = open_wheel(wheel)
+    try:
+        staged = stage_wheel(opened, target, staging, compile=compile)
+        opened.check_unchanged()
+    finally:
+        opened.close()
+    return staged
+
+
+class StagedInstall:
+    """An install that verifies and stages wheels as they arrive and commits them at the end.
+
+    ``add`` hands a wheel to a pool of workers (both cores: extraction is CPU-bound) that open
+    it once, check its size and sha256 through that handle and extract it into staging inside
+    the prefix; ``commit`` waits for them, and only when every wheel passed removes other
+    versions (within the prefix only) and moves the files into place, then byte-compiles. So
+    ``fetchplan run`` can stage each wheel the moment the executor verified it, while the
+    other downloads go on. Leaving the ``with`` block without ``commit`` writes nothing to
+    the environment.
+    """
+
+    def __init__(
+        self, target: TargetInterpreter, *, reinstall: bool = False, compile: bool = True
+    ) -> None:
+        self.target = target
+        self.reinstall = reinstall
+        self.compile = compile
+        self._present = installed_distributions(target)
+        self._supported = set(target.tags)
+        self._order: list[str] = []
+        self._outcomes: dict[str, ProjectOutcome] = {}
+        self._work: list[tuple[WheelToInstall, list[InstalledDist], Future[StagedWheel]]] = []
+        self._staging: Path | None = None
+        workers = max(1, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetchplan-install")
+
+    def __enter__(self) -> StagedInstall:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers and remove the staging directory (idempotent)."""
+        for _, _, future in self._work:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def _staging_dir(self) -> Path:
+        if self._staging is None:
+            prefix = Path(self.target.prefix)
+            try:
+                self._staging = Path(tempfile.mkdtemp(prefix=".fetchplan-staging-", dir=prefix))
+            except OSError as exc:
+                raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
+        return self._staging
+
+    def add(self, wheel: WheelToInstall) -> None:
+        """Queue ``wheel``: checked now for name and tags, verified and staged in the pool."""
+        _check_supported([wheel], self.target)
+        if wheel.name in self._outcomes or any(w.name == wheel.name for w, _, _ in self._work):
+            raise InstallError(f"{wheel.path}: a second wheel for {wheel.name}")
+        self._order.append(wheel.name)
+        old = self._present.get(wheel.name, [])
+        if not self.reinstall and len(old) == 1 and _same_version(old[0].version, wheel.version):
+            self._outcomes[wheel.name] = ProjectOutcome(
+                name=wheel.name, version=wheel.version, action="unchanged"
+            )
+            return
+        where = self._staging_dir() / str(len(self._work))
+        future = self._pool.submit(
+            _verify_and_stage, wheel, self.target, where, compile=self.compile
+        )
+        self._work.append((wheel, old, future))
+
+    def commit(self) -> InstallReport:
+        """Wait for every queued wheel; if all passed, put them in place. Raises the first
+        failure (in the order the wheels were added) having written nothing."""
+        for _, _, future in self._work:
+            if future.exception() is not None:
+                break
+        staged = [future.result() for _, _, future in self._work]
+        compiled = 0
+        if staged:
+            check_destinations(staged, self.target)
+            for (wheel, old, _), item in zip(self._work, staged, strict=True):
+                for dist in old:
+                    uninstall(dist, self.target)
+                commit(item)
+                action: Action = "installed"
+                if old:
+                    same = all(_same_version(d.version, wheel.version) for d in old)
+                    action = "reinstalled" if same else "replaced"
+                self._outcomes[wheel.name] = ProjectOutcome(
+                    name=wheel.name,
+                    version=wheel.version,
+                    action=action,
+                    previous=tuple(d.version for d in old),
+                )
+                log.info("%s %s %s", action, wheel.name, wheel.version)
+            self.close()
+            if self.compile:
+                compiled = compile_files(self.target, [f for s in staged for f in s.python_files()])
+        return InstallReport(
+            interpreter=self.target.executable,
+            prefix=self.target.prefix,
+            projects=tuple(self._outcomes[name] for name in self._order),
+            compiled=compiled,
+        )
+
+
+def install_wheels(
+    wheels: Sequence[WheelToInstall],
+    target: TargetInterpreter,
+    *,
+    reinstall: bool = False,
+    compile: bool = True,
+) -> InstallReport:
+    """Install ``wheels`` into ``target``, all or nothing as far as verification goes.
+
+    A project installed at the wanted version is left alone unless ``reinstall``. Every other
+    wheel is opened once, its size and sha256 checked through that handle, inspected for
+    unsafe members and extracted into staging inside the prefix with each member checked
+    against RECORD. Only when every wheel passed are other versions removed (within the prefix
+    only) and the files moved into place; nothing is written to the environment before. With
+    ``compile`` the new modules are byte-compiled by the target interpreter. Can be called
+    repeatedly with further wheels (each call is its own all-or-nothing step).
+    """
+    _check_supported(wheels, target)
+    with StagedInstall(target, reinstall=reinstall, compile=compile) as install:
+        for wheel in wheels:
+            install.add(wheel)
+        return install.commit()

@@ -1,0 +1,180 @@
+"""The environment's side: which distributions are installed, removing one, moving files in.
+
+Removal follows the installed distribution's RECORD but never touches a path outside the
+environment's prefix, however the RECORD names it (``..``, absolute paths, symlinked
+directories). Moving staged files in refuses any destination whose existing directories lead
+outside the prefix.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from fetchplan.install.errors import InstallError
+from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.staging import StagedWheel
+
+__all__ = [
+    "InstalledDist",
+    "check_destinations",
+    "commit",
+    "installed_distributions",
+    "is_inside",
+    "uninstall",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledDist:
+    """A distribution installed in the target, found by its ``.dist-info`` directory."""
+
+    name: NormalizedName
+    version: str
+    dist_info: Path
+
+
+def is_inside(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` is ``root`` or below it, comparing absolute, normalised paths."""
+    path, root = os.path.abspath(path), os.path.abspath(root)  # noqa: PTH100
+    return os.path.commonpath([path, root]) == root
+
+
+def _read_dist(dist_info: Path) -> InstalledDist | None:
+    try:
+        text = (dist_info / "METADATA").read_text("utf-8", errors="replace")
+    except OSError:
+        return None
+    metadata = HeaderParser().parsestr(text)
+    name, version = metadata.get("Name"), metadata.get("Version")
+    if name is None or version is None:
+        return None
+    return InstalledDist(canonicalize_name(name), version, dist_info)
+
+
+def installed_distributions(target: TargetInterpreter) -> dict[NormalizedName, list[InstalledDist]]:
+    """Distributions in the target's purelib and platlib, by normalised name."""
+    found: dict[NormalizedName, list[InstalledDist]] = {}
+    for site in target.site_dirs():
+        if not site.is_dir():
+            continue
+        for entry in sorted(site.iterdir()):
+            if entry.name.endswith(".dist-info") and entry.is_dir():
+                dist = _read_dist(entry)
+                if dist is not None:
+                    found.setdefault(dist.name, []).append(dist)
+    return found
+
+
+def _real_inside(path: Path, root_real: str) -> bool:
+    """Whether ``path`` lies under ``root_real`` once its directories' symlinks are resolved."""
+    parent = os.path.realpath(path.parent)
+    return is_inside(parent, root_real) and path.name not in ("", ".", "..")
+
+
+def _remove_file(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except IsADirectoryError:
+        log.warning("%s: listed in RECORD but a directory; left alone", path)
+        return False
+    return True
+
+
+def uninstall(dist: InstalledDist, target: TargetInterpreter) -> int:
+    """Remove the files ``dist``'s RECORD lists inside the target prefix; return how many.
+
+    Also removes each listed module's bytecode, the ``.dist-info`` directory and directories
+    left empty. Raises :class:`InstallError` when the distribution has no RECORD.
+    """
+    prefix_real = os.path.realpath(target.prefix)
+    record = dist.dist_info / "RECORD"
+    try:
+        text = record.read_text("utf-8")
+    except OSError as exc:
+        raise InstallError(
+            f"{record}: cannot uninstall {dist.name} {dist.version}: {exc.strerror or exc}"
+        ) from exc
+    base = dist.dist_info.parent
+    removed = 0
+    touched: set[Path] = set()
+    for row in csv.reader(text.splitlines()):
+        if not row or not row[0]:
+            continue
+        path = Path(os.path.normpath(os.path.join(base, row[0])))  # noqa: PTH118
+        if not _real_inside(path, prefix_real):
+            log.warning("%s: lists %s outside the environment; left alone", record, row[0])
+            continue
+        removed += _remove_file(path)
+        touched.add(path.parent)
+        if path.suffix == ".py":
+            cache = path.parent / "__pycache__"
+            for pyc in cache.glob(f"{path.stem}.*.pyc") if cache.is_dir() else ():
+                removed += _remove_file(pyc)
+            touched.add(cache)
+    if _real_inside(dist.dist_info, prefix_real):
+        shutil.rmtree(dist.dist_info, ignore_errors=True)
+    _prune(touched, target)
+    log.info("removed %s %s (%d files)", dist.name, dist.version, removed)
+    return removed
+
+
+def _prune(directories: Iterable[Path], target: TargetInterpreter) -> None:
+    """Remove directories left empty, up to (not including) the scheme directories."""
+    keep = {Path(os.path.abspath(p)) for p in target.paths.values()}  # noqa: PTH100
+    keep.add(Path(os.path.abspath(target.prefix)))  # noqa: PTH100
+    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
+        current = directory
+        while current not in keep and is_inside(current, target.prefix):
+            try:
+                current.rmdir()
+            except OSError:
+                break
+            current = current.parent
+
+
+def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter) -> None:
+    """Refuse, before anything moves, a destination whose existing directories lead outside
+    the prefix (a symlinked package directory) or that is a directory."""
+    prefix_real = os.path.realpath(target.prefix)
+    for wheel in staged:
+        for item in wheel.files:
+            ancestor = item.final.parent
+            while not ancestor.exists() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            real = os.path.realpath(ancestor)
+            root_real = os.path.realpath(item.root)
+            if not (is_inside(real, prefix_real) or is_inside(real, root_real)):
+                raise InstallError(
+                    f"{item.final}: its directory leads outside the environment ({real})"
+                )
+            if item.final.is_dir() and not item.final.is_symlink():
+                raise InstallError(f"{item.final}: is a directory; cannot install a file there")
+
+
+def commit(staged: StagedWheel) -> None:
+    """Move every staged file of ``staged`` to its final place (a rename when possible).
+
+    Call :func:`check_destinations` first.
+    """
+    for item in staged.files:
+        item.final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(item.staged, item.final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise InstallError(f"{item.final}: cannot install: {exc.strerror}") from exc
+            shutil.move(item.staged, item.final)

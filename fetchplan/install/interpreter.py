@@ -1,0 +1,170 @@
+"""The interpreter we install into, described by itself, and the virtual environment it lives in.
+
+Everything that depends on the target (its install scheme, version, marker values, supported
+tags, bytecode cache tag) is asked from the target interpreter in a subprocess, so a virtual
+environment of another Python version is served correctly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import packaging
+
+from fetchplan.install.errors import InterpreterError
+
+__all__ = ["TargetInterpreter", "ensure_venv", "venv_python"]
+
+log = logging.getLogger(__name__)
+
+# Runs inside the target interpreter, which may be of another Python version and may lack
+# packaging: ours is put first on its path. Kept to syntax every supported Python accepts.
+_QUERY = r"""
+import json, os, sys, sysconfig
+sys.path.insert(0, sys.argv[1])
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
+json.dump({
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+    "paths": sysconfig.get_paths(),
+    "python_version": "%d.%d" % sys.version_info[:2],
+    "implementation": sys.implementation.name,
+    "cache_tag": sys.implementation.cache_tag,
+    "markers": default_environment(),
+    "tags": [str(t) for t in sys_tags()],
+    "os_name": os.name,
+}, sys.stdout)
+"""
+
+_QUERY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetInterpreter:
+    """A Python interpreter as it describes itself: where it installs, what it supports."""
+
+    executable: str
+    """The interpreter's own ``sys.executable``: the shebang of console scripts."""
+    prefix: str
+    base_prefix: str
+    paths: dict[str, str]
+    """``sysconfig.get_paths()`` of the interpreter."""
+    python_version: str
+    implementation: str
+    cache_tag: str | None
+    """``sys.implementation.cache_tag``; ``None`` when the interpreter writes no bytecode."""
+    markers: dict[str, str]
+    tags: tuple[str, ...]
+    """Supported wheel tags, most preferred first."""
+    os_name: str
+
+    @property
+    def in_venv(self) -> bool:
+        return self.prefix != self.base_prefix
+
+    def scheme(self, distribution: str) -> dict[str, str]:
+        """The installer scheme (purelib, platlib, headers, scripts, data) for a distribution.
+
+        Headers go where pip puts them: ``include/site/pythonX.Y/<name>`` in a virtual
+        environment, ``<include>/<name>`` otherwise.
+        """
+        if self.in_venv:
+            headers = Path(self.prefix, "include", "site", f"python{self.python_version}")
+        else:
+            headers = Path(self.paths["include"])
+        return {
+            "purelib": self.paths["purelib"],
+            "platlib": self.paths["platlib"],
+            "headers": str(headers / distribution),
+            "scripts": self.paths["scripts"],
+            "data": self.paths["data"],
+        }
+
+    def site_dirs(self) -> tuple[Path, ...]:
+        """The directories that hold installed distributions (purelib, then platlib if apart)."""
+        purelib = Path(self.paths["purelib"])
+        platlib = Path(self.paths["platlib"])
+        return (purelib,) if purelib == platlib else (purelib, platlib)
+
+    def describe(self) -> str:
+        return f"{self.executable} ({self.implementation} {self.python_version})"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetInterpreter:
+        return cls(
+            executable=d["executable"],
+            prefix=d["prefix"],
+            base_prefix=d["base_prefix"],
+            paths=dict(d["paths"]),
+            python_version=d["python_version"],
+            implementation=d["implementation"],
+            cache_tag=d["cache_tag"],
+            markers=dict(d["markers"]),
+            tags=tuple(d["tags"]),
+            os_name=d["os_name"],
+        )
+
+    @classmethod
+    def query(cls, python: Path) -> TargetInterpreter:
+        """Ask the interpreter at ``python`` to describe itself (one subprocess)."""
+        packaging_root = str(Path(packaging.__file__).resolve().parent.parent)
+        argv = [os.path.abspath(python), "-I", "-c", _QUERY, packaging_root]  # noqa: PTH100
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=_QUERY_TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise InterpreterError(f"{python}: cannot run the interpreter: {exc}") from exc
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise InterpreterError(f"{python}: interpreter query failed: {last}")
+        try:
+            return cls.from_dict(json.loads(done.stdout))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InterpreterError(f"{python}: unexpected interpreter description: {exc}") from exc
+
+
+def venv_python(directory: Path) -> Path:
+    """The interpreter of the virtual environment at ``directory`` (which may not exist yet)."""
+    if os.name == "nt":
+        return directory / "Scripts" / "python.exe"
+    return directory / "bin" / "python"
+
+
+def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
+    """Return the interpreter of the virtual environment ``directory``, creating it if absent.
+
+    A new environment is made with ``<python> -m venv --without-pip`` (``python`` defaults to
+    the running interpreter), so afterwards it holds exactly what we install. An existing
+    directory that is not a virtual environment is refused rather than touched.
+    """
+    interpreter = venv_python(directory)
+    if (directory / "pyvenv.cfg").is_file() and interpreter.exists():
+        return interpreter
+    if directory.exists() and any(directory.iterdir()):
+        raise InterpreterError(f"{directory}: exists and is not a virtual environment")
+    creator = str(python) if python is not None else sys.executable
+    log.info("creating virtual environment %s with %s", directory, creator)
+    try:
+        done = subprocess.run(
+            [creator, "-m", "venv", "--without-pip", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=_QUERY_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InterpreterError(f"{directory}: cannot create virtual environment: {exc}") from exc
+    if done.returncode != 0 or not interpreter.exists():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InterpreterError(f"{directory}: cannot create virtual environment: {last}")
+    return interpreter

@@ -1,0 +1,194 @@
+"""The one HTTP session the planner's threads share, with retries, auth and request timing.
+
+Why one ``requests.Session`` is safe across the prefetch threads:
+
+* the session is fully configured (adapters, headers, auth, retry policy) before any worker
+  starts and is never mutated afterwards; every per-request value (headers, timeout, range)
+  is passed as an argument, not set on the session;
+* connections come from urllib3's pool manager, whose pools are thread-safe: each request
+  checks a connection out and puts it back; the adapters are sized to the worker count so
+  threads do not throw connections away;
+* cookies live in a ``RequestsCookieJar`` whose ``http.cookiejar`` base locks every access;
+* authentication is a :class:`~fetchplan.auth.StoreAuth` over a
+  :class:`~fetchplan.auth.CredentialStore` whose netrc/keyring look-ups happen in
+  ``preload`` on the calling thread before the pool starts; afterwards it is read-only, so
+  no worker ever prompts, parses netrc, or races on a dict being filled;
+* :class:`RecordingSession` only appends to :class:`~fetchplan.planner.timings.Timings`,
+  which takes a lock.
+
+Retries are an immutable urllib3 ``Retry`` value: connection errors, read errors and HTTP
+429/5xx answers to GET and HEAD are retried with exponential backoff; the last answer is then
+returned (``raise_on_status=False``) so the caller can name the status in its error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from fetchplan import __version__
+from fetchplan._urls import is_loopback
+from fetchplan.auth import CredentialStore, StoreAuth
+from fetchplan.planner.timings import Timings
+
+__all__ = ["HttpPolicy", "RecordingSession", "make_session", "retry_policy"]
+
+USER_AGENT = f"fetchplan/{__version__}"
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HttpPolicy:
+    """Timeouts, retries and pool size for the planner's requests."""
+
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 0.25
+    pool_size: int = 8
+
+
+def retry_policy(policy: HttpPolicy) -> Retry:
+    """The urllib3 retry value for ``policy`` (GET and HEAD only, 429 and 5xx retried)."""
+    return Retry(
+        total=policy.retries,
+        connect=policy.retries,
+        read=policy.retries,
+        status=policy.retries,
+        other=0,
+        redirect=10,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        status_forcelist=_RETRY_STATUSES,
+        backoff_factor=policy.backoff,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
+class _UnverifiedAdapter(HTTPAdapter):
+    """For ``--trusted-host`` over https: pip's meaning is 'do not verify its certificate'."""
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, False, cert)  # type: ignore[no-untyped-call]
+
+
+class RecordingSession(requests.Session):
+    """A ``requests.Session`` that records every request (redirect hops too) in ``timings``."""
+
+    def __init__(self, timings: Timings | None = None) -> None:
+        super().__init__()
+        self.timings = timings
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        timings = self.timings
+        if timings is None:
+            return super().send(request, **kwargs)
+        started = timings.now()
+        try:
+            response = super().send(request, **kwargs)
+        except requests.RequestException:
+            timings.record_request(request.method or "GET", request.url or "", None, started, 0)
+            raise
+        if kwargs.get("stream"):
+            _record_when_read(timings, request, response, started)
+        else:
+            timings.record_request(
+                request.method or "GET",
+                request.url or "",
+                response.status_code,
+                started,
+                _wire_bytes(response),
+            )
+        return response
+
+
+def _wire_bytes(response: requests.Response) -> int:
+    raw = response.raw
+    told = raw.tell() if hasattr(raw, "tell") else 0
+    if isinstance(told, int) and told > 0:
+        return told
+    return len(response.content)
+
+
+def _record_when_read(
+    timings: Timings,
+    request: requests.PreparedRequest,
+    response: requests.Response,
+    started: float,
+) -> None:
+    # A streamed body is read later by the caller; record the request once its body has been
+    # consumed or the response closed, whichever comes first.
+    raw = response.raw
+    original_close = response.close
+    done = False
+    counted = 0
+
+    def finish() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        # tell() counts bytes off the wire (compressed), but not those of chunked bodies.
+        told = raw.tell() if hasattr(raw, "tell") else 0
+        timings.record_request(
+            request.method or "GET",
+            request.url or "",
+            response.status_code,
+            started,
+            max(told if isinstance(told, int) else 0, counted),
+        )
+
+    def close() -> None:
+        finish()
+        original_close()
+
+    response.close = close  # type: ignore[method-assign]
+    original_read = raw.read
+
+    def read(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal counted
+        data: bytes = original_read(*args, **kwargs)
+        counted += len(data)
+        if not data:
+            finish()
+        return data
+
+    raw.read = read  # type: ignore[method-assign]
+
+
+def make_session(
+    policy: HttpPolicy,
+    store: CredentialStore,
+    *,
+    trusted_hosts: Iterable[str] = (),
+    timings: Timings | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> RecordingSession:
+    """A session ready to be shared by ``policy.pool_size`` threads (see module docstring)."""
+    session = RecordingSession(timings)
+    session.headers["User-Agent"] = USER_AGENT
+    if headers:
+        session.headers.update(headers)
+    session.auth = StoreAuth(store)
+    # Proxies and CA bundles still come from the environment as requests has it.
+    retry = retry_policy(policy)
+    size = max(1, policy.pool_size)
+    adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    unverified = [h for h in trusted_hosts if not is_loopback(h.split(":")[0])]
+    if unverified:
+        # pip's --trusted-host also skips certificate checks for that host; warning on every
+        # request about what the user asked for would only bury real warnings.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        insecure = _UnverifiedAdapter(pool_connections=size, pool_maxsize=size, max_retries=retry)
+        for host in unverified:
+            session.mount(f"https://{host}/", insecure)
+            if ":" not in host:
+                session.mount(f"https://{host}:", insecure)
+    return session

@@ -1,0 +1,656 @@
+"""Core metadata of a distribution, fetched the cheapest way that works.
+
+For a wheel, in order: (a) a local copy whose sha256 matches (a destination directory or the
+artifact cache); (b) the PEP 658/714 ``.metadata`` file, verified against its advertised hash;
+(c) HTTP range requests for the wheel's tail (end records and central directory) and then its
+``METADATA`` member (:mod:`fetchplan.planner.zipranges`); (d) the whole wheel, streamed into
+the cache and verified. An sdist is fetched whole (sdists are small) and its ``PKG-INFO`` is
+trusted only when PEP 643 says its dependencies are static.
+
+Retries belong to the ``requests.Session`` the caller passes (it mounts an adapter with its
+retry policy); the only fallback here is from range requests to a whole download when a server
+ignores ``Range``. Messages name URLs through :func:`fetchplan._urls.redact`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import re
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import requests
+from packaging.metadata import InvalidMetadata, Metadata, parse_email
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from fetchplan._fs import CHUNK_SIZE, sha256_file
+from fetchplan._urls import redact
+from fetchplan.cache import ArtifactCache
+from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
+from fetchplan.planner import zipranges
+
+__all__ = [
+    "DEFAULT_TAIL_BYTES",
+    "MAX_METADATA_BYTES",
+    "FetchedMetadata",
+    "MetadataError",
+    "MetadataSource",
+    "SdistNeedsBuild",
+    "head_size",
+    "parse_metadata",
+    "sdist_metadata",
+    "wheel_metadata",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TAIL_BYTES = 64 * 1024
+"""First suffix range: holds the end records and central directory of most wheels."""
+
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+"""Core metadata larger than this is refused (a real one is kilobytes; a bomb is not)."""
+
+# Fields PEP 643 must see as static before an sdist's PKG-INFO can stand in for a build.
+_STATIC_NEEDED = ("requires-dist", "requires-python")
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+# Exact bytes on the wire: a server compressing a range or an archive would change both.
+_IDENTITY = {"Accept-Encoding": "identity"}
+
+
+class MetadataSource(enum.Enum):
+    """Where the metadata came from, cheapest first."""
+
+    LOCAL = "local"
+    PEP658 = "pep658"
+    RANGE = "range"
+    WHOLE = "whole"
+    SDIST = "sdist"
+
+
+class MetadataError(FetchplanError):
+    """Metadata could not be read or does not fit its file (message names the file or URL)."""
+
+
+class SdistNeedsBuild(MetadataError):
+    """An sdist's PKG-INFO does not reliably state its dependencies: only a build would."""
+
+    def __init__(self, project: str, version: str, filename: str, reason: str) -> None:
+        self.project = project
+        self.version = version
+        self.filename = filename
+        self.reason = reason
+        super().__init__(
+            f"{filename}: {project} {version} needs a build to learn its dependencies "
+            f"({reason}), which fetchplan does not support yet; use --only-binary :all: "
+            "or pin a version that has wheels"
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchedMetadata:
+    """Parsed core metadata and what it cost to get."""
+
+    metadata: Metadata
+    raw: bytes
+    source: MetadataSource
+    requests: int
+    """HTTP requests made (a retry inside the session's adapter counts once)."""
+    bytes_received: int
+    """Response body bytes read."""
+    total_size: int | None
+    """The whole artifact's size when learnt on the way, else None."""
+    sha256: str | None
+    """The whole artifact's sha256 when it was read whole (LOCAL, WHOLE, SDIST)."""
+    cached_path: Path | None
+    """The whole artifact in the cache, when it was downloaded into one."""
+
+
+# --- metadata parsing ------------------------------------------------------------------------
+
+
+def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Metadata:
+    """Parse core metadata and check it names ``project`` ``version``.
+
+    The fields a resolver reads (name, version, Requires-Dist, Requires-Python,
+    Provides-Extra) are validated now, so later access cannot fail; other fields are not (old
+    wheels carry harmless oddities). Raises :class:`MetadataError` naming ``where``.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetadataError(f"{where}: metadata is not UTF-8 (byte {exc.start})") from None
+    fields, _unparsed = parse_email(text)
+    if fields.get("metadata_version") == "2.0":
+        # 2.0 was a draft that old wheel builders wrote; 2.1 is its compatible successor.
+        fields["metadata_version"] = "2.1"
+    metadata = Metadata.from_raw(fields, validate=False)
+    try:
+        name = metadata.name
+        parsed_version = metadata.version
+        _ = metadata.requires_dist, metadata.requires_python, metadata.provides_extra
+    except InvalidMetadata as exc:
+        raise MetadataError(f"{where}: invalid metadata field {exc.field}: {exc}") from None
+    try:
+        want_version = Version(version)
+    except InvalidVersion:
+        raise MetadataError(f"{where}: file name has an invalid version {version!r}") from None
+    if canonicalize_name(name) != canonicalize_name(project) or parsed_version != want_version:
+        raise MetadataError(
+            f"{where}: metadata says {name} {parsed_version} but the file name says "
+            f"{project} {version}"
+        )
+    return metadata
+
+
+def _wheel_identity(filename: str) -> tuple[str, str]:
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as exc:
+        raise MetadataError(f"{filename}: not a valid wheel file name ({exc})") from None
+    return str(name), str(version)
+
+
+def _sdist_identity(filename: str) -> tuple[str, str]:
+    try:
+        name, version = parse_sdist_filename(filename)
+    except InvalidSdistFilename as exc:
+        raise MetadataError(f"{filename}: not a supported sdist file name ({exc})") from None
+    return str(name), str(version)
+
+
+# --- local archives --------------------------------------------------------------------------
+
+
+def _wheel_metadata_from_file(path: Path, project: str, version: str, where: str) -> bytes:
+    """METADATA of a local wheel, through the same zip reader the range path uses.
+
+    ``where`` names the wheel in errors (its URL when it was downloaded to a temporary name).
+    """
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            tail_start = max(0, size - DEFAULT_TAIL_BYTES)
+            fh.seek(tail_start)
+            tail = fh.read()
+
+            def read(start: int, end: int) -> bytes:
+                fh.seek(start)
+                return fh.read(end - start + 1)
+
+            data, _ = zipranges.read_metadata_member(
+                tail, size, read, project=project, version=version, max_size=MAX_METADATA_BYTES
+            )
+    except zipranges.ZipFormatError as exc:
+        raise MetadataError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise MetadataError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    return data
+
+
+def _read_capped(handle: IO[bytes], where: str) -> bytes:
+    data = handle.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise MetadataError(f"{where}: PKG-INFO is larger than {MAX_METADATA_BYTES} bytes")
+    return data
+
+
+def _sdist_pkg_info(path: Path, filename: str) -> bytes:
+    """The top-level ``PKG-INFO`` of an sdist (read in memory; nothing is extracted)."""
+    stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if _is_top_pkg_info(n)]
+                chosen = _choose_pkg_info(names, stem, filename)
+                info = zf.getinfo(chosen)
+                if info.file_size > MAX_METADATA_BYTES:
+                    raise MetadataError(f"{filename}: PKG-INFO is too large")
+                with zf.open(info) as handle:
+                    return _read_capped(handle, filename)
+        with tarfile.open(path, "r:gz") as tf:
+            members = {m.name: m for m in tf if m.isfile() and _is_top_pkg_info(m.name)}
+            chosen = _choose_pkg_info(list(members), stem, filename)
+            extracted = tf.extractfile(members[chosen])
+            if extracted is None:
+                raise MetadataError(f"{filename}: PKG-INFO is not a regular file")
+            with extracted:
+                return _read_capped(extracted, filename)
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise MetadataError(f"{filename}: cannot read the sdist: {exc}") from None
+
+
+def _is_top_pkg_info(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and parts[1] == "PKG-INFO"
+
+
+def _choose_pkg_info(names: list[str], stem: str, filename: str) -> str:
+    if not names:
+        raise MetadataError(f"{filename}: no top-level PKG-INFO in the sdist")
+    preferred = [n for n in names if n == f"{stem}/PKG-INFO"]
+    if preferred:
+        return preferred[0]
+    if len(names) > 1:
+        raise MetadataError(f"{filename}: several top-level PKG-INFO files: {sorted(names)}")
+    return names[0]
+
+
+def _find_local(
+    sha256: str | None, local_files: Sequence[Path], cache: ArtifactCache | None
+) -> Path | None:
+    """A local file whose content hashes to ``sha256`` (every candidate is re-hashed)."""
+    if sha256 is None:
+        return None
+    candidates = list(local_files)
+    if cache is not None:
+        cached = cache.get(sha256)
+        if cached is not None:
+            candidates.append(cached)
+    for path in candidates:
+        try:
+            if path.is_file() and sha256_file(path) == sha256:
+                return path
+        except OSError as exc:
+            log.debug("skipping local candidate %s: %s", path, exc)
+            continue
+        log.debug("local candidate %s does not match sha256 %s", path, sha256)
+    return None
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Counter:
+    requests: int = 0
+    bytes_received: int = 0
+
+
+class _RangesUnsupported(Exception):
+    """The server answered a range request with the whole file (or cannot serve ranges)."""
+
+
+def _get(
+    session: requests.Session,
+    url: str,
+    counter: _Counter,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    counter.requests += 1
+    try:
+        return session.get(
+            url, headers={**_IDENTITY, **(headers or {})}, stream=True, timeout=timeout
+        )
+    except requests.RequestException as exc:
+        raise NetworkError(f"{redact(url)}: {redact(str(exc))}") from None
+
+
+def _iter_body(response: requests.Response, url: str, counter: _Counter) -> Iterator[bytes]:
+    try:
+        for chunk in response.iter_content(CHUNK_SIZE):
+            counter.bytes_received += len(chunk)
+            yield chunk
+    except requests.RequestException as exc:
+        raise NetworkError(f"{redact(url)}: download interrupted: {redact(str(exc))}") from None
+
+
+def _read_body(response: requests.Response, url: str, counter: _Counter, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes."""
+    parts: list[bytes] = []
+    received = 0
+    for chunk in _iter_body(response, url, counter):
+        received += len(chunk)
+        if received > limit:
+            raise MetadataError(f"{redact(url)}: response is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _parse_content_range(value: str | None, url: str) -> tuple[int, int, int]:
+    match = _CONTENT_RANGE.match(value or "")
+    if match is None or match[3] == "*":
+        raise MetadataError(f"{redact(url)}: bad Content-Range {value!r} in a 206 response")
+    start, end, total = int(match[1]), int(match[2]), int(match[3])
+    if start > end or end >= total:
+        raise MetadataError(f"{redact(url)}: bad Content-Range {value!r} in a 206 response")
+    return start, end, total
+
+
+class _RangeFetcher:
+    """Range requests to one URL: status 206, the asked range, the same total every time."""
+
+    def __init__(
+        self, session: requests.Session, url: str, counter: _Counter, timeout: float
+    ) -> None:
+        self.session = session
+        self.url = url
+        self.counter = counter
+        self.timeout = timeout
+        self.total: int | None = None
+
+    def tail(self, length: int) -> tuple[bytes, int]:
+        """The last ``length`` bytes (all of a smaller file) and the file's size."""
+        body, _ = self._fetch(f"bytes=-{length}", suffix=length)
+        assert self.total is not None
+        return body, self.total
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` inclusive."""
+        body, _ = self._fetch(f"bytes={start}-{end}", expect=(start, end))
+        return body
+
+    def _fetch(
+        self, header: str, *, suffix: int | None = None, expect: tuple[int, int] | None = None
+    ) -> tuple[bytes, int]:
+        url = redact(self.url)
+        response = _get(self.session, self.url, self.counter, self.timeout, {"Range": header})
+        with response:
+            if response.status_code in (200, 416):
+                # The server ignores ranges (or cannot serve this one). Closing the response
+                # unread drops the connection instead of downloading the whole body.
+                raise _RangesUnsupported(f"HTTP {response.status_code}")
+            if response.status_code != 206:
+                raise NetworkError(f"{url}: HTTP {response.status_code} for a range request")
+            value = response.headers.get("Content-Range")
+            start, end, total = _parse_content_range(value, self.url)
+            if self.total is not None and total != self.total:
+                raise MetadataError(
+                    f"{url}: file size changed between requests ({self.total} then {total} bytes)"
+                )
+            if suffix is not None:
+                expect = (max(0, total - suffix), total - 1)
+            assert expect is not None
+            if (start, end) != expect:
+                raise MetadataError(
+                    f"{url}: asked for bytes {expect[0]}-{expect[1]}, got Content-Range {value!r}"
+                )
+            body = _read_body(response, self.url, self.counter, end - start + 1)
+            if len(body) != end - start + 1:
+                raise MetadataError(f"{url}: range {start}-{end} truncated at {len(body)} bytes")
+            self.total = total
+            return body, start
+
+
+def _by_ranges(
+    fetcher: _RangeFetcher, project: str, version: str, tail_bytes: int
+) -> tuple[bytes, int, str | None]:
+    """METADATA through range requests; also the sha256 when the tail was the whole file."""
+    tail, total = fetcher.tail(tail_bytes)
+    try:
+        data, _ = zipranges.read_metadata_member(
+            tail,
+            total,
+            fetcher.read,
+            project=project,
+            version=version,
+            max_size=MAX_METADATA_BYTES,
+        )
+    except zipranges.ZipFormatError as exc:
+        raise MetadataError(f"{redact(fetcher.url)}: {exc}") from None
+    whole = hashlib.sha256(tail).hexdigest() if len(tail) == total else None
+    return data, total, whole
+
+
+# --- whole downloads -------------------------------------------------------------------------
+
+
+@contextmanager
+def _downloaded(
+    session: requests.Session,
+    url: str,
+    *,
+    sha256: str | None,
+    cache: ArtifactCache | None,
+    counter: _Counter,
+    timeout: float,
+) -> Iterator[tuple[Path, str, int, Path | None]]:
+    """Stream ``url`` to a temporary file, verify it and add it to the cache when there is one.
+
+    Yields the readable path (the cache entry, else the temporary file), its sha256, its size
+    and the cache path (or None). A mismatch with a known ``sha256`` raises
+    :class:`HashMismatch` and keeps nothing.
+    """
+    where = redact(url)
+    if cache is not None:
+        cache.root.mkdir(parents=True, exist_ok=True)
+        directory: str | None = str(cache.root)
+    else:
+        directory = None
+    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".download.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            response = _get(session, url, counter, timeout)
+            with response:
+                if response.status_code != 200:
+                    raise NetworkError(f"{where}: HTTP {response.status_code}")
+                for chunk in _iter_body(response, url, counter):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        actual = digest.hexdigest()
+        if sha256 is not None and actual != sha256:
+            raise HashMismatch(where, "sha256", sha256, actual)
+        cached = cache.add(tmp, actual) if cache is not None else None
+        yield (cached if cached is not None else tmp), actual, size, cached
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- public entry points ---------------------------------------------------------------------
+
+
+def _pep658(
+    session: requests.Session,
+    metadata_url: str,
+    metadata_sha256: str | None,
+    counter: _Counter,
+    timeout: float,
+) -> bytes | None:
+    """The ``.metadata`` file's bytes, verified; None when the index has no such file."""
+    where = redact(metadata_url)
+    response = _get(session, metadata_url, counter, timeout)
+    with response:
+        if response.status_code in (404, 410):
+            log.debug("%s: not found, reading the wheel instead", where)
+            return None
+        if response.status_code != 200:
+            raise NetworkError(f"{where}: HTTP {response.status_code}")
+        raw = _read_body(response, metadata_url, counter, MAX_METADATA_BYTES)
+    if metadata_sha256 is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != metadata_sha256.lower():
+            raise HashMismatch(where, "sha256", metadata_sha256.lower(), actual)
+    return raw
+
+
+def wheel_metadata(
+    session: requests.Session,
+    *,
+    url: str,
+    filename: str,
+    sha256: str | None,
+    metadata_url: str | None,
+    metadata_sha256: str | None,
+    local_files: Sequence[Path] = (),
+    cache: ArtifactCache | None = None,
+    timeout: float = 30.0,
+    tail_bytes: int = DEFAULT_TAIL_BYTES,
+) -> FetchedMetadata:
+    """Core metadata of the wheel ``filename`` at ``url``, by the cheapest way that works.
+
+    Tries a local file matching ``sha256`` (``local_files``, then the cache), then
+    ``metadata_url`` (PEP 658; verified against ``metadata_sha256`` when given; a 404 falls
+    through), then range requests, then the whole wheel (into ``cache`` when given). Raises
+    :class:`MetadataError` (bad archive, bad Content-Range, metadata naming another project or
+    version), :class:`HashMismatch` or :class:`NetworkError`, each naming the file or URL.
+    """
+    project, version = _wheel_identity(filename)
+    sha256 = None if sha256 is None else sha256.lower()
+    local = _find_local(sha256, local_files, cache)
+    if local is not None:
+        raw = _wheel_metadata_from_file(local, project, version, str(local))
+        return FetchedMetadata(
+            metadata=parse_metadata(raw, where=filename, project=project, version=version),
+            raw=raw,
+            source=MetadataSource.LOCAL,
+            requests=0,
+            bytes_received=0,
+            total_size=local.stat().st_size,
+            sha256=sha256,
+            cached_path=None,
+        )
+    counter = _Counter()
+    if metadata_url is not None:
+        raw_658 = _pep658(session, metadata_url, metadata_sha256, counter, timeout)
+        if raw_658 is not None:
+            where = f"{filename} (from {redact(metadata_url)})"
+            return FetchedMetadata(
+                metadata=parse_metadata(raw_658, where=where, project=project, version=version),
+                raw=raw_658,
+                source=MetadataSource.PEP658,
+                requests=counter.requests,
+                bytes_received=counter.bytes_received,
+                total_size=None,
+                sha256=None,
+                cached_path=None,
+            )
+    fetcher = _RangeFetcher(session, url, counter, timeout)
+    try:
+        raw, total, whole_sha = _by_ranges(fetcher, project, version, tail_bytes)
+    except _RangesUnsupported as exc:
+        log.info("%s: range request refused (%s), downloading the whole wheel", redact(url), exc)
+    else:
+        if whole_sha is not None and sha256 is not None and whole_sha != sha256:
+            raise HashMismatch(redact(url), "sha256", sha256, whole_sha)
+        return FetchedMetadata(
+            metadata=parse_metadata(raw, where=filename, project=project, version=version),
+            raw=raw,
+            source=MetadataSource.RANGE,
+            requests=counter.requests,
+            bytes_received=counter.bytes_received,
+            total_size=total,
+            sha256=whole_sha,
+            cached_path=None,
+        )
+    with _downloaded(
+        session, url, sha256=sha256, cache=cache, counter=counter, timeout=timeout
+    ) as (path, digest, size, kept):
+        raw = _wheel_metadata_from_file(path, project, version, redact(url))
+    return FetchedMetadata(
+        metadata=parse_metadata(raw, where=filename, project=project, version=version),
+        raw=raw,
+        source=MetadataSource.WHOLE,
+        requests=counter.requests,
+        bytes_received=counter.bytes_received,
+        total_size=size,
+        sha256=digest,
+        cached_path=kept,
+    )
+
+
+def _check_static(raw: bytes, project: str, version: str, filename: str) -> None:
+    """Raise :class:`SdistNeedsBuild` unless PEP 643 makes the dependencies trustworthy."""
+    fields, _ = parse_email(raw.decode("utf-8", errors="replace"))
+    declared = fields.get("metadata_version")
+    try:
+        new_enough = declared is not None and Version(declared) >= Version("2.2")
+    except InvalidVersion:
+        new_enough = False
+    if not new_enough:
+        raise SdistNeedsBuild(
+            project, version, filename, f"PKG-INFO Metadata-Version {declared or 'missing'} < 2.2"
+        )
+    dynamic = {field.lower() for field in fields.get("dynamic", [])}
+    marked = [field for field in _STATIC_NEEDED if field in dynamic]
+    if marked:
+        listed = ", ".join(marked)
+        raise SdistNeedsBuild(project, version, filename, f"PKG-INFO marks {listed} as Dynamic")
+
+
+def sdist_metadata(
+    session: requests.Session,
+    *,
+    url: str,
+    filename: str,
+    sha256: str | None,
+    local_files: Sequence[Path] = (),
+    cache: ArtifactCache | None = None,
+    timeout: float = 30.0,
+) -> FetchedMetadata:
+    """Core metadata of the sdist ``filename`` (``.tar.gz`` or ``.zip``) from its PKG-INFO.
+
+    The sdist is read from a local file matching ``sha256`` or downloaded whole (into
+    ``cache`` when given). PKG-INFO is accepted only with Metadata-Version >= 2.2 and neither
+    Requires-Dist nor Requires-Python marked ``Dynamic`` (PEP 643); otherwise raises
+    :class:`SdistNeedsBuild`. Other failures as for :func:`wheel_metadata`.
+    """
+    project, version = _sdist_identity(filename)
+    sha256 = None if sha256 is None else sha256.lower()
+    local = _find_local(sha256, local_files, cache)
+    if local is not None:
+        raw = _sdist_pkg_info(local, filename)
+        _check_static(raw, project, version, filename)
+        return FetchedMetadata(
+            metadata=parse_metadata(raw, where=filename, project=project, version=version),
+            raw=raw,
+            source=MetadataSource.LOCAL,
+            requests=0,
+            bytes_received=0,
+            total_size=local.stat().st_size,
+            sha256=sha256,
+            cached_path=None,
+        )
+    counter = _Counter()
+    with _downloaded(
+        session, url, sha256=sha256, cache=cache, counter=counter, timeout=timeout
+    ) as (path, digest, size, kept):
+        raw = _sdist_pkg_info(path, filename)
+    _check_static(raw, project, version, filename)
+    return FetchedMetadata(
+        metadata=parse_metadata(raw, where=filename, project=project, version=version),
+        raw=raw,
+        source=MetadataSource.SDIST,
+        requests=counter.requests,
+        bytes_received=counter.bytes_received,
+        total_size=size,
+        sha256=digest,
+        cached_path=kept,
+    )
+
+
+def head_size(session: requests.Session, url: str, timeout: float) -> int | None:
+    """The ``Content-Length`` of a HEAD request to ``url`` (redirects followed), else None.
+
+    Only feeds a size column: any failure is logged and answered with None.
+    """
+    try:
+        response = session.head(url, allow_redirects=True, timeout=timeout, headers=_IDENTITY)
+    except requests.RequestException as exc:
+        log.warning("%s: HEAD failed: %s", redact(url), redact(str(exc)))
+        return None
+    with response:
+        length = response.headers.get("Content-Length", "")
+        if response.status_code != 200 or not length.isdigit():
+            log.debug("%s: no size from HEAD (HTTP %s)", redact(url), response.status_code)
+            return None
+        return int(length)

@@ -1,0 +1,299 @@
+"""Background fetching: the finder the resolver asks, which fetches ahead of it.
+
+As soon as a dependency is known (a user requirement, or a requirement read from fetched
+metadata), :meth:`PrefetchFinder.prefetch` queues its index page on a bounded thread pool;
+once the page is in, the metadata of its likely candidate (the newest version the requirement
+allows) is queued too, and that metadata's own dependencies in turn. The resolver, working on
+the main thread, finds most answers ready, so planning time grows with the depth of the
+dependency graph rather than with the number of projects.
+
+Each piece of work is a :class:`_Cell`, computed at most once: by a pool worker when it gets to
+it, or on the spot by the thread that needs it first (so the resolver never waits behind
+speculative work queued earlier). Errors are kept in the cell and raised only to a thread that
+asks for the value, so a failed guess that the resolver never needs costs nothing.
+
+Thread safety: cells are created under one lock; the shared HTTP session and credential store
+are safe as :mod:`fetchplan.planner.http` explains; the index client guards its own caches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from contextlib import nullcontext
+from enum import Enum
+from typing import Generic, TypeVar
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+
+from fetchplan.errors import FetchplanError
+from fetchplan.planner.candidates import (
+    Candidate,
+    DistMetadata,
+    FormatControl,
+    ProjectCandidates,
+    select_candidates,
+)
+from fetchplan.planner.index import IndexClient, IndexSource, Link
+from fetchplan.planner.provider import filter_versions
+from fetchplan.planner.target import TargetEnv
+from fetchplan.planner.timings import Timings
+
+__all__ = ["IndexStrategy", "MetadataMismatch", "PrefetchFinder"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class IndexStrategy(Enum):
+    """Which indexes' files a project may come from.
+
+    Find-links locations are local or explicitly named by the user, so their files are always
+    considered next to those of the index(es) the strategy picks.
+    """
+
+    FIRST_INDEX = "first-index"
+    """Only the first index that has the project (protects against dependency confusion)."""
+    UNSAFE_BEST_MATCH = "unsafe-best-match"
+    """Every index, best version wins (pip's behaviour)."""
+
+
+class MetadataMismatch(FetchplanError):
+    """A file's metadata names another project or version than its file name."""
+
+
+_PENDING, _RUNNING, _DONE = range(3)
+
+
+class _Cell(Generic[T]):
+    """A value computed once, by whichever thread gets to it first."""
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._state = _PENDING
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._then: list[Callable[[T], None]] = []
+
+    def run(self) -> None:
+        with self._lock:
+            if self._state != _PENDING:
+                return
+            self._state = _RUNNING
+        try:
+            value = self._compute()
+        except BaseException as exc:  # noqa: BLE001 - kept for whoever asks; re-raised there
+            with self._lock:
+                self._error = exc
+                self._state = _DONE
+                self._then.clear()
+            self._done.set()
+            return
+        with self._lock:
+            self._value = value
+            self._state = _DONE
+            callbacks, self._then = self._then, []
+        self._done.set()
+        for callback in callbacks:
+            _safely(callback, value)
+
+    def then(self, callback: Callable[[T], None]) -> None:
+        """Run ``callback(value)`` once the value is known (now, if it already is)."""
+        with self._lock:
+            if self._state != _DONE:
+                self._then.append(callback)
+                return
+            value, error = self._value, self._error
+        if error is None:
+            _safely(callback, value)  # type: ignore[arg-type]
+
+    def result(self) -> T:
+        self.run()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def _safely(callback: Callable[[T], None], value: T) -> None:
+    # Callbacks only schedule more speculative work; a failure there must not hide the value.
+    try:
+        callback(value)
+    except Exception:
+        log.debug("prefetch callback failed", exc_info=True)
+
+
+class PrefetchFinder:
+    """The resolver's finder: project candidates and metadata, fetched ahead on a pool."""
+
+    def __init__(
+        self,
+        *,
+        client: IndexClient,
+        indexes: Sequence[IndexSource],
+        find_links: Sequence[IndexSource] = (),
+        strategy: IndexStrategy = IndexStrategy.FIRST_INDEX,
+        target: TargetEnv,
+        formats: FormatControl | None = None,
+        allowed_hashes: Mapping[NormalizedName, Mapping[str, frozenset[str]]] | None = None,
+        url_ok: Callable[[str], bool] = lambda _url: True,
+        fetch_metadata: Callable[[Link], DistMetadata],
+        executor: Executor | None,
+        timings: Timings | None = None,
+        pre: bool = False,
+    ) -> None:
+        self._client = client
+        self._indexes = tuple(indexes)
+        self._find_links = tuple(find_links)
+        self._strategy = strategy
+        self._target = target
+        self._formats = formats or FormatControl()
+        self._hashes = dict(allowed_hashes or {})
+        self._url_ok = url_ok
+        self._fetch_metadata = fetch_metadata
+        self._executor = executor
+        self._timings = timings
+        self._pre = pre
+        self._lock = threading.Lock()
+        self._projects: dict[NormalizedName, _Cell[ProjectCandidates]] = {}
+        self._metadata: dict[str, _Cell[DistMetadata]] = {}
+        self._prefetched: set[tuple[NormalizedName, str]] = set()
+        self._futures: list[Future[None]] = []
+
+    # -- what the provider calls ---------------------------------------------------------
+
+    def project(self, name: NormalizedName) -> ProjectCandidates:
+        return self._project_cell(name).result()
+
+    def metadata(self, candidate: Candidate) -> DistMetadata:
+        if candidate.link is None:
+            raise FetchplanError(f"{candidate}: no file to read metadata from")
+        return self._metadata_cell(candidate.link).result()
+
+    def prefetch(self, name: NormalizedName, specifier: SpecifierSet) -> None:
+        key = (name, str(specifier))
+        with self._lock:
+            if key in self._prefetched:
+                return
+            self._prefetched.add(key)
+        self._project_cell(name).then(lambda found: self._prefetch_likely(found, specifier))
+
+    def searched(self) -> list[str]:
+        return [source.url for source in (*self._indexes, *self._find_links)]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _submit(self, cell: _Cell[T]) -> None:
+        if self._executor is None:
+            return
+        try:
+            future = self._executor.submit(cell.run)
+        except RuntimeError:
+            # The pool is shutting down: the cell is still computed on demand.
+            log.debug("prefetch pool closed; computing on demand")
+            return
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(future)
+
+    def cancel_pending(self) -> int:
+        """Drop speculative work not started yet (after resolution); return how much."""
+        with self._lock:
+            futures, self._futures = self._futures, []
+        return sum(1 for future in futures if future.cancel())
+
+    def _project_cell(self, name: NormalizedName) -> _Cell[ProjectCandidates]:
+        with self._lock:
+            cell = self._projects.get(name)
+            if cell is not None:
+                return cell
+            cell = _Cell(lambda: self._load_project(name))
+            self._projects[name] = cell
+        self._submit(cell)
+        return cell
+
+    def _metadata_cell(self, link: Link) -> _Cell[DistMetadata]:
+        with self._lock:
+            cell = self._metadata.get(link.url)
+            if cell is not None:
+                return cell
+            cell = _Cell(lambda: self._load_metadata(link))
+            self._metadata[link.url] = cell
+        cell.then(self._prefetch_dependencies)
+        self._submit(cell)
+        return cell
+
+    def _prefetch_likely(self, found: ProjectCandidates, specifier: SpecifierSet) -> None:
+        matches = filter_versions(found.candidates, specifier, pre=self._pre)
+        if matches and matches[0].link is not None:
+            self._metadata_cell(matches[0].link)
+
+    def _prefetch_dependencies(self, metadata: DistMetadata) -> None:
+        for requirement in metadata.requires_dist:
+            if self._target.evaluate(requirement.marker):
+                self.prefetch(canonicalize_name(requirement.name), requirement.specifier)
+
+    def _load_project(self, name: NormalizedName) -> ProjectCandidates:
+        started = time.monotonic()
+        links: list[Link] = []
+        sources: list[str] = []
+        found = False
+        with self._timings.phase("index") if self._timings is not None else nullcontext():
+            for location in self._find_links:
+                page = self._client.find_links(location, name)
+                if page.links:
+                    found = True
+                    links.extend(page.links)
+                    sources.append(location.url)
+            for index in self._indexes:
+                project_page = self._client.project_page(index, name)
+                if project_page is None:
+                    continue
+                found = True
+                links.extend(project_page.links)
+                sources.append(index.url)
+                if self._strategy is IndexStrategy.FIRST_INDEX:
+                    break
+        result = select_candidates(
+            name,
+            links,
+            self._target,
+            formats=self._formats,
+            allowed_hashes=self._hashes.get(name),
+            url_ok=self._url_ok,
+            sources=sources,
+            found=found,
+        )
+        if self._timings is not None:
+            self._timings.add_task("index", time.monotonic() - started)
+        log.debug("%s: %d candidates from %s", name, len(result.candidates), sources)
+        return result
+
+    def _load_metadata(self, link: Link) -> DistMetadata:
+        started = time.monotonic()
+        with self._timings.phase("metadata") if self._timings is not None else nullcontext():
+            metadata = self._fetch_metadata(link)
+        if metadata.name != link.name or metadata.version != link.version:
+            raise MetadataMismatch(
+                f"{link.url}: metadata says {metadata.name} {metadata.version}, "
+                f"but the file name says {link.name} {link.version}"
+            )
+        if self._timings is not None:
+            if metadata.requests == 0:
+                # Read from a local file: no request went out, but the waterfall shows the work.
+                with self._timings.phase("metadata"):
+                    self._timings.record_request("READ", link.url, None, started, 0)
+            self._timings.add_metadata(
+                metadata.source,
+                time.monotonic() - started,
+                metadata.requests,
+                metadata.bytes_received,
+            )
+        return metadata

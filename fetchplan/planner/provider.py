@@ -1,0 +1,278 @@
+"""The resolvelib provider: a thin adapter between resolvelib and an injected finder.
+
+The finder (see :class:`Finder`) knows the candidates of a project and the metadata of a
+candidate; this module only applies pip's selection rules on top:
+
+* identifiers are the normalized name, or ``name[extra1,extra2]`` for a project with extras
+  (an extras candidate depends on its base candidate at the same version, as in pip);
+* ``Requires-Python`` becomes a requirement on the special ``<python>`` identifier whose one
+  candidate is the target's Python, so a conflict with it is explained like any other;
+* versions are filtered by the combined specifier of every requirement and constraint, with
+  pre-releases allowed when ``--pre`` is given, when a specifier names one, or when no final
+  release matches (pip's rules, via ``SpecifierSet.filter``);
+* yanked files (PEP 592) are used only when the requirement pins a version with ``==``/``===``
+  and every matching version is yanked;
+* newest version first, or, with ``--prefer-binary``, versions with a wheel first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from resolvelib import AbstractProvider
+from resolvelib.structs import RequirementInformation
+
+from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
+from fetchplan.planner.target import TargetEnv
+
+__all__ = [
+    "PYTHON",
+    "Finder",
+    "PlanProvider",
+    "Req",
+    "filter_versions",
+    "is_pinned",
+    "make_identifier",
+    "split_identifier",
+]
+
+log = logging.getLogger(__name__)
+
+PYTHON = "<python>"
+
+
+class Finder(Protocol):
+    """What the provider needs; :class:`fetchplan.planner.prefetch.PrefetchFinder` is one."""
+
+    def project(self, name: NormalizedName) -> ProjectCandidates:
+        """Every usable candidate of ``name`` (blocks until known)."""
+        ...
+
+    def metadata(self, candidate: Candidate) -> DistMetadata:
+        """The core metadata of ``candidate``'s file (blocks until known)."""
+        ...
+
+    def prefetch(self, name: NormalizedName, specifier: SpecifierSet) -> None:
+        """Start fetching ``name``'s page and its likely candidate's metadata; never blocks."""
+        ...
+
+    def searched(self) -> Sequence[str]:
+        """The index and find-links URLs consulted, for error messages."""
+        ...
+
+
+def make_identifier(name: str, extras: Iterable[str] = ()) -> str:
+    ordered = sorted({canonicalize_name(e) for e in extras})
+    return f"{name}[{','.join(ordered)}]" if ordered else name
+
+
+def split_identifier(identifier: str) -> tuple[NormalizedName, frozenset[str]]:
+    name, _, rest = identifier.partition("[")
+    extras = frozenset(e for e in rest.rstrip("]").split(",") if e) if rest else frozenset()
+    return cast(NormalizedName, name), extras
+
+
+@dataclass(frozen=True, slots=True)
+class Req:
+    """A requirement as the resolver sees it: markers already evaluated for the target."""
+
+    name: NormalizedName
+    specifier: SpecifierSet
+    extras: frozenset[str] = frozenset()
+    text: str = ""
+    origin: str | None = None
+    """Where it was stated: ``"name version"`` of the depending candidate, or the user's file
+    and line (``None`` when unknown)."""
+
+    @property
+    def identifier(self) -> str:
+        if self.name == PYTHON:
+            return PYTHON
+        return make_identifier(self.name, self.extras)
+
+    @classmethod
+    def from_requirement(cls, requirement: Requirement, origin: str | None = None) -> Req:
+        return cls(
+            name=canonicalize_name(requirement.name),
+            specifier=requirement.specifier,
+            extras=frozenset(canonicalize_name(e) for e in requirement.extras),
+            text=_requirement_text(requirement),
+            origin=origin,
+        )
+
+    def __str__(self) -> str:
+        return self.text or f"{self.identifier}{self.specifier}"
+
+
+def _requirement_text(requirement: Requirement) -> str:
+    """The requirement without its marker (already evaluated), for messages."""
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    return f"{requirement.name}{extras}{requirement.specifier}"
+
+
+def is_pinned(specifier: SpecifierSet) -> bool:
+    """True when ``specifier`` names exactly one version (``==X`` without wildcard, ``===X``)."""
+    return any(
+        (s.operator == "==" and not s.version.endswith(".*")) or s.operator == "==="
+        for s in specifier
+    )
+
+
+def filter_versions(
+    candidates: Sequence[Candidate], specifier: SpecifierSet, *, pre: bool
+) -> list[Candidate]:
+    """The candidates pip would consider for ``specifier``: pre-release and yanked rules."""
+    versions = [c.version for c in candidates]
+    allowed = set(specifier.filter(versions, prereleases=True if pre else None))
+    matching = [c for c in candidates if c.version in allowed]
+    if matching and all(c.yanked for c in matching) and is_pinned(specifier):
+        return matching
+    return [c for c in matching if not c.yanked]
+
+
+class PlanProvider(AbstractProvider[Req, Candidate, str]):
+    """resolvelib provider over a :class:`Finder`, for one target environment."""
+
+    def __init__(
+        self,
+        finder: Finder,
+        target: TargetEnv,
+        *,
+        pre: bool = False,
+        prefer_binary: bool = False,
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    ) -> None:
+        self.finder = finder
+        self.target = target
+        self.pre = pre
+        self.prefer_binary = prefer_binary
+        self.constraints = dict(constraints or {})
+        self._warned: set[tuple[str, str]] = set()
+        self._python = Candidate(
+            name=cast(NormalizedName, PYTHON), version=target.python_version, link=None
+        )
+
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        if isinstance(requirement_or_candidate, Req):
+            return requirement_or_candidate.identifier
+        if requirement_or_candidate.name == PYTHON:
+            return PYTHON
+        return make_identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> tuple[bool, bool, bool, bool, str]:
+        infos = list(information[identifier])
+        pinned = any(is_pinned(info.requirement.specifier) for info in infos)
+        direct = any(info.parent is None for info in infos)
+        causes = {self.identify(c.requirement) for c in backtrack_causes}
+        return (
+            identifier != PYTHON,
+            identifier not in causes,
+            not pinned,
+            not direct,
+            identifier,
+        )
+
+    def specifier_for(self, identifier: str, requirements: Iterable[Req]) -> SpecifierSet:
+        """The combined specifier of ``requirements`` and the user's constraints."""
+        name, _extras = split_identifier(identifier)
+        combined = SpecifierSet()
+        for req in requirements:
+            combined &= req.specifier
+        constraint = self.constraints.get(name)
+        if constraint is not None:
+            combined &= constraint
+        return combined
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        if identifier == PYTHON:
+            ok = all(r.specifier.contains(self._python.version, prereleases=True) for r in reqs)
+            return [self._python] if ok and self._python.version not in bad else []
+        name, extras = split_identifier(identifier)
+        specifier = self.specifier_for(identifier, reqs)
+        found = self.finder.project(name)
+        matches = [
+            c
+            for c in filter_versions(found.candidates, specifier, pre=self.pre)
+            if c.version not in bad
+        ]
+        if self.prefer_binary:
+            matches.sort(key=lambda c: c.link is None or c.link.kind != "wheel")
+        for candidate in matches:
+            key = (name, str(candidate.version))
+            if candidate.yanked and key not in self._warned:
+                self._warned.add(key)
+                assert candidate.link is not None
+                reason = candidate.link.yanked_reason or "no reason given"
+                log.warning("%s %s is yanked (%s)", name, candidate.version, reason)
+        return [c.with_extras(extras) for c in matches] if extras else matches
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def dependencies_of(self, candidate: Candidate, metadata: DistMetadata) -> list[Req]:
+        """The requirements ``candidate`` brings, markers evaluated for the target (pure)."""
+        parent = f"{candidate.name} {candidate.version}"
+        deps: list[Req] = []
+        if candidate.extras:
+            deps.append(
+                Req(
+                    name=candidate.name,
+                    specifier=SpecifierSet(f"=={candidate.version}"),
+                    text=f"{candidate.name}=={candidate.version}",
+                    origin=parent,
+                )
+            )
+            missing = candidate.extras - {canonicalize_name(e) for e in metadata.provides_extra}
+            for extra in sorted(missing):
+                log.warning("%s does not provide the extra '%s'", parent, extra)
+            for requirement in metadata.requires_dist:
+                if requirement.marker is None or self.target.evaluate(requirement.marker):
+                    continue  # the base candidate brings these
+                if self.target.evaluate(requirement.marker, candidate.extras):
+                    deps.append(Req.from_requirement(requirement, parent))
+            return deps
+        if metadata.requires_python is not None:
+            deps.append(
+                Req(
+                    name=cast(NormalizedName, PYTHON),
+                    specifier=metadata.requires_python,
+                    text=f"Python{metadata.requires_python}",
+                    origin=parent,
+                )
+            )
+        for requirement in metadata.requires_dist:
+            if self.target.evaluate(requirement.marker):
+                if requirement.url is not None:
+                    log.warning("%s: ignoring direct URL in dependency %s", parent, requirement)
+                deps.append(Req.from_requirement(requirement, parent))
+        return deps
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON:
+            return []
+        metadata = self.finder.metadata(candidate)
+        deps = self.dependencies_of(candidate, metadata)
+        for dep in deps:
+            if dep.name != PYTHON:
+                self.finder.prefetch(dep.name, dep.specifier)
+        return deps

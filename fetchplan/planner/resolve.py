@@ -1,0 +1,245 @@
+"""Run resolvelib over the provider, and turn its failures into one-line explanations.
+
+Failures are explained as pip does: a project no index knows; a requirement no version
+satisfies (naming the versions rejected and why: Requires-Python, yanked, tags, pre-release);
+or a conflict, naming who asked for what.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from packaging.utils import NormalizedName
+from packaging.version import Version
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib.structs import RequirementInformation
+
+from fetchplan.errors import FetchplanError
+from fetchplan.planner.candidates import Candidate, ProjectCandidates
+from fetchplan.planner.provider import (
+    PYTHON,
+    PlanProvider,
+    Req,
+    filter_versions,
+    is_pinned,
+    split_identifier,
+)
+from fetchplan.planner.timings import Timings
+
+__all__ = [
+    "NoMatchingVersion",
+    "Resolution",
+    "ResolutionConflict",
+    "ResolutionError",
+    "UnknownProject",
+    "resolve",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 20000
+_LIST_LIMIT = 8
+
+Info = RequirementInformation[Req, Candidate]
+
+
+class ResolutionError(FetchplanError):
+    """The requirements cannot be satisfied; ``str()`` says why in one line."""
+
+
+class UnknownProject(ResolutionError):
+    """No index or find-links location has the project."""
+
+
+class NoMatchingVersion(ResolutionError):
+    """The project exists but no usable version satisfies a requirement."""
+
+
+class ResolutionConflict(ResolutionError):
+    """Requirements on one project contradict each other."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The chosen candidate of every project, the extras asked of it, and what the user named."""
+
+    pins: Mapping[NormalizedName, Candidate]
+    extras: Mapping[NormalizedName, frozenset[str]]
+    requested: frozenset[NormalizedName]
+    rounds: int
+
+
+class _Reporter(BaseReporter[Req, Candidate, str]):
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def starting_round(self, index: int) -> None:
+        self.rounds = index + 1
+
+
+def resolve(
+    provider: PlanProvider,
+    requirements: Sequence[Req],
+    *,
+    timings: Timings | None = None,
+    max_rounds: int = MAX_ROUNDS,
+) -> Resolution:
+    """Resolve ``requirements`` (markers already applied) to one candidate per project."""
+    for req in requirements:
+        provider.finder.prefetch(req.name, provider.specifier_for(req.identifier, [req]))
+    reporter = _Reporter()
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter)
+    cpu, wall = time.thread_time(), time.monotonic()
+    try:
+        result = resolver.resolve(requirements, max_rounds=max_rounds)
+    except ResolutionImpossible as exc:
+        raise explain(provider, exc.causes) from None
+    except ResolutionTooDeep:
+        raise ResolutionError(
+            f"resolution gave up after {max_rounds} rounds of backtracking; "
+            "pin some versions to narrow the search"
+        ) from None
+    finally:
+        if timings is not None:
+            timings.set_resolver(
+                cpu_seconds=time.thread_time() - cpu,
+                started=wall,
+                ended=time.monotonic(),
+                rounds=reporter.rounds,
+            )
+    pins: dict[NormalizedName, Candidate] = {}
+    extras: dict[NormalizedName, set[str]] = defaultdict(set)
+    for identifier, candidate in result.mapping.items():
+        if identifier == PYTHON:
+            continue
+        name, wanted = split_identifier(identifier)
+        if wanted:
+            extras[name] |= wanted
+        else:
+            pins[name] = candidate
+    return Resolution(
+        pins=dict(sorted(pins.items())),
+        extras={name: frozenset(values) for name, values in sorted(extras.items())},
+        requested=frozenset(req.name for req in requirements),
+        rounds=reporter.rounds,
+    )
+
+
+def _who(info: Info) -> str:
+    req = info.requirement
+    if info.parent is None:
+        origin = f" ({req.origin})" if req.origin else ""
+        return f"the user requested {req}{origin}"
+    return f"{info.parent.name} {info.parent.version} depends on {req}"
+
+
+def explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError:
+    """The error to show for a failed resolution with these ``causes``."""
+    by_identifier: dict[str, list[Info]] = defaultdict(list)
+    for info in causes:
+        by_identifier[provider.identify(info.requirement)].append(info)
+    for identifier, infos in by_identifier.items():
+        if identifier == PYTHON:
+            continue
+        name, _extras = split_identifier(identifier)
+        found = provider.finder.project(name)
+        if not found.found:
+            searched = ", ".join(provider.finder.searched()) or "no index configured"
+            return UnknownProject(
+                f"unknown project '{name}': no index has it (searched {searched}); "
+                f"needed because {_who(infos[0])}"
+            )
+        for info in infos:
+            specifier = provider.specifier_for(identifier, [info.requirement])
+            if not filter_versions(found.candidates, specifier, pre=provider.pre):
+                return NoMatchingVersion(_no_match_message(provider, found, info))
+    python = by_identifier.get(PYTHON)
+    if python:
+        parts = "; ".join(
+            f"{i.parent.name} {i.parent.version} requires Python{i.requirement.specifier}"
+            for i in python
+            if i.parent is not None
+        )
+        return ResolutionConflict(
+            f"no candidate supports the target's Python {provider.target.python_version}: {parts}"
+        )
+    return ResolutionConflict(_conflict_message(provider, by_identifier))
+
+
+def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: Info) -> str:
+    identifier = provider.identify(info.requirement)
+    name = found.name
+    specifier = provider.specifier_for(identifier, [info.requirement])
+    constraint = provider.constraints.get(name)
+    asked = f"{info.requirement}" + (f" (constrained to {constraint})" if constraint else "")
+    rejected: list[tuple[Version, str]] = []
+    allowed_pre = set(specifier.filter([c.version for c in found.candidates], prereleases=True))
+    plain = set(
+        specifier.filter(
+            [c.version for c in found.candidates], prereleases=True if provider.pre else None
+        )
+    )
+    for candidate in found.candidates:
+        if candidate.version not in allowed_pre:
+            continue
+        if candidate.version not in plain:
+            rejected.append((candidate.version, "pre-release; add --pre"))
+        elif candidate.yanked and not is_pinned(specifier):
+            assert candidate.link is not None
+            why = candidate.link.yanked_reason
+            rejected.append((candidate.version, f"yanked: {why}" if why else "yanked"))
+    for rejection in found.rejected:
+        if specifier.contains(rejection.version, prereleases=True):
+            rejected.append((rejection.version, "; ".join(rejection.reasons)))
+    rejected.sort(key=lambda item: item[0], reverse=True)
+    parts = [f"no version of {name} satisfies {asked}, which {_who_short(info)}"]
+    if rejected:
+        shown = ", ".join(f"{v} ({why})" for v, why in rejected[:_LIST_LIMIT])
+        more = f" and {len(rejected) - _LIST_LIMIT} more" if len(rejected) > _LIST_LIMIT else ""
+        parts.append(f"rejected: {shown}{more}")
+    available = [str(c.version) for c in found.candidates if not c.yanked]
+    if available:
+        parts.append(
+            "usable versions: "
+            + ", ".join(available[:_LIST_LIMIT])
+            + (" ..." if len(available) > _LIST_LIMIT else "")
+        )
+    elif not rejected:
+        parts.append("the index lists no files for it")
+    return "; ".join(parts)
+
+
+def _who_short(info: Info) -> str:
+    if info.parent is None:
+        origin = info.requirement.origin
+        where = f" in {origin}" if origin and not origin.startswith("<") else ""
+        return f"the user requested{where}"
+    return f"{info.parent.name} {info.parent.version} requires"
+
+
+def _conflict_message(provider: PlanProvider, by_identifier: Mapping[str, list[Info]]) -> str:
+    parents = sorted(
+        {
+            f"{i.parent.name}=={i.parent.version}"
+            for infos in by_identifier.values()
+            for i in infos
+            if i.parent is not None
+        }
+    )
+    reasons: list[str] = []
+    for identifier, infos in by_identifier.items():
+        for info in infos:
+            reasons.append(_who(info))
+        name, _extras = split_identifier(identifier)
+        constraint = provider.constraints.get(name)
+        if constraint is not None:
+            reasons.append(f"a constraint limits {name} to {constraint}")
+    subject = " and ".join(parents) if parents else "the requested projects"
+    projects = ", ".join(sorted({split_identifier(i)[0] for i in by_identifier}))
+    return f"cannot install {subject}: conflicting requirements on {projects}: " + "; ".join(
+        dict.fromkeys(reasons)
+    )

@@ -1,0 +1,278 @@
+"""What a plan would make the machine do, for a reviewer to read before anything is fetched.
+
+:func:`audit_plan` gathers, from the plan alone: the hosts and schemes contacted (indexes when
+planning, file hosts when fetching) with bytes and artifact counts per host; artifacts without
+a sha256; yanked ones; sdists (building one runs its code); projects whose files came from more
+than one index; artifacts over a size threshold; requested versus transitive projects; and the
+upload times and PEP 740 provenance URLs the index gave. :func:`render_audit` prints it for
+people; :meth:`Audit.to_dict` is the machine form.
+
+The plan records the index each artifact was taken from, not every index that offered the
+project, so "several indexes" means a project's files in this plan come from several.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from fetchplan._urls import is_loopback
+from fetchplan.review._text import human_bytes, table
+from fetchplan.schemas.plan import Artifact, Plan
+
+__all__ = [
+    "DEFAULT_LARGE_FILE",
+    "Audit",
+    "FileNote",
+    "HostUse",
+    "audit_plan",
+    "render_audit",
+]
+
+DEFAULT_LARGE_FILE = 100 * 2**20
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HostUse:
+    """One host the plan involves: as an index (planning) and/or a file host (fetching)."""
+
+    host: str
+    schemes: tuple[str, ...]
+    roles: tuple[str, ...]
+    artifacts: int
+    bytes: int
+    unknown_sizes: int
+    insecure: bool
+    """Plain http to a host that is not loopback: anyone on the path can read the traffic."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "schemes": list(self.schemes),
+            "roles": list(self.roles),
+            "artifacts": self.artifacts,
+            "bytes": self.bytes,
+            "unknown_sizes": self.unknown_sizes,
+            "insecure": self.insecure,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileNote:
+    """An artifact singled out by one audit section, with that section's detail."""
+
+    project: str
+    version: str
+    filename: str
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "version": self.version,
+            "filename": self.filename,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Audit:
+    """The audit of one plan; every tuple is in plan order."""
+
+    artifacts: int
+    total_bytes: int
+    unknown_sizes: int
+    indexes: tuple[str, ...]
+    hosts: tuple[HostUse, ...]
+    without_sha256: tuple[FileNote, ...]
+    yanked: tuple[FileNote, ...]
+    sdists: tuple[FileNote, ...]
+    several_indexes: tuple[tuple[str, tuple[str, ...]], ...]
+    large_threshold: int
+    large: tuple[FileNote, ...]
+    requested: tuple[str, ...]
+    transitive: tuple[str, ...]
+    build_only: tuple[str, ...]
+    upload_times: tuple[FileNote, ...]
+    provenance: tuple[FileNote, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        def notes(items: tuple[FileNote, ...]) -> list[dict[str, Any]]:
+            return [n.to_dict() for n in items]
+
+        return {
+            "artifacts": self.artifacts,
+            "total_bytes": self.total_bytes,
+            "unknown_sizes": self.unknown_sizes,
+            "indexes": list(self.indexes),
+            "hosts": [h.to_dict() for h in self.hosts],
+            "without_sha256": notes(self.without_sha256),
+            "yanked": notes(self.yanked),
+            "sdists": notes(self.sdists),
+            "several_indexes": [
+                {"project": name, "indexes": list(urls)} for name, urls in self.several_indexes
+            ],
+            "large_threshold": self.large_threshold,
+            "large": notes(self.large),
+            "projects": {
+                "requested": list(self.requested),
+                "transitive": list(self.transitive),
+                "build_only": list(self.build_only),
+            },
+            "upload_times": notes(self.upload_times),
+            "provenance": notes(self.provenance),
+        }
+
+
+def _note(artifact: Artifact, detail: str | None = None) -> FileNote:
+    return FileNote(
+        project=artifact.name, version=artifact.version, filename=artifact.filename, detail=detail
+    )
+
+
+def _hosts(plan: Plan) -> tuple[HostUse, ...]:
+    schemes: dict[str, set[str]] = {}
+    roles: dict[str, set[str]] = {}
+    counts: dict[str, list[int]] = {}
+
+    def touch(url: str, role: str) -> str:
+        parts = urlsplit(url)
+        host = parts.netloc.lower() if parts.scheme != "file" else "(local files)"
+        schemes.setdefault(host, set()).add(parts.scheme.lower())
+        roles.setdefault(host, set()).add(role)
+        counts.setdefault(host, [0, 0, 0])
+        return host
+
+    for index in plan.indexes:
+        touch(index.url, index.kind)
+    for artifact in plan.artifacts:
+        touch(artifact.index, "index")
+        host = touch(artifact.url, "files")
+        counts[host][0] += 1
+        if artifact.size is None:
+            counts[host][2] += 1
+        else:
+            counts[host][1] += artifact.size
+    return tuple(
+        HostUse(
+            host=host,
+            schemes=tuple(sorted(schemes[host])),
+            roles=tuple(sorted(roles[host])),
+            artifacts=counts[host][0],
+            bytes=counts[host][1],
+            unknown_sizes=counts[host][2],
+            insecure="http" in schemes[host]
+            and not is_loopback(urlsplit(f"//{host}").hostname or ""),
+        )
+        for host in sorted(schemes)
+    )
+
+
+def audit_plan(plan: Plan, *, large_threshold: int = DEFAULT_LARGE_FILE) -> Audit:
+    """Everything :mod:`fetchplan.review.audit` reports, for ``plan``; pure."""
+    artifacts = plan.artifacts
+    by_project: dict[str, list[str]] = {}
+    for artifact in artifacts:
+        urls = by_project.setdefault(artifact.name, [])
+        if artifact.index not in urls:
+            urls.append(artifact.index)
+    requested = sorted({a.name for a in artifacts if a.requested})
+    runtime = {a.name for a in artifacts if not a.build_dependency}
+    return Audit(
+        artifacts=len(artifacts),
+        total_bytes=sum(a.size for a in artifacts if a.size is not None),
+        unknown_sizes=sum(1 for a in artifacts if a.size is None),
+        indexes=tuple(i.url for i in plan.indexes),
+        hosts=_hosts(plan),
+        without_sha256=tuple(
+            _note(a, ", ".join(sorted(a.hashes)) or "no hash at all")
+            for a in artifacts
+            if a.sha256 is None
+        ),
+        yanked=tuple(_note(a, a.yanked_reason) for a in artifacts if a.yanked),
+        sdists=tuple(_note(a) for a in artifacts if a.kind == "sdist"),
+        several_indexes=tuple(
+            (name, tuple(urls)) for name, urls in by_project.items() if len(urls) > 1
+        ),
+        large_threshold=large_threshold,
+        large=tuple(
+            _note(a, str(a.size))
+            for a in artifacts
+            if a.size is not None and a.size > large_threshold
+        ),
+        requested=tuple(requested),
+        transitive=tuple(sorted(runtime - set(requested))),
+        build_only=tuple(
+            sorted({a.name for a in artifacts if a.build_dependency} - runtime - set(requested))
+        ),
+        upload_times=tuple(_note(a, a.upload_time) for a in artifacts if a.upload_time),
+        provenance=tuple(_note(a, a.provenance) for a in artifacts if a.provenance),
+    )
+
+
+def _notes(items: tuple[FileNote, ...], detail: str | None = None) -> str:
+    headers = ["project", "version", "file"] + ([detail] if detail else [])
+    rows = [
+        [n.project, n.version, n.filename] + ([n.detail or ""] if detail else []) for n in items
+    ]
+    return table(headers, rows)
+
+
+def render_audit(audit: Audit) -> str:
+    """The audit as a readable report (text with a final newline)."""
+    unknown = f", {audit.unknown_sizes} of unknown size" if audit.unknown_sizes else ""
+    out = [
+        f"{audit.artifacts} artifacts, {human_bytes(audit.total_bytes)}{unknown}",
+        f"projects: {len(audit.requested)} requested, {len(audit.transitive)} transitive, "
+        f"{len(audit.build_only)} for building only",
+        "",
+        "Hosts contacted:",
+        table(
+            ["host", "schemes", "roles", "artifacts", "bytes", "note"],
+            [
+                [
+                    h.host,
+                    ",".join(h.schemes),
+                    ",".join(h.roles),
+                    h.artifacts,
+                    human_bytes(h.bytes)
+                    + (f" (+{h.unknown_sizes} unknown)" if h.unknown_sizes else ""),
+                    "INSECURE: plain http" if h.insecure else "",
+                ]
+                for h in audit.hosts
+            ],
+        ),
+        "",
+        "Indexes:",
+        table(["url"], [[u] for u in audit.indexes]),
+        "",
+        "Artifacts without a sha256 (cannot be verified):",
+        _notes(audit.without_sha256, "hashes"),
+        "",
+        "Yanked artifacts:",
+        _notes(audit.yanked, "reason"),
+        "",
+        "Sdists (building them runs their code):",
+        _notes(audit.sdists),
+        "",
+        "Projects whose files come from more than one index:",
+        table(["project", "indexes"], [[n, " ".join(u)] for n, u in audit.several_indexes]),
+        "",
+        f"Artifacts larger than {human_bytes(audit.large_threshold)}:",
+        _notes(audit.large, "bytes"),
+        "",
+        "Requested projects: " + (", ".join(audit.requested) or "(none)"),
+        "Transitive projects: " + (", ".join(audit.transitive) or "(none)"),
+    ]
+    if audit.build_only:
+        out.append("Build-only projects: " + ", ".join(audit.build_only))
+    out += [
+        "",
+        "Upload times (from the index):",
+        _notes(audit.upload_times, "uploaded"),
+        "",
+        "PEP 740 provenance (from the index):",
+        _notes(audit.provenance, "provenance"),
+    ]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,286 @@
+"""What changed between two plans: projects added, removed, upgraded or downgraded; files whose
+URL, host or size changed; and, loudest, files of the same project version whose hashes changed
+(the same release should never change bytes: an index serving different content for it is a
+red flag).
+
+Projects are compared by name over all targets: a project's versions are the set of versions
+its artifacts have. Files are compared by (project, version, filename).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from packaging.version import Version
+
+from fetchplan.review._text import human_bytes, table
+from fetchplan.schemas.plan import Artifact, Plan
+
+__all__ = ["FileChange", "HashChange", "PlanDiff", "ProjectChange", "diff_plans", "render_diff"]
+
+ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectChange:
+    """A project whose set of versions differs between the plans."""
+
+    project: str
+    kind: ChangeKind
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "kind": self.kind,
+            "old": list(self.old),
+            "new": list(self.new),
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileChange:
+    """A file present in both plans whose URL, host or size differs."""
+
+    project: str
+    version: str
+    filename: str
+    old_url: str
+    new_url: str
+    host_changed: bool
+    old_size: int | None
+    new_size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "version": self.version,
+            "filename": self.filename,
+            "old_url": self.old_url,
+            "new_url": self.new_url,
+            "host_changed": self.host_changed,
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HashChange:
+    """The same file of the same project version with a different hash: a warning."""
+
+    project: str
+    version: str
+    filename: str
+    algorithm: str
+    old: str
+    new: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "version": self.version,
+            "filename": self.filename,
+            "algorithm": self.algorithm,
+            "old": self.old,
+            "new": self.new,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanDiff:
+    projects: tuple[ProjectChange, ...]
+    files: tuple[FileChange, ...]
+    hashes: tuple[HashChange, ...]
+    files_added: tuple[str, ...]
+    """Filenames new in a project version present in both plans."""
+    files_removed: tuple[str, ...]
+    old_total: int
+    new_total: int
+    old_unknown: int
+    new_unknown: int
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.projects or self.files or self.hashes or self.files_added or self.files_removed
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "projects": [c.to_dict() for c in self.projects],
+            "files": [c.to_dict() for c in self.files],
+            "hash_changes": [c.to_dict() for c in self.hashes],
+            "files_added": list(self.files_added),
+            "files_removed": list(self.files_removed),
+            "size": {
+                "old_total": self.old_total,
+                "new_total": self.new_total,
+                "old_unknown": self.old_unknown,
+                "new_unknown": self.new_unknown,
+            },
+        }
+
+
+def _versions(plan: Plan) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for artifact in plan.artifacts:
+        out.setdefault(artifact.name, set()).add(artifact.version)
+    return out
+
+
+def _sorted(versions: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(versions, key=Version))
+
+
+def _project_change(name: str, old: set[str], new: set[str]) -> ProjectChange | None:
+    if old == new:
+        return None
+    kind: ChangeKind
+    if not old:
+        kind = "added"
+    elif not new:
+        kind = "removed"
+    else:
+        old_max, new_max = max(map(Version, old)), max(map(Version, new))
+        kind = "upgraded" if new_max > old_max else "downgraded" if new_max < old_max else "changed"
+    return ProjectChange(project=name, kind=kind, old=_sorted(old), new=_sorted(new))
+
+
+def _files(plan: Plan) -> dict[tuple[str, str, str], Artifact]:
+    return {(a.name, a.version, a.filename): a for a in plan.artifacts}
+
+
+def diff_plans(old: Plan, new: Plan) -> PlanDiff:
+    """The differences from ``old`` to ``new``; pure, ordered by project name then filename."""
+    old_versions, new_versions = _versions(old), _versions(new)
+    projects = [
+        change
+        for name in sorted(old_versions.keys() | new_versions.keys())
+        if (
+            change := _project_change(
+                name, old_versions.get(name, set()), new_versions.get(name, set())
+            )
+        )
+        is not None
+    ]
+    old_files, new_files = _files(old), _files(new)
+    file_changes: list[FileChange] = []
+    hash_changes: list[HashChange] = []
+    for key in sorted(old_files.keys() & new_files.keys()):
+        a, b = old_files[key], new_files[key]
+        for algorithm in sorted(a.hashes.keys() & b.hashes.keys()):
+            if a.hashes[algorithm] != b.hashes[algorithm]:
+                hash_changes.append(
+                    HashChange(
+                        project=a.name,
+                        version=a.version,
+                        filename=a.filename,
+                        algorithm=algorithm,
+                        old=a.hashes[algorithm],
+                        new=b.hashes[algorithm],
+                    )
+                )
+        if a.url != b.url or a.size != b.size:
+            file_changes.append(
+                FileChange(
+                    project=a.name,
+                    version=a.version,
+                    filename=a.filename,
+                    old_url=a.url,
+                    new_url=b.url,
+                    host_changed=urlsplit(a.url).netloc.lower() != urlsplit(b.url).netloc.lower(),
+                    old_size=a.size,
+                    new_size=b.size,
+                )
+            )
+    shared = {(n, v) for n, v, _ in old_files} & {(n, v) for n, v, _ in new_files}
+    added = sorted(f for (n, v, f) in new_files.keys() - old_files.keys() if (n, v) in shared)
+    removed = sorted(f for (n, v, f) in old_files.keys() - new_files.keys() if (n, v) in shared)
+    return PlanDiff(
+        projects=tuple(projects),
+        files=tuple(file_changes),
+        hashes=tuple(hash_changes),
+        files_added=tuple(added),
+        files_removed=tuple(removed),
+        old_total=sum(a.size for a in old.artifacts if a.size is not None),
+        new_total=sum(a.size for a in new.artifacts if a.size is not None),
+        old_unknown=sum(1 for a in old.artifacts if a.size is None),
+        new_unknown=sum(1 for a in new.artifacts if a.size is None),
+    )
+
+
+def _signed_bytes(delta: int) -> str:
+    return ("+" if delta >= 0 else "-") + human_bytes(abs(delta))
+
+
+def render_diff(diff: PlanDiff) -> str:
+    """The diff as a readable report (text with a final newline)."""
+    out: list[str] = []
+    if diff.hashes:
+        out.append(
+            f"WARNING: {len(diff.hashes)} file(s) of an unchanged project version have "
+            "different hashes. The same release should never change bytes; find out why "
+            "before fetching."
+        )
+        out.append(
+            table(
+                ["project", "version", "file", "algorithm", "old", "new"],
+                [
+                    [c.project, c.version, c.filename, c.algorithm, c.old, c.new]
+                    for c in diff.hashes
+                ],
+            )
+        )
+        out.append("")
+    if diff.empty:
+        out.append("No differences.")
+        return "\n".join(out) + "\n"
+    for kind in ("added", "removed", "upgraded", "downgraded", "changed"):
+        rows = [
+            [c.project, " ".join(c.old) or "-", " ".join(c.new) or "-"]
+            for c in diff.projects
+            if c.kind == kind
+        ]
+        if rows:
+            out.append(f"{kind.capitalize()} projects:")
+            out.append(table(["project", "old", "new"], rows))
+            out.append("")
+    moved = [c for c in diff.files if c.old_url != c.new_url]
+    if moved:
+        out.append("Changed URLs:")
+        out.append(
+            table(
+                ["file", "old URL", "new URL", "note"],
+                [
+                    [c.filename, c.old_url, c.new_url, "HOST CHANGED" if c.host_changed else ""]
+                    for c in moved
+                ],
+            )
+        )
+        out.append("")
+    resized = [c for c in diff.files if c.old_size != c.new_size]
+    if resized:
+        out.append("Changed sizes:")
+        out.append(
+            table(
+                ["file", "old", "new"],
+                [[c.filename, human_bytes(c.old_size), human_bytes(c.new_size)] for c in resized],
+            )
+        )
+        out.append("")
+    if diff.files_added or diff.files_removed:
+        out.append("Files of unchanged versions:")
+        out.extend(f"  + {f}" for f in diff.files_added)
+        out.extend(f"  - {f}" for f in diff.files_removed)
+        out.append("")
+    unknown = ""
+    if diff.old_unknown or diff.new_unknown:
+        unknown = f" (unknown sizes: {diff.old_unknown} -> {diff.new_unknown})"
+    out.append(
+        f"Total size: {human_bytes(diff.old_total)} -> {human_bytes(diff.new_total)} "
+        f"({_signed_bytes(diff.new_total - diff.old_total)}){unknown}"
+    )
+    return "\n".join(out) + "\n"

@@ -1,0 +1,324 @@
+"""Download policies: rules a plan must meet, checked before a byte is fetched.
+
+A policy file (YAML or JSON, schema ``fetchplan/schemas/policy.schema.json``) is read by
+:func:`load_policy`; :func:`check_policy` lists every :class:`Violation` of a plan, each naming
+the rule and the artifact. The module is pure apart from :func:`load_policy` and imports
+nothing of the planner, so the executor can enforce the same policy air-gapped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
+from fetchplan.schemas import load_document, validate
+from fetchplan.schemas.plan import Artifact, Plan
+
+__all__ = [
+    "Policy",
+    "PolicyViolationError",
+    "Rule",
+    "Violation",
+    "check_policy",
+    "enforce_policy",
+    "host_allowed",
+    "load_policy",
+    "parse_size",
+    "policy_from_dict",
+]
+
+Rule = Literal[
+    "allowed_schemes",
+    "allowed_hosts",
+    "allowed_indexes",
+    "require_hashes",
+    "yanked",
+    "sdists",
+    "max_file_size",
+    "max_total_size",
+    "deny",
+    "pins",
+]
+Choice = Literal["allow", "forbid"]
+
+_UNITS = {
+    "B": 1,
+    "kB": 10**3,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes for ``1234``, ``"500kB"``, ``"10MB"`` or ``"1.5GiB"`` (decimal and binary units)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    unit = match.group(2) if match else ""
+    if match is None or (unit and unit not in _UNITS):
+        raise ValueError(f"not a size: {value!r} (use bytes, or a unit: kB MB GB KiB MiB GiB)")
+    return int(float(match.group(1)) * _UNITS[unit or "B"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Policy:
+    """A parsed policy; None (or an empty rule) means the rule is absent."""
+
+    allowed_schemes: frozenset[str] | None = None
+    allowed_hosts: tuple[str, ...] | None = None
+    allowed_indexes: tuple[str, ...] | None = None
+    require_hashes: bool = False
+    yanked: Choice = "allow"
+    sdist_default: Choice = "allow"
+    sdist_allow: frozenset[NormalizedName] = frozenset()
+    sdist_forbid: frozenset[NormalizedName] = frozenset()
+    max_file_size: int | None = None
+    max_total_size: int | None = None
+    deny: tuple[Requirement, ...] = ()
+    pins: tuple[Requirement, ...] = ()
+
+    def sdist_allowed(self, name: str) -> bool:
+        """Whether project ``name`` may be fetched as an sdist."""
+        project = canonicalize_name(name)
+        if project in self.sdist_forbid:
+            return False
+        if project in self.sdist_allow:
+            return True
+        return self.sdist_default == "allow"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Violation:
+    """One breach of a policy rule, by one artifact (or by the plan as a whole)."""
+
+    rule: Rule
+    message: str
+    filename: str | None = None
+    project: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        where = self.filename if self.filename is not None else "(plan)"
+        return f"{where}: {self.rule}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "message": self.message,
+            "filename": self.filename,
+            "project": self.project,
+            "version": self.version,
+        }
+
+
+class PolicyViolationError(FetchplanError):
+    """A plan breaks its policy; ``violations`` lists every breach."""
+
+    def __init__(self, source: str, violations: list[Violation]) -> None:
+        self.violations = violations
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(f"{source}: policy violated: {first}{more}")
+
+
+def _requirements(values: list[str], field: str, problems: list[FieldProblem]) -> list[Requirement]:
+    out = []
+    for i, text in enumerate(values):
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            problems.append(FieldProblem(f"{field}[{i}]", str(exc).splitlines()[0]))
+            continue
+        if req.marker is not None or req.url is not None:
+            problems.append(FieldProblem(f"{field}[{i}]", "markers and URLs have no meaning here"))
+            continue
+        out.append(req)
+    return out
+
+
+def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
+    """Validate a policy document (schema, then requirements and sizes) and parse it."""
+    validate(document, "policy", filename)
+    problems: list[FieldProblem] = []
+    sizes: dict[str, int | None] = {}
+    for key in ("max_file_size", "max_total_size"):
+        raw = document.get(key)
+        try:
+            sizes[key] = None if raw is None else parse_size(raw)
+        except ValueError as exc:
+            problems.append(FieldProblem(key, str(exc)))
+    deny = _requirements(document.get("deny", []), "deny", problems)
+    pins = _requirements(document.get("pins", []), "pins", problems)
+    if problems:
+        raise FileFormatError(filename, problems)
+    sdists = document.get("sdists", {})
+    schemes = document.get("allowed_schemes")
+    hosts = document.get("allowed_hosts")
+    indexes = document.get("allowed_indexes")
+    return Policy(
+        allowed_schemes=None if schemes is None else frozenset(schemes),
+        allowed_hosts=None if hosts is None else tuple(h.lower() for h in hosts),
+        allowed_indexes=None if indexes is None else tuple(_norm_url(u) for u in indexes),
+        require_hashes=document.get("require_hashes", False),
+        yanked=document.get("yanked", "allow"),
+        sdist_default=sdists.get("default", "allow"),
+        sdist_allow=frozenset(canonicalize_name(n) for n in sdists.get("allow", [])),
+        sdist_forbid=frozenset(canonicalize_name(n) for n in sdists.get("forbid", [])),
+        max_file_size=sizes["max_file_size"],
+        max_total_size=sizes["max_total_size"],
+        deny=tuple(deny),
+        pins=tuple(pins),
+    )
+
+
+def load_policy(path: Path) -> Policy:
+    """Read, validate and parse the policy file at ``path`` (YAML for .yaml/.yml, else JSON).
+
+    Raises :class:`FileFormatError` naming the file and each bad field.
+    """
+    document = load_document(path, "policy")
+    return policy_from_dict(document, str(path))
+
+
+def _norm_url(url: str) -> str:
+    return url.rstrip("/")
+
+
+def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``url``'s host matches one of ``allowed`` (``host``, ``host:port``, ``*.dom``)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    bracketed = f"[{host}]" if ":" in host else host
+    with_port = f"{bracketed}:{parts.port}" if parts.port is not None else None
+    for entry in allowed:
+        if entry.startswith("*."):
+            if host.endswith(entry[1:]) and host != entry[2:]:
+                return True
+        elif entry in {host, bracketed} or (with_port is not None and entry == with_port):
+            return True
+    return False
+
+
+def _url_violations(policy: Policy, url: str, what: str, base: dict[str, Any]) -> list[Violation]:
+    found: list[Violation] = []
+    scheme = urlsplit(url).scheme.lower()
+    if policy.allowed_schemes is not None and scheme not in policy.allowed_schemes:
+        found.append(
+            Violation(rule="allowed_schemes", message=f"{what} uses {scheme}: {url}", **base)
+        )
+    if (
+        policy.allowed_hosts is not None
+        and scheme != "file"
+        and not host_allowed(url, policy.allowed_hosts)
+    ):
+        host = urlsplit(url).netloc
+        found.append(
+            Violation(rule="allowed_hosts", message=f"{what} host {host} is not allowed", **base)
+        )
+    return found
+
+
+def _artifact_violations(policy: Policy, artifact: Artifact) -> list[Violation]:
+    base: dict[str, Any] = {
+        "filename": artifact.filename,
+        "project": artifact.name,
+        "version": artifact.version,
+    }
+    found = _url_violations(policy, artifact.url, "file URL", base)
+    if (
+        policy.allowed_indexes is not None
+        and _norm_url(artifact.index) not in policy.allowed_indexes
+    ):
+        found.append(
+            Violation(rule="allowed_indexes", message=f"from index {artifact.index}", **base)
+        )
+    if policy.require_hashes and artifact.sha256 is None:
+        found.append(Violation(rule="require_hashes", message="has no sha256", **base))
+    if policy.yanked == "forbid" and artifact.yanked:
+        reason = f" ({artifact.yanked_reason})" if artifact.yanked_reason else ""
+        found.append(Violation(rule="yanked", message=f"is yanked{reason}", **base))
+    if artifact.kind == "sdist" and not policy.sdist_allowed(artifact.name):
+        found.append(
+            Violation(rule="sdists", message=f"sdists of {artifact.name} are forbidden", **base)
+        )
+    if policy.max_file_size is not None:
+        if artifact.size is None:
+            found.append(
+                Violation(rule="max_file_size", message="size unknown, cannot be checked", **base)
+            )
+        elif artifact.size > policy.max_file_size:
+            found.append(
+                Violation(
+                    rule="max_file_size",
+                    message=f"{artifact.size} bytes > {policy.max_file_size}",
+                    **base,
+                )
+            )
+    version = artifact.parsed_version
+    for req in policy.deny:
+        if canonicalize_name(req.name) == artifact.name and req.specifier.contains(
+            version, prereleases=True
+        ):
+            found.append(Violation(rule="deny", message=f"denied by {req}", **base))
+    for req in policy.pins:
+        if canonicalize_name(req.name) == artifact.name and not req.specifier.contains(
+            version, prereleases=True
+        ):
+            found.append(Violation(rule="pins", message=f"pinned to {req}", **base))
+    return found
+
+
+def check_policy(plan: Plan, policy: Policy) -> list[Violation]:
+    """Every violation of ``policy`` by ``plan``: per artifact in plan order, then plan-wide.
+
+    Pure: looks at the plan only (URLs, hashes, flags and sizes it records).
+    """
+    found: list[Violation] = []
+    for index in plan.indexes:
+        found.extend(_url_violations(policy, index.url, f"{index.kind}", {}))
+        if (
+            policy.allowed_indexes is not None
+            and _norm_url(index.url) not in policy.allowed_indexes
+        ):
+            found.append(Violation(rule="allowed_indexes", message=f"plan uses {index.url}"))
+    for artifact in plan.artifacts:
+        found.extend(_artifact_violations(policy, artifact))
+    if policy.max_total_size is not None:
+        unknown = [a.filename for a in plan.artifacts if a.size is None]
+        total = sum(a.size for a in plan.artifacts if a.size is not None)
+        if unknown:
+            found.append(
+                Violation(
+                    rule="max_total_size",
+                    message=f"{len(unknown)} artifact(s) of unknown size, total cannot be checked",
+                )
+            )
+        elif total > policy.max_total_size:
+            found.append(
+                Violation(
+                    rule="max_total_size",
+                    message=f"{total} bytes in all > {policy.max_total_size}",
+                )
+            )
+    return found
+
+
+def enforce_policy(plan: Plan, policy: Policy, source: str) -> None:
+    """Raise :class:`PolicyViolationError` (message naming ``source``) if ``plan`` breaks it."""
+    violations = check_policy(plan, policy)
+    if violations:
+        raise PolicyViolationError(source, violations)
