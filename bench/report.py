@@ -40,6 +40,8 @@ def link_limit(stage: str, res: Any, delay_ms: float, rate_mbit: float) -> float
         return float(plan_rtts + res.meta_bytes / bw)
     if stage == "fetch":
         return float(2 * rtt + res.wheel_bytes / bw)
+    if stage == "install":
+        return 0.0
     return float(plan_rtts + (res.meta_bytes + res.wheel_bytes) / bw)
 
 
@@ -114,9 +116,10 @@ def _row_line(res: Any, row: Any, args: argparse.Namespace) -> str:
         note = f"{note}; waterfall of run 1: {row.waterfall}".lstrip("; ")
     if len(ok) < len(row.samples):
         note = f"{len(row.samples) - len(ok)} run(s) failed; {note}"
+    limits = f"{limit:.2f} | {statistics.median(walls) / limit:.1f}x" if limit > 0 else "- | -"
     return (
         f"| {row.stage} | {label} | {_spread(walls)} | {ratios[0]} | {ratios[1]} "
-        f"| {limit:.2f} | {statistics.median(walls) / limit:.1f}x | {_spread(cpu)} | {per} "
+        f"| {limits} | {_spread(cpu)} | {per} "
         f"| {rss} | {served} | {reqs} | {note} |"
     )
 

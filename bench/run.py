@@ -395,7 +395,8 @@ class Bench:
             tmp = Path(t)
             job = self._job(rs, "pep658", tmp)
             timings = tmp / "timings.json"
-            argv = self.fp.fetch(job, plan, tmp / "wheels", timings)
+            dest = tmp / "wheels"
+            argv = self.fp.fetch(job, plan, dest, timings)
             log = self.logs / f"{rs.name}-fetch-fetchplan-{i + 1}.log"
             s = self.measure(argv, self._fp_env(tmp), log)
             r.samples.append(s if s.returncode == 0 else None)
@@ -405,7 +406,23 @@ class Bench:
             if i == 0:
                 self._report(timings, f"{rs.name}-fetch", r)
             self._last_plan = plan
+            if self.fp.available("install"):
+                self._fp_install(rs, row, job, dest / "manifest.json", i)
             return s.wall_s
+
+    def _fp_install(
+        self, rs: sets_mod.ReqSet, row: RowFactory, job: Job, manifest: Path, i: int
+    ) -> None:
+        """``fetchplan install`` of the manifest the fetch just wrote, into a fresh venv."""
+        r = row("install", "pep658", "fetchplan", "fetchplan install --no-compile (of the fetch)")
+        self._make_venv(job.venv)
+        log = self.logs / f"{rs.name}-install-fetchplan-{i + 1}.log"
+        s = self.measure(self.fp.install(job, manifest), self._fp_env(job.tmp), log)
+        if s.returncode == 0:
+            s.extra["import_ok"] = self._check_import(job.venv, rs)
+        r.samples.append(s if s.returncode == 0 else None)
+        if s.returncode != 0:
+            r.status = f"failed (exit {s.returncode}, see {log.name})"
 
     def _fp_run(self, rs: sets_mod.ReqSet, row: RowFactory, i: int) -> None:
         if self._unavailable(row, "run", "pep658", "run", "fetchplan run --no-compile"):
@@ -429,7 +446,7 @@ class Bench:
     def _resume(self, rs: sets_mod.ReqSet, fetch_wall: float) -> dict[str, Any]:
         """Kill a fetch once half the plan's bytes are on disk, rerun it; bytes served in all.
 
-        Half is judged by the bytes under the run's directory (each file once); if that never
+        Half is judged by the bytes under the destination (each file once); if that never
         shows, the fetch is killed after 90% of its median time instead.
         """
         plan = self._last_plan
@@ -446,9 +463,9 @@ class Bench:
                 env,
                 self.logs / f"{rs.name}-resume-1.log",
                 kill_after=fetch_wall * 0.9,
-                kill_when=lambda: disk_bytes(tmp) >= half,
+                kill_when=lambda: disk_bytes(tmp / "wheels") >= half,
             )
-            on_disk = disk_bytes(tmp)
+            on_disk = disk_bytes(tmp / "wheels")
             second = self.measure(argv, env, self.logs / f"{rs.name}-resume-2.log")
         return {
             "killed_after_s": first.wall_s,

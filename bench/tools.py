@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,7 +170,14 @@ class Fetchplan:
         binary = _pick(h, "--only-binary")
         if binary is not None:
             args += [binary, ":all:"]
-        return args
+        return [*args, *self._trusted(cmd, job)]
+
+    def _trusted(self, cmd: str, job: Job) -> list[str]:
+        # The bench serves plain http, on loopback or inside its own namespaces.
+        opt = _pick(self.helps[cmd], "--trusted-host")
+        if opt is None:
+            return []
+        return [opt, urllib.parse.urlsplit(job.index_url).netloc]
 
     def _common(self, cmd: str, job: Job, timings: Path | None) -> list[str]:
         h = self.helps[cmd]
@@ -205,14 +213,27 @@ class Fetchplan:
         m = _pick(h, "--manifest", "-m", "-o", "--output")
         if m is not None:
             args += [m, str(job.tmp / "manifest.json")]
-        return [*args, *self._common("fetch", job, timings)]
+        progress = _pick(h, "--progress")
+        if progress is not None:
+            args += [progress, "none"]
+        return [*args, *self._trusted("fetch", job), *self._common("fetch", job, timings)]
+
+    def install(self, job: Job, manifest: Path) -> list[str]:
+        h = self.helps["install"]
+        args = [*self.base, "install", str(manifest)]
+        venv = _pick(h, "--venv")
+        if venv is not None:
+            args += [venv, str(job.venv)]
+        if _has(h, "--no-compile"):
+            args.append("--no-compile")
+        return args
 
     def run(self, job: Job, timings: Path | None) -> list[str]:
         h = self.helps["run"]
         args = [*self.base, "run", *self._resolve_args("run", job)]
         for opts, value in (
             (("--venv", "--target-venv"), str(job.venv)),
-            (("--plan",), str(job.tmp / "plan.json")),
+            (("-o", "--output", "--plan"), str(job.tmp / "plan.json")),
             (("--dest", "-d", "--dest-dir"), str(job.tmp / "wheels")),
         ):
             o = _pick(h, *opts)
@@ -220,6 +241,9 @@ class Fetchplan:
                 args += [o, value]
         if _has(h, "--no-compile"):
             args.append("--no-compile")
+        progress = _pick(h, "--progress")
+        if progress is not None:
+            args += [progress, "none"]
         return [*args, *self._common("run", job, timings)]
 
     def report(self, timings: Path, out: Path) -> list[str]:
