@@ -2,15 +2,19 @@
 
 Precedence, as pip has it: ``PIP_*`` environment variables, then pip's configuration files
 (the ``install``/``download`` sections over ``global``), then pip's own default index, asked
-from pip itself so that fetchplan never names a public host. Parsing is pure
-(:func:`parse_config_list`, :func:`settings_from`); :func:`read_pip_settings` runs pip.
+from pip itself so that fetchplan never names a public host. The configuration files are read
+in-process the way pip's ``Configuration`` class reads them (:func:`pip_config_values`, which a
+test holds against ``pip config list``), saving a pip start-up on every command; only the default
+index still needs pip (:func:`pip_default_index`), and only when no index is configured.
 """
 
 from __future__ import annotations
 
 import ast
+import configparser
 import functools
 import importlib.util
+import locale
 import logging
 import os
 import re
@@ -19,6 +23,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fetchplan.errors import InputError
@@ -27,6 +32,8 @@ __all__ = [
     "PipSettings",
     "parse_config_list",
     "pip_command",
+    "pip_config_files",
+    "pip_config_values",
     "pip_default_index",
     "read_pip_settings",
     "settings_from",
@@ -128,18 +135,88 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
     )
 
 
-@functools.cache
-def _config_list_text() -> str:
-    return _run([*pip_command(), "config", "list"])
+_ENV_NAMES_IGNORED = frozenset({"version", "help"})
 
 
-def read_pip_settings(
-    env: Mapping[str, str] | None = None, runner: Runner | None = None
-) -> PipSettings:
-    """Ask pip for its configuration (files and environment) and combine it."""
+def pip_config_files(
+    env: Mapping[str, str], platform: str = sys.platform, prefix: str = sys.prefix
+) -> list[Path]:
+    """The configuration files pip would read, weakest first (pip's ``Configuration`` order).
+
+    Global (site config dirs, and ``/etc`` on Unix), then user (the legacy ``~/.pip`` file and
+    the platform's config dir; skipped when ``PIP_CONFIG_FILE`` names an existing file), then
+    site (``<sys.prefix>``), then ``PIP_CONFIG_FILE``. ``PIP_CONFIG_FILE=os.devnull`` loads none.
+    """
+    import platformdirs
+
+    windows = platform.startswith("win")
+    basename = "pip.ini" if windows else "pip.conf"
+    env_file = env.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    if platform == "darwin":
+        global_dirs = [platformdirs.site_data_dir("pip", appauthor=False, multipath=True)]
+    else:
+        joined = platformdirs.site_config_dir("pip", appauthor=False, multipath=True)
+        global_dirs = [joined] if windows else [*joined.split(os.pathsep), "/etc"]
+    files = [Path(path) / basename for path in global_dirs]
+    if not (env_file and Path(env_file).exists()):
+        user_dir = Path(platformdirs.user_config_dir("pip", appauthor=False, roaming=True))
+        if platform == "darwin" and not user_dir.is_dir():
+            user_dir = Path("~/.config/pip").expanduser()
+        legacy = Path("~").expanduser() / ("pip" if windows else ".pip") / basename
+        files += [legacy, user_dir / basename]
+    files.append(Path(prefix) / basename)
+    if env_file is not None:
+        files.append(Path(env_file))
+    return files
+
+
+def _normalize_name(name: str) -> str:
+    name = name.lower().replace("_", "-")
+    return name[2:] if name.startswith("--") else name
+
+
+def _read_config_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding=locale.getpreferredencoding(False))
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: pip configuration file is not in the locale's encoding") from err
+    except configparser.Error as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: pip could not parse this configuration file: {detail}") from err
+    values: dict[str, str] = {}
+    for section in parser.sections():
+        for name, value in parser.items(section):
+            values[f"{section}.{_normalize_name(name)}"] = value
+    return values
+
+
+def pip_config_values(
+    env: Mapping[str, str], platform: str = sys.platform, prefix: str = sys.prefix
+) -> dict[str, str]:
+    """What ``pip config list`` would print, as ``{"section.key": value}``, read in-process.
+
+    Later files override earlier ones; ``PIP_*`` variables come last as section ``:env:``.
+    """
+    values: dict[str, str] = {}
+    for path in pip_config_files(env, platform, prefix):
+        values.update(_read_config_file(path))
+    for key, value in env.items():
+        if key.startswith("PIP_"):
+            name = key[4:].lower()
+            if name not in _ENV_NAMES_IGNORED:
+                values[f":env:.{_normalize_name(name)}"] = value
+    return values
+
+
+def read_pip_settings(env: Mapping[str, str] | None = None) -> PipSettings:
+    """pip's index settings from its configuration files and environment, read in-process."""
     environ = os.environ if env is None else env
-    text = _config_list_text() if runner is None else runner([*pip_command(), "config", "list"])
-    return settings_from(environ, parse_config_list(text))
+    return settings_from(environ, pip_config_values(environ))
 
 
 _DEFAULT_RE = re.compile(r"--index-url\b.*?\(default\s+(\S+?)\)", re.DOTALL)

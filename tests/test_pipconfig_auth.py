@@ -30,13 +30,7 @@ def test_reads_pip_config_file(tmp_path: Path) -> None:
         "[global]\nindex-url = http://127.0.0.1:9/simple\ntrusted-host = mirror.invalid\n"
     )
     os.environ["PIP_CONFIG_FILE"] = str(conf)
-    from fetchplan import pipconfig
-
-    pipconfig._config_list_text.cache_clear()
-    try:
-        settings = read_pip_settings()
-    finally:
-        pipconfig._config_list_text.cache_clear()
+    settings = read_pip_settings()
     assert settings.index_url == "http://127.0.0.1:9/simple"
     assert settings.trusted_hosts == ("mirror.invalid",)
 
