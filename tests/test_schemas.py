@@ -77,3 +77,19 @@ def test_not_json_is_one_line(tmp_path: Path) -> None:
         load_plan(path)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith(f"{path}: (document): not valid")
+
+
+def test_every_shipped_schema_is_a_valid_schema() -> None:
+    # Readers no longer check the schemas on every run; this does, for each name they may ask.
+    from importlib import resources
+    from typing import get_args
+
+    from jsonschema import Draft202012Validator
+
+    from fetchplan.schemas import SchemaName
+
+    names = get_args(SchemaName)
+    assert "plan" in names
+    for name in names:
+        text = resources.files("fetchplan.schemas").joinpath(f"{name}.schema.json").read_text()
+        Draft202012Validator.check_schema(json.loads(text))

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fetchplan.errors import InputError
+
+if TYPE_CHECKING:
+    from fetchplan.schemas import SchemaName
 
 __all__ = ["register", "run"]
 
@@ -245,6 +249,13 @@ def options_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _prepare_validators(names: tuple[SchemaName, ...]) -> None:
+    from fetchplan.schemas import prepare_validator
+
+    for name in names:
+        prepare_validator(name)
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan, write the plan (and timings), print a one-line summary."""
     from fetchplan._text import human_size
@@ -253,7 +264,14 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.schemas.plan import write_plan
 
     options = options_from_args(args)
-    result = make_plan(options)
+    # The validators the writes need load while the planner waits on the network.
+    names: tuple[SchemaName, ...] = ("plan", "plan-timings") if args.timings else ("plan",)
+    warm = threading.Thread(target=_prepare_validators, args=(names,), name="fetchplan-schemas")
+    warm.start()
+    try:
+        result = make_plan(options)
+    finally:
+        warm.join()
     try:
         write_plan(options.output, result.plan)
         if args.timings is not None:

@@ -13,14 +13,14 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from fetchplan._fs import atomic_write_bytes
 from fetchplan.errors import FieldProblem, FileFormatError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "SchemaName",
@@ -31,6 +31,7 @@ __all__ = [
     "load_document",
     "parse_document",
     "plan_digest",
+    "prepare_validator",
     "validate",
 ]
 
@@ -41,10 +42,21 @@ SchemaName = Literal[
 
 @cache
 def _validator(name: SchemaName) -> Draft202012Validator:
+    # jsonschema is imported here, not at start-up: it costs tens of milliseconds that a
+    # command can spend on the network first (see prepare_validator). The shipped schemas are
+    # held against the meta-schema by the tests rather than on every run.
+    from jsonschema import Draft202012Validator, FormatChecker
+
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
-    schema = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return Draft202012Validator(json.loads(text), format_checker=FormatChecker())
+
+
+def prepare_validator(name: SchemaName) -> None:
+    """Load the validator of ``name`` now, so that a later :func:`validate` does not wait.
+
+    Safe to call from a background thread while the caller waits on the network.
+    """
+    _validator(name)
 
 
 def dotted_path(parts: Any) -> str:
@@ -90,13 +102,22 @@ def validate(document: Any, schema: SchemaName, filename: str) -> None:
 
 def parse_document(text: str, filename: str) -> Any:
     """Parse JSON, or YAML when ``filename`` ends in ``.yaml``/``.yml``."""
-    try:
-        if filename.endswith((".yaml", ".yml")):
+    if filename.endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
             return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _unparsable(filename, exc) from exc
+    try:
         return json.loads(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FileFormatError(filename, [FieldProblem("", f"not valid: {first}")]) from exc
+    except json.JSONDecodeError as exc:
+        raise _unparsable(filename, exc) from exc
+
+
+def _unparsable(filename: str, exc: Exception) -> FileFormatError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return FileFormatError(filename, [FieldProblem("", f"not valid: {first}")])
 
 
 def load_document(path: Path, schema: SchemaName) -> Any:
@@ -126,6 +147,8 @@ def dumps_document(document: Any, schema: SchemaName, filename: str) -> bytes:
     """Validate ``document`` and render it as stable, human-readable JSON or YAML bytes."""
     validate(document, schema, filename)
     if filename.endswith((".yaml", ".yml")):
+        import yaml
+
         return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
