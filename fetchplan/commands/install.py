@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("install: give the environment with --venv DIR or --python PY")
     with open_bundle(args.manifest) as source:
         if source.is_bundle:
-            checked = check_bundle(source)
-            if checked.problems:
-                raise BundleInvalid(checked.where, checked.problems)
+            whole = check_bundle(source)
+            if whole.problems:
+                raise BundleInvalid(whole.where, whole.problems)
         # A manifest that cannot be installed must not leave a new, empty venv behind.
-        load_checked(source.manifest_path, plan_path=args.plan)
+        checked = load_checked(source.manifest_path, plan_path=args.plan)
         python: Path = (
             args.python if args.venv is None else ensure_venv(args.venv, python=args.python)
         )
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             plan_path=args.plan,
             reinstall=args.reinstall,
             compile=args.compile,
+            checked=checked,
         )
     for project in report.projects:
         if project.action == "unchanged":

@@ -106,6 +106,7 @@ def wheels_for_interpreter(
     *,
     plan_path: Path | None = None,
     build_dir: Path | None = None,
+    checked: tuple[Manifest, Plan, Path] | None = None,
 ) -> list[WheelToInstall]:
     """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
 
@@ -115,9 +116,12 @@ def wheels_for_interpreter(
 
     An sdist the interpreter needs is built into a wheel in ``build_dir`` (see
     :mod:`fetchplan.install.build`), which then stands in its place; without ``build_dir``
-    such a plan is refused.
+    such a plan is refused. ``checked`` is what :func:`load_checked` returned for these
+    same paths, when the caller has it already (it is not read again).
     """
-    manifest, plan, plan_file = load_checked(manifest_path, plan_path=plan_path)
+    manifest, plan, plan_file = (
+        checked if checked is not None else load_checked(manifest_path, plan_path=plan_path)
+    )
     plan_target = select_target(plan, plan_file, target.markers, target.tags)
     artifacts = select_artifacts(plan, plan_file, plan_target, target.tags)
     sdists = [a for a in artifacts if a.kind == "sdist"]
@@ -150,17 +154,19 @@ def install_manifest(
     plan_path: Path | None = None,
     reinstall: bool = False,
     compile: bool = True,
+    checked: tuple[Manifest, Plan, Path] | None = None,
 ) -> InstallReport:
     """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
 
-    See :func:`wheels_for_interpreter` for what is checked about the manifest and
+    See :func:`wheels_for_interpreter` for what is checked about the manifest (and for
+    ``checked``) and
     :func:`install_wheels` for the installation itself. sdists are built first, each in its
     own isolated environment of the plan's build dependencies; nothing is installed unless
     every build succeeded.
     """
     with tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built:
         wheels = wheels_for_interpreter(
-            manifest_path, target, plan_path=plan_path, build_dir=Path(built)
+            manifest_path, target, plan_path=plan_path, build_dir=Path(built), checked=checked
         )
         return install_wheels(wheels, target, reinstall=reinstall, compile=compile)
 

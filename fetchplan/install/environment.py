@@ -150,13 +150,26 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
     """Refuse, before anything moves, a destination whose existing directories lead outside
     the prefix (a symlinked package directory) or that is a directory."""
     prefix_real = os.path.realpath(target.prefix)
-    for wheel in staged:
-        for item in wheel.files:
-            ancestor = item.final.parent
+    # Thousands of files share a few hundred directories, and nothing moves while we check:
+    # each directory is resolved once (realpath costs a stat per component).
+    real_dirs: dict[Path, str] = {}
+    real_roots: dict[Path, str] = {}
+
+    def real_dir(directory: Path) -> str:
+        real = real_dirs.get(directory)
+        if real is None:
+            ancestor = directory
             while not ancestor.exists() and ancestor != ancestor.parent:
                 ancestor = ancestor.parent
-            real = os.path.realpath(ancestor)
-            root_real = os.path.realpath(item.root)
+            real = real_dirs[directory] = os.path.realpath(ancestor)
+        return real
+
+    for wheel in staged:
+        for item in wheel.files:
+            real = real_dir(item.final.parent)
+            root_real = real_roots.get(item.root)
+            if root_real is None:
+                root_real = real_roots[item.root] = os.path.realpath(item.root)
             if not (is_inside(real, prefix_real) or is_inside(real, root_real)):
                 raise InstallError(
                     f"{item.final}: its directory leads outside the environment ({real})"
@@ -170,8 +183,11 @@ def commit(staged: StagedWheel) -> None:
 
     Call :func:`check_destinations` first.
     """
+    made: set[Path] = set()
     for item in staged.files:
-        item.final.parent.mkdir(parents=True, exist_ok=True)
+        if item.final.parent not in made:
+            item.final.parent.mkdir(parents=True, exist_ok=True)
+            made.add(item.final.parent)
         try:
             os.replace(item.staged, item.final)
         except OSError as exc:
