@@ -335,17 +335,12 @@ def _uv() -> str:
 
 
 @pytest.fixture(scope="session")
-def newest_pip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Python whose pip reads pylock.toml (26.1+), installed from $FETCHPLAN_TEST_TOOLS."""
-    tools = os.environ.get("FETCHPLAN_TEST_TOOLS")
-    if not tools:
-        pytest.fail(
-            "FETCHPLAN_TEST_TOOLS is not set: it names a directory holding a pip>=26.1 wheel "
-            "(.ci/run fills it: pip download --no-deps -d DIR 'pip>=26.1')"
-        )
+def newest_pip(tmp_path_factory: pytest.TempPathFactory, test_tools: Path) -> Path:
+    """A Python whose pip reads pylock.toml (26.1+), installed from the test tools' wheel."""
+    tools = test_tools
     wheels = sorted(Path(tools).glob("pip-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1])
     if not wheels or parse_wheel_filename(wheels[-1].name)[1] < Version("26.1"):
-        pytest.fail(f"no pip>=26.1 wheel in FETCHPLAN_TEST_TOOLS={tools}")
+        pytest.fail(f"no pip>=26.1 wheel in {tools}")
     python = _venv(tmp_path_factory.mktemp("newest-pip") / "venv")
     wheel = wheels[-1]
     # pip runs from its own wheel to install itself: the bootstrap pip documents.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -89,22 +88,16 @@ INHOUSE_PYPROJECT = (
 
 
 @pytest.fixture(scope="session")
-def build_tools() -> list[Path]:
-    """The real setuptools and wheel wheels from $FETCHPLAN_TEST_TOOLS (never skipped)."""
-    tools = os.environ.get("FETCHPLAN_TEST_TOOLS")
-    if not tools:
-        pytest.fail(
-            "FETCHPLAN_TEST_TOOLS is not set: it names a directory holding setuptools and wheel "
-            "wheels (.ci/run fills it: pip download setuptools wheel --only-binary :all: "
-            "--no-deps -d DIR)"
-        )
+def build_tools(test_tools: Path) -> list[Path]:
+    """The real setuptools and wheel wheels from the test tools (never skipped)."""
+    tools = test_tools
     found = []
     for project in ("setuptools", "wheel"):
         wheels = sorted(
             Path(tools).glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
         )
         if not wheels:
-            pytest.fail(f"no {project} wheel in FETCHPLAN_TEST_TOOLS={tools}")
+            pytest.fail(f"no {project} wheel in {tools}")
         found.append(wheels[-1])
     if parse_wheel_filename(found[0].name)[1] < Version("61"):
         pytest.fail(f"{found[0].name}: the test sdists need setuptools>=61")
