@@ -8,10 +8,45 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["CHUNK_SIZE", "atomic_write_bytes", "fsync_dir", "sha256_file", "sha256_stream"]
+from fetchplan.errors import FetchplanError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "atomic_write_bytes",
+    "fsync_dir",
+    "make_temp",
+    "sha256_file",
+    "sha256_stream",
+]
 
 # Large enough that hashing and copying cost little CPU per byte.
 CHUNK_SIZE = 1 << 20
+
+
+def _read_umask() -> int:
+    # os.umask can only be read by setting it: done once, at import, before any thread starts.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
+def make_temp(directory: Path, prefix: str, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new temporary file in ``directory`` with the mode a plain ``open`` would give it.
+
+    ``tempfile.mkstemp`` makes files private (0600); a file renamed from it to a final name
+    (a manifest, a wheel, a cache entry) must be readable as any other file the user writes.
+    """
+    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+    except OSError:
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+        raise
+    return fd, Path(name)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -32,18 +67,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the new one whole.
 
     The bytes go to a temporary file in the same directory, are fsynced, then renamed over
-    ``path`` with ``os.replace``.
+    ``path`` with ``os.replace``. An OS error becomes a :class:`FetchplanError` naming ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = make_temp(path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise FetchplanError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FetchplanError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
 

@@ -12,12 +12,11 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import platformdirs
 
-from fetchplan._fs import CHUNK_SIZE, fsync_dir
+from fetchplan._fs import CHUNK_SIZE, fsync_dir, make_temp
 from fetchplan.errors import HashMismatch
 
 __all__ = ["ArtifactCache", "default_cache_dir"]
@@ -53,8 +52,7 @@ class ArtifactCache:
         if final.is_file():
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".add.", suffix=".tmp")
-        tmp = Path(tmp_name)
+        fd, tmp = make_temp(final.parent, prefix=".add.")
         try:
             digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
@@ -72,6 +70,26 @@ class ArtifactCache:
             raise
         fsync_dir(final.parent)
         log.debug("cached %s as %s", source.name, sha256)
+        return final
+
+    def staging_file(self, prefix: str) -> tuple[int, Path]:
+        """A new temporary file inside the cache, for :meth:`adopt` once it is written."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return make_temp(self.root, prefix=prefix, suffix=".part")
+
+    def adopt(self, staged: Path, sha256: str) -> Path:
+        """Rename ``staged`` (from :meth:`staging_file`) into the cache under ``sha256``.
+
+        The caller hashed the bytes as it wrote them and passes that digest: no second copy or
+        hash. If the entry exists already, ``staged`` is removed and the entry kept.
+        """
+        final = self.path_for(sha256)
+        if final.is_file():
+            staged.unlink(missing_ok=True)
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+        fsync_dir(final.parent)
         return final
 
     def materialize(self, sha256: str, target: Path) -> bool:

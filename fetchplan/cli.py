@@ -26,6 +26,8 @@ COMMANDS: tuple[str, ...] = (
     "show",
     "fetch",
     "manifest",
+    "bundle",
+    "verify",
     "install",
     "run",
     "export",
@@ -83,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("failed", exc_info=True)
         print(f"fetchplan: error: {redact(str(exc))}", file=sys.stderr)  # noqa: T201
         return exc.exit_code
+    except OSError as exc:
+        # What the library did not translate: a file or directory it could not use.
+        log.debug("failed", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fetchplan: error: {redact(where + (exc.strerror or str(exc)))}", file=sys.stderr)  # noqa: T201
+        return 1
     except KeyboardInterrupt:
         print("fetchplan: interrupted", file=sys.stderr)  # noqa: T201
         return 130

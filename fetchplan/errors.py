@@ -46,10 +46,12 @@ class FileFormatError(FetchplanError):
     """A file we read (plan, manifest, checkpoint, policy, lock file) is malformed.
 
     Carries every problem found, each with the dotted path of its field, so a user fixes them
-    all in one go. ``str()`` is one line per problem, the first naming the file.
+    all in one go. ``str()`` is one line per problem, the first naming the file; past
+    ``MAX_LISTED`` problems it ends with a count of the others (``problems`` keeps them all).
     """
 
     exit_code = 2
+    MAX_LISTED = 10
 
     def __init__(self, filename: str, problems: list[FieldProblem]) -> None:
         self.filename = filename
@@ -60,7 +62,10 @@ class FileFormatError(FetchplanError):
         if len(self.problems) == 1:
             return f"{self.filename}: {self.problems[0]}"
         lines = [f"{self.filename}: {len(self.problems)} problems"]
-        lines.extend(f"{self.filename}: {p}" for p in self.problems)
+        lines.extend(f"{self.filename}: {p}" for p in self.problems[: self.MAX_LISTED])
+        hidden = len(self.problems) - self.MAX_LISTED
+        if hidden > 0:
+            lines.append(f"{self.filename}: (and {hidden} more)")
         return "\n".join(lines)
 
 

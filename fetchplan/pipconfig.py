@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fetchplan.errors import InputError
 
@@ -48,6 +49,17 @@ class PipSettings:
     find_links: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
     no_index: bool = False
+    cert: str | None = None
+    """A CA bundle to verify servers with (pip's ``cert``)."""
+    client_cert: str | None = None
+    """A client certificate, key included (pip's ``client-cert``)."""
+
+    def apply_tls(self, session: Any) -> None:
+        """Give a requests session pip's CA bundle and client certificate, when set."""
+        if self.cert is not None:
+            session.verify = self.cert
+        if self.client_cert is not None:
+            session.cert = self.client_cert
 
 
 def _run(argv: Sequence[str]) -> str:
@@ -111,6 +123,8 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
         find_links=many("find-links"),
         trusted_hosts=many("trusted-host"),
         no_index=no_index is not None and _truthy(no_index),
+        cert=pick("cert"),
+        client_cert=pick("client-cert"),
     )
 
 

@@ -49,6 +49,22 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.update(saved)
 
 
+@pytest.fixture(scope="session")
+def test_tools() -> Path:
+    """The directory of real tool wheels (newest pip, setuptools, wheel) that .ci/run fills
+    once from the package registry: ``$FETCHPLAN_TEST_TOOLS``, else ``.ci-tools`` in the
+    checkout. The tests serve these wheels from their own loopback servers. Fails loudly when
+    the directory is missing (never skips)."""
+    tools = Path(os.environ.get("FETCHPLAN_TEST_TOOLS") or REPO_ROOT / ".ci-tools")
+    if not tools.is_dir():
+        pytest.fail(
+            f"{tools}: no tool wheels; run `bash .ci/run` once (it downloads them), or set "
+            "FETCHPLAN_TEST_TOOLS to a directory holding the newest pip, setuptools and wheel "
+            "wheels"
+        )
+    return tools
+
+
 @pytest.fixture
 def cli_env() -> dict[str, str]:
     """Environment for running ``python -m fetchplan`` in a subprocess from this checkout."""

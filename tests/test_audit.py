@@ -15,7 +15,7 @@ PLAN = Path(__file__).parent / "data" / "policy" / "plan.json"
 
 def test_audit_content() -> None:
     plan = load_plan(PLAN)[0]
-    audit = audit_plan(plan, large_threshold=100 * 2**20)
+    audit = audit_plan(plan, large_threshold=100 * 10**6)
     hosts = {h.host: h for h in audit.hosts}
     assert set(hosts) == {
         "files.example.org",
@@ -60,10 +60,10 @@ def test_audit_content() -> None:
 
     text = render_audit(audit)
     assert re.search(
-        r"\n  mirror\.example\.net:8080 +http +files,index +2 +527\.3 KiB +INSECURE: plain http\n",
+        r"\n  mirror\.example\.net:8080 +http +files,index +2 +540\.0 kB +INSECURE: plain http\n",
         text,
     )
-    assert "Artifacts larger than 100.0 MiB:" in text
+    assert "Artifacts larger than 100.0 MB:" in text
     assert re.search(r"\n  nohash +0\.1 +nohash-0\.1-py3-none-any\.whl +no hash at all\n", text)
     assert json.loads(json.dumps(audit.to_dict()))["projects"]["requested"] == ["app"]
 

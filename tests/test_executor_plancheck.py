@@ -41,6 +41,7 @@ def _document(tmp_path: Path, count: int = 2) -> dict[str, Any]:
         "LPT9",
         "a\0b.whl",
         "tab\there.whl",
+        "gpj.\u202eevil.whl",
         "trailing.",
         " lead.whl",
         "manifest.json",
@@ -65,8 +66,8 @@ def test_every_problem_reported_with_its_path(tmp_path: Path) -> None:
     arts = document["artifacts"]
     arts[0]["destination"] = "../../etc/evil.whl"
     arts[1]["hashes"] = {"md5": "0" * 32}
-    arts[2]["destination"] = "F0.WHL"  # artifacts[0] no longer has this name
-    arts[3]["destination"] = "f0.whl"
+    arts[2]["destination"] = arts[2]["filename"] = "F0.WHL"  # artifacts[0] no longer has it
+    arts[3]["destination"] = arts[3]["filename"] = "f0.whl"
     arts[4]["url"] = "http://mirror.invalid/files/f4.whl"
     problems = {p.path: p.message for p in check_plan(document)}
     assert set(problems) == {
@@ -130,3 +131,16 @@ def test_read_plan_accepts_a_good_plan(tmp_path: Path) -> None:
     loaded = read_plan(good)
     assert [a.destination for a in loaded.plan.artifacts] == ["f0.whl", "f1.whl"]
     assert loaded.document == document
+
+
+def test_destination_is_the_filename_and_not_absolute(tmp_path: Path) -> None:
+    document = _document(tmp_path, 2)
+    arts = document["artifacts"]
+    arts[0]["destination"], arts[1]["destination"] = arts[1]["destination"], arts[0]["destination"]
+    document["destination"] = str(tmp_path / "elsewhere")
+    problems = {p.path: p.message for p in check_plan(document)}
+    assert set(problems) == {"destination", "artifacts[0].destination", "artifacts[1].destination"}
+    assert "give --dest" in problems["destination"]
+    assert "is not the filename" in problems["artifacts[0].destination"]
+    chosen = {p.path for p in check_plan(document, destination_given=True)}
+    assert "destination" not in chosen

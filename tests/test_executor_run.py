@@ -96,6 +96,7 @@ def test_leaving_early_stops_workers_and_lists_only_verified(
         "resumed": 1,
         "cache": 0,
         "existing": 1,
+        "mirror": 0,
         "failed": 0,
     }
 

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -33,14 +34,16 @@ from tests.support.wheels import Dist, build_wheel
 
 TIMEOUT = float(os.environ.get("FETCHPLAN_TEST_TIMEOUT", "120"))
 
-# alpha[fast] needs beta and (through the extra) delta; gamma only on Python 2, never taken.
+# alpha[fast] needs beta and (through the extra) delta; gamma only on Python 2 or through the
+# docs extra, never taken. Alpha's metadata is version 2.3, which pip's report shows as is.
 DISTS = [
     Dist(
         "Alpha",
         "1.0",
         requires=["beta>=2", "gamma; python_version < '3'"],
-        extras={"fast": ["delta>=0.5"]},
+        extras={"fast": ["delta>=0.5"], "docs": ["gamma>=1"]},
         requires_python=">=3.8",
+        metadata_version="2.3",
     ),
     Dist("beta", "2.1"),
     Dist("beta", "1.0"),
@@ -180,9 +183,10 @@ def _identity(item: dict[str, object]) -> tuple[str, str, str, str]:
     )
 
 
-def test_pip_report_matches_pips_own(served: Served, tmp_path: Path) -> None:
-    ours = json.loads(export_plan(_plan(served), "pip-report"))
-    report = tmp_path / "pip-report.json"
+@pytest.fixture(scope="module")
+def pips_report(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip's own ``--dry-run --report`` for ``alpha[fast]`` against the served index."""
+    report = tmp_path_factory.mktemp("pip-report") / "pip-report.json"
     _ok(
         _run(
             [
@@ -200,6 +204,14 @@ def test_pip_report_matches_pips_own(served: Served, tmp_path: Path) -> None:
             ]
         )
     )
+    return report
+
+
+def test_pip_report_matches_pips_own(served: Served, pips_report: Path) -> None:
+    # The hand-built plan records no core metadata: the export falls back to what the plan
+    # knows (see test_planned_metadata_is_pips_metadata for the planner's own plans).
+    ours = json.loads(export_plan(_plan(served), "pip-report"))
+    report = pips_report
     theirs = json.loads(report.read_text())
     assert ours["version"] == theirs["version"] == "1"
     assert {_identity(i) for i in ours["install"]} == {_identity(i) for i in theirs["install"]}
@@ -214,7 +226,6 @@ def test_pip_report_matches_pips_own(served: Served, tmp_path: Path) -> None:
                 i.get("is_yanked", False),  # older pips do not write it
                 i["download_info"]["archive_info"]["hash"],  # type: ignore[index]
                 i["metadata"].get("requires_python"),  # type: ignore[attr-defined]
-                i["metadata"]["metadata_version"],  # type: ignore[index]
             )
             for i in report["install"]
         }
@@ -240,6 +251,79 @@ def test_pip_report_matches_pips_own(served: Served, tmp_path: Path) -> None:
         "beta": set(),
         "delta": set(),
     }
+    # ... and keeps pip's metadata, which a second export gives back unchanged.
+    again = json.loads(export_plan(imported, "pip-report"))
+    assert _by_name(again) == _by_name(theirs)
+
+
+def _comparable(item: dict[str, Any]) -> dict[str, Any]:
+    """A report item without what pip's report has and a plan does not keep: fetchplan's
+    extension data, the description."""
+    kept = {k: v for k, v in item.items() if k != "fetchplan"}
+    kept["metadata"] = {k: v for k, v in item["metadata"].items() if k != "description"}
+    return kept
+
+
+def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        canonicalize_name(item["metadata"]["name"]): _comparable(item) for item in report["install"]
+    }
+
+
+def test_planned_metadata_is_pips_metadata(
+    served: Served,
+    pips_report: Path,
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    fetchplan_cmd: list[str],
+) -> None:
+    """A plan the planner made exports the report pip writes: the full core metadata (a 2.3
+    version, a requirement whose marker is false here, an extra nobody selected), the flags,
+    the URLs and hashes; only fetchplan's extension key and the description differ."""
+    plan_path = tmp_path / "plan.json"
+    exported = tmp_path / "ours.json"
+    for cmd in (
+        [
+            "plan",
+            "--index-url",
+            served.index_url,
+            "--no-cache",
+            "-o",
+            str(plan_path),
+            "alpha[fast]",
+        ],
+        ["export", str(plan_path), "--format", "pip-report", "-o", str(exported)],
+    ):
+        _ok(
+            subprocess.run(
+                [*fetchplan_cmd, *cmd],
+                capture_output=True,
+                text=True,
+                env=cli_env,
+                timeout=TIMEOUT,
+                check=False,
+            )
+        )
+    ours = json.loads(exported.read_text())
+    theirs = json.loads(pips_report.read_text())
+    assert _by_name(ours) == _by_name(theirs)
+    assert ours["environment"] == theirs["environment"]
+
+    alpha = _by_name(ours)["alpha"]["metadata"]
+    assert alpha["metadata_version"] == "2.3" and alpha["name"] == "Alpha"
+    assert alpha["summary"] == "test distribution Alpha"
+    declared = [r.replace(" ", "") for r in alpha["requires_dist"]]
+    assert "gamma;python_version<'3'" in declared  # marker false here: declared all the same
+    assert 'gamma>=1;extra=="docs"' in declared  # unselected extra
+    assert alpha["provides_extra"] == ["fast", "docs"]
+    plan = json.loads(plan_path.read_text())
+    recorded = {a["name"]: a["metadata"] for a in plan["artifacts"]}
+    assert recorded["alpha"] == alpha
+    assert {a["name"]: [d["name"] for d in a["dependencies"]] for a in plan["artifacts"]} == {
+        "alpha": ["beta", "delta"],
+        "beta": [],
+        "delta": [],
+    }
 
 
 def _uv() -> str:
@@ -251,17 +335,12 @@ def _uv() -> str:
 
 
 @pytest.fixture(scope="session")
-def newest_pip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Python whose pip reads pylock.toml (26.1+), installed from $FETCHPLAN_TEST_TOOLS."""
-    tools = os.environ.get("FETCHPLAN_TEST_TOOLS")
-    if not tools:
-        pytest.fail(
-            "FETCHPLAN_TEST_TOOLS is not set: it names a directory holding a pip>=26.1 wheel "
-            "(.ci/run fills it: pip download --no-deps -d DIR 'pip>=26.1')"
-        )
+def newest_pip(tmp_path_factory: pytest.TempPathFactory, test_tools: Path) -> Path:
+    """A Python whose pip reads pylock.toml (26.1+), installed from the test tools' wheel."""
+    tools = test_tools
     wheels = sorted(Path(tools).glob("pip-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1])
     if not wheels or parse_wheel_filename(wheels[-1].name)[1] < Version("26.1"):
-        pytest.fail(f"no pip>=26.1 wheel in FETCHPLAN_TEST_TOOLS={tools}")
+        pytest.fail(f"no pip>=26.1 wheel in {tools}")
     python = _venv(tmp_path_factory.mktemp("newest-pip") / "venv")
     wheel = wheels[-1]
     # pip runs from its own wheel to install itself: the bootstrap pip documents.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tomllib
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from packaging.pylock import Pylock
 from packaging.utils import canonicalize_name
 
 from fetchplan.errors import FileFormatError, InputError
-from fetchplan.formats import ExportError, Pin, export_plan, import_plan
+from fetchplan.formats import ExportError, Found, Pin, export_plan, import_plan
 from fetchplan.schemas import validate
 from fetchplan.schemas.plan import (
     Artifact,
@@ -401,23 +402,31 @@ def test_plain_requirements_need_a_lookup_and_use_it() -> None:
         "req.txt: line 3: app==2.0: no fetchplan-file note names its files, and finding them "
         "by hash on an index is not available here"
     )
-    asked: list[Pin] = []
+    asked: list[tuple[list[Pin], Target]] = []
 
-    def lookup(pin: Pin) -> list[Artifact]:
-        asked.append(pin)
-        return [_artifact("app-2.0-py3-none-any.whl", hashes={"sha256": "a" * 64})]
+    def lookup(pins: Sequence[Pin], target: Target) -> list[Found]:
+        asked.append((list(pins), target))
+        return [Found(files=(_artifact("app-2.0-py3-none-any.whl", hashes={"sha256": "a" * 64}),))]
 
     plan = _import(PLAIN_REQUIREMENTS, "req.txt", fallback=LINUX, lookup=lookup)
-    assert [p.name for p in asked] == ["app"]  # lib's marker is false on linux
+    assert [([p.name for p in pins], t.name) for pins, t in asked] == [(["app"], "linux")]
+    # lib's marker is false on linux: it is not looked up.
     assert [a.filename for a in plan.artifacts] == ["app-2.0-py3-none-any.whl"]
     assert plan.artifacts[0].requested
     assert plan.indexes == (IndexRef(url=INDEX),)
 
-    def liar(pin: Pin) -> list[Artifact]:
-        return [_artifact("app-2.0-py3-none-any.whl", hashes={"sha256": "f" * 64})]
+    def liar(pins: Sequence[Pin], target: Target) -> list[Found]:
+        return [Found(files=(_artifact("app-2.0-py3-none-any.whl", hashes={"sha256": "f" * 64}),))]
 
     with pytest.raises(FileFormatError, match="line 3: files not matching the pin's hashes"):
         _import(PLAIN_REQUIREMENTS, "req.txt", fallback=LINUX, lookup=liar)
+
+    def empty(pins: Sequence[Pin], target: Target) -> list[Found]:
+        return [Found(problem=f"{p.name}=={p.version}: nothing here") for p in pins]
+
+    with pytest.raises(FileFormatError) as info:
+        _import(PLAIN_REQUIREMENTS, "req.txt", fallback=LINUX, lookup=empty)
+    assert str(info.value) == "req.txt: line 3: app==2.0: nothing here"
 
 
 @pytest.mark.parametrize(

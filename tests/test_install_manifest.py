@@ -100,13 +100,16 @@ def test_manifest_missing_or_differing_artifact(
     assert "sha256 0000" in message
 
 
-def test_sdists_are_named_not_installed(tmp_path: Path, shared_venv: TargetInterpreter) -> None:
+def test_sdist_without_build_dependencies_is_named(
+    tmp_path: Path, shared_venv: TargetInterpreter
+) -> None:
     sdist = build_sdist(tmp_path / "dest", Dist("legacy", "1.0"))
     manifest = make_fetched_dest(tmp_path, [Dist("app", "1.0"), sdist])
     message = _refused(manifest, shared_venv, InstallError)
-    assert "cannot install sdists yet" in message
-    assert message.endswith("legacy-1.0.tar.gz")
     assert message.startswith(str(manifest.parent / "plan.json"))
+    assert "cannot build legacy-1.0.tar.gz: its build requirement setuptools>=61 has no wheel" in (
+        message
+    )
 
 
 def test_incompatible_wheel_is_named(tmp_path: Path, shared_venv: TargetInterpreter) -> None:

@@ -53,3 +53,20 @@ def test_credentials_by_prefix_and_netrc(tmp_path: Path) -> None:
     assert store.lookup("https://files.invalid/a.whl") == ("nu", "np")
     assert store.lookup("https://other.invalid/") is None
     assert "p@ss" not in repr(store)
+
+
+def test_tls_settings_reach_the_session() -> None:
+    import requests
+
+    settings = settings_from(
+        {"PIP_CLIENT_CERT": "/certs/me.pem"}, parse_config_list("global.cert='/certs/ca.pem'\n")
+    )
+    assert (settings.cert, settings.client_cert) == ("/certs/ca.pem", "/certs/me.pem")
+    session = requests.Session()
+    settings.apply_tls(session)
+    assert session.verify == "/certs/ca.pem"
+    assert session.cert == "/certs/me.pem"
+    untouched = requests.Session()
+    settings_from({}, {}).apply_tls(untouched)
+    assert untouched.verify is True
+    assert untouched.cert is None

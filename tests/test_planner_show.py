@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from packaging.utils import canonicalize_name
 
-from fetchplan.commands.show import human_size, render_table, status_of
+from fetchplan._text import human_size
+from fetchplan.commands.show import render_table, status_of
 from fetchplan.schemas.plan import Artifact, Inputs, Plan, SatisfiedBy, Target
 
 SHA = "b" * 64

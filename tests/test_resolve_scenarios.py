@@ -90,6 +90,7 @@ def _plan(scenario: Mapping[str, Any], tmp_path: Path) -> tuple[Plan, list[str]]
         format_ops=format_ops,
         python_version=opts.get("python_version"),
         platforms=opts.get("platforms", ()),
+        build_deps=opts.get("build_deps", True),
         output=tmp_path / "plan.json",
         isolated=True,
         no_cache=True,

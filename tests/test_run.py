@@ -152,3 +152,23 @@ def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
     assert "policy violated" in run.stderr
     # Planning read metadata files only; no wheel was fetched.
     assert [r.path for r in server.requests("/files/") if r.path.endswith(".whl")] == []
+
+
+def test_run_offline_from_a_directory_makes_no_request(
+    index_server: MakeIndexServer,
+    tmp_path: Path,
+    fetchplan_cmd: list[str],
+    cli_env: dict[str, str],
+) -> None:
+    server = index_server(GRAPH)
+    wheels = server.root / "files"
+    argv = [*fetchplan_cmd, "run", "app", "--offline", "--venv", "venv", "--progress", "none"]
+    # With an index on the network, --offline refuses before any request.
+    refused = _run([*argv, "--index-url", server.index_url], cli_env, tmp_path)
+    assert refused.returncode != 0
+    assert "--offline" in refused.stderr
+    done = _run([*argv, "--no-index", "--find-links", str(wheels)], cli_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert server.requests() == []
+    listed = _pip(tmp_path / "venv" / "bin" / "python", "list", "--format", "json")
+    assert {p["name"]: p["version"] for p in json.loads(listed.stdout)} == EXPECTED

@@ -37,7 +37,7 @@ def register(
         "--large-file",
         default=str(DEFAULT_LARGE_FILE),
         metavar="SIZE",
-        help="report artifacts larger than SIZE (bytes, or 50MB, 1GiB...; default 100MiB)",
+        help="report artifacts larger than SIZE (bytes, or 50MB, 1GiB...; default 100MB)",
     )
     p.set_defaults(func=run)
 

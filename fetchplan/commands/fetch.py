@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, TextIO
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
+    from fetchplan.executor.limits import TransferLimits
     from fetchplan.executor.progress import Reporter
+    from fetchplan.executor.retry import RetryPolicy
     from fetchplan.executor.run import FetchOptions
     from fetchplan.executor.summary import FetchResult
 
@@ -141,6 +143,20 @@ def register(
         action="store_true",
         help="fail at once if another fetchplan holds the destination",
     )
+    g = p.add_argument_group("mirror and network")
+    g.add_argument(
+        "--mirror",
+        metavar="DIR_OR_URL",
+        help=(
+            "take each file from this directory or index first, found by file name and "
+            "verified by the plan's hashes; what it lacks comes from the plan's URL"
+        ),
+    )
+    g.add_argument(
+        "--offline",
+        action="store_true",
+        help="open no network connection: a file not in the destination, cache or mirror fails",
+    )
     g = p.add_argument_group("retries and timeouts")
     g.add_argument(
         "--retries",
@@ -201,17 +217,22 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _options(args: argparse.Namespace) -> FetchOptions:
+def env_policies() -> tuple[RetryPolicy, TransferLimits]:
+    """The retry policy and transfer limits, with ``FETCHPLAN_*`` environment overrides."""
     from fetchplan.executor.limits import TransferLimits
     from fetchplan.executor.retry import RetryPolicy
+
+    try:
+        return RetryPolicy().with_env(os.environ), TransferLimits().with_env(os.environ)
+    except ValueError as exc:
+        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+
+
+def _options(args: argparse.Namespace) -> FetchOptions:
     from fetchplan.executor.run import DEFAULT_PER_HOST, FetchOptions
     from fetchplan.executor.shard import parse_shard
 
-    try:
-        retry = RetryPolicy().with_env(os.environ)
-        limits = TransferLimits().with_env(os.environ)
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    retry, limits = env_policies()
     if args.retries is not None:
         retry = replace(retry, attempts=args.retries)
     if args.retry_base is not None:
@@ -239,6 +260,8 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         retry=retry,
         limits=limits,
         timings_path=args.timings,
+        mirror=args.mirror,
+        offline=args.offline,
     )
 
 
@@ -283,6 +306,8 @@ def _summary_lines(result: FetchResult) -> list[str]:
     summary = result.summary()
     files = summary["files"]
     sources = ", ".join(f"{files[k]} {k}" for k in ("downloaded", "resumed", "cache", "existing"))
+    if files["mirror"]:
+        sources += f", {files['mirror']} mirror"
     lines = [
         f"{len(result.verified)} verified ({sources}), {files['failed']} failed"
         + (f", {result.skipped} left to other shards" if result.skipped else ""),
@@ -305,8 +330,6 @@ def run(args: argparse.Namespace) -> int:
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with _sigterm_interrupts():
         result = execute_plan(args.plan, options, reporter)
-    for failure in result.failures:
-        sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
     if not quiet:
         for line in _summary_lines(result):
             sys.stdout.write(f"{line}\n")

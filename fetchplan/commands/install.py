@@ -1,4 +1,8 @@
-"""``fetchplan install``: install the wheels of a verified manifest into an environment."""
+"""``fetchplan install``: install the wheels of a verified manifest (or a bundle) into an
+environment.
+
+sdists in it are built into wheels first (:mod:`fetchplan.install.build`).
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,25 @@ def register(
     p = subparsers.add_parser(
         "install",
         parents=[common],
-        help="install the wheels of a verified manifest",
+        help="install the wheels of a verified manifest or bundle",
         description=(
             "Install the wheels a verified manifest (written by `fetchplan fetch`) vouches for "
             "into a virtual environment or an interpreter. Every wheel is checked against the "
-            "manifest and the plan, and for unsafe contents, before anything is written."
+            "manifest and the plan, and for unsafe contents, before anything is written. A "
+            "bundle (directory or tar, from `fetchplan bundle`) is verified whole first, as "
+            "`fetchplan verify` does, and refused on any problem. With a "
+            "plan for several targets, the artifacts of the target that best fits the "
+            "interpreter are installed. An sdist (a project without a fitting wheel) is built "
+            "first, offline, in an isolated environment of the plan's build dependencies; "
+            "nothing is installed unless every build succeeds. Never uses the network."
         ),
     )
-    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="the manifest.json to install")
+    p.add_argument(
+        "manifest",
+        type=Path,
+        metavar="SOURCE",
+        help="a manifest.json, a fetch destination, or a bundle directory or tar",
+    )
     p.add_argument(
         "--venv",
         type=Path,
@@ -53,23 +68,39 @@ def register(
         action="store_false",
         help="do not byte-compile the installed modules",
     )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="accepted for symmetry with the other commands: installing never uses the network",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
     from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest
+    from fetchplan.install.core import load_checked
 
     if args.venv is None and args.python is None:
         raise InputError("install: give the environment with --venv DIR or --python PY")
-    python: Path = args.python if args.venv is None else ensure_venv(args.venv, python=args.python)
-    target = TargetInterpreter.query(python)
-    report = install_manifest(
-        args.manifest,
-        target,
-        plan_path=args.plan,
-        reinstall=args.reinstall,
-        compile=args.compile,
-    )
+    with open_bundle(args.manifest) as source:
+        if source.is_bundle:
+            checked = check_bundle(source)
+            if checked.problems:
+                raise BundleInvalid(checked.where, checked.problems)
+        # A manifest that cannot be installed must not leave a new, empty venv behind.
+        load_checked(source.manifest_path, plan_path=args.plan)
+        python: Path = (
+            args.python if args.venv is None else ensure_venv(args.venv, python=args.python)
+        )
+        target = TargetInterpreter.query(python)
+        report = install_manifest(
+            source.manifest_path,
+            target,
+            plan_path=args.plan,
+            reinstall=args.reinstall,
+            compile=args.compile,
+        )
     for project in report.projects:
         if project.action == "unchanged":
             continue

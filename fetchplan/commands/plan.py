@@ -24,7 +24,22 @@ destination or the cache satisfies it. Only index pages and metadata are downloa
 metadata files, else HTTP range requests into wheels). Index settings not given here come
 from PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS and pip's configuration, then from
 pip's default index.
+
+One plan can serve several environments: give --target once per environment (e.g.
+--target py=3.11,platform=manylinux_2_17_x86_64
+--target py=3.12,platform=manylinux_2_28_aarch64).
+Each is resolved on its own; every file is listed once, marked with the targets it serves.
+sdists come with their build requirements (wheels only), and an sdist whose dependencies are
+dynamic has its metadata prepared by its build backend in an isolated environment here.
 """
+
+TARGET_HELP = (
+    "a target environment as KEY=VALUE pairs separated by commas: py=X.Y, platform=TAG "
+    "(repeatable), impl=cp|pp|..., abi=TAG (repeatable), name=NAME (default: e.g. "
+    "cp312-manylinux_2_28_aarch64); what is left out comes from this interpreter, and 'host' "
+    "alone is this interpreter. Repeat --target for a plan serving several environments; not "
+    "combined with the single-target options below"
+)
 
 
 class _FormatAction(argparse.Action):
@@ -139,6 +154,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
     tgt = p.add_argument_group("target environment (default: this interpreter)")
+    tgt.add_argument(
+        "--target", dest="target_specs", action="append", default=[], metavar="SPEC",
+        help=TARGET_HELP,
+    )  # fmt: skip
     tgt.add_argument("--python-version", metavar="X.Y", help="e.g. 3.12 or 3.12.4")
     tgt.add_argument(
         "--platform", dest="platforms", action="append", default=[], metavar="TAG",
@@ -150,11 +169,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ABI tag, e.g. cp312 (repeatable)",
     )  # fmt: skip
 
+    sel.add_argument(
+        "--no-build-deps", dest="build_deps", action="store_false",
+        help="plan sdists without their build requirements (by default these are resolved, "
+        "from wheels, into the plan so that 'install' can build the sdists offline; an sdist "
+        "with dynamic dependencies then cannot be planned)",
+    )  # fmt: skip
+
     net = p.add_argument_group("cache and network")
     net.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="artifact cache (default: the user cache)"
     )
     net.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    net.add_argument(
+        "--offline", action="store_true",
+        help="open no network connection: only file:// indexes, find-links directories and "
+        "the cache serve; anything else is an error naming it",
+    )  # fmt: skip
     net.add_argument(
         "--compute-hashes", action="store_true",
         help="download artifacts whose index gives no sha256 (into the cache) to hash them",
@@ -199,6 +230,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         platforms=tuple(args.platforms),
         implementation=args.implementation,
         abis=tuple(args.abis),
+        targets=tuple(getattr(args, "target_specs", ())),
+        build_deps=getattr(args, "build_deps", True),
         output=args.output,
         dest=args.dest,
         cache_dir=args.cache_dir,
@@ -208,12 +241,13 @@ def options_from_args(args: argparse.Namespace) -> Any:
         timeout=args.timeout,
         retries=args.retries,
         isolated=args.isolated,
+        offline=args.offline,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Plan, write the plan (and timings), print a one-line summary."""
-    from fetchplan.commands.show import human_size
+    from fetchplan._text import human_size
     from fetchplan.planner.api import make_plan
     from fetchplan.schemas import dump_document
     from fetchplan.schemas.plan import write_plan
@@ -232,9 +266,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = sum(1 for a in pending if a.size is None)
     if not (getattr(args, "quiet", 0) or 0):
         note = f" (+{unknown} of unknown size)" if unknown else ""
+        targets = result.plan.targets
+        served = f" for {len(targets)} targets" if len(targets) > 1 else ""
         print(  # noqa: T201
-            f"wrote {options.output}: {len(artifacts)} artifacts, {len(pending)} to fetch, "
-            f"{human_size(to_fetch)}{note}",
+            f"wrote {options.output}{served}: {len(artifacts)} artifacts, {len(pending)} to "
+            f"fetch, {human_size(to_fetch)}{note}",
             file=sys.stdout,
         )
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -65,6 +66,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--per-host", type=int, metavar="N", help="parallel transfers per host (default: 8)"
     )
     fetch.add_argument(
+        "--mirror",
+        metavar="DIR_OR_URL",
+        help="fetch the plan's files from this directory or index first (same hashes)",
+    )
+    fetch.add_argument(
         "--policy", type=Path, metavar="FILE", help="refuse to fetch a plan that breaks it"
     )
     fetch.add_argument(
@@ -92,16 +98,11 @@ def _fetch_timings_path(plan_timings: Path | None) -> Path | None:
 
 
 def _fetch_options(args: argparse.Namespace) -> FetchOptions:
-    import os
-
-    from fetchplan.executor import FetchOptions, RetryPolicy, TransferLimits
+    from fetchplan.commands.fetch import env_policies
+    from fetchplan.executor import FetchOptions
     from fetchplan.executor.run import DEFAULT_PER_HOST
 
-    try:
-        retry = RetryPolicy().with_env(os.environ)
-        limits = TransferLimits().with_env(os.environ)
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
+    retry, limits = env_policies()
     if args.per_host is not None and args.per_host < 1:
         raise InputError(f"--per-host must be positive, not {args.per_host}")
     credential_urls = ([args.index_url] if args.index_url else []) + list(args.extra_index_urls)
@@ -117,6 +118,8 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
         retry=retry,
         limits=limits,
         timings_path=_fetch_timings_path(args.timings),
+        mirror=args.mirror,
+        offline=args.offline,
     )
 
 
@@ -132,9 +135,9 @@ def _interpreter(args: argparse.Namespace) -> TargetInterpreter:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, then fetch while staging each verified wheel, then install all at once."""
+    from fetchplan._text import human_size
     from fetchplan.commands.fetch import _reporter, _sigterm_interrupts, _summary_lines
     from fetchplan.commands.plan import options_from_args
-    from fetchplan.commands.show import human_size
     from fetchplan.executor import open_execution
     from fetchplan.install import StagedInstall, WheelToInstall
     from fetchplan.install.selection import select_artifacts, select_target
@@ -150,7 +153,11 @@ def run(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchplan-venv") as pool:
         interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args)
         if args.python is not None and not (
-            args.python_version or args.platforms or args.implementation or args.abis
+            args.python_version
+            or args.platforms
+            or args.implementation
+            or args.abis
+            or args.target_specs
         ):
             # Another interpreter: plan for its Python version, not this one's.
             other = interpreter_future.result()
@@ -178,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with (
+        tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
         StagedInstall(target, reinstall=args.reinstall, compile=not args.no_compile) as install,
         _sigterm_interrupts(),
     ):
@@ -185,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
         with execution:
             for verified in execution:
                 artifact = needed.get(verified.artifact.destination)
-                if artifact is None:
-                    continue
+                if artifact is None or artifact.kind == "sdist":
+                    continue  # not needed here, or built once everything is verified
                 install.add(
                     WheelToInstall(
                         path=verified.path,
@@ -201,8 +209,6 @@ def run(args: argparse.Namespace) -> int:
         fetched = execution.result
         if fetched is None:  # pragma: no cover - the execution always sets it on exit
             raise RuntimeError("execution produced no result")
-        for failure in fetched.failures:
-            sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
         if not quiet:
             for line in _summary_lines(fetched):
                 sys.stdout.write(f"{line}\n")
@@ -211,6 +217,13 @@ def run(args: argparse.Namespace) -> int:
         if not fetched.ok:
             sys.stderr.write("fetchplan: nothing installed: some artifacts were not verified\n")
             return 1
+        if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path is not None:
+            from fetchplan.install.build import build_manifest_sdists
+
+            for wheel in build_manifest_sdists(
+                fetched.manifest_path, target, out_dir=Path(built_dir), plan_path=plan_path
+            ):
+                install.add(wheel)
         report = install.commit()
     if not quiet:
         counts = ", ".join(

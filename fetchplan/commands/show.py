@@ -1,9 +1,11 @@
 """``fetchplan show PLAN``: a plan as a table a person can read, with totals.
 
-One row per artifact (name, version, size, host, status) and totals: artifacts, bytes to
-download, bytes already satisfied by the destination or the cache. The plan is validated when
+One row per artifact (name, version, size, host, status, and the targets it serves when the
+plan has several) and totals: artifacts, bytes to download, bytes already satisfied by the
+destination or the cache. The plan is validated when
 read, so a bad plan is rejected with its file and the dotted path of the bad field.
-:func:`render_table` is pure; other renderings (a dependency graph) can sit beside it.
+:func:`render_table` is pure; ``--graph dot|mermaid`` prints
+:func:`fetchplan.review.graph.render_graph` instead.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fetchplan._text import human_size
+from fetchplan.review.graph import GRAPH_FORMATS, render_graph
 from fetchplan.schemas.plan import Artifact, Plan, load_plan
 
-__all__ = ["register", "render_table", "run", "status_of"]
+__all__ = ["register", "render_table", "run", "status_of", "targets_of"]
 
 _HEADERS = ("NAME", "VERSION", "SIZE", "HOST", "STATUS")
 
@@ -31,19 +35,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "artifacts, bytes to download, bytes already satisfied. The plan is validated first.",
     )
     p.add_argument("plan", type=Path, metavar="PLAN", help="a plan written by 'fetchplan plan'")
+    p.add_argument(
+        "--graph",
+        choices=GRAPH_FORMATS,
+        help="print the dependency graph (Graphviz dot or Mermaid) instead of the table",
+    )
     p.set_defaults(func=run)
-
-
-def human_size(size: int | None) -> str:
-    """``1.2 MB`` style (decimal units), ``?`` when unknown."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover - the loop always returns
 
 
 def status_of(artifact: Artifact) -> str:
@@ -61,6 +58,8 @@ def status_of(artifact: Artifact) -> str:
         notes.append("yanked")
     if artifact.kind == "sdist":
         notes.append("sdist")
+    if artifact.build_dependency:
+        notes.append("build dependency")
     return f"{status} ({', '.join(notes)})" if notes else status
 
 
@@ -71,14 +70,31 @@ def _host(url: str) -> str:
     return parts.netloc
 
 
+def targets_of(artifact: Artifact, plan: Plan) -> str:
+    """The targets ``artifact`` serves, for a table cell: names, ``all``, and builds marked.
+
+    A file only builds use shows the targets whose builds use it; a file installed in some
+    targets and used by the builds of others shows those as ``build:NAME``.
+    """
+    names = [t.name for t in plan.targets]
+    served = names if artifact.targets is None else list(artifact.targets)
+    cell = "all" if served == names and len(names) > 1 else ",".join(served)
+    extra = [n for n in artifact.build_targets or () if n not in served]
+    return ",".join([cell, *(f"build:{n}" for n in extra)]) if extra else cell
+
+
 def render_table(plan: Plan) -> str:
     """The table and totals for ``plan``, as text ending in a newline."""
+    several = len(plan.targets) > 1
+    headers = (*_HEADERS, "TARGETS") if several else _HEADERS
     rows = [
-        (a.name, a.version, human_size(a.size), _host(a.url), status_of(a)) for a in plan.artifacts
+        (a.name, a.version, human_size(a.size), _host(a.url), status_of(a))
+        + ((targets_of(a, plan),) if several else ())
+        for a in plan.artifacts
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = []
-    for row in (_HEADERS, *rows):
+    for row in (headers, *rows):
         cells = [
             cell.rjust(widths[i]) if i == 2 else cell.ljust(widths[i]) for i, cell in enumerate(row)
         ]
@@ -95,12 +111,14 @@ def render_table(plan: Plan) -> str:
         + (f", {unknown} of unknown size" if unknown else "")
         + f"), {len(done)} already satisfied ({human_size(satisfied)}, {satisfied} bytes)"
     )
+    if several:
+        lines.append(f"targets: {', '.join(t.name for t in plan.targets)}")
     lines.append(f"destination: {plan.destination}")
     return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate and print the plan."""
+    """Validate and print the plan: its table, or with ``--graph`` its dependency graph."""
     plan, _document = load_plan(args.plan)
-    sys.stdout.write(render_table(plan))
+    sys.stdout.write(render_table(plan) if args.graph is None else render_graph(plan, args.graph))
     return 0

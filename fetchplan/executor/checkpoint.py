@@ -32,7 +32,7 @@ __all__ = ["ArtifactState", "CheckpointStore", "State", "parse_journal", "utc_no
 log = logging.getLogger(__name__)
 
 State = Literal["partial", "verified", "failed", "discarded"]
-ObtainedFrom = Literal["downloaded", "resumed", "existing", "cache"]
+ObtainedFrom = Literal["downloaded", "resumed", "existing", "cache", "mirror"]
 
 
 def utc_now() -> str:

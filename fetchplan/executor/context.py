@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -28,6 +28,9 @@ from fetchplan.executor.checkpoint import CheckpointStore
 from fetchplan.executor.limits import TransferLimits
 from fetchplan.executor.progress import ProgressState
 from fetchplan.executor.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from fetchplan.executor.mirror import MirrorIndex
 
 __all__ = [
     "ArtifactFailed",
@@ -131,6 +134,12 @@ class Context:
     limits: TransferLimits
     progress: ProgressState
     trusted_hosts: frozenset[str] = frozenset()
+    mirror: MirrorIndex | None = None
+    """Where to look for each file before its own URL."""
+    offline: bool = False
+    """No request may leave the machine: a file not found locally fails."""
+    seeds: tuple[Path, ...] = ()
+    """Directories that may already hold the plan's files under their destination names."""
     cancel: threading.Event = field(default_factory=threading.Event)
     random: Callable[[], float] = random.random
     clock_origin: float = field(default_factory=time.monotonic)

@@ -1,10 +1,12 @@
 """Obtaining one artifact: :func:`obtain` returns a verified file at its final path, or raises.
 
-In order: a file already at the final name (re-hashed), the content-addressed cache
-(materialised beside the final name, re-hashed), then the network. Bytes stream into
-``<dest>/.fetchplan/partial/<name>.part`` while being hashed, capped at the plan's size; only
-a partial whose sha256 and size match is fsynced and renamed to its final name with
-``os.replace``, so nothing unverified ever carries a final name.
+In order: a file already at the final name (re-hashed), one of the same name in a seed
+directory (an earlier fetch's destination), the content-addressed cache (both materialised
+beside the final name, re-hashed), the mirror when there is one, then the artifact's own URL
+(never when offline). Downloaded bytes stream into ``<dest>/.fetchplan/partial/<name>.part``
+while being hashed, capped at the plan's size; only a partial whose sha256 and size match is
+fsynced and renamed to its final name with ``os.replace``, so nothing unverified ever carries
+a final name.
 
 Network tries follow the :class:`RetryPolicy`; a partial is resumed with ``Range`` and
 ``If-Range`` when the checkpoint holds a strong validator for it. A partial whose content turns
@@ -17,11 +19,13 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISREG
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from fetchplan._fs import CHUNK_SIZE, fsync_dir
 from fetchplan.errors import HashMismatch
@@ -56,6 +60,8 @@ class Verified:
     source: ObtainedFrom
     verified_at: str
     timing: FileTiming
+    fetched_from: str | None = None
+    """The URL the bytes came from when it was not the plan's (a mirror); no credentials."""
 
 
 def obtain(artifact: Artifact, ctx: Context) -> Verified:
@@ -75,8 +81,21 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
     final = ctx.destination / artifact.destination
     ctx.progress.begin(artifact.destination, artifact.size)
     try:
-        found = _existing(artifact, final, ctx, timing) or _from_cache(artifact, final, ctx, timing)
+        found = (
+            _existing(artifact, final, ctx, timing)
+            or _from_seed(artifact, final, ctx, timing)
+            or _from_cache(artifact, final, ctx, timing)
+        )
+        if found is None and ctx.mirror is not None:
+            found = _from_mirror(artifact, final, ctx, timing)
         if found is None:
+            if ctx.offline and urlsplit(artifact.url).scheme != "file":
+                # (With a mirror, _from_mirror has already failed the artifact.)
+                raise ArtifactFailed(
+                    artifact.destination,
+                    f"offline: {artifact.filename} is not in the destination or the cache "
+                    f"(it would come from {artifact.url})",
+                )
             found = _download(artifact, final, ctx, timing)
     except OSError as exc:
         timing.end = ctx.now()
@@ -178,6 +197,87 @@ def _existing(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming)
     )
 
 
+def _from_seed(
+    artifact: Artifact, final: Path, ctx: Context, timing: FileTiming
+) -> Verified | None:
+    """A file of the same name in a seed directory, hard-linked (else copied) beside the final
+    name, then re-hashed; only a match is renamed into place."""
+    for seed in ctx.seeds:
+        source = seed / artifact.destination
+        try:
+            stat = source.lstat()
+        except OSError:
+            continue
+        if not S_ISREG(stat.st_mode) or (
+            artifact.size is not None and stat.st_size != artifact.size
+        ):
+            continue
+        staging = ctx.partial_dir / f"{artifact.destination}.from-seed"
+        staging.unlink(missing_ok=True)
+        started = ctx.now()
+        try:
+            try:
+                os.link(source, staging)
+            except OSError:
+                shutil.copyfile(source, staging)
+            sha256, size = _hash_file(staging, ctx, artifact.destination)
+        except OSError as exc:
+            log.warning("%s: cannot take it from %s (%s)", artifact.destination, seed, exc)
+            staging.unlink(missing_ok=True)
+            ctx.progress.restart(artifact.destination)
+            continue
+        timing.phases.append(("verify", started, ctx.now()))
+        if not matches(artifact, sha256, size):
+            log.warning(
+                "%s: %s does not match the plan; not using it", artifact.destination, source
+            )
+            staging.unlink(missing_ok=True)
+            ctx.progress.restart(artifact.destination)
+            continue
+        os.replace(staging, final)
+        fsync_dir(final.parent)
+        log.debug("%s: taken from %s", artifact.destination, seed)
+        return _verified(
+            artifact, final, sha256=sha256, size=size, source="existing", ctx=ctx, timing=timing
+        )
+    return None
+
+
+def _from_mirror(
+    artifact: Artifact, final: Path, ctx: Context, timing: FileTiming
+) -> Verified | None:
+    """The file from the mirror, verified like any download; None when the mirror lacks it or
+    offers bytes that fail (then the plan's URL is next, unless offline)."""
+    assert ctx.mirror is not None
+    location = ctx.mirror.locate(artifact, ctx)
+    if location is None:
+        log.info("%s: not in the mirror", artifact.destination)
+        if ctx.offline:
+            raise ArtifactFailed(
+                artifact.destination,
+                f"offline: {artifact.filename} is not in the mirror "
+                f"{ctx.mirror.location.url} (nor in the destination or the cache)",
+            )
+        return None
+    plan_host = timing.host
+    timing.host = host_port(location)
+    try:
+        verified = _download(replace(artifact, url=location), final, ctx, timing, source="mirror")
+    except ArtifactFailed as exc:
+        if ctx.offline:
+            raise ArtifactFailed(artifact.destination, f"mirror {location}: {exc.reason}") from exc
+        log.warning(
+            "%s: mirror copy %s unusable (%s); fetching from the plan's URL",
+            artifact.destination,
+            location,
+            exc.reason,
+        )
+        timing.host = plan_host
+        ctx.progress.restart(artifact.destination)
+        return None
+    return replace(verified, artifact=artifact, fetched_from=location)
+
+
 def _from_cache(
     artifact: Artifact, final: Path, ctx: Context, timing: FileTiming
 ) -> Verified | None:
@@ -215,7 +315,14 @@ def _from_cache(
 # -- the network -----------------------------------------------------------------------------
 
 
-def _download(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming) -> Verified:
+def _download(
+    artifact: Artifact,
+    final: Path,
+    ctx: Context,
+    timing: FileTiming,
+    *,
+    source: ObtainedFrom | None = None,
+) -> Verified:
     part = ctx.partial_dir / f"{artifact.destination}.part"
     part.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -268,7 +375,8 @@ def _download(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming)
         os.replace(part, final)
         fsync_dir(final.parent)
         timing.phases.append(("verify", verify_started, ctx.now()))
-        source: ObtainedFrom = "resumed" if body.resumed else "downloaded"
+        if source is None:
+            source = "resumed" if body.resumed else "downloaded"
         verified = _verified(
             artifact,
             final,

@@ -54,7 +54,7 @@ def build_manifest(
                 path=v.artifact.destination,
                 sha256=v.sha256,
                 size=v.size,
-                url=v.artifact.url,
+                url=v.artifact.url if v.fetched_from is None else v.fetched_from,
                 source=v.source,
                 verified_at=v.verified_at,
             )

@@ -55,7 +55,10 @@ def check_destination_name(name: str) -> str | None:
     """
     if name in ("", ".", ".."):
         return f"{name!r} is not a file name"
-    bad = sorted({c for c in name if c in _FORBIDDEN_CHARS or ord(c) < 32 or ord(c) == 127})
+    # Category C: control, format (such as U+202E, which shows a name reversed), unassigned.
+    bad = sorted(
+        {c for c in name if c in _FORBIDDEN_CHARS or unicodedata.category(c).startswith("C")}
+    )
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         return (
@@ -108,8 +111,14 @@ def check_plan(
     *,
     allow_unhashed: bool = False,
     trusted_hosts: Iterable[str] = (),
+    destination_given: bool = False,
 ) -> list[FieldProblem]:
     """Every problem of meaning in a plan document, each with its dotted field path.
+
+    An absolute plan ``destination`` is refused unless the user chose the destination
+    (``destination_given``): a plan from elsewhere does not pick where files land. Each
+    artifact's ``destination`` must be its ``filename``, so what a file is called on disk is
+    what it is.
 
     Checks destinations (one safe component each, unique case-insensitively), filenames,
     sha256 presence and shape (md5 and sha1 never count; a missing sha256 is allowed only with
@@ -121,6 +130,18 @@ def check_plan(
     problems: list[FieldProblem] = []
     if not isinstance(document, dict):
         return problems
+    plan_destination = document.get("destination")
+    if (
+        isinstance(plan_destination, str)
+        and not destination_given
+        and (Path(plan_destination).is_absolute() or plan_destination.startswith("~"))
+    ):
+        problems.append(
+            FieldProblem(
+                "destination",
+                f"{plan_destination!r} is absolute: give --dest to fetch this plan there",
+            )
+        )
     artifacts = document.get("artifacts")
     if not isinstance(artifacts, list):
         return problems
@@ -150,6 +171,16 @@ def check_plan(
             why = check_destination_name(filename)
             if why is not None:
                 problems.append(FieldProblem(f"{at}.filename", why))
+            elif (
+                isinstance(destination, str)
+                and check_destination_name(destination) is None
+                and destination != filename
+            ):
+                problems.append(
+                    FieldProblem(
+                        f"{at}.destination", f"{destination!r} is not the filename {filename!r}"
+                    )
+                )
         hashes = artifact.get("hashes")
         sha256: Any = None
         if isinstance(hashes, dict):
@@ -184,6 +215,7 @@ def read_plan(
     *,
     allow_unhashed: bool = False,
     trusted_hosts: Iterable[str] = (),
+    destination_given: bool = False,
 ) -> LoadedPlan:
     """Read ``path`` and check it against the schema and :func:`check_plan`.
 
@@ -199,7 +231,12 @@ def read_plan(
         validate(document, "plan", str(path))
     except FileFormatError as exc:
         problems.extend(exc.problems)
-    for problem in check_plan(document, allow_unhashed=allow_unhashed, trusted_hosts=trusted_hosts):
+    for problem in check_plan(
+        document,
+        allow_unhashed=allow_unhashed,
+        trusted_hosts=trusted_hosts,
+        destination_given=destination_given,
+    ):
         if problem not in problems:
             problems.append(problem)
     if problems:

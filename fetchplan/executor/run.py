@@ -20,9 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from fetchplan._offline import offline_session
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
-from fetchplan.errors import FetchplanError
+from fetchplan.errors import FetchplanError, InputError
 from fetchplan.executor.checkpoint import CheckpointStore, utc_now
 from fetchplan.executor.context import (
     ArtifactFailed,
@@ -35,12 +36,14 @@ from fetchplan.executor.download import Verified, obtain
 from fetchplan.executor.limits import TransferLimits
 from fetchplan.executor.lock import destination_lock
 from fetchplan.executor.manifests import build_manifest, write_run_outputs
+from fetchplan.executor.mirror import MirrorIndex, parse_mirror
 from fetchplan.executor.plancheck import LoadedPlan, read_plan
 from fetchplan.executor.progress import NullReporter, ProgressState, Reporter
 from fetchplan.executor.retry import RetryPolicy
 from fetchplan.executor.scheduler import Done, Scheduler
 from fetchplan.executor.shard import shard_members
 from fetchplan.executor.summary import Failure, FetchResult, write_timings
+from fetchplan.pipconfig import PipSettings, read_pip_settings
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.plan import Artifact
 
@@ -78,19 +81,30 @@ class FetchOptions:
     timings_path: Path | None = None
     tick: float = 0.2
     """How often the reporter gets a fresh snapshot, in seconds."""
+    mirror: str | None = None
+    """A directory or URL to take files from (by file name, verified by the plan's hashes)
+    before their own URLs; see :mod:`fetchplan.executor.mirror`."""
+    offline: bool = False
+    """Never open a network connection: files come from the destination, ``seed_dirs``, the
+    cache or a local mirror; any other is a failure naming it."""
+    seed_dirs: tuple[Path, ...] = ()
+    """Directories (an earlier fetch's destination) whose files of the planned names are
+    taken, re-verified, instead of fetching them."""
 
 
-def _pip_sources(options: FetchOptions) -> tuple[list[str], list[str]]:
-    """Credential-bearing URLs and trusted hosts from pip's configuration, when wanted."""
+def _pip_settings(options: FetchOptions) -> PipSettings:
+    """pip's configuration when wanted (credential-bearing URLs, trusted hosts, TLS files)."""
     if not options.use_pip_config:
-        return [], []
-    from fetchplan.pipconfig import read_pip_settings
-
+        return PipSettings()
     try:
-        settings = read_pip_settings()
+        return read_pip_settings()
     except FetchplanError as exc:
         log.debug("not using pip's configuration: %s", exc)
-        return [], []
+        return PipSettings()
+
+
+def _pip_sources(settings: PipSettings) -> tuple[list[str], list[str]]:
+    """Credential-bearing URLs and trusted hosts of pip's configuration."""
     urls = [u for u in (settings.index_url, *settings.extra_index_urls) if u is not None]
     urls += [u for u in settings.find_links if urlsplit(u).scheme in ("http", "https")]
     return urls, list(settings.trusted_hosts)
@@ -129,10 +143,14 @@ class Execution:
         options = self.options
         self._started_at = utc_now()
         self._t0 = time.monotonic()
-        pip_urls, pip_trusted = _pip_sources(options)
+        pip_settings = _pip_settings(options)
+        pip_urls, pip_trusted = _pip_sources(pip_settings)
         trusted = tuple(options.trusted_hosts) + tuple(pip_trusted)
         self.loaded: LoadedPlan = read_plan(
-            self.plan_path, allow_unhashed=options.allow_unhashed, trusted_hosts=trusted
+            self.plan_path,
+            allow_unhashed=options.allow_unhashed,
+            trusted_hosts=trusted,
+            destination_given=options.destination is not None,
         )
         plan = self.loaded.plan
         self.plan_sha256 = plan_digest(self.loaded.document)
@@ -147,12 +165,33 @@ class Execution:
             artifacts = [artifacts[i] for i in shard_members(artifacts, index, count)]
         self.artifacts = artifacts
         self.skipped = len(plan.artifacts) - len(artifacts)
+        trusted_set = frozenset(h.lower() for h in trusted)
+        mirror = None
+        if options.mirror is not None:
+            mirror = MirrorIndex(parse_mirror(options.mirror, trusted_set), trusted_set)
+            if options.offline and not mirror.location.is_local:
+                raise InputError(
+                    f"--mirror {mirror.location.url}: a URL needs the network, but --offline "
+                    "forbids it; give a directory"
+                )
         # Credentials are settled here, on the caller's thread: no worker ever prompts.
         credentials = CredentialStore(
-            [*options.credential_urls, *pip_urls], use_netrc=options.use_netrc
+            [
+                *options.credential_urls,
+                *pip_urls,
+                *([] if mirror is None else [mirror.location.given]),
+            ],
+            use_netrc=options.use_netrc,
         )
-        credentials.preload(a.url for a in artifacts if urlsplit(a.url).scheme != "file")
+        if not options.offline:
+            remote = [a.url for a in artifacts if urlsplit(a.url).scheme != "file"]
+            if mirror is not None and not mirror.location.is_local:
+                remote.append(mirror.location.url)
+            credentials.preload(remote)
         self.destination.mkdir(parents=True, exist_ok=True)
+        seeds = tuple(
+            d for d in options.seed_dirs if d.is_dir() and not _same_dir(d, self.destination)
+        )
         try:
             self._stack.enter_context(
                 destination_lock(
@@ -167,7 +206,10 @@ class Execution:
                 if options.jobs is not None
                 else _default_jobs(len(artifacts), len(hosts), self.per_host)
             )
-            session = build_session(self.jobs, len(hosts))
+            session = (
+                offline_session() if options.offline else build_session(self.jobs, len(hosts) + 1)
+            )
+            pip_settings.apply_tls(session)
             self._stack.callback(session.close)
             cache = None
             if options.use_cache:
@@ -184,8 +226,11 @@ class Execution:
                 retry=options.retry,
                 limits=options.limits,
                 progress=self.progress,
-                trusted_hosts=frozenset(h.lower() for h in trusted),
+                trusted_hosts=trusted_set,
                 clock_origin=self._t0,
+                mirror=mirror,
+                offline=options.offline,
+                seeds=seeds,
             )
             (self.destination / ".fetchplan" / "partial").mkdir(parents=True, exist_ok=True)
         except BaseException:
@@ -239,6 +284,7 @@ class Execution:
         """Record one finished artifact; return it if it was verified."""
         if isinstance(done.error, ArtifactFailed):
             self._failures.append(_failure(done.item, done.error))
+            log.info("failed: %s", done.error)
             self.reporter.note(f"failed: {done.error}")
         elif isinstance(done.error, Cancelled):
             self._interrupted = True
@@ -314,6 +360,13 @@ class Execution:
         finally:
             self._stack.close()
         self.reporter.finish(self.result)
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _host_key(artifact: Artifact) -> str:

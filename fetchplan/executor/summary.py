@@ -17,7 +17,7 @@ from fetchplan.schemas import dump_document
 
 __all__ = ["Failure", "FetchResult", "write_timings"]
 
-SOURCES = ("downloaded", "resumed", "cache", "existing")
+SOURCES = ("downloaded", "resumed", "cache", "existing", "mirror")
 
 
 @dataclass(frozen=True, slots=True)

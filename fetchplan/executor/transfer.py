@@ -59,6 +59,7 @@ __all__ = [
     "check_body",
     "host_port",
     "matches",
+    "open_url",
     "rehash_partial",
 ]
 
@@ -206,8 +207,12 @@ class _NoAuth(AuthBase):
 _NO_AUTH = _NoAuth()
 
 
-def _open(url: str, headers: dict[str, str], ctx: Context) -> requests.Response:
-    """GET ``url``, following redirects ourselves: credentials go only to their own origin."""
+def open_url(url: str, headers: dict[str, str], ctx: Context) -> requests.Response:
+    """GET ``url``, following redirects ourselves: credentials go only to their own origin.
+
+    Raises :class:`TryAgain` for connection failures and timeouts, :class:`GiveUp` for TLS
+    errors, refused redirects and requests that cannot be made (offline, a bad URL).
+    """
     current = url
     timeout = (ctx.limits.connect_timeout, ctx.limits.stall_window)
     for _ in range(MAX_REDIRECTS + 1):
@@ -258,7 +263,7 @@ def attempt(
     ``validator``), or copy a ``file://`` URL; return the complete body or raise an outcome."""
     if urlsplit(artifact.url).scheme == "file":
         return _copy_local(artifact, part, ctx)
-    response = _open(artifact.url, range_headers(offset, validator), ctx)
+    response = open_url(artifact.url, range_headers(offset, validator), ctx)
     with contextlib.closing(response), _registered(response, ctx, timing):
         status = response.status_code
         if status == 416 and offset > 0:

@@ -2,7 +2,8 @@
 requirements files.
 
 :func:`export_plan` renders a plan as text in one of them; :func:`import_plan` builds a plan
-from such a text. Both are pure: the caller reads and writes the files. Each format module
+from such a text. Both are pure: the caller reads and writes the files, and passes the
+:mod:`.lookup` that finds a plain requirements file's pins on indexes. Each format module
 (:mod:`.pip_report`, :mod:`.pylock`, :mod:`.requirements`) documents what it keeps and what
 the format has no room for.
 """
@@ -10,13 +11,14 @@ the format has no room for.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Literal, get_args
 
 from fetchplan.errors import FieldProblem, FileFormatError, InputError
 from fetchplan.formats import pip_report, pylock, requirements
 from fetchplan.formats._common import ExportError, current_target, utc_now
-from fetchplan.formats.requirements import FileLookup, Pin
+from fetchplan.formats.requirements import FileLookup, Found, Pin
 from fetchplan.schemas import parse_document, validate
 from fetchplan.schemas.plan import Plan, Target
 
@@ -25,6 +27,7 @@ __all__ = [
     "ExportError",
     "FileLookup",
     "Format",
+    "Found",
     "Pin",
     "current_target",
     "detect_format",
@@ -52,11 +55,34 @@ def export_plan(plan: Plan, fmt: Format, *, target: str | None = None) -> str:
 
 
 def detect_format(filename: str, text: str) -> Format:
-    """Guess a file's format: ``*.toml`` is a lock file, a JSON object a pip report."""
-    if filename.endswith(".toml"):
-        return "pylock"
-    if text.lstrip().startswith("{"):
+    """A file's format, judged by its content.
+
+    A JSON object is a pip report and a non-empty TOML table a lock file (their readers then
+    name any missing key such as ``version`` or ``lock-version``); text that reads as a
+    requirements file without error is one. Otherwise a ``*.json`` or ``*.toml`` name
+    decides, so that broken JSON or TOML is reported as such; anything else is taken for a
+    requirements file (whose errors are then reported).
+    """
+    try:
+        if isinstance(json.loads(text), dict):
+            return "pip-report"
+    except ValueError:
+        pass
+    try:
+        if tomllib.loads(text):
+            return "pylock"
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        requirements.parse_requirements(text, filename)
+        return "requirements"
+    except FileFormatError:
+        pass
+    lowered = filename.lower()
+    if lowered.endswith(".json"):
         return "pip-report"
+    if lowered.endswith(".toml"):
+        return "pylock"
     return "requirements"
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "ENVIRONMENT_KEYS",
     "ExportError",
     "assemble_plan",
+    "compatible",
     "current_target",
     "environment_marker",
     "filename_of",
@@ -129,6 +130,11 @@ def _tag_rank(artifact: Artifact, tags: Sequence[str]) -> int | None:
     order = {tag: i for i, tag in enumerate(tags)}
     ranks = [order[str(t)] for t in file_tags if str(t) in order]
     return min(ranks) if ranks else None
+
+
+def compatible(artifact: Artifact, target: Target) -> bool:
+    """True for an sdist, or a wheel one of whose tags ``target`` supports."""
+    return artifact.kind == "sdist" or _tag_rank(artifact, target.tags) is not None
 
 
 def select_for_target(artifacts: Iterable[Artifact], target: Target) -> list[Artifact]:

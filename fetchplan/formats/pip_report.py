@@ -4,13 +4,17 @@ Export writes what pip fills for an index install: ``download_info`` (PEP 610: u
 ``archive_info`` hashes), ``is_direct``, ``is_yanked``, ``requested``, ``requested_extras``,
 ``metadata`` in its PEP 566 JSON form and ``environment`` (the target's marker values).
 
-The plan holds only part of a distribution's core metadata, so ``metadata`` carries
-``metadata_version``, ``name`` (normalized), ``version``, ``requires_python``,
-``requires_dist`` (the dependencies the plan recorded, not every one the project declares) and
-``provides_extra`` (the extras those name); summaries, classifiers and the like are absent.
-Fields pip's format has no room for (size, index, upload time...) go under a ``fetchplan``
-key of each item, and the target under a top-level ``fetchplan`` key, so that a round trip
-loses nothing; pip's own consumers ignore unknown keys.
+``metadata`` is the core metadata the planner recorded for the artifact (its PEP 566 JSON
+form, every declared ``requires_dist`` entry included, as pip shows it; only the description
+is left out). A plan without it (written by an older fetchplan, or imported from a format
+that has none) gets what the plan knows: ``metadata_version`` "2.1", ``name`` (normalized),
+``version``, ``requires_python``, ``requires_dist`` (the dependencies the plan recorded, not
+every one the project declares) and ``provides_extra`` (the extras those name). Fields pip's
+format has no room for (size, index, upload time...) go under a ``fetchplan`` key of each
+item, and the target under a top-level ``fetchplan`` key, so that a round trip loses nothing;
+pip's own consumers ignore unknown keys. Import keeps a report's metadata (without the
+description) as the artifacts' ``metadata``, except what an export made up (its item's
+``fetchplan.metadata_recorded`` is false).
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from fetchplan.schemas.plan import Artifact, Dependency, Plan, Target
 __all__ = ["REPORT_VERSION", "embedded_targets", "from_pip_report", "to_pip_report"]
 
 REPORT_VERSION = "1"
+# Of the fallback metadata: the oldest version with every field it writes.
 _METADATA_VERSION = "2.1"
+_JSON_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _EXTRA_IN_MARKER = re.compile(r'\bextra == "([^"]+)"')
 
 
@@ -61,12 +67,9 @@ def _extras_in_marker(marker: Marker) -> set[str]:
     return set(_EXTRA_IN_MARKER.findall(str(marker)))
 
 
-def _item(artifact: Artifact) -> dict[str, Any]:
-    archive_info: dict[str, Any] = {}
-    if artifact.sha256 is not None:
-        archive_info["hash"] = f"sha256={artifact.sha256}"
-    if artifact.hashes:
-        archive_info["hashes"] = dict(sorted(artifact.hashes.items()))
+def _metadata(artifact: Artifact) -> dict[str, Any]:
+    if artifact.metadata is not None:
+        return {k: list(v) if isinstance(v, list) else v for k, v in artifact.metadata.items()}
     metadata: dict[str, Any] = {
         "metadata_version": _METADATA_VERSION,
         "name": artifact.name,
@@ -79,12 +82,41 @@ def _item(artifact: Artifact) -> dict[str, Any]:
     provides = _provides_extra(artifact)
     if provides:
         metadata["provides_extra"] = provides
+    return metadata
+
+
+def _kept_metadata(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A report's metadata as a plan records it (no description), or None when it does not
+    have the shape of PEP 566 JSON (the plan's schema would refuse it)."""
+    kept: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key == "description":
+            continue
+        if not isinstance(key, str) or _JSON_KEY.match(key) is None:
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            kept[key] = list(value)
+        elif isinstance(value, str):
+            kept[key] = value
+        else:
+            return None
+    if not all(isinstance(kept.get(k), str) for k in ("metadata_version", "name", "version")):
+        return None
+    return kept
+
+
+def _item(artifact: Artifact) -> dict[str, Any]:
+    archive_info: dict[str, Any] = {}
+    if artifact.sha256 is not None:
+        archive_info["hash"] = f"sha256={artifact.sha256}"
+    if artifact.hashes:
+        archive_info["hashes"] = dict(sorted(artifact.hashes.items()))
     item: dict[str, Any] = {
         "download_info": {"url": artifact.url, "archive_info": archive_info},
         "is_direct": False,
         "is_yanked": artifact.yanked,
         "requested": artifact.requested,
-        "metadata": metadata,
+        "metadata": _metadata(artifact),
     }
     if artifact.requested and artifact.extras:
         item["requested_extras"] = sorted(artifact.extras)
@@ -98,6 +130,7 @@ def _item(artifact: Artifact) -> dict[str, Any]:
         "provenance": artifact.provenance,
         "extras": list(artifact.extras),
         "destination": artifact.destination,
+        "metadata_recorded": artifact.metadata is not None,
     }
     return item
 
@@ -342,4 +375,6 @@ def _artifact(
         requested=bool(item.get("requested", False)),
         extras=tuple(ext.get("extras", sorted(extras))),
         destination=ext.get("destination") or filename,
+        # What the export made up for a plan without metadata must not come back as recorded.
+        metadata=None if ext.get("metadata_recorded") is False else _kept_metadata(metadata),
     )

@@ -9,8 +9,9 @@ record each file's URL, size and index, and a ``# fetchplan-target:`` line recor
 pip ignores them, and import uses them to rebuild the plan without asking an index.
 
 Import reads any requirements file in which every requirement is pinned with ``==`` and
-carries hashes. A pin whose hashes no ``fetchplan-file`` line explains is resolved by the
-``lookup`` the caller passes (the planner's index client finds the files by hash); without one,
+carries hashes. The files of a pin whose hashes no ``fetchplan-file`` line explains are found
+by the ``lookup`` the caller passes (:class:`fetchplan.formats.lookup.IndexLookup` searches the
+configured indexes by hash); nothing is resolved: the pins are the plan. Without a lookup,
 import fails naming those pins.
 """
 
@@ -40,6 +41,7 @@ from fetchplan.schemas.plan import Artifact, Dependency, IndexRef, Plan, Target
 __all__ = [
     "PIP_HASH_ALGORITHMS",
     "FileLookup",
+    "Found",
     "ParsedRequirements",
     "Pin",
     "embedded_targets",
@@ -146,8 +148,21 @@ class Pin:
         return any(digest in self.hashes.get(alg, ()) for alg, digest in hashes.items())
 
 
-FileLookup = Callable[[Pin], Sequence[Artifact]]
-"""Finds the files a pin's hashes name on the configured indexes (supplied by the planner)."""
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a lookup found for one pin: files whose hashes the pin lists, or why there are
+    none (one line naming the project, version and where it looked)."""
+
+    files: tuple[Artifact, ...] = ()
+    problem: str | None = None
+
+
+FileLookup = Callable[[Sequence[Pin], Target], Sequence[Found]]
+"""Finds the files of ``pins`` by hash for a target: one :class:`Found` per pin, in order.
+
+It may narrow a pin's files to the one the target would install; it raises
+:class:`~fetchplan.errors.FetchplanError` only for failures that are not about one pin (an
+index that does not answer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,19 +344,20 @@ def from_requirements(
     """Build a plan for ``target`` from a hashed requirements file.
 
     Pins whose marker is false for the target are skipped. Each pin's files come from the
-    file's ``fetchplan-file`` notes, else from ``lookup``; one file per pin is kept (the best
-    wheel for the target's tags, else the sdist). Every file must match one of its pin's
-    hashes. Raises :class:`FileFormatError` naming each line that cannot be resolved.
+    file's ``fetchplan-file`` notes, else from ``lookup`` (called once, with every such pin);
+    one file per pin is kept (the best wheel for the target's tags, else the sdist). Every
+    file must match one of its pin's hashes. Raises :class:`FileFormatError` naming each line
+    that cannot be resolved.
     """
     parsed = parse_requirements(text, filename)
     problems: list[FieldProblem] = []
-    artifacts: list[Artifact] = []
-    for pin in parsed.pins:
-        where = f"line {pin.line}"
-        if pin.marker is not None and not Marker(pin.marker).evaluate(
-            {**target.markers, "extra": ""}
-        ):
-            continue
+    wanted = [
+        pin
+        for pin in parsed.pins
+        if pin.marker is None or Marker(pin.marker).evaluate({**target.markers, "extra": ""})
+    ]
+    from_notes: list[list[Artifact]] = []
+    for pin in wanted:
         candidates: list[Artifact] = []
         for note in parsed.notes:
             hashes = note.get("hashes")
@@ -349,9 +365,22 @@ def from_requirements(
                 try:
                     candidates.append(_from_note(note, pin))
                 except (KeyError, TypeError, ValueError, InvalidRequirement) as exc:
-                    problems.append(FieldProblem(where, f"bad fetchplan-file note: {exc}"))
+                    problems.append(
+                        FieldProblem(f"line {pin.line}", f"bad fetchplan-file note: {exc}")
+                    )
+        from_notes.append(candidates)
+    unexplained = [pin for pin, found in zip(wanted, from_notes, strict=True) if not found]
+    looked_up: dict[int, Found] = {}
+    if unexplained and lookup is not None:
+        results = lookup(unexplained, target)
+        looked_up = {id(pin): found for pin, found in zip(unexplained, results, strict=True)}
+    artifacts: list[Artifact] = []
+    for pin, noted in zip(wanted, from_notes, strict=True):
+        where = f"line {pin.line}"
+        candidates = noted
         if not candidates:
-            if lookup is None:
+            found = looked_up.get(id(pin))
+            if found is None:
                 problems.append(
                     FieldProblem(
                         where,
@@ -360,14 +389,16 @@ def from_requirements(
                     )
                 )
                 continue
-            found = list(lookup(pin))
-            strangers = [a.filename for a in found if not pin.allows(a.hashes)]
+            if found.problem is not None:
+                problems.append(FieldProblem(where, found.problem))
+                continue
+            strangers = [a.filename for a in found.files if not pin.allows(a.hashes)]
             if strangers:
                 problems.append(
                     FieldProblem(where, f"files not matching the pin's hashes: {strangers}")
                 )
                 continue
-            candidates = [replace(a, requested=True, extras=pin.extras) for a in found]
+            candidates = [replace(a, requested=True, extras=pin.extras) for a in found.files]
         if not candidates:
             problems.append(FieldProblem(where, f"no file found for {pin.name}=={pin.version}"))
             continue

@@ -1,5 +1,8 @@
 """The installer: installs the wheels of a verified manifest into a target interpreter.
 
+sdists the interpreter needs are first built into wheels, offline, from the plan's build
+dependencies (:mod:`fetchplan.install.build`).
+
 Library entry points: :func:`install_manifest` (what ``fetchplan install`` does),
 :func:`wheels_for_interpreter` (the manifest and plan checks alone) and :func:`install_wheels`
 (install already-described wheels) and :class:`StagedInstall` (stage wheels as they are

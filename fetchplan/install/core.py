@@ -39,8 +39,8 @@ from fetchplan.install.selection import (
 from fetchplan.install.staging import StagedWheel, stage_wheel
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas import plan_digest
-from fetchplan.schemas.manifest import load_manifest
-from fetchplan.schemas.plan import load_plan
+from fetchplan.schemas.manifest import Manifest, load_manifest
+from fetchplan.schemas.plan import Plan, load_plan
 
 __all__ = [
     "Action",
@@ -49,6 +49,7 @@ __all__ = [
     "StagedInstall",
     "install_manifest",
     "install_wheels",
+    "load_checked",
     "wheels_for_interpreter",
 ]
 
@@ -79,15 +80,13 @@ class InstallReport:
         return sum(1 for p in self.projects if p.action == action)
 
 
-def wheels_for_interpreter(
-    manifest_path: Path, target: TargetInterpreter, *, plan_path: Path | None = None
-) -> list[WheelToInstall]:
-    """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
+def load_checked(
+    manifest_path: Path, *, plan_path: Path | None = None
+) -> tuple[Manifest, Plan, Path]:
+    """Read and schema-check the manifest and its plan, and check they belong together.
 
-    Reads and schema-checks the manifest and the plan (``plan_path``, else the manifest's
-    ``plan.path``), checks the plan's digest is the manifest's ``plan.sha256``, selects the plan
-    target and artifacts for the interpreter, and pairs each with its manifest entry. Raises
-    :class:`ManifestMismatch` (or a schema/selection error) naming the file at fault.
+    The plan is ``plan_path``, else the manifest's ``plan.path``; its digest must be the
+    manifest's ``plan.sha256``. Returns the manifest, the plan and the plan's path.
     """
     manifest = load_manifest(manifest_path)
     plan_file = plan_path if plan_path is not None else manifest_path.parent / manifest.plan.path
@@ -98,9 +97,50 @@ def wheels_for_interpreter(
             f"{manifest_path}: plan.sha256: {manifest.plan.sha256} is not the digest of "
             f"{plan_file} ({digest}): the manifest was made for another plan"
         )
+    return manifest, plan, plan_file
+
+
+def wheels_for_interpreter(
+    manifest_path: Path,
+    target: TargetInterpreter,
+    *,
+    plan_path: Path | None = None,
+    build_dir: Path | None = None,
+) -> list[WheelToInstall]:
+    """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
+
+    Checks the manifest and plan with :func:`load_checked`, selects the plan target and
+    artifacts for the interpreter, and pairs each with its manifest entry. Raises
+    :class:`ManifestMismatch` (or a schema/selection error) naming the file at fault.
+
+    An sdist the interpreter needs is built into a wheel in ``build_dir`` (see
+    :mod:`fetchplan.install.build`), which then stands in its place; without ``build_dir``
+    such a plan is refused.
+    """
+    manifest, plan, plan_file = load_checked(manifest_path, plan_path=plan_path)
     plan_target = select_target(plan, plan_file, target.markers, target.tags)
     artifacts = select_artifacts(plan, plan_file, plan_target, target.tags)
-    return match_manifest(artifacts, manifest, manifest_path)
+    sdists = [a for a in artifacts if a.kind == "sdist"]
+    wheels = match_manifest([a for a in artifacts if a.kind != "sdist"], manifest, manifest_path)
+    if not sdists:
+        return wheels
+    if build_dir is None:
+        names = ", ".join(a.filename for a in sdists)
+        raise InstallError(f"{plan_file}: artifacts: these sdists must be built first: {names}")
+    from fetchplan.install.build import build_sdists
+
+    built = build_sdists(
+        sdists,
+        plan=plan,
+        plan_path=plan_file,
+        plan_target=plan_target,
+        manifest=manifest,
+        manifest_path=manifest_path,
+        interpreter=target,
+        out_dir=build_dir,
+    )
+    by_file = {w.filename: w for w in wheels}
+    return [built[a.filename] if a.kind == "sdist" else by_file[a.filename] for a in artifacts]
 
 
 def install_manifest(
@@ -114,10 +154,15 @@ def install_manifest(
     """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
 
     See :func:`wheels_for_interpreter` for what is checked about the manifest and
-    :func:`install_wheels` for the installation itself.
+    :func:`install_wheels` for the installation itself. sdists are built first, each in its
+    own isolated environment of the plan's build dependencies; nothing is installed unless
+    every build succeeded.
     """
-    wheels = wheels_for_interpreter(manifest_path, target, plan_path=plan_path)
-    return install_wheels(wheels, target, reinstall=reinstall, compile=compile)
+    with tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built:
+        wheels = wheels_for_interpreter(
+            manifest_path, target, plan_path=plan_path, build_dir=Path(built)
+        )
+        return install_wheels(wheels, target, reinstall=reinstall, compile=compile)
 
 
 def _same_version(a: str, b: str) -> bool:

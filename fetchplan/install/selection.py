@@ -1,9 +1,11 @@
-"""Which wheels a manifest vouches for, for one interpreter: pure decisions, no file I/O.
+"""Which files a manifest vouches for, for one interpreter: pure decisions, no file I/O.
 
 The plan says what to install for each target; the manifest says which files the executor
-fetched and verified. Here we pick the plan's target that fits the interpreter, the artifacts
-that serve it, and pair each with the manifest entry that vouches for it, refusing anything the
-manifest does not vouch for exactly.
+fetched and verified. Here we pick the plan's target that fits the interpreter
+(:func:`select_target`), the artifacts that serve it (:func:`select_artifacts`: a wheel, or an
+sdist to build when no wheel fits), the build dependencies an sdist's build uses
+(:func:`build_closure`), and pair each with the manifest entry that vouches for it, refusing
+anything the manifest does not vouch for exactly.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from fetchplan.install.errors import InstallError, ManifestMismatch
@@ -23,6 +32,8 @@ from fetchplan.schemas.plan import Artifact, Plan, Target
 __all__ = [
     "STABLE_MARKERS",
     "WheelToInstall",
+    "build_closure",
+    "builds_for",
     "match_manifest",
     "select_artifacts",
     "select_target",
@@ -66,16 +77,41 @@ def target_matches(target: Target, markers: Mapping[str, str], tags: Collection[
     return any(tag in tags for tag in target.tags)
 
 
+def _target_rank(
+    target: Target, markers: Mapping[str, str], ranks: Mapping[str, int]
+) -> tuple[int, int] | None:
+    if not target_matches(target, markers, ranks):
+        return None
+    best = min(ranks[tag] for tag in target.tags if tag in ranks)
+    agreeing = sum(1 for key, value in target.markers.items() if markers.get(key) == value)
+    return best, -agreeing
+
+
 def select_target(
     plan: Plan, plan_path: Path, markers: Mapping[str, str], tags: Sequence[str]
 ) -> Target:
-    """The plan's target for this interpreter: the only one, or the first that matches."""
+    """The plan's target for this interpreter (its marker values, its tags best first).
+
+    A plan with one target is taken as it is (the installer still checks every wheel's tags).
+    Among several, a target can serve the interpreter when its identifying markers
+    (:data:`STABLE_MARKERS`) do not contradict the interpreter's and it shares a wheel tag with
+    it. Of those, the best is the one whose best shared tag comes first in the interpreter's
+    own preference order (the most specific fit: ``cp312-cp312-manylinux_2_28_x86_64`` before
+    ``manylinux_2_17`` before ``py3-none-any``); then the one with more marker values equal to
+    the interpreter's (patch version, kernel release...); then the first in the plan.
+    """
     if len(plan.targets) == 1:
         return plan.targets[0]
-    supported = set(tags)
-    for target in plan.targets:
-        if target_matches(target, markers, supported):
-            return target
+    ranks: dict[str, int] = {}
+    for i, tag in enumerate(tags):
+        ranks.setdefault(tag, i)
+    ranked = [
+        (rank, i, target)
+        for i, target in enumerate(plan.targets)
+        if (rank := _target_rank(target, markers, ranks)) is not None
+    ]
+    if ranked:
+        return min(ranked, key=lambda item: (item[0], item[1]))[2]
     names = ", ".join(t.name for t in plan.targets)
     wanted = ", ".join(f"{k}={markers[k]}" for k in STABLE_MARKERS if k in markers)
     raise InstallError(f"{plan_path}: targets: none of {names} matches the interpreter ({wanted})")
@@ -90,27 +126,28 @@ def _tag_rank(filename: str, ranks: Mapping[str, int]) -> int | None:
     return min(found) if found else None
 
 
+def _serves(artifact: Artifact, target: Target) -> bool:
+    return artifact.targets is None or target.name in artifact.targets
+
+
 def select_artifacts(
     plan: Plan, plan_path: Path, target: Target, tags: Sequence[str]
 ) -> list[Artifact]:
-    """The wheels to install for ``target`` on an interpreter supporting ``tags``.
+    """The files to install for ``target`` on an interpreter supporting ``tags``.
 
     One artifact per project: among several wheels, the one whose best tag the interpreter
-    prefers. Build dependencies are for building sdists, not for the environment. Raises when a
-    project has only an sdist (building is not supported yet) or only wheels this interpreter
-    cannot use; every such file is named.
+    prefers; an sdist (to be built) only when no wheel of the project fits. Build dependencies
+    are for building sdists, not for the environment. Raises when a project has only wheels
+    this interpreter cannot use; every such file is named.
     """
     ranks = {tag: i for i, tag in enumerate(tags)}
     by_project: dict[NormalizedName, list[Artifact]] = {}
     for artifact in plan.artifacts:
-        if artifact.build_dependency:
-            continue
-        if artifact.targets is not None and target.name not in artifact.targets:
+        if artifact.build_dependency or not _serves(artifact, target):
             continue
         by_project.setdefault(artifact.name, []).append(artifact)
 
     chosen: list[Artifact] = []
-    sdists: list[str] = []
     incompatible: list[str] = []
     for candidates in by_project.values():
         ranked = [
@@ -118,23 +155,102 @@ def select_artifacts(
             for a in candidates
             if a.kind == "wheel" and (rank := _tag_rank(a.filename, ranks)) is not None
         ]
+        sdists = [a for a in candidates if a.kind == "sdist"]
         if ranked:
             chosen.append(min(ranked, key=lambda pair: pair[0])[1])
-        elif any(a.kind == "sdist" for a in candidates):
-            sdists.extend(a.filename for a in candidates if a.kind == "sdist")
+        elif sdists:
+            chosen.append(sdists[0])
         else:
             incompatible.extend(a.filename for a in candidates)
-    if sdists:
-        raise InstallError(
-            f"{plan_path}: artifacts: cannot install sdists yet (building them is not "
-            f"supported): {', '.join(sorted(sdists))}"
-        )
     if incompatible:
         raise InstallError(
             f"{plan_path}: artifacts: wheels not supported by the interpreter: "
             f"{', '.join(sorted(incompatible))}"
         )
     return chosen
+
+
+def builds_for(artifact: Artifact, target: Target) -> bool:
+    """Whether the sdist builds of ``target`` use ``artifact`` (see ``build_targets``)."""
+    if artifact.build_dependency:
+        return _serves(artifact, target)
+    return artifact.build_targets is not None and target.name in artifact.build_targets
+
+
+def _applies(marker: Marker | None, markers: Mapping[str, str], extras: Sequence[str]) -> bool:
+    if marker is None:
+        return True
+    return any(marker.evaluate({**markers, "extra": extra}) for extra in ("", *extras))
+
+
+def build_closure(
+    plan: Plan,
+    plan_path: Path,
+    target: Target,
+    requirements: Sequence[Requirement],
+    *,
+    markers: Mapping[str, str],
+    tags: Sequence[str],
+    sdist: str,
+    chosen: Mapping[NormalizedName, Artifact] | None = None,
+) -> dict[NormalizedName, Artifact]:
+    """The build dependencies an environment for building ``sdist`` needs, by project.
+
+    Starts from ``requirements`` (markers evaluated with the interpreter's ``markers``) and
+    follows the dependency edges of each chosen wheel, within the artifacts the builds of
+    ``target`` use (:func:`builds_for`), taking for each project the wheel that satisfies the
+    requirement and whose best tag the interpreter prefers. ``chosen`` is an environment to
+    extend. Raises :class:`InstallError` naming the plan, the sdist and the requirement that
+    no build dependency of the plan meets.
+    """
+    ranks = {tag: i for i, tag in enumerate(tags)}
+    usable: dict[NormalizedName, list[tuple[int, Artifact]]] = {}
+    for artifact in plan.artifacts:
+        if artifact.kind != "wheel" or not builds_for(artifact, target):
+            continue
+        rank = _tag_rank(artifact.filename, ranks)
+        if rank is not None:
+            usable.setdefault(artifact.name, []).append((rank, artifact))
+    result = dict(chosen or {})
+    pending: list[tuple[Requirement, Sequence[str]]] = [(r, ()) for r in requirements]
+    while pending:
+        requirement, extras = pending.pop(0)
+        if not _applies(requirement.marker, markers, extras):
+            continue
+        name = canonicalize_name(requirement.name)
+        have = result.get(name)
+        if have is not None:
+            if requirement.specifier.contains(have.parsed_version, prereleases=True):
+                continue
+            raise InstallError(
+                f"{plan_path}: artifacts: cannot build {sdist}: the plan's build dependency "
+                f"{have.filename} does not satisfy {requirement}"
+            )
+        fits = [
+            (rank, a)
+            for rank, a in usable.get(name, [])
+            if requirement.specifier.contains(a.parsed_version, prereleases=True)
+        ]
+        if not fits:
+            hint = ""
+            if plan.inputs.options.get("build_deps") is False:
+                hint = " (the plan was made with --no-build-deps)"
+            raise InstallError(
+                f"{plan_path}: artifacts: cannot build {sdist}: its build requirement "
+                f"{requirement} has no wheel among the plan's build dependencies for target "
+                f"{target.name}{hint}"
+            )
+        best = max(fits, key=lambda pair: (-pair[0], pair[1].parsed_version))[1]
+        result[name] = best
+        for dependency in best.dependencies:
+            try:
+                pending.append((Requirement(dependency.requirement), best.extras))
+            except InvalidRequirement as exc:
+                raise InstallError(
+                    f"{plan_path}: artifacts: {best.filename}: dependency "
+                    f"{dependency.requirement!r}: {exc}"
+                ) from None
+    return result
 
 
 def _mismatches(artifact: Artifact, entry: ManifestArtifact) -> list[str]:
@@ -165,6 +281,7 @@ def match_manifest(
     """
     entries = {entry.filename: entry for entry in manifest.artifacts}
     base = manifest_path.parent
+    base_real = base.resolve()
     wheels: list[WheelToInstall] = []
     missing: list[str] = []
     differing: list[str] = []
@@ -174,6 +291,8 @@ def match_manifest(
             missing.append(artifact.filename)
             continue
         problems = _mismatches(artifact, entry)
+        if not (base / entry.path).resolve().is_relative_to(base_real):
+            problems.append(f"path {entry.path!r} leaves the manifest's directory")
         if problems:
             differing.append(f"{artifact.filename} ({'; '.join(problems)})")
             continue

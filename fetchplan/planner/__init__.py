@@ -11,5 +11,8 @@ The library entry is :func:`fetchplan.planner.api.make_plan` (``PlanOptions`` in
 * :mod:`.metadata` — core metadata, cheapest first (local, PEP 658, ranges, whole file);
 * :mod:`.prefetch` — the finder that fetches pages and metadata ahead on a thread pool;
 * :mod:`.http` — the shared session (retries, auth, timing) and why sharing it is safe;
+* :mod:`.context` — what every resolution of a run shares (pages, metadata, pool);
+* :mod:`.targets` — ``--target`` specs, and one artifact list from many resolutions;
+* :mod:`.sdist` — sdists: metadata (prepared by the backend when dynamic), build requirements;
 * :mod:`.build` — resolution to plan; :mod:`.timings` — where the time went.
 """

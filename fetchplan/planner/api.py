@@ -2,15 +2,15 @@
 
 It wires the pieces together: requirements files (:mod:`.reqfile`), index settings (command
 line, then ``PIP_*`` variables and pip's configuration, then pip's default index), credentials
-(resolved before any thread starts), the target environment, a bounded thread pool sharing one
-HTTP session, the resolver, and finally hashes, sizes and local copies of every chosen file.
+(resolved before any thread starts), the target environments, a bounded thread pool sharing one
+HTTP session, the resolver (once per target, and once more per target for the build
+requirements of its sdists), and finally hashes, sizes and local copies of every chosen file.
 Only index pages and metadata are downloaded, unless ``compute_hashes`` asks for files whose
 index gives no hash. ``fetchplan plan`` and ``fetchplan run`` both call :func:`make_plan`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -25,26 +25,36 @@ import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
-from fetchplan._fs import CHUNK_SIZE, sha256_file
+from fetchplan._fs import sha256_file
+from fetchplan._offline import disable_network
 from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
-from fetchplan.errors import HashMismatch, InputError, NetworkError
+from fetchplan.errors import FetchplanError, HashMismatch, InputError
 from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
 from fetchplan.planner import metadata as md
 from fetchplan.planner import reqfile
-from fetchplan.planner.build import ArtifactFacts, build_plan, created_now, find_satisfied
+from fetchplan.planner.build import ArtifactFacts, created_now, find_satisfied
 from fetchplan.planner.candidates import DistMetadata, FormatControl
+from fetchplan.planner.context import CachingIndexClient, Memo, ResolveContext, TargetResolution
 from fetchplan.planner.http import HttpPolicy, make_session
 from fetchplan.planner.index import IndexClient, IndexSource, Link, file_url_path, source_for
-from fetchplan.planner.prefetch import IndexStrategy, PrefetchFinder
-from fetchplan.planner.provider import PlanProvider, Req, is_pinned
-from fetchplan.planner.resolve import Resolution, resolve
+from fetchplan.planner.prefetch import IndexStrategy
+from fetchplan.planner.provider import Req, is_pinned
+from fetchplan.planner.resolve import Resolution
+from fetchplan.planner.sdist import WHEELS_ONLY, SdistBuildError, SdistPlanner, build_requirements
 from fetchplan.planner.target import TargetEnv, make_target
+from fetchplan.planner.targets import (
+    Role,
+    TargetSpec,
+    make_targets,
+    merge_artifacts,
+    parse_target_spec,
+)
 from fetchplan.planner.timings import Timings
 from fetchplan.schemas.plan import HashSource, IndexRef, Inputs, Plan, SatisfiedBy
 
-__all__ = ["PlanOptions", "PlanResult", "make_plan"]
+__all__ = ["IndexAccess", "PlanOptions", "PlanResult", "make_plan", "open_indexes"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +83,12 @@ class PlanOptions:
     platforms: Sequence[str] = ()
     implementation: str | None = None
     abis: Sequence[str] = ()
+    targets: Sequence[str | TargetSpec] = ()
+    """Several target environments (``--target`` values, see :mod:`.targets`): one resolution
+    each, one plan. Not combined with the single-target fields above."""
+    build_deps: bool = True
+    """Resolve the build requirements of every sdist into the plan (and prepare dynamic
+    metadata with them); False plans sdists alone, as files to fetch."""
     output: Path = Path("plan.json")
     """Where the plan will be written: the destination is recorded relative to its directory."""
     dest: Path | None = None
@@ -86,6 +102,9 @@ class PlanOptions:
     backoff: float = 0.25
     isolated: bool = False
     """Ignore ``PIP_*`` variables and pip's configuration files (pip's ``--isolated``)."""
+    offline: bool = False
+    """Open no network connection: only ``file://`` indexes, find-links directories and the
+    cache serve; a source or file that needs the network is an error naming it."""
     use_netrc: bool = True
     pip_settings: PipSettings | None = None
     """Settings to use instead of asking pip (tests, embedding)."""
@@ -102,6 +121,7 @@ class PlanResult:
 
 @dataclass(frozen=True, slots=True)
 class _Sources:
+    pip: PipSettings
     indexes: tuple[IndexSource, ...]
     find_links: tuple[IndexSource, ...]
     trusted_hosts: tuple[str, ...]
@@ -113,21 +133,21 @@ class _Sources:
 def make_plan(options: PlanOptions) -> PlanResult:
     """Resolve the requirements of ``options`` and return the (not yet written) plan.
 
+    One resolution per target (index pages and metadata fetched once for all of them), plus,
+    per target with sdists, one resolution of their build requirements (wheels only); every
+    chosen file becomes one artifact marked with the targets it serves (:mod:`.targets`).
+
     Raises :class:`~fetchplan.errors.FetchplanError` subclasses with one-line messages: bad
     input (:class:`InputError`), resolution failures (:class:`ResolutionError`), index
-    failures (:class:`NetworkError`, ``IndexPageError``) and hash mismatches.
+    failures (:class:`NetworkError`, ``IndexPageError``), sdists whose metadata or build
+    requirements cannot be planned (:class:`SdistBuildError`) and hash mismatches.
     """
     timings = Timings()
     if options.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {options.jobs}")
     requirement_set = _read_requirements(options)
     sources = _sources(options, requirement_set.options)
-    target = make_target(
-        python_version=options.python_version,
-        platforms=options.platforms,
-        implementation=options.implementation,
-        abis=options.abis,
-    )
+    targets = _targets(options)
     file_options = requirement_set.options
     pre = options.pre or file_options.pre
     prefer_binary = options.prefer_binary or file_options.prefer_binary
@@ -135,56 +155,65 @@ def make_plan(options: PlanOptions) -> PlanResult:
         only_binary=frozenset(file_options.only_binary),
         no_binary=frozenset(file_options.no_binary),
     )
-    user_reqs, constraints, allowed_hashes = _requirements(requirement_set, target)
-    require_hashes = options.require_hashes or file_options.require_hashes or bool(allowed_hashes)
+    per_target = {t.name: _requirements(requirement_set, t) for t in targets}
+    hashed = any(allowed for _reqs, _constraints, allowed in per_target.values())
+    require_hashes = options.require_hashes or file_options.require_hashes or hashed
     if require_hashes:
         _check_pinned(requirement_set)
 
-    store = CredentialStore(sources.raw_urls, use_netrc=options.use_netrc)
-    store.preload(s.url for s in (*sources.indexes, *sources.find_links))
-    policy = HttpPolicy(
-        timeout=options.timeout,
-        retries=options.retries,
-        backoff=options.backoff,
-        pool_size=options.jobs,
-    )
-    session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
+    session = _session(options, sources, timings)
     cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
     plan_dir = options.output.absolute().parent
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
     trusted = frozenset(sources.trusted_hosts)
 
     pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="fetchplan")
+    # Speculative work may still write here when planning fails: cleanup must not raise then.
+    scratch = tempfile.TemporaryDirectory(prefix="fetchplan-plan-", ignore_cleanup_errors=True)
     succeeded = False
     try:
-        finder = PrefetchFinder(
-            client=IndexClient(session, timeout=options.timeout, timings=timings),
+        context = ResolveContext(
+            client=CachingIndexClient(session, timeout=options.timeout, timings=timings),
             indexes=sources.indexes,
             find_links=sources.find_links,
             strategy=options.index_strategy,
-            target=target,
-            formats=formats,
-            allowed_hashes=allowed_hashes,
             url_ok=lambda url: is_secure_or_trusted(url, trusted),
-            fetch_metadata=_metadata_fetcher(session, cache, dest_dir, options.timeout),
+            fetch_metadata=_metadata_fetcher(
+                session, cache, dest_dir, options.timeout, lambda: sdists
+            ),
             executor=pool,
             timings=timings,
             pre=pre,
         )
-        provider = PlanProvider(
-            finder, target, pre=pre, prefer_binary=prefer_binary, constraints=constraints
+        sdists = SdistPlanner(
+            session=session,
+            context=context,
+            cache=cache,
+            scratch=Path(scratch.name),
+            timeout=options.timeout,
+            build=options.build_deps,
         )
-        resolution = resolve(provider, user_reqs, timings=timings)
-        dropped = finder.cancel_pending()
-        if dropped:
-            log.debug("dropped %d speculative fetches no longer needed", dropped)
-        metadata = {name: finder.metadata(c) for name, c in resolution.pins.items()}
-        if require_hashes:
-            _check_hashes_given(resolution, allowed_hashes)
+        roles: list[Role] = []
+        for target in targets:
+            user_reqs, constraints, allowed_hashes = per_target[target.name]
+            resolved = context.resolve(
+                user_reqs,
+                target,
+                formats=formats,
+                allowed_hashes=allowed_hashes,
+                constraints=constraints,
+                prefer_binary=prefer_binary,
+            )
+            if require_hashes:
+                _check_hashes_given(resolved.resolution, allowed_hashes)
+            roles.append(Role(resolved))
+            if options.build_deps:
+                build = _resolve_build(context, sdists, resolved)
+                if build is not None:
+                    roles.append(Role(build, build=True))
         facts = _facts(
-            resolution,
-            metadata,
-            allowed_hashes=allowed_hashes,
+            roles,
+            allowed_hashes=_merged_hashes(per_target.values()),
             session=session,
             pool=pool,
             cache=cache,
@@ -192,25 +221,154 @@ def make_plan(options: PlanOptions) -> PlanResult:
             compute_hashes=options.compute_hashes,
             timeout=options.timeout,
             timings=timings,
+            offline=options.offline,
         )
         succeeded = True
     finally:
         # On failure, do not wait for speculative fetches still running.
         pool.shutdown(wait=succeeded, cancel_futures=True)
         session.close()
+        scratch.cleanup()
 
-    plan = build_plan(
-        resolution=resolution,
-        metadata=metadata,
-        facts=facts,
-        target=target,
-        inputs=_inputs(requirement_set, options, sources, pre=pre, prefer_binary=prefer_binary),
-        indexes=[IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)],
-        destination=_relative(dest_dir, plan_dir),
+    inputs = _inputs(requirement_set, options, sources, pre=pre, prefer_binary=prefer_binary)
+    plan = Plan(
         created=created_now(),
+        inputs=inputs,
+        targets=tuple(t.to_plan() for t in targets),
+        indexes=tuple(
+            IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
+        ),
+        destination=_relative(dest_dir, plan_dir),
+        artifacts=merge_artifacts(roles, facts, [t.name for t in targets]),
     )
     timings.finish()
     return PlanResult(plan=plan, timings=timings, cache=cache)
+
+
+def _targets(options: PlanOptions) -> tuple[TargetEnv, ...]:
+    single = (
+        options.python_version is not None
+        or bool(options.platforms)
+        or options.implementation is not None
+        or bool(options.abis)
+    )
+    if options.targets:
+        if single:
+            raise InputError(
+                "--target cannot be combined with --python-version, --platform, "
+                "--implementation or --abi: put those in the --target values"
+            )
+        specs = [
+            parse_target_spec(spec) if isinstance(spec, str) else spec for spec in options.targets
+        ]
+        return make_targets(specs)
+    return (
+        make_target(
+            python_version=options.python_version,
+            platforms=options.platforms,
+            implementation=options.implementation,
+            abis=options.abis,
+        ),
+    )
+
+
+def _resolve_build(
+    context: ResolveContext, sdists: SdistPlanner, resolved: TargetResolution
+) -> TargetResolution | None:
+    """The build requirements of ``resolved``'s sdists, resolved for its target (wheels only)."""
+    chosen = [
+        (candidate, sdists.facts(candidate.link))
+        for candidate in resolved.resolution.pins.values()
+        if candidate.link is not None and candidate.link.kind == "sdist"
+    ]
+    if not chosen:
+        return None
+    target = resolved.target
+    requirements = build_requirements(chosen, target)
+    if not requirements:
+        return None
+    try:
+        return context.resolve(requirements, target, formats=WHEELS_ONLY)
+    except SdistBuildError:
+        raise
+    except FetchplanError as exc:
+        names = ", ".join(f"{c.name} {c.version}" for c, _ in chosen)
+        raise SdistBuildError(
+            f"cannot plan the build requirements of {names} for target {target.name} "
+            f"(wheels only): {exc}"
+        ) from None
+
+
+def _merged_hashes(
+    per_target: Iterable[tuple[Any, Any, Mapping[NormalizedName, Mapping[str, frozenset[str]]]]],
+) -> dict[NormalizedName, dict[str, frozenset[str]]]:
+    merged: dict[NormalizedName, dict[str, frozenset[str]]] = {}
+    for _reqs, _constraints, allowed in per_target:
+        for name, by_algo in allowed.items():
+            into = merged.setdefault(name, {})
+            for algo, values in by_algo.items():
+                into[algo] = into.get(algo, frozenset()) | values
+    return merged
+
+
+@dataclass(frozen=True, slots=True)
+class IndexAccess:
+    """The locations :func:`make_plan` would read, and a client to read them with."""
+
+    client: IndexClient
+    session: requests.Session
+    indexes: tuple[IndexSource, ...]
+    find_links: tuple[IndexSource, ...]
+    trusted_hosts: frozenset[str]
+
+    def url_ok(self, url: str) -> bool:
+        """True when a file at ``url`` may be fetched (https, loopback or a trusted host)."""
+        return is_secure_or_trusted(url, self.trusted_hosts)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def open_indexes(options: PlanOptions) -> IndexAccess:
+    """The indexes and find-links locations :func:`make_plan` would read for ``options``.
+
+    The same settings in the same order: the command-line values of ``options``, the options
+    written in ``options.requirement_files`` (their requirements are ignored), ``PIP_*``
+    variables and pip's configuration (unless ``isolated``), then pip's default index. The
+    client shares one session with make_plan's credentials, trusted hosts, timeout and retry
+    policy; nothing is requested here. The caller closes it. Raises :class:`InputError` for a
+    plain-http location that is neither loopback nor trusted, as make_plan does.
+    """
+    file_options = reqfile.merge(
+        *(reqfile.parse_requirements_file(path) for path in options.requirement_files)
+    ).options
+    sources = _sources(options, file_options)
+    session = _session(options, sources, None)
+    return IndexAccess(
+        client=IndexClient(session, timeout=options.timeout),
+        session=session,
+        indexes=sources.indexes,
+        find_links=sources.find_links,
+        trusted_hosts=frozenset(sources.trusted_hosts),
+    )
+
+
+def _session(options: PlanOptions, sources: _Sources, timings: Timings | None) -> requests.Session:
+    store = CredentialStore(sources.raw_urls, use_netrc=options.use_netrc)
+    if not options.offline:
+        store.preload(s.url for s in (*sources.indexes, *sources.find_links))
+    policy = HttpPolicy(
+        timeout=options.timeout,
+        retries=options.retries,
+        backoff=options.backoff,
+        pool_size=options.jobs,
+    )
+    session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
+    sources.pip.apply_tls(session)
+    if options.offline:
+        # Whatever a file:// page links to, nothing leaves the machine.
+        disable_network(session)
+    return session
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -251,10 +409,22 @@ def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> 
     index_urls: list[str] = []
     if not no_index:
         if index_url is None:
+            if options.offline:
+                raise InputError(
+                    "--offline: no index given, and the default index needs the network; give "
+                    "--index-url file://... or --no-index --find-links DIR"
+                )
             index_url = options.default_index or pip_default_index()
         index_urls = [index_url, *extra]
     indexes = _unique_sources(index_urls, "index")
     flat = _unique_sources(find_links, "find-links")
+    if options.offline:
+        remote = [s.url for s in (*indexes, *flat) if not s.url.startswith("file:")]
+        if remote:
+            raise InputError(
+                f"--offline: {redact(remote[0])} needs the network; use file:// indexes and "
+                "find-links directories only"
+            )
     trusted_set = frozenset(trusted)
     for source in (*indexes, *flat):
         if not is_secure_or_trusted(source.url, trusted_set):
@@ -263,6 +433,7 @@ def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> 
                 "hosts given with --trusted-host"
             )
     return _Sources(
+        pip=pip,
         indexes=indexes,
         find_links=flat,
         trusted_hosts=tuple(dict.fromkeys(trusted)),
@@ -357,6 +528,8 @@ def _inputs(
     }
     if prefer_binary:
         opts["prefer_binary"] = True
+    if not options.build_deps:
+        opts["build_deps"] = False
     return Inputs(
         requirements=tuple(str(p.requirement) for p in requirement_set.requirements),
         constraints=tuple(str(p.requirement) for p in requirement_set.constraints),
@@ -375,9 +548,20 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def _metadata_fetcher(
-    session: requests.Session, cache: ArtifactCache | None, dest_dir: Path, timeout: float
+    session: requests.Session,
+    cache: ArtifactCache | None,
+    dest_dir: Path,
+    timeout: float,
+    sdists: Callable[[], SdistPlanner],
 ) -> Callable[[Link], DistMetadata]:
-    def fetch(link: Link) -> DistMetadata:
+    """Metadata of a file, fetched once per run whatever the number of resolutions using it.
+
+    The metadata of a shared file counts again in ``--timings`` metadata totals for each
+    resolution that reads it; requests and bytes on the wire are counted once.
+    """
+    memo: Memo[str, DistMetadata] = Memo()
+
+    def local_files(link: Link) -> tuple[str | None, list[Path]]:
         sha256 = link.sha256
         local: list[Path] = []
         if link.is_local:
@@ -389,29 +573,28 @@ def _metadata_fetcher(
         present = dest_dir / link.filename
         if present.is_file():
             local.append(present)
-        if link.kind == "wheel":
-            fetched = md.wheel_metadata(
-                session,
-                url=link.url,
-                filename=link.filename,
-                sha256=sha256,
-                metadata_url=link.metadata_url,
-                metadata_sha256=link.metadata_sha256,
-                local_files=local,
-                cache=cache,
-                timeout=timeout,
-            )
-        else:
-            fetched = md.sdist_metadata(
-                session,
-                url=link.url,
-                filename=link.filename,
-                sha256=sha256,
-                local_files=local,
-                cache=cache,
-                timeout=timeout,
-            )
+        return sha256, local
+
+    def fetch_wheel(link: Link) -> DistMetadata:
+        sha256, local = local_files(link)
+        fetched = md.wheel_metadata(
+            session,
+            url=link.url,
+            filename=link.filename,
+            sha256=sha256,
+            metadata_url=link.metadata_url,
+            metadata_sha256=link.metadata_sha256,
+            local_files=local,
+            cache=cache,
+            timeout=timeout,
+        )
         return _dist_metadata(fetched)
+
+    def fetch(link: Link) -> DistMetadata:
+        if link.kind == "wheel":
+            return memo.get(link.url, lambda: fetch_wheel(link))
+        present = dest_dir / link.filename
+        return sdists().metadata(link, [present] if present.is_file() else [])
 
     return fetch
 
@@ -429,6 +612,7 @@ def _dist_metadata(fetched: md.FetchedMetadata) -> DistMetadata:
         bytes_received=fetched.bytes_received,
         total_size=fetched.total_size,
         sha256=fetched.sha256,
+        json=md.metadata_json(fetched.raw),
     )
 
 
@@ -436,8 +620,7 @@ def _dist_metadata(fetched: md.FetchedMetadata) -> DistMetadata:
 
 
 def _facts(
-    resolution: Resolution,
-    metadata: Mapping[NormalizedName, DistMetadata],
+    roles: Sequence[Role],
     *,
     allowed_hashes: Mapping[NormalizedName, Mapping[str, frozenset[str]]],
     session: requests.Session,
@@ -447,19 +630,32 @@ def _facts(
     compute_hashes: bool,
     timeout: float,
     timings: Timings,
-) -> dict[NormalizedName, ArtifactFacts]:
-    hashes: dict[NormalizedName, tuple[dict[str, str], HashSource | None]] = {}
-    to_compute: dict[NormalizedName, Future[str]] = {}
-    for name, candidate in resolution.pins.items():
-        link = candidate.link
-        assert link is not None
+    offline: bool = False,
+) -> dict[str, ArtifactFacts]:
+    """Hashes, size and a satisfying local copy of every chosen file, keyed by file name."""
+    files: dict[str, tuple[NormalizedName, Link, DistMetadata]] = {}
+    installed: set[str] = set()
+    for role in roles:
+        resolved = role.resolved
+        for name, candidate in resolved.resolution.pins.items():
+            link = candidate.link
+            assert link is not None
+            files.setdefault(link.filename, (name, link, resolved.metadata[name]))
+            if not role.build:
+                installed.add(link.filename)
+
+    hashes: dict[str, tuple[dict[str, str], HashSource | None]] = {}
+    to_compute: dict[str, Future[str]] = {}
+    for filename, (name, link, metadata) in files.items():
+        # The user's --hash values are about what gets installed, not about build tools.
+        allowed = allowed_hashes.get(name) if filename in installed else None
         # With --compute-hashes a digest the requirements claim is checked, not just taken.
-        claimed = None if compute_hashes else allowed_hashes.get(name)
-        found, source = _known_hashes(link, metadata[name], claimed)
-        hashes[name] = (found, source)
+        claimed = None if compute_hashes else allowed
+        found, source = _known_hashes(link, metadata, claimed)
+        hashes[filename] = (found, source)
         if "sha256" not in found:
             if compute_hashes:
-                to_compute[name] = pool.submit(
+                to_compute[filename] = pool.submit(
                     _timed, timings, "hash", _download_hash, session, link, cache, timeout
                 )
             else:
@@ -469,46 +665,44 @@ def _facts(
                     name,
                     link.filename,
                 )
-    for name, future in to_compute.items():
-        hashes[name] = ({"sha256": future.result()}, "computed")
-    for name, (found, _source) in hashes.items():
-        _check_allowed(name, resolution, found, allowed_hashes.get(name))
+    for filename, future in to_compute.items():
+        hashes[filename] = ({"sha256": future.result()}, "computed")
+    for filename, (found, _source) in hashes.items():
+        name, link, _metadata = files[filename]
+        if filename in installed:
+            _check_allowed(link, found, allowed_hashes.get(name))
 
-    sizes: dict[NormalizedName, int | None] = {}
-    heads: dict[NormalizedName, Future[int | None]] = {}
-    for name, candidate in resolution.pins.items():
-        link = candidate.link
-        assert link is not None
-        size = _known_size(link, metadata[name])
-        sizes[name] = size
-        if size is None and not link.is_local:
-            heads[name] = pool.submit(
+    sizes: dict[str, int | None] = {}
+    heads: dict[str, Future[int | None]] = {}
+    for filename, (_name, link, metadata) in files.items():
+        size = _known_size(link, metadata)
+        sizes[filename] = size
+        if size is None and not link.is_local and not offline:
+            heads[filename] = pool.submit(
                 _timed, timings, "size", md.head_size, session, link.url, timeout
             )
-    satisfied: dict[NormalizedName, Future[SatisfiedBy | None]] = {}
-    for name, candidate in resolution.pins.items():
-        link = candidate.link
-        assert link is not None
-        satisfied[name] = pool.submit(
+    satisfied: dict[str, Future[SatisfiedBy | None]] = {}
+    for filename in files:
+        satisfied[filename] = pool.submit(
             _timed,
             timings,
             "hash",
             find_satisfied,
-            link.filename,
-            hashes[name][0].get("sha256"),
+            filename,
+            hashes[filename][0].get("sha256"),
             dest_dir,
             cache,
         )
-    for name, head in heads.items():
-        sizes[name] = head.result()
+    for filename, head in heads.items():
+        sizes[filename] = head.result()
     return {
-        name: ArtifactFacts(
-            hashes=hashes[name][0],
-            hash_source=hashes[name][1],
-            size=sizes[name],
-            satisfied_by=satisfied[name].result(),
+        filename: ArtifactFacts(
+            hashes=hashes[filename][0],
+            hash_source=hashes[filename][1],
+            size=sizes[filename],
+            satisfied_by=satisfied[filename].result(),
         )
-        for name in resolution.pins
+        for filename in files
     }
 
 
@@ -538,10 +732,7 @@ def _known_hashes(
 
 
 def _check_allowed(
-    name: NormalizedName,
-    resolution: Resolution,
-    found: Mapping[str, str],
-    allowed: Mapping[str, frozenset[str]] | None,
+    link: Link, found: Mapping[str, str], allowed: Mapping[str, frozenset[str]] | None
 ) -> None:
     if not allowed:
         return
@@ -551,9 +742,7 @@ def _check_allowed(
     if any(found[algo] in allowed[algo] for algo in common):
         return
     algo = common[0]
-    link = resolution.pins[name].link
-    where = link.url if link is not None else name
-    raise HashMismatch(redact(where), algo, " or ".join(sorted(allowed[algo])), found[algo])
+    raise HashMismatch(redact(link.url), algo, " or ".join(sorted(allowed[algo])), found[algo])
 
 
 def _known_size(link: Link, metadata: DistMetadata) -> int | None:
@@ -573,34 +762,4 @@ def _download_hash(
     session: requests.Session, link: Link, cache: ArtifactCache | None, timeout: float
 ) -> str:
     """Fetch ``link`` whole, return its sha256, and keep it in the cache when there is one."""
-    where = redact(link.url)
-    directory = None
-    if cache is not None:
-        cache.root.mkdir(parents=True, exist_ok=True)
-        directory = str(cache.root)
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".hash.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = session.get(
-                    link.url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"}
-                )
-            except requests.RequestException as exc:
-                raise NetworkError(f"{where}: {redact(str(exc))}") from None
-            with response:
-                if response.status_code != 200:
-                    raise NetworkError(f"{where}: HTTP {response.status_code}")
-                try:
-                    for chunk in response.iter_content(CHUNK_SIZE):
-                        digest.update(chunk)
-                        out.write(chunk)
-                except requests.RequestException as exc:
-                    raise NetworkError(f"{where}: download interrupted: {exc}") from None
-        actual = digest.hexdigest()
-        if cache is not None:
-            cache.add(tmp, actual)
-        return actual
-    finally:
-        tmp.unlink(missing_ok=True)
+    return md.download_whole(session, link.url, sha256=None, cache=cache, timeout=timeout)

@@ -121,6 +121,7 @@ def build_artifact(
         extras=tuple(sorted(extras)),
         destination=link.filename,
         satisfied_by=facts.satisfied_by,
+        metadata=None if metadata.json is None else dict(metadata.json),
     )
 
 

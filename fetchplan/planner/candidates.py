@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -88,7 +89,8 @@ class DistMetadata:
 
     ``source`` is how it was obtained (``local``, ``pep658``, ``range``, ``whole``, ``sdist``);
     ``total_size`` and ``sha256`` are by-products (a range response's total length, the digest
-    of a wholly fetched file) that spare later requests.
+    of a wholly fetched file) that spare later requests. ``json`` is the whole core metadata in
+    its PEP 566 JSON form, for the plan to record (see ``metadata.metadata_json``).
     """
 
     name: NormalizedName
@@ -101,6 +103,7 @@ class DistMetadata:
     bytes_received: int = 0
     total_size: int | None = None
     sha256: str | None = None
+    json: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ ignores ``Range``. Messages name URLs through :func:`fetchplan._urls.redact`.
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import enum
 import hashlib
 import logging
@@ -26,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 from packaging.metadata import InvalidMetadata, Metadata, parse_email
@@ -53,6 +55,7 @@ __all__ = [
     "MetadataSource",
     "SdistNeedsBuild",
     "head_size",
+    "metadata_json",
     "parse_metadata",
     "sdist_metadata",
     "wheel_metadata",
@@ -71,6 +74,36 @@ _STATIC_NEEDED = ("requires-dist", "requires-python")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 # Exact bytes on the wire: a server compressing a range or an archive would change both.
 _IDENTITY = {"Accept-Encoding": "identity"}
+# The core metadata fields, each with whether it may appear more than once: what PEP 566's
+# JSON form (and so pip's installation report) carries. Description is left out on purpose.
+_JSON_FIELDS = (
+    ("Metadata-Version", False),
+    ("Name", False),
+    ("Version", False),
+    ("Dynamic", True),
+    ("Platform", True),
+    ("Supported-Platform", True),
+    ("Summary", False),
+    ("Description-Content-Type", False),
+    ("Keywords", False),
+    ("Home-page", False),
+    ("Download-URL", False),
+    ("Author", False),
+    ("Author-email", False),
+    ("Maintainer", False),
+    ("Maintainer-email", False),
+    ("License", False),
+    ("License-Expression", False),
+    ("License-File", True),
+    ("Classifier", True),
+    ("Requires-Dist", True),
+    ("Requires-Python", False),
+    ("Requires-External", True),
+    ("Project-URL", True),
+    ("Provides-Extra", True),
+    ("Provides-Dist", True),
+    ("Obsoletes-Dist", True),
+)
 
 
 class MetadataSource(enum.Enum):
@@ -156,6 +189,35 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
             f"{project} {version}"
         )
     return metadata
+
+
+def metadata_json(raw: bytes) -> dict[str, Any]:
+    """Core metadata ``raw`` in its PEP 566 JSON form, as pip's installation report shows it.
+
+    Keys are the field names in lower case with ``_`` for ``-``; fields that may repeat are
+    lists, in file order; ``keywords`` is split on commas (else whitespace); values are the
+    file's text unchanged (``requires_dist`` keeps every declared requirement with its marker
+    unevaluated). The description (the message body, or a ``Description`` field) is left
+    out: it is prose for people, often tens of kilobytes, and no installer reads it. ``raw``
+    must be UTF-8, as :func:`parse_metadata` checks; undecodable bytes are replaced.
+    """
+    message = email.parser.Parser(policy=email.policy.compat32).parsestr(
+        raw.decode("utf-8", errors="replace")
+    )
+    result: dict[str, Any] = {}
+    for name, multiple in _JSON_FIELDS:
+        values = message.get_all(name)
+        if not values:
+            continue
+        key = name.lower().replace("-", "_")
+        if multiple:
+            result[key] = [str(v) for v in values]
+        elif key == "keywords":
+            text = str(values[0])
+            result[key] = [k.strip() for k in text.split(",")] if "," in text else text.split()
+        else:
+            result[key] = str(values[0])
+    return result
 
 
 def _wheel_identity(filename: str) -> tuple[str, str]:
@@ -429,12 +491,10 @@ def _downloaded(
     """
     where = redact(url)
     if cache is not None:
-        cache.root.mkdir(parents=True, exist_ok=True)
-        directory: str | None = str(cache.root)
+        fd, tmp = cache.staging_file(".download.")
     else:
-        directory = None
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".download.", suffix=".part")
-    tmp = Path(tmp_name)
+        fd, tmp_name = tempfile.mkstemp(prefix=".download.", suffix=".part")
+        tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         size = 0
@@ -450,10 +510,26 @@ def _downloaded(
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256:
             raise HashMismatch(where, "sha256", sha256, actual)
-        cached = cache.add(tmp, actual) if cache is not None else None
+        # Hashed while written: the file moves into the cache as it is, no second copy.
+        cached = cache.adopt(tmp, actual) if cache is not None else None
         yield (cached if cached is not None else tmp), actual, size, cached
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def download_whole(
+    session: requests.Session,
+    url: str,
+    *,
+    sha256: str | None,
+    cache: ArtifactCache | None,
+    timeout: float = 30.0,
+) -> str:
+    """Fetch ``url`` whole into ``cache`` (verified when ``sha256`` is known); return its sha256."""
+    with _downloaded(
+        session, url, sha256=sha256, cache=cache, counter=_Counter(), timeout=timeout
+    ) as (_, actual, _, _):
+        return actual
 
 
 # --- public entry points ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ correctly without knowing about timings. All methods are thread-safe.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -26,6 +27,8 @@ from typing import Any
 
 from fetchplan import __version__
 from fetchplan._urls import redact
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "PHASES", "RequestRecord", "Timings"]
 
@@ -130,6 +133,10 @@ class Timings:
         )
         with self._lock:
             self._requests.append(record)
+        log.debug(
+            "%s %s -> %s, %d bytes in %.3f s (%s)",
+            method, record.url, status, received, record.end - record.start, record.phase,
+        )  # fmt: skip
 
     def add_task(self, phase: str, seconds: float, requests: int = 0, received: int = 0) -> None:
         """Add one finished task (an index page, a HEAD, a hash) to its phase's totals."""
@@ -152,12 +159,17 @@ class Timings:
     def set_resolver(
         self, *, cpu_seconds: float, started: float, ended: float, rounds: int
     ) -> None:
-        """Record the resolver's run: CPU time of its thread, and its span (values of now())."""
+        """Record one resolver run: CPU time of its thread, and its span (values of now()).
+
+        A plan for several targets resolves several times, one after the other: the totals
+        add up, and each run is its own event.
+        """
         with self._lock:
+            before = self._resolver
             self._resolver = {
-                "cpu_seconds": round(cpu_seconds, 6),
-                "wall_seconds": round(ended - started, 6),
-                "rounds": rounds,
+                "cpu_seconds": round(before.get("cpu_seconds", 0.0) + cpu_seconds, 6),
+                "wall_seconds": round(before.get("wall_seconds", 0.0) + ended - started, 6),
+                "rounds": int(before.get("rounds", 0)) + rounds,
             }
             self._requests.append(
                 RequestRecord(

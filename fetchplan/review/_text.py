@@ -1,22 +1,10 @@
-"""Plain-text rendering shared by the review reports: aligned tables and byte counts."""
+"""Plain-text rendering shared by the review reports: aligned tables (sizes: fetchplan._text)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["human_bytes", "table"]
-
-
-def human_bytes(count: int | None) -> str:
-    """``1.5 MiB``-style size; ``?`` for an unknown size."""
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+__all__ = ["table"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "  ") -> str:

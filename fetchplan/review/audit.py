@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fetchplan._text import human_size
 from fetchplan._urls import is_loopback
-from fetchplan.review._text import human_bytes, table
+from fetchplan.review._text import table
 from fetchplan.schemas.plan import Artifact, Plan
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
     "render_audit",
 ]
 
-DEFAULT_LARGE_FILE = 100 * 2**20
+DEFAULT_LARGE_FILE = 100 * 10**6
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -223,7 +224,7 @@ def render_audit(audit: Audit) -> str:
     """The audit as a readable report (text with a final newline)."""
     unknown = f", {audit.unknown_sizes} of unknown size" if audit.unknown_sizes else ""
     out = [
-        f"{audit.artifacts} artifacts, {human_bytes(audit.total_bytes)}{unknown}",
+        f"{audit.artifacts} artifacts, {human_size(audit.total_bytes)}{unknown}",
         f"projects: {len(audit.requested)} requested, {len(audit.transitive)} transitive, "
         f"{len(audit.build_only)} for building only",
         "",
@@ -236,7 +237,7 @@ def render_audit(audit: Audit) -> str:
                     ",".join(h.schemes),
                     ",".join(h.roles),
                     h.artifacts,
-                    human_bytes(h.bytes)
+                    human_size(h.bytes)
                     + (f" (+{h.unknown_sizes} unknown)" if h.unknown_sizes else ""),
                     "INSECURE: plain http" if h.insecure else "",
                 ]
@@ -259,7 +260,7 @@ def render_audit(audit: Audit) -> str:
         "Projects whose files come from more than one index:",
         table(["project", "indexes"], [[n, " ".join(u)] for n, u in audit.several_indexes]),
         "",
-        f"Artifacts larger than {human_bytes(audit.large_threshold)}:",
+        f"Artifacts larger than {human_size(audit.large_threshold)}:",
         _notes(audit.large, "bytes"),
         "",
         "Requested projects: " + (", ".join(audit.requested) or "(none)"),

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from packaging.version import Version
 
-from fetchplan.review._text import human_bytes, table
+from fetchplan._text import human_size
+from fetchplan.review._text import table
 from fetchplan.schemas.plan import Artifact, Plan
 
 __all__ = ["FileChange", "HashChange", "PlanDiff", "ProjectChange", "diff_plans", "render_diff"]
@@ -213,7 +214,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
 
 
 def _signed_bytes(delta: int) -> str:
-    return ("+" if delta >= 0 else "-") + human_bytes(abs(delta))
+    return ("+" if delta >= 0 else "-") + human_size(abs(delta))
 
 
 def render_diff(diff: PlanDiff) -> str:
@@ -267,7 +268,7 @@ def render_diff(diff: PlanDiff) -> str:
         out.append(
             table(
                 ["file", "old", "new"],
-                [[c.filename, human_bytes(c.old_size), human_bytes(c.new_size)] for c in resized],
+                [[c.filename, human_size(c.old_size), human_size(c.new_size)] for c in resized],
             )
         )
         out.append("")
@@ -280,7 +281,7 @@ def render_diff(diff: PlanDiff) -> str:
     if diff.old_unknown or diff.new_unknown:
         unknown = f" (unknown sizes: {diff.old_unknown} -> {diff.new_unknown})"
     out.append(
-        f"Total size: {human_bytes(diff.old_total)} -> {human_bytes(diff.new_total)} "
+        f"Total size: {human_size(diff.old_total)} -> {human_size(diff.new_total)} "
         f"({_signed_bytes(diff.new_total - diff.old_total)}){unknown}"
     )
     return "\n".join(out) + "\n"

@@ -34,7 +34,9 @@ __all__ = [
     "validate",
 ]
 
-SchemaName = Literal["plan", "manifest", "checkpoint", "policy", "plan-timings", "fetch-timings"]
+SchemaName = Literal[
+    "plan", "manifest", "checkpoint", "policy", "plan-timings", "fetch-timings", "bundle"
+]
 
 
 @cache

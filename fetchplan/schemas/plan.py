@@ -156,8 +156,13 @@ class Artifact:
     extras: tuple[str, ...] = ()
     build_dependency: bool = False
     targets: tuple[str, ...] | None = None
+    build_targets: tuple[str, ...] | None = None
+    """Targets whose sdist builds use this file too, when it is also installed (not only a
+    build dependency); None when no build uses it."""
     destination: str
     satisfied_by: SatisfiedBy | None = None
+    metadata: dict[str, Any] | None = None
+    """Core metadata in PEP 566 JSON form (no description), when the planner read it."""
 
     @property
     def sha256(self) -> str | None:
@@ -190,13 +195,18 @@ class Artifact:
         }
         if self.targets is not None:
             d["targets"] = list(self.targets)
+        if self.build_targets is not None:
+            d["build_targets"] = list(self.build_targets)
         d["destination"] = self.destination
         d["satisfied_by"] = None if self.satisfied_by is None else self.satisfied_by.to_dict()
+        if self.metadata is not None:
+            d["metadata"] = dict(self.metadata)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Artifact:
         targets = d.get("targets")
+        build_targets = d.get("build_targets")
         return cls(
             name=canonicalize_name(d["name"]),
             version=d["version"],
@@ -217,8 +227,10 @@ class Artifact:
             extras=tuple(d["extras"]),
             build_dependency=d.get("build_dependency", False),
             targets=None if targets is None else tuple(targets),
+            build_targets=None if build_targets is None else tuple(build_targets),
             destination=d["destination"],
             satisfied_by=SatisfiedBy.from_dict(d["satisfied_by"]),
+            metadata=None if d.get("metadata") is None else dict(d["metadata"]),
         )
 
 

@@ -138,19 +138,26 @@ def build_sdist(
     *,
     dynamic: Sequence[str] = (),
     setup_py: str | None = None,
+    pyproject: str | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``dist`` as an sdist (``.tar.gz``) with PKG-INFO and a setuptools pyproject.
 
-    ``dynamic`` lists core-metadata fields marked ``Dynamic:`` in PKG-INFO (PEP 643).
+    ``dynamic`` lists core-metadata fields marked ``Dynamic:`` in PKG-INFO (PEP 643);
+    ``pyproject`` replaces the default pyproject.toml text; ``extra_files`` adds files (paths
+    relative to the sdist's top directory).
     """
     directory.mkdir(parents=True, exist_ok=True)
     base = f"{dist.project}-{dist.version}"
     pkg_info = dist.metadata().rstrip("\n") + "\n"
     pkg_info += "".join(f"Dynamic: {name}\n" for name in dynamic) + "\n"
     module = canonicalize_name(dist.name).replace("-", "_")
-    pyproject = (
-        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
-    )
+    if pyproject is None:
+        pyproject = (
+            "[build-system]\n"
+            'requires = ["setuptools>=61"]\n'
+            'build-backend = "setuptools.build_meta"\n'
+        )
     members = {
         f"{base}/PKG-INFO": pkg_info.encode(),
         f"{base}/pyproject.toml": pyproject.encode(),
@@ -158,6 +165,8 @@ def build_sdist(
     }
     if setup_py is not None:
         members[f"{base}/setup.py"] = setup_py.encode()
+    for name, text in (extra_files or {}).items():
+        members[f"{base}/{name}"] = text.encode()
     path = directory / f"{base}.tar.gz"
     with tarfile.open(path, "w:gz") as tf:
         for name, data in members.items():

@@ -1,0 +1,15 @@
+"""Building sdists (PEP 517): shared by the planner (metadata) and the installer (wheels).
+
+* :mod:`.source` — an sdist's build system (``[build-system]`` of its pyproject.toml, with the
+  PEP 517/518 defaults) and its safe unpacking;
+* :mod:`.backend` — the backend's hooks, run through ``pyproject_hooks`` in an isolated
+  interpreter, failures turned into one-line errors;
+* :mod:`.env` — an isolated build environment: a fresh virtual environment without pip, into
+  which exactly the given, verified wheels are installed by fetchplan's own installer.
+"""
+
+from __future__ import annotations
+
+from fetchplan.build.errors import BuildError
+
+__all__ = ["BuildError"]

@@ -1,0 +1,181 @@
+"""A PEP 517 build backend, called through ``pyproject_hooks`` in an isolated interpreter.
+
+``pyproject_hooks`` runs each hook in a fresh subprocess of the build environment's
+interpreter; here that subprocess gets an environment without ``PYTHONPATH``/``PYTHONHOME``
+(nothing of the calling process leaks into the build), no standard input, a time limit, and
+its output captured: logged at debug level, and its last line quoted when the hook fails.
+Backend warnings go to the log, not to the caller's ``warnings``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyproject_hooks
+from packaging.requirements import InvalidRequirement, Requirement
+
+from fetchplan.build.errors import BuildError
+from fetchplan.build.source import BuildSystem
+
+__all__ = ["DEFAULT_TIMEOUT", "Backend"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 900.0
+"""Seconds one hook may run (a large C extension can take minutes)."""
+
+_DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH")
+# warnings.catch_warnings changes process-wide state: hook calls take turns around it.
+_WARNINGS_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+class _HookFailed(Exception):
+    def __init__(self, hook: str, message: str) -> None:
+        self.hook = hook
+        super().__init__(message)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _runner(timeout: float) -> Callable[..., None]:
+    def run(
+        cmd: Sequence[str],
+        cwd: str | None = None,
+        extra_environ: Mapping[str, str] | None = None,
+    ) -> None:
+        hook = cmd[2] if len(cmd) > 2 else "hook"
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+        env.update(extra_environ or {})
+        env["PYTHONNOUSERSITE"] = "1"
+        try:
+            done = subprocess.run(
+                list(cmd),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise _HookFailed(hook, f"did not finish within {timeout:g} seconds") from None
+        except OSError as exc:
+            raise _HookFailed(hook, f"cannot start the build interpreter: {exc}") from None
+        output = (done.stdout or "") + (done.stderr or "")
+        if output.strip():
+            log.debug("%s output:\n%s", hook, output.rstrip())
+        if done.returncode != 0:
+            raise _HookFailed(hook, f"exit status {done.returncode}: {_last_line(output)}")
+
+    return run
+
+
+class Backend:
+    """The build backend of the source tree ``source_dir``, run by the interpreter ``python``.
+
+    ``where`` names the sdist in every error (:class:`BuildError`, one line).
+    """
+
+    def __init__(
+        self,
+        source_dir: Path,
+        build_system: BuildSystem,
+        python: Path,
+        *,
+        where: str,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.where = where
+        self.build_system = build_system
+        self._hooks = pyproject_hooks.BuildBackendHookCaller(
+            str(source_dir),
+            build_system.backend,
+            backend_path=list(build_system.backend_path) or None,
+            runner=_runner(timeout),
+            python_executable=str(python),
+        )
+
+    def _call(self, hook: str, call: Callable[[], T]) -> T:
+        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = call()
+            except _HookFailed as exc:
+                raise BuildError(f"{self.where}: {exc.hook} failed: {exc}") from None
+            except pyproject_hooks.BackendUnavailable as exc:
+                raise BuildError(
+                    f"{self.where}: the build backend {self.build_system.backend!r} cannot be "
+                    f"imported in the build environment: {_last_line(exc.traceback)}"
+                ) from None
+            except pyproject_hooks.HookMissing as exc:
+                raise BuildError(
+                    f"{self.where}: the build backend {self.build_system.backend!r} has no "
+                    f"{exc.hook_name} hook"
+                ) from None
+            except (pyproject_hooks.BackendInvalid, pyproject_hooks.UnsupportedOperation) as exc:
+                raise BuildError(f"{self.where}: {hook}: {_last_line(str(exc))}") from None
+        for warning in caught:
+            log.warning("%s: %s: %s", self.where, hook, warning.message)
+        return result
+
+    def get_requires_for_build_wheel(self) -> tuple[Requirement, ...]:
+        """What the backend asks for beyond ``[build-system] requires`` to build a wheel."""
+        raw: Any = self._call(
+            "get_requires_for_build_wheel", self._hooks.get_requires_for_build_wheel
+        )
+        if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+            raise BuildError(
+                f"{self.where}: get_requires_for_build_wheel returned {raw!r}, not a list"
+            )
+        try:
+            return tuple(Requirement(r) for r in raw)
+        except InvalidRequirement as exc:
+            raise BuildError(f"{self.where}: get_requires_for_build_wheel: {exc}") from None
+
+    def prepare_metadata(self, directory: Path) -> bytes:
+        """The core metadata of the wheel the backend would build (``METADATA`` bytes).
+
+        Uses ``prepare_metadata_for_build_wheel``; a backend without that hook builds the
+        wheel and the metadata is taken from it (pyproject_hooks' fallback).
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        name: Any = self._call(
+            "prepare_metadata_for_build_wheel",
+            lambda: self._hooks.prepare_metadata_for_build_wheel(str(directory)),
+        )
+        metadata = directory / str(name) / "METADATA"
+        if not isinstance(name, str) or "/" in name or not metadata.is_file():
+            raise BuildError(
+                f"{self.where}: prepare_metadata_for_build_wheel returned {name!r}, "
+                "not a .dist-info directory holding METADATA"
+            )
+        try:
+            return metadata.read_bytes()
+        except OSError as exc:
+            raise BuildError(f"{self.where}: cannot read {metadata}: {exc}") from None
+
+    def build_wheel(self, directory: Path) -> Path:
+        """Build the wheel into ``directory``; return its path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        name: Any = self._call(
+            "build_wheel", lambda: self._hooks.build_wheel(str(directory.resolve()))
+        )
+        wheel = directory / str(name)
+        if not isinstance(name, str) or "/" in name or not name.endswith(".whl"):
+            raise BuildError(f"{self.where}: build_wheel returned {name!r}, not a wheel name")
+        if not wheel.is_file():
+            raise BuildError(f"{self.where}: build_wheel reported {name} but wrote no such file")
+        return wheel

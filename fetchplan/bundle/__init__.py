@@ -1,0 +1,37 @@
+"""Bundles: a plan, its verified manifest, the files and a static index, carried offline.
+
+Library entry points::
+
+    result = make_bundle(plan_path, Path("bundle/"), FetchOptions(...))  # or "bundle.tar"
+    report = verify_bundle(Path("bundle/"))                            # or the tar
+    with open_bundle(Path("bundle.tar")) as opened:                    # extracted, checked
+        report = check_bundle(opened)
+        install_manifest(opened.manifest_path, target)
+
+Modules: ``layout`` (names, index pages and README, pure), ``make`` (runs the executor and
+writes the rest), ``archive`` (deterministic tar out, defensive tar in), ``verify``.
+This package may import the executor and the installer, never the planner: bundles are
+verified and installed on machines that have no network and few dependencies.
+"""
+
+from fetchplan.bundle.archive import OpenedBundle, extract_tar, open_bundle, write_tar
+from fetchplan.bundle.errors import BundleError, BundleInvalid
+from fetchplan.bundle.layout import render_index, render_readme
+from fetchplan.bundle.make import BundleResult, make_bundle
+from fetchplan.bundle.verify import VerifyReport, check_bundle, verify_bundle
+
+__all__ = [
+    "BundleError",
+    "BundleInvalid",
+    "BundleResult",
+    "OpenedBundle",
+    "VerifyReport",
+    "check_bundle",
+    "extract_tar",
+    "make_bundle",
+    "open_bundle",
+    "render_index",
+    "render_readme",
+    "verify_bundle",
+    "write_tar",
+]

@@ -1,0 +1,330 @@
+"""Checking a bundle (or a fetch destination) before its files are trusted, offline.
+
+:func:`check_bundle` reads everything again from disk and reports every problem it finds,
+each one line naming the file: the schemas of ``bundle.json``, the plan and the manifest; the
+plan's digest against the manifest (and ``bundle.json``, and a digest the operator carried
+across apart, if given); that the manifest lists every artifact of the plan, as the plan
+describes it; every listed file present as a regular file inside the bundle with the
+manifest's size and sha256; the index pages exactly as :func:`render_index` makes them.
+Files nobody listed are warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from stat import S_ISLNK, S_ISREG
+
+from fetchplan._fs import CHUNK_SIZE
+from fetchplan.bundle.archive import OpenedBundle, open_bundle
+from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, render_index
+from fetchplan.errors import FileFormatError
+from fetchplan.schemas import plan_digest
+from fetchplan.schemas.bundle import Bundle, load_bundle
+from fetchplan.schemas.manifest import Manifest, load_manifest
+from fetchplan.schemas.plan import Plan, load_plan
+
+__all__ = ["VerifyReport", "check_bundle", "verify_bundle"]
+
+log = logging.getLogger(__name__)
+
+_STATE_DIR = ".fetchplan"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The outcome of a check: ``problems`` (fatal) and ``warnings``, one line each."""
+
+    where: str
+    is_bundle: bool
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    """Files whose size and sha256 were checked and matched."""
+    bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _safe_relative(path: str) -> PurePosixPath | None:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or "\\" in path or ".." in pure.parts or not pure.parts:
+        return None
+    if ":" in pure.parts[0]:
+        return None
+    return pure
+
+
+def _hash(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _format_problems(exc: FileFormatError) -> list[str]:
+    return [f"{exc.filename}: {p}" for p in exc.problems]
+
+
+def check_bundle(opened: OpenedBundle, *, plan_sha256: str | None = None) -> VerifyReport:
+    """Check the bundle or fetch destination ``opened``; never raises for what it finds.
+
+    ``plan_sha256``: the plan digest the operator expects (carried across separately), which
+    the bundle's plan must have.
+    """
+    where = str(opened.archive if opened.archive is not None else opened.root)
+    report = VerifyReport(where=where, is_bundle=opened.is_bundle)
+    root = opened.root
+    show = opened.display
+    bundle: Bundle | None = None
+    manifest_rel = os.path.relpath(opened.manifest_path, root).replace(os.sep, "/")
+    if opened.is_bundle:
+        try:
+            bundle = load_bundle(root / BUNDLE_FILE)
+        except FileFormatError as exc:
+            report.problems.extend(_problem_lines(exc, opened))
+            return report
+        if bundle.manifest.path != manifest_rel:
+            # Installing reads this manifest: bundle.json must vouch for that very file.
+            report.problems.append(
+                f"{show(BUNDLE_FILE)}: manifest.path: {bundle.manifest.path} is not {manifest_rel}"
+            )
+            return report
+    manifest_path = root / manifest_rel
+    try:
+        manifest = load_manifest(manifest_path)
+    except FileFormatError as exc:
+        report.problems.extend(_problem_lines(exc, opened))
+        return report
+    plan_rel = str(PurePosixPath(manifest_rel).parent / manifest.plan.path)
+    if _safe_relative(plan_rel) is None:
+        report.problems.append(f"{show(manifest_rel)}: plan.path: not inside the bundle")
+        return report
+    try:
+        plan, document = load_plan(root / plan_rel)
+    except FileFormatError as exc:
+        report.problems.extend(_problem_lines(exc, opened))
+        return report
+    digest = plan_digest(document)
+    if digest != manifest.plan.sha256:
+        report.problems.append(
+            f"{show(manifest_rel)}: plan.sha256: {manifest.plan.sha256} is not the digest of "
+            f"{plan_rel} ({digest})"
+        )
+    if plan_sha256 is not None and digest != plan_sha256.lower():
+        report.problems.append(
+            f"{show(plan_rel)}: its digest {digest} is not the expected {plan_sha256.lower()}"
+        )
+    expected_files = {manifest_rel, plan_rel}
+    if bundle is not None:
+        expected_files |= {BUNDLE_FILE, bundle.readme}
+        _check_bundle_file(
+            bundle,
+            opened,
+            manifest_rel=manifest_rel,
+            plan_rel=plan_rel,
+            digest=digest,
+            report=report,
+        )
+    _check_coverage(plan, manifest, show(manifest_rel), report)
+    base = PurePosixPath(manifest_rel).parent
+    for i, entry in enumerate(manifest.artifacts):
+        rel = _safe_relative(str(base / entry.path))
+        if rel is None:
+            report.problems.append(
+                f"{show(manifest_rel)}: artifacts[{i}].path: {entry.path!r} is not inside the "
+                "bundle"
+            )
+            continue
+        expected_files.add(str(rel))
+        _check_file(root, str(rel), size=entry.size, sha256=entry.sha256, show=show, report=report)
+    index_dir = INDEX_DIR if bundle is None else bundle.index.path.rstrip("/")
+    if bundle is not None:
+        _check_index(plan, manifest, bundle, opened, report)
+    for found in _walk(root):
+        if found in expected_files:
+            continue
+        top = PurePosixPath(found).parts[0]
+        if bundle is not None and top == index_dir:
+            continue  # the index was checked page by page
+        if top == _STATE_DIR:
+            if bundle is not None:
+                report.warnings.append(f"{show(found)}: fetch state left in a bundle")
+            continue
+        report.warnings.append(f"{show(found)}: not listed in the manifest")
+    return report
+
+
+def _problem_lines(exc: FileFormatError, opened: OpenedBundle) -> list[str]:
+    lines = _format_problems(exc)
+    if opened.archive is None:
+        return lines
+    prefix = str(opened.root) + os.sep
+    return [
+        opened.display(line[len(prefix) :].replace(os.sep, "/"))
+        if line.startswith(prefix)
+        else line
+        for line in lines
+    ]
+
+
+def _check_bundle_file(
+    bundle: Bundle,
+    opened: OpenedBundle,
+    *,
+    manifest_rel: str,
+    plan_rel: str,
+    digest: str,
+    report: VerifyReport,
+) -> None:
+    show = opened.display
+    where = show(BUNDLE_FILE)
+    if PurePosixPath(bundle.plan.path) != PurePosixPath(plan_rel):
+        report.problems.append(
+            f"{where}: plan.path: {bundle.plan.path} is not the manifest's plan ({plan_rel})"
+        )
+    if bundle.plan.sha256 != digest:
+        report.problems.append(
+            f"{where}: plan.sha256: {bundle.plan.sha256} is not the digest of {plan_rel} ({digest})"
+        )
+    try:
+        actual, _ = _hash(opened.root / manifest_rel)
+    except OSError as exc:
+        report.problems.append(f"{show(manifest_rel)}: cannot read: {exc}")
+        return
+    if actual != bundle.manifest.sha256:
+        report.problems.append(
+            f"{show(manifest_rel)}: sha256 {actual} is not the {bundle.manifest.sha256} "
+            f"{BUNDLE_FILE} records"
+        )
+    readme = _safe_relative(bundle.readme)
+    if readme is None or not (opened.root / str(readme)).is_file():
+        report.warnings.append(f"{show(bundle.readme)}: missing")
+
+
+def _check_coverage(plan: Plan, manifest: Manifest, where: str, report: VerifyReport) -> None:
+    entries = {e.filename: e for e in manifest.artifacts}
+    planned = {a.filename for a in plan.artifacts}
+    for artifact in plan.artifacts:
+        entry = entries.get(artifact.filename)
+        if entry is None:
+            report.problems.append(f"{where}: {artifact.filename}: in the plan, not verified")
+            continue
+        if artifact.sha256 is not None and entry.sha256 != artifact.sha256:
+            report.problems.append(
+                f"{where}: {artifact.filename}: sha256 {entry.sha256} is not the plan's "
+                f"{artifact.sha256}"
+            )
+        if artifact.size is not None and entry.size != artifact.size:
+            report.problems.append(
+                f"{where}: {artifact.filename}: size {entry.size} is not the plan's {artifact.size}"
+            )
+    for entry in manifest.artifacts:
+        if entry.filename not in planned:
+            report.problems.append(f"{where}: {entry.filename}: not in the plan")
+
+
+def _check_file(
+    root: Path,
+    rel: str,
+    *,
+    size: int,
+    sha256: str,
+    show: Callable[[str], str],
+    report: VerifyReport,
+) -> None:
+    path = root / rel
+    try:
+        stat = path.lstat()
+    except FileNotFoundError:
+        report.problems.append(f"{show(rel)}: missing")
+        return
+    except OSError as exc:
+        report.problems.append(f"{show(rel)}: cannot read: {exc}")
+        return
+    if S_ISLNK(stat.st_mode) or not S_ISREG(stat.st_mode):
+        report.problems.append(f"{show(rel)}: not a regular file")
+        return
+    if stat.st_size != size:
+        report.problems.append(f"{show(rel)}: {stat.st_size} bytes, the manifest says {size}")
+        return
+    try:
+        actual, _ = _hash(path)
+    except OSError as exc:
+        report.problems.append(f"{show(rel)}: cannot read: {exc}")
+        return
+    if actual != sha256:
+        report.problems.append(f"{show(rel)}: sha256 mismatch: expected {sha256}, got {actual}")
+        return
+    report.files += 1
+    report.bytes += size
+
+
+def _check_index(
+    plan: Plan, manifest: Manifest, bundle: Bundle, opened: OpenedBundle, report: VerifyReport
+) -> None:
+    show = opened.display
+    index_rel = _safe_relative(bundle.index.path)
+    if index_rel is None or str(index_rel) != INDEX_DIR:
+        report.problems.append(f"{show(BUNDLE_FILE)}: index.path: not {INDEX_DIR}/")
+        return
+    pages = render_index(plan, manifest)
+    projects = sorted({str(PurePosixPath(p).parent.name) for p in pages} - {INDEX_DIR})
+    if list(bundle.index.projects) != projects:
+        report.problems.append(
+            f"{show(BUNDLE_FILE)}: index.projects: not the manifest's projects "
+            f"({', '.join(projects)})"
+        )
+    for rel, expected in pages.items():
+        path = opened.root / rel
+        try:
+            if path.is_symlink():
+                report.problems.append(f"{show(rel)}: not a regular file")
+                continue
+            actual = path.read_bytes()
+        except FileNotFoundError:
+            report.problems.append(f"{show(rel)}: index page missing")
+            continue
+        except OSError as exc:
+            report.problems.append(f"{show(rel)}: cannot read: {exc}")
+            continue
+        if actual != expected:
+            report.problems.append(f"{show(rel)}: index page does not match the manifest")
+    for rel in _walk(opened.root / INDEX_DIR):
+        full = f"{INDEX_DIR}/{rel}"
+        if full not in pages:
+            report.problems.append(f"{show(full)}: not a page of this bundle's index")
+
+
+def _walk(root: Path) -> list[str]:
+    """Every non-directory under ``root``, relative with '/', links not followed."""
+    found: list[str] = []
+    if not root.is_dir():
+        return found
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = Path(directory)
+        for name in sorted(filenames):
+            found.append((base / name).relative_to(root).as_posix())
+        for name in dirnames:
+            if (base / name).is_symlink():
+                found.append((base / name).relative_to(root).as_posix())
+    return found
+
+
+def verify_bundle(path: Path, *, plan_sha256: str | None = None) -> VerifyReport:
+    """Open (a tar is extracted to a temporary directory) and check the bundle at ``path``.
+
+    Raises :class:`BundleError` only when it cannot be opened at all.
+    """
+    with open_bundle(path) as opened:
+        return check_bundle(opened, plan_sha256=plan_sha256)

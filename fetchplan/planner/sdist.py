@@ -1,0 +1,388 @@
+"""sdists in a plan: their metadata, built when it is dynamic, and their build requirements.
+
+For every sdist the resolver looks at, :class:`SdistPlanner` reads the file once (a local copy
+matching its hash, else a download into the artifact cache) and its ``[build-system]``
+(:mod:`fetchplan.build.source`). When PKG-INFO states the dependencies (PEP 643, Metadata
+2.2 without ``Dynamic: Requires-Dist``/``Requires-Python``) that is the metadata. Otherwise it
+is prepared as a build frontend would, on this machine:
+
+1. the build requirements are resolved for this interpreter, from wheels only (so preparing
+   never needs another build), and those wheels fetched into the cache;
+2. a virtual environment without pip gets exactly those wheels, through fetchplan's installer;
+3. the backend's ``get_requires_for_build_wheel`` is asked for more (resolved and added the same
+   way), then ``prepare_metadata_for_build_wheel`` (``build_wheel`` for a backend without it).
+
+The prepared metadata and the backend's extra requirements are kept in the cache by the sdist's
+sha256, so a file is prepared once per cache. The plan itself gets, per target, one resolution
+of the build requirements of all that target's sdists (wheels only, for that target: what
+``fetchplan install`` builds them with there); :func:`build_requirements` lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from fetchplan._fs import CHUNK_SIZE, atomic_write_bytes, sha256_file
+from fetchplan._urls import redact
+from fetchplan.build.errors import BuildError
+from fetchplan.build.source import BuildSystem, read_build_system
+from fetchplan.cache import ArtifactCache
+from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
+from fetchplan.planner import metadata as md
+from fetchplan.planner.candidates import Candidate, DistMetadata, FormatControl
+from fetchplan.planner.context import Memo, ResolveContext, TargetResolution
+from fetchplan.planner.index import Link, file_url_path
+from fetchplan.planner.provider import Req
+from fetchplan.planner.target import TargetEnv, host_target
+
+if TYPE_CHECKING:
+    from fetchplan.install import WheelToInstall
+
+__all__ = [
+    "WHEELS_ONLY",
+    "SdistBuildError",
+    "SdistFacts",
+    "SdistPlanner",
+    "build_requirements",
+]
+
+log = logging.getLogger(__name__)
+
+WHEELS_ONLY = FormatControl(only_binary=frozenset({":all:"}))
+"""Build requirements come from wheels only: a build never needs another build first."""
+
+_PREPARED_FORMAT = "fetchplan.prepared-metadata"
+_PREPARED_DIR = "prepared-metadata"
+
+
+class SdistBuildError(FetchplanError):
+    """An sdist's metadata or build requirements could not be planned; names the sdist."""
+
+
+@dataclass(frozen=True, slots=True)
+class SdistFacts:
+    """What building an sdist needs, as learnt while reading its metadata."""
+
+    build_system: BuildSystem
+    backend_requires: tuple[Requirement, ...] = ()
+    """What ``get_requires_for_build_wheel`` asked for (only known when the backend ran)."""
+    prepared: bool = False
+    """Whether the metadata came from the backend rather than PKG-INFO."""
+
+    @property
+    def requirements(self) -> tuple[Requirement, ...]:
+        return self.build_system.requires + self.backend_requires
+
+
+@dataclass(frozen=True, slots=True)
+class _LocalFile:
+    path: Path
+    sha256: str
+    size: int
+    requests: int = 0
+    received: int = 0
+
+
+def build_requirements(
+    sdists: Iterable[tuple[Candidate, SdistFacts]], target: TargetEnv
+) -> list[Req]:
+    """The build requirements of ``sdists`` that apply on ``target`` (markers evaluated)."""
+    reqs: list[Req] = []
+    for candidate, facts in sdists:
+        origin = f"to build {candidate.name} {candidate.version}"
+        reqs.extend(
+            Req.from_requirement(r, origin=origin)
+            for r in facts.requirements
+            if target.evaluate(r.marker)
+        )
+    return reqs
+
+
+class SdistPlanner:
+    """The sdists of one planning run: metadata (prepared when dynamic) and build facts.
+
+    ``scratch`` is a private directory for downloads (when there is no cache) and build
+    environments; the caller removes it. Thread-safe: each sdist is read and prepared once.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        context: ResolveContext,
+        cache: ArtifactCache | None,
+        scratch: Path,
+        timeout: float,
+        build: bool = True,
+    ) -> None:
+        self._session = session
+        self._context = context
+        self._cache = cache
+        self._scratch = scratch
+        self._timeout = timeout
+        self._build = build
+        self._metadata: Memo[str, DistMetadata] = Memo()
+        self._files: Memo[str, _LocalFile] = Memo()
+        self._facts: dict[str, SdistFacts] = {}
+        self._lock = threading.Lock()
+
+    # -- metadata ------------------------------------------------------------------------
+
+    def metadata(self, link: Link, local_files: Sequence[Path] = ()) -> DistMetadata:
+        """The core metadata of the sdist ``link``; prepared by its backend when dynamic.
+
+        Raises :class:`SdistBuildError` when preparing fails (naming the sdist and the cause),
+        and the errors of :func:`fetchplan.planner.metadata.sdist_metadata` otherwise.
+        """
+        return self._metadata.get(link.url, lambda: self._read(link, local_files))
+
+    def facts(self, link: Link) -> SdistFacts:
+        """What building ``link`` needs (its metadata is read first if it was not yet)."""
+        self.metadata(link)
+        with self._lock:
+            return self._facts[link.url]
+
+    def _read(self, link: Link, local_files: Sequence[Path]) -> DistMetadata:
+        local = self._file(link, local_files)
+        try:
+            fetched = md.sdist_metadata(
+                self._session,
+                url=link.url,
+                filename=link.filename,
+                sha256=local.sha256,
+                local_files=[local.path],
+                timeout=self._timeout,
+            )
+        except md.SdistNeedsBuild as exc:
+            if not self._build:
+                raise SdistBuildError(
+                    f"{link.filename}: {exc.project} {exc.version} needs a build to learn its "
+                    f"dependencies ({exc.reason}), and --no-build-deps forbids planning one"
+                ) from None
+            build_system = self._build_system(local, link)
+            raw, backend_requires = self._prepare(link, local, build_system)
+            where = f"{link.filename} (prepared metadata)"
+            meta = md.parse_metadata(raw, where=where, project=exc.project, version=exc.version)
+            facts = SdistFacts(build_system, backend_requires, prepared=True)
+        else:
+            meta = fetched.metadata
+            build_system = (
+                self._build_system(local, link)
+                if self._build
+                else BuildSystem(requires=(), backend="", declared=False)
+            )
+            facts = SdistFacts(build_system)
+        with self._lock:
+            self._facts[link.url] = facts
+        return DistMetadata(
+            name=canonicalize_name(meta.name),
+            version=meta.version,
+            requires_dist=tuple(meta.requires_dist or ()),
+            requires_python=meta.requires_python,
+            provides_extra=frozenset(canonicalize_name(e) for e in meta.provides_extra or ()),
+            source="sdist" if local.requests else "local",
+            requests=local.requests,
+            bytes_received=local.received,
+            total_size=local.size,
+            sha256=local.sha256,
+        )
+
+    @staticmethod
+    def _build_system(local: _LocalFile, link: Link) -> BuildSystem:
+        try:
+            return read_build_system(local.path, link.filename)
+        except BuildError as exc:
+            raise SdistBuildError(str(exc)) from None
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _file(self, link: Link, local_files: Sequence[Path] = ()) -> _LocalFile:
+        return self._files.get(link.url, lambda: self._obtain(link, local_files))
+
+    def _obtain(self, link: Link, local_files: Sequence[Path]) -> _LocalFile:
+        """A local copy of ``link``'s file: a matching local file, the cache, or a download."""
+        sha256 = link.sha256.lower() if link.sha256 is not None else None
+        candidates = list(local_files)
+        if link.is_local:
+            path = file_url_path(link.url)
+            if sha256 is None and path.is_file():
+                # A local file without an index hash: its content is what the plan records.
+                return _LocalFile(path, sha256_file(path), path.stat().st_size)
+            candidates.insert(0, path)
+        if sha256 is not None:
+            if self._cache is not None and (cached := self._cache.get(sha256)) is not None:
+                candidates.append(cached)
+            for path in candidates:
+                try:
+                    if path.is_file() and sha256_file(path) == sha256:
+                        return _LocalFile(path, sha256, path.stat().st_size)
+                except OSError as exc:
+                    log.debug("skipping local candidate %s: %s", path, exc)
+        return self._download(link, sha256)
+
+    def _download(self, link: Link, sha256: str | None) -> _LocalFile:
+        where = redact(link.url)
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._scratch, prefix=".download.", suffix=".part")
+        tmp = Path(tmp_name)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    response = self._session.get(
+                        link.url,
+                        stream=True,
+                        timeout=self._timeout,
+                        headers={"Accept-Encoding": "identity"},
+                    )
+                except requests.RequestException as exc:
+                    raise NetworkError(f"{where}: {redact(str(exc))}") from None
+                with response:
+                    if response.status_code != 200:
+                        raise NetworkError(f"{where}: HTTP {response.status_code}")
+                    try:
+                        for chunk in response.iter_content(CHUNK_SIZE):
+                            digest.update(chunk)
+                            out.write(chunk)
+                            size += len(chunk)
+                    except requests.RequestException as exc:
+                        raise NetworkError(f"{where}: download interrupted: {exc}") from None
+            actual = digest.hexdigest()
+            if sha256 is not None and actual != sha256:
+                raise HashMismatch(where, "sha256", sha256, actual)
+            if self._cache is not None:
+                final = self._cache.add(tmp, actual)
+            else:
+                final = self._scratch / actual / link.filename
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _LocalFile(final, actual, size, requests=1, received=size)
+
+    # -- preparing metadata --------------------------------------------------------------
+
+    def _prepared_path(self, sha256: str) -> Path | None:
+        if self._cache is None:
+            return None
+        return self._cache.root / _PREPARED_DIR / sha256[:2] / f"{sha256}.json"
+
+    def _load_prepared(self, sha256: str) -> tuple[bytes, tuple[Requirement, ...]] | None:
+        path = self._prepared_path(sha256)
+        if path is None or not path.is_file():
+            return None
+        try:
+            document: Any = json.loads(path.read_bytes())
+            if document.get("format") != _PREPARED_FORMAT or document.get("sdist") != sha256:
+                raise ValueError("not a prepared-metadata record of this sdist")
+            raw = str(document["metadata"]).encode("utf-8")
+            requires = tuple(Requirement(r) for r in document["backend_requires"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, InvalidRequirement):
+            log.warning("%s: unreadable prepared metadata; preparing it again", path)
+            return None
+        log.debug("prepared metadata of %s from %s", sha256, path)
+        return raw, requires
+
+    def _store_prepared(
+        self, sha256: str, raw: bytes, backend_requires: Sequence[Requirement]
+    ) -> None:
+        path = self._prepared_path(sha256)
+        if path is None:
+            return
+        document = {
+            "format": _PREPARED_FORMAT,
+            "version": 1,
+            "sdist": sha256,
+            "metadata": raw.decode("utf-8", errors="replace"),
+            "backend_requires": [str(r) for r in backend_requires],
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, json.dumps(document, indent=1).encode("utf-8"))
+        except OSError as exc:
+            log.warning("%s: cannot keep the prepared metadata: %s", path, exc)
+
+    def _prepare(
+        self, link: Link, local: _LocalFile, build_system: BuildSystem
+    ) -> tuple[bytes, tuple[Requirement, ...]]:
+        kept = self._load_prepared(local.sha256)
+        if kept is not None:
+            return kept
+        from fetchplan.build.backend import Backend
+        from fetchplan.build.env import add_to_build_env, create_build_env, unsatisfied
+        from fetchplan.build.source import unpack_sdist
+        from fetchplan.install import InstallError
+
+        what = f"{link.name} {link.version}"
+        host = host_target()
+        candidate = Candidate(name=link.name, version=link.version, link=link)
+        facts = SdistFacts(build_system)
+        log.info("preparing the metadata of %s with %s", link.filename, build_system.backend)
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.TemporaryDirectory(dir=self._scratch, prefix="build-") as work_name:
+                work = Path(work_name)
+                first = self._resolve_host(build_requirements([(candidate, facts)], host), what)
+                env = create_build_env(work / "env", self._wheels(first))
+                source = unpack_sdist(local.path, link.filename, work / "src")
+                backend = Backend(source, build_system, env.python, where=link.filename)
+                backend_requires = backend.get_requires_for_build_wheel()
+                if unsatisfied(backend_requires, env.installed, host.markers):
+                    more = SdistFacts(build_system, backend_requires)
+                    again = self._resolve_host(build_requirements([(candidate, more)], host), what)
+                    added = [
+                        w for w in self._wheels(again) if env.installed.get(w.name) != w.version
+                    ]
+                    env = add_to_build_env(env, added)
+                raw = backend.prepare_metadata(work / "metadata")
+        except (BuildError, InstallError) as exc:
+            raise SdistBuildError(f"cannot prepare the metadata of {what}: {exc}") from None
+        self._store_prepared(local.sha256, raw, backend_requires)
+        return raw, backend_requires
+
+    def _resolve_host(self, requirements: Sequence[Req], what: str) -> TargetResolution:
+        try:
+            return self._context.resolve(
+                requirements, host_target(), formats=WHEELS_ONLY, record_resolver=False
+            )
+        except SdistBuildError:
+            raise
+        except FetchplanError as exc:
+            raise SdistBuildError(
+                f"cannot prepare the metadata of {what}: its build requirements (wheels only, "
+                f"for this interpreter): {exc}"
+            ) from None
+
+    def _wheels(self, resolved: TargetResolution) -> list[WheelToInstall]:
+        from fetchplan.install import WheelToInstall
+
+        wheels = []
+        for name, candidate in resolved.resolution.pins.items():
+            link = candidate.link
+            assert link is not None
+            local = self._file(link)
+            wheels.append(
+                WheelToInstall(
+                    path=local.path,
+                    filename=link.filename,
+                    name=name,
+                    version=str(candidate.version),
+                    sha256=local.sha256,
+                    size=local.size,
+                )
+            )
+        return wheels
