@@ -113,7 +113,7 @@ def _row_line(res: Any, row: Any, args: argparse.Namespace) -> str:
     if proxy > 0:
         note = f"{note}; proxy CPU {proxy:.2f} s".lstrip("; ")
     if row.waterfall:
-        note = f"{note}; waterfall of run 1: {row.waterfall}".lstrip("; ")
+        note = f"{note}; waterfall: {row.waterfall}".lstrip("; ")
     if len(ok) < len(row.samples):
         note = f"{len(row.samples) - len(ok)} run(s) failed; {note}"
     limits = f"{limit:.2f} | {statistics.median(walls) / limit:.1f}x" if limit > 0 else "- | -"
@@ -124,7 +124,7 @@ def _row_line(res: Any, row: Any, args: argparse.Namespace) -> str:
     )
 
 
-def _targets(res: Any, args: argparse.Namespace) -> list[str]:
+def _targets(res: Any, args: argparse.Namespace, measured_mbit: float | None) -> list[str]:
     def ratio(stage: str, variant: str, tool: str) -> float | None:
         fp = _find(res, stage, variant, "fetchplan")
         base = _find(res, stage, variant, tool)
@@ -165,7 +165,17 @@ def _targets(res: Any, args: argparse.Namespace) -> list[str]:
     fetch = fp_samples("fetch")
     limit = link_limit("fetch", res, args.delay_ms, args.rate_mbit)
     over = _median([s.wall_s / limit for s in fetch]) if fetch else None
-    lines.append(f"| fetch / link limit ({limit:.2f} s) | ≤ 1.10x | {verdict(over, 1.10)} |")
+    lines.append(
+        f"| fetch / link limit ({limit:.2f} s at {args.rate_mbit:g} Mbit/s) | ≤ 1.10x | "
+        f"{verdict(over, 1.10, '{:.3f}x')} |"
+    )
+    if measured_mbit:
+        real = link_limit("fetch", res, args.delay_ms, measured_mbit)
+        over_real = _median([s.wall_s / real for s in fetch]) if fetch else None
+        lines.append(
+            f"| fetch / link limit at the shaping check's {measured_mbit:.0f} Mbit/s "
+            f"({real:.2f} s) | ≤ 1.10x | {verdict(over_real, 1.10, '{:.3f}x')} |"
+        )
     lines.append(
         f"| fetch vs pip download | ≤ 0.5x | {verdict(ratio('fetch', 'pep658', 'pip'), 0.5)} |"
     )
@@ -247,7 +257,9 @@ def render(results: Sequence[Any], meta: dict[str, Any], args: argparse.Namespac
         ]
         out += [_row_line(res, row, args) for row in res.rows]
         out += ["", f"Targets ({res.name} set; the issue sets them for the large set):", ""]
-        out += _targets(res, args)
+        probe = meta.get("probe") or {}
+        rates = [v for k, v in probe.items() if k.startswith("mbit_s_")]
+        out += _targets(res, args, max(rates) if rates else None)
     return "\n".join(out) + "\n"
 
 

@@ -73,6 +73,14 @@ class Row:
     status: str = ""
     waterfall: str = ""
 
+    def put(self, run: int, sample: Sample | None, why: str = "") -> None:
+        """Record run ``run`` (0-based): a successful sample, or None and why it failed."""
+        while len(self.samples) <= run:
+            self.samples.append(None)
+        self.samples[run] = sample
+        if sample is None and why:
+            self.status = f"run {run + 1}: {why}"
+
 
 RowFactory = Callable[[str, str, str, str], Row]
 
@@ -202,6 +210,7 @@ class Bench:
         self.fp = Fetchplan(self.fp_src, self._fp_env(Path(tempfile.gettempdir())))
         self.fp.detect()
         self._last_plan: Path | None = None
+        self._any_plan: Path | None = None
         self._wheel_bytes: dict[str, int] = {}
 
     def _fp_env(self, tmp: Path) -> dict[str, str]:
@@ -269,6 +278,8 @@ class Bench:
             row.waterfall = f"`fetchplan report` failed: {proc.stderr.strip()[-120:]}"
 
     def run_set(self, rs: sets_mod.ReqSet, res: SetResult) -> None:
+        self._any_plan = None
+        self._last_plan = None
         self._wheel_bytes[rs.name] = res.wheel_bytes
         only = set(self.args.only)
         rows: dict[tuple[str, str, str], Row] = {}
@@ -290,14 +301,21 @@ class Bench:
                     plan = self._fp_plan(rs, row, variant, i)
                     if plan is not None:
                         plans[variant] = plan
+                        self._any_plan = plan
             if "fetch" in only:
                 self._stage_pip_uv(rs, row, "fetch", "pep658", i)
-                wall = self._fp_fetch(rs, row, plans.get("pep658"), i)
+                # A plan that failed this run must not hide fetch: take another good one.
+                plan = plans.get("pep658") or plans.get("nometa") or self._any_plan
+                wall = self._fp_fetch(rs, row, plan, i)
                 if wall is not None:
                     fetch_walls.append(wall)
             if "run" in only:
                 self._stage_pip_uv(rs, row, "run", "pep658", i)
                 self._fp_run(rs, row, i)
+        for r in res.rows:
+            # A row measured at all has one entry per run, so ratios pair run i with run i.
+            while r.samples and len(r.samples) < self.args.runs:
+                r.samples.append(None)
         if "fetch" in only and fetch_walls and self.fp.available("fetch"):
             res.resume = self._resume(rs, sorted(fetch_walls)[len(fetch_walls) // 2])
 
@@ -325,9 +343,7 @@ class Bench:
                 s = self.measure(argv, _clean_env(tmp), log)
                 if stage == "run" and s.returncode == 0:
                     s.extra["import_ok"] = self._check_import(job.venv, rs)
-            r.samples.append(s if s.returncode == 0 else None)
-            if s.returncode != 0:
-                r.status = f"failed (exit {s.returncode}, see {log.name})"
+            r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
 
     def _make_venv(self, venv: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -372,11 +388,10 @@ class Bench:
             log = self.logs / f"{rs.name}-plan-{variant}-fetchplan-{i + 1}.log"
             s = self.measure(argv, self._fp_env(tmp), log)
             ok = s.returncode == 0 and plan.exists()
-            r.samples.append(s if ok else None)
+            r.put(i, s if ok else None, f"exit {s.returncode}, see {log.name}")
             if not ok:
-                r.status = f"failed (exit {s.returncode}, see {log.name})"
                 return None
-            if i == 0:
+            if not r.waterfall:
                 self._report(timings, f"{rs.name}-plan-{variant}", r)
             keep = self.logs / f"{rs.name}-plan-{variant}-{i + 1}.json"
             shutil.copy2(plan, keep)
@@ -389,7 +404,7 @@ class Bench:
             return None
         r = row("fetch", "pep658", "fetchplan", "fetchplan fetch")
         if plan is None:
-            r.status = "no plan to fetch (fetchplan plan failed or not run)"
+            r.put(i, None, "no plan to fetch (fetchplan plan failed or not run)")
             return None
         with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
             tmp = Path(t)
@@ -399,11 +414,10 @@ class Bench:
             argv = self.fp.fetch(job, plan, dest, timings)
             log = self.logs / f"{rs.name}-fetch-fetchplan-{i + 1}.log"
             s = self.measure(argv, self._fp_env(tmp), log)
-            r.samples.append(s if s.returncode == 0 else None)
+            r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
             if s.returncode != 0:
-                r.status = f"failed (exit {s.returncode}, see {log.name})"
                 return None
-            if i == 0:
+            if not r.waterfall:
                 self._report(timings, f"{rs.name}-fetch", r)
             self._last_plan = plan
             if self.fp.available("install"):
@@ -420,9 +434,7 @@ class Bench:
         s = self.measure(self.fp.install(job, manifest), self._fp_env(job.tmp), log)
         if s.returncode == 0:
             s.extra["import_ok"] = self._check_import(job.venv, rs)
-        r.samples.append(s if s.returncode == 0 else None)
-        if s.returncode != 0:
-            r.status = f"failed (exit {s.returncode}, see {log.name})"
+        r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
 
     def _fp_run(self, rs: sets_mod.ReqSet, row: RowFactory, i: int) -> None:
         if self._unavailable(row, "run", "pep658", "run", "fetchplan run --no-compile"):
@@ -437,11 +449,9 @@ class Bench:
             s = self.measure(self.fp.run(job, timings), self._fp_env(tmp), log)
             if s.returncode == 0:
                 s.extra["import_ok"] = self._check_import(job.venv, rs)
-                if i == 0:
+                if not r.waterfall:
                     self._report(timings, f"{rs.name}-run", r)
-            r.samples.append(s if s.returncode == 0 else None)
-            if s.returncode != 0:
-                r.status = f"failed (exit {s.returncode}, see {log.name})"
+            r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
 
     def _resume(self, rs: sets_mod.ReqSet, fetch_wall: float) -> dict[str, Any]:
         """Kill a fetch once half the plan's bytes are on disk, rerun it; bytes served in all.
