@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from fetchplan.executor.progress import Snapshot
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
     from fetchplan.executor.summary import FetchResult
 
 __all__ = ["BarReporter", "LineReporter", "NotesReporter", "format_eta", "format_rate"]
@@ -39,6 +40,9 @@ class BarReporter:
     """Live rich bars on a terminal."""
 
     def __init__(self, console: Console, largest: int = 4) -> None:
+        # rich's live display costs tens of milliseconds to import: only bars pay for it.
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
         self._console = console
         self._largest = largest
         self._progress = Progress(
