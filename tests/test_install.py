@@ -391,3 +391,31 @@ def test_symlinked_directory_out_of_the_environment_is_refused(
     assert "helper/__init__.py: its directory leads outside the environment" in str(info.value)
     assert list(outside.iterdir()) == []
     assert snapshot(Path(venv.prefix)) == before
+
+
+def test_new_directories_move_whole_and_shared_ones_file_by_file(
+    tmp_path: Path, venv: TargetInterpreter
+) -> None:
+    # Two wheels share the namespace directory ``nspkg`` (new to the environment), and one
+    # adds a file to the existing site-packages directly: every file lands, nothing else does.
+    first = {"nspkg/alpha/__init__.py": b"A = 1\n", "nspkg/alpha/deep/x.py": b"X = 1\n"}
+    second = {"nspkg/beta/__init__.py": b"B = 2\n", "top_level_mod.py": b"T = 3\n"}
+    manifest = make_fetched_dest(
+        tmp_path, [Dist("alpha", "1.0", files=first), Dist("beta", "1.0", files=second)]
+    )
+    install_manifest(manifest, venv, compile=False)
+    site = Path(venv.paths["purelib"])
+    found = {
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*")
+        if p.is_file() and ".dist-info" not in p.as_posix() and not p.name.startswith("_virtualenv")
+    }
+    assert {*first, *second} <= found
+    assert not [p for p in Path(venv.prefix).iterdir() if p.name.startswith(".fetchplan-staging")]
+    out = subprocess.run(
+        [venv.executable, "-c", "import nspkg.alpha.deep.x as x, nspkg.beta as b; print(x.X+b.B)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "3"
