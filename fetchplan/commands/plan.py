@@ -195,8 +195,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="download artifacts whose index gives no sha256 (into the cache) to hash them",
     )  # fmt: skip
     net.add_argument(
-        "-j", "--jobs", type=_positive_int, default=16, metavar="N",
-        help="parallel requests (default: 16)",
+        "-j", "--jobs", type=_positive_int, default=32, metavar="N",
+        help="parallel requests (default: 32)",
     )  # fmt: skip
     net.add_argument(
         "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
