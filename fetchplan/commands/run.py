@@ -133,6 +133,16 @@ def _interpreter(args: argparse.Namespace) -> TargetInterpreter:
     return TargetInterpreter.query(python)
 
 
+def _load_fetch_and_install() -> None:
+    """Import the executor and build the validators its files need (tens of milliseconds of
+    CPU) while the planner mostly waits on the network."""
+    import fetchplan.executor  # noqa: F401
+    from fetchplan.schemas import prepare_validator
+
+    for name in ("plan", "checkpoint", "manifest", "fetch-timings"):
+        prepare_validator(name)
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan, then fetch while staging each verified wheel, then install all at once."""
     from fetchplan._text import human_size
@@ -150,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
     quiet = (getattr(args, "quiet", None) or 0) > 0
     options = options_from_args(args)
     plan_path: Path = options.output
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchplan-venv") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetchplan-venv") as pool:
         interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args)
+        loaded = pool.submit(_load_fetch_and_install)
         if args.python is not None and not (
             args.python_version
             or args.platforms
@@ -164,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             options = replace(options, python_version=other.python_version)
         result = make_plan(options)
         target = interpreter_future.result()
+        loaded.result()
     try:
         write_plan(plan_path, result.plan)
         if args.timings is not None:
