@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import MakeIndexServer, MakeNginxServer
+from tests.conftest import MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.hostile import snapshot
 from tests.support.servers import IndexRequestHandler
 from tests.support.wheels import Dist
@@ -40,40 +37,17 @@ def _pip(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-Cli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def cli(fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path) -> Cli:
-    """Runs ``fetchplan *args`` in ``tmp_path`` with ``env`` (default: the hermetic one)."""
-
-    def run(
-        *args: str | Path, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*fetchplan_cmd, *map(str, args)],
-            env=cli_env if env is None else env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-
-    return run
-
-
 def test_run_multi_level_graph_into_fresh_venv(
     nginx_server: MakeNginxServer,
     tmp_path: Path,
-    cli: Cli,
+    run_cli: RunCli,
 ) -> None:
     server = nginx_server(GRAPH)
     argv = [
         "run", "app", "--index-url", server.index_url, "--venv", "venv",
         "-o", "out/plan.json", "--timings", "out/timings.json", "--progress", "plain",
     ]  # fmt: skip
-    done = cli(*argv)
+    done = run_cli(*argv)
     assert done.returncode == 0, done.stderr
 
     plan, _ = load_plan(tmp_path / "out" / "plan.json")
@@ -96,7 +70,7 @@ def test_run_multi_level_graph_into_fresh_venv(
     # A second run fetches nothing and changes nothing in the environment.
     before = snapshot(tmp_path / "venv")
     server.reset_counters()
-    again = cli(*argv)
+    again = run_cli(*argv)
     assert again.returncode == 0, again.stderr
     assert "unchanged 5" in again.stdout
     assert snapshot(tmp_path / "venv") == before
@@ -106,7 +80,7 @@ def test_run_multi_level_graph_into_fresh_venv(
 def test_run_installs_nothing_when_a_download_fails(
     index_server: MakeIndexServer,
     tmp_path: Path,
-    cli: Cli,
+    run_cli: RunCli,
     cli_env: dict[str, str],
 ) -> None:
     server = index_server(GRAPH)
@@ -121,7 +95,7 @@ def test_run_installs_nothing_when_a_download_fails(
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     before = snapshot(venv)
-    done = cli(
+    done = run_cli(
         "run", "app", "--index-url", server.index_url, "--venv", venv, "-o", "plan.json",
         "--progress", "none", env={**cli_env, "FETCHPLAN_RETRY_BASE": "0.01"},
     )  # fmt: skip
@@ -137,15 +111,15 @@ def test_run_installs_nothing_when_a_download_fails(
 def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
     index_server: MakeIndexServer,
     tmp_path: Path,
-    cli: Cli,
+    run_cli: RunCli,
 ) -> None:
     server = index_server(GRAPH)
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\ndeny: [speed]\nmax_file_size: 100000\n")
-    planned = cli("plan", "app", "--index-url", server.index_url, "-o", "plan.json")
+    planned = run_cli("plan", "app", "--index-url", server.index_url, "-o", "plan.json")
     assert planned.returncode == 0, planned.stderr
     server.reset_counters()
-    refused = cli("fetch", "plan.json", "--policy", policy)
+    refused = run_cli("fetch", "plan.json", "--policy", policy)
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert any("speed" in line for line in lines if line.startswith("fetchplan: policy:"))
@@ -155,7 +129,7 @@ def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
     assert not (tmp_path / "wheels").exists()
 
     venv = tmp_path / "venv"
-    run = cli("run", "app", "--index-url", server.index_url, "--venv", venv, "--policy", policy)
+    run = run_cli("run", "app", "--index-url", server.index_url, "--venv", venv, "--policy", policy)
     assert run.returncode == 1
     assert "policy violated" in run.stderr
     # Planning read metadata files only; no wheel was fetched.
@@ -165,16 +139,16 @@ def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
 def test_run_offline_from_a_directory_makes_no_request(
     index_server: MakeIndexServer,
     tmp_path: Path,
-    cli: Cli,
+    run_cli: RunCli,
 ) -> None:
     server = index_server(GRAPH)
     wheels = server.root / "files"
     argv = ["run", "app", "--offline", "--venv", "venv", "--progress", "none"]
     # With an index on the network, --offline refuses before any request.
-    refused = cli(*argv, "--index-url", server.index_url)
+    refused = run_cli(*argv, "--index-url", server.index_url)
     assert refused.returncode != 0
     assert "--offline" in refused.stderr
-    done = cli(*argv, "--no-index", "--find-links", wheels)
+    done = run_cli(*argv, "--no-index", "--find-links", wheels)
     assert done.returncode == 0, done.stderr
     assert server.requests() == []
     listed = _pip(tmp_path / "venv" / "bin" / "python", "list", "--format", "json")
