@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from fetchplan.commands.plan import add_index_arguments, add_request_arguments
+from fetchplan.commands.plan import add_index_arguments, add_request_arguments, index_values
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats import FORMATS, import_plan
 from fetchplan.schemas.plan import write_plan
@@ -62,17 +62,7 @@ def run(args: argparse.Namespace) -> int:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FileFormatError(str(path), [FieldProblem("", f"cannot read: {exc}")]) from exc
-    options = PlanOptions(
-        requirement_files=(path,),
-        index_url=args.index_url,
-        extra_index_urls=tuple(args.extra_index_urls),
-        find_links=tuple(args.find_links),
-        no_index=args.no_index,
-        trusted_hosts=tuple(args.trusted_hosts),
-        isolated=args.isolated,
-        timeout=args.timeout,
-        jobs=args.jobs,
-    )
+    options = PlanOptions(requirement_files=(path,), **index_values(args))
     with IndexLookup(options) as lookup:
         plan = import_plan(
             text,

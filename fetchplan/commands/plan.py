@@ -11,11 +11,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from fetchplan.errors import InputError
 
-__all__ = ["add_arguments", "add_index_arguments", "add_request_arguments", "register", "run"]
+__all__ = [
+    "IndexValues",
+    "add_arguments",
+    "add_index_arguments",
+    "add_request_arguments",
+    "index_values",
+    "register",
+    "run",
+]
 
 DESCRIPTION = """\
 Resolve requirements against package indexes and write a download plan: every artifact to
@@ -128,6 +136,33 @@ def add_request_arguments(
     )  # fmt: skip
 
 
+class IndexValues(TypedDict):
+    """The :class:`~fetchplan.planner.api.PlanOptions` fields of the index and request options."""
+
+    index_url: str | None
+    extra_index_urls: tuple[str, ...]
+    find_links: tuple[str, ...]
+    no_index: bool
+    trusted_hosts: tuple[str, ...]
+    isolated: bool
+    jobs: int
+    timeout: float
+
+
+def index_values(args: argparse.Namespace) -> IndexValues:
+    """The values of :func:`add_index_arguments` and :func:`add_request_arguments`."""
+    return IndexValues(
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_urls),
+        find_links=tuple(args.find_links),
+        no_index=args.no_index,
+        trusted_hosts=tuple(args.trusted_hosts),
+        isolated=args.isolated,
+        jobs=args.jobs,
+        timeout=args.timeout,
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The planning options, shared by ``plan`` and ``run``."""
     p.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'requests>=2'")
@@ -236,11 +271,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         requirements=tuple(args.requirements),
         requirement_files=tuple(args.requirement_files),
         constraint_files=tuple(args.constraint_files),
-        index_url=args.index_url,
-        extra_index_urls=tuple(args.extra_index_urls),
-        find_links=tuple(args.find_links),
-        no_index=args.no_index,
-        trusted_hosts=tuple(args.trusted_hosts),
+        **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,
         format_ops=tuple(args.format_ops),
@@ -257,10 +288,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         cache_dir=args.cache_dir,
         no_cache=args.no_cache,
         compute_hashes=args.compute_hashes,
-        jobs=args.jobs,
-        timeout=args.timeout,
         retries=args.retries,
-        isolated=args.isolated,
         offline=args.offline,
     )
 
