@@ -21,6 +21,7 @@ from packaging.tags import sys_tags
 from fetchplan.schemas.plan import load_plan
 from tests.conftest import MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.index import IndexOptions
+from tests.support.servers import IndexServer
 from tests.support.wheels import Dist, build_sdist, build_wheel
 
 TIMEOUT = float(os.environ.get("FETCHPLAN_TEST_TIMEOUT", "120"))
@@ -47,6 +48,18 @@ def dists(tmp_path: Path) -> dict[str, Path]:
         build_wheel(out, Dist("gamma", "1.0")),
     ]
     return {f.name: f for f in files}
+
+
+@pytest.fixture
+def server(dists: dict[str, Path], index_server: MakeIndexServer) -> IndexServer:
+    """An in-process index (PEP 691 JSON with sizes) serving every file of ``dists``."""
+    return index_server(list(dists.values()))
+
+
+@pytest.fixture
+def reqs(tmp_path: Path) -> Path:
+    """Where a test writes its requirements file."""
+    return tmp_path / "requirements.txt"
 
 
 def _compiled(dists: dict[str, Path], *, index_line: str = "", gamma_hash: str = "") -> str:
@@ -79,11 +92,10 @@ def _compiled(dists: dict[str, Path], *, index_line: str = "", gamma_hash: str =
 def test_import_by_hash_then_fetch(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
+    reqs: Path,
+    server: IndexServer,
     run_cli: RunCli,
 ) -> None:
-    server = index_server(list(dists.values()))
-    reqs = tmp_path / "requirements.txt"
     reqs.write_text(_compiled(dists))
     plan_path = tmp_path / "plan.json"
     out = run_cli("import", reqs, "--index-url", server.index_url, "-o", plan_path)
@@ -120,8 +132,8 @@ def test_sizes_by_head_and_pip_configuration(
     run_cli: RunCli,
     cli_env: dict[str, str],
 ) -> None:
-    nginx = nginx_server(list(dists.values()), index_options=IndexOptions(json=False))
     reqs = tmp_path / "requirements.txt"
+    nginx = nginx_server(list(dists.values()), index_options=IndexOptions(json=False))
     reqs.write_text(_compiled(dists))
     plan_path = tmp_path / "plan.json"
     # No index option: pip's configuration names the index, as it would for `plan`.
@@ -146,11 +158,10 @@ def test_sizes_by_head_and_pip_configuration(
 def test_file_index_line_and_find_links(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
+    reqs: Path,
+    server: IndexServer,
     run_cli: RunCli,
 ) -> None:
-    server = index_server(list(dists.values()))
-    reqs = tmp_path / "requirements.txt"
     reqs.write_text(_compiled(dists, index_line=f"--index-url {server.index_url}"))
     out = run_cli("import", reqs, "-o", tmp_path / "plan.json")
     assert out.returncode == 0, out.stderr
@@ -184,11 +195,10 @@ def test_file_index_line_and_find_links(
 def test_unmatched_and_unfit_pins_are_one_line_errors(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
+    reqs: Path,
+    server: IndexServer,
     run_cli: RunCli,
 ) -> None:
-    server = index_server(list(dists.values()))
-    reqs = tmp_path / "requirements.txt"
     text = _compiled(dists, gamma_hash="0" * 64)
     reqs.write_text(text)
     line = text.splitlines().index(f"gamma==1.0 --hash=sha256:{'0' * 64}") + 1
@@ -222,11 +232,10 @@ def test_unmatched_and_unfit_pins_are_one_line_errors(
 def test_uv_compiled_file_imports(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
+    server: IndexServer,
     run_cli: RunCli,
 ) -> None:
     """The file uv's pip-compile writes (``--generate-hashes``) imports as it is."""
-    server = index_server(list(dists.values()))
     (tmp_path / "requirements.in").write_text("alpha\n")
     compiled = tmp_path / "requirements.txt"
     uv = Path(sys.executable).parent / "uv"
