@@ -1,0 +1,156 @@
+"""Run one command and measure it: wall time, CPU time and peak memory, and the bytes served.
+
+CPU and memory come from ``wait4`` on the command's own process: user + system time of it and
+every descendant it waited for, and ``ru_maxrss`` (the largest resident set of it or any such
+descendant, not their sum). ``ip netns exec`` execs the command in place, so the process waited
+for is the command itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AccessLog", "Sample", "disk_bytes", "run_measured"]
+
+
+@dataclass
+class Sample:
+    """One measured run of one command."""
+
+    wall_s: float
+    cpu_s: float
+    maxrss_mb: float
+    returncode: int
+    killed: bool = False
+    server_bytes: int = 0
+    requests: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AccessLog:
+    """nginx's access log, read incrementally: bytes sent and requests since the last read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def take(self) -> tuple[int, int, list[str]]:
+        """(bytes sent, requests, request paths) logged since the last mark; then mark."""
+        if not self.path.exists():
+            return 0, 0, []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        # Only whole lines; a line still being written is read next time.
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        total = 0
+        paths: list[str] = []
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            parts = line.split(" ")
+            if len(parts) < 3:
+                continue
+            total += int(parts[0])
+            paths.append(parts[2])
+        return total, len(paths), paths
+
+
+def disk_bytes(root: Path) -> int:
+    """Bytes of the regular files under ``root``, each inode once (a hard link is not a copy)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))  # noqa: PTH118
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                total += st.st_size
+    return total
+
+
+def run_measured(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    timeout: float,
+    kill_after: float | None = None,
+    kill_when: Callable[[], bool] | None = None,
+) -> Sample:
+    """Run ``argv``; stdout and stderr go to ``log``.
+
+    It is killed with SIGKILL after ``timeout`` or ``kill_after`` seconds, or as soon as
+    ``kill_when()`` (polled every 20 ms) is true.
+    """
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        killed = threading.Event()
+
+        def _kill(sig: int) -> None:
+            killed.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
+        timers = [threading.Timer(timeout, _kill, (signal.SIGKILL,))]
+        if kill_after is not None:
+            timers.append(threading.Timer(kill_after, _kill, (signal.SIGKILL,)))
+        done = threading.Event()
+        if kill_when is not None:
+
+            def _watch() -> None:
+                while not done.wait(0.02):
+                    if kill_when():
+                        _kill(signal.SIGKILL)
+                        return
+
+            threading.Thread(target=_watch, daemon=True).start()
+        for t in timers:
+            t.daemon = True
+            t.start()
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): the command must not outlive the bench.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            done.set()
+            for t in timers:
+                t.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    # Anything the command left running in its session (a stray server, a worker) goes too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return Sample(
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss / 1024,
+        returncode=proc.returncode,
+        killed=killed.is_set(),
+    )
