@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,6 +78,38 @@ def cli_env() -> dict[str, str]:
 def fetchplan_cmd() -> list[str]:
     """The argv prefix that runs this checkout's fetchplan in a subprocess."""
     return [sys.executable, "-m", "fetchplan"]
+
+
+CLI_TIMEOUT = float(os.environ.get("FETCHPLAN_TEST_TIMEOUT", "180"))
+
+
+class RunCli(Protocol):
+    def __call__(
+        self, *args: str | Path, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def run_cli(fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path) -> RunCli:
+    """Runs ``fetchplan *args`` in ``tmp_path`` with ``env`` (default: ``cli_env``).
+
+    Output is captured as text; a non-zero exit is the caller's to assert on.
+    """
+
+    def run(
+        *args: str | Path, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*fetchplan_cmd, *map(str, args)],
+            env=cli_env if env is None else env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+
+    return run
 
 
 # -- real servers (tests/support/servers.py, nginx.py, pypiserver.py) --------------------------

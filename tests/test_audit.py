@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 from fetchplan.review.audit import audit_plan, render_audit
 from fetchplan.schemas.plan import load_plan
+from tests.conftest import RunCli
 
 PLAN = Path(__file__).parent / "data" / "policy" / "plan.json"
 
@@ -79,36 +79,19 @@ def test_audit_threshold_moves_large_list() -> None:
     ]
 
 
-def _cli(
-    fetchplan_cmd: list[str], cli_env: dict[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*fetchplan_cmd, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_cli_exit_codes_and_formats(
-    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
-) -> None:
-    plain = _cli(fetchplan_cmd, cli_env, "audit", str(PLAN))
+def test_cli_exit_codes_and_formats(tmp_path: Path, run_cli: RunCli) -> None:
+    plain = run_cli("audit", str(PLAN))
     assert plain.returncode == 0, plain.stderr
     assert "Hosts contacted:" in plain.stdout
 
     strict = tmp_path / "strict.yaml"
     strict.write_text("require_hashes: true\nyanked: forbid\n")
-    failed = _cli(fetchplan_cmd, cli_env, "audit", str(PLAN), "--policy", str(strict))
+    failed = run_cli("audit", str(PLAN), "--policy", str(strict))
     assert failed.returncode == 1
     assert f"Policy {strict}: 2 violation(s)" in failed.stdout
     assert "  nohash-0.1-py3-none-any.whl: require_hashes: has no sha256" in failed.stdout
 
-    as_json = _cli(
-        fetchplan_cmd, cli_env, "audit", str(PLAN), "--policy", str(strict), "--format", "json"
-    )
+    as_json = run_cli("audit", str(PLAN), "--policy", str(strict), "--format", "json")
     assert as_json.returncode == 1
     document = json.loads(as_json.stdout)
     assert [v["rule"] for v in document["violations"]] == ["yanked", "require_hashes"]
@@ -116,17 +99,17 @@ def test_cli_exit_codes_and_formats(
 
     lenient = tmp_path / "lenient.json"
     lenient.write_text('{"version": 1, "allowed_hosts": ["*.example.org", "mirror.example.net"]}')
-    passed = _cli(fetchplan_cmd, cli_env, "audit", str(PLAN), "--policy", str(lenient))
+    passed = run_cli("audit", str(PLAN), "--policy", str(lenient))
     assert passed.returncode == 0, passed.stdout
     assert "no violations" in passed.stdout
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("max_file_size: lots\n")
-    bad = _cli(fetchplan_cmd, cli_env, "audit", str(PLAN), "--policy", str(broken))
+    bad = run_cli("audit", str(PLAN), "--policy", str(broken))
     assert bad.returncode == 2
     assert bad.stderr.startswith(f"fetchplan: error: {broken}: max_file_size: ")
     assert bad.stdout == ""
 
-    threshold = _cli(fetchplan_cmd, cli_env, "audit", str(PLAN), "--large-file", "huge")
+    threshold = run_cli("audit", str(PLAN), "--large-file", "huge")
     assert threshold.returncode == 2
     assert "--large-file: not a size: 'huge'" in threshold.stderr

@@ -4,45 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
-from tests.conftest import MakeIndexServer
+from tests.conftest import MakeIndexServer, RunCli
 from tests.support.hostile import make_fetched_dest
 from tests.support.wheels import Dist
 
 
-def _cli(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-
-
 def test_unwritable_outputs_are_one_line_errors_naming_the_path(
-    index_server: MakeIndexServer, tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
+    index_server: MakeIndexServer, tmp_path: Path, run_cli: RunCli
 ) -> None:
     server = index_server([Dist("solo", "1.0")])
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("x")
-    planned = _cli(
-        [*fetchplan_cmd, "plan", "solo", "-i", server.index_url, "-o", "adir"], cli_env, tmp_path
-    )
+    planned = run_cli("plan", "solo", "-i", server.index_url, "-o", "adir")
     assert planned.returncode != 0
     assert planned.stderr.startswith("fetchplan: error: adir: cannot write:")
     assert planned.stderr.count("\n") == 1
 
-    ok = _cli(
-        [*fetchplan_cmd, "plan", "solo", "-i", server.index_url, "-o", "plan.json"],
-        cli_env, tmp_path,
-    )  # fmt: skip
+    ok = run_cli("plan", "solo", "-i", server.index_url, "-o", "plan.json")
     assert ok.returncode == 0, ok.stderr
-    exported = _cli(
-        [*fetchplan_cmd, "export", "plan.json", "--format", "requirements", "-o", "adir"],
-        cli_env, tmp_path,
-    )  # fmt: skip
+    exported = run_cli("export", "plan.json", "--format", "requirements", "-o", "adir")
     assert exported.returncode != 0
     assert exported.stderr.startswith("fetchplan: error: adir: cannot write:")
     assert "Traceback" not in exported.stderr
 
-    fetched = _cli([*fetchplan_cmd, "fetch", "plan.json", "--dest", "afile"], cli_env, tmp_path)
+    fetched = run_cli("fetch", "plan.json", "--dest", "afile")
     assert fetched.returncode != 0
     assert fetched.stderr.strip().splitlines()[-1].startswith("fetchplan: error: ")
     assert "afile" in fetched.stderr
@@ -50,18 +37,15 @@ def test_unwritable_outputs_are_one_line_errors_naming_the_path(
 
 
 def test_written_files_have_ordinary_modes(
-    index_server: MakeIndexServer, tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
+    index_server: MakeIndexServer, tmp_path: Path, run_cli: RunCli
 ) -> None:
     server = index_server([Dist("solo", "1.0")])
     old = os.umask(0o022)
     try:
         for _ in range(2):  # the second fetch takes the wheel from the cache (a hard link)
-            done = _cli(
-                [*fetchplan_cmd, "plan", "solo", "-i", server.index_url, "-o", "plan.json"],
-                cli_env, tmp_path,
-            )  # fmt: skip
+            done = run_cli("plan", "solo", "-i", server.index_url, "-o", "plan.json")
             assert done.returncode == 0, done.stderr
-            fetched = _cli([*fetchplan_cmd, "fetch", "plan.json"], cli_env, tmp_path)
+            fetched = run_cli("fetch", "plan.json")
             assert fetched.returncode == 0, fetched.stderr
             for name in ("plan.json", "wheels/manifest.json", "wheels/solo-1.0-py3-none-any.whl"):
                 assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
@@ -70,9 +54,7 @@ def test_written_files_have_ordinary_modes(
         os.umask(old)
 
 
-def test_manifest_path_outside_its_directory_is_refused(
-    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
-) -> None:
+def test_manifest_path_outside_its_directory_is_refused(tmp_path: Path, run_cli: RunCli) -> None:
     manifest_path = make_fetched_dest(tmp_path, [Dist("solo", "1.0")])
     wheel = manifest_path.parent / "solo-1.0-py3-none-any.whl"
     outside = tmp_path / "outside"
@@ -82,18 +64,14 @@ def test_manifest_path_outside_its_directory_is_refused(
     document["artifacts"][0]["path"] = f"../outside/{wheel.name}"
     manifest_path.write_text(json.dumps(document))
     venv = tmp_path / "venv"
-    done = _cli(
-        [*fetchplan_cmd, "install", str(manifest_path), "--venv", str(venv)], cli_env, tmp_path
-    )
+    done = run_cli("install", str(manifest_path), "--venv", str(venv))
     assert done.returncode != 0
     assert "leaves the manifest's directory" in done.stderr
     assert not (venv / "lib").exists() or not list((venv / "lib").rglob("solo*"))
 
 
-def test_install_of_a_missing_manifest_creates_no_venv(
-    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
-) -> None:
-    done = _cli([*fetchplan_cmd, "install", "nosuch.json", "--venv", "venv"], cli_env, tmp_path)
+def test_install_of_a_missing_manifest_creates_no_venv(tmp_path: Path, run_cli: RunCli) -> None:
+    done = run_cli("install", "nosuch.json", "--venv", "venv")
     assert done.returncode != 0
     assert done.stderr.startswith("fetchplan: error: nosuch.json")
     assert not (tmp_path / "venv").exists()

@@ -4,7 +4,6 @@ clear errors for what a format cannot hold or a file that is wrong."""
 from __future__ import annotations
 
 import json
-import subprocess
 import tomllib
 from collections.abc import Sequence
 from dataclasses import replace
@@ -27,6 +26,7 @@ from fetchplan.schemas.plan import (
     Target,
     write_plan,
 )
+from tests.conftest import RunCli
 
 INDEX = "https://index.example.org/simple/"
 FILES = "https://files.example.org/packages"
@@ -457,24 +457,12 @@ def test_targets_marker_only_uses_distinguishing_variables() -> None:
     assert Marker(str(old[0].marker)).evaluate({**LINUX.markers, "python_version": "3.9"})
 
 
-def test_cli_errors_are_one_line_and_leave_no_file(
-    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
-) -> None:
+def test_cli_errors_are_one_line_and_leave_no_file(tmp_path: Path, run_cli: RunCli) -> None:
     plan_path = tmp_path / "plan.json"
     write_plan(plan_path, _plan(_artifact("a-1.0-py3-none-any.whl", hashes={}, hash_source=None)))
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*fetchplan_cmd, *args],
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            timeout=60,
-            check=False,
-        )
-
     out = tmp_path / "pylock.toml"
-    refused = cli("export", str(plan_path), "--format", "pylock", "-o", str(out))
+    refused = run_cli("export", str(plan_path), "--format", "pylock", "-o", str(out))
     assert refused.returncode == 1
     assert refused.stderr == (
         "fetchplan: error: a-1.0-py3-none-any.whl: has no hash, and PEP 751 requires one for "
@@ -485,13 +473,13 @@ def test_cli_errors_are_one_line_and_leave_no_file(
     report = tmp_path / "report.json"
     report.write_text('{"version": "1", "install": [{"metadata": {}}]}')
     back = tmp_path / "back.json"
-    bad = cli("import", str(report), "-o", str(back))
+    bad = run_cli("import", str(report), "-o", str(back))
     assert bad.returncode == 2
     assert bad.stderr.startswith(f"fetchplan: error: {report}: 3 problems")
     assert "install[0].download_info: missing required field" in bad.stderr
     assert not back.exists()
 
-    stdout = cli("export", str(_rich_path(tmp_path)), "--format", "requirements")
+    stdout = run_cli("export", str(_rich_path(tmp_path)), "--format", "requirements")
     assert stdout.returncode == 0, stdout.stderr
     assert stdout.stdout == export_plan(RICH, "requirements")
 

@@ -53,8 +53,12 @@ def _missing(dest: Path, files: list[PlanFile]) -> int:
     for f in files:
         if (dest / f.destination).exists():
             have += len(f.content)
-        elif (partial / f"{f.destination}.part").exists():
-            have += (partial / f"{f.destination}.part").stat().st_size
+        else:
+            try:  # the partial may be renamed into place between two looks
+                have += (partial / f"{f.destination}.part").stat().st_size
+            except FileNotFoundError:
+                if (dest / f.destination).exists():
+                    have += len(f.content)
     return sum(len(f.content) for f in files) - have
 
 
@@ -110,10 +114,17 @@ def test_kill_at_several_points_then_resume(
     argv = [*fetchplan_cmd, "fetch", str(plan), "--isolated", "--jobs", "3", "-q"]
     env = {**cli_env, "FETCHPLAN_CHECKPOINT_SECONDS": "0.1"}
     missing_before = []
-    for delay in (0.45, 0.7, 0.6):
-        started = time.monotonic()
+    total = sum(sizes)
+    # Kill once each run has brought a further share of the bytes onto the disk, rather than
+    # after a fixed time, so a slow start on a loaded machine cannot make a kill land early.
+    for goal in (0.2 * total, 0.45 * total, 0.7 * total):
+        deadline = time.monotonic() + 30
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        while time.monotonic() - started < delay and proc.poll() is None:
+        while (
+            proc.poll() is None
+            and time.monotonic() < deadline
+            and (not dest.exists() or total - _missing(dest, files) < goal)
+        ):
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats import FORMATS, detect_format, export_plan
 from fetchplan.schemas.plan import Artifact, IndexRef, Inputs, Plan, Target, write_plan
+from tests.conftest import RunCli
 
 SHA = "c" * 64
 TARGET = Target(
@@ -84,32 +84,15 @@ def test_problem_list_is_capped() -> None:
     assert len(exactly) == 11 and "more" not in exactly[-1]
 
 
-def _cli(
-    fetchplan_cmd: list[str], cli_env: dict[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*fetchplan_cmd, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_cli_imports_each_format_under_an_unhelpful_name(
-    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
-) -> None:
+def test_cli_imports_each_format_under_an_unhelpful_name(tmp_path: Path, run_cli: RunCli) -> None:
     plan_path = tmp_path / "plan.json"
     write_plan(plan_path, PLAN)
     for fmt in FORMATS:
         exported = tmp_path / f"{fmt}.data"
-        out = _cli(
-            fetchplan_cmd, cli_env, "export", str(plan_path), "--format", fmt, "-o", str(exported)
-        )
+        out = run_cli("export", str(plan_path), "--format", fmt, "-o", str(exported))
         assert out.returncode == 0, out.stderr
         back = tmp_path / f"back-{fmt}.json"
-        result = _cli(fetchplan_cmd, cli_env, "import", str(exported), "-o", str(back))
+        result = run_cli("import", str(exported), "-o", str(back))
         assert result.returncode == 0, (fmt, result.stderr)
         artifacts = json.loads(back.read_text())["artifacts"]
         assert [(a["url"], a["hashes"], a["size"]) for a in artifacts] == [
@@ -117,13 +100,11 @@ def test_cli_imports_each_format_under_an_unhelpful_name(
         ], fmt
 
 
-def test_cli_garbage_gives_a_short_error(
-    tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
-) -> None:
+def test_cli_garbage_gives_a_short_error(tmp_path: Path, run_cli: RunCli) -> None:
     garbage = tmp_path / "mystery.bin"
     garbage.write_text("".join(f"not a requirement {i} !!\n" for i in range(1000)))
     back = tmp_path / "back.json"
-    result = _cli(fetchplan_cmd, cli_env, "import", str(garbage), "-o", str(back))
+    result = run_cli("import", str(garbage), "-o", str(back))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0] == f"fetchplan: error: {garbage}: 1000 problems"

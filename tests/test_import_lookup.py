@@ -19,8 +19,9 @@ import pytest
 from packaging.tags import sys_tags
 
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import MakeIndexServer, MakeNginxServer
+from tests.conftest import MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.index import IndexOptions
+from tests.support.servers import IndexServer
 from tests.support.wheels import Dist, build_sdist, build_wheel
 
 TIMEOUT = float(os.environ.get("FETCHPLAN_TEST_TIMEOUT", "120"))
@@ -47,6 +48,18 @@ def dists(tmp_path: Path) -> dict[str, Path]:
         build_wheel(out, Dist("gamma", "1.0")),
     ]
     return {f.name: f for f in files}
+
+
+@pytest.fixture
+def server(dists: dict[str, Path], index_server: MakeIndexServer) -> IndexServer:
+    """An in-process index (PEP 691 JSON with sizes) serving every file of ``dists``."""
+    return index_server(list(dists.values()))
+
+
+@pytest.fixture
+def reqs(tmp_path: Path) -> Path:
+    """Where a test writes its requirements file."""
+    return tmp_path / "requirements.txt"
 
 
 def _compiled(dists: dict[str, Path], *, index_line: str = "", gamma_hash: str = "") -> str:
@@ -76,33 +89,16 @@ def _compiled(dists: dict[str, Path], *, index_line: str = "", gamma_hash: str =
     return "\n".join(lines) + "\n"
 
 
-def _cli(
-    fetchplan_cmd: list[str], env: dict[str, str], *args: str | Path
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*fetchplan_cmd, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
 def test_import_by_hash_then_fetch(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    reqs: Path,
+    server: IndexServer,
+    run_cli: RunCli,
 ) -> None:
-    server = index_server(list(dists.values()))
-    reqs = tmp_path / "requirements.txt"
     reqs.write_text(_compiled(dists))
     plan_path = tmp_path / "plan.json"
-    out = _cli(
-        fetchplan_cmd, cli_env, "import", reqs, "--index-url", server.index_url, "-o", plan_path
-    )
+    out = run_cli("import", reqs, "--index-url", server.index_url, "-o", plan_path)
     assert out.returncode == 0, out.stderr
 
     plan, _ = load_plan(plan_path)  # validated against the schema
@@ -120,7 +116,7 @@ def test_import_by_hash_then_fetch(
     # No resolution: the two project pages, no metadata, no range request, no file.
     assert sorted(r.path for r in server.requests()) == ["/simple/alpha/", "/simple/beta/"]
 
-    fetched = _cli(fetchplan_cmd, cli_env, "fetch", plan_path, "--isolated", "--no-cache", "-q")
+    fetched = run_cli("fetch", plan_path, "--isolated", "--no-cache", "-q")
     assert fetched.returncode == 0, fetched.stderr
     dest = tmp_path / "wheels"
     for artifact in plan.artifacts:
@@ -133,16 +129,16 @@ def test_sizes_by_head_and_pip_configuration(
     tmp_path: Path,
     dists: dict[str, Path],
     nginx_server: MakeNginxServer,
-    fetchplan_cmd: list[str],
+    run_cli: RunCli,
     cli_env: dict[str, str],
 ) -> None:
-    nginx = nginx_server(list(dists.values()), index_options=IndexOptions(json=False))
     reqs = tmp_path / "requirements.txt"
+    nginx = nginx_server(list(dists.values()), index_options=IndexOptions(json=False))
     reqs.write_text(_compiled(dists))
     plan_path = tmp_path / "plan.json"
     # No index option: pip's configuration names the index, as it would for `plan`.
     env = {**cli_env, "PIP_INDEX_URL": nginx.index_url}
-    out = _cli(fetchplan_cmd, env, "import", reqs, "-o", plan_path)
+    out = run_cli("import", reqs, "-o", plan_path, env=env)
     assert out.returncode == 0, out.stderr
     plan, _ = load_plan(plan_path)
     assert [(a.filename, a.size) for a in plan.artifacts] == [
@@ -152,8 +148,8 @@ def test_sizes_by_head_and_pip_configuration(
     heads = sorted(r.path for r in nginx.requests() if r.method == "HEAD")
     assert heads == ["/files/alpha-1.0-py3-none-any.whl", "/files/beta-2.0-py3-none-any.whl"]
     # --isolated ignores that configuration: pip's default index would be asked, so give none.
-    isolated = _cli(
-        fetchplan_cmd, env, "import", reqs, "--isolated", "--no-index", "-o", tmp_path / "x.json"
+    isolated = run_cli(
+        "import", reqs, "--isolated", "--no-index", "-o", tmp_path / "x.json", env=env
     )
     assert isolated.returncode == 2
     assert "no index or find-links location to look in" in isolated.stderr
@@ -162,14 +158,12 @@ def test_sizes_by_head_and_pip_configuration(
 def test_file_index_line_and_find_links(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    reqs: Path,
+    server: IndexServer,
+    run_cli: RunCli,
 ) -> None:
-    server = index_server(list(dists.values()))
-    reqs = tmp_path / "requirements.txt"
     reqs.write_text(_compiled(dists, index_line=f"--index-url {server.index_url}"))
-    out = _cli(fetchplan_cmd, cli_env, "import", reqs, "-o", tmp_path / "plan.json")
+    out = run_cli("import", reqs, "-o", tmp_path / "plan.json")
     assert out.returncode == 0, out.stderr
     plan, _ = load_plan(tmp_path / "plan.json")
     assert {a.index for a in plan.artifacts} == {server.index_url}
@@ -180,9 +174,7 @@ def test_file_index_line_and_find_links(
     for path in dists.values():
         (flat / path.name).write_bytes(path.read_bytes())
     reqs.write_text(_compiled(dists))
-    out = _cli(
-        fetchplan_cmd,
-        cli_env,
+    out = run_cli(
         "import",
         reqs,
         "--no-index",
@@ -203,19 +195,15 @@ def test_file_index_line_and_find_links(
 def test_unmatched_and_unfit_pins_are_one_line_errors(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    reqs: Path,
+    server: IndexServer,
+    run_cli: RunCli,
 ) -> None:
-    server = index_server(list(dists.values()))
-    reqs = tmp_path / "requirements.txt"
     text = _compiled(dists, gamma_hash="0" * 64)
     reqs.write_text(text)
     line = text.splitlines().index(f"gamma==1.0 --hash=sha256:{'0' * 64}") + 1
     plan_path = tmp_path / "plan.json"
-    out = _cli(
-        fetchplan_cmd, cli_env, "import", reqs, "--index-url", server.index_url, "-o", plan_path
-    )
+    out = run_cli("import", reqs, "--index-url", server.index_url, "-o", plan_path)
     assert out.returncode == 2
     assert out.stderr == (
         f"fetchplan: error: {reqs}: line {line}: gamma==1.0: no file on {server.index_url} "
@@ -225,9 +213,7 @@ def test_unmatched_and_unfit_pins_are_one_line_errors(
 
     foreign = dists[f"alpha-1.0-{FOREIGN_TAG}.whl"]
     reqs.write_text(f"alpha==1.0 --hash=sha256:{_sha(foreign)}\n")
-    out = _cli(
-        fetchplan_cmd, cli_env, "import", reqs, "--index-url", server.index_url, "-o", plan_path
-    )
+    out = run_cli("import", reqs, "--index-url", server.index_url, "-o", plan_path)
     assert out.returncode == 2
     assert out.stderr == (
         f"fetchplan: error: {reqs}: line 1: alpha==1.0: no file with one of its hashes fits "
@@ -238,9 +224,7 @@ def test_unmatched_and_unfit_pins_are_one_line_errors(
     # The same pin with the sdist's hash too: the sdist is what this target installs.
     sdist = dists["alpha-1.0.tar.gz"]
     reqs.write_text(f"alpha==1.0 --hash=sha256:{_sha(foreign)} --hash=sha256:{_sha(sdist)}\n")
-    out = _cli(
-        fetchplan_cmd, cli_env, "import", reqs, "--index-url", server.index_url, "-o", plan_path
-    )
+    out = run_cli("import", reqs, "--index-url", server.index_url, "-o", plan_path)
     assert out.returncode == 0, out.stderr
     assert [a.filename for a in load_plan(plan_path)[0].artifacts] == ["alpha-1.0.tar.gz"]
 
@@ -248,12 +232,10 @@ def test_unmatched_and_unfit_pins_are_one_line_errors(
 def test_uv_compiled_file_imports(
     tmp_path: Path,
     dists: dict[str, Path],
-    index_server: MakeIndexServer,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    server: IndexServer,
+    run_cli: RunCli,
 ) -> None:
     """The file uv's pip-compile writes (``--generate-hashes``) imports as it is."""
-    server = index_server(list(dists.values()))
     (tmp_path / "requirements.in").write_text("alpha\n")
     compiled = tmp_path / "requirements.txt"
     uv = Path(sys.executable).parent / "uv"
@@ -286,9 +268,7 @@ def test_uv_compiled_file_imports(
     assert result.returncode == 0, result.stderr
     assert "fetchplan" not in compiled.read_text() and "--hash=sha256:" in compiled.read_text()
     plan_path = tmp_path / "plan.json"
-    out = _cli(
-        fetchplan_cmd, cli_env, "import", compiled, "--index-url", server.index_url, "-o", plan_path
-    )
+    out = run_cli("import", compiled, "--index-url", server.index_url, "-o", plan_path)
     assert out.returncode == 0, out.stderr
     assert [a.filename for a in load_plan(plan_path)[0].artifacts] == [
         "alpha-1.0-py3-none-any.whl",

@@ -6,7 +6,6 @@ Every test keeps a willing server running and asserts that it received nothing.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,12 @@ import requests
 from fetchplan._offline import NetworkDisabled, disable_network, offline_session
 from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import MakeIndex, MakeIndexServer
+from tests.conftest import MakeIndex, MakeIndexServer, RunCli
 from tests.support.airgap import plan_for_files
 from tests.support.servers import IndexServer
 from tests.support.wheels import Dist
 
 DISTS = [Dist("app", "1.0", requires=["lib"]), Dist("lib", "2.0")]
-
-
-def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False
-    )
 
 
 @pytest.fixture
@@ -56,16 +49,11 @@ def test_fetch_offline_names_every_missing_file(
     root: Path,
     server: IndexServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
 ) -> None:
     wheels = sorted((root / "files").glob("*.whl"))
     plan = plan_for_files(tmp_path / "plan.json", wheels, server.url)
-    done = _run(
-        [*fetchplan_cmd, "fetch", str(plan), "--offline", "--isolated", "--progress", "none"],
-        cli_env,
-        tmp_path,
-    )
+    done = run_cli("fetch", plan, "--offline", "--isolated", "--progress", "none")
     assert done.returncode == 1
     for wheel in wheels:
         assert (
@@ -80,32 +68,31 @@ def test_fetch_offline_from_the_cache_and_the_destination(
     root: Path,
     server: IndexServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
 ) -> None:
     wheels = sorted((root / "files").glob("*.whl"))
     plan = plan_for_files(tmp_path / "plan.json", wheels, server.url)
-    online = _run([*fetchplan_cmd, "fetch", str(plan), "--isolated"], cli_env, tmp_path)
+    online = run_cli("fetch", plan, "--isolated")
     assert online.returncode == 0, online.stderr
     server.reset_counters()
     (tmp_path / "wheels" / wheels[0].name).unlink()  # this one only in the cache now
-    done = _run([*fetchplan_cmd, "fetch", str(plan), "--offline", "--isolated"], cli_env, tmp_path)
+    done = run_cli("fetch", plan, "--offline", "--isolated")
     assert done.returncode == 0, done.stderr
     assert "0 downloaded, 0 resumed, 1 cache, 1 existing" in done.stdout
     assert server.requests() == []
 
 
 def test_plan_offline_refuses_network_indexes(
-    server: IndexServer, tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
+    server: IndexServer, tmp_path: Path, run_cli: RunCli
 ) -> None:
-    plan = [*fetchplan_cmd, "plan", "app", "--isolated", "--no-cache", "--offline"]
-    done = _run([*plan, "--index-url", server.index_url], cli_env, tmp_path)
+    plan = ["plan", "app", "--isolated", "--no-cache", "--offline"]
+    done = run_cli(*plan, "--index-url", server.index_url)
     assert done.returncode == 2
     assert f"--offline: {server.index_url} needs the network" in done.stderr
-    done = _run([*plan, "--no-index", "--find-links", f"{server.url}/files/"], cli_env, tmp_path)
+    done = run_cli(*plan, "--no-index", "--find-links", f"{server.url}/files/")
     assert done.returncode == 2
     assert f"{server.url}/files/ needs the network" in done.stderr
-    done = _run(plan, cli_env, tmp_path)
+    done = run_cli(*plan)
     assert done.returncode == 2
     assert "no index given, and the default index needs the network" in done.stderr
     assert not (tmp_path / "plan.json").exists()
@@ -114,18 +101,14 @@ def test_plan_offline_refuses_network_indexes(
 
 @pytest.mark.parametrize("source", ["index", "find-links"])
 def test_plan_offline_from_local_sources(
-    source: str, root: Path, tmp_path: Path, fetchplan_cmd: list[str], cli_env: dict[str, str]
+    source: str, root: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
     where = (
         ["--index-url", (root / "simple").as_uri()]
         if source == "index"
         else ["--no-index", "--find-links", str(root / "files")]
     )
-    done = _run(
-        [*fetchplan_cmd, "plan", "app", "--isolated", "--no-cache", "--offline", *where],
-        cli_env,
-        tmp_path,
-    )
+    done = run_cli("plan", "app", "--isolated", "--no-cache", "--offline", *where)
     assert done.returncode == 0, done.stderr
     plan, _ = load_plan(tmp_path / "plan.json")
     assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "2.0"}
@@ -136,8 +119,7 @@ def test_plan_offline_local_index_linking_to_the_network(
     root: Path,
     server: IndexServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
 ) -> None:
     # A file:// index whose links (and metadata) live on a server: offline, the planner may
     # read the pages but must not follow them.
@@ -145,11 +127,9 @@ def test_plan_offline_local_index_linking_to_the_network(
     shutil.copytree(root / "simple", local)
     for page in local.rglob("index.*"):
         page.write_text(page.read_text().replace("../../files/", f"{server.url}/files/"))
-    done = _run(
-        [*fetchplan_cmd, "plan", "app", "--isolated", "--no-cache", "--offline",
-         "--index-url", local.as_uri()],
-        cli_env, tmp_path,
-    )  # fmt: skip
+    done = run_cli(
+        "plan", "app", "--isolated", "--no-cache", "--offline", "--index-url", local.as_uri()
+    )
     assert done.returncode != 0
     assert f"offline: refusing to fetch {server.url}/files/app-1.0-py3-none-any.whl" in done.stderr
     assert server.requests() == []

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from fetchplan.schemas import load_document
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import MakeIndex, MakeIndexServer
+from tests.conftest import MakeIndex, MakeIndexServer, RunCli
 from tests.support.wheels import Dist
-
-
-def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.fixture
@@ -33,40 +26,31 @@ def simple(make_index: MakeIndex) -> str:
 
 
 @pytest.mark.parametrize("command", ["plan", "show"])
-def test_help(
-    command: str, fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    out = _run([*fetchplan_cmd, command, "--help"], cli_env, tmp_path)
+def test_help(command: str, run_cli: RunCli, tmp_path: Path) -> None:
+    out = run_cli(command, "--help")
     assert out.returncode == 0
     assert f"usage: fetchplan {command}" in out.stdout
     for option in ("-v", "--quiet", "--log"):
         assert option in out.stdout
 
 
-def test_plan_then_show(
-    simple: str, fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_plan_then_show(simple: str, run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "nested.txt").write_text("lib<2  # keep the old one\n")
     (tmp_path / "requirements.txt").write_text(
         f"--index-url {simple}\n# the application\napp \\\n  >=1.0\n-r nested.txt\n"
     )
-    out = _run(
-        [
-            *fetchplan_cmd,
-            "plan",
-            "-r",
-            "requirements.txt",
-            "-o",
-            "out/plan.yaml",
-            "--dest",
-            "out/wheels",
-            "--timings",
-            "out/timings.json",
-            "--isolated",
-            "--no-cache",
-        ],
-        cli_env,
-        tmp_path,
+    out = run_cli(
+        "plan",
+        "-r",
+        "requirements.txt",
+        "-o",
+        "out/plan.yaml",
+        "--dest",
+        "out/wheels",
+        "--timings",
+        "out/timings.json",
+        "--isolated",
+        "--no-cache",
     )
     assert out.returncode == 0, out.stderr
     assert "wrote out/plan.yaml: 2 artifacts, 2 to fetch" in out.stdout
@@ -81,7 +65,7 @@ def test_plan_then_show(
     assert phases == {"index", "metadata", "resolve"}
     assert all(event["lane"] and event["label"] for event in timings["events"])
 
-    shown = _run([*fetchplan_cmd, "show", "out/plan.yaml"], cli_env, tmp_path)
+    shown = run_cli("show", "out/plan.yaml")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].split() == ["NAME", "VERSION", "SIZE", "HOST", "STATUS"]
@@ -94,19 +78,15 @@ def test_plan_then_show(
 
 
 def test_show_rejects_a_bad_plan_with_its_field(
-    simple: str, fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
+    simple: str, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    out = _run(
-        [*fetchplan_cmd, "plan", "app", "-i", simple, "--isolated", "--no-cache"],
-        cli_env,
-        tmp_path,
-    )
+    out = run_cli("plan", "app", "-i", simple, "--isolated", "--no-cache")
     assert out.returncode == 0, out.stderr
     document = json.loads((tmp_path / "plan.json").read_text())
     assert document["destination"] == "wheels"
     document["artifacts"][1]["hashes"]["sha256"] = "not-hex"
     (tmp_path / "bad.json").write_text(json.dumps(document))
-    shown = _run([*fetchplan_cmd, "show", "bad.json"], cli_env, tmp_path)
+    shown = run_cli("show", "bad.json")
     assert shown.returncode == 2
     assert "bad.json: artifacts[1].hashes.sha256:" in shown.stderr
     assert "Traceback" not in shown.stderr
@@ -123,41 +103,31 @@ ERROR_CASES = [
 @pytest.mark.parametrize("case", ERROR_CASES, ids=["requirement", "unknown", "no-match", "target"])
 def test_errors_are_one_line(
     simple: str,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
     tmp_path: Path,
     case: tuple[list[str], str | None, int, str],
 ) -> None:
     args, requirements, code, message = case
     if requirements is not None:
         (tmp_path / "req.txt").write_text(requirements)
-    out = _run(
-        [*fetchplan_cmd, "plan", *args, "-i", simple, "--isolated", "--no-cache"], cli_env, tmp_path
-    )
+    out = run_cli("plan", *args, "-i", simple, "--isolated", "--no-cache")
     assert out.returncode == code, out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith("fetchplan: error: ") and message in out.stderr
     assert not (tmp_path / "plan.json").exists()
 
 
-def test_unreachable_index_fails_after_retries(
-    fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    out = _run(
-        [
-            *fetchplan_cmd,
-            "plan",
-            "app",
-            "-i",
-            "http://127.0.0.1:9/simple/",
-            "--isolated",
-            "--retries",
-            "1",
-            "--timeout",
-            "2",
-        ],
-        cli_env,
-        tmp_path,
+def test_unreachable_index_fails_after_retries(run_cli: RunCli, tmp_path: Path) -> None:
+    out = run_cli(
+        "plan",
+        "app",
+        "-i",
+        "http://127.0.0.1:9/simple/",
+        "--isolated",
+        "--retries",
+        "1",
+        "--timeout",
+        "2",
     )
     assert out.returncode == 1
     assert out.stderr.startswith("fetchplan: error: index http://127.0.0.1:9/simple/app/ failed")
@@ -167,7 +137,7 @@ def test_unreachable_index_fails_after_retries(
 def test_pip_environment_index_and_credentials_kept_out_of_log(
     make_index: MakeIndex,
     index_server: MakeIndexServer,
-    fetchplan_cmd: list[str],
+    run_cli: RunCli,
     cli_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -177,9 +147,7 @@ def test_pip_environment_index_and_credentials_kept_out_of_log(
         **cli_env,
         "PIP_INDEX_URL": server.index_url.replace("http://", "http://bob:pa55-word@"),
     }
-    out = _run(
-        [*fetchplan_cmd, "-vv", "plan", "app", "--log", "plan.log", "--no-cache"], env, tmp_path
-    )
+    out = run_cli("-vv", "plan", "app", "--log", "plan.log", "--no-cache", env=env)
     assert out.returncode == 0, out.stderr
     plan, _document = load_plan(tmp_path / "plan.json")
     assert [i.url for i in plan.indexes] == [server.index_url]
@@ -193,14 +161,13 @@ def test_pip_environment_index_and_credentials_kept_out_of_log(
 def test_wrong_credentials_name_the_index(
     make_index: MakeIndex,
     index_server: MakeIndexServer,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
     tmp_path: Path,
 ) -> None:
     server = index_server(make_index([Dist("app", "1.0")]))
     server.options.auth = ("bob", "right")
     url = server.index_url.replace("http://", "http://bob:wrong@")
-    out = _run([*fetchplan_cmd, "plan", "app", "-i", url, "--isolated"], cli_env, tmp_path)
+    out = run_cli("plan", "app", "-i", url, "--isolated")
     assert out.returncode == 1
     assert "wrong" not in out.stderr
     assert f"index {server.index_url}app/ answered HTTP 401" in out.stderr

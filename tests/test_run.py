@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import MakeIndexServer, MakeNginxServer
+from tests.conftest import MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.hostile import snapshot
 from tests.support.servers import IndexRequestHandler
 from tests.support.wheels import Dist
@@ -37,24 +37,17 @@ def _pip(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=False
-    )
-
-
 def test_run_multi_level_graph_into_fresh_venv(
     nginx_server: MakeNginxServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
 ) -> None:
     server = nginx_server(GRAPH)
     argv = [
-        *fetchplan_cmd, "run", "app", "--index-url", server.index_url, "--venv", "venv",
+        "run", "app", "--index-url", server.index_url, "--venv", "venv",
         "-o", "out/plan.json", "--timings", "out/timings.json", "--progress", "plain",
     ]  # fmt: skip
-    done = _run(argv, cli_env, tmp_path)
+    done = run_cli(*argv)
     assert done.returncode == 0, done.stderr
 
     plan, _ = load_plan(tmp_path / "out" / "plan.json")
@@ -77,7 +70,7 @@ def test_run_multi_level_graph_into_fresh_venv(
     # A second run fetches nothing and changes nothing in the environment.
     before = snapshot(tmp_path / "venv")
     server.reset_counters()
-    again = _run(argv, cli_env, tmp_path)
+    again = run_cli(*argv)
     assert again.returncode == 0, again.stderr
     assert "unchanged 5" in again.stdout
     assert snapshot(tmp_path / "venv") == before
@@ -87,7 +80,7 @@ def test_run_multi_level_graph_into_fresh_venv(
 def test_run_installs_nothing_when_a_download_fails(
     index_server: MakeIndexServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
+    run_cli: RunCli,
     cli_env: dict[str, str],
 ) -> None:
     server = index_server(GRAPH)
@@ -102,10 +95,9 @@ def test_run_installs_nothing_when_a_download_fails(
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     before = snapshot(venv)
-    done = _run(
-        [*fetchplan_cmd, "run", "app", "--index-url", server.index_url, "--venv", str(venv),
-         "-o", "plan.json", "--progress", "none"],
-        {**cli_env, "FETCHPLAN_RETRY_BASE": "0.01"}, tmp_path,
+    done = run_cli(
+        "run", "app", "--index-url", server.index_url, "--venv", venv, "-o", "plan.json",
+        "--progress", "none", env={**cli_env, "FETCHPLAN_RETRY_BASE": "0.01"},
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "core-3.0-py3-none-any.whl" in done.stderr
@@ -119,21 +111,15 @@ def test_run_installs_nothing_when_a_download_fails(
 def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
     index_server: MakeIndexServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
 ) -> None:
     server = index_server(GRAPH)
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\ndeny: [speed]\nmax_file_size: 100000\n")
-    planned = _run(
-        [*fetchplan_cmd, "plan", "app", "--index-url", server.index_url, "-o", "plan.json"],
-        cli_env, tmp_path,
-    )  # fmt: skip
+    planned = run_cli("plan", "app", "--index-url", server.index_url, "-o", "plan.json")
     assert planned.returncode == 0, planned.stderr
     server.reset_counters()
-    refused = _run(
-        [*fetchplan_cmd, "fetch", "plan.json", "--policy", str(policy)], cli_env, tmp_path
-    )
+    refused = run_cli("fetch", "plan.json", "--policy", policy)
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert any("speed" in line for line in lines if line.startswith("fetchplan: policy:"))
@@ -143,11 +129,7 @@ def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
     assert not (tmp_path / "wheels").exists()
 
     venv = tmp_path / "venv"
-    run = _run(
-        [*fetchplan_cmd, "run", "app", "--index-url", server.index_url, "--venv", str(venv),
-         "--policy", str(policy)],
-        cli_env, tmp_path,
-    )  # fmt: skip
+    run = run_cli("run", "app", "--index-url", server.index_url, "--venv", venv, "--policy", policy)
     assert run.returncode == 1
     assert "policy violated" in run.stderr
     # Planning read metadata files only; no wheel was fetched.
@@ -157,17 +139,16 @@ def test_fetch_and_run_refuse_a_plan_that_breaks_the_policy(
 def test_run_offline_from_a_directory_makes_no_request(
     index_server: MakeIndexServer,
     tmp_path: Path,
-    fetchplan_cmd: list[str],
-    cli_env: dict[str, str],
+    run_cli: RunCli,
 ) -> None:
     server = index_server(GRAPH)
     wheels = server.root / "files"
-    argv = [*fetchplan_cmd, "run", "app", "--offline", "--venv", "venv", "--progress", "none"]
+    argv = ["run", "app", "--offline", "--venv", "venv", "--progress", "none"]
     # With an index on the network, --offline refuses before any request.
-    refused = _run([*argv, "--index-url", server.index_url], cli_env, tmp_path)
+    refused = run_cli(*argv, "--index-url", server.index_url)
     assert refused.returncode != 0
     assert "--offline" in refused.stderr
-    done = _run([*argv, "--no-index", "--find-links", str(wheels)], cli_env, tmp_path)
+    done = run_cli(*argv, "--no-index", "--find-links", wheels)
     assert done.returncode == 0, done.stderr
     assert server.requests() == []
     listed = _pip(tmp_path / "venv" / "bin" / "python", "list", "--format", "json")

@@ -115,6 +115,19 @@ def _legacy_index(tmp_path: Path, build_tools: list[Path], setup_py: str = SETUP
     return [sdist, build_wheel(dists, Dist("dep", "1.0")), *build_tools]
 
 
+def _inhouse_index(tmp_path: Path) -> list[Path]:
+    """inhouse 2.0's sdist (in-tree backend, no prepare hook, no build requirements) and dep."""
+    dists = tmp_path / "dists"
+    sdist = build_sdist(
+        dists,
+        Dist("inhouse", "2.0", metadata_version="2.2"),
+        dynamic=["Requires-Dist"],
+        pyproject=INHOUSE_PYPROJECT,
+        extra_files={"inhouse_backend.py": INHOUSE_BACKEND},
+    )
+    return [sdist, build_wheel(dists, Dist("dep", "1.0"))]
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
@@ -255,15 +268,7 @@ def test_backend_without_prepare_hook_and_no_build_requirements(
     cli_env: dict[str, str],
     fetchplan_cmd: list[str],
 ) -> None:
-    dists = tmp_path / "dists"
-    sdist = build_sdist(
-        dists,
-        Dist("inhouse", "2.0", metadata_version="2.2"),
-        dynamic=["Requires-Dist"],
-        pyproject=INHOUSE_PYPROJECT,
-        extra_files={"inhouse_backend.py": INHOUSE_BACKEND},
-    )
-    server = index_server([sdist, build_wheel(dists, Dist("dep", "1.0"))])
+    server = index_server(_inhouse_index(tmp_path))
     manifest = _fetched(tmp_path, server.index_url, "inhouse", cli_env, fetchplan_cmd)
     server.close()
     plan, _ = load_plan(manifest.parent / "plan.json")
@@ -289,15 +294,7 @@ def test_run_builds_the_sdist_after_fetching(
     cli_env: dict[str, str],
     fetchplan_cmd: list[str],
 ) -> None:
-    dists = tmp_path / "dists"
-    sdist = build_sdist(
-        dists,
-        Dist("inhouse", "2.0", metadata_version="2.2"),
-        dynamic=["Requires-Dist"],
-        pyproject=INHOUSE_PYPROJECT,
-        extra_files={"inhouse_backend.py": INHOUSE_BACKEND},
-    )
-    server = index_server([sdist, build_wheel(dists, Dist("dep", "1.0"))])
+    server = index_server(_inhouse_index(tmp_path))
     done = _run(
         [*fetchplan_cmd, "run", "inhouse", "-i", server.index_url, "--isolated", "--no-cache",
          "--venv", str(tmp_path / "venv"), "-o", str(tmp_path / "out" / "plan.json")],

@@ -4,29 +4,16 @@ way as ``audit`` and ``diff`` write them."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from fetchplan._text import human_size
+from tests.conftest import RunCli
 
 PLAN = Path(__file__).parent / "data" / "policy" / "plan.json"
 
 
-def _run(
-    fetchplan_cmd: list[str], cli_env: dict[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*fetchplan_cmd, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_show_graph_dot_and_mermaid(fetchplan_cmd: list[str], cli_env: dict[str, str]) -> None:
-    dot = _run(fetchplan_cmd, cli_env, "show", str(PLAN), "--graph", "dot")
+def test_show_graph_dot_and_mermaid(run_cli: RunCli) -> None:
+    dot = run_cli("show", str(PLAN), "--graph", "dot")
     assert dot.returncode == 0, dot.stderr
     assert dot.stdout.startswith("digraph plan {\n") and dot.stdout.endswith("}\n")
     labels = dict(re.findall(r'  (n\d+) \[label="([^"]+)"', dot.stdout))
@@ -41,12 +28,12 @@ def test_show_graph_dot_and_mermaid(fetchplan_cmd: list[str], cli_env: dict[str,
     assert f'  {node["app 1.0"]} -> {node["lib 2.0"]} [label=">=2"];' in dot.stdout
     assert "NAME" not in dot.stdout and "artifacts:" not in dot.stdout  # no table
 
-    mermaid = _run(fetchplan_cmd, cli_env, "show", str(PLAN), "--graph", "mermaid")
+    mermaid = run_cli("show", str(PLAN), "--graph", "mermaid")
     assert mermaid.returncode == 0, mermaid.stderr
     assert mermaid.stdout.splitlines()[0] == "flowchart LR"
     assert re.search(r"^  class n\d+ requested;$", mermaid.stdout, flags=re.M)
 
-    table = _run(fetchplan_cmd, cli_env, "show", str(PLAN))
+    table = run_cli("show", str(PLAN))
     assert table.returncode == 0 and table.stdout.split()[:5] == [
         "NAME",
         "VERSION",
@@ -55,15 +42,13 @@ def test_show_graph_dot_and_mermaid(fetchplan_cmd: list[str], cli_env: dict[str,
         "STATUS",
     ]
 
-    bad = _run(fetchplan_cmd, cli_env, "show", str(PLAN), "--graph", "svg")
+    bad = run_cli("show", str(PLAN), "--graph", "svg")
     assert bad.returncode == 2 and "invalid choice: 'svg'" in bad.stderr and not bad.stdout
 
 
-def test_show_audit_and_diff_write_sizes_alike(
-    fetchplan_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    show = _run(fetchplan_cmd, cli_env, "show", str(PLAN))
-    audit = _run(fetchplan_cmd, cli_env, "audit", str(PLAN))
+def test_show_audit_and_diff_write_sizes_alike(run_cli: RunCli, tmp_path: Path) -> None:
+    show = run_cli("show", str(PLAN))
+    audit = run_cli("audit", str(PLAN))
     assert show.returncode == 0 and audit.returncode == 0, (show.stderr, audit.stderr)
     # lib's sdist is 500000 bytes: show's row and audit's host table both say 500.0 kB;
     # the mirror host serves it with a 40000-byte wheel: 540.0 kB.

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from fetchplan.errors import InputError
 
@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from fetchplan.executor.run import FetchOptions
     from fetchplan.executor.summary import FetchResult
 
-__all__ = ["register", "run"]
+__all__ = [
+    "FetchGroups",
+    "add_fetch_arguments",
+    "enforce_plan_policy",
+    "env_policies",
+    "fetch_options",
+    "register",
+    "run",
+]
 
 _DESCRIPTION = """\
 Fetch every artifact of PLAN into its destination (or --dest DIR), in parallel, verifying each
@@ -70,7 +78,45 @@ def register(
     )
     p.add_argument("plan", type=Path, metavar="PLAN", help="the plan file (JSON or YAML)")
     p.add_argument("--dest", type=Path, metavar="DIR", help="destination (default: the plan's)")
-    g = p.add_argument_group("parallelism")
+    groups = add_fetch_arguments(p)
+    groups.parallelism.add_argument(
+        "--shard",
+        metavar="I/N",
+        help=(
+            "fetch only shard I of N (a deterministic share; give each shard its own --dest "
+            "and join the manifests with `fetchplan manifest merge`)"
+        ),
+    )
+    groups.trust.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="refuse to start when the plan breaks this policy (see `fetchplan audit`)",
+    )
+    groups.output.add_argument(
+        "--timings",
+        type=Path,
+        metavar="FILE",
+        help="write the summary, per host and per file timings as JSON",
+    )
+    p.set_defaults(func=run)
+
+
+class FetchGroups(NamedTuple):
+    """The argument groups :func:`add_fetch_arguments` made, for a command's own options."""
+
+    parallelism: argparse._ArgumentGroup
+    trust: argparse._ArgumentGroup
+    output: argparse._ArgumentGroup
+
+
+def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
+    """The transfer options shared by ``fetch`` and ``bundle``, read by :func:`fetch_options`.
+
+    Parallelism, trust and credentials, cache and state, mirror and network, retries and
+    timeouts, and ``--progress``; returns the groups a command adds its own options to.
+    """
+    parallelism = g = p.add_argument_group("parallelism")
     g.add_argument(
         "-j",
         "--jobs",
@@ -85,15 +131,7 @@ def register(
         default=None,
         help="parallel transfers per host (default: 8)",
     )
-    g.add_argument(
-        "--shard",
-        metavar="I/N",
-        help=(
-            "fetch only shard I of N (a deterministic share; give each shard its own --dest "
-            "and join the manifests with `fetchplan manifest merge`)"
-        ),
-    )
-    g = p.add_argument_group("trust and credentials")
+    trust = g = p.add_argument_group("trust and credentials")
     g.add_argument(
         "--allow-unhashed",
         action="store_true",
@@ -122,12 +160,6 @@ def register(
     )
     g.add_argument(
         "--isolated", action="store_true", help="ignore pip's configuration and PIP_* variables"
-    )
-    g.add_argument(
-        "--policy",
-        type=Path,
-        metavar="FILE",
-        help="refuse to start when the plan breaks this policy (see `fetchplan audit`)",
     )
     g = p.add_argument_group("cache and state")
     cache = g.add_mutually_exclusive_group()
@@ -183,20 +215,14 @@ def register(
         metavar="S",
         help="deadline of one try of one file (default: 6 hours)",
     )
-    g = p.add_argument_group("output")
+    output = g = p.add_argument_group("output")
     g.add_argument(
         "--progress",
         choices=("auto", "bar", "plain", "none"),
         default="auto",
         help="bars on a terminal, plain lines otherwise (auto)",
     )
-    g.add_argument(
-        "--timings",
-        type=Path,
-        metavar="FILE",
-        help="write the summary, per host and per file timings as JSON",
-    )
-    p.set_defaults(func=run)
+    return FetchGroups(parallelism, trust, output)
 
 
 @contextlib.contextmanager
@@ -228,9 +254,13 @@ def env_policies() -> tuple[RetryPolicy, TransferLimits]:
         raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
 
 
-def _options(args: argparse.Namespace) -> FetchOptions:
+def fetch_options(args: argparse.Namespace) -> FetchOptions:
+    """:class:`FetchOptions` from the options of :func:`add_fetch_arguments`.
+
+    Retries and limits start from :func:`env_policies` (``FETCHPLAN_*``); the destination,
+    shard and timings file are left to the command.
+    """
     from fetchplan.executor.run import DEFAULT_PER_HOST, FetchOptions
-    from fetchplan.executor.shard import parse_shard
 
     retry, limits = env_policies()
     if args.retries is not None:
@@ -246,7 +276,6 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         if value is not None:
             limits = replace(limits, **{name: value})
     return FetchOptions(
-        destination=args.dest,
         jobs=args.jobs,
         per_host=args.per_host if args.per_host is not None else DEFAULT_PER_HOST,
         cache_dir=args.cache_dir,
@@ -256,12 +285,21 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         credential_urls=tuple(args.index_url) + tuple(args.extra_index_url),
         use_pip_config=not args.isolated,
         wait_for_lock=not args.no_wait,
-        shard=None if args.shard is None else parse_shard(args.shard),
         retry=retry,
         limits=limits,
-        timings_path=args.timings,
         mirror=args.mirror,
         offline=args.offline,
+    )
+
+
+def _options(args: argparse.Namespace) -> FetchOptions:
+    from fetchplan.executor.shard import parse_shard
+
+    return replace(
+        fetch_options(args),
+        destination=args.dest,
+        shard=None if args.shard is None else parse_shard(args.shard),
+        timings_path=args.timings,
     )
 
 

@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from fetchplan.errors import FieldProblem, FileFormatError, InputError
+from fetchplan.commands.plan import add_index_arguments, add_request_arguments, index_values
+from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats import FORMATS, import_plan
 from fetchplan.schemas.plan import write_plan
 
@@ -43,38 +44,12 @@ def register(
         help="download directory recorded in the plan, relative to it (default: %(default)s)",
     )
     idx = p.add_argument_group("indexes (to look a requirements file's pins up by hash)")
-    idx.add_argument(
-        "-i",
-        "--index-url",
-        metavar="URL",
-        help="the main index; for a pip report, the index its files came from (pip reports "
-        "do not say)",
+    add_index_arguments(
+        idx,
+        index_url_help="the main index; for a pip report, the index its files came from (pip "
+        "reports do not say)",
     )
-    idx.add_argument(
-        "--extra-index-url", dest="extra_index_urls", action="append", default=[], metavar="URL",
-        help="another index, searched after the main one (repeatable)",
-    )  # fmt: skip
-    idx.add_argument(
-        "-f", "--find-links", dest="find_links", action="append", default=[],
-        metavar="LOCATION", help="a directory or HTML page of files (repeatable)",
-    )  # fmt: skip
-    idx.add_argument("--no-index", action="store_true", help="use only --find-links locations")
-    idx.add_argument(
-        "--trusted-host", dest="trusted_hosts", action="append", default=[], metavar="HOST",
-        help="accept plain http:// (and unverified https) for HOST or HOST:PORT (repeatable)",
-    )  # fmt: skip
-    idx.add_argument(
-        "--isolated", action="store_true",
-        help="ignore PIP_* environment variables and pip's configuration files",
-    )  # fmt: skip
-    idx.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS",
-        help="per-request timeout (default: 30)",
-    )  # fmt: skip
-    idx.add_argument(
-        "-j", "--jobs", type=int, default=8, metavar="N",
-        help="pins looked up in parallel (default: 8)",
-    )  # fmt: skip
+    add_request_arguments(idx, jobs_help="pins looked up in parallel (default: 8)", jobs_default=8)
     p.set_defaults(func=run)
 
 
@@ -82,26 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.formats.lookup import IndexLookup
     from fetchplan.planner.api import PlanOptions
 
-    if args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, not {args.jobs}")
-    if args.timeout <= 0:
-        raise InputError(f"--timeout must be positive, not {args.timeout}")
     path: Path = args.file
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FileFormatError(str(path), [FieldProblem("", f"cannot read: {exc}")]) from exc
-    options = PlanOptions(
-        requirement_files=(path,),
-        index_url=args.index_url,
-        extra_index_urls=tuple(args.extra_index_urls),
-        find_links=tuple(args.find_links),
-        no_index=args.no_index,
-        trusted_hosts=tuple(args.trusted_hosts),
-        isolated=args.isolated,
-        timeout=args.timeout,
-        jobs=args.jobs,
-    )
+    options = PlanOptions(requirement_files=(path,), **index_values(args))
     with IndexLookup(options) as lookup:
         plan = import_plan(
             text,

@@ -12,14 +12,22 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
     from fetchplan.schemas import SchemaName
 
-__all__ = ["register", "run"]
+__all__ = [
+    "IndexValues",
+    "add_arguments",
+    "add_index_arguments",
+    "add_request_arguments",
+    "index_values",
+    "register",
+    "run",
+]
 
 DESCRIPTION = """\
 Resolve requirements against package indexes and write a download plan: every artifact to
@@ -88,6 +96,83 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def add_index_arguments(
+    group: argparse._ActionsContainer, *, index_url_help: str = "the main index (PEP 503/691)"
+) -> None:
+    """The options choosing indexes as pip does, shared by ``plan``, ``run`` and ``import``.
+
+    Adds ``-i/--index-url`` (help ``index_url_help``), ``--extra-index-url``,
+    ``-f/--find-links``, ``--no-index``, ``--trusted-host`` and ``--isolated`` to ``group``;
+    :class:`~fetchplan.planner.api.PlanOptions` takes their values by the same names.
+    """
+    group.add_argument("-i", "--index-url", metavar="URL", help=index_url_help)
+    group.add_argument(
+        "--extra-index-url", dest="extra_index_urls", action="append", default=[], metavar="URL",
+        help="another index, consulted after the main one (repeatable)",
+    )  # fmt: skip
+    group.add_argument(
+        "-f", "--find-links", dest="find_links", action="append", default=[],
+        metavar="LOCATION", help="a directory or HTML page of files (repeatable)",
+    )  # fmt: skip
+    group.add_argument("--no-index", action="store_true", help="use only --find-links locations")
+    group.add_argument(
+        "--trusted-host", dest="trusted_hosts", action="append", default=[], metavar="HOST",
+        help="accept plain http:// (and unverified https) for HOST or HOST:PORT (repeatable)",
+    )  # fmt: skip
+    group.add_argument(
+        "--isolated", action="store_true",
+        help="ignore PIP_* environment variables and pip's configuration files",
+    )  # fmt: skip
+
+
+def add_request_arguments(
+    group: argparse._ActionsContainer,
+    *,
+    jobs_help: str = "parallel requests (default: 32)",
+    jobs_default: int = 32,
+) -> None:
+    """The index request options, shared by ``plan``, ``run`` and ``import``.
+
+    ``-j/--jobs`` (at least 1, default ``jobs_default``; help ``jobs_help``) and ``--timeout``
+    (positive seconds, default 30). Index and metadata requests each wait a round trip for a
+    few kB, so many in flight keep a high-latency link busy.
+    """
+    group.add_argument(
+        "-j", "--jobs", type=_positive_int, default=jobs_default, metavar="N", help=jobs_help
+    )
+    group.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        help="per-request timeout (default: 30)",
+    )  # fmt: skip
+
+
+class IndexValues(TypedDict):
+    """The :class:`~fetchplan.planner.api.PlanOptions` fields of the index and request options."""
+
+    index_url: str | None
+    extra_index_urls: tuple[str, ...]
+    find_links: tuple[str, ...]
+    no_index: bool
+    trusted_hosts: tuple[str, ...]
+    isolated: bool
+    jobs: int
+    timeout: float
+
+
+def index_values(args: argparse.Namespace) -> IndexValues:
+    """The values of :func:`add_index_arguments` and :func:`add_request_arguments`."""
+    return IndexValues(
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_urls),
+        find_links=tuple(args.find_links),
+        no_index=args.no_index,
+        trusted_hosts=tuple(args.trusted_hosts),
+        isolated=args.isolated,
+        jobs=args.jobs,
+        timeout=args.timeout,
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The planning options, shared by ``plan`` and ``run``."""
     p.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'requests>=2'")
@@ -114,28 +199,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
     idx = p.add_argument_group("indexes")
-    idx.add_argument("-i", "--index-url", metavar="URL", help="the main index (PEP 503/691)")
-    idx.add_argument(
-        "--extra-index-url", dest="extra_index_urls", action="append", default=[], metavar="URL",
-        help="another index, consulted after the main one (repeatable)",
-    )  # fmt: skip
-    idx.add_argument(
-        "-f", "--find-links", dest="find_links", action="append", default=[],
-        metavar="LOCATION", help="a directory or HTML page of files (repeatable)",
-    )  # fmt: skip
-    idx.add_argument("--no-index", action="store_true", help="use only --find-links locations")
-    idx.add_argument(
-        "--trusted-host", dest="trusted_hosts", action="append", default=[], metavar="HOST",
-        help="accept plain http:// (and unverified https) for HOST or HOST:PORT (repeatable)",
-    )  # fmt: skip
+    add_index_arguments(idx)
     idx.add_argument(
         "--index-strategy", choices=("first-index", "unsafe-best-match"), default="first-index",
         help="first-index (default): take a project only from the first index that has it, "
         "against dependency confusion; unsafe-best-match: from every index, as pip does",
-    )  # fmt: skip
-    idx.add_argument(
-        "--isolated", action="store_true",
-        help="ignore PIP_* environment variables and pip's configuration files",
     )  # fmt: skip
 
     sel = p.add_argument_group("selection")
@@ -194,14 +262,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--compute-hashes", action="store_true",
         help="download artifacts whose index gives no sha256 (into the cache) to hash them",
     )  # fmt: skip
-    net.add_argument(
-        "-j", "--jobs", type=_positive_int, default=32, metavar="N",
-        help="parallel requests (default: 32)",
-    )  # fmt: skip
-    net.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
-        help="per-request timeout (default: 30)",
-    )  # fmt: skip
+    add_request_arguments(net)
     net.add_argument(
         "--retries", type=int, default=3, metavar="N",
         help="retries for connection errors, 429 and 5xx (default: 3)",
@@ -220,11 +281,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         requirements=tuple(args.requirements),
         requirement_files=tuple(args.requirement_files),
         constraint_files=tuple(args.constraint_files),
-        index_url=args.index_url,
-        extra_index_urls=tuple(args.extra_index_urls),
-        find_links=tuple(args.find_links),
-        no_index=args.no_index,
-        trusted_hosts=tuple(args.trusted_hosts),
+        **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,
         format_ops=tuple(args.format_ops),
@@ -241,10 +298,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         cache_dir=args.cache_dir,
         no_cache=args.no_cache,
         compute_hashes=args.compute_hashes,
-        jobs=args.jobs,
-        timeout=args.timeout,
         retries=args.retries,
-        isolated=args.isolated,
         offline=args.offline,
     )
 

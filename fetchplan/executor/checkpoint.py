@@ -20,12 +20,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fetchplan._fs import atomic_write_bytes
 from fetchplan.errors import FileFormatError
 from fetchplan.executor.protocol import Validator
 from fetchplan.schemas import canonical_json, validate
+
+if TYPE_CHECKING:
+    from fetchplan.schemas.plan import Artifact
 
 __all__ = ["ArtifactState", "CheckpointStore", "State", "parse_journal", "utc_now"]
 
@@ -71,6 +74,33 @@ class ArtifactState:
             "reason": self.reason,
             "time": self.time or utc_now(),
         }
+
+    @classmethod
+    def of(
+        cls,
+        artifact: Artifact,
+        state: State,
+        *,
+        received: int = 0,
+        validator: Validator | None = None,
+        source: ObtainedFrom | None = None,
+        reason: str | None = None,
+    ) -> ArtifactState:
+        """The record of ``artifact`` in ``state`` with ``received`` bytes on disk.
+
+        Destination, sha256, size and URL come from the plan's artifact.
+        """
+        return cls(
+            artifact=artifact.destination,
+            state=state,
+            sha256=artifact.sha256,
+            size=artifact.size,
+            url=artifact.url,
+            bytes=received,
+            validator=validator,
+            source=source,
+            reason=reason,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArtifactState:

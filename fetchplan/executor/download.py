@@ -150,17 +150,7 @@ def _verified(
     ctx: Context,
     timing: FileTiming,
 ) -> Verified:
-    ctx.checkpoint.record(
-        ArtifactState(
-            artifact=artifact.destination,
-            state="verified",
-            sha256=artifact.sha256,
-            size=artifact.size,
-            url=artifact.url,
-            bytes=size,
-            source=source,
-        )
-    )
+    ctx.checkpoint.record(ArtifactState.of(artifact, "verified", received=size, source=source))
     return Verified(
         artifact=artifact,
         path=final,
@@ -393,17 +383,9 @@ def _download(
 def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> NoReturn:
     kept = part.stat().st_size if part.exists() else 0
     previous = ctx.checkpoint.get(artifact.destination)
+    validator = None if previous is None or kept == 0 else previous.validator
     ctx.checkpoint.record(
-        ArtifactState(
-            artifact=artifact.destination,
-            state="failed",
-            sha256=artifact.sha256,
-            size=artifact.size,
-            url=artifact.url,
-            bytes=kept,
-            validator=None if previous is None or kept == 0 else previous.validator,
-            reason=reason,
-        )
+        ArtifactState.of(artifact, "failed", received=kept, validator=validator, reason=reason)
     )
     raise ArtifactFailed(artifact.destination, reason)
 
@@ -411,16 +393,7 @@ def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> NoRet
 def _discard(artifact: Artifact, part: Path, ctx: Context, reason: str) -> None:
     part.unlink(missing_ok=True)
     ctx.progress.restart(artifact.destination)
-    ctx.checkpoint.record(
-        ArtifactState(
-            artifact=artifact.destination,
-            state="discarded",
-            sha256=artifact.sha256,
-            size=artifact.size,
-            url=artifact.url,
-            reason=reason,
-        )
-    )
+    ctx.checkpoint.record(ArtifactState.of(artifact, "discarded", reason=reason))
 
 
 def _resume_point(artifact: Artifact, part: Path, ctx: Context) -> tuple[int, Validator | None]:

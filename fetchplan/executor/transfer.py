@@ -316,17 +316,7 @@ def _stream(
         validator = strong_validator(response.headers) if encoding == "identity" else None
         with part.open("wb"):
             pass
-        ctx.checkpoint.record(
-            ArtifactState(
-                artifact=artifact.destination,
-                state="partial",
-                sha256=artifact.sha256,
-                size=artifact.size,
-                url=artifact.url,
-                bytes=0,
-                validator=validator,
-            )
-        )
+        _record_progress(artifact, 0, validator, ctx)
         digest = hashlib.sha256()
     else:
         validator = _current_validator(artifact, ctx)
@@ -423,15 +413,7 @@ def _record_progress(
     artifact: Artifact, total: int, validator: Validator | None, ctx: Context
 ) -> None:
     ctx.checkpoint.record(
-        ArtifactState(
-            artifact=artifact.destination,
-            state="partial",
-            sha256=artifact.sha256,
-            size=artifact.size,
-            url=artifact.url,
-            bytes=total,
-            validator=validator,
-        )
+        ArtifactState.of(artifact, "partial", received=total, validator=validator)
     )
 
 

@@ -21,13 +21,21 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.requirements import Requirement
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
-from fetchplan._fs import CHUNK_SIZE
+from fetchplan._fs import CHUNK_SIZE, sha256_file
 from fetchplan.build.backend import Backend
 from fetchplan.build.env import add_to_build_env, create_build_env, unsatisfied
 from fetchplan.build.errors import BuildError
@@ -36,8 +44,10 @@ from fetchplan.errors import HashMismatch
 from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.selection import WheelToInstall, build_closure, match_manifest
-from fetchplan.schemas.manifest import Manifest
-from fetchplan.schemas.plan import Artifact, Plan, Target
+from fetchplan.schemas.plan import Artifact
+
+if TYPE_CHECKING:
+    from fetchplan.install.core import Selection
 
 __all__ = ["build_manifest_sdists", "build_sdists"]
 
@@ -78,16 +88,12 @@ def _wheel_spec(built: Path, artifact: Artifact) -> WheelToInstall:
             f"{artifact.filename}: the build made {built.name}, not {artifact.name} "
             f"{artifact.version}"
         )
-    digest = hashlib.sha256()
-    with built.open("rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
     return WheelToInstall(
         path=built,
         filename=built.name,
         name=artifact.name,
         version=artifact.version,
-        sha256=digest.hexdigest(),
+        sha256=sha256_file(built),
         size=built.stat().st_size,
         requested=artifact.requested,
     )
@@ -96,29 +102,32 @@ def _wheel_spec(built: Path, artifact: Artifact) -> WheelToInstall:
 def _build_one(
     artifact: Artifact,
     spec: WheelToInstall,
-    *,
-    plan: Plan,
-    plan_path: Path,
-    plan_target: Target,
-    manifest: Manifest,
-    manifest_path: Path,
+    selection: Selection,
     interpreter: TargetInterpreter,
     out_dir: Path,
 ) -> WheelToInstall:
+    def closure(
+        requirements: Sequence[Requirement],
+        chosen: Mapping[NormalizedName, Artifact] | None = None,
+    ) -> dict[NormalizedName, Artifact]:
+        return build_closure(
+            selection.plan,
+            selection.plan_path,
+            selection.target,
+            requirements,
+            markers=interpreter.markers,
+            tags=interpreter.tags,
+            sdist=artifact.filename,
+            chosen=chosen,
+        )
+
+    manifest, manifest_path = selection.manifest, selection.manifest_path
     with tempfile.TemporaryDirectory(prefix="fetchplan-build-") as work_name:
         work = Path(work_name)
         copy = _copy_verified(spec, work)
         build_system = read_build_system(copy, artifact.filename)
 
-        deps = build_closure(
-            plan,
-            plan_path,
-            plan_target,
-            build_system.requires,
-            markers=interpreter.markers,
-            tags=interpreter.tags,
-            sdist=artifact.filename,
-        )
+        deps = closure(build_system.requires)
         wheels = match_manifest(list(deps.values()), manifest, manifest_path)
         log.info("building %s with %s", artifact.filename, ", ".join(w.filename for w in wheels))
         env = create_build_env(work / "env", wheels, python=Path(interpreter.executable))
@@ -127,16 +136,7 @@ def _build_one(
         asked = backend.get_requires_for_build_wheel()
         more = unsatisfied(asked, env.installed, interpreter.markers)
         if more:
-            extended = build_closure(
-                plan,
-                plan_path,
-                plan_target,
-                more,
-                markers=interpreter.markers,
-                tags=interpreter.tags,
-                sdist=artifact.filename,
-                chosen=deps,
-            )
+            extended = closure(more, chosen=deps)
             added = [a for name, a in extended.items() if name not in deps]
             env = add_to_build_env(env, match_manifest(added, manifest, manifest_path))
         built = backend.build_wheel(work / "dist")
@@ -144,50 +144,25 @@ def _build_one(
         final = out_dir / built.name
         shutil.move(str(built), final)
         log.info("built %s from %s", built.name, artifact.filename)
-        return WheelToInstall(
-            path=final,
-            filename=result.filename,
-            name=result.name,
-            version=result.version,
-            sha256=result.sha256,
-            size=result.size,
-            requested=result.requested,
-        )
+        return replace(result, path=final)
 
 
 def build_sdists(
-    sdists: Sequence[Artifact],
-    *,
-    plan: Plan,
-    plan_path: Path,
-    plan_target: Target,
-    manifest: Manifest,
-    manifest_path: Path,
-    interpreter: TargetInterpreter,
-    out_dir: Path,
+    selection: Selection, interpreter: TargetInterpreter, *, out_dir: Path
 ) -> dict[str, WheelToInstall]:
-    """Build each of ``sdists`` into a wheel in ``out_dir``; return them by sdist file name.
+    """Build each sdist of ``selection`` into a wheel in ``out_dir``; return them by file name.
 
-    Each sdist and each build dependency must be vouched for by ``manifest`` (as for any
-    wheel); the build environments use ``interpreter``'s Python and only the plan's build
-    dependencies for ``plan_target``. Raises :class:`InstallError`, :class:`HashMismatch` or
-    :class:`~fetchplan.build.BuildError` naming the sdist at fault; the target environment is
-    never written to.
+    Each sdist and each build dependency must be vouched for by the selection's manifest (as
+    for any wheel); the build environments use ``interpreter``'s Python and only the plan's
+    build dependencies for the selection's target. Raises :class:`InstallError`,
+    :class:`HashMismatch` or :class:`~fetchplan.build.BuildError` naming the sdist at fault;
+    the target environment is never written to.
     """
-    specs = match_manifest(list(sdists), manifest, manifest_path)
+    sdists = selection.sdists
+    specs = match_manifest(sdists, selection.manifest, selection.manifest_path)
     built: dict[str, WheelToInstall] = {}
     for artifact, spec in zip(sdists, specs, strict=True):
-        built[artifact.filename] = _build_one(
-            artifact,
-            spec,
-            plan=plan,
-            plan_path=plan_path,
-            plan_target=plan_target,
-            manifest=manifest,
-            manifest_path=manifest_path,
-            interpreter=interpreter,
-            out_dir=out_dir,
-        )
+        built[artifact.filename] = _build_one(artifact, spec, selection, interpreter, out_dir)
     return built
 
 
@@ -200,28 +175,13 @@ def build_manifest_sdists(
 ) -> list[WheelToInstall]:
     """Build, into ``out_dir``, the sdists of the manifest's plan that ``interpreter`` needs.
 
-    The manifest and plan are checked as by :func:`~fetchplan.install.core.load_checked`, the
-    plan's target and artifacts selected for the interpreter, and each sdist among them built
-    by :func:`build_sdists`. For callers that install the wheels as they arrive (``fetchplan
-    run``); returns an empty list when the interpreter needs no sdist.
+    The manifest and plan are checked and the plan's target and artifacts selected for the
+    interpreter by :func:`~fetchplan.install.core.select_checked`, and each sdist among them
+    built by :func:`build_sdists`. For callers that install the wheels as they arrive
+    (``fetchplan run``); returns an empty list when the interpreter needs no sdist.
     """
-    from fetchplan.install.core import load_checked
-    from fetchplan.install.selection import select_artifacts, select_target
+    from fetchplan.install.core import select_checked
 
-    manifest, plan, plan_file = load_checked(manifest_path, plan_path=plan_path)
-    plan_target = select_target(plan, plan_file, interpreter.markers, interpreter.tags)
-    artifacts = select_artifacts(plan, plan_file, plan_target, interpreter.tags)
-    sdists = [a for a in artifacts if a.kind == "sdist"]
-    if not sdists:
-        return []
-    built = build_sdists(
-        sdists,
-        plan=plan,
-        plan_path=plan_file,
-        plan_target=plan_target,
-        manifest=manifest,
-        manifest_path=manifest_path,
-        interpreter=interpreter,
-        out_dir=out_dir,
-    )
-    return [built[a.filename] for a in sdists]
+    selection = select_checked(manifest_path, interpreter, plan_path=plan_path)
+    built = build_sdists(selection, interpreter, out_dir=out_dir)
+    return [built[a.filename] for a in selection.sdists]

@@ -40,16 +40,18 @@ from fetchplan.install.staging import StagedWheel, stage_wheel
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.manifest import Manifest, load_manifest
-from fetchplan.schemas.plan import Plan, load_plan
+from fetchplan.schemas.plan import Artifact, Plan, Target, load_plan
 
 __all__ = [
     "Action",
     "InstallReport",
     "ProjectOutcome",
+    "Selection",
     "StagedInstall",
     "install_manifest",
     "install_wheels",
     "load_checked",
+    "select_checked",
     "wheels_for_interpreter",
 ]
 
@@ -100,6 +102,51 @@ def load_checked(
     return manifest, plan, plan_file
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Selection:
+    """A checked manifest and plan, with the plan target and artifacts one interpreter needs."""
+
+    manifest: Manifest
+    manifest_path: Path
+    plan: Plan
+    plan_path: Path
+    target: Target
+    artifacts: tuple[Artifact, ...]
+
+    @property
+    def sdists(self) -> list[Artifact]:
+        """The selected artifacts that are sdists, in plan order."""
+        return [a for a in self.artifacts if a.kind == "sdist"]
+
+
+def select_checked(
+    manifest_path: Path,
+    interpreter: TargetInterpreter,
+    *,
+    plan_path: Path | None = None,
+    checked: tuple[Manifest, Plan, Path] | None = None,
+) -> Selection:
+    """The manifest and plan checked by :func:`load_checked`, and what ``interpreter`` needs.
+
+    The plan target and artifacts are selected for the interpreter's markers and tags
+    (:func:`~fetchplan.install.selection.select_target`, ``select_artifacts``). ``checked`` is
+    what :func:`load_checked` returned for these same paths, when the caller has it already.
+    """
+    manifest, plan, plan_file = (
+        checked if checked is not None else load_checked(manifest_path, plan_path=plan_path)
+    )
+    target = select_target(plan, plan_file, interpreter.markers, interpreter.tags)
+    artifacts = select_artifacts(plan, plan_file, target, interpreter.tags)
+    return Selection(
+        manifest=manifest,
+        manifest_path=manifest_path,
+        plan=plan,
+        plan_path=plan_file,
+        target=target,
+        artifacts=tuple(artifacts),
+    )
+
+
 def wheels_for_interpreter(
     manifest_path: Path,
     target: TargetInterpreter,
@@ -119,30 +166,22 @@ def wheels_for_interpreter(
     such a plan is refused. ``checked`` is what :func:`load_checked` returned for these
     same paths, when the caller has it already (it is not read again).
     """
-    manifest, plan, plan_file = (
-        checked if checked is not None else load_checked(manifest_path, plan_path=plan_path)
+    selection = select_checked(manifest_path, target, plan_path=plan_path, checked=checked)
+    artifacts = selection.artifacts
+    sdists = selection.sdists
+    wheels = match_manifest(
+        [a for a in artifacts if a.kind != "sdist"], selection.manifest, manifest_path
     )
-    plan_target = select_target(plan, plan_file, target.markers, target.tags)
-    artifacts = select_artifacts(plan, plan_file, plan_target, target.tags)
-    sdists = [a for a in artifacts if a.kind == "sdist"]
-    wheels = match_manifest([a for a in artifacts if a.kind != "sdist"], manifest, manifest_path)
     if not sdists:
         return wheels
     if build_dir is None:
         names = ", ".join(a.filename for a in sdists)
-        raise InstallError(f"{plan_file}: artifacts: these sdists must be built first: {names}")
+        raise InstallError(
+            f"{selection.plan_path}: artifacts: these sdists must be built first: {names}"
+        )
     from fetchplan.install.build import build_sdists
 
-    built = build_sdists(
-        sdists,
-        plan=plan,
-        plan_path=plan_file,
-        plan_target=plan_target,
-        manifest=manifest,
-        manifest_path=manifest_path,
-        interpreter=target,
-        out_dir=build_dir,
-    )
+    built = build_sdists(selection, target, out_dir=build_dir)
     by_file = {w.filename: w for w in wheels}
     return [built[a.filename] if a.kind == "sdist" else by_file[a.filename] for a in artifacts]
 

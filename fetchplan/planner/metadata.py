@@ -559,6 +559,22 @@ def _pep658(
     return raw
 
 
+def _local_result(
+    raw: bytes, local: Path, *, filename: str, project: str, version: str, sha256: str | None
+) -> FetchedMetadata:
+    """The :class:`FetchedMetadata` for ``raw`` read from the local file ``local`` (no requests)."""
+    return FetchedMetadata(
+        metadata=parse_metadata(raw, where=filename, project=project, version=version),
+        raw=raw,
+        source=MetadataSource.LOCAL,
+        requests=0,
+        bytes_received=0,
+        total_size=local.stat().st_size,
+        sha256=sha256,
+        cached_path=None,
+    )
+
+
 def wheel_metadata(
     session: requests.Session,
     *,
@@ -585,15 +601,8 @@ def wheel_metadata(
     local = _find_local(sha256, local_files, cache)
     if local is not None:
         raw = _wheel_metadata_from_file(local, project, version, str(local))
-        return FetchedMetadata(
-            metadata=parse_metadata(raw, where=filename, project=project, version=version),
-            raw=raw,
-            source=MetadataSource.LOCAL,
-            requests=0,
-            bytes_received=0,
-            total_size=local.stat().st_size,
-            sha256=sha256,
-            cached_path=None,
+        return _local_result(
+            raw, local, filename=filename, project=project, version=version, sha256=sha256
         )
     counter = _Counter()
     if metadata_url is not None:
@@ -686,15 +695,8 @@ def sdist_metadata(
     if local is not None:
         raw = _sdist_pkg_info(local, filename)
         _check_static(raw, project, version, filename)
-        return FetchedMetadata(
-            metadata=parse_metadata(raw, where=filename, project=project, version=version),
-            raw=raw,
-            source=MetadataSource.LOCAL,
-            requests=0,
-            bytes_received=0,
-            total_size=local.stat().st_size,
-            sha256=sha256,
-            cached_path=None,
+        return _local_result(
+            raw, local, filename=filename, project=project, version=version, sha256=sha256
         )
     counter = _Counter()
     with _downloaded(

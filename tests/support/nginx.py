@@ -27,15 +27,13 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from tests.support.servers import free_port, wait_for_http
+from tests.support.servers import ProcessServer
 
 __all__ = ["NginxOptions", "NginxRequest", "NginxServer", "find_nginx"]
 
@@ -139,7 +137,7 @@ http {{
 """
 
 
-class NginxServer:
+class NginxServer(ProcessServer):
     """A running nginx over ``root``; see the module docstring."""
 
     def __init__(self, root: Path, prefix: Path, options: NginxOptions | None = None) -> None:
@@ -150,51 +148,23 @@ class NginxServer:
         self.error_log = self.prefix / "error.log"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / "tmp" / kind).mkdir(parents=True, exist_ok=True)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
         binary = find_nginx()
-        problems: list[str] = []
-        for _ in range(_START_ATTEMPTS):
-            self.port = free_port()
+
+        def launch() -> subprocess.Popen[bytes]:
             conf = self.prefix / "nginx.conf"
             conf.write_text(_config(self.root, self.prefix, self.port, self.options))
-            stderr_path = self.prefix / "stderr.log"
-            with stderr_path.open("wb") as stderr:
-                self._proc = subprocess.Popen(
+            with (self.prefix / "stderr.log").open("wb") as stderr:
+                return subprocess.Popen(
                     [binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.error_log)],
                     stdin=subprocess.DEVNULL,
                     stdout=stderr,
                     stderr=stderr,
                 )
-            proc = self._proc
-            try:
-                wait_for_http(
-                    self.index_url,
-                    self.options.start_timeout,
-                    process=proc,
-                )
-            except RuntimeError as exc:
-                self._stop()
-                log = self._logs()
-                problems.append(f"{exc}\n{log}")
-                if "Address already in use" not in log:
-                    break
-            else:
-                # The probe is nobody's traffic; wait for its log line so it cannot land later.
-                self.wait_for_requests(1)
-                self.reset_counters()
-                return
-        raise RuntimeError("nginx failed to start:\n" + "\n".join(problems))
 
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def index_url(self) -> str:
-        """The simple index: ``http://127.0.0.1:PORT/simple/``."""
-        return f"{self.url}/simple/"
+        self._start("nginx", launch, timeout=self.options.start_timeout, attempts=_START_ATTEMPTS)
+        # The probe is nobody's traffic; wait for its log line so it cannot land later.
+        self.wait_for_requests(1)
+        self.reset_counters()
 
     def file_url(self, filename: str) -> str:
         """The URL of ``root/files/<filename>``."""
@@ -250,35 +220,7 @@ class NginxServer:
         with self.access_log.open("r+b") as handle:
             handle.truncate(0)
 
-    def close(self) -> None:
-        """Stop nginx and wait for it (idempotent)."""
-        self._stop()
-
-    def __enter__(self) -> NginxServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _stop(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        self._proc = None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def _logs(self) -> str:
+    def _log(self) -> str:
         parts = []
         for path in (self.prefix / "stderr.log", self.error_log):
             with contextlib.suppress(OSError):

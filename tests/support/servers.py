@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 __all__ = [
     "HTML_TYPE",
@@ -63,6 +63,8 @@ __all__ = [
     "HandlerHook",
     "IndexRequestHandler",
     "IndexServer",
+    "LoopbackServer",
+    "ProcessServer",
     "RequestRecord",
     "ServerOptions",
     "free_port",
@@ -154,6 +156,89 @@ def wait_for_http(
             conn.close()
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout}s: {last_error}")
+
+
+class LoopbackServer:
+    """What the test servers share: URLs on ``127.0.0.1:port``, and ``with`` closes them."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no trailing slash)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def index_url(self) -> str:
+        """The simple index: ``http://127.0.0.1:PORT/simple/``."""
+        return f"{self.url}/simple/"
+
+    def close(self) -> None:
+        """Stop serving and wait for it (idempotent)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ProcessServer(LoopbackServer):
+    """A :class:`LoopbackServer` run as a child process, started by :meth:`_start`."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+    port = 0
+
+    def _log(self) -> str:
+        """The tail of the server's logs, for start-up errors."""
+        raise NotImplementedError
+
+    def _start(
+        self,
+        name: str,
+        launch: Callable[[], subprocess.Popen[bytes]],
+        *,
+        timeout: float,
+        attempts: int,
+    ) -> int:
+        """Run ``launch()`` on a free ``self.port`` until ``index_url`` answers; its status.
+
+        Another port is tried (up to ``attempts`` in all) only when the log says the port was
+        taken. Raises ``RuntimeError`` with every attempt's error and log.
+        """
+        problems: list[str] = []
+        for _ in range(attempts):
+            self.port = free_port()
+            self._proc = launch()
+            try:
+                return wait_for_http(self.index_url, timeout, process=self._proc)
+            except RuntimeError as exc:
+                self.close()
+                log = self._log()
+                problems.append(f"{exc}\n{log}")
+                if "Address already in use" not in log:
+                    break
+        raise RuntimeError(f"{name} failed to start:\n" + "\n".join(problems))
+
+    def close(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s) and wait for it (idempotent)."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
@@ -497,7 +582,7 @@ class IndexRequestHandler(http.server.BaseHTTPRequestHandler):
         self.write_body(body)
 
 
-class IndexServer:
+class IndexServer(LoopbackServer):
     """A threaded HTTP server over ``root`` on ``127.0.0.1``; see the module docstring."""
 
     def __init__(self, root: Path, options: ServerOptions | None = None) -> None:
@@ -518,16 +603,6 @@ class IndexServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def index_url(self) -> str:
-        """The simple index: ``http://127.0.0.1:PORT/simple/``."""
-        return f"{self.url}/simple/"
 
     def file_url(self, filename: str) -> str:
         """The URL of ``root/files/<filename>``."""
@@ -574,17 +649,6 @@ class IndexServer:
         for sock in connections:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> IndexServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _track(self, sock: socket.socket, *, add: bool) -> None:
         with self._lock:
