@@ -23,6 +23,7 @@ import os
 import re
 import tarfile
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ from fetchplan.planner import zipranges
 __all__ = [
     "DEFAULT_TAIL_BYTES",
     "MAX_METADATA_BYTES",
+    "PARSE_LOCK",
     "FetchedMetadata",
     "MetadataError",
     "MetadataSource",
@@ -157,6 +159,14 @@ class FetchedMetadata:
 # --- metadata parsing ------------------------------------------------------------------------
 
 
+# packaging parses marker strings with ast.literal_eval, and CPython 3.11 up to 3.11.8 can raise
+# "SystemError: AST constructor recursion depth mismatch" when several threads build ASTs at
+# once (python/cpython#106905); the bench saw it once in a large plan. Parsing is CPU-bound
+# under the GIL anyway, so one parse at a time costs nothing; the parsed values stay cached
+# in the Metadata object, so later readers parse nothing.
+PARSE_LOCK = threading.Lock()
+
+
 def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Metadata:
     """Parse core metadata and check it names ``project`` ``version``.
 
@@ -174,9 +184,10 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
         fields["metadata_version"] = "2.1"
     metadata = Metadata.from_raw(fields, validate=False)
     try:
-        name = metadata.name
-        parsed_version = metadata.version
-        _ = metadata.requires_dist, metadata.requires_python, metadata.provides_extra
+        with PARSE_LOCK:
+            name = metadata.name
+            parsed_version = metadata.version
+            _ = metadata.requires_dist, metadata.requires_python, metadata.provides_extra
     except InvalidMetadata as exc:
         raise MetadataError(f"{where}: invalid metadata field {exc.field}: {exc}") from None
     try:

@@ -290,7 +290,8 @@ class SdistPlanner:
             if document.get("format") != _PREPARED_FORMAT or document.get("sdist") != sha256:
                 raise ValueError("not a prepared-metadata record of this sdist")
             raw = str(document["metadata"]).encode("utf-8")
-            requires = tuple(Requirement(r) for r in document["backend_requires"])
+            with md.PARSE_LOCK:
+                requires = tuple(Requirement(r) for r in document["backend_requires"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError, InvalidRequirement):
             log.warning("%s: unreadable prepared metadata; preparing it again", path)
             return None
