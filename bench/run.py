@@ -559,7 +559,12 @@ def main(argv: list[str] | None = None) -> int:
         "network": net.describe(),
         "mode": net.mode,
         "probe": probe,
-        "args": {k: v for k, v in vars(args).items() if k != "output"},
+        # Paths of the machine stay out of the results: the checkout is named by its commit.
+        "args": {
+            k: (v.name if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k != "output"
+        },
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         ),
