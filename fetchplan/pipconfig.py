@@ -60,6 +60,14 @@ class PipSettings:
     """A CA bundle to verify servers with (pip's ``cert``)."""
     client_cert: str | None = None
     """A client certificate, key included (pip's ``client-cert``)."""
+    constraints: tuple[str, ...] = ()
+    """Constraint files (pip's ``constraint``), applied as ``-c`` files are."""
+    pre: bool = False
+    prefer_binary: bool = False
+    require_hashes: bool = False
+    only_binary: tuple[str, ...] = ()
+    """pip's ``only-binary`` values (project names, ``:all:`` or ``:none:``)."""
+    no_binary: tuple[str, ...] = ()
 
     def apply_tls(self, session: Any) -> None:
         """Give a requests session pip's CA bundle and client certificate, when set."""
@@ -123,6 +131,10 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
         value = pick(key)
         return () if value is None else tuple(value.split())
 
+    def flag(key: str) -> bool:
+        value = pick(key)
+        return value is not None and _truthy(value)
+
     no_index = pick("no-index")
     return PipSettings(
         index_url=pick("index-url"),
@@ -132,6 +144,12 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
         no_index=no_index is not None and _truthy(no_index),
         cert=pick("cert"),
         client_cert=pick("client-cert"),
+        constraints=many("constraint"),
+        pre=flag("pre"),
+        prefer_binary=flag("prefer-binary"),
+        require_hashes=flag("require-hashes"),
+        only_binary=many("only-binary"),
+        no_binary=many("no-binary"),
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from fetchplan.auth import CredentialStore
 from fetchplan.pipconfig import parse_config_list, read_pip_settings, settings_from
+from tests.conftest import MakeIndexServer, RunCli
+from tests.support.wheels import Dist
 
 
 def test_parse_and_precedence() -> None:
@@ -64,3 +67,24 @@ def test_tls_settings_reach_the_session() -> None:
     settings_from({}, {}).apply_tls(untouched)
     assert untouched.verify is True
     assert untouched.cert is None
+
+
+def test_plan_honours_pip_config_constraint_and_pre(
+    index_server: MakeIndexServer, run_cli: RunCli, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    server = index_server([Dist("lib", "1.0"), Dist("lib", "2.0"), Dist("lib", "3.0rc1")])
+    (tmp_path / "c.txt").write_text("lib!=3.0rc1\n")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nconstraint = {tmp_path / 'c.txt'}\npre = true\n")
+    env = {**cli_env, "PIP_CONFIG_FILE": str(conf)}
+
+    def planned(*extra: str) -> str:
+        done = run_cli("plan", "lib", "-i", server.index_url, "-o", "p.json", *extra, env=env)
+        assert done.returncode == 0, done.stderr
+        plan = json.loads((tmp_path / "p.json").read_text())
+        return str(plan["artifacts"][0]["version"])
+
+    assert planned() == "2.0"  # the configured constraint rules out the release candidate
+    (tmp_path / "c.txt").write_text("lib<3.1\n")
+    assert planned() == "3.0rc1"  # pre = true from pip's configuration
+    assert planned("--isolated") == "2.0"  # --isolated ignores pip's configuration

@@ -147,19 +147,22 @@ def make_plan(options: PlanOptions) -> PlanResult:
     timings = Timings()
     if options.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {options.jobs}")
-    requirement_set = _read_requirements(options)
-    sources = _sources(options, requirement_set.options)
+    pip = _pip_settings(options)
+    requirement_set = _read_requirements(options, pip)
+    sources = _sources(options, requirement_set.options, pip)
     targets = _targets(options)
     file_options = requirement_set.options
-    pre = options.pre or file_options.pre
-    prefer_binary = options.prefer_binary or file_options.prefer_binary
+    pre = options.pre or file_options.pre or pip.pre
+    prefer_binary = options.prefer_binary or file_options.prefer_binary or pip.prefer_binary
     formats = FormatControl(
         only_binary=frozenset(file_options.only_binary),
         no_binary=frozenset(file_options.no_binary),
     )
     per_target = {t.name: _requirements(requirement_set, t) for t in targets}
     hashed = any(allowed for _reqs, _constraints, allowed in per_target.values())
-    require_hashes = options.require_hashes or file_options.require_hashes or hashed
+    require_hashes = (
+        options.require_hashes or file_options.require_hashes or pip.require_hashes or hashed
+    )
     if require_hashes:
         _check_pinned(requirement_set)
 
@@ -376,12 +379,26 @@ def _session(options: PlanOptions, sources: _Sources, timings: Timings | None) -
 # -- inputs -----------------------------------------------------------------------------------
 
 
-def _read_requirements(options: PlanOptions) -> reqfile.RequirementSet:
+def _pip_settings(options: PlanOptions) -> PipSettings:
+    if options.pip_settings is not None:
+        return options.pip_settings
+    if options.isolated:
+        return PipSettings()
+    return read_pip_settings()
+
+
+def _read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.RequirementSet:
+    # pip's configured --only-binary/--no-binary come first, so the command line overrides them.
+    configured: list[reqfile.FormatOp] = [("only_binary", v) for v in pip.only_binary]
+    configured += [("no_binary", v) for v in pip.no_binary]
     command_line = reqfile.RequirementSet(
         requirements=tuple(reqfile.parse_requirement_string(text) for text in options.requirements),
-        options=reqfile.RequirementOptions(format_ops=tuple(options.format_ops)),
+        options=reqfile.RequirementOptions(format_ops=(*configured, *options.format_ops)),
     )
     sets = [command_line]
+    sets.extend(
+        reqfile.parse_requirements_file(Path(path), constraint=True) for path in pip.constraints
+    )
     sets.extend(reqfile.parse_requirements_file(path) for path in options.requirement_files)
     sets.extend(
         reqfile.parse_requirements_file(path, constraint=True) for path in options.constraint_files
@@ -392,13 +409,11 @@ def _read_requirements(options: PlanOptions) -> reqfile.RequirementSet:
     return merged
 
 
-def _sources(options: PlanOptions, file_options: reqfile.RequirementOptions) -> _Sources:
-    if options.pip_settings is not None:
-        pip = options.pip_settings
-    elif options.isolated:
-        pip = PipSettings()
-    else:
-        pip = read_pip_settings()
+def _sources(
+    options: PlanOptions, file_options: reqfile.RequirementOptions, pip: PipSettings | None = None
+) -> _Sources:
+    if pip is None:
+        pip = _pip_settings(options)
     # pip's option parser takes configuration as defaults: a command-line --index-url replaces
     # the configured one, list options add to the configured lists.
     index_url = options.index_url if options.index_url is not None else pip.index_url
