@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple, TextIO
 
+from fetchplan.commands._args import add_progress_argument, positive_int
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -42,13 +43,6 @@ FETCHPLAN_STALL_WINDOW, FETCHPLAN_STALL_MIN_BYTES and FETCHPLAN_FILE_DEADLINE.
 Exit status: 0 all verified, 1 some artifacts failed, 2 bad plan or options, 75 destination
 busy (--no-wait), 130 interrupted.
 """
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -120,13 +114,13 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
     g.add_argument(
         "-j",
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="parallel transfers (default: sized from the plan, at most 16)",
     )
     g.add_argument(
         "--per-host",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         default=None,
         help="parallel transfers per host (default: 8)",
@@ -192,7 +186,7 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
     g = p.add_argument_group("retries and timeouts")
     g.add_argument(
         "--retries",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="tries without progress before an artifact fails (default: 5)",
     )
@@ -216,12 +210,7 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
         help="deadline of one try of one file (default: 6 hours)",
     )
     output = g = p.add_argument_group("output")
-    g.add_argument(
-        "--progress",
-        choices=("auto", "bar", "plain", "none"),
-        default="auto",
-        help="bars on a terminal, plain lines otherwise (auto)",
-    )
+    add_progress_argument(g, "bars on a terminal, plain lines otherwise (auto)")
     return FetchGroups(parallelism, trust, output)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fetchplan.commands._args import positive_int
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -67,13 +68,6 @@ class _FormatAction(argparse.Action):
         ops = list(getattr(namespace, "format_ops", None) or [])
         ops.append((self.const, str(values)))
         namespace.format_ops = ops
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -138,7 +132,7 @@ def add_request_arguments(
     few kB, so many in flight keep a high-latency link busy.
     """
     group.add_argument(
-        "-j", "--jobs", type=_positive_int, default=jobs_default, metavar="N", help=jobs_help
+        "-j", "--jobs", type=positive_int, default=jobs_default, metavar="N", help=jobs_help
     )
     group.add_argument(
         "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",

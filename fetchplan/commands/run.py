@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fetchplan.commands._args import add_progress_argument, positive_int
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -63,7 +64,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     env.add_argument("--no-compile", action="store_true", help="do not byte-compile")
     fetch = p.add_argument_group("fetching")
     fetch.add_argument(
-        "--per-host", type=int, metavar="N", help="parallel transfers per host (default: 8)"
+        "--per-host",
+        type=positive_int,
+        metavar="N",
+        help="parallel transfers per host (default: 8)",
     )
     fetch.add_argument(
         "--mirror",
@@ -81,11 +85,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail at once if another fetchplan holds the destination",
     )
-    fetch.add_argument(
-        "--progress",
-        choices=("auto", "bar", "plain", "none"),
-        default="auto",
-        help="download progress: bars on a terminal, plain lines otherwise (auto)",
+    add_progress_argument(
+        fetch, "download progress: bars on a terminal, plain lines otherwise (auto)"
     )
     p.set_defaults(func=run)
 
@@ -103,8 +104,6 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
     from fetchplan.executor.run import DEFAULT_PER_HOST
 
     retry, limits = env_policies()
-    if args.per_host is not None and args.per_host < 1:
-        raise InputError(f"--per-host must be positive, not {args.per_host}")
     credential_urls = ([args.index_url] if args.index_url else []) + list(args.extra_index_urls)
     return FetchOptions(
         per_host=args.per_host if args.per_host is not None else DEFAULT_PER_HOST,
