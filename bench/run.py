@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +121,16 @@ def _machine_pip_env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def ensure_bench_venv(upgrade: bool) -> dict[str, str]:
-    """The bench's own venv with the newest pip and uv (by the machine's pip configuration)."""
+def _runtime_dependencies(src: Path) -> list[str]:
+    """The ``[project] dependencies`` of the fetchplan checkout at ``src``."""
+    with (src / "pyproject.toml").open("rb") as f:
+        deps: list[str] = tomllib.load(f)["project"].get("dependencies", [])
+    return deps
+
+
+def ensure_bench_venv(upgrade: bool, fetchplan_src: Path) -> dict[str, str]:
+    """The bench's own venv with the newest pip and uv (by the machine's pip configuration),
+    and the runtime dependencies of the fetchplan checkout measured, which runs from there."""
     venv = WORK / "venv"
     py = venv / "bin" / "python"
     if not py.exists():
@@ -134,6 +143,19 @@ def ensure_bench_venv(upgrade: bool) -> dict[str, str]:
             check=True,
             env=_machine_pip_env(),
         )
+    subprocess.run(
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *_runtime_dependencies(fetchplan_src),
+        ],
+        check=True,
+        env=_machine_pip_env(),
+    )
     pip_v = subprocess.run(
         [str(py), "-m", "pip", "--version"], capture_output=True, text=True, check=True
     ).stdout.split()[1]
@@ -207,7 +229,11 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.waterfalls = RESULTS / "waterfalls" / self.stamp
         self.fp_src: Path = args.fetchplan_src.resolve()
-        self.fp = Fetchplan(self.fp_src, self._fp_env(Path(tempfile.gettempdir())))
+        self.fp = Fetchplan(
+            self.fp_src,
+            self._fp_env(Path(tempfile.gettempdir())),
+            python=WORK / "venv" / "bin" / "python",
+        )
         self.fp.detect()
         self._last_plan: Path | None = None
         self._any_plan: Path | None = None
@@ -522,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.repin:
             for name in args.sets:
                 sets_mod.repin(name)
-        versions = ensure_bench_venv(upgrade=not args.no_upgrade)
+        versions = ensure_bench_venv(
+            upgrade=not args.no_upgrade, fetchplan_src=args.fetchplan_src.resolve()
+        )
         prepared = []
         for name in args.sets:
             rs = sets_mod.load_set(name)

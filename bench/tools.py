@@ -1,9 +1,10 @@
 """The command lines the bench measures, for pip, uv and fetchplan.
 
 pip and uv are the newest releases, installed into the bench's own venv. fetchplan runs from
-the checkout (``python -m fetchplan`` with the checkout on ``PYTHONPATH``); each of its
-sub-commands counts as available when ``fetchplan <cmd> --help`` succeeds, and its options are
-read from that help text, so the bench follows the command line as it lands.
+the checkout (``python -m fetchplan`` with the bench venv's interpreter, which holds its
+dependencies, and the checkout on ``PYTHONPATH``); each of its sub-commands counts as available
+when ``fetchplan <cmd> --help`` succeeds, and its options are read from that help text, so the
+bench follows the command line as it lands.
 """
 
 from __future__ import annotations
@@ -129,9 +130,12 @@ class Fetchplan:
     helps: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
 
+    python: Path = field(default_factory=lambda: Path(sys.executable))
+    """The interpreter fetchplan runs with (the bench venv's, holding its dependencies)."""
+
     @property
     def base(self) -> list[str]:
-        return [sys.executable, "-m", "fetchplan"]
+        return [str(self.python), "-m", "fetchplan"]
 
     def detect(self) -> None:
         for cmd in ("plan", "fetch", "install", "run", "report"):
