@@ -77,6 +77,27 @@ def test_run_multi_level_graph_into_fresh_venv(
     assert [r.path for r in server.requests("/files/") if r.path.endswith(".whl")] == []
 
 
+def test_run_into_another_interpreter_plans_for_its_micro_release(
+    index_server: MakeIndexServer, tmp_path: Path, run_cli: RunCli
+) -> None:
+    # Requires-Python names this interpreter's micro release: planning for "3.Y" (3.Y.0)
+    # instead of the interpreter's own 3.Y.Z would reject the only version there is.
+    here = ".".join(str(p) for p in sys.version_info[:3])
+    server = index_server([Dist("exact", "1.0", requires_python=f">={here}")])
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    done = run_cli(
+        "run", "exact", "--index-url", server.index_url, "--python", python,
+        "-o", "plan.json", "--progress", "none",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan, _ = load_plan(tmp_path / "plan.json")
+    assert [(a.name, a.version) for a in plan.artifacts] == [("exact", "1.0")]
+    listed = _pip(python, "list", "--format", "json")
+    assert {p["name"]: p["version"] for p in json.loads(listed.stdout)} == {"exact": "1.0"}
+
+
 def test_run_installs_nothing_when_a_download_fails(
     index_server: MakeIndexServer,
     tmp_path: Path,

@@ -10,6 +10,7 @@ verified and every wheel staged: a failed download or a hostile wheel leaves it 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -132,6 +133,12 @@ def _interpreter(args: argparse.Namespace) -> TargetInterpreter:
     return TargetInterpreter.query(python)
 
 
+def _full_python_version(interpreter: TargetInterpreter) -> str:
+    """The interpreter's ``X.Y.Z`` (from its ``python_full_version`` marker), else ``X.Y``."""
+    found = re.match(r"\d+\.\d+\.\d+", interpreter.markers.get("python_full_version", ""))
+    return found.group(0) if found else interpreter.python_version
+
+
 def _load_fetch_and_install() -> None:
     """Import the executor and build the validators its files need (tens of milliseconds of
     CPU) while the planner mostly waits on the network."""
@@ -169,9 +176,10 @@ def run(args: argparse.Namespace) -> int:
             or args.abis
             or args.target_specs
         ):
-            # Another interpreter: plan for its Python version, not this one's.
+            # Another interpreter: plan for its Python version, not this one's, to the micro
+            # release (Requires-Python >=3.11.5 must see 3.11.7, not 3.11).
             other = interpreter_future.result()
-            options = replace(options, python_version=other.python_version)
+            options = replace(options, python_version=_full_python_version(other))
         result = make_plan(options)
         target = interpreter_future.result()
         loaded.result()
