@@ -419,3 +419,15 @@ def test_new_directories_move_whole_and_shared_ones_file_by_file(
         check=True,
     )
     assert out.stdout.strip() == "3"
+
+
+def test_a_directory_where_a_file_goes_is_refused(tmp_path: Path, venv: TargetInterpreter) -> None:
+    # The environment has a directory at the path of one of the wheel's files (in an existing
+    # package directory): nothing moves.
+    (Path(venv.paths["purelib"]) / "helper" / "__init__.py").mkdir(parents=True)
+    manifest = make_fetched_dest(tmp_path, [Dist("aaa", "1.0"), Dist("helper", "1.0")])
+    before = snapshot(Path(venv.prefix))
+    with pytest.raises(InstallError) as info:
+        install_manifest(manifest, venv)
+    assert "helper/__init__.py: is a directory; cannot install a file there" in str(info.value)
+    assert snapshot(Path(venv.prefix)) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +62,11 @@ def _other_dist_info(directory: Path) -> Path:
 
 
 PAYLOAD = b"import os\n"
+SCRIPT = b"#!python\nprint('tool')\n"
+SHELL = b"#!/bin/sh\necho tool\n"
+SHA512_OF_OTHER = "sha512=" + base64.urlsafe_b64encode(
+    hashlib.sha512(b"other data").digest()
+).rstrip(b"=").decode("ascii")
 CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "dotdot-member": (_with(Member("../escape.py", PAYLOAD)), "'../escape.py'", "escapes"),
     "nested-dotdot": (_with(Member("evil/../../x.py", PAYLOAD)), "'evil/../../x.py'", "escapes"),
@@ -90,6 +97,40 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
         _with(
             Member("evil/payload.py", PAYLOAD),
             record_rows={"evil/payload.py": f"evil/payload.py,{record_hash(b'other')},10"},
+        ),
+        "'evil/payload.py'",
+        "hash or size differs from RECORD",
+    ),
+    # A script whose shebang is rewritten is hashed as it is read; one that is not, and any
+    # other member, by the writer: a mismatch is caught either way.
+    "script-shebang-hash-mismatch": (
+        _with(
+            Member("evil-1.0.data/scripts/tool", SCRIPT, mode=stat.S_IFREG | 0o755),
+            record_rows={
+                "evil-1.0.data/scripts/tool": (
+                    f"evil-1.0.data/scripts/tool,{record_hash(SCRIPT[::-1])},{len(SCRIPT)}"
+                )
+            },
+        ),
+        "'evil-1.0.data/scripts/tool'",
+        "hash or size differs from RECORD",
+    ),
+    "script-plain-hash-mismatch": (
+        _with(
+            Member("evil-1.0.data/scripts/tool.sh", SHELL, mode=stat.S_IFREG | 0o755),
+            record_rows={
+                "evil-1.0.data/scripts/tool.sh": (
+                    f"evil-1.0.data/scripts/tool.sh,{record_hash(SHELL[::-1])},{len(SHELL)}"
+                )
+            },
+        ),
+        "'evil-1.0.data/scripts/tool.sh'",
+        "hash or size differs from RECORD",
+    ),
+    "record-sha512-mismatch": (
+        _with(
+            Member("evil/payload.py", PAYLOAD),
+            record_rows={"evil/payload.py": f"evil/payload.py,{SHA512_OF_OTHER},10"},
         ),
         "'evil/payload.py'",
         "hash or size differs from RECORD",

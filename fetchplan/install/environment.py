@@ -152,21 +152,23 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
     prefix_real = os.path.realpath(target.prefix)
     # Thousands of files share a few hundred directories, and nothing moves while we check:
     # each directory is resolved once (realpath costs a stat per component).
-    real_dirs: dict[Path, str] = {}
+    real_dirs: dict[Path, tuple[str, bool]] = {}
     real_roots: dict[Path, str] = {}
 
-    def real_dir(directory: Path) -> str:
-        real = real_dirs.get(directory)
-        if real is None:
+    def real_dir(directory: Path) -> tuple[str, bool]:
+        """The real path of ``directory`` (or of its nearest existing ancestor), and whether
+        it exists itself."""
+        found = real_dirs.get(directory)
+        if found is None:
             ancestor = directory
             while not ancestor.exists() and ancestor != ancestor.parent:
                 ancestor = ancestor.parent
-            real = real_dirs[directory] = os.path.realpath(ancestor)
-        return real
+            found = real_dirs[directory] = (os.path.realpath(ancestor), ancestor == directory)
+        return found
 
     for wheel in staged:
         for item in wheel.files:
-            real = real_dir(item.final.parent)
+            real, parent_exists = real_dir(item.final.parent)
             root_real = real_roots.get(item.root)
             if root_real is None:
                 root_real = real_roots[item.root] = os.path.realpath(item.root)
@@ -174,7 +176,8 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
                 raise InstallError(
                     f"{item.final}: its directory leads outside the environment ({real})"
                 )
-            if item.final.is_dir() and not item.final.is_symlink():
+            # In a directory that does not exist yet, nothing is in the way.
+            if parent_exists and item.final.is_dir() and not item.final.is_symlink():
                 raise InstallError(f"{item.final}: is a directory; cannot install a file there")
 
 
