@@ -74,6 +74,8 @@ MAX_METADATA_BYTES = 16 * 1024 * 1024
 # Fields PEP 643 must see as static before an sdist's PKG-INFO can stand in for a build.
 _STATIC_NEEDED = ("requires-dist", "requires-python")
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+# The empty line that ends the header fields of a metadata file, as the email parser finds it.
+_END_OF_HEADERS = re.compile(r"\r\n\r\n|\n\n|\r\r|\r\n\n|\n\r\n")
 # Exact bytes on the wire: a server compressing a range or an archive would change both.
 _IDENTITY = {"Accept-Encoding": "identity"}
 # The core metadata fields, each with whether it may appear more than once: what PEP 566's
@@ -167,6 +169,19 @@ class FetchedMetadata:
 PARSE_LOCK = threading.Lock()
 
 
+def header_fields(text: str) -> str:
+    """The header fields of core metadata ``text``, without the message body.
+
+    The body is the long description: often tens of kilobytes of prose that no resolver or
+    plan reads, and most of the email parser's work. The header section ends at the first
+    empty line, as for the email parser (a line of spaces continues the field above it).
+    """
+    if text.startswith(("\n", "\r")):
+        return ""
+    match = _END_OF_HEADERS.search(text)
+    return text if match is None else text[: match.end()]
+
+
 def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Metadata:
     """Parse core metadata and check it names ``project`` ``version``.
 
@@ -178,7 +193,7 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MetadataError(f"{where}: metadata is not UTF-8 (byte {exc.start})") from None
-    fields, _unparsed = parse_email(text)
+    fields, _unparsed = parse_email(header_fields(text))
     if fields.get("metadata_version") == "2.0":
         # 2.0 was a draft that old wheel builders wrote; 2.1 is its compatible successor.
         fields["metadata_version"] = "2.1"
@@ -213,7 +228,7 @@ def metadata_json(raw: bytes) -> dict[str, Any]:
     must be UTF-8, as :func:`parse_metadata` checks; undecodable bytes are replaced.
     """
     message = email.parser.Parser(policy=email.policy.compat32).parsestr(
-        raw.decode("utf-8", errors="replace")
+        header_fields(raw.decode("utf-8", errors="replace"))
     )
     result: dict[str, Any] = {}
     for name, multiple in _JSON_FIELDS:
