@@ -26,6 +26,8 @@ from fetchplan.planner.metadata import (
     MetadataSource,
     SdistNeedsBuild,
     head_size,
+    header_fields,
+    metadata_json,
     parse_metadata,
     sdist_metadata,
     wheel_metadata,
@@ -868,3 +870,25 @@ def test_upper_case_hash_finds_the_local_file(served: Served, session: requests.
     path, sha = _publish(served, Dist("local", "1.0"))
     got = _fetch(session, served, path, sha.upper(), local_files=[path])
     assert (got.source, got.sha256) == (MetadataSource.LOCAL, sha)
+
+
+HEADERS = (
+    "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
+    "Description: old style\n        |\n        |second line\n"
+    "Requires-Dist: six>=1 ; extra == 'x'\nProvides-Extra: x\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_metadata_is_read_from_its_header_fields_only(newline: str) -> None:
+    body = "Long description\n\nName: not-a-field\nRequires-Dist: not-a-requirement\n"
+    text = (HEADERS + "\n" + body).replace("\n", newline)
+    head = header_fields(text)
+    assert head == (HEADERS + "\n").replace("\n", newline)
+    raw = text.encode()
+    parsed = parse_metadata(raw, where="m", project="demo", version="1.0")
+    assert [str(r) for r in parsed.requires_dist] == ['six>=1; extra == "x"']
+    assert metadata_json(raw)["requires_dist"] == ["six>=1 ; extra == 'x'"]
+    # No body at all, and a file that starts with the empty line (no header fields).
+    assert header_fields(HEADERS) == HEADERS
+    assert header_fields("\nName: x\n") == ""
