@@ -25,6 +25,7 @@ from typing import Protocol, cast
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
@@ -154,6 +155,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self.prefer_binary = prefer_binary
         self.constraints = dict(constraints or {})
         self._warned: set[tuple[str, str]] = set()
+        # resolvelib asks on every round whether each pin still satisfies each requirement on
+        # it: tens of thousands of SpecifierSet.contains calls over a few thousand pairs.
+        # Keyed by identity (hashing a SpecifierSet costs more than the check); each entry
+        # keeps its objects alive, so an id is never reused for another object meanwhile.
+        self._satisfies: dict[tuple[int, int], tuple[SpecifierSet, Version, bool]] = {}
         self._python = Candidate(
             name=cast(NormalizedName, PYTHON), version=target.python_version, link=None
         )
@@ -227,7 +233,13 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         return [c.with_extras(extras) for c in matches] if extras else matches
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        specifier, version = requirement.specifier, candidate.version
+        key = (id(specifier), id(version))
+        known = self._satisfies.get(key)
+        if known is None:
+            known = (specifier, version, specifier.contains(version, prereleases=True))
+            self._satisfies[key] = known
+        return known[2]
 
     def dependencies_of(self, candidate: Candidate, metadata: DistMetadata) -> list[Req]:
         """The requirements ``candidate`` brings, markers evaluated for the target (pure)."""
