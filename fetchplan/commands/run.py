@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.commands.plan import options_from_args
     from fetchplan.executor import open_execution
     from fetchplan.install import StagedInstall, WheelToInstall
+    from fetchplan.install.prestage import prestage_min_size
     from fetchplan.install.selection import select_artifacts, select_target
     from fetchplan.planner.api import make_plan
     from fetchplan.schemas import dump_document
@@ -210,6 +211,17 @@ def run(args: argparse.Namespace) -> int:
     ):
         execution = open_execution(plan_path, _fetch_options(args), reporter)
         with execution:
+            # Large wheels are unpacked while they download; staging checks every file.
+            smallest = prestage_min_size()
+            for large in needed.values():
+                if large.kind == "wheel" and (large.size or 0) >= smallest:
+                    install.prestage(
+                        filename=large.filename,
+                        name=large.name,
+                        size=large.size or 0,
+                        partial=execution.partial_path(large),
+                        final=execution.final_path(large),
+                    )
             for verified in execution:
                 artifact = needed.get(verified.artifact.destination)
                 if artifact is None or artifact.kind == "sdist":

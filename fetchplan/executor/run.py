@@ -245,6 +245,14 @@ class Execution:
         )
         return self
 
+    def partial_path(self, artifact: Artifact) -> Path:
+        """Where ``artifact``'s bytes arrive while it downloads (renamed once verified)."""
+        return self.context.partial_dir / f"{artifact.destination}.part"
+
+    def final_path(self, artifact: Artifact) -> Path:
+        """Where ``artifact`` is once verified."""
+        return self.destination / artifact.destination
+
     # -- the run -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Verified]:

@@ -30,6 +30,7 @@ from fetchplan.install.environment import (
 )
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.prestage import Prestager
 from fetchplan.install.selection import (
     WheelToInstall,
     match_manifest,
@@ -233,11 +234,18 @@ def _check_supported(wheels: Sequence[WheelToInstall], target: TargetInterpreter
 
 
 def _verify_and_stage(
-    wheel: WheelToInstall, target: TargetInterpreter, staging: Path, *, compile: bool
+    wheel: WheelToInstall,
+    target: TargetInterpreter,
+    staging: Path,
+    *,
+    compile: bool,
+    prestaged: Prestager | None = None,
 ) -> StagedWheel:
+    if prestaged is not None:
+        prestaged.finish()  # the download is over: unpack what is left, then stage
     opened = open_wheel(wheel)
     try:
-        staged = stage_wheel(opened, target, staging, compile=compile)
+        staged = stage_wheel(opened, target, staging, compile=compile, prestaged=prestaged)
         opened.check_unchanged()
     finally:
         opened.close()
@@ -268,6 +276,8 @@ class StagedInstall:
         self._outcomes: dict[str, ProjectOutcome] = {}
         self._work: list[tuple[WheelToInstall, list[InstalledDist], Future[StagedWheel]]] = []
         self._staging: Path | None = None
+        self._prestagers: dict[str, Prestager] = {}
+        self._all_prestagers: list[Prestager] = []
         workers = max(1, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetchplan-install")
 
@@ -281,6 +291,8 @@ class StagedInstall:
         """Stop the workers and remove the staging directory (idempotent)."""
         for _, _, future in self._work:
             future.cancel()
+        for prestager in self._all_prestagers:
+            prestager.cancel()
         self._pool.shutdown(wait=True)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
@@ -295,21 +307,52 @@ class StagedInstall:
                 raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
         return self._staging
 
+    def prestage(self, *, filename: str, name: str, size: int, partial: Path, final: Path) -> None:
+        """Start unpacking wheel ``filename`` (of project ``name``, ``size`` bytes) from its
+        file as it downloads (``partial``, renamed ``final`` once complete), so that
+        :meth:`add` finds most of it staged already (see :mod:`fetchplan.install.prestage`)."""
+        if filename in self._prestagers or not filename.endswith(".whl"):
+            return
+        where = self._staging_dir() / f"pre-{len(self._all_prestagers)}"
+        where.mkdir()
+        prestager = Prestager(
+            partial=partial,
+            final=final,
+            size=size,
+            directory=where,
+            roots=self.target.scheme(name),
+            dist="-".join(filename.split("-")[:2]),
+        )
+        self._all_prestagers.append(prestager)
+        self._prestagers[filename] = prestager.start()
+
     def add(self, wheel: WheelToInstall) -> None:
         """Queue ``wheel``: checked now for name and tags, verified and staged in the pool."""
         _check_supported([wheel], self.target)
         if wheel.name in self._outcomes or any(w.name == wheel.name for w, _, _ in self._work):
             raise InstallError(f"{wheel.path}: a second wheel for {wheel.name}")
         self._order.append(wheel.name)
+        prestaged = self._prestagers.pop(wheel.filename, None)
         old = self._present.get(wheel.name, [])
         if not self.reinstall and len(old) == 1 and _same_version(old[0].version, wheel.version):
             self._outcomes[wheel.name] = ProjectOutcome(
                 name=wheel.name, version=wheel.version, action="unchanged"
             )
+            if prestaged is not None:
+                prestaged.cancel()
             return
-        where = self._staging_dir() / str(len(self._work))
+        where = (
+            prestaged.directory
+            if prestaged is not None
+            else self._staging_dir() / str(len(self._work))
+        )
         future = self._pool.submit(
-            _verify_and_stage, wheel, self.target, where, compile=self.compile
+            _verify_and_stage,
+            wheel,
+            self.target,
+            where,
+            compile=self.compile,
+            prestaged=prestaged,
         )
         self._work.append((wheel, old, future))
 

@@ -29,6 +29,7 @@ from installer.utils import Scheme, get_launcher_kind
 from fetchplan._fs import CHUNK_SIZE
 from fetchplan.install.errors import InstallError, UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.prestage import PreFile, Prestager, staged_path
 from fetchplan.install.wheel import OpenWheel, RecordRow
 
 __all__ = ["INSTALLER_NAME", "StagedFile", "StagedWheel", "stage_wheel"]
@@ -91,6 +92,17 @@ class _CheckedStream(io.RawIOBase):
         self._digest = None if self._deferred else hashlib.new(self.row.algorithm)
         self._size = 0
         self._complete = False
+
+    def claim(self, pre: PreFile) -> bool:
+        """Take a prestaged copy instead of reading: True (and verified) when its sha256 and
+        size are RECORD's for this member."""
+        if self._size or self.row.algorithm != "sha256":
+            return False
+        if pre.size != self.row.size or pre.sha256 != self._expected:
+            return False
+        self._complete = True
+        self.verified = True
+        return True
 
     def defer_hash(self) -> None:
         """The reader hashes what it reads and calls :meth:`check_digest` at the end."""
@@ -223,6 +235,8 @@ class _StagingDestination(SchemeDictionaryDestination):
 
     pyc_tag: str | None = None
     staged: list[StagedFile] = field(default_factory=list)
+    prestaged: Prestager | None = None
+    claimed: set[str] = field(default_factory=set)
     _made: set[str] = field(default_factory=set)
     _roots: dict[str, Path] = field(default_factory=dict)
 
@@ -230,13 +244,20 @@ class _StagingDestination(SchemeDictionaryDestination):
         self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
     ) -> RecordEntry:
         assert self.destdir is not None
-        final = os.path.abspath(os.path.join(self.scheme_dict[scheme], path))  # noqa: PTH100, PTH118
-        _drive, rest = os.path.splitdrive(final)
-        staged = os.path.join(self.destdir, rest.lstrip("\\/"))  # noqa: PTH118
+        final, staged = staged_path(self.destdir, self.scheme_dict[scheme], path)
         parent = os.path.dirname(staged)  # noqa: PTH120
         if parent not in self._made:
             os.makedirs(parent, exist_ok=True)  # noqa: PTH103
             self._made.add(parent)
+        if self.prestaged is not None and staged in self.prestaged.written:
+            entry = self._take_prestaged(
+                scheme, path, final=final, staged=staged, stream=stream, executable=is_executable
+            )
+            if entry is not None:
+                return entry
+            # Not taken: extracted from the archive instead, and no longer the prestager's.
+            os.unlink(staged)  # noqa: PTH108
+            self.prestaged.written.discard(staged)
         checked = stream if isinstance(stream, _CheckedStream) else None
         if checked is not None and checked.row.algorithm == self.hash_algorithm:
             checked.defer_hash()
@@ -260,6 +281,39 @@ class _StagingDestination(SchemeDictionaryDestination):
         digest = hasher.digest()
         if checked is not None:
             checked.check_digest(digest)
+        return self._record(scheme, path, final=final, staged=staged, digest=digest, size=size)
+
+    def _take_prestaged(
+        self,
+        scheme: Scheme,
+        path: str,
+        *,
+        final: str,
+        staged: str,
+        stream: BinaryIO,
+        executable: bool,
+    ) -> RecordEntry | None:
+        """The member as prestaged, when that copy is whole and RECORD vouches for its bytes."""
+        assert self.prestaged is not None
+        pre = self.prestaged.files.get(staged)
+        if (
+            pre is None
+            or self.hash_algorithm != "sha256"
+            or not isinstance(stream, _CheckedStream)
+            or not stream.claim(pre)
+        ):
+            return None
+        if executable:
+            mode = os.stat(staged).st_mode  # noqa: PTH116
+            os.chmod(staged, mode | ((mode & 0o444) >> 2))  # noqa: PTH101
+        self.claimed.add(staged)
+        return self._record(
+            scheme, path, final=final, staged=staged, digest=pre.sha256, size=pre.size
+        )
+
+    def _record(
+        self, scheme: Scheme, path: str, *, final: str, staged: str, digest: bytes, size: int
+    ) -> RecordEntry:
         root = self._roots.get(scheme)
         if root is None:
             root = self._roots[scheme] = Path(self.scheme_dict[scheme])
@@ -283,7 +337,12 @@ class _StagingDestination(SchemeDictionaryDestination):
 
 
 def stage_wheel(
-    opened: OpenWheel, target: TargetInterpreter, staging: Path, *, compile: bool
+    opened: OpenWheel,
+    target: TargetInterpreter,
+    staging: Path,
+    *,
+    compile: bool,
+    prestaged: Prestager | None = None,
 ) -> StagedWheel:
     """Extract ``opened`` for ``target`` into the empty directory ``staging``.
 
@@ -300,6 +359,7 @@ def stage_wheel(
         script_kind=kind,
         destdir=str(staging),
         pyc_tag=target.cache_tag if compile else None,
+        prestaged=prestaged,
     )
     source = _CheckedSource(opened)
     metadata = {"INSTALLER": f"{INSTALLER_NAME}\n".encode()}
@@ -318,4 +378,13 @@ def stage_wheel(
     unread = [s for s in source.streams if not s.verified]
     if unread:
         raise InstallError(f"{spec.path}: {len(unread)} members were not read to their end")
+    if prestaged is not None:
+        # Whatever staging did not take must not move into the environment with its directory.
+        dropped = prestaged.discard_unclaimed(destination.claimed)
+        log.debug(
+            "%s: %d members taken as prestaged, %d prestaged files dropped",
+            spec.filename,
+            len(destination.claimed),
+            dropped,
+        )
     return StagedWheel(name=spec.name, version=spec.version, files=tuple(destination.staged))
