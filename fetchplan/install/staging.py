@@ -8,6 +8,7 @@ the environment here. The staging directory mirrors the final absolute paths (in
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import logging
@@ -15,7 +16,7 @@ import os
 import posixpath
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -77,9 +78,11 @@ class _CheckedStream(io.RawIOBase):
     instead of two. Only :attr:`verified` says the member matched its RECORD row.
     """
 
-    def __init__(self, raw: IO[bytes], row: RecordRow, wheel: str) -> None:
+    def __init__(self, open_raw: Callable[[], IO[bytes]], row: RecordRow, wheel: str) -> None:
         super().__init__()
-        self._raw = raw
+        # Opened on the first read: a member taken as prestaged is never read.
+        self._open_raw = open_raw
+        self._raw_stream: IO[bytes] | None = None
         self.row = row
         self._wheel = wheel
         self._expected = base64.urlsafe_b64decode(row.digest + "=" * (-len(row.digest) % 4))
@@ -87,6 +90,12 @@ class _CheckedStream(io.RawIOBase):
         self._deferred = False
         self._complete = False
         self._reset()
+
+    @property
+    def _raw(self) -> IO[bytes]:
+        if self._raw_stream is None:
+            self._raw_stream = self._open_raw()
+        return self._raw_stream
 
     def _reset(self) -> None:
         self._digest = None if self._deferred else hashlib.new(self.row.algorithm)
@@ -161,7 +170,8 @@ class _CheckedStream(io.RawIOBase):
         return 0
 
     def close(self) -> None:
-        self._raw.close()
+        if self._raw_stream is not None:
+            self._raw_stream.close()
         super().close()
 
 
@@ -213,7 +223,9 @@ class _CheckedSource(WheelSource):
             mode = info.external_attr >> 16
             executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
             with _CheckedStream(
-                self._opened.zipfile.open(info), row, self._opened.spec.filename
+                functools.partial(self._opened.zipfile.open, info),
+                row,
+                self._opened.spec.filename,
             ) as s:
                 self.streams.append(s)
                 elements = (path, f"{row.algorithm}={row.digest}", str(row.size))
