@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,16 +48,42 @@ def _validator(name: SchemaName) -> Draft202012Validator:
     # held against the meta-schema by the tests rather than on every run.
     from jsonschema import Draft202012Validator, FormatChecker
 
+    return Draft202012Validator(_schema(name), format_checker=FormatChecker())
+
+
+def _schema(name: SchemaName) -> dict[str, Any]:
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
-    return Draft202012Validator(json.loads(text), format_checker=FormatChecker())
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _no_remote(uri: str) -> Any:
+    raise ValueError(f"{uri}: the shipped schemas refer to nothing outside themselves")
+
+
+@cache
+def _fast_validator(name: SchemaName) -> Callable[[Any], Any]:
+    """``name`` compiled to Python by fastjsonschema: the check every valid document takes.
+
+    A plan of a hundred artifacts takes 0.01 s instead of jsonschema's 0.12 s. The schemas
+    use only keywords draft-07 has, so they are compiled as draft-07; only local references
+    are followed. jsonschema stays the judge of invalid documents (:func:`validate`), and
+    ``tests/test_schema_agreement.py`` holds the two to the same verdicts.
+    """
+    import fastjsonschema
+
+    schema = dict(_schema(name))
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    refuse = dict.fromkeys(("http", "https", "file", "ftp", "fetchplan"), _no_remote)
+    return fastjsonschema.compile(schema, handlers=refuse)
 
 
 def prepare_validator(name: SchemaName) -> None:
-    """Load the validator of ``name`` now, so that a later :func:`validate` does not wait.
+    """Compile the validator of ``name`` now, so that a later :func:`validate` does not wait.
 
     Safe to call from a background thread while the caller waits on the network.
     """
-    _validator(name)
+    _fast_validator(name)
 
 
 def dotted_path(parts: Any) -> str:
@@ -92,12 +119,27 @@ def _problem(error: ValidationError) -> FieldProblem:
 
 
 def validate(document: Any, schema: SchemaName, filename: str) -> None:
-    """Raise :class:`FileFormatError` listing every way ``document`` breaks ``schema``."""
-    errors = sorted(
-        _validator(schema).iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]
-    )
-    if errors:
-        raise FileFormatError(filename, [_problem(e) for e in errors])
+    """Raise :class:`FileFormatError` listing every way ``document`` breaks ``schema``.
+
+    A valid document passes the compiled validator alone; an invalid one is then examined
+    by jsonschema, which names every problem with its path.
+    """
+    from fastjsonschema import JsonSchemaValueException
+
+    try:
+        _fast_validator(schema)(document)
+    except JsonSchemaValueException as fast:
+        errors = sorted(
+            _validator(schema).iter_errors(document),
+            key=lambda e: [str(p) for p in e.absolute_path],
+        )
+        if errors:
+            raise FileFormatError(filename, [_problem(e) for e in errors]) from None
+        # Only the compiled validator objects (a date-time format jsonschema leaves unchecked
+        # without its optional checkers): its own message, with a dotted path.
+        parts = [int(p) if p.isdigit() else p for p in fast.path[1:]]  # "data" comes first
+        message = fast.message.removeprefix(f"{fast.name} ")
+        raise FileFormatError(filename, [FieldProblem(dotted_path(parts), message)]) from None
 
 
 def parse_document(text: str, filename: str) -> Any:
