@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import stat
 import subprocess
 import sys
@@ -227,11 +226,11 @@ def test_run_prestages_large_wheels_and_installs_the_same(
         Dist("core", "3.0", padding=3_000_000),
     ]
     server = nginx_server(graph)
-    done = run_cli(
+    argv = [
         "-vv", "--log", "run.log", "run", "app", "--index-url", server.index_url,
         "--venv", "venv", "-o", "plan.json", "--progress", "none",
-        env={**cli_env, "FETCHPLAN_PRESTAGE_MIN_BYTES": "1"},
-    )  # fmt: skip
+    ]  # fmt: skip
+    done = run_cli(*argv, env={**cli_env, "FETCHPLAN_PRESTAGE_MIN_BYTES": "1"})
     assert done.returncode == 0, done.stderr
     log = (tmp_path / "run.log").read_text()
     assert "core-3.0-py3-none-any.whl: " in log and "members taken as prestaged" in log
@@ -245,4 +244,10 @@ def test_run_prestages_large_wheels_and_installs_the_same(
                          text=True, check=True)  # fmt: skip
     assert out.stdout.strip() == "app 1.0"
     assert not any(p.name.startswith(".fetchplan-staging") for p in (tmp_path / "venv").iterdir())
-    shutil.rmtree(tmp_path / "venv")
+
+    # Again: everything is installed at the planned versions, so nothing is unpacked.
+    again = run_cli(*argv, env={**cli_env, "FETCHPLAN_PRESTAGE_MIN_BYTES": "1"})
+    assert again.returncode == 0, again.stderr
+    assert "unchanged 2" in again.stdout
+    later = (tmp_path / "run.log").read_text()[len(log) :]
+    assert "prestaged" not in later, later

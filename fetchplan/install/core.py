@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from fetchplan.install.bytecode import compile_files
@@ -313,6 +318,12 @@ class StagedInstall:
         :meth:`add` finds most of it staged already (see :mod:`fetchplan.install.prestage`)."""
         if filename in self._prestagers or not filename.endswith(".whl"):
             return
+        try:
+            version = str(parse_wheel_filename(filename)[1])
+        except (InvalidWheelFilename, InvalidVersion):
+            return  # add() refuses it
+        if not self.reinstall and self._unchanged(canonicalize_name(name), version):
+            return  # add() will leave it as it is: nothing to unpack
         where = self._staging_dir() / f"pre-{len(self._all_prestagers)}"
         where.mkdir()
         prestager = Prestager(
@@ -326,6 +337,11 @@ class StagedInstall:
         self._all_prestagers.append(prestager)
         self._prestagers[filename] = prestager.start()
 
+    def _unchanged(self, name: NormalizedName, version: str) -> bool:
+        """Whether the environment holds exactly ``version`` of ``name`` already."""
+        old = self._present.get(name, [])
+        return len(old) == 1 and _same_version(old[0].version, version)
+
     def add(self, wheel: WheelToInstall) -> None:
         """Queue ``wheel``: checked now for name and tags, verified and staged in the pool."""
         _check_supported([wheel], self.target)
@@ -334,7 +350,7 @@ class StagedInstall:
         self._order.append(wheel.name)
         prestaged = self._prestagers.pop(wheel.filename, None)
         old = self._present.get(wheel.name, [])
-        if not self.reinstall and len(old) == 1 and _same_version(old[0].version, wheel.version):
+        if not self.reinstall and self._unchanged(wheel.name, wheel.version):
             self._outcomes[wheel.name] = ProjectOutcome(
                 name=wheel.name, version=wheel.version, action="unchanged"
             )
