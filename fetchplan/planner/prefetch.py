@@ -164,7 +164,7 @@ class PrefetchFinder:
         self._lock = threading.Lock()
         self._projects: dict[NormalizedName, _Cell[ProjectCandidates]] = {}
         self._metadata: dict[str, _Cell[DistMetadata]] = {}
-        self._prefetched: set[tuple[NormalizedName, str]] = set()
+        self._prefetched: set[tuple[NormalizedName, str, frozenset[str]]] = set()
         self._futures: list[Future[None]] = []
 
     # -- what the provider calls ---------------------------------------------------------
@@ -177,13 +177,18 @@ class PrefetchFinder:
             raise FetchplanError(f"{candidate}: no file to read metadata from")
         return self._metadata_cell(candidate.link).result()
 
-    def prefetch(self, name: NormalizedName, specifier: SpecifierSet) -> None:
-        key = (name, str(specifier))
+    def prefetch(
+        self,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        extras: frozenset[str] = frozenset(),
+    ) -> None:
+        key = (name, str(specifier), extras)
         with self._lock:
             if key in self._prefetched:
                 return
             self._prefetched.add(key)
-        self._project_cell(name).then(lambda found: self._prefetch_likely(found, specifier))
+        self._project_cell(name).then(lambda found: self._prefetch_likely(found, specifier, extras))
 
     def searched(self) -> list[str]:
         return [source.url for source in (*self._indexes, *self._find_links)]
@@ -230,15 +235,31 @@ class PrefetchFinder:
         self._submit(cell)
         return cell
 
-    def _prefetch_likely(self, found: ProjectCandidates, specifier: SpecifierSet) -> None:
+    def _prefetch_likely(
+        self, found: ProjectCandidates, specifier: SpecifierSet, extras: frozenset[str]
+    ) -> None:
         matches = filter_versions(found.candidates, specifier, pre=self._pre)
         if matches and matches[0].link is not None:
-            self._metadata_cell(matches[0].link)
+            cell = self._metadata_cell(matches[0].link)
+            if extras:
+                cell.then(lambda metadata: self._prefetch_dependencies(metadata, extras))
 
-    def _prefetch_dependencies(self, metadata: DistMetadata) -> None:
+    def _prefetch_dependencies(
+        self, metadata: DistMetadata, extras: frozenset[str] = frozenset()
+    ) -> None:
+        """Prefetch what ``metadata`` requires; with ``extras``, only what those extras add
+        (``name[extra]`` asked for: its dependencies would otherwise be found only when the
+        resolver gets to that candidate, a few round trips late)."""
         for requirement in metadata.requires_dist:
-            if self._target.evaluate(requirement.marker):
-                self.prefetch(canonicalize_name(requirement.name), requirement.specifier)
+            base = self._target.evaluate(requirement.marker)
+            if (not extras and base) or (
+                extras and not base and self._target.evaluate(requirement.marker, extras)
+            ):
+                self.prefetch(
+                    canonicalize_name(requirement.name),
+                    requirement.specifier,
+                    frozenset(canonicalize_name(e) for e in requirement.extras),
+                )
 
     def _load_project(self, name: NormalizedName) -> ProjectCandidates:
         started = time.monotonic()

@@ -59,8 +59,14 @@ class Finder(Protocol):
         """The core metadata of ``candidate``'s file (blocks until known)."""
         ...
 
-    def prefetch(self, name: NormalizedName, specifier: SpecifierSet) -> None:
-        """Start fetching ``name``'s page and its likely candidate's metadata; never blocks."""
+    def prefetch(
+        self,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        extras: frozenset[str] = frozenset(),
+    ) -> None:
+        """Start fetching ``name``'s page and its likely candidate's metadata (and, with
+        ``extras``, what those extras require); never blocks."""
         ...
 
     def searched(self) -> Sequence[str]:
@@ -286,5 +292,5 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         deps = self.dependencies_of(candidate, metadata)
         for dep in deps:
             if dep.name != PYTHON:
-                self.finder.prefetch(dep.name, dep.specifier)
+                self.finder.prefetch(dep.name, dep.specifier, dep.extras)
         return deps

@@ -90,7 +90,9 @@ def resolve(
 ) -> Resolution:
     """Resolve ``requirements`` (markers already applied) to one candidate per project."""
     for req in requirements:
-        provider.finder.prefetch(req.name, provider.specifier_for(req.identifier, [req]))
+        provider.finder.prefetch(
+            req.name, provider.specifier_for(req.identifier, [req]), req.extras
+        )
     reporter = _Reporter()
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter)
     cpu, wall = time.thread_time(), time.monotonic()

@@ -1,0 +1,41 @@
+"""Prefetching follows the extras a requirement asks for, not only its base dependencies."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from tests.conftest import MakeIndexServer, RunCli
+from tests.support.servers import IndexRequestHandler
+from tests.support.wheels import Dist
+
+GRAPH = [
+    Dist("app", "1.0", requires=["lib[x]>=1", "slow>=1"]),
+    Dist("lib", "1.0", extras={"x": ["deep>=1"]}),
+    Dist("deep", "1.0"),
+    Dist("slow", "1.0"),
+]
+
+
+def test_dependencies_of_a_requested_extra_are_prefetched(
+    index_server: MakeIndexServer, tmp_path: Path, run_cli: RunCli
+) -> None:
+    # The resolver waits for slow's page before it gets to lib[x]; meanwhile the prefetcher,
+    # which has lib's metadata, asks for what lib's extra "x" requires.
+    server = index_server(GRAPH)
+    deep_asked = threading.Event()
+    while_held: list[bool] = []
+
+    def hold_slow(handler: IndexRequestHandler) -> bool:
+        if handler.url_path.rstrip("/").endswith("/simple/deep"):
+            deep_asked.set()
+        elif handler.url_path.rstrip("/").endswith("/simple/slow"):
+            while_held.append(deep_asked.wait(timeout=5))
+        return False
+
+    server.set_handler_hook(hold_slow)
+    done = run_cli("plan", "app", "--index-url", server.index_url, "-o", "plan.json")
+    assert done.returncode == 0, done.stderr
+    # deep's page was asked for while slow's was held: before the resolver reached lib[x].
+    assert while_held == [True]
+    assert '"deep"' in (tmp_path / "plan.json").read_text()
