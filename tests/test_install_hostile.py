@@ -47,6 +47,14 @@ def _metadata(name: str, version: str) -> Callable[[Path], Path]:
     return build
 
 
+def _script_lying_in_record(name: str, data: bytes) -> tuple[Callable[[Path], Path], str, str]:
+    """An executable script whose RECORD row gives the right size and another file's hash."""
+    path = f"evil-1.0.data/scripts/{name}"
+    row = f"{path},{record_hash(data[::-1])},{len(data)}"
+    build = _with(Member(path, data, mode=stat.S_IFREG | 0o755), record_rows={path: row})
+    return build, f"'{path}'", "hash or size differs from RECORD"
+
+
 def _renamed(filename: str) -> Callable[[Path], Path]:
     def build(directory: Path) -> Path:
         path = raw_wheel(directory, "tmp.whl", standard_members("evil", "1.0"), dist_info=DIST_INFO)
@@ -103,30 +111,10 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     ),
     # A script whose shebang is rewritten is hashed as it is read; one that is not, and any
     # other member, by the writer: a mismatch is caught either way.
-    "script-shebang-hash-mismatch": (
-        _with(
-            Member("evil-1.0.data/scripts/tool", SCRIPT, mode=stat.S_IFREG | 0o755),
-            record_rows={
-                "evil-1.0.data/scripts/tool": (
-                    f"evil-1.0.data/scripts/tool,{record_hash(SCRIPT[::-1])},{len(SCRIPT)}"
-                )
-            },
-        ),
-        "'evil-1.0.data/scripts/tool'",
-        "hash or size differs from RECORD",
-    ),
-    "script-plain-hash-mismatch": (
-        _with(
-            Member("evil-1.0.data/scripts/tool.sh", SHELL, mode=stat.S_IFREG | 0o755),
-            record_rows={
-                "evil-1.0.data/scripts/tool.sh": (
-                    f"evil-1.0.data/scripts/tool.sh,{record_hash(SHELL[::-1])},{len(SHELL)}"
-                )
-            },
-        ),
-        "'evil-1.0.data/scripts/tool.sh'",
-        "hash or size differs from RECORD",
-    ),
+    # A script whose shebang is rewritten is hashed as it is read; one that is not, and any
+    # other member, by the writer: a mismatch is caught either way.
+    "script-shebang-hash-mismatch": _script_lying_in_record("tool", SCRIPT),
+    "script-plain-hash-mismatch": _script_lying_in_record("tool.sh", SHELL),
     "record-sha512-mismatch": (
         _with(
             Member("evil/payload.py", PAYLOAD),
