@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fetchplan._fs import atomic_write_bytes
 from fetchplan.errors import FieldProblem, FileFormatError
@@ -28,10 +30,12 @@ __all__ = [
     "dotted_path",
     "dump_document",
     "dumps_document",
+    "is_date_time",
     "load_document",
     "parse_document",
     "plan_digest",
     "prepare_validator",
+    "search_pattern",
     "validate",
 ]
 
@@ -40,15 +44,79 @@ SchemaName = Literal[
 ]
 
 
+# An unescaped ``$``. JSON Schema patterns are ECMA-262 regular expressions, whose ``$`` matches
+# only at the very end; Python's also matches before a final newline, so that jsonschema took
+# ``"<64 hex digits>\n"`` for a sha256. search_pattern writes ``$`` as ``\Z``.
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+# RFC 3339 section 5.6 date-time: full-date "T" full-time, with "T" and "Z" in either case.
+_DATE_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))"
+)
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def is_date_time(value: object) -> bool:
+    """Whether ``value`` meets the ``date-time`` format: an RFC 3339 time (non-strings do).
+
+    jsonschema's FormatChecker checks this format only when an optional package
+    (rfc3339-validator) is installed, which fetchplan does not require: without this check,
+    ``"created": "yesterday"`` passed.
+    """
+    if not isinstance(value, str):
+        return True
+    found = _DATE_TIME.fullmatch(value)
+    if found is None:
+        return False
+    year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
+    if not 1 <= month <= 12 or not 1 <= day <= _DAYS_IN_MONTH[month - 1]:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if month == 2 and day == 29 and not leap:
+        return False
+    if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
+        return False
+    offset_hour, offset_minute = found.group(7), found.group(8)
+    return offset_hour is None or (int(offset_hour) <= 23 and int(offset_minute) <= 59)
+
+
+@cache
+def _compiled_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(_DOLLAR.sub(r"\\Z", pattern))
+
+
+def search_pattern(pattern: str, value: str) -> bool:
+    """Whether ``value`` matches the schema ``pattern``, with ``$`` anchoring at the very end."""
+    return _compiled_pattern(pattern).search(value) is not None
+
+
+def _schema(name: SchemaName) -> Any:
+    text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
 @cache
 def _validator(name: SchemaName) -> Draft202012Validator:
     # jsonschema is imported here, not at start-up: it costs tens of milliseconds that a
     # command can spend on the network first (see prepare_validator). The shipped schemas are
     # held against the meta-schema by the tests rather than on every run.
     from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.validators import extend
 
-    text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
-    return Draft202012Validator(json.loads(text), format_checker=FormatChecker())
+    def pattern(
+        validator: Draft202012Validator, patrn: str, instance: Any, schema: Any
+    ) -> Iterator[ValidationError]:
+        if validator.is_type(instance, "string") and not search_pattern(patrn, instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    checker = FormatChecker()
+    checker.checks("date-time")(is_date_time)
+    validator_class = extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, validators={"pattern": pattern}
+    )
+    return cast("Draft202012Validator", validator_class(_schema(name), format_checker=checker))
 
 
 def prepare_validator(name: SchemaName) -> None:
