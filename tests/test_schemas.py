@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fetchplan.errors import FileFormatError
-from fetchplan.schemas import plan_digest, validate
+from fetchplan.schemas import is_date_time, plan_digest, search_pattern, validate
 from fetchplan.schemas.plan import Artifact, IndexRef, Inputs, Plan, Target, load_plan, write_plan
 
 
@@ -93,3 +93,55 @@ def test_every_shipped_schema_is_a_valid_schema() -> None:
     for name in names:
         text = resources.files("fetchplan.schemas").joinpath(f"{name}.schema.json").read_text()
         Draft202012Validator.check_schema(json.loads(text))
+
+
+def test_bad_times_and_a_newline_after_a_digest_are_named() -> None:
+    document = _plan().to_dict()
+    document["created"] = "2026-02-30T00:00:00Z"
+    document["artifacts"][0]["hashes"]["sha256"] = "a" * 64 + "\n"
+    with pytest.raises(FileFormatError) as info:
+        validate(document, "plan", "f.json")
+    assert [str(p) for p in info.value.problems] == [
+        f"artifacts[0].hashes.sha256: {'a' * 64 + chr(10)!r} does not match '^[0-9a-f]+$'",
+        "created: '2026-02-30T00:00:00Z' is not a 'date-time'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-01T00:00:00Z", True),
+        ("2026-01-01t00:00:00z", True),
+        ("2026-01-01T00:00:00.123456+05:30", True),
+        ("2024-02-29T00:00:00-00:00", True),
+        ("2000-02-29T00:00:00Z", True),
+        ("2016-12-31T23:59:60Z", True),
+        (12, True),
+        ("1900-02-29T00:00:00Z", False),
+        ("2026-04-31T00:00:00Z", False),
+        ("2026-00-01T00:00:00Z", False),
+        ("2026-01-00T00:00:00Z", False),
+        ("2026-01-01T24:00:00Z", False),
+        ("2026-01-01T00:60:00Z", False),
+        ("2026-01-01T00:00:61Z", False),
+        ("2026-01-01T00:00:00+24:00", False),
+        ("2026-01-01T00:00:00+01:60", False),
+        ("2026-01-01T00:00:00+0100", False),
+        ("2026-01-01T00:00:00", False),
+        ("2026-01-01 00:00:00Z", False),
+        ("2026-01-01T00:00:00.Z", False),
+        ("2026-01-01T00:00Z", False),
+        ("2026-01-01T00:00:00Z\n", False),
+        ("26-01-01T00:00:00Z", False),
+        ("\uff12\uff10\uff12\uff16-01-01T00:00:00Z", False),  # full-width digits
+    ],
+)
+def test_date_time(value: object, expected: bool) -> None:
+    assert is_date_time(value) is expected
+
+
+def test_dollar_anchors_at_the_very_end() -> None:
+    assert search_pattern("^[0-9a-f]{8}$", "0123abcd")
+    assert not search_pattern("^[0-9a-f]{8}$", "0123abcd\n")
+    assert search_pattern(r"^a\$$", "a$")
+    assert not search_pattern("^(?!(.*/)?\\.\\.(/|$))", "a/..")
