@@ -585,19 +585,43 @@ def _pep658(
     return raw
 
 
+def _result(
+    raw: bytes,
+    source: MetadataSource,
+    *,
+    where: str,
+    project: str,
+    version: str,
+    counter: _Counter | None = None,
+    total_size: int | None = None,
+    sha256: str | None = None,
+    cached_path: Path | None = None,
+) -> FetchedMetadata:
+    """``raw`` parsed (and checked to name ``project`` ``version``), with what getting it cost."""
+    return FetchedMetadata(
+        metadata=parse_metadata(raw, where=where, project=project, version=version),
+        raw=raw,
+        source=source,
+        requests=counter.requests if counter is not None else 0,
+        bytes_received=counter.bytes_received if counter is not None else 0,
+        total_size=total_size,
+        sha256=sha256,
+        cached_path=cached_path,
+    )
+
+
 def _local_result(
     raw: bytes, local: Path, *, filename: str, project: str, version: str, sha256: str | None
 ) -> FetchedMetadata:
     """The :class:`FetchedMetadata` for ``raw`` read from the local file ``local`` (no requests)."""
-    return FetchedMetadata(
-        metadata=parse_metadata(raw, where=filename, project=project, version=version),
-        raw=raw,
-        source=MetadataSource.LOCAL,
-        requests=0,
-        bytes_received=0,
+    return _result(
+        raw,
+        MetadataSource.LOCAL,
+        where=filename,
+        project=project,
+        version=version,
         total_size=local.stat().st_size,
         sha256=sha256,
-        cached_path=None,
     )
 
 
@@ -634,16 +658,13 @@ def wheel_metadata(
     if metadata_url is not None:
         raw_658 = _pep658(session, metadata_url, metadata_sha256, counter, timeout)
         if raw_658 is not None:
-            where = f"{filename} (from {redact(metadata_url)})"
-            return FetchedMetadata(
-                metadata=parse_metadata(raw_658, where=where, project=project, version=version),
-                raw=raw_658,
-                source=MetadataSource.PEP658,
-                requests=counter.requests,
-                bytes_received=counter.bytes_received,
-                total_size=None,
-                sha256=None,
-                cached_path=None,
+            return _result(
+                raw_658,
+                MetadataSource.PEP658,
+                where=f"{filename} (from {redact(metadata_url)})",
+                project=project,
+                version=version,
+                counter=counter,
             )
     fetcher = _RangeFetcher(session, url, counter, timeout)
     try:
@@ -653,26 +674,27 @@ def wheel_metadata(
     else:
         if whole_sha is not None and sha256 is not None and whole_sha != sha256:
             raise HashMismatch(redact(url), "sha256", sha256, whole_sha)
-        return FetchedMetadata(
-            metadata=parse_metadata(raw, where=filename, project=project, version=version),
-            raw=raw,
-            source=MetadataSource.RANGE,
-            requests=counter.requests,
-            bytes_received=counter.bytes_received,
+        return _result(
+            raw,
+            MetadataSource.RANGE,
+            where=filename,
+            project=project,
+            version=version,
+            counter=counter,
             total_size=total,
             sha256=whole_sha,
-            cached_path=None,
         )
     with _downloaded(
         session, url, sha256=sha256, cache=cache, counter=counter, timeout=timeout
     ) as (path, digest, size, kept):
         raw = _wheel_metadata_from_file(path, project, version, redact(url))
-    return FetchedMetadata(
-        metadata=parse_metadata(raw, where=filename, project=project, version=version),
-        raw=raw,
-        source=MetadataSource.WHOLE,
-        requests=counter.requests,
-        bytes_received=counter.bytes_received,
+    return _result(
+        raw,
+        MetadataSource.WHOLE,
+        where=filename,
+        project=project,
+        version=version,
+        counter=counter,
         total_size=size,
         sha256=digest,
         cached_path=kept,
@@ -730,12 +752,13 @@ def sdist_metadata(
     ) as (path, digest, size, kept):
         raw = _sdist_pkg_info(path, filename)
     _check_static(raw, project, version, filename)
-    return FetchedMetadata(
-        metadata=parse_metadata(raw, where=filename, project=project, version=version),
-        raw=raw,
-        source=MetadataSource.SDIST,
-        requests=counter.requests,
-        bytes_received=counter.bytes_received,
+    return _result(
+        raw,
+        MetadataSource.SDIST,
+        where=filename,
+        project=project,
+        version=version,
+        counter=counter,
         total_size=size,
         sha256=digest,
         cached_path=kept,
