@@ -149,6 +149,10 @@ class Context:
     def partial_dir(self) -> Path:
         return self.destination / ".fetchplan" / "partial"
 
+    def partial_path(self, destination: str) -> Path:
+        """Where the bytes of the artifact bound for ``destination`` arrive while it downloads."""
+        return self.partial_dir / f"{destination}.part"
+
     def now(self) -> float:
         return time.monotonic() - self.clock_origin
 

@@ -313,7 +313,7 @@ def _download(
     *,
     source: ObtainedFrom | None = None,
 ) -> Verified:
-    part = ctx.partial_dir / f"{artifact.destination}.part"
+    part = ctx.partial_path(artifact.destination)
     part.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
     fresh_starts = 0

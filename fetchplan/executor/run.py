@@ -247,7 +247,7 @@ class Execution:
 
     def partial_path(self, artifact: Artifact) -> Path:
         """Where ``artifact``'s bytes arrive while it downloads (renamed once verified)."""
-        return self.context.partial_dir / f"{artifact.destination}.part"
+        return self.context.partial_path(artifact.destination)
 
     def final_path(self, artifact: Artifact) -> Path:
         """Where ``artifact`` is once verified."""
