@@ -23,6 +23,7 @@ returned (``raise_on_status=False``) so the caller can name the status in its er
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,27 @@ class RecordingSession(requests.Session):
     def __init__(self, timings: Timings | None = None) -> None:
         super().__init__()
         self.timings = timings
+        self._environment: dict[tuple[str, Any, Any, Any], Any] = {}
+
+    def merge_environment_settings(
+        self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """requests' settings for ``url``, the environment's part read once per origin.
+
+        requests reads the proxy variables, ``no_proxy`` and the CA bundle variables from
+        ``os.environ`` again for every request, a third of its CPU time per request; they do
+        not change during a run, so the answer is kept per origin and per the caller's
+        ``stream``, ``verify`` and ``cert``. Explicit ``proxies`` are merged as requests does.
+        """
+        if proxies or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urllib.parse.urlsplit(url)
+        key = (f"{parts.scheme}://{parts.netloc}", stream, verify, cert)
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = super().merge_environment_settings(url, {}, stream, verify, cert)
+            self._environment[key] = settings
+        return {**settings, "proxies": dict(settings["proxies"])}
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         timings = self.timings
