@@ -230,9 +230,13 @@ def metadata_json(raw: bytes) -> dict[str, Any]:
     message = email.parser.Parser(policy=email.policy.compat32).parsestr(
         header_fields(raw.decode("utf-8", errors="replace"))
     )
+    # One pass over the fields: get_all would scan every field once per name asked for.
+    by_name: dict[str, list[Any]] = {}
+    for name, value in message.items():
+        by_name.setdefault(name.lower(), []).append(value)
     result: dict[str, Any] = {}
     for name, multiple in _JSON_FIELDS:
-        values = message.get_all(name)
+        values = by_name.get(name.lower())
         if not values:
             continue
         key = name.lower().replace("-", "_")
