@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AccessLog", "Sample", "disk_bytes", "run_measured"]
+__all__ = ["AccessLog", "Sample", "Scratch", "disk_bytes", "run_measured"]
 
 
 @dataclass
@@ -68,6 +70,29 @@ class AccessLog:
             total += int(parts[0])
             paths.append(parts[2])
         return total, len(paths), paths
+
+
+class Scratch:
+    """Working directories of measured commands, all deleted together when the bench ends.
+
+    Deleting a run's directory (a venv of 30k files, a cache) right after it would slow the
+    next measured command: on ext4 without a journal, as on the machine this bench was
+    written on, allocating an inode skips each one freed in the last 1 to 6 minutes
+    (``recently_deleted`` in fs/ext4/ialloc.c), and after a large deletion that scan took
+    most of the next install's system time (run of the large set: 7.9 s of system time in a
+    fresh directory, 17.3 s right after deleting the previous run's). Whichever tool came
+    after a deletion paid for it, so nothing is deleted until every command has run.
+    """
+
+    def __init__(self, parent: Path | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="fpbench-", dir=parent))
+
+    def new(self) -> Path:
+        """A new empty directory, kept until :meth:`close`."""
+        return Path(tempfile.mkdtemp(dir=self.root))
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def disk_bytes(root: Path) -> int:

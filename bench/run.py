@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 import report as report_mod  # noqa: E402
 import sets as sets_mod  # noqa: E402
 import staticindex  # noqa: E402
-from measure import AccessLog, Sample, disk_bytes, run_measured  # noqa: E402
+from measure import AccessLog, Sample, Scratch, disk_bytes, run_measured  # noqa: E402
 from netshape import MODES, Network, NetworkError  # noqa: E402
 from server import nginx_argv, stop_stale, write_nginx_conf  # noqa: E402
 from tools import Fetchplan, Job, pip_uv_commands  # noqa: E402
@@ -238,6 +238,7 @@ class Bench:
         self._last_plan: Path | None = None
         self._any_plan: Path | None = None
         self._wheel_bytes: dict[str, int] = {}
+        self.scratch = Scratch()
 
     def _fp_env(self, tmp: Path) -> dict[str, str]:
         env = _clean_env(tmp)
@@ -359,16 +360,15 @@ class Bench:
             if (stage, tool) not in labels:
                 continue
             r = row(stage, variant, tool, labels[(stage, tool)])
-            with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
-                tmp = Path(t)
-                job = self._job(rs, variant, tmp)
-                if stage == "run":
-                    self._make_venv(job.venv)
-                argv = pip_uv_commands(stage, tool, job, WORK / "venv")
-                log = self.logs / f"{rs.name}-{stage}-{variant}-{tool}-{i + 1}.log"
-                s = self.measure(argv, _clean_env(tmp), log)
-                if stage == "run" and s.returncode == 0:
-                    s.extra["import_ok"] = self._check_import(job.venv, rs)
+            tmp = self.scratch.new()
+            job = self._job(rs, variant, tmp)
+            if stage == "run":
+                self._make_venv(job.venv)
+            argv = pip_uv_commands(stage, tool, job, WORK / "venv")
+            log = self.logs / f"{rs.name}-{stage}-{variant}-{tool}-{i + 1}.log"
+            s = self.measure(argv, _clean_env(tmp), log)
+            if stage == "run" and s.returncode == 0:
+                s.extra["import_ok"] = self._check_import(job.venv, rs)
             r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
 
     def _make_venv(self, venv: Path) -> None:
@@ -405,23 +405,22 @@ class Bench:
         if self._unavailable(row, "plan", variant, "plan", "fetchplan plan"):
             return None
         r = row("plan", variant, "fetchplan", "fetchplan plan")
-        with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
-            tmp = Path(t)
-            job = self._job(rs, variant, tmp)
-            plan = tmp / "plan.json"
-            timings = tmp / "timings.json"
-            argv = self.fp.plan(job, plan, timings)
-            log = self.logs / f"{rs.name}-plan-{variant}-fetchplan-{i + 1}.log"
-            s = self.measure(argv, self._fp_env(tmp), log)
-            ok = s.returncode == 0 and plan.exists()
-            r.put(i, s if ok else None, f"exit {s.returncode}, see {log.name}")
-            if not ok:
-                return None
-            if not r.waterfall:
-                self._report(timings, f"{rs.name}-plan-{variant}", r)
-            keep = self.logs / f"{rs.name}-plan-{variant}-{i + 1}.json"
-            shutil.copy2(plan, keep)
-            return keep
+        tmp = self.scratch.new()
+        job = self._job(rs, variant, tmp)
+        plan = tmp / "plan.json"
+        timings = tmp / "timings.json"
+        argv = self.fp.plan(job, plan, timings)
+        log = self.logs / f"{rs.name}-plan-{variant}-fetchplan-{i + 1}.log"
+        s = self.measure(argv, self._fp_env(tmp), log)
+        ok = s.returncode == 0 and plan.exists()
+        r.put(i, s if ok else None, f"exit {s.returncode}, see {log.name}")
+        if not ok:
+            return None
+        if not r.waterfall:
+            self._report(timings, f"{rs.name}-plan-{variant}", r)
+        keep = self.logs / f"{rs.name}-plan-{variant}-{i + 1}.json"
+        shutil.copy2(plan, keep)
+        return keep
 
     def _fp_fetch(
         self, rs: sets_mod.ReqSet, row: RowFactory, plan: Path | None, i: int
@@ -432,23 +431,22 @@ class Bench:
         if plan is None:
             r.put(i, None, "no plan to fetch (fetchplan plan failed or not run)")
             return None
-        with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
-            tmp = Path(t)
-            job = self._job(rs, "pep658", tmp)
-            timings = tmp / "timings.json"
-            dest = tmp / "wheels"
-            argv = self.fp.fetch(job, plan, dest, timings)
-            log = self.logs / f"{rs.name}-fetch-fetchplan-{i + 1}.log"
-            s = self.measure(argv, self._fp_env(tmp), log)
-            r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
-            if s.returncode != 0:
-                return None
-            if not r.waterfall:
-                self._report(timings, f"{rs.name}-fetch", r)
-            self._last_plan = plan
-            if self.fp.available("install"):
-                self._fp_install(rs, row, job, dest / "manifest.json", i)
-            return s.wall_s
+        tmp = self.scratch.new()
+        job = self._job(rs, "pep658", tmp)
+        timings = tmp / "timings.json"
+        dest = tmp / "wheels"
+        argv = self.fp.fetch(job, plan, dest, timings)
+        log = self.logs / f"{rs.name}-fetch-fetchplan-{i + 1}.log"
+        s = self.measure(argv, self._fp_env(tmp), log)
+        r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
+        if s.returncode != 0:
+            return None
+        if not r.waterfall:
+            self._report(timings, f"{rs.name}-fetch", r)
+        self._last_plan = plan
+        if self.fp.available("install"):
+            self._fp_install(rs, row, job, dest / "manifest.json", i)
+        return s.wall_s
 
     def _fp_install(
         self, rs: sets_mod.ReqSet, row: RowFactory, job: Job, manifest: Path, i: int
@@ -466,18 +464,17 @@ class Bench:
         if self._unavailable(row, "run", "pep658", "run", "fetchplan run --no-compile"):
             return
         r = row("run", "pep658", "fetchplan", "fetchplan run --no-compile")
-        with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
-            tmp = Path(t)
-            job = self._job(rs, "pep658", tmp)
-            self._make_venv(job.venv)
-            timings = tmp / "timings.json"
-            log = self.logs / f"{rs.name}-run-fetchplan-{i + 1}.log"
-            s = self.measure(self.fp.run(job, timings), self._fp_env(tmp), log)
-            if s.returncode == 0:
-                s.extra["import_ok"] = self._check_import(job.venv, rs)
-                if not r.waterfall:
-                    self._report(timings, f"{rs.name}-run", r)
-            r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
+        tmp = self.scratch.new()
+        job = self._job(rs, "pep658", tmp)
+        self._make_venv(job.venv)
+        timings = tmp / "timings.json"
+        log = self.logs / f"{rs.name}-run-fetchplan-{i + 1}.log"
+        s = self.measure(self.fp.run(job, timings), self._fp_env(tmp), log)
+        if s.returncode == 0:
+            s.extra["import_ok"] = self._check_import(job.venv, rs)
+            if not r.waterfall:
+                self._report(timings, f"{rs.name}-run", r)
+        r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
 
     def _resume(self, rs: sets_mod.ReqSet, fetch_wall: float) -> dict[str, Any]:
         """Kill a fetch once half the plan's bytes are on disk, rerun it; bytes served in all.
@@ -489,20 +486,19 @@ class Bench:
         if plan is None:
             return {}
         half = self._wheel_bytes[rs.name] // 2
-        with tempfile.TemporaryDirectory(prefix="fpbench-") as t:
-            tmp = Path(t)
-            job = self._job(rs, "pep658", tmp)
-            env = self._fp_env(tmp)
-            argv = self.fp.fetch(job, plan, tmp / "wheels", None)
-            first = self.measure(
-                argv,
-                env,
-                self.logs / f"{rs.name}-resume-1.log",
-                kill_after=fetch_wall * 0.9,
-                kill_when=lambda: disk_bytes(tmp / "wheels") >= half,
-            )
-            on_disk = disk_bytes(tmp / "wheels")
-            second = self.measure(argv, env, self.logs / f"{rs.name}-resume-2.log")
+        tmp = self.scratch.new()
+        job = self._job(rs, "pep658", tmp)
+        env = self._fp_env(tmp)
+        argv = self.fp.fetch(job, plan, tmp / "wheels", None)
+        first = self.measure(
+            argv,
+            env,
+            self.logs / f"{rs.name}-resume-1.log",
+            kill_after=fetch_wall * 0.9,
+            kill_when=lambda: disk_bytes(tmp / "wheels") >= half,
+        )
+        on_disk = disk_bytes(tmp / "wheels")
+        second = self.measure(argv, env, self.logs / f"{rs.name}-resume-2.log")
         return {
             "killed_after_s": first.wall_s,
             "on_disk_when_killed": on_disk,
@@ -576,8 +572,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.probe_only:
                 return 0
             bench = Bench(args, net, versions)
-            for rs, res in prepared:
-                bench.run_set(rs, res)
+            try:
+                for rs, res in prepared:
+                    bench.run_set(rs, res)
+            finally:
+                bench.scratch.close()
         finally:
             net.close()
     meta = {

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402
 import staticindex  # noqa: E402
 from delayproxy import Link  # noqa: E402
-from measure import AccessLog, disk_bytes, run_measured  # noqa: E402
+from measure import AccessLog, Scratch, disk_bytes, run_measured  # noqa: E402
 from tools import _pick  # noqa: E402
 
 
@@ -203,3 +203,15 @@ def test_access_log_counts_only_new_whole_lines(tmp_path: Path) -> None:
     with log.open("a") as fh:
         fh.write("\n")
     assert acc.take() == (7, 1, ["/partial"])
+
+
+def test_scratch_keeps_every_directory_until_closed(tmp_path: Path) -> None:
+    scratch = Scratch(tmp_path)
+    first, second = scratch.new(), scratch.new()
+    assert first != second
+    (first / "venv").mkdir()
+    (first / "venv" / "file").write_bytes(b"x")
+    assert (first / "venv" / "file").exists() and second.is_dir()
+    scratch.close()
+    assert not first.exists() and not second.exists() and not scratch.root.exists()
+    assert list(tmp_path.iterdir()) == []
