@@ -431,3 +431,22 @@ def test_a_directory_where_a_file_goes_is_refused(tmp_path: Path, venv: TargetIn
         install_manifest(manifest, venv)
     assert "helper/__init__.py: is a directory; cannot install a file there" in str(info.value)
     assert snapshot(Path(venv.prefix)) == before
+
+
+def test_sibling_directories_sharing_a_prefix_all_land(
+    tmp_path: Path, venv: TargetInterpreter
+) -> None:
+    # A new package directory moves in one rename; the files of a sibling whose name starts
+    # with the same letters must still be moved, not taken as already inside it.
+    files = {
+        "pkg/__init__.py": b"A = 1\n",
+        "pkg/sub/mod.py": b"B = 2\n",
+        "pkg_extra/__init__.py": b"C = 3\n",
+        "pkgx.py": b"D = 4\n",
+    }
+    manifest = make_fetched_dest(tmp_path, [Dist("siblings", "1.0", files=files)])
+    install_manifest(manifest, venv, compile=False)
+    site = Path(venv.paths["purelib"])
+    for name, content in files.items():
+        assert (site / name).read_bytes() == content
+    assert not any(p.name.startswith(".fetchplan") for p in Path(venv.prefix).iterdir())

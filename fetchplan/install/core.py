@@ -247,9 +247,13 @@ def _verify_and_stage(
     prestaged: Prestager | None = None,
 ) -> StagedWheel:
     if prestaged is not None:
-        prestaged.finish()  # the download is over: unpack what is left, then stage
+        # The download is over: the prestager unpacks what is left while the archive's hash
+        # is checked (on the other core), and staging waits for it.
+        prestaged.downloaded()
     opened = open_wheel(wheel)
     try:
+        if prestaged is not None:
+            prestaged.finish()
         staged = stage_wheel(opened, target, staging, compile=compile, prestaged=prestaged)
         opened.check_unchanged()
     finally:

@@ -166,16 +166,22 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
             found = real_dirs[directory] = (os.path.realpath(ancestor), ancestor == directory)
         return found
 
+    # The verdict on a directory holds for every file in it: decided once per directory.
+    checked: dict[tuple[Path, Path], bool] = {}
     for wheel in staged:
         for item in wheel.files:
-            real, parent_exists = real_dir(item.final.parent)
-            root_real = real_roots.get(item.root)
-            if root_real is None:
-                root_real = real_roots[item.root] = os.path.realpath(item.root)
-            if not (is_inside(real, prefix_real) or is_inside(real, root_real)):
-                raise InstallError(
-                    f"{item.final}: its directory leads outside the environment ({real})"
-                )
+            directory = item.final.parent
+            parent_exists = checked.get((directory, item.root))
+            if parent_exists is None:
+                real, parent_exists = real_dir(directory)
+                root_real = real_roots.get(item.root)
+                if root_real is None:
+                    root_real = real_roots[item.root] = os.path.realpath(item.root)
+                if not (is_inside(real, prefix_real) or is_inside(real, root_real)):
+                    raise InstallError(
+                        f"{item.final}: its directory leads outside the environment ({real})"
+                    )
+                checked[(directory, item.root)] = parent_exists
             # In a directory that does not exist yet, nothing is in the way.
             if parent_exists and item.final.is_dir() and not item.final.is_symlink():
                 raise InstallError(f"{item.final}: is a directory; cannot install a file there")
@@ -214,10 +220,10 @@ def commit(staged: StagedWheel) -> None:
     per file. Call :func:`check_destinations` first.
     """
     made: set[Path] = set()
-    moved: set[Path] = set()
+    moved: tuple[str, ...] = ()  # directories moved whole, each with a trailing separator
     exists: dict[Path, bool] = {}
     for item in staged.files:
-        if moved and any(parent in moved for parent in item.final.parents):
+        if moved and str(item.final).startswith(moved):
             continue
         new = _new_top(item, exists)
         if new is not None:
@@ -227,7 +233,7 @@ def commit(staged: StagedWheel) -> None:
             except OSError:
                 log.debug("%s: cannot move as a whole; file by file", top, exc_info=True)
             else:
-                moved.add(top)
+                moved = (*moved, os.path.join(top, ""))  # noqa: PTH118
                 exists[top] = True
                 continue
         if item.final.parent not in made:

@@ -193,9 +193,14 @@ class Prestager:
         self._thread.start()
         return self
 
+    def downloaded(self) -> None:
+        """The wheel is downloaded: unpack what is left without waiting for more (returns at
+        once; :meth:`finish` waits)."""
+        self._source.finish()
+
     def finish(self) -> None:
         """The wheel is downloaded: unpack what is left, then wait for the thread."""
-        self._source.finish()
+        self.downloaded()
         self._thread.join()
 
     def cancel(self) -> None:
