@@ -91,6 +91,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     ),
     "backslash": (_with(Member("evil\\..\\..\\x.py", PAYLOAD)), "x.py", "backslash"),
     "drive-letter": (_with(Member("C:/x.py", PAYLOAD)), "'C:/x.py'", "drive letter"),
+    "control-character": (
+        _with(Member("evil/bad\x1fname.py", PAYLOAD)),
+        "'evil/bad\\x1fname.py'",
+        "not normalised",
+    ),
     "record-entry-escapes": (
         _with(extra_record_rows=[f"../../outside.py,{record_hash(PAYLOAD)},{len(PAYLOAD)}"]),
         "'../../outside.py'",
@@ -109,8 +114,6 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
         "'evil/payload.py'",
         "hash or size differs from RECORD",
     ),
-    # A script whose shebang is rewritten is hashed as it is read; one that is not, and any
-    # other member, by the writer: a mismatch is caught either way.
     # A script whose shebang is rewritten is hashed as it is read; one that is not, and any
     # other member, by the writer: a mismatch is caught either way.
     "script-shebang-hash-mismatch": _script_lying_in_record("tool", SCRIPT),

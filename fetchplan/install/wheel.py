@@ -60,6 +60,7 @@ _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 # METADATA, WHEEL, RECORD and entry_points.txt are read whole; none is near this in practice.
 _MAX_METADATA_SIZE = 64 * 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 # The entry point syntax installer's script maker accepts.
 _ENTRY_POINT = re.compile(r"^(?P<module>[\w.]+)\s*:\s*(?P<attr>[\w.]+)\s*(\[.*\])?\s*$")
 
@@ -106,7 +107,7 @@ def check_member_path(path: str) -> str | None:
     parts = path.split("/")
     if ".." in parts:
         return "'..' in path escapes the target"
-    if "" in parts or "." in parts or any(ord(c) < 32 for c in path):
+    if "" in parts or "." in parts or _CONTROL.search(path):
         return "path is not normalised"
     return None
 
