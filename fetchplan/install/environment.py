@@ -150,23 +150,18 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
     """Refuse, before anything moves, a destination whose existing directories lead outside
     the prefix (a symlinked package directory) or that is a directory."""
     prefix_real = os.path.realpath(target.prefix)
-    # Thousands of files share a few hundred directories, and nothing moves while we check:
-    # each directory is resolved once (realpath costs a stat per component).
-    real_dirs: dict[Path, tuple[str, bool]] = {}
     real_roots: dict[Path, str] = {}
 
     def real_dir(directory: Path) -> tuple[str, bool]:
         """The real path of ``directory`` (or of its nearest existing ancestor), and whether
         it exists itself."""
-        found = real_dirs.get(directory)
-        if found is None:
-            ancestor = directory
-            while not ancestor.exists() and ancestor != ancestor.parent:
-                ancestor = ancestor.parent
-            found = real_dirs[directory] = (os.path.realpath(ancestor), ancestor == directory)
-        return found
+        ancestor = directory
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        return os.path.realpath(ancestor), ancestor == directory
 
-    # The verdict on a directory holds for every file in it: decided once per directory.
+    # Thousands of files share a few hundred directories, and nothing moves while we check:
+    # each directory is resolved (realpath costs a stat per component) and judged once.
     checked: dict[tuple[Path, Path], bool] = {}
     for wheel in staged:
         for item in wheel.files:
