@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -297,46 +295,20 @@ def test_session_is_plain_requests() -> None:
     assert session.headers["User-Agent"].startswith("fetchplan/")
 
 
-def test_session_reads_proxy_settings_per_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_reads_proxy_settings_per_origin(
+    index_server: MakeIndexServer, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The session keeps the environment's proxy answer per origin (requests would read
     # os.environ again for every request): one origin's answer must not leak to another.
-    seen: list[tuple[str, str]] = []
-
-    class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append((f"{self.server.server_address[1]}", self.path))
-            body = b"ok"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin, proxy = (server.server_address[1] for server in servers)
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy}")
+    origin, proxy = index_server(root), index_server(root)
+    monkeypatch.setenv("http_proxy", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     session = make_session(HttpPolicy(retries=0), CredentialStore())
+    through_proxy = f"http://localhost:{origin.port}/simple/demo/"
     try:
-        for url in (
-            f"http://127.0.0.1:{origin}/a",
-            f"http://localhost:{origin}/b",
-            f"http://127.0.0.1:{origin}/c",
-            f"http://localhost:{origin}/d",
-        ):
-            assert session.get(url, timeout=10).status_code == 200
+        for url in (f"{origin.url}/simple/demo/", through_proxy) * 2:
+            session.get(url, timeout=10).close()
     finally:
         session.close()
-        for server in servers:
-            server.shutdown()
-            server.server_close()
-    assert seen == [
-        (str(origin), "/a"),
-        (str(proxy), f"http://localhost:{origin}/b"),
-        (str(origin), "/c"),
-        (str(proxy), f"http://localhost:{origin}/d"),
-    ]
+    assert [r.path for r in origin.requests()] == ["/simple/demo/"] * 2
+    assert [r.path for r in proxy.requests()] == [through_proxy] * 2
