@@ -206,8 +206,7 @@ class Prestager:
     def cancel(self) -> None:
         """Stop as soon as possible and wait for the thread."""
         self._stopping.set()
-        self._source.finish()
-        self._thread.join()
+        self.finish()
 
     def discard_unclaimed(self, claimed: set[str]) -> int:
         """Delete every file written that staging did not take, and the directories left
