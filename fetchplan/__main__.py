@@ -1,3 +1,3 @@
-from fetchplan.cli import main
+from fetchplan.cli import entry_point
 
-raise SystemExit(main())
+entry_point()

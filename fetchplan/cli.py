@@ -8,6 +8,7 @@ module turns a :class:`FetchplanError` into a one-line message and an exit code.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -18,7 +19,7 @@ from fetchplan import __version__
 from fetchplan._urls import redact
 from fetchplan.errors import FetchplanError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entry_point", "main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -116,3 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fetchplan: interrupted", file=sys.stderr)  # noqa: T201
         return 130
     return code
+
+
+def entry_point() -> None:
+    """``fetchplan`` and ``python -m fetchplan``: :func:`main`, then exit with its code.
+
+    Before the interpreter shuts down, every object the run made is moved out of the garbage
+    collector's reach (:func:`gc.freeze`): the collection at shut-down would otherwise walk
+    them all just before the process ends and its memory is returned anyway (0.08 s after
+    planning the benchmark's large set). Only here: tests call :func:`main` in-process, where
+    frozen objects would never be collected.
+    """
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
