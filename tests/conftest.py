@@ -18,6 +18,7 @@ from typing import Protocol
 
 import pytest
 
+from tests.support.faults import FaultServer
 from tests.support.index import IndexOptions, write_index
 from tests.support.nginx import NginxOptions, NginxServer
 from tests.support.pypiserver import PypiServer
@@ -150,6 +151,13 @@ class MakePypiServer(Protocol):
 
 def _dist_files(directory: Path, dists: Sequence[Dist | Path]) -> list[Path]:
     return [build_wheel(directory, d) if isinstance(d, Dist) else Path(d) for d in dists]
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    """A :class:`~tests.support.faults.FaultServer` on loopback: files with scripted faults."""
+    with FaultServer() as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
@@ -37,12 +36,6 @@ SIZE = 200_000
 FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.05, retry_after_cap=5.0)
 ONE_TRY = replace(FAST, attempts=1, max_tries=1)
 LIMITS = TransferLimits(connect_timeout=2.0, stall_window=2.0, stall_min_bytes=1024)
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as srv:
-        yield srv
 
 
 def _options(tmp_path: Path, **changes: object) -> FetchOptions:

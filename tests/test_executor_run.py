@@ -8,7 +8,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,12 +26,6 @@ from fetchplan.executor.shard import assign_shards, parse_shard, shard_members
 from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
 from tests.support.faults import Fault, FaultServer, PlanFile, write_plan
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as srv:
-        yield srv
 
 
 def _options(tmp_path: Path, **changes: object) -> FetchOptions:
