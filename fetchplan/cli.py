@@ -124,8 +124,8 @@ def entry_point() -> None:
 
     Before the interpreter shuts down, every object the run made is moved out of the garbage
     collector's reach (:func:`gc.freeze`): the collection at shut-down would otherwise walk
-    them all just before the process ends and its memory is returned anyway (0.08 s after
-    planning the benchmark's large set). Only here: tests call :func:`main` in-process, where
+    them all just before the process ends and its memory is returned anyway (0.05-0.08 s
+    after planning the benchmark's large set). Only here: tests call :func:`main` in-process, where
     frozen objects would never be collected.
     """
     code = main()

@@ -36,21 +36,3 @@ def test_unknown_command_lists_every_command(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     for name in COMMANDS:
         assert repr(name.rstrip("_")) in err
-
-
-def test_entry_point_exits_with_the_code_of_main_and_freezes_the_heap(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import gc
-
-    from fetchplan import cli
-
-    monkeypatch.setattr(cli, "main", lambda: 3)
-    assert gc.get_freeze_count() == 0
-    try:
-        with pytest.raises(SystemExit) as exited:
-            cli.entry_point()
-        assert exited.value.code == 3
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
