@@ -18,7 +18,7 @@ import yaml
 
 from fetchplan.errors import FetchplanError
 from fetchplan.planner.api import PlanOptions, make_plan
-from fetchplan.planner.prefetch import IndexStrategy
+from fetchplan.planner.sources import IndexStrategy
 from fetchplan.schemas import dumps_document
 from fetchplan.schemas.plan import Plan
 from tests.support.index import IndexOptions, write_index

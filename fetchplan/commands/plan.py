@@ -267,7 +267,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~fetchplan.planner.api.PlanOptions` these parsed arguments describe."""
     from fetchplan.planner.api import PlanOptions
-    from fetchplan.planner.prefetch import IndexStrategy
+    from fetchplan.planner.sources import IndexStrategy
 
     if args.retries < 0:
         raise InputError(f"--retries must be 0 or more, not {args.retries}")

@@ -22,9 +22,10 @@ from packaging.utils import NormalizedName
 
 from fetchplan.planner.candidates import DistMetadata, FormatControl
 from fetchplan.planner.index import IndexClient, IndexSource, Link, ProjectPage
-from fetchplan.planner.prefetch import IndexStrategy, PrefetchFinder
+from fetchplan.planner.prefetch import PrefetchFinder
 from fetchplan.planner.provider import PlanProvider, Req
 from fetchplan.planner.resolve import Resolution, resolve
+from fetchplan.planner.sources import IndexStrategy
 from fetchplan.planner.target import TargetEnv
 from fetchplan.planner.timings import Timings
 

@@ -38,6 +38,7 @@ from packaging.version import Version
 
 from fetchplan._urls import redact, split_credentials
 from fetchplan.errors import FetchplanError, NetworkError
+from fetchplan.planner.sources import IndexSource, source_for
 from fetchplan.planner.timings import Timings
 
 __all__ = [
@@ -68,7 +69,6 @@ _STRONG_HASHES = ("sha256", "sha384", "sha512")
 _NOT_FOUND = (404, 410)
 
 DistKind = Literal["wheel", "sdist"]
-SourceKind = Literal["index", "find-links"]
 
 
 class IndexPageError(FetchplanError):
@@ -81,14 +81,6 @@ class IndexPageError(FetchplanError):
 
 class IndexUnavailable(NetworkError):
     """An index did not answer usefully, after the retries the session allows."""
-
-
-@dataclass(frozen=True, slots=True)
-class IndexSource:
-    """An index (``<url>/<project>/`` pages) or a find-links location, without credentials."""
-
-    url: str
-    kind: SourceKind = "index"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +121,6 @@ class ProjectPage:
     source: IndexSource
     url: str
     links: tuple[Link, ...]
-
-
-def source_for(location: str, kind: SourceKind) -> IndexSource:
-    """Normalise a user-given index URL or find-links location (a path is made a file URL)."""
-    clean, _creds = split_credentials(location)
-    if "://" not in clean:
-        clean = "file://" + pathname2url(str(Path(clean).resolve()))
-    if kind == "index" and not clean.endswith("/"):
-        clean += "/"
-    return IndexSource(url=clean, kind=kind)
 
 
 def _clean_filename(filename: str) -> str | None:

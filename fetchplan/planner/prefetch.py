@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import nullcontext
-from enum import Enum
 from typing import Generic, TypeVar
 
 from packaging.specifiers import SpecifierSet
@@ -38,8 +37,9 @@ from fetchplan.planner.candidates import (
     ProjectCandidates,
     select_candidates,
 )
-from fetchplan.planner.index import IndexClient, IndexSource, Link
+from fetchplan.planner.index import IndexClient, Link
 from fetchplan.planner.provider import filter_versions
+from fetchplan.planner.sources import IndexSource, IndexStrategy
 from fetchplan.planner.target import TargetEnv
 from fetchplan.planner.timings import Timings
 
@@ -48,19 +48,6 @@ __all__ = ["IndexStrategy", "MetadataMismatch", "PrefetchFinder"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class IndexStrategy(Enum):
-    """Which indexes' files a project may come from.
-
-    Find-links locations are local or explicitly named by the user, so their files are always
-    considered next to those of the index(es) the strategy picks.
-    """
-
-    FIRST_INDEX = "first-index"
-    """Only the first index that has the project (protects against dependency confusion)."""
-    UNSAFE_BEST_MATCH = "unsafe-best-match"
-    """Every index, best version wins (pip's behaviour)."""
 
 
 class MetadataMismatch(FetchplanError):
