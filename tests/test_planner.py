@@ -350,13 +350,13 @@ def test_index_settings_from_pip_environment_and_default(
         )
     )
     assert [i.url for i in plan.indexes] == [simple + "/"]
-    from fetchplan.planner.api import _sources
+    from fetchplan.planner.api import find_sources
     from fetchplan.planner.reqfile import RequirementOptions
 
-    default = _sources(PlanOptions(isolated=True), RequirementOptions())
+    default = find_sources(PlanOptions(isolated=True), RequirementOptions())
     assert [s.url for s in default.indexes] == [pip_default_index().rstrip("/") + "/"]
     assert default.indexes[0].url.startswith("https://")
-    from_file = _sources(
+    from_file = find_sources(
         PlanOptions(isolated=True, index_url=simple),
         RequirementOptions(
             index_url="https://other.example.test/simple", extra_index_urls=(simple,)
@@ -400,20 +400,20 @@ def test_find_links_only_with_no_index(tmp_path: Path) -> None:
 
 
 def test_trusted_host_allows_plain_http() -> None:
-    from fetchplan.planner.api import _sources
+    from fetchplan.planner.api import find_sources
     from fetchplan.planner.reqfile import RequirementOptions
 
     plain = "http://mirror.example.test:8080/simple"
     with pytest.raises(InputError):
-        _sources(PlanOptions(isolated=True, index_url=plain), RequirementOptions())
+        find_sources(PlanOptions(isolated=True, index_url=plain), RequirementOptions())
     for trusted in ("mirror.example.test", "mirror.example.test:8080"):
-        sources = _sources(
+        sources = find_sources(
             PlanOptions(isolated=True, index_url=plain, trusted_hosts=(trusted,)),
             RequirementOptions(),
         )
         assert sources.indexes[0].url == plain + "/"
     # A requirements file may trust a host too, as with pip.
-    sources = _sources(
+    sources = find_sources(
         PlanOptions(isolated=True, index_url=plain),
         RequirementOptions(trusted_hosts=("mirror.example.test",)),
     )

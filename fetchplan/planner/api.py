@@ -1,60 +1,48 @@
 """The planner's library entry: :func:`make_plan` turns :class:`PlanOptions` into a plan.
 
-It wires the pieces together: requirements files (:mod:`.reqfile`), index settings (command
-line, then ``PIP_*`` variables and pip's configuration, then pip's default index), credentials
-(resolved before any thread starts), the target environments, a bounded thread pool sharing one
-HTTP session, the resolver (once per target, and once more per target for the build
-requirements of its sdists), and finally hashes, sizes and local copies of every chosen file.
-Only index pages and metadata are downloaded, unless ``compute_hashes`` asks for files whose
-index gives no hash. ``fetchplan plan`` and ``fetchplan run`` both call :func:`make_plan`.
+It reads the inputs first: requirements files (:mod:`.reqfile`), index settings (command
+line, then ``PIP_*`` variables and pip's configuration, then pip's default index). Once the
+first index is known, connections to it open in the background (:mod:`.preconnect`) while the
+rest of the planner is imported and run (:mod:`.planning`): credentials (resolved before any
+thread starts), the target environments, a bounded thread pool sharing one HTTP session, the
+resolver (once per target, and once more per target for the build requirements of its sdists),
+and finally hashes, sizes and local copies of every chosen file. Only index pages and metadata
+are downloaded, unless ``compute_hashes`` asks for files whose index gives no hash.
+``fetchplan plan`` and ``fetchplan run`` both call :func:`make_plan`.
+
+This module imports neither the HTTP stack nor the resolver (a test checks it), so that those
+imports are what the connections overlap.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-import requests
-from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
-
-from fetchplan._fs import sha256_file
-from fetchplan._offline import disable_network
 from fetchplan._urls import is_secure_or_trusted, redact
-from fetchplan.auth import CredentialStore
-from fetchplan.cache import ArtifactCache, default_cache_dir
-from fetchplan.errors import FetchplanError, HashMismatch, InputError
+from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
-from fetchplan.planner import metadata as md
-from fetchplan.planner import reqfile
-from fetchplan.planner.build import ArtifactFacts, created_now, find_satisfied
-from fetchplan.planner.candidates import DistMetadata, FormatControl
-from fetchplan.planner.context import CachingIndexClient, Memo, ResolveContext, TargetResolution
-from fetchplan.planner.http import HttpPolicy, make_session
-from fetchplan.planner.index import IndexClient, IndexSource, Link, file_url_path, source_for
-from fetchplan.planner.prefetch import IndexStrategy
-from fetchplan.planner.provider import Req, is_pinned
-from fetchplan.planner.resolve import Resolution
-from fetchplan.planner.sdist import WHEELS_ONLY, SdistBuildError, SdistPlanner, build_requirements
-from fetchplan.planner.target import TargetEnv, make_target
-from fetchplan.planner.targets import (
-    Role,
-    TargetSpec,
-    make_targets,
-    merge_artifacts,
-    parse_target_spec,
-)
+from fetchplan.planner import preconnect, reqfile
+from fetchplan.planner.sources import IndexSource, IndexStrategy, source_for
 from fetchplan.planner.timings import Timings
-from fetchplan.schemas.plan import HashSource, IndexRef, Inputs, Plan, SatisfiedBy
 
-__all__ = ["IndexAccess", "PlanOptions", "PlanResult", "make_plan", "open_indexes"]
+if TYPE_CHECKING:
+    from fetchplan.cache import ArtifactCache
+    from fetchplan.planner.targets import TargetSpec
+    from fetchplan.schemas.plan import Plan
+
+__all__ = [
+    "PlanOptions",
+    "PlanResult",
+    "Sources",
+    "find_sources",
+    "make_plan",
+    "pip_settings",
+    "read_requirements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +110,9 @@ class PlanResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Sources:
+class Sources:
+    """The locations a plan reads, after pip's configuration and the requirement files."""
+
     pip: PipSettings
     indexes: tuple[IndexSource, ...]
     find_links: tuple[IndexSource, ...]
@@ -147,239 +137,36 @@ def make_plan(options: PlanOptions) -> PlanResult:
     timings = Timings()
     if options.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {options.jobs}")
-    pip = _pip_settings(options)
-    requirement_set = _read_requirements(options, pip)
-    sources = _sources(options, requirement_set.options, pip)
-    targets = _targets(options)
-    file_options = requirement_set.options
-    pre = options.pre or file_options.pre or pip.pre
-    prefer_binary = options.prefer_binary or file_options.prefer_binary or pip.prefer_binary
-    formats = FormatControl(
-        only_binary=frozenset(file_options.only_binary),
-        no_binary=frozenset(file_options.no_binary),
+    pip = pip_settings(options)
+    requirement_set = read_requirements(options, pip)
+    sources = find_sources(options, requirement_set.options, pip)
+    preconnector = (
+        preconnect.start(sources.indexes[0].url, options.jobs, timeout=options.timeout)
+        if sources.indexes
+        else None
     )
-    per_target = {t.name: _requirements(requirement_set, t) for t in targets}
-    hashed = any(allowed for _reqs, _constraints, allowed in per_target.values())
-    require_hashes = (
-        options.require_hashes or file_options.require_hashes or pip.require_hashes or hashed
-    )
-    if require_hashes:
-        _check_pinned(requirement_set)
+    # Imported now, while those connections open (see fetchplan.planner.preconnect).
+    from fetchplan.planner.planning import plan
 
-    session = _session(options, sources, timings)
-    cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
-    plan_dir = options.output.absolute().parent
-    dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
-    trusted = frozenset(sources.trusted_hosts)
-
-    pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="fetchplan")
-    # Speculative work may still write here when planning fails: cleanup must not raise then.
-    scratch = tempfile.TemporaryDirectory(prefix="fetchplan-plan-", ignore_cleanup_errors=True)
-    succeeded = False
     try:
-        context = ResolveContext(
-            client=CachingIndexClient(session, timeout=options.timeout, timings=timings),
-            indexes=sources.indexes,
-            find_links=sources.find_links,
-            strategy=options.index_strategy,
-            url_ok=lambda url: is_secure_or_trusted(url, trusted),
-            fetch_metadata=_metadata_fetcher(
-                session, cache, dest_dir, options.timeout, lambda: sdists
-            ),
-            executor=pool,
+        return plan(
+            options,
             timings=timings,
-            pre=pre,
+            pip=pip,
+            requirement_set=requirement_set,
+            sources=sources,
+            preconnector=preconnector,
         )
-        sdists = SdistPlanner(
-            session=session,
-            context=context,
-            cache=cache,
-            scratch=Path(scratch.name),
-            timeout=options.timeout,
-            build=options.build_deps,
-        )
-        roles: list[Role] = []
-        for target in targets:
-            user_reqs, constraints, allowed_hashes = per_target[target.name]
-            resolved = context.resolve(
-                user_reqs,
-                target,
-                formats=formats,
-                allowed_hashes=allowed_hashes,
-                constraints=constraints,
-                prefer_binary=prefer_binary,
-            )
-            if require_hashes:
-                _check_hashes_given(resolved.resolution, allowed_hashes)
-            roles.append(Role(resolved))
-            if options.build_deps:
-                build = _resolve_build(context, sdists, resolved)
-                if build is not None:
-                    roles.append(Role(build, build=True))
-        facts = _facts(
-            roles,
-            allowed_hashes=_merged_hashes(per_target.values()),
-            session=session,
-            pool=pool,
-            cache=cache,
-            dest_dir=dest_dir,
-            compute_hashes=options.compute_hashes,
-            timeout=options.timeout,
-            timings=timings,
-            offline=options.offline,
-        )
-        succeeded = True
     finally:
-        # On failure, do not wait for speculative fetches still running.
-        pool.shutdown(wait=succeeded, cancel_futures=True)
-        session.close()
-        scratch.cleanup()
-
-    inputs = _inputs(requirement_set, options, sources, pre=pre, prefer_binary=prefer_binary)
-    plan = Plan(
-        created=created_now(),
-        inputs=inputs,
-        targets=tuple(t.to_plan() for t in targets),
-        indexes=tuple(
-            IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
-        ),
-        destination=_relative(dest_dir, plan_dir),
-        artifacts=merge_artifacts(roles, facts, [t.name for t in targets]),
-    )
-    timings.finish()
-    return PlanResult(plan=plan, timings=timings, cache=cache)
-
-
-def _targets(options: PlanOptions) -> tuple[TargetEnv, ...]:
-    single = (
-        options.python_version is not None
-        or bool(options.platforms)
-        or options.implementation is not None
-        or bool(options.abis)
-    )
-    if options.targets:
-        if single:
-            raise InputError(
-                "--target cannot be combined with --python-version, --platform, "
-                "--implementation or --abi: put those in the --target values"
-            )
-        specs = [
-            parse_target_spec(spec) if isinstance(spec, str) else spec for spec in options.targets
-        ]
-        return make_targets(specs)
-    return (
-        make_target(
-            python_version=options.python_version,
-            platforms=options.platforms,
-            implementation=options.implementation,
-            abis=options.abis,
-        ),
-    )
-
-
-def _resolve_build(
-    context: ResolveContext, sdists: SdistPlanner, resolved: TargetResolution
-) -> TargetResolution | None:
-    """The build requirements of ``resolved``'s sdists, resolved for its target (wheels only)."""
-    chosen = [
-        (candidate, sdists.facts(candidate.link))
-        for candidate in resolved.resolution.pins.values()
-        if candidate.link is not None and candidate.link.kind == "sdist"
-    ]
-    if not chosen:
-        return None
-    target = resolved.target
-    requirements = build_requirements(chosen, target)
-    if not requirements:
-        return None
-    try:
-        return context.resolve(requirements, target, formats=WHEELS_ONLY)
-    except SdistBuildError:
-        raise
-    except FetchplanError as exc:
-        names = ", ".join(f"{c.name} {c.version}" for c, _ in chosen)
-        raise SdistBuildError(
-            f"cannot plan the build requirements of {names} for target {target.name} "
-            f"(wheels only): {exc}"
-        ) from None
-
-
-def _merged_hashes(
-    per_target: Iterable[tuple[Any, Any, Mapping[NormalizedName, Mapping[str, frozenset[str]]]]],
-) -> dict[NormalizedName, dict[str, frozenset[str]]]:
-    merged: dict[NormalizedName, dict[str, frozenset[str]]] = {}
-    for _reqs, _constraints, allowed in per_target:
-        for name, by_algo in allowed.items():
-            into = merged.setdefault(name, {})
-            for algo, values in by_algo.items():
-                into[algo] = into.get(algo, frozenset()) | values
-    return merged
-
-
-@dataclass(frozen=True, slots=True)
-class IndexAccess:
-    """The locations :func:`make_plan` would read, and a client to read them with."""
-
-    client: IndexClient
-    session: requests.Session
-    indexes: tuple[IndexSource, ...]
-    find_links: tuple[IndexSource, ...]
-    trusted_hosts: frozenset[str]
-
-    def url_ok(self, url: str) -> bool:
-        """True when a file at ``url`` may be fetched (https, loopback or a trusted host)."""
-        return is_secure_or_trusted(url, self.trusted_hosts)
-
-    def close(self) -> None:
-        self.session.close()
-
-
-def open_indexes(options: PlanOptions) -> IndexAccess:
-    """The indexes and find-links locations :func:`make_plan` would read for ``options``.
-
-    The same settings in the same order: the command-line values of ``options``, the options
-    written in ``options.requirement_files`` (their requirements are ignored), ``PIP_*``
-    variables and pip's configuration (unless ``isolated``), then pip's default index. The
-    client shares one session with make_plan's credentials, trusted hosts, timeout and retry
-    policy; nothing is requested here. The caller closes it. Raises :class:`InputError` for a
-    plain-http location that is neither loopback nor trusted, as make_plan does.
-    """
-    file_options = reqfile.merge(
-        *(reqfile.parse_requirements_file(path) for path in options.requirement_files)
-    ).options
-    sources = _sources(options, file_options)
-    session = _session(options, sources, None)
-    return IndexAccess(
-        client=IndexClient(session, timeout=options.timeout),
-        session=session,
-        indexes=sources.indexes,
-        find_links=sources.find_links,
-        trusted_hosts=frozenset(sources.trusted_hosts),
-    )
-
-
-def _session(options: PlanOptions, sources: _Sources, timings: Timings | None) -> requests.Session:
-    store = CredentialStore(sources.raw_urls, use_netrc=options.use_netrc)
-    if not options.offline:
-        store.preload(s.url for s in (*sources.indexes, *sources.find_links))
-    policy = HttpPolicy(
-        timeout=options.timeout,
-        retries=options.retries,
-        backoff=options.backoff,
-        pool_size=options.jobs,
-    )
-    session = make_session(policy, store, trusted_hosts=sources.trusted_hosts, timings=timings)
-    sources.pip.apply_tls(session)
-    if options.offline:
-        # Whatever a file:// page links to, nothing leaves the machine.
-        disable_network(session)
-    return session
+        if preconnector is not None:
+            preconnector.close()
 
 
 # -- inputs -----------------------------------------------------------------------------------
 
 
-def _pip_settings(options: PlanOptions) -> PipSettings:
+def pip_settings(options: PlanOptions) -> PipSettings:
+    """pip's settings for ``options``: given ones, none when isolated, else pip's own."""
     if options.pip_settings is not None:
         return options.pip_settings
     if options.isolated:
@@ -387,7 +174,8 @@ def _pip_settings(options: PlanOptions) -> PipSettings:
     return read_pip_settings()
 
 
-def _read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.RequirementSet:
+def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.RequirementSet:
+    """The requirements and constraints of ``options`` and ``pip``, files read and merged."""
     # pip's configured --only-binary/--no-binary come first, so the command line overrides them.
     configured: list[reqfile.FormatOp] = [("only_binary", v) for v in pip.only_binary]
     configured += [("no_binary", v) for v in pip.no_binary]
@@ -409,11 +197,12 @@ def _read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.Requir
     return merged
 
 
-def _sources(
+def find_sources(
     options: PlanOptions, file_options: reqfile.RequirementOptions, pip: PipSettings | None = None
-) -> _Sources:
+) -> Sources:
+    """The indexes, find-links locations and trusted hosts for ``options``, in pip's order."""
     if pip is None:
-        pip = _pip_settings(options)
+        pip = pip_settings(options)
     # pip's option parser takes configuration as defaults: a command-line --index-url replaces
     # the configured one, list options add to the configured lists.
     index_url = options.index_url if options.index_url is not None else pip.index_url
@@ -449,7 +238,7 @@ def _sources(
                 f"{redact(source.url)}: plain http:// is accepted only for loopback hosts and "
                 "hosts given with --trusted-host"
             )
-    return _Sources(
+    return Sources(
         pip=pip,
         indexes=indexes,
         find_links=flat,
@@ -467,316 +256,3 @@ def _unique_sources(
         source = source_for(url, kind)
         seen.setdefault(source.url, source)
     return tuple(seen.values())
-
-
-def _requirements(
-    requirement_set: reqfile.RequirementSet, target: TargetEnv
-) -> tuple[
-    list[Req],
-    dict[NormalizedName, SpecifierSet],
-    dict[NormalizedName, dict[str, frozenset[str]]],
-]:
-    reqs: list[Req] = []
-    constraints: dict[NormalizedName, SpecifierSet] = {}
-    hashes: dict[NormalizedName, dict[str, set[str]]] = {}
-    for parsed in (*requirement_set.requirements, *requirement_set.constraints):
-        requirement = parsed.requirement
-        if requirement.url is not None:
-            raise InputError(
-                f"{parsed.source}: direct URL requirements ({requirement.name} @ ...) are not "
-                "supported; put the file on an index or in a --find-links directory"
-            )
-        if not target.evaluate(requirement.marker):
-            log.info(
-                "ignoring %s (%s): markers do not match the target", requirement, parsed.source
-            )
-            continue
-        name = canonicalize_name(requirement.name)
-        for algo, values in parsed.hashes.items():
-            hashes.setdefault(name, {}).setdefault(algo, set()).update(v.lower() for v in values)
-        if parsed.constraint:
-            constraints[name] = constraints.get(name, SpecifierSet()) & requirement.specifier
-        else:
-            reqs.append(Req.from_requirement(requirement, origin=parsed.source))
-    frozen = {
-        name: {algo: frozenset(values) for algo, values in by_algo.items()}
-        for name, by_algo in hashes.items()
-    }
-    return reqs, constraints, frozen
-
-
-def _check_pinned(requirement_set: reqfile.RequirementSet) -> None:
-    for parsed in requirement_set.requirements:
-        if not is_pinned(parsed.requirement.specifier):
-            raise InputError(
-                f"{parsed.source}: in hash-checking mode every requirement must be pinned "
-                f"with ==, but {parsed.requirement} is not"
-            )
-
-
-def _check_hashes_given(
-    resolution: Resolution, allowed: Mapping[NormalizedName, Mapping[str, frozenset[str]]]
-) -> None:
-    for name, candidate in resolution.pins.items():
-        if name not in allowed:
-            raise InputError(
-                f"hash-checking mode: {name} {candidate.version} has no --hash in the "
-                "requirements (every dependency needs one, as with pip --require-hashes)"
-            )
-
-
-def _inputs(
-    requirement_set: reqfile.RequirementSet,
-    options: PlanOptions,
-    sources: _Sources,
-    *,
-    pre: bool,
-    prefer_binary: bool,
-) -> Inputs:
-    file_options = requirement_set.options
-    opts: dict[str, Any] = {
-        "pre": pre,
-        "only_binary": sorted(file_options.only_binary),
-        "no_binary": sorted(file_options.no_binary),
-        "no_index": sources.no_index,
-        "index_strategy": options.index_strategy.value,
-        "compute_hashes": options.compute_hashes,
-        "trusted_hosts": sorted(set(sources.trusted_hosts)),
-    }
-    if prefer_binary:
-        opts["prefer_binary"] = True
-    if not options.build_deps:
-        opts["build_deps"] = False
-    return Inputs(
-        requirements=tuple(str(p.requirement) for p in requirement_set.requirements),
-        constraints=tuple(str(p.requirement) for p in requirement_set.constraints),
-        options=opts,
-    )
-
-
-def _relative(path: Path, start: Path) -> str:
-    try:
-        return Path(os.path.relpath(path, start)).as_posix()
-    except ValueError:  # another drive on Windows
-        return path.as_posix()
-
-
-# -- metadata ---------------------------------------------------------------------------------
-
-
-def _metadata_fetcher(
-    session: requests.Session,
-    cache: ArtifactCache | None,
-    dest_dir: Path,
-    timeout: float,
-    sdists: Callable[[], SdistPlanner],
-) -> Callable[[Link], DistMetadata]:
-    """Metadata of a file, fetched once per run whatever the number of resolutions using it.
-
-    The metadata of a shared file counts again in ``--timings`` metadata totals for each
-    resolution that reads it; requests and bytes on the wire are counted once.
-    """
-    memo: Memo[str, DistMetadata] = Memo()
-
-    def local_files(link: Link) -> tuple[str | None, list[Path]]:
-        sha256 = link.sha256
-        local: list[Path] = []
-        if link.is_local:
-            path = file_url_path(link.url)
-            local.append(path)
-            if sha256 is None and path.is_file():
-                # A local file without an index hash: hashing it costs no download.
-                sha256 = sha256_file(path)
-        present = dest_dir / link.filename
-        if present.is_file():
-            local.append(present)
-        return sha256, local
-
-    def fetch_wheel(link: Link) -> DistMetadata:
-        sha256, local = local_files(link)
-        fetched = md.wheel_metadata(
-            session,
-            url=link.url,
-            filename=link.filename,
-            sha256=sha256,
-            metadata_url=link.metadata_url,
-            metadata_sha256=link.metadata_sha256,
-            local_files=local,
-            cache=cache,
-            timeout=timeout,
-        )
-        return _dist_metadata(fetched)
-
-    def fetch(link: Link) -> DistMetadata:
-        if link.kind == "wheel":
-            return memo.get(link.url, lambda: fetch_wheel(link))
-        present = dest_dir / link.filename
-        return sdists().metadata(link, [present] if present.is_file() else [])
-
-    return fetch
-
-
-def _dist_metadata(fetched: md.FetchedMetadata) -> DistMetadata:
-    meta = fetched.metadata
-    return DistMetadata(
-        name=canonicalize_name(meta.name),
-        version=meta.version,
-        requires_dist=tuple(meta.requires_dist or ()),
-        requires_python=meta.requires_python,
-        provides_extra=frozenset(canonicalize_name(e) for e in meta.provides_extra or ()),
-        source=fetched.source.value,
-        requests=fetched.requests,
-        bytes_received=fetched.bytes_received,
-        total_size=fetched.total_size,
-        sha256=fetched.sha256,
-        json=md.metadata_json(fetched.raw),
-    )
-
-
-# -- hashes, sizes, local copies --------------------------------------------------------------
-
-
-def _facts(
-    roles: Sequence[Role],
-    *,
-    allowed_hashes: Mapping[NormalizedName, Mapping[str, frozenset[str]]],
-    session: requests.Session,
-    pool: ThreadPoolExecutor,
-    cache: ArtifactCache | None,
-    dest_dir: Path,
-    compute_hashes: bool,
-    timeout: float,
-    timings: Timings,
-    offline: bool = False,
-) -> dict[str, ArtifactFacts]:
-    """Hashes, size and a satisfying local copy of every chosen file, keyed by file name."""
-    files: dict[str, tuple[NormalizedName, Link, DistMetadata]] = {}
-    installed: set[str] = set()
-    for role in roles:
-        resolved = role.resolved
-        for name, candidate in resolved.resolution.pins.items():
-            link = candidate.link
-            assert link is not None
-            files.setdefault(link.filename, (name, link, resolved.metadata[name]))
-            if not role.build:
-                installed.add(link.filename)
-
-    hashes: dict[str, tuple[dict[str, str], HashSource | None]] = {}
-    to_compute: dict[str, Future[str]] = {}
-    for filename, (name, link, metadata) in files.items():
-        # The user's --hash values are about what gets installed, not about build tools.
-        allowed = allowed_hashes.get(name) if filename in installed else None
-        # With --compute-hashes a digest the requirements claim is checked, not just taken.
-        claimed = None if compute_hashes else allowed
-        found, source = _known_hashes(link, metadata, claimed)
-        hashes[filename] = (found, source)
-        if "sha256" not in found:
-            if compute_hashes:
-                to_compute[filename] = pool.submit(
-                    _timed, timings, "hash", _download_hash, session, link, cache, timeout
-                )
-            else:
-                log.warning(
-                    "%s: the index gives no sha256 for %s; use --compute-hashes to fetch and "
-                    "hash it now",
-                    name,
-                    link.filename,
-                )
-    for filename, future in to_compute.items():
-        hashes[filename] = ({"sha256": future.result()}, "computed")
-    for filename, (found, _source) in hashes.items():
-        name, link, _metadata = files[filename]
-        if filename in installed:
-            _check_allowed(link, found, allowed_hashes.get(name))
-
-    sizes: dict[str, int | None] = {}
-    heads: dict[str, Future[int | None]] = {}
-    for filename, (_name, link, metadata) in files.items():
-        size = _known_size(link, metadata)
-        sizes[filename] = size
-        if size is None and not link.is_local and not offline:
-            heads[filename] = pool.submit(
-                _timed, timings, "size", md.head_size, session, link.url, timeout
-            )
-    satisfied: dict[str, Future[SatisfiedBy | None]] = {}
-    for filename in files:
-        satisfied[filename] = pool.submit(
-            _timed,
-            timings,
-            "hash",
-            find_satisfied,
-            filename,
-            hashes[filename][0].get("sha256"),
-            dest_dir,
-            cache,
-        )
-    for filename, head in heads.items():
-        sizes[filename] = head.result()
-    return {
-        filename: ArtifactFacts(
-            hashes=hashes[filename][0],
-            hash_source=hashes[filename][1],
-            size=sizes[filename],
-            satisfied_by=satisfied[filename].result(),
-        )
-        for filename in files
-    }
-
-
-def _timed(timings: Timings, phase: str, function: Callable[..., Any], *args: Any) -> Any:
-    started = time.monotonic()
-    with timings.phase(phase):
-        result = function(*args)
-    timings.add_task(phase, time.monotonic() - started)
-    return result
-
-
-def _known_hashes(
-    link: Link, metadata: DistMetadata, allowed: Mapping[str, frozenset[str]] | None
-) -> tuple[dict[str, str], HashSource | None]:
-    found = dict(link.hashes)
-    if "sha256" in found:
-        return found, "index"
-    if metadata.sha256 is not None:
-        # The metadata step already read the whole file (local copy, whole download, sdist).
-        found["sha256"] = metadata.sha256
-        return found, "computed"
-    if allowed is not None and len(allowed.get("sha256", ())) == 1:
-        (only,) = allowed["sha256"]
-        found["sha256"] = only
-        return found, "requirements"
-    return found, None
-
-
-def _check_allowed(
-    link: Link, found: Mapping[str, str], allowed: Mapping[str, frozenset[str]] | None
-) -> None:
-    if not allowed:
-        return
-    common = [algo for algo in allowed if algo in found]
-    if not common:
-        return  # nothing to compare now; the executor verifies the sha256 it downloads
-    if any(found[algo] in allowed[algo] for algo in common):
-        return
-    algo = common[0]
-    raise HashMismatch(redact(link.url), algo, " or ".join(sorted(allowed[algo])), found[algo])
-
-
-def _known_size(link: Link, metadata: DistMetadata) -> int | None:
-    if link.size is not None:
-        return link.size
-    if metadata.total_size is not None and metadata.source != "pep658":
-        return metadata.total_size
-    if link.is_local:
-        try:
-            return file_url_path(link.url).stat().st_size
-        except OSError:
-            return None
-    return None
-
-
-def _download_hash(
-    session: requests.Session, link: Link, cache: ArtifactCache | None, timeout: float
-) -> str:
-    """Fetch ``link`` whole, return its sha256, and keep it in the cache when there is one."""
-    return md.download_whole(session, link.url, sha256=None, cache=cache, timeout=timeout)

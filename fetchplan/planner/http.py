@@ -14,7 +14,9 @@ Why one ``requests.Session`` is safe across the prefetch threads:
   ``preload`` on the calling thread before the pool starts; afterwards it is read-only, so
   no worker ever prompts, parses netrc, or races on a dict being filled;
 * :class:`RecordingSession` only appends to :class:`~fetchplan.planner.timings.Timings`,
-  which takes a lock.
+  which takes a lock;
+* a new connection may start from a socket of a
+  :class:`~fetchplan.planner.preconnect.Preconnector`, which hands each out once under a lock.
 
 Retries are an immutable urllib3 ``Retry`` value: connection errors, read errors and HTTP
 429/5xx answers to GET and HEAD are retried with exponential backoff; the last answer is then
@@ -23,6 +25,8 @@ returned (``raise_on_status=False``) so the caller can name the status in its er
 
 from __future__ import annotations
 
+import socket
+import sys
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,11 +35,14 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from fetchplan import __version__
 from fetchplan._urls import is_loopback
 from fetchplan.auth import CredentialStore, StoreAuth
+from fetchplan.planner.preconnect import Preconnector
 from fetchplan.planner.timings import Timings
 
 __all__ = ["HttpPolicy", "RecordingSession", "make_session", "retry_policy"]
@@ -71,7 +78,60 @@ def retry_policy(policy: HttpPolicy) -> Retry:
     )
 
 
-class _UnverifiedAdapter(HTTPAdapter):
+def _preconnected(connection: HTTPConnection, preconnector: Preconnector) -> socket.socket | None:
+    """A socket from ``preconnector`` to where ``connection`` would dial, set up as urllib3 sets
+    up the sockets it connects (options, timeout), or None."""
+    # _dns_host is what urllib3's own _new_conn dials (the host without a trailing dot).
+    sock = preconnector.take(connection._dns_host, connection.port)
+    if sock is None:
+        return None
+    for option in connection.socket_options or ():
+        sock.setsockopt(*option)
+    if isinstance(connection.timeout, int | float):
+        sock.settimeout(connection.timeout)
+    sys.audit("http.client.connect", connection, connection.host, connection.port)
+    return sock
+
+
+def _pool_classes(preconnector: Preconnector) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose new connections take ``preconnector``'s sockets first.
+
+    Keyed by the host and port a connection dials, so a connection through a proxy (which
+    dials the proxy) never takes a socket opened to the index.
+    """
+
+    class Connection(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return _preconnected(self, preconnector) or super()._new_conn()
+
+    class SecureConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return _preconnected(self, preconnector) or super()._new_conn()
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    return {"http": Pool, "https": SecurePool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, whose pools take preconnected sockets when given a preconnector."""
+
+    def __init__(self, *, preconnector: Preconnector | None = None, **kwargs: Any) -> None:
+        # Set before HTTPAdapter.__init__, which makes the pool manager.
+        self._preconnector = preconnector
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        if self._preconnector is not None:
+            self.poolmanager.pool_classes_by_scheme = _pool_classes(self._preconnector)
+
+
+class _UnverifiedAdapter(_Adapter):
     """For ``--trusted-host`` over https: pip's meaning is 'do not verify its certificate'."""
 
     def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
@@ -190,8 +250,10 @@ def make_session(
     trusted_hosts: Iterable[str] = (),
     timings: Timings | None = None,
     headers: Mapping[str, str] | None = None,
+    preconnector: Preconnector | None = None,
 ) -> RecordingSession:
-    """A session ready to be shared by ``policy.pool_size`` threads (see module docstring)."""
+    """A session ready to be shared by ``policy.pool_size`` threads (see module docstring);
+    its connections start from ``preconnector``'s sockets where it has some."""
     session = RecordingSession(timings)
     session.headers["User-Agent"] = USER_AGENT
     if headers:
@@ -200,7 +262,9 @@ def make_session(
     # Proxies and CA bundles still come from the environment as requests has it.
     retry = retry_policy(policy)
     size = max(1, policy.pool_size)
-    adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=retry)
+    adapter = _Adapter(
+        pool_connections=size, pool_maxsize=size, max_retries=retry, preconnector=preconnector
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     unverified = [h for h in trusted_hosts if not is_loopback(h.split(":")[0])]
@@ -208,7 +272,9 @@ def make_session(
         # pip's --trusted-host also skips certificate checks for that host; warning on every
         # request about what the user asked for would only bury real warnings.
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        insecure = _UnverifiedAdapter(pool_connections=size, pool_maxsize=size, max_retries=retry)
+        insecure = _UnverifiedAdapter(
+            pool_connections=size, pool_maxsize=size, max_retries=retry, preconnector=preconnector
+        )
         for host in unverified:
             session.mount(f"https://{host}/", insecure)
             if ":" not in host:
