@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
+from requests.structures import CaseInsensitiveDict
 
 from fetchplan._urls import Credentials, origin, split_credentials
 
@@ -126,8 +127,17 @@ class StoreAuth(AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if request.url is None or "Authorization" in request.headers:
             return request
-        creds = self.store.lookup(request.url)
+        value = self.header_for(request.url)
+        if value is not None:
+            request.headers["Authorization"] = value
+        return request
+
+    def header_for(self, url: str) -> str | None:
+        """The ``Authorization`` value for ``url`` (HTTP Basic), or None without credentials."""
+        creds = self.store.lookup(url)
         if creds is None:
-            return request
-        authed: requests.PreparedRequest = HTTPBasicAuth(*creds)(request)
-        return authed
+            return None
+        request = requests.PreparedRequest()
+        request.headers = CaseInsensitiveDict()
+        HTTPBasicAuth(*creds)(request)
+        return str(request.headers["Authorization"])

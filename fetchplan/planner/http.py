@@ -18,6 +18,11 @@ Why one ``requests.Session`` is safe across the prefetch threads:
 * a new connection may start from a socket of a
   :class:`~fetchplan.planner.preconnect.Preconnector`, which hands each out once under a lock.
 
+Index pages and PEP 658 files, hundreds of small GETs a plan, go through :func:`get_whole`,
+which sends them on the same adapter's urllib3 pool directly when requests would add nothing
+to them (:meth:`RecordingSession.fetch_whole`): requests' own work per request costs about as
+much CPU as urllib3's, and under one interpreter lock that CPU delays every other request.
+
 Retries are an immutable urllib3 ``Retry`` value: connection errors, read errors and HTTP
 429/5xx answers to GET and HEAD are retried with exponential backoff; the last answer is then
 returned (``raise_on_status=False``) so the caller can name the status in its error.
@@ -25,6 +30,7 @@ returned (``raise_on_status=False``) so the caller can name the status in its er
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import urllib.parse
@@ -35,8 +41,23 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ProxyError as Urllib3ProxyError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from fetchplan import __version__
@@ -45,10 +66,24 @@ from fetchplan.auth import CredentialStore, StoreAuth
 from fetchplan.planner.preconnect import Preconnector
 from fetchplan.planner.timings import Timings
 
-__all__ = ["HttpPolicy", "RecordingSession", "make_session", "retry_policy"]
+__all__ = [
+    "BodyTooLarge",
+    "Fetched",
+    "HttpPolicy",
+    "RecordingSession",
+    "get_whole",
+    "make_session",
+    "retry_policy",
+]
 
 USER_AGENT = f"fetchplan/{__version__}"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A URL that requests' prepare_url leaves as it is (no userinfo, IDNA, %-escapes or fragment).
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(?::[0-9]+)?"
+    r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*)?"
+    r"(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?"
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -138,6 +173,54 @@ class _UnverifiedAdapter(_Adapter):
         super().cert_verify(conn, url, False, cert)  # type: ignore[no-untyped-call]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fetched:
+    """A GET's answer with its whole body: what the planner reads of index pages and metadata."""
+
+    url: str
+    """The URL the body came from (after redirects)."""
+    status_code: int
+    reason: str
+    headers: Mapping[str, str]
+    """Case-insensitive."""
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        """``content`` decoded as the headers say (ISO-8859-1 for text/* without a charset, as
+        requests does), else as UTF-8; undecodable bytes are replaced."""
+        encoding = get_encoding_from_headers(self.headers) or "utf-8"
+        try:
+            return str(self.content, encoding, errors="replace")
+        except LookupError:
+            return str(self.content, "utf-8", errors="replace")
+
+
+class BodyTooLarge(Exception):
+    """A body longer than the caller allows; nothing of it is kept."""
+
+
+def _as_requests_error(exc: Exception) -> requests.RequestException:
+    """urllib3's exception as the one requests raises for it (see ``HTTPAdapter.send`` and
+    ``Response.iter_content``), so callers catch one family whichever way a request went."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+        return requests.ConnectTimeout(exc)
+    if isinstance(reason, ReadTimeoutError):
+        return requests.ReadTimeout(exc)
+    if isinstance(reason, ResponseError):
+        return requests.exceptions.RetryError(exc)
+    if isinstance(reason, Urllib3ProxyError):
+        return requests.exceptions.ProxyError(exc)
+    if isinstance(reason, Urllib3SSLError):
+        return requests.exceptions.SSLError(exc)
+    if isinstance(exc, DecodeError):
+        return requests.exceptions.ContentDecodingError(exc)
+    if isinstance(exc, ProtocolError):
+        return requests.exceptions.ChunkedEncodingError(exc)
+    return requests.ConnectionError(exc)
+
+
 class RecordingSession(requests.Session):
     """A ``requests.Session`` that records every request (redirect hops too) in ``timings``."""
 
@@ -145,6 +228,7 @@ class RecordingSession(requests.Session):
         super().__init__()
         self.timings = timings
         self._environment: dict[tuple[str, Any, Any, Any], Any] = {}
+        self._routes: dict[str, tuple[HTTPAdapter, HTTPConnectionPool] | None] = {}
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -187,6 +271,106 @@ class RecordingSession(requests.Session):
                 _wire_bytes(response),
             )
         return response
+
+    def fetch_whole(
+        self, url: str, *, headers: Mapping[str, str], timeout: float, limit: int | None = None
+    ) -> Fetched | None:
+        """GET ``url`` on urllib3 directly, or None where that would not do what ``get`` does.
+
+        ``get`` spends more CPU per request than urllib3 itself (preparing, merging settings,
+        cookies, hooks, the response object): for the planner's hundreds of small GETs that
+        CPU, under one interpreter lock, delays every other request. This path uses the same
+        adapter's pool (so its TLS settings, trusted hosts, retries and preconnected sockets),
+        headers and credentials, and is taken only when requests would add nothing: a plain
+        URL (no userinfo, IDNA or escapes), no proxy for its origin, an empty cookie jar and no
+        hooks (requests' auth only by a :class:`~fetchplan.auth.StoreAuth`). A redirect answer
+        gives None after it is read, so ``get`` follows it (one request more). Raises
+        requests' exceptions, and :class:`BodyTooLarge` past ``limit`` bytes.
+        """
+        if (
+            self.cookies
+            or self.params
+            or any(self.hooks.values())
+            or not (self.auth is None or isinstance(self.auth, StoreAuth))
+            or not _PLAIN_URL.fullmatch(url)
+        ):
+            return None
+        route = self._route(url)
+        if route is None:
+            return None
+        adapter, pool = route
+        request_headers = CaseInsensitiveDict[str]()
+        for name, value in self.headers.items():
+            request_headers[name] = value if isinstance(value, str) else value.decode("latin-1")
+        request_headers.update(headers)
+        if "Authorization" not in request_headers and isinstance(self.auth, StoreAuth):
+            authorization = self.auth.header_for(url)
+            if authorization is not None:
+                request_headers["Authorization"] = authorization
+        parts = urllib.parse.urlsplit(url)
+        target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+        timings = self.timings
+        started = timings.now() if timings is not None else 0.0
+        status: int | None = None
+        received = 0
+        try:
+            response = pool.urlopen(
+                "GET",
+                target,
+                headers=request_headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=True,
+                retries=adapter.max_retries,
+                timeout=Timeout(connect=timeout, read=timeout),
+            )
+            status = response.status
+            try:
+                body = response.read(None if limit is None else limit + 1)
+                received = response.tell() or len(body)
+                if limit is not None and len(body) > limit:
+                    response.close()  # the rest is never read: the connection is not reused
+                    raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
+                if response.get_redirect_location():
+                    return None
+            finally:
+                response.release_conn()
+        except Urllib3Error as exc:
+            raise _as_requests_error(exc) from exc
+        except OSError as exc:
+            raise requests.ConnectionError(exc) from exc
+        finally:
+            if timings is not None:
+                timings.record_request("GET", url, status, started, received)
+        return Fetched(
+            url=url,
+            status_code=response.status,
+            reason=response.reason or "",
+            headers=response.headers,
+            content=body,
+        )
+
+    def _route(self, url: str) -> tuple[HTTPAdapter, HTTPConnectionPool] | None:
+        """The adapter and connection pool ``get`` would use for ``url``'s origin without a
+        proxy; None with a proxy or an adapter of another kind (offline). Kept per origin."""
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin in self._routes:
+            return self._routes[origin]
+        route: tuple[HTTPAdapter, HTTPConnectionPool] | None = None
+        adapter = self.get_adapter(url)
+        settings = self.merge_environment_settings(url, {}, False, None, None)
+        if isinstance(adapter, HTTPAdapter) and select_proxy(url, settings["proxies"]) is None:
+            request = requests.PreparedRequest()
+            request.url = url
+            verify, cert = settings["verify"], settings["cert"]
+            pool = adapter.get_connection_with_tls_context(request, verify, cert=cert)
+            if isinstance(pool, HTTPConnectionPool):
+                adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
+                route = (adapter, pool)
+        self._routes[origin] = route
+        return route
 
 
 def _wire_bytes(response: requests.Response) -> int:
@@ -280,3 +464,35 @@ def make_session(
             if ":" not in host:
                 session.mount(f"https://{host}:", insecure)
     return session
+
+
+def get_whole(
+    session: requests.Session,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    limit: int | None = None,
+) -> Fetched:
+    """GET ``url`` and read the whole body (at most ``limit`` bytes, else
+    :class:`BodyTooLarge`): on urllib3 directly where :meth:`RecordingSession.fetch_whole`
+    can, else through ``session.get``. Raises requests' exceptions."""
+    if isinstance(session, RecordingSession):
+        fetched = session.fetch_whole(url, headers=headers, timeout=timeout, limit=limit)
+        if fetched is not None:
+            return fetched
+    with session.get(url, headers=dict(headers), timeout=timeout, stream=True) as response:
+        parts: list[bytes] = []
+        received = 0
+        for chunk in response.iter_content(64 * 1024):
+            received += len(chunk)
+            if limit is not None and received > limit:
+                raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
+            parts.append(chunk)
+        return Fetched(
+            url=response.url or url,
+            status_code=response.status_code,
+            reason=response.reason or "",
+            headers=response.headers,
+            content=b"".join(parts),
+        )

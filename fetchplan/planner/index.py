@@ -38,6 +38,7 @@ from packaging.version import Version
 
 from fetchplan._urls import redact, split_credentials
 from fetchplan.errors import FetchplanError, NetworkError
+from fetchplan.planner.http import get_whole
 from fetchplan.planner.sources import IndexSource, source_for
 from fetchplan.planner.timings import Timings
 
@@ -404,7 +405,9 @@ class IndexClient:
         if url.startswith("file:"):
             return self._file_project_page(source, name, url)
         try:
-            response = self._session.get(url, headers={"Accept": ACCEPT}, timeout=self._timeout)
+            response = get_whole(
+                self._session, url, headers={"Accept": ACCEPT}, timeout=self._timeout
+            )
         except requests.RequestException as exc:
             raise IndexUnavailable(f"index {redact(url)} failed: {_reason(exc)}") from exc
         if response.status_code in _NOT_FOUND:
@@ -490,8 +493,8 @@ class IndexClient:
                 return tuple(parse_html_page(text, url, url))
             raise IndexUnavailable(f"find-links location {url} does not exist")
         try:
-            response = self._session.get(
-                url, headers={"Accept": "text/html"}, timeout=self._timeout
+            response = get_whole(
+                self._session, url, headers={"Accept": "text/html"}, timeout=self._timeout
             )
         except requests.RequestException as exc:
             raise IndexUnavailable(f"find-links {redact(url)} failed: {_reason(exc)}") from exc

@@ -47,6 +47,7 @@ from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
 from fetchplan.planner import zipranges
+from fetchplan.planner.http import BodyTooLarge, get_whole
 
 __all__ = [
     "DEFAULT_TAIL_BYTES",
@@ -574,14 +575,24 @@ def _pep658(
 ) -> bytes | None:
     """The ``.metadata`` file's bytes, verified; None when the index has no such file."""
     where = redact(metadata_url)
-    response = _get(session, metadata_url, counter, timeout)
-    with response:
-        if response.status_code in (404, 410):
-            log.debug("%s: not found, reading the wheel instead", where)
-            return None
-        if response.status_code != 200:
-            raise NetworkError(f"{where}: HTTP {response.status_code}")
-        raw = _read_body(response, metadata_url, counter, MAX_METADATA_BYTES)
+    counter.requests += 1
+    try:
+        response = get_whole(
+            session, metadata_url, headers=_IDENTITY, timeout=timeout, limit=MAX_METADATA_BYTES
+        )
+    except BodyTooLarge:
+        raise MetadataError(
+            f"{where}: response is larger than {MAX_METADATA_BYTES} bytes"
+        ) from None
+    except requests.RequestException as exc:
+        raise NetworkError(f"{where}: {redact(str(exc))}") from None
+    if response.status_code in (404, 410):
+        log.debug("%s: not found, reading the wheel instead", where)
+        return None
+    if response.status_code != 200:
+        raise NetworkError(f"{where}: HTTP {response.status_code}")
+    raw = response.content
+    counter.bytes_received += len(raw)
     if metadata_sha256 is not None:
         actual = hashlib.sha256(raw).hexdigest()
         if actual != metadata_sha256.lower():
