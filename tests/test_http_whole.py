@@ -128,3 +128,13 @@ def test_a_plain_session_gives_the_same_answer(server: IndexServer) -> None:
         through.content,
     )
     assert direct.headers["content-type"] == through.headers["content-type"]
+
+
+def test_a_pool_the_manager_dropped_is_replaced(server: IndexServer) -> None:
+    url = f"{server.index_url}demo/"
+    session = make_session(HttpPolicy(), CredentialStore())
+    with session:
+        assert get_whole(session, url, headers={}, timeout=10).status_code == 200
+        session.get_adapter(url).poolmanager.clear()  # closes every pool it kept
+        assert get_whole(session, url, headers={}, timeout=10).status_code == 200
+        assert get_whole(session, url, headers={}, timeout=10).status_code == 200

@@ -46,6 +46,7 @@ from requests.utils import get_encoding_from_headers, select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
+    ClosedPoolError,
     ConnectTimeoutError,
     DecodeError,
     MaxRetryError,
@@ -242,8 +243,7 @@ class RecordingSession(requests.Session):
         """
         if proxies or not isinstance(url, str):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        parts = urllib.parse.urlsplit(url)
-        key = (f"{parts.scheme}://{parts.netloc}", stream, verify, cert)
+        key = (_origin(url), stream, verify, cert)
         settings = self._environment.get(key)
         if settings is None:
             settings = super().merge_environment_settings(url, {}, stream, verify, cert)
@@ -336,6 +336,10 @@ class RecordingSession(requests.Session):
                     return None
             finally:
                 response.release_conn()
+        except ClosedPoolError:
+            # The pool manager dropped this origin's pool (more origins than it keeps).
+            self._routes.pop(_origin(url), None)
+            return None
         except Urllib3Error as exc:
             raise _as_requests_error(exc) from exc
         except OSError as exc:
@@ -354,8 +358,7 @@ class RecordingSession(requests.Session):
     def _route(self, url: str) -> tuple[HTTPAdapter, HTTPConnectionPool] | None:
         """The adapter and connection pool ``get`` would use for ``url``'s origin without a
         proxy; None with a proxy or an adapter of another kind (offline). Kept per origin."""
-        parts = urllib.parse.urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        origin = _origin(url)
         if origin in self._routes:
             return self._routes[origin]
         route: tuple[HTTPAdapter, HTTPConnectionPool] | None = None
@@ -371,6 +374,11 @@ class RecordingSession(requests.Session):
                 route = (adapter, pool)
         self._routes[origin] = route
         return route
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _wire_bytes(response: requests.Response) -> int:
