@@ -892,3 +892,25 @@ def test_metadata_is_read_from_its_header_fields_only(newline: str) -> None:
     # No body at all, and a file that starts with the empty line (no header fields).
     assert header_fields(HEADERS) == HEADERS
     assert header_fields("\nName: x\n") == ""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "Summary: a\u2028Requires-Dist: evil\n",  # a line separator inside a value
+        "Summary: a\x0cRequires-Dist: evil\n",  # a form feed inside a value
+        "Classifier: a\n Requires-Dist: evil\n",  # a continuation line, not a field
+        "Classifier: a\r Requires-Dist: evil\r",  # the same with CR line ends
+        "Keywords: x\nRequires-Dist: extra-one ; extra == 'more'\n",
+        "no field here\nRequires-Dist: after-the-header\n",  # the header ends at that line
+    ],
+)
+def test_parse_metadata_reads_the_fields_the_email_parser_would(extra: str) -> None:
+    from packaging.metadata import parse_email
+    from packaging.requirements import Requirement
+
+    text = f"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n{extra}Requires-Dist: idna\n"
+    parsed = parse_metadata(text.encode(), where="m", project="demo", version="1.0")
+    expected = [Requirement(r) for r in parse_email(text)[0].get("requires_dist", [])]
+    assert [str(r) for r in parsed.requires_dist or []] == [str(r) for r in expected]
+    assert all(r.name != "evil" for r in parsed.requires_dist or [])
