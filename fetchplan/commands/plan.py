@@ -122,8 +122,8 @@ def add_index_arguments(
 def add_request_arguments(
     group: argparse._ActionsContainer,
     *,
-    jobs_help: str = "parallel requests (default: 32)",
-    jobs_default: int = 32,
+    jobs_help: str | None = None,
+    jobs_default: int | None = None,
 ) -> None:
     """The index request options, shared by ``plan``, ``run`` and ``import``.
 
@@ -131,9 +131,14 @@ def add_request_arguments(
     (positive seconds, default 30). Index and metadata requests each wait a round trip for a
     few kB, so many in flight keep a high-latency link busy.
     """
+    if jobs_default is None:
+        from fetchplan.planner.api import DEFAULT_JOBS
+
+        jobs_default = DEFAULT_JOBS
     group.add_argument(
-        "-j", "--jobs", type=positive_int, default=jobs_default, metavar="N", help=jobs_help
-    )
+        "-j", "--jobs", type=positive_int, default=jobs_default, metavar="N",
+        help=jobs_help or f"parallel requests (default: {jobs_default})",
+    )  # fmt: skip
     group.add_argument(
         "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
         help="per-request timeout (default: 30)",

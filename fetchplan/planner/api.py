@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from fetchplan.schemas.plan import Plan
 
 __all__ = [
+    "DEFAULT_JOBS",
     "PlanOptions",
     "PlanResult",
     "Sources",
@@ -47,6 +48,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FormatOp = tuple[Literal["no_binary", "only_binary"], str]
+
+DEFAULT_JOBS = 50
+"""Index and metadata requests each wait a round trip for a few kB, so many in flight keep a
+high-latency link busy; with a few hundred of them, a wider fan-out also keeps the next level
+of the dependency graph from queueing behind the current one (the large bench set: 32 -> 50
+took its plan from 1.28 s to 1.24 s over a 25 ms each-way link, 10 alternating runs)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,9 +91,8 @@ class PlanOptions:
     cache_dir: Path | None = None
     no_cache: bool = False
     compute_hashes: bool = False
-    jobs: int = 32
-    """Parallel index and metadata requests: each waits a round trip for a few kB, so many
-    in flight keep a high-latency link busy (the large bench set saturated 16)."""
+    jobs: int = DEFAULT_JOBS
+    """Parallel index and metadata requests (and connections opened ahead to the index)."""
     timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.25
