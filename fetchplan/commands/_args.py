@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_progress_argument", "positive_int"]
+__all__ = [
+    "add_allow_unhashed_argument",
+    "add_mirror_argument",
+    "add_no_wait_argument",
+    "add_per_host_argument",
+    "add_progress_argument",
+    "positive_int",
+]
 
 
 def positive_int(text: str) -> int:
@@ -20,4 +27,44 @@ def add_progress_argument(group: Any, help_text: str) -> None:
     """``--progress auto|bar|plain|none``, as ``fetch``, ``bundle`` and ``run`` take it."""
     group.add_argument(
         "--progress", choices=("auto", "bar", "plain", "none"), default="auto", help=help_text
+    )
+
+
+def add_per_host_argument(group: Any) -> None:
+    """``--per-host N``, as ``fetch``, ``bundle`` and ``run`` take it."""
+    group.add_argument(
+        "--per-host",
+        type=positive_int,
+        metavar="N",
+        help="parallel transfers per host (default: 8)",
+    )
+
+
+def add_allow_unhashed_argument(group: Any) -> None:
+    """``--allow-unhashed``, as ``fetch``, ``bundle`` and ``run`` take it."""
+    group.add_argument(
+        "--allow-unhashed",
+        action="store_true",
+        help="accept artifacts without a sha256 (md5 and sha1 never count)",
+    )
+
+
+def add_no_wait_argument(group: Any) -> None:
+    """``--no-wait``, as ``fetch``, ``bundle`` and ``run`` take it."""
+    group.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once if another fetchplan holds the destination",
+    )
+
+
+def add_mirror_argument(group: Any) -> None:
+    """``--mirror DIR_OR_URL``, as ``fetch``, ``bundle`` and ``run`` take it."""
+    group.add_argument(
+        "--mirror",
+        metavar="DIR_OR_URL",
+        help=(
+            "take each file from this directory or index first, found by file name and "
+            "verified by the plan's hashes; what it lacks comes from the plan's URL"
+        ),
     )

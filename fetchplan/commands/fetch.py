@@ -13,7 +13,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple, TextIO
 
-from fetchplan.commands._args import add_progress_argument, positive_int
+from fetchplan.commands._args import (
+    add_allow_unhashed_argument,
+    add_mirror_argument,
+    add_no_wait_argument,
+    add_per_host_argument,
+    add_progress_argument,
+    positive_int,
+)
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -118,19 +125,9 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
         metavar="N",
         help="parallel transfers (default: sized from the plan, at most 16)",
     )
-    g.add_argument(
-        "--per-host",
-        type=positive_int,
-        metavar="N",
-        default=None,
-        help="parallel transfers per host (default: 8)",
-    )
+    add_per_host_argument(g)
     trust = g = p.add_argument_group("trust and credentials")
-    g.add_argument(
-        "--allow-unhashed",
-        action="store_true",
-        help="accept artifacts without a sha256 (md5 and sha1 never count)",
-    )
+    add_allow_unhashed_argument(g)
     g.add_argument(
         "--trusted-host",
         action="append",
@@ -164,20 +161,9 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
         help="the content-addressed cache (default: the user's cache directory)",
     )
     cache.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
-    g.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="fail at once if another fetchplan holds the destination",
-    )
+    add_no_wait_argument(g)
     g = p.add_argument_group("mirror and network")
-    g.add_argument(
-        "--mirror",
-        metavar="DIR_OR_URL",
-        help=(
-            "take each file from this directory or index first, found by file name and "
-            "verified by the plan's hashes; what it lacks comes from the plan's URL"
-        ),
-    )
+    add_mirror_argument(g)
     g.add_argument(
         "--offline",
         action="store_true",

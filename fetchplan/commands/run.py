@@ -18,7 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fetchplan.commands._args import add_progress_argument, positive_int
+from fetchplan.commands._args import (
+    add_allow_unhashed_argument,
+    add_mirror_argument,
+    add_no_wait_argument,
+    add_per_host_argument,
+    add_progress_argument,
+)
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -64,28 +70,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     env.add_argument("--reinstall", action="store_true", help="reinstall planned projects")
     env.add_argument("--no-compile", action="store_true", help="do not byte-compile")
     fetch = p.add_argument_group("fetching")
-    fetch.add_argument(
-        "--per-host",
-        type=positive_int,
-        metavar="N",
-        help="parallel transfers per host (default: 8)",
-    )
-    fetch.add_argument(
-        "--mirror",
-        metavar="DIR_OR_URL",
-        help="fetch the plan's files from this directory or index first (same hashes)",
-    )
+    add_per_host_argument(fetch)
+    add_mirror_argument(fetch)
     fetch.add_argument(
         "--policy", type=Path, metavar="FILE", help="refuse to fetch a plan that breaks it"
     )
-    fetch.add_argument(
-        "--allow-unhashed", action="store_true", help="accept artifacts without a sha256"
-    )
-    fetch.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="fail at once if another fetchplan holds the destination",
-    )
+    add_allow_unhashed_argument(fetch)
+    add_no_wait_argument(fetch)
     add_progress_argument(
         fetch, "download progress: bars on a terminal, plain lines otherwise (auto)"
     )
