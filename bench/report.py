@@ -242,6 +242,20 @@ def render(results: Sequence[Any], meta: dict[str, Any], args: argparse.Namespac
     if meta.get("fetchplan_missing"):
         missing = ", ".join(f"`{k}`" for k in sorted(meta["fetchplan_missing"]))
         out.append(f"- fetchplan commands not available in this checkout: {missing}")
+    gate = meta.get("cpu_gate")
+    if gate and gate["fastest_s"] != float("inf"):
+        slow = sum(
+            1
+            for res in results
+            for row in res.rows
+            for sample in row.samples
+            if sample is not None and sample.extra.get("cpu_steady") is False
+        )
+        out.append(
+            f"- machine speed: each command waited until a CPU probe ran within 1.25x of the "
+            f"fastest one ({gate['fastest_s'] * 1000:.0f} ms), {gate['waited_s']:.0f} s in all; "
+            f"{slow} sample(s) ran without reaching it"
+        )
     out.append(f"- total bench time: {meta['elapsed_s'] / 60:.1f} min")
     for res in results:
         big = res.biggest_wheel

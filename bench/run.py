@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 import report as report_mod  # noqa: E402
 import sets as sets_mod  # noqa: E402
 import staticindex  # noqa: E402
-from measure import AccessLog, Sample, Scratch, disk_bytes, run_measured  # noqa: E402
+from measure import AccessLog, CpuGate, Sample, Scratch, disk_bytes, run_measured  # noqa: E402
 from netshape import MODES, Network, NetworkError  # noqa: E402
 from server import nginx_argv, stop_stale, write_nginx_conf  # noqa: E402
 from tools import Fetchplan, Job, pip_uv_commands  # noqa: E402
@@ -224,6 +224,7 @@ class Bench:
         self.net = net
         self.versions = versions
         self.access = AccessLog(WORK / "run" / "logs" / "access.log")
+        self.cpu = CpuGate()
         self.stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.logs = WORK / "logs" / self.stamp
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -268,6 +269,7 @@ class Bench:
         kill_when: Callable[[], bool] | None = None,
     ) -> Sample:
         time.sleep(0.2)
+        probe, steady = self.cpu.wait()
         self.access.take()
         proxy_cpu = self.net.proxy_cpu_s()
         sample = run_measured(
@@ -283,6 +285,8 @@ class Bench:
         time.sleep(0.3)
         sample.server_bytes, sample.requests, _paths = self.access.take()
         sample.extra["proxy_cpu_s"] = self.net.proxy_cpu_s() - proxy_cpu
+        sample.extra["cpu_probe_s"] = round(probe, 4)
+        sample.extra["cpu_steady"] = steady
         return sample
 
     def _report(self, timings: Path, name: str, row: Row) -> None:
@@ -596,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         ),
         "fetchplan_missing": bench.fp.missing,
+        "cpu_gate": {"fastest_s": bench.cpu.fastest, "waited_s": bench.cpu.waited_s},
         "elapsed_s": time.perf_counter() - started,
     }
     results = [res for _rs, res in prepared]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 import report  # noqa: E402
 import staticindex  # noqa: E402
 from delayproxy import Link  # noqa: E402
-from measure import AccessLog, Scratch, disk_bytes, run_measured  # noqa: E402
+from measure import AccessLog, CpuGate, Scratch, disk_bytes, run_measured  # noqa: E402
 from tools import _pick  # noqa: E402
 
 
@@ -215,3 +215,26 @@ def test_scratch_keeps_every_directory_until_closed(tmp_path: Path) -> None:
     scratch.close()
     assert not first.exists() and not second.exists() and not scratch.root.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cpu_gate_waits_for_the_machine_to_be_at_speed() -> None:
+    probes = iter([0.10, 0.10, 0.25, 0.24, 0.12, 0.30, 0.11, 0.12])
+    slept: list[float] = []
+    gate = CpuGate(lambda: next(probes), pause=2.0, sleep=slept.append)
+    assert gate.wait() == (0.10, True)  # the first probe sets the pace
+    # Each check is the faster of two probes. 0.24 is too slow (over 1.25 x 0.10): wait and
+    # probe again; 0.12 is within it.
+    assert gate.wait() == (0.12, True)
+    assert slept == [2.0]
+    assert gate.wait() == (0.11, True)
+    assert gate.waited_s == 2.0
+
+
+def test_cpu_gate_gives_up_after_max_wait() -> None:
+    slept: list[float] = []
+    probes = iter([0.1, 0.1] + [0.3] * 20)
+    gate = CpuGate(lambda: next(probes), max_wait=4.0, pause=2.0, sleep=slept.append)
+    gate.wait()
+    assert gate.wait() == (0.3, False)
+    assert slept == [2.0, 2.0]
+    assert gate.waited_s == 4.0
