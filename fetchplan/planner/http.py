@@ -73,6 +73,7 @@ __all__ = [
     "HttpPolicy",
     "RecordingSession",
     "get_whole",
+    "join_limited",
     "make_session",
     "retry_policy",
 ]
@@ -490,17 +491,22 @@ def get_whole(
         if fetched is not None:
             return fetched
     with session.get(url, headers=dict(headers), timeout=timeout, stream=True) as response:
-        parts: list[bytes] = []
-        received = 0
-        for chunk in response.iter_content(64 * 1024):
-            received += len(chunk)
-            if limit is not None and received > limit:
-                raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
-            parts.append(chunk)
         return Fetched(
             url=response.url or url,
             status_code=response.status_code,
             reason=response.reason or "",
             headers=response.headers,
-            content=b"".join(parts),
+            content=join_limited(response.iter_content(64 * 1024), limit, url),
         )
+
+
+def join_limited(chunks: Iterable[bytes], limit: int | None, url: str) -> bytes:
+    """``chunks`` joined, or :class:`BodyTooLarge` as soon as they pass ``limit`` bytes."""
+    parts: list[bytes] = []
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if limit is not None and received > limit:
+            raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)

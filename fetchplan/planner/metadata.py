@@ -47,7 +47,7 @@ from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
 from fetchplan.planner import zipranges
-from fetchplan.planner.http import BodyTooLarge, get_whole
+from fetchplan.planner.http import BodyTooLarge, get_whole, join_limited
 
 __all__ = [
     "DEFAULT_TAIL_BYTES",
@@ -406,14 +406,10 @@ def _iter_body(response: requests.Response, url: str, counter: _Counter) -> Iter
 
 def _read_body(response: requests.Response, url: str, counter: _Counter, limit: int) -> bytes:
     """The whole body, refusing more than ``limit`` bytes."""
-    parts: list[bytes] = []
-    received = 0
-    for chunk in _iter_body(response, url, counter):
-        received += len(chunk)
-        if received > limit:
-            raise MetadataError(f"{redact(url)}: response is larger than {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
+    try:
+        return join_limited(_iter_body(response, url, counter), limit, url)
+    except BodyTooLarge:
+        raise MetadataError(f"{redact(url)}: response is larger than {limit} bytes") from None
 
 
 def _parse_content_range(value: str | None, url: str) -> tuple[int, int, int]:
