@@ -387,7 +387,8 @@ class ServerState:
     root: Path
     mode: str = "ranges"
     """``ranges``; ``no-ranges`` (200, whole body); ``wrong-range`` (206, Content-Range off by
-    one); ``wrong-total`` (206, a total growing after the first request)."""
+    one); ``wrong-total`` (206, a total growing after the first request); ``long-range``
+    (206, the right Content-Range and one byte more than it says)."""
     bytes_sent: int = 0
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -446,7 +447,8 @@ class _Handler(BaseHTTPRequestHandler):
             total += len(state.requests) - 1
         self.send_response(206)
         self.send_header("Content-Range", f"bytes {shown_start}-{end}/{total}")
-        self._body(data[start : end + 1], data)
+        extra = b"x" if state.mode == "long-range" else b""
+        self._body(data[start : end + 1] + extra, data)
 
     def _body(self, body: bytes, _whole: bytes) -> None:
         self.send_header("Content-Length", str(len(body)))
@@ -619,6 +621,7 @@ def test_whole_download_with_wrong_hash_caches_nothing(
     [
         ("wrong-range", r"asked for bytes \d+-\d+, got Content-Range 'bytes \d+-\d+/\d+'$"),
         ("wrong-total", r"file size changed between requests"),
+        ("long-range", r"response is larger than \d+ bytes$"),
     ],
 )
 def test_lying_range_server_is_an_error(
