@@ -126,6 +126,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except OSError:  # ssl.SSLError included: the client refused the certificate
+                return
+        super().handle()
+
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
@@ -302,7 +310,11 @@ class FaultServer:
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            # The handshake happens in the handler's thread, as a real server does it: a client
+            # that connects and sends nothing yet must not hold up the accept loop.
+            self._httpd.socket = context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
             self.scheme = "https"
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
