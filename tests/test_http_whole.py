@@ -13,13 +13,13 @@ import requests
 
 from fetchplan.auth import CredentialStore
 from fetchplan.planner.http import (
-    USER_AGENT,
     BodyTooLarge,
     HttpPolicy,
     RecordingSession,
     get_whole,
     make_session,
 )
+from fetchplan.planner.sources import USER_AGENT
 from fetchplan.planner.timings import Timings
 from tests.conftest import MakeIndexServer
 from tests.support.servers import IndexServer, ServerOptions

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import certifi
 import pytest
 
 from fetchplan.auth import CredentialStore
+from fetchplan.errors import FetchplanError
+from fetchplan.pipconfig import PipSettings
 from fetchplan.planner import preconnect
-from fetchplan.planner.http import HttpPolicy, make_session
+from fetchplan.planner.api import PlanOptions, Sources, early_pages, find_sources, make_plan
+from fetchplan.planner.http import HttpPolicy, RecordingSession, get_whole, make_session
+from fetchplan.planner.reqfile import RequirementSet, parse_requirement_string
+from fetchplan.planner.sources import ACCEPT, JSON_TYPE, SESSION_HEADERS
+from fetchplan.planner.timings import Timings
 from tests.conftest import MakeIndexServer
+from tests.support.faults import (
+    Fault,
+    FaultServer,
+    Request,
+    Response,
+    self_signed_certificate,
+)
 from tests.support.wheels import Dist
+
+PAGE_HEADERS = {**SESSION_HEADERS, "Accept": ACCEPT}
+PAGE = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": []}).encode()
 
 
 @pytest.fixture
@@ -132,3 +154,221 @@ def test_the_planner_entry_imports_no_http_stack_and_no_resolver() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# -- pages requested early --------------------------------------------------------------------
+
+
+def _early(
+    server: FaultServer, *paths: str, ca_bundle: str | None = None, timings: Timings | None = None
+) -> preconnect.Preconnector:
+    pre = preconnect.start(
+        f"{server.url}/simple/",
+        1,
+        max_idle=0.2,
+        pages=[server.url + path for path in paths],
+        headers=PAGE_HEADERS,
+        ca_bundle=ca_bundle,
+        timings=timings,
+    )
+    assert pre is not None
+    return pre
+
+
+def _session(
+    pre: preconnect.Preconnector, headers: dict[str, str] | None = None
+) -> RecordingSession:
+    return make_session(
+        HttpPolicy(pool_size=2), CredentialStore(), preconnector=pre, headers=headers
+    )
+
+
+def _requests_seen(server: FaultServer, path: str, count: int) -> list[Request]:
+    """The server's requests for ``path`` once it has seen ``count`` (or after 10 s)."""
+    deadline = time.monotonic() + 10
+    while len(server.requests_for(path)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.requests_for(path)
+
+
+def _get(session: RecordingSession, url: str) -> bytes:
+    fetched = get_whole(session, url, headers={"Accept": ACCEPT}, timeout=10)
+    assert fetched.status_code == 200
+    return fetched.content
+
+
+def test_an_early_page_is_handed_to_the_session_once(server: FaultServer) -> None:
+    url = server.add("/simple/demo/", PAGE, Fault(gzip=True))
+    timings = Timings()
+    pre = _early(server, "/simple/demo/", timings=timings)
+    with _session(pre) as session:
+        assert _get(session, url) == PAGE  # decoded from gzip, as urllib3 decodes it
+        assert len(server.requests_for("/simple/demo/")) == 1
+        assert pre.pages is not None
+        assert pre.pages.used == 1
+        # Sent as the session sends its own requests: same headers, nothing more.
+        sent = {k.lower(): v for k, v in server.requests_for("/simple/demo/")[0].headers.items()}
+        assert {k: v for k, v in sent.items() if k != "host"} == {
+            k.lower(): v for k, v in PAGE_HEADERS.items()
+        }
+        assert _get(session, url) == PAGE  # once: the next GET is the session's own
+        assert len(server.requests_for("/simple/demo/")) == 2
+    [record] = [r for r in timings.requests if r.thread == "fetchplan-early"]
+    assert (record.url, record.status, record.phase) == (url, 200, "index")
+    pre.close()
+
+
+def test_a_page_asked_for_before_it_is_sent_is_waited_for(server: FaultServer) -> None:
+    url = server.add("/simple/demo/", PAGE)
+    pages = preconnect.EarlyPages([url], PAGE_HEADERS)
+    answers: list[preconnect.EarlyAnswer | None] = []
+    taker = threading.Thread(target=lambda: answers.append(pages.take(url, PAGE_HEADERS)))
+    taker.start()
+    time.sleep(0.05)
+    pages.send(lambda: http.client.HTTPConnection("127.0.0.1", server.port, timeout=10))
+    taker.join(10)
+    [answer] = answers
+    assert answer is not None
+    assert (answer.status, answer.content) == (200, PAGE)
+    assert pages.take(url, PAGE_HEADERS) is None  # handed out once
+
+
+def test_an_early_page_is_not_used_for_a_request_with_other_headers(
+    server: FaultServer,
+) -> None:
+    url = server.add("/simple/demo/", PAGE)
+    pre = _early(server, "/simple/demo/")
+    with _session(pre, headers={"X-Extra": "1"}) as session:
+        assert _get(session, url) == PAGE
+        requests = server.requests_for("/simple/demo/")
+        assert len(requests) == 2
+        assert sum("X-Extra" in r.headers for r in requests) == 1
+        assert pre.pages is not None
+        assert pre.pages.used == 0
+    pre.close()
+
+
+def test_an_early_answer_that_is_not_final_is_dropped(server: FaultServer) -> None:
+    url = server.add("/simple/demo/", PAGE, Fault(responses=[Response(503, {"Retry-After": "0"})]))
+    pre = _early(server, "/simple/demo/")
+    assert pre.pages is not None
+    assert _requests_seen(server, "/simple/demo/", 1)
+    with _session(pre) as session:
+        assert _get(session, url) == PAGE  # the session's own request, after the early 503
+    assert [r.status for r in server.requests_for("/simple/demo/")] == [503, 200]
+    assert pre.pages.used == 0
+    pre.close()
+
+
+def test_an_early_page_over_https_is_verified_with_the_ca_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # what the session verifies with
+    with FaultServer(tls=(cert, key)) as server:
+        url = server.add("/simple/demo/", PAGE)
+        pre = _early(server, "/simple/demo/", ca_bundle=str(cert))
+        with _session(pre) as session:
+            assert _get(session, url) == PAGE
+        assert len(server.requests_for("/simple/demo/")) == 1
+        assert pre.pages is not None
+        assert pre.pages.used == 1
+        pre.close()
+
+
+def test_an_early_page_from_an_unverified_server_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with FaultServer(tls=(cert, key)) as server:
+        url = server.add("/simple/demo/", PAGE)
+        pre = _early(server, "/simple/demo/", ca_bundle=certifi.where())  # rejects it
+        with _session(pre) as session:
+            assert _get(session, url) == PAGE
+        assert len(server.requests_for("/simple/demo/")) == 1  # only the session's
+        assert pre.pages is not None
+        assert pre.pages.used == 0
+        pre.close()
+
+
+def test_a_plan_over_https_verifies_early_pages_as_requests_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with FaultServer(tls=(cert, key)) as server:
+        page = Response(200, {"Content-Type": JSON_TYPE}, PAGE)
+        server.add("/simple/demo/", b"", Fault(responses=[page, page]))
+        options = PlanOptions(
+            requirements=("demo",),
+            index_url=f"{server.url}/simple/",
+            output=tmp_path / "plan.json",
+            isolated=True,
+            no_cache=True,
+            timeout=10.0,
+        )
+        with pytest.raises(FetchplanError, match="demo"):
+            make_plan(options)
+        # One request: the early one, verified with the environment's bundle, was used.
+        assert len(server.requests_for("/simple/demo/")) == 1
+
+
+def _sources(index_url: str, **pip: Any) -> tuple[RequirementSet, Sources]:
+    reqs = RequirementSet(
+        requirements=tuple(
+            parse_requirement_string(text)
+            for text in ("Demo_Lib>=1", "demo-lib[x]", "other; python_version>'3'")
+        )
+    )  # fmt: skip
+    options = PlanOptions(requirements=(), index_url=index_url, isolated=True)
+    return reqs, find_sources(options, reqs.options, PipSettings(**pip))
+
+
+def test_early_pages_are_the_named_requirements_on_the_first_index() -> None:
+    reqs, sources = _sources("https://index.invalid/simple")
+    assert early_pages(reqs, sources, 10) == (
+        "https://index.invalid/simple/demo-lib/",
+        "https://index.invalid/simple/other/",
+    )
+    assert early_pages(reqs, sources, 1) == ("https://index.invalid/simple/demo-lib/",)
+
+
+@pytest.mark.parametrize(
+    ("index_url", "pip"),
+    [
+        ("https://user:secret@index.invalid/simple", {}),
+        ("https://index.invalid/simple", {"trusted_hosts": ("index.invalid",)}),
+        ("https://index.invalid:8443/simple", {"trusted_hosts": ("index.invalid:8443",)}),
+        ("https://index.invalid/simple", {"client_cert": "/dev/null"}),
+    ],
+)
+def test_no_page_is_requested_early_where_its_answer_could_not_be_used(
+    index_url: str, pip: dict[str, Any]
+) -> None:
+    reqs, sources = _sources(index_url, **pip)
+    assert early_pages(reqs, sources, 10) == ()
+
+
+def test_the_plan_takes_the_first_pages_from_early_requests(
+    index_server: MakeIndexServer, tmp_path: Path
+) -> None:
+    server = index_server([Dist("demo", "1.0", requires=["dep"]), Dist("dep", "1.0")])
+    result = make_plan(
+        PlanOptions(
+            requirements=("demo",),
+            index_url=server.index_url,
+            output=tmp_path / "plan.json",
+            isolated=True,
+            no_cache=True,
+            timeout=10.0,
+        )
+    )
+    assert sorted(a.name for a in result.plan.artifacts) == ["demo", "dep"]
+    assert len(server.requests("/simple/demo/")) == 1
+    assert len(server.requests("/simple/dep/")) == 1
+    threads = {
+        r.url.rsplit("/", 2)[-2]: r.thread for r in result.timings.requests if r.url.endswith("/")
+    }
+    assert threads["demo"] == "fetchplan-early"
+    assert threads["dep"] != "fetchplan-early"

@@ -17,16 +17,24 @@ imports are what the connections overlap.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
 from fetchplan.planner import preconnect, reqfile
-from fetchplan.planner.sources import IndexSource, IndexStrategy, source_for
+from fetchplan.planner.sources import (
+    ACCEPT,
+    SESSION_HEADERS,
+    IndexSource,
+    IndexStrategy,
+    source_for,
+)
 from fetchplan.planner.timings import Timings
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ __all__ = [
     "PlanOptions",
     "PlanResult",
     "Sources",
+    "early_pages",
     "find_sources",
     "make_plan",
     "pip_settings",
@@ -147,7 +156,15 @@ def make_plan(options: PlanOptions) -> PlanResult:
     requirement_set = read_requirements(options, pip)
     sources = find_sources(options, requirement_set.options, pip)
     preconnector = (
-        preconnect.start(sources.indexes[0].url, options.jobs, timeout=options.timeout)
+        preconnect.start(
+            sources.indexes[0].url,
+            options.jobs,
+            timeout=options.timeout,
+            pages=early_pages(requirement_set, sources, options.jobs),
+            headers={**SESSION_HEADERS, "Accept": ACCEPT},
+            ca_bundle=_ca_bundle(sources.pip),
+            timings=timings,
+        )
         if sources.indexes
         else None
     )
@@ -166,6 +183,38 @@ def make_plan(options: PlanOptions) -> PlanResult:
     finally:
         if preconnector is not None:
             preconnector.close()
+
+
+def early_pages(
+    requirement_set: reqfile.RequirementSet, sources: Sources, limit: int
+) -> tuple[str, ...]:
+    """The first index's pages of the named requirements (at most ``limit``): what the planner
+    asks for first, to be requested while it is imported (:mod:`.preconnect`).
+
+    None where the answers could not be used or the request must not be sent early: when the
+    index URL carries credentials (early requests carry none), and over https to a host of
+    ``--trusted-host`` (its certificate is not verified) or with a client certificate.
+    """
+    if not sources.indexes or not sources.raw_urls:
+        return ()
+    index = sources.indexes[0]
+    parts = urlsplit(sources.raw_urls[0])
+    if "@" in parts.netloc:
+        return ()
+    if parts.scheme == "https" and (
+        sources.pip.client_cert is not None
+        or parts.hostname in sources.trusted_hosts
+        or parts.netloc in sources.trusted_hosts
+    ):
+        return ()
+    names = dict.fromkeys(r.name for r in requirement_set.requirements)
+    return tuple(index.page_url(name) for name in list(names)[:limit])
+
+
+def _ca_bundle(pip: PipSettings) -> str | None:
+    """The CA bundle requests verifies https with (its environment variables first, then
+    pip's ``cert``); None for certifi's."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or pip.cert
 
 
 # -- inputs -----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ Why one ``requests.Session`` is safe across the prefetch threads:
 * :class:`RecordingSession` only appends to :class:`~fetchplan.planner.timings.Timings`,
   which takes a lock;
 * a new connection may start from a socket of a
-  :class:`~fetchplan.planner.preconnect.Preconnector`, which hands each out once under a lock.
+  :class:`~fetchplan.planner.preconnect.Preconnector`, which hands each out once under a lock,
+  and a page requested early from its answer, also handed out once under a lock.
 
 Index pages and PEP 658 files, hundreds of small GETs a plan, go through :func:`get_whole`,
 which sends them on the same adapter's urllib3 pool directly when requests would add nothing
@@ -61,10 +62,10 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from fetchplan import __version__
 from fetchplan._urls import is_loopback
 from fetchplan.auth import CredentialStore, StoreAuth
 from fetchplan.planner.preconnect import Preconnector
+from fetchplan.planner.sources import SESSION_HEADERS
 from fetchplan.planner.timings import Timings
 
 __all__ = [
@@ -78,7 +79,6 @@ __all__ = [
     "retry_policy",
 ]
 
-USER_AGENT = f"fetchplan/{__version__}"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A URL that requests' prepare_url leaves as it is (no userinfo, IDNA, %-escapes or fragment).
 _PLAIN_URL = re.compile(
@@ -231,6 +231,8 @@ class RecordingSession(requests.Session):
         self.timings = timings
         self._environment: dict[tuple[str, Any, Any, Any], Any] = {}
         self._routes: dict[str, tuple[HTTPAdapter, HTTPConnectionPool] | None] = {}
+        self.preconnector: Preconnector | None = None
+        """Where pages requested early are taken from (:mod:`fetchplan.planner.preconnect`)."""
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -285,8 +287,10 @@ class RecordingSession(requests.Session):
         headers and credentials, and is taken only when requests would add nothing: a plain
         URL (no userinfo, IDNA or escapes), no proxy for its origin, an empty cookie jar and no
         hooks (requests' auth only by a :class:`~fetchplan.auth.StoreAuth`). A redirect answer
-        gives None after it is read, so ``get`` follows it (one request more). Raises
-        requests' exceptions, and :class:`BodyTooLarge` past ``limit`` bytes.
+        gives None after it is read, so ``get`` follows it (one request more). Where the same
+        request, headers and all, was sent early (:mod:`fetchplan.planner.preconnect`), its
+        answer is returned instead. Raises requests' exceptions, and :class:`BodyTooLarge`
+        past ``limit`` bytes.
         """
         if (
             self.cookies
@@ -308,6 +312,18 @@ class RecordingSession(requests.Session):
             authorization = self.auth.header_for(url)
             if authorization is not None:
                 request_headers["Authorization"] = authorization
+        if self.preconnector is not None:
+            early = self.preconnector.answer(url, request_headers)
+            if early is not None:
+                if limit is not None and len(early.content) > limit:
+                    raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
+                return Fetched(
+                    url=url,
+                    status_code=early.status,
+                    reason=early.reason,
+                    headers=CaseInsensitiveDict(early.headers),
+                    content=early.content,
+                )
         parts = urllib.parse.urlsplit(url)
         target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
         timings = self.timings
@@ -448,7 +464,8 @@ def make_session(
     """A session ready to be shared by ``policy.pool_size`` threads (see module docstring);
     its connections start from ``preconnector``'s sockets where it has some."""
     session = RecordingSession(timings)
-    session.headers["User-Agent"] = USER_AGENT
+    session.headers = CaseInsensitiveDict(SESSION_HEADERS)
+    session.preconnector = preconnector
     if headers:
         session.headers.update(headers)
     session.auth = StoreAuth(store)

@@ -39,7 +39,7 @@ from packaging.version import Version
 from fetchplan._urls import redact, split_credentials
 from fetchplan.errors import FetchplanError, NetworkError
 from fetchplan.planner.http import get_whole
-from fetchplan.planner.sources import IndexSource, source_for
+from fetchplan.planner.sources import ACCEPT, HTML_TYPE, JSON_TYPE, IndexSource, source_for
 from fetchplan.planner.timings import Timings
 
 __all__ = [
@@ -60,10 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-HTML_TYPE = "application/vnd.pypi.simple.v1+html"
-# JSON preferred (PEP 691), HTML accepted from old servers that know no content negotiation.
-ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
 
 # Hash algorithms we keep from an index: those strong enough to pin a file by.
 _STRONG_HASHES = ("sha256", "sha384", "sha512")
@@ -401,7 +397,7 @@ class IndexClient:
 
     def project_page(self, source: IndexSource, name: NormalizedName) -> ProjectPage | None:
         """The project's page on the index ``source``, or None when the index lacks it."""
-        url = f"{source.url.rstrip('/')}/{name}/"
+        url = source.page_url(name)
         if url.startswith("file:"):
             return self._file_project_page(source, name, url)
         try:

@@ -18,37 +18,212 @@ wsgiref does): it reads the first connection it accepted until a request comes. 
 are handed out oldest first, in the order the server accepts them, and those not taken
 within ``max_idle`` seconds of being opened are closed, as are all at
 :meth:`Preconnector.close`: only the first round of requests uses them.
+
+**Pages requested early.** The planner's first requests are the project pages of the
+requirements it was given, and every later request waits for them. Given those pages' URLs,
+:func:`start` also sends them (:class:`EarlyPages`), each from a thread of its own with the
+standard library's ``http.client`` on a connection of its own, so the answers are on their way
+or in by the time the planner asks; :meth:`Preconnector.answer` hands each to the planner's
+session once, in place of the request it would send. An answer is used only where it is what
+that request would get:
+
+* the same URL and exactly the same headers (:data:`~fetchplan.planner.sources.SESSION_HEADERS`
+  and the page's ``Accept``): never where credentials apply, as early requests carry none;
+* over https, the certificate verified against the CA bundle requests would use
+  (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, pip's ``cert``, else certifi's), with the host
+  name checked; the caller sends no page early to a host of ``--trusted-host`` (not verified)
+  or with a client certificate;
+* a final answer (200, 404 or 410) read whole, its body in no encoding but gzip or deflate.
+
+Anything else (an error, a redirect, a 5xx, a timeout) is dropped, and the planner sends the
+request itself, with its retries and its error messages.
 """
 
 from __future__ import annotations
 
 import errno
+import gzip
+import http.client
 import logging
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 import urllib.request
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["Preconnector", "start"]
+from fetchplan._urls import redact
+from fetchplan.planner.timings import Timings
+
+__all__ = ["EarlyAnswer", "EarlyPages", "Preconnector", "start"]
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONNECTING = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK})
+_FINAL = frozenset({200, 404, 410})
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyAnswer:
+    """A final answer to a page requested early, its body decoded."""
+
+    url: str
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    content: bytes
+
+
+class _Request:
+    __slots__ = ("answer", "done")
+
+    def __init__(self) -> None:
+        self.answer: EarlyAnswer | None = None
+        self.done = threading.Event()
+
+
+def _header_key(headers: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset((name.lower(), value) for name, value in headers.items())
+
+
+def _decoded(body: bytes, encoding: str) -> bytes | None:
+    """``body`` without its Content-Encoding, or None for one urllib3 may decode otherwise."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:  # raw deflate, without the zlib header, as some servers send it
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    return None
+
+
+Connect = Callable[[], http.client.HTTPConnection]
+
+
+class EarlyPages:
+    """Pages requested before the planner's HTTP session exists (see the module docstring)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        headers: Mapping[str, str],
+        *,
+        timings: Timings | None = None,
+    ) -> None:
+        """Pages ``urls`` (of one origin), to be requested with ``headers`` by :meth:`send`;
+        :meth:`take` waits for those asked for before they are sent."""
+        self._headers = dict(headers)
+        self._key = _header_key(headers)
+        self._timings = timings
+        self._lock = threading.Lock()
+        self._requests = {url: _Request() for url in urls}
+        self._to_send = tuple(self._requests.items())
+        self.used = 0
+        """How many answers :meth:`take` has handed out."""
+
+    def send(self, connect: Connect | None) -> None:
+        """GET each page on its own connection from ``connect``, each in a daemon thread;
+        with None, give up on them all."""
+        # Those taken meanwhile too: take() waits for them.
+        for url, request in self._to_send:
+            if connect is None:
+                request.done.set()
+                continue
+            try:
+                threading.Thread(
+                    target=self._get,
+                    args=(url, request, connect),
+                    name="fetchplan-early",
+                    daemon=True,
+                ).start()
+            except RuntimeError:  # no thread to be had: the planner sends it itself
+                request.done.set()
+
+    def take(self, url: str, headers: Mapping[str, str]) -> EarlyAnswer | None:
+        """The answer to ``GET url`` with ``headers``, once, if it was requested early with
+        the same headers and got a final answer (waiting for it); else None."""
+        with self._lock:
+            request = self._requests.pop(url, None)
+        if request is None or _header_key(headers) != self._key:
+            return None
+        request.done.wait()
+        if request.answer is not None:
+            with self._lock:
+                self.used += 1
+        return request.answer
+
+    def close(self) -> None:
+        """Drop every answer not taken (requests still running end on their own)."""
+        with self._lock:
+            self._requests.clear()
+
+    def _get(self, url: str, request: _Request, connect: Connect) -> None:
+        try:
+            request.answer = self._fetch(url, connect)
+        except (OSError, http.client.HTTPException, zlib.error, EOFError) as exc:
+            log.debug("early GET %s: %s", redact(url), exc)
+        finally:
+            request.done.set()
+
+    def _fetch(self, url: str, connect: Connect) -> EarlyAnswer | None:
+        parts = urlsplit(url)
+        target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+        timings = self._timings
+        started = timings.now() if timings is not None else 0.0
+        status: int | None = None
+        received = 0
+        connection = connect()
+        try:
+            connection.request("GET", target, headers=self._headers)
+            response = connection.getresponse()
+            status = response.status
+            body = response.read()
+            received = len(body)
+        finally:
+            connection.close()
+            if timings is not None:
+                with timings.phase("index"):
+                    timings.record_request("GET", url, status, started, received)
+        if status not in _FINAL:
+            return None
+        encoding = (response.getheader("Content-Encoding") or "").strip().lower()
+        content = _decoded(body, encoding)
+        if content is None:
+            return None
+        return EarlyAnswer(
+            url=url,
+            status=status,
+            reason=response.reason,
+            headers=tuple(response.getheaders()),
+            content=content,
+        )
 
 
 class Preconnector:
     """Connected sockets by ``(host, port)``, filled by :meth:`open`."""
 
-    def __init__(self) -> None:
+    def __init__(self, pages: EarlyPages | None = None) -> None:
         self._lock = threading.Lock()
         self._ready: dict[tuple[str, int], list[socket.socket]] = {}
         self._closed = threading.Event()
         self.taken = 0
         """How many sockets :meth:`take` has handed out."""
+        self.pages = pages
+        """The pages requested early, if any."""
+
+    def answer(self, url: str, headers: Mapping[str, str]) -> EarlyAnswer | None:
+        """The early answer to ``GET url`` with ``headers`` (:meth:`EarlyPages.take`)."""
+        return None if self.pages is None else self.pages.take(url, headers)
 
     def run(self, host: str, port: int, count: int, timeout: float, max_idle: float) -> None:
         """:meth:`open`, then :meth:`close` ``max_idle`` seconds after it started (or sooner,
@@ -116,7 +291,10 @@ class Preconnector:
             return sock
 
     def close(self) -> None:
-        """Close every socket not taken; any still connecting is closed when it connects."""
+        """Close every socket not taken (any still connecting is closed when it connects) and
+        drop the early answers not taken."""
+        if self.pages is not None:
+            self.pages.close()
         with self._lock:
             self._closed.set()
             ready, self._ready = self._ready, {}
@@ -126,12 +304,22 @@ class Preconnector:
 
 
 def start(
-    url: str, count: int, *, timeout: float = 10.0, max_idle: float = 2.0
+    url: str,
+    count: int,
+    *,
+    timeout: float = 10.0,
+    max_idle: float = 2.0,
+    pages: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+    ca_bundle: str | None = None,
+    timings: Timings | None = None,
 ) -> Preconnector | None:
     """Open ``count`` connections to the host of the http(s) ``url`` in a daemon thread, and
-    close those not taken after ``max_idle`` seconds.
+    close those not taken after ``max_idle`` seconds; GET ``pages`` (URLs on that origin) with
+    ``headers``, verifying https against ``ca_bundle`` (a file or directory; default
+    certifi's).
 
-    None (and nothing opened) for other schemes, or when a proxy applies to ``url``.
+    None (and nothing opened or sent) for other schemes, or when a proxy applies to ``url``.
     """
     parts = urlsplit(url)
     host = parts.hostname
@@ -144,7 +332,16 @@ def start(
     proxies = urllib.request.getproxies()
     if (proxies.get(parts.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host):
         return None
-    preconnector = Preconnector()
+    early = None
+    if pages and headers is not None:
+        early = EarlyPages(pages, headers, timings=timings)
+        threading.Thread(
+            target=_send_pages,
+            args=(early, parts.scheme, host, port, timeout, ca_bundle),
+            name="fetchplan-early",
+            daemon=True,
+        ).start()
+    preconnector = Preconnector(early)
     threading.Thread(
         target=preconnector.run,
         args=(host, port, count, timeout, max_idle),
@@ -152,3 +349,44 @@ def start(
         daemon=True,
     ).start()
     return preconnector
+
+
+def _send_pages(  # noqa: PLR0917 - a thread's arguments
+    early: EarlyPages,
+    scheme: str,
+    host: str,
+    port: int,
+    timeout: float,
+    ca_bundle: str | None,
+) -> None:
+    connect: Connect
+    if scheme == "https":
+        try:
+            context = tls_context(ca_bundle)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.debug("early pages: no TLS context: %s", exc)
+            early.send(None)
+            return
+
+        def connect() -> http.client.HTTPConnection:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+
+    else:
+
+        def connect() -> http.client.HTTPConnection:
+            return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    early.send(connect)
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A client context that verifies certificates and host names against ``ca_bundle`` (a
+    file, or a directory of hashed certificates) or certifi's bundle, and nothing else, as
+    requests does."""
+    if ca_bundle is None:
+        import certifi
+
+        ca_bundle = certifi.where()
+    if Path(ca_bundle).is_dir():
+        return ssl.create_default_context(capath=ca_bundle)
+    return ssl.create_default_context(cafile=ca_bundle)

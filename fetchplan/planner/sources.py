@@ -13,11 +13,38 @@ from pathlib import Path
 from typing import Literal
 from urllib.request import pathname2url
 
+from fetchplan import __version__
 from fetchplan._urls import split_credentials
 
-__all__ = ["IndexSource", "IndexStrategy", "SourceKind", "source_for"]
+__all__ = [
+    "ACCEPT",
+    "HTML_TYPE",
+    "JSON_TYPE",
+    "SESSION_HEADERS",
+    "USER_AGENT",
+    "IndexSource",
+    "IndexStrategy",
+    "SourceKind",
+    "source_for",
+]
 
 SourceKind = Literal["index", "find-links"]
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
+"""What a project page is asked for with: JSON preferred (PEP 691), HTML accepted from old
+servers that know no content negotiation."""
+
+USER_AGENT = f"fetchplan/{__version__}"
+SESSION_HEADERS: dict[str, str] = {
+    "User-Agent": USER_AGENT,
+    "Accept-Encoding": "gzip, deflate",
+    "Accept": "*/*",
+    "Connection": "keep-alive",
+}
+"""Every planner request's headers (a request's own replace them by name): the planner's HTTP
+session and the pages requested early (:mod:`fetchplan.planner.preconnect`) send the same."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +53,10 @@ class IndexSource:
 
     url: str
     kind: SourceKind = "index"
+
+    def page_url(self, name: str) -> str:
+        """The URL of project ``name``'s page (``name`` normalised) on this index."""
+        return f"{self.url.rstrip('/')}/{name}/"
 
 
 def source_for(location: str, kind: SourceKind) -> IndexSource:
