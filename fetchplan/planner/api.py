@@ -191,7 +191,7 @@ def early_pages(
     """The first index's pages of the named requirements (at most ``limit``): what the planner
     asks for first, to be requested while it is imported (:mod:`.preconnect`).
 
-    None where the answers could not be used or the request must not be sent early: when the
+    Nothing where the answers could not be used or the request must not be sent early: when the
     index URL carries credentials (early requests carry none), and over https to a host of
     ``--trusted-host`` (its certificate is not verified) or with a client certificate.
     """
