@@ -64,7 +64,7 @@ from urllib3.util.retry import Retry
 
 from fetchplan._urls import is_loopback
 from fetchplan.auth import CredentialStore, StoreAuth
-from fetchplan.planner.preconnect import Preconnector
+from fetchplan.planner.preconnect import Preconnector, request_target
 from fetchplan.planner.sources import SESSION_HEADERS
 from fetchplan.planner.timings import Timings
 
@@ -324,8 +324,7 @@ class RecordingSession(requests.Session):
                     headers=CaseInsensitiveDict(early.headers),
                     content=early.content,
                 )
-        parts = urllib.parse.urlsplit(url)
-        target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+        target = request_target(url)
         timings = self.timings
         started = timings.now() if timings is not None else 0.0
         status: int | None = None

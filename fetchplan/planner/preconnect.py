@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 from fetchplan._urls import redact
 from fetchplan.planner.timings import Timings
 
-__all__ = ["EarlyAnswer", "EarlyPages", "Preconnector", "start"]
+__all__ = ["EarlyAnswer", "EarlyPages", "Preconnector", "request_target", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,12 @@ class _Request:
     def __init__(self) -> None:
         self.answer: EarlyAnswer | None = None
         self.done = threading.Event()
+
+
+def request_target(url: str) -> str:
+    """What an HTTP/1.1 request line names for ``url``: its path and query."""
+    parts = urlsplit(url)
+    return f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
 
 
 def _header_key(headers: Mapping[str, str]) -> frozenset[tuple[str, str]]:
@@ -176,8 +182,7 @@ class EarlyPages:
             request.done.set()
 
     def _fetch(self, url: str, connect: Connect) -> EarlyAnswer | None:
-        parts = urlsplit(url)
-        target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+        target = request_target(url)
         timings = self._timings
         started = timings.now() if timings is not None else 0.0
         status: int | None = None
