@@ -337,6 +337,8 @@ class Bench:
                 self._stage_pip_uv(rs, row, "fetch", "pep658", i)
                 # A plan that failed this run must not hide fetch: take another good one.
                 plan = plans.get("pep658") or plans.get("nometa") or self._any_plan
+                if plan is None and "plan" not in only:
+                    plan = self._any_plan = self._unmeasured_plan(rs)
                 wall = self._fp_fetch(rs, row, plan, i)
                 if wall is not None:
                     fetch_walls.append(wall)
@@ -423,6 +425,30 @@ class Bench:
         if not r.waterfall:
             self._report(timings, f"{rs.name}-plan-{variant}", r)
         keep = self.logs / f"{rs.name}-plan-{variant}-{i + 1}.json"
+        shutil.copy2(plan, keep)
+        return keep
+
+    def _unmeasured_plan(self, rs: sets_mod.ReqSet) -> Path | None:
+        """A plan for ``--only fetch`` (no plan stage measured): made once, not timed."""
+        if not self.fp.available("plan"):
+            return None
+        tmp = self.scratch.new()
+        plan = tmp / "plan.json"
+        argv = self.fp.plan(self._job(rs, "pep658", tmp), plan, None)
+        log = self.logs / f"{rs.name}-plan-for-fetch.log"
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [*self.net.client_prefix, *argv],
+                env=self._fp_env(tmp),
+                cwd=WORK,
+                stdout=out,
+                stderr=out,
+                check=False,
+            )
+        if proc.returncode != 0 or not plan.exists():
+            print(f"[{rs.name}] fetchplan plan failed (exit {proc.returncode}), see {log}")
+            return None
+        keep = self.logs / f"{rs.name}-plan-for-fetch.json"
         shutil.copy2(plan, keep)
         return keep
 
