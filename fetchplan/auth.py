@@ -10,17 +10,14 @@ which is what makes one instance safe to share between threads.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import netrc
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.structures import CaseInsensitiveDict
 
+from fetchplan._netrc import keyring_installed, netrc_credentials
 from fetchplan._urls import Credentials, origin, split_credentials
 
 __all__ = ["CredentialStore", "StoreAuth"]
@@ -78,29 +75,14 @@ class CredentialStore:
     def _lookup_slow(self, key: Origin) -> Credentials | None:
         host = key[1]
         if self._use_netrc:
-            found = _netrc_lookup(host)
+            found = netrc_credentials(host)
             if found is not None:
                 return found
         return _keyring_lookup(f"{key[0]}://{host}", host)
 
 
-def _netrc_lookup(host: str) -> Credentials | None:
-    path = Path(os.environ["NETRC"]) if "NETRC" in os.environ else Path.home() / ".netrc"
-    if not path.is_file():
-        return None
-    try:
-        entry = netrc.netrc(str(path)).authenticators(host)
-    except (netrc.NetrcParseError, OSError) as exc:
-        log.warning("ignoring %s: %s", path, exc)
-        return None
-    if entry is None:
-        return None
-    login, _account, password = entry
-    return login, password or ""
-
-
 def _keyring_lookup(service: str, host: str) -> Credentials | None:
-    if importlib.util.find_spec("keyring") is None:
+    if not keyring_installed():
         return None
     try:
         import keyring  # type: ignore[import-not-found, unused-ignore]

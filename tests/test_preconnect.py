@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import subprocess
@@ -93,6 +92,17 @@ def test_sockets_not_taken_are_closed_after_max_idle(listener: socket.socket) ->
         assert conn.recv(1) == b""  # the client side was closed: no request ever came
         conn.close()
     assert pre.take("127.0.0.1", _port(listener)) is None
+
+
+def test_connections_still_being_made_are_given_up_at_max_idle() -> None:
+    # A server that accepts nothing: past its one queued connection, connects stay pending.
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as full:
+        pre = preconnect.Preconnector()
+        runner = threading.Thread(target=pre.run, args=("127.0.0.1", _port(full), 8, 60.0, 0.3))
+        runner.start()
+        runner.join(20)
+        assert not runner.is_alive()  # it did not wait out the 60 s connect timeout
+        assert pre.take("127.0.0.1", _port(full)) is None
 
 
 def test_close_closes_what_is_not_taken(listener: socket.socket) -> None:
@@ -225,7 +235,7 @@ def test_a_page_asked_for_before_it_is_sent_is_waited_for(server: FaultServer) -
     taker = threading.Thread(target=lambda: answers.append(pages.take(url, PAGE_HEADERS)))
     taker.start()
     time.sleep(0.05)
-    pages.send(lambda: http.client.HTTPConnection("127.0.0.1", server.port, timeout=10))
+    pages.send(preconnect.Origin("127.0.0.1", server.port, timeout=10))
     taker.join(10)
     [answer] = answers
     assert answer is not None
@@ -314,6 +324,46 @@ def test_a_plan_over_https_verifies_early_pages_as_requests_would(
         assert len(server.requests_for("/simple/demo/")) == 1
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_server_serving_one_connection_at_a_time_gets_the_early_pages_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tls: bool
+) -> None:
+    # Such a server reads the first connection it accepts until that one closes: had it
+    # accepted an idle preconnected socket first, the early page would wait behind it.
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with FaultServer(tls=(cert, key) if tls else None, one_at_a_time=True) as server:
+        page = Response(200, {"Content-Type": JSON_TYPE}, PAGE)
+        server.add("/simple/demo/", b"", Fault(responses=[page, page]))
+        options = PlanOptions(
+            requirements=("demo",),
+            index_url=f"{server.url}/simple/",
+            output=tmp_path / "plan.json",
+            isolated=True,
+            no_cache=True,
+            timeout=20.0,
+        )
+        with pytest.raises(FetchplanError, match="demo"):
+            make_plan(options)
+        # The early request was answered and its answer used: the planner did not ask again.
+        assert len(server.requests_for("/simple/demo/")) == 1
+
+
+def test_an_early_request_that_fails_in_any_way_leaves_the_request_to_the_planner(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    url = (
+        f"http://127.0.0.1:{_port(listener)}/\u00edndice/demo/"  # not ASCII: http.client refuses it
+    )
+    pages = preconnect.EarlyPages([url], PAGE_HEADERS)
+    pages.send(preconnect.Origin("127.0.0.1", _port(listener), timeout=5))
+    assert pages.take(url, PAGE_HEADERS) is None
+    assert pages.connected.is_set()
+    assert failures == []
+
+
 def _sources(index_url: str, **pip: Any) -> tuple[RequirementSet, Sources]:
     reqs = RequirementSet(
         requirements=tuple(
@@ -340,13 +390,34 @@ def test_early_pages_are_the_named_requirements_on_the_first_index() -> None:
         ("https://user:secret@index.invalid/simple", {}),
         ("https://index.invalid/simple", {"trusted_hosts": ("index.invalid",)}),
         ("https://index.invalid:8443/simple", {"trusted_hosts": ("index.invalid:8443",)}),
+        ("https://index.invalid/simple", {"trusted_hosts": ("Index.Invalid",)}),
         ("https://index.invalid/simple", {"client_cert": "/dev/null"}),
+        ("https://index.invalid/simple", {"find_links": ("https://u:p@index.invalid/links/",)}),
     ],
 )
 def test_no_page_is_requested_early_where_its_answer_could_not_be_used(
     index_url: str, pip: dict[str, Any]
 ) -> None:
     reqs, sources = _sources(index_url, **pip)
+    assert early_pages(reqs, sources, 10) == ()
+
+
+def test_no_page_is_requested_early_where_netrc_or_keyring_may_give_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine index.invalid login user password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    reqs, sources = _sources("https://index.invalid/simple")
+    assert early_pages(reqs, sources, 10) == ()
+    reqs, sources = _sources("https://other.invalid/simple")
+    assert early_pages(reqs, sources, 10) == (
+        "https://other.invalid/simple/demo-lib/",
+        "https://other.invalid/simple/other/",
+    )
+    (tmp_path / "keyring.py").write_text("")  # a keyring library is installed
+    monkeypatch.syspath_prepend(str(tmp_path))
     assert early_pages(reqs, sources, 10) == ()
 
 

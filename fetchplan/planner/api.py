@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from fetchplan._urls import is_secure_or_trusted, redact
+from fetchplan._netrc import keyring_installed, netrc_credentials
+from fetchplan._urls import is_secure_or_trusted, origin, redact
 from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
 from fetchplan.planner import preconnect, reqfile
@@ -191,20 +192,28 @@ def early_pages(
     """The first index's pages of the named requirements (at most ``limit``): what the planner
     asks for first, to be requested while it is imported (:mod:`.preconnect`).
 
-    Nothing where the answers could not be used or the request must not be sent early: when the
-    index URL carries credentials (early requests carry none), and over https to a host of
-    ``--trusted-host`` (its certificate is not verified) or with a client certificate.
+    Nothing where the answers could not be used or the request must not be sent early: where
+    credentials may apply to the index (early requests carry none, and a private index would
+    only refuse them): a URL of its origin given with credentials, a netrc entry for its host,
+    or the ``keyring`` library installed; and over https to a host of ``--trusted-host`` (its
+    certificate is not verified) or with a client certificate.
     """
     if not sources.indexes or not sources.raw_urls:
         return ()
     index = sources.indexes[0]
     parts = urlsplit(sources.raw_urls[0])
-    if "@" in parts.netloc:
+    where = origin(index.url)
+    if (
+        any("@" in urlsplit(url).netloc and origin(url) == where for url in sources.raw_urls)
+        or keyring_installed()
+        or netrc_credentials(where[1], warn=False) is not None
+    ):
         return ()
+    trusted = {host.lower() for host in sources.trusted_hosts}
     if parts.scheme == "https" and (
         sources.pip.client_cert is not None
-        or parts.hostname in sources.trusted_hosts
-        or parts.netloc in sources.trusted_hosts
+        or where[1] in trusted
+        or parts.netloc.lower() in trusted
     ):
         return ()
     names = dict.fromkeys(r.name for r in requirement_set.requirements)

@@ -24,11 +24,13 @@ requirements it was given, and every later request waits for them. Given those p
 :func:`start` also sends them (:class:`EarlyPages`), each from a thread of its own with the
 standard library's ``http.client`` on a connection of its own, so the answers are on their way
 or in by the time the planner asks; :meth:`Preconnector.answer` hands each to the planner's
-session once, in place of the request it would send. An answer is used only where it is what
-that request would get:
+session once, in place of the request it would send. Their connections are made before the
+idle ones, so that a server serving one connection at a time reaches every early request before
+it reads from an idle socket. An answer is used only where it is what that request would get:
 
 * the same URL and exactly the same headers (:data:`~fetchplan.planner.sources.SESSION_HEADERS`
-  and the page's ``Accept``): never where credentials apply, as early requests carry none;
+  and the page's ``Accept``): never where credentials apply, as early requests carry none (the
+  caller sends none early where credentials may apply);
 * over https, the certificate verified against the CA bundle requests would use
   (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, pip's ``cert``, else certifi's), with the host
   name checked; the caller sends no page early to a host of ``--trusted-host`` (not verified)
@@ -61,7 +63,7 @@ from urllib.parse import urlsplit
 from fetchplan._urls import redact
 from fetchplan.planner.timings import Timings
 
-__all__ = ["EarlyAnswer", "EarlyPages", "Preconnector", "request_target", "start"]
+__all__ = ["EarlyAnswer", "EarlyPages", "Origin", "Preconnector", "request_target", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,11 @@ class EarlyAnswer:
 
 
 class _Request:
-    __slots__ = ("answer", "done")
+    __slots__ = ("answer", "connecting", "done")
 
     def __init__(self) -> None:
         self.answer: EarlyAnswer | None = None
+        self.connecting = True
         self.done = threading.Event()
 
 
@@ -113,7 +116,40 @@ def _decoded(body: bytes, encoding: str) -> bytes | None:
     return None
 
 
-Connect = Callable[[], http.client.HTTPConnection]
+class Origin:
+    """Where the early pages go: opens their connections, TCP first, then TLS for https."""
+
+    def __init__(
+        self, host: str, port: int, timeout: float, context: ssl.SSLContext | None = None
+    ) -> None:
+        """``context``: verify and encrypt with it (https); None for plain http."""
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.context = context
+
+    def tcp(self) -> socket.socket:
+        """A TCP connection to the origin, set up as ``http.client`` sets up its own."""
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def connection(self, sock: socket.socket) -> http.client.HTTPConnection:
+        """An HTTP connection over ``sock`` (a connection of :meth:`tcp`), the TLS handshake
+        done and the certificate verified for https; closes ``sock`` on failure."""
+        if self.context is None:
+            plain = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            plain.sock = sock
+            return plain
+        secure = http.client.HTTPSConnection(
+            self.host, self.port, timeout=self.timeout, context=self.context
+        )
+        try:
+            secure.sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        return secure
 
 
 class EarlyPages:
@@ -134,26 +170,31 @@ class EarlyPages:
         self._lock = threading.Lock()
         self._requests = {url: _Request() for url in urls}
         self._to_send = tuple(self._requests.items())
+        self._connecting = len(self._to_send)
+        self.connected = threading.Event()
+        """Set once every page's connection is made or has failed (see :class:`Preconnector`)."""
+        if not self._connecting:
+            self.connected.set()
         self.used = 0
         """How many answers :meth:`take` has handed out."""
 
-    def send(self, connect: Connect | None) -> None:
-        """GET each page on its own connection from ``connect``, each in a daemon thread;
+    def send(self, origin: Origin | None) -> None:
+        """GET each page on a connection of its own to ``origin``, each in a daemon thread;
         with None, give up on them all."""
         # Those taken meanwhile too: take() waits for them.
         for url, request in self._to_send:
-            if connect is None:
-                request.done.set()
+            if origin is None:
+                self._finish(request)
                 continue
             try:
                 threading.Thread(
                     target=self._get,
-                    args=(url, request, connect),
+                    args=(url, request, origin),
                     name="fetchplan-early",
                     daemon=True,
                 ).start()
             except RuntimeError:  # no thread to be had: the planner sends it itself
-                request.done.set()
+                self._finish(request)
 
     def take(self, url: str, headers: Mapping[str, str]) -> EarlyAnswer | None:
         """The answer to ``GET url`` with ``headers``, once, if it was requested early with
@@ -173,29 +214,48 @@ class EarlyPages:
         with self._lock:
             self._requests.clear()
 
-    def _get(self, url: str, request: _Request, connect: Connect) -> None:
-        try:
-            request.answer = self._fetch(url, connect)
-        except (OSError, http.client.HTTPException, zlib.error, EOFError) as exc:
-            log.debug("early GET %s: %s", redact(url), exc)
-        finally:
-            request.done.set()
+    def _connected(self, request: _Request) -> None:
+        with self._lock:
+            if not request.connecting:
+                return
+            request.connecting = False
+            self._connecting -= 1
+            if self._connecting == 0:
+                self.connected.set()
 
-    def _fetch(self, url: str, connect: Connect) -> EarlyAnswer | None:
+    def _finish(self, request: _Request) -> None:
+        self._connected(request)
+        request.done.set()
+
+    def _get(self, url: str, request: _Request, origin: Origin) -> None:
+        try:
+            request.answer = self._fetch(url, request, origin)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the planner asks itself
+            log.debug("early GET %s: %s: %s", redact(url), type(exc).__name__, redact(str(exc)))
+        finally:
+            self._finish(request)
+
+    def _fetch(self, url: str, request: _Request, origin: Origin) -> EarlyAnswer | None:
         target = request_target(url)
         timings = self._timings
         started = timings.now() if timings is not None else 0.0
         status: int | None = None
         received = 0
-        connection = connect()
+        connection: http.client.HTTPConnection | None = None
         try:
+            try:
+                sock = origin.tcp()
+            finally:
+                self._connected(request)
+            connection = origin.connection(sock)
             connection.request("GET", target, headers=self._headers)
             response = connection.getresponse()
             status = response.status
             body = response.read()
             received = len(body)
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
             if timings is not None:
                 with timings.phase("index"):
                     timings.record_request("GET", url, status, started, received)
@@ -232,9 +292,19 @@ class Preconnector:
 
     def run(self, host: str, port: int, count: int, timeout: float, max_idle: float) -> None:
         """:meth:`open`, then :meth:`close` ``max_idle`` seconds after it started (or sooner,
-        when closed meanwhile). :func:`start` runs this in a daemon thread."""
+        when closed meanwhile). :func:`start` runs this in a daemon thread.
+
+        With pages requested early, their connections are made first, so that a server which
+        serves one connection at a time reaches them before an idle one, which it would read
+        from until the planner takes it. Connections still being made at ``max_idle`` are
+        given up.
+        """
         started = time.monotonic()
-        self.open(host, port, count, timeout)
+        if self.pages is not None:
+            self.pages.connected.wait(max_idle)
+        left = started + max_idle - time.monotonic()
+        if left > 0:
+            self.open(host, port, count, min(timeout, left))
         self._closed.wait(max(0.0, started + max_idle - time.monotonic()))
         self.close()
 
@@ -249,26 +319,29 @@ class Preconnector:
             log.debug("preconnect %s:%d: %s", host, port, exc)
             return
         pending: dict[int, socket.socket] = {}
-        with selectors.DefaultSelector() as selector:
-            for _ in range(count):
-                sock = socket.socket(family, kind, proto)
-                sock.setblocking(False)
-                if sock.connect_ex(address) not in _CONNECTING:
-                    sock.close()
-                    break
-                selector.register(sock, selectors.EVENT_WRITE)
-                pending[sock.fileno()] = sock
-            deadline = time.monotonic() + timeout
-            while pending and (left := deadline - time.monotonic()) > 0:
-                for key, _events in selector.select(left):
-                    sock = pending.pop(key.fd)
-                    selector.unregister(sock)
-                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-                        self._add((host, port), sock)
-                    else:
-                        sock.close()
-        for sock in pending.values():
-            sock.close()
+        try:
+            with selectors.DefaultSelector() as selector:
+                for _ in range(count):
+                    sock = socket.socket(family, kind, proto)
+                    pending[sock.fileno()] = sock
+                    sock.setblocking(False)
+                    if sock.connect_ex(address) not in _CONNECTING:
+                        break
+                    selector.register(sock, selectors.EVENT_WRITE)
+                deadline = time.monotonic() + timeout
+                while pending and (left := deadline - time.monotonic()) > 0:
+                    for key, _events in selector.select(left):
+                        sock = pending.pop(key.fd)
+                        selector.unregister(sock)
+                        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                            self._add((host, port), sock)
+                        else:
+                            sock.close()
+        except OSError as exc:  # out of descriptors, say: the planner dials itself
+            log.debug("preconnect %s:%d: %s", host, port, exc)
+        finally:
+            for sock in pending.values():
+                sock.close()
 
     def _add(self, key: tuple[str, int], sock: socket.socket) -> None:
         with self._lock:
@@ -340,48 +413,41 @@ def start(
     early = None
     if pages and headers is not None:
         early = EarlyPages(pages, headers, timings=timings)
-        threading.Thread(
-            target=_send_pages,
-            args=(early, parts.scheme, host, port, timeout, ca_bundle),
-            name="fetchplan-early",
-            daemon=True,
-        ).start()
+        args = (early, parts.scheme == "https", host, port, timeout, ca_bundle)
+        if not _daemon(_send_pages, args, "fetchplan-early"):
+            early = None
     preconnector = Preconnector(early)
-    threading.Thread(
-        target=preconnector.run,
-        args=(host, port, count, timeout, max_idle),
-        name="fetchplan-preconnect",
-        daemon=True,
-    ).start()
+    _daemon(preconnector.run, (host, port, count, timeout, max_idle), "fetchplan-preconnect")
     return preconnector
+
+
+def _daemon(target: Callable[..., None], args: tuple[object, ...], name: str) -> bool:
+    """Run ``target(*args)`` in a daemon thread; False when no thread could be started."""
+    try:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    except RuntimeError as exc:  # "can't start new thread": the planner does without
+        log.debug("%s: %s", name, exc)
+        return False
+    return True
 
 
 def _send_pages(  # noqa: PLR0917 - a thread's arguments
     early: EarlyPages,
-    scheme: str,
+    https: bool,
     host: str,
     port: int,
     timeout: float,
     ca_bundle: str | None,
 ) -> None:
-    connect: Connect
-    if scheme == "https":
+    context = None
+    if https:
         try:
             context = tls_context(ca_bundle)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - no early pages; the planner asks itself
             log.debug("early pages: no TLS context: %s", exc)
             early.send(None)
             return
-
-        def connect() -> http.client.HTTPConnection:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-
-    else:
-
-        def connect() -> http.client.HTTPConnection:
-            return http.client.HTTPConnection(host, port, timeout=timeout)
-
-    early.send(connect)
+    early.send(Origin(host, port, timeout, context))
 
 
 def tls_context(ca_bundle: str | None) -> ssl.SSLContext:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +119,16 @@ class _Server(ThreadingHTTPServer):
     owner: FaultServer
 
 
+class _OneAtATime(HTTPServer):
+    """Serves one connection at a time, reading it until it closes, as wsgiref's server does."""
+
+    allow_reuse_address = True
+    owner: FaultServer
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: _Server | _OneAtATime
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -293,18 +300,30 @@ class _Handler(BaseHTTPRequestHandler):
         return status
 
 
+class _Http10Handler(_Handler):
+    protocol_version = "HTTP/1.0"
+
+
 class FaultServer:
     """The server; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
-        """``tls``: (certificate, key) PEM files to serve https instead of http."""
+    def __init__(
+        self, tls: tuple[Path, Path] | None = None, *, one_at_a_time: bool = False
+    ) -> None:
+        """``tls``: (certificate, key) PEM files to serve https instead of http;
+        ``one_at_a_time``: serve connections one after the other (HTTP/1.0, each closed after
+        its answer), as single-threaded servers do, instead of each in a thread."""
         self._lock = threading.Lock()
         self._files: dict[str, _File] = {}
         self.faults: dict[str, Fault] = {}
         self._request_counts: dict[str, int] = {}
         self.requests: list[Request] = []
         self._bytes: dict[str, int] = {}
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd: _Server | _OneAtATime = (
+            _OneAtATime(("127.0.0.1", 0), _Http10Handler)
+            if one_at_a_time
+            else _Server(("127.0.0.1", 0), _Handler)
+        )
         self._httpd.owner = self
         self.scheme = "http"
         if tls is not None:
