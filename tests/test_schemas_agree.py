@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import importlib
 import json
 import math
 import subprocess
@@ -651,7 +652,59 @@ def test_every_schema_compiles_for_both() -> None:
     for name in get_args(SchemaName):
         assert name in VALID
         schemas._fast_validator(name)
+        schemas._compiled_validator(name)  # what a schema changed since its generation gets
         schemas._validator(name)
+
+
+def test_the_generated_validators_are_those_of_the_shipped_schemas() -> None:
+    import fastjsonschema
+
+    from fetchplan.schemas import _generate
+
+    for name in get_args(SchemaName):
+        module = importlib.import_module(schemas.generated_module(name))
+        assert schemas.schema_sha256(name) == module.SCHEMA_SHA256, (
+            f"{name}.schema.json changed: run python -m fetchplan.schemas._generate"
+        )
+        if module.VERSION == fastjsonschema.VERSION:  # another version writes other code
+            assert _generate.generated_path(name).read_text() == _generate.generated_source(name)
+
+
+def test_the_generated_validators_are_used_without_compiling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fastjsonschema
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("compiled at run time")
+
+    monkeypatch.setattr(fastjsonschema, "compile", refuse)
+    monkeypatch.setattr(schemas, "_fast_validators", {})
+    for name in get_args(SchemaName):
+        for _where, document in VALID[name]():
+            validate(document, name, "f.json")
+    with pytest.raises(FileFormatError, match="missing required field"):
+        validate({}, "plan", "p.json")
+
+
+def test_a_generated_validator_whose_schema_changed_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fastjsonschema
+
+    module = importlib.import_module(schemas.generated_module("manifest"))
+    monkeypatch.setattr(module, "SCHEMA_SHA256", "0" * 64)
+    monkeypatch.setattr(schemas, "_fast_validators", {})
+    compiled: list[object] = []
+    real = fastjsonschema.compile
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        compiled.append(args[0]["$id"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastjsonschema, "compile", counting)
+    validate(next(_manifests())[1], "manifest", "m.json")
+    assert compiled == ["fetchplan:manifest/v1"]
 
 
 def test_validators_compile_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -659,6 +712,7 @@ def test_validators_compile_once_across_threads(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(schemas, "_fast_validators", {})
     monkeypatch.setattr(schemas, "_fast_locks", {})
+    monkeypatch.setattr(schemas, "_generated_validator", lambda name: None)
     compiled: list[object] = []
     real = fastjsonschema.compile
 

@@ -7,20 +7,22 @@ which validates before anything is written, so every file we write conforms.
 
 Layer one runs in two steps. A validator compiled to Python code by fastjsonschema decides,
 some twenty times faster than jsonschema on a large plan, whether the document conforms; it
-stops at the first problem. Only when it rejects the document does jsonschema run, to list
-every problem. Both read the same schema and check patterns and ``date-time`` the same way (see
-:func:`is_date_time` and :func:`search_pattern`); ``tests/test_schemas_agree.py`` holds them to
-the same verdicts.
+stops at the first problem. That code is generated ahead of time into ``_generated/`` (see
+:mod:`._generate`), so no command spends the tens of milliseconds compiling it. Only when it
+rejects the document does jsonschema run, to list every problem. Both read the same schema and
+check patterns and ``date-time`` the same way (see :func:`is_date_time` and
+:func:`search_pattern`); ``tests/test_schemas_agree.py`` holds them to the same verdicts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -138,10 +140,10 @@ _fast_locks_guard = threading.Lock()
 
 
 def _fast_validator(name: SchemaName) -> Callable[[Any], Any]:
-    """The fastjsonschema validator of ``name``, compiled once (the success path).
+    """The fastjsonschema validator of ``name``, loaded or compiled once (the success path).
 
-    Thread-safe: a caller that asks for a validator being compiled by another thread (see
-    prepare_validator) waits for it rather than compiling it a second time.
+    Thread-safe: a caller that asks for a validator being loaded by another thread (see
+    prepare_validator) waits for it rather than loading it a second time.
     """
     found = _fast_validators.get(name)
     if found is not None:
@@ -151,20 +153,53 @@ def _fast_validator(name: SchemaName) -> Callable[[Any], Any]:
     with lock:
         found = _fast_validators.get(name)
         if found is None:
-            # Imported here, not at start-up, like jsonschema: a command may spend the time
-            # compiling on the network first (see prepare_validator).
-            import fastjsonschema
-
-            schema = {**_schema(name), "$schema": _FAST_DRAFT}
-            found = fastjsonschema.compile(
-                schema, formats={"date-time": is_date_time}, use_default=False
-            )
+            found = _generated_validator(name) or _compiled_validator(name)
             _fast_validators[name] = found
     return found
 
 
+def fast_definition(name: SchemaName) -> Any:
+    """The schema of ``name`` as fastjsonschema compiles it."""
+    return {**_schema(name), "$schema": _FAST_DRAFT}
+
+
+FAST_FORMATS: dict[str, Callable[[object], bool]] = {"date-time": is_date_time}
+"""The formats the fast validators check with functions of ours."""
+
+
+def schema_sha256(name: SchemaName) -> str:
+    """The sha256 of the shipped schema file of ``name``: what its generated validator was
+    generated from."""
+    data = resources.files(__package__).joinpath(f"{name}.schema.json").read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def generated_module(name: SchemaName) -> str:
+    """The module holding the validator generated ahead for ``name`` (see :mod:`._generate`)."""
+    return f"{__package__}._generated.{name.replace('-', '_')}"
+
+
+def _generated_validator(name: SchemaName) -> Callable[[Any], Any] | None:
+    """The validator of ``name`` generated ahead of time, unless its schema changed since."""
+    try:
+        module = importlib.import_module(generated_module(name))
+    except ImportError:
+        return None
+    if getattr(module, "SCHEMA_SHA256", None) != schema_sha256(name):
+        return None  # a schema edited without running the generator: compiled below
+    validate: Callable[..., Any] = module.validate
+    return partial(validate, custom_formats=FAST_FORMATS)
+
+
+def _compiled_validator(name: SchemaName) -> Callable[[Any], Any]:
+    # Imported here, not at start-up, like jsonschema.
+    import fastjsonschema
+
+    return fastjsonschema.compile(fast_definition(name), formats=FAST_FORMATS, use_default=False)
+
+
 def prepare_validator(name: SchemaName) -> None:
-    """Compile the validator of ``name`` now, so that a later :func:`validate` does not wait.
+    """Load the validator of ``name`` now, so that a later :func:`validate` does not wait.
 
     Safe to call from a background thread while the caller waits on the network.
     """
