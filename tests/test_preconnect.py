@@ -332,6 +332,14 @@ def test_a_server_serving_one_connection_at_a_time_gets_the_early_pages_first(
     # accepted an idle preconnected socket first, the early page would wait behind it.
     cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    started: list[preconnect.Preconnector | None] = []
+    real_start = preconnect.start
+
+    def start(*args: Any, **kwargs: Any) -> preconnect.Preconnector | None:
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(preconnect, "start", start)
     with FaultServer(tls=(cert, key) if tls else None, one_at_a_time=True) as server:
         page = Response(200, {"Content-Type": JSON_TYPE}, PAGE)
         server.add("/simple/demo/", b"", Fault(responses=[page, page]))
@@ -347,6 +355,10 @@ def test_a_server_serving_one_connection_at_a_time_gets_the_early_pages_first(
             make_plan(options)
         # The early request was answered and its answer used: the planner did not ask again.
         assert len(server.requests_for("/simple/demo/")) == 1
+        [pre] = started
+        assert pre is not None
+        assert pre.pages is not None
+        assert pre.pages.used == 1
 
 
 def test_an_early_request_that_fails_in_any_way_leaves_the_request_to_the_planner(
@@ -361,6 +373,9 @@ def test_an_early_request_that_fails_in_any_way_leaves_the_request_to_the_planne
     pages.send(preconnect.Origin("127.0.0.1", _port(listener), timeout=5))
     assert pages.take(url, PAGE_HEADERS) is None
     assert pages.connected.is_set()
+    for thread in threading.enumerate():
+        if thread.name == "fetchplan-early":
+            thread.join(10)
     assert failures == []
 
 
@@ -411,6 +426,7 @@ def test_no_page_is_requested_early_where_netrc_or_keyring_may_give_credentials(
     monkeypatch.setenv("NETRC", str(netrc))
     reqs, sources = _sources("https://index.invalid/simple")
     assert early_pages(reqs, sources, 10) == ()
+    assert len(early_pages(reqs, sources, 10, use_netrc=False)) == 2  # netrc is not read then
     reqs, sources = _sources("https://other.invalid/simple")
     assert early_pages(reqs, sources, 10) == (
         "https://other.invalid/simple/demo-lib/",

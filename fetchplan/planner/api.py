@@ -161,7 +161,7 @@ def make_plan(options: PlanOptions) -> PlanResult:
             sources.indexes[0].url,
             options.jobs,
             timeout=options.timeout,
-            pages=early_pages(requirement_set, sources, options.jobs),
+            pages=early_pages(requirement_set, sources, options.jobs, use_netrc=options.use_netrc),
             headers={**SESSION_HEADERS, "Accept": ACCEPT},
             ca_bundle=_ca_bundle(sources.pip),
             timings=timings,
@@ -187,16 +187,21 @@ def make_plan(options: PlanOptions) -> PlanResult:
 
 
 def early_pages(
-    requirement_set: reqfile.RequirementSet, sources: Sources, limit: int
+    requirement_set: reqfile.RequirementSet,
+    sources: Sources,
+    limit: int,
+    *,
+    use_netrc: bool = True,
 ) -> tuple[str, ...]:
     """The first index's pages of the named requirements (at most ``limit``): what the planner
     asks for first, to be requested while it is imported (:mod:`.preconnect`).
 
     Nothing where the answers could not be used or the request must not be sent early: where
     credentials may apply to the index (early requests carry none, and a private index would
-    only refuse them): a URL of its origin given with credentials, a netrc entry for its host,
-    or the ``keyring`` library installed; and over https to a host of ``--trusted-host`` (its
-    certificate is not verified) or with a client certificate.
+    only refuse them): a URL of its origin given with credentials, a netrc entry for its host
+    (unless ``use_netrc`` is false), or the ``keyring`` library installed; and over https to
+    a host of ``--trusted-host`` (its certificate is not verified) or with a client
+    certificate.
     """
     if not sources.indexes or not sources.raw_urls:
         return ()
@@ -206,7 +211,7 @@ def early_pages(
     if (
         any("@" in urlsplit(url).netloc and origin(url) == where for url in sources.raw_urls)
         or keyring_installed()
-        or netrc_credentials(where[1], warn=False) is not None
+        or (use_netrc and netrc_credentials(where[1], warn=False) is not None)
     ):
         return ()
     trusted = {host.lower() for host in sources.trusted_hosts}

@@ -326,6 +326,8 @@ class Preconnector:
                     pending[sock.fileno()] = sock
                     sock.setblocking(False)
                     if sock.connect_ex(address) not in _CONNECTING:
+                        del pending[sock.fileno()]
+                        sock.close()
                         break
                     selector.register(sock, selectors.EVENT_WRITE)
                 deadline = time.monotonic() + timeout
