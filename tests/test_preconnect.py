@@ -302,24 +302,29 @@ def test_an_early_page_from_an_unverified_server_is_dropped(
         pre.close()
 
 
+def _plan_demo(server: FaultServer, tmp_path: Path) -> None:
+    """Plan ``demo`` from ``server``, whose page for it lists no file (planning fails)."""
+    page = Response(200, {"Content-Type": JSON_TYPE}, PAGE)
+    server.add("/simple/demo/", b"", Fault(responses=[page, page]))
+    options = PlanOptions(
+        requirements=("demo",),
+        index_url=f"{server.url}/simple/",
+        output=tmp_path / "plan.json",
+        isolated=True,
+        no_cache=True,
+        timeout=20.0,
+    )
+    with pytest.raises(FetchplanError, match="demo"):
+        make_plan(options)
+
+
 def test_a_plan_over_https_verifies_early_pages_as_requests_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     with FaultServer(tls=(cert, key)) as server:
-        page = Response(200, {"Content-Type": JSON_TYPE}, PAGE)
-        server.add("/simple/demo/", b"", Fault(responses=[page, page]))
-        options = PlanOptions(
-            requirements=("demo",),
-            index_url=f"{server.url}/simple/",
-            output=tmp_path / "plan.json",
-            isolated=True,
-            no_cache=True,
-            timeout=10.0,
-        )
-        with pytest.raises(FetchplanError, match="demo"):
-            make_plan(options)
+        _plan_demo(server, tmp_path)
         # One request: the early one, verified with the environment's bundle, was used.
         assert len(server.requests_for("/simple/demo/")) == 1
 
@@ -341,18 +346,7 @@ def test_a_server_serving_one_connection_at_a_time_gets_the_early_pages_first(
 
     monkeypatch.setattr(preconnect, "start", start)
     with FaultServer(tls=(cert, key) if tls else None, one_at_a_time=True) as server:
-        page = Response(200, {"Content-Type": JSON_TYPE}, PAGE)
-        server.add("/simple/demo/", b"", Fault(responses=[page, page]))
-        options = PlanOptions(
-            requirements=("demo",),
-            index_url=f"{server.url}/simple/",
-            output=tmp_path / "plan.json",
-            isolated=True,
-            no_cache=True,
-            timeout=20.0,
-        )
-        with pytest.raises(FetchplanError, match="demo"):
-            make_plan(options)
+        _plan_demo(server, tmp_path)
         # The early request was answered and its answer used: the planner did not ask again.
         assert len(server.requests_for("/simple/demo/")) == 1
         [pre] = started

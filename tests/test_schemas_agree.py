@@ -687,14 +687,10 @@ def test_the_generated_validators_are_used_without_compiling(
         validate({}, "plan", "p.json")
 
 
-def test_a_generated_validator_whose_schema_changed_is_not_used(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _compiles(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The ``$id`` of every schema fastjsonschema compiles from now on, in order."""
     import fastjsonschema
 
-    module = importlib.import_module(schemas.generated_module("manifest"))
-    monkeypatch.setattr(module, "SCHEMA_SHA256", "0" * 64)
-    monkeypatch.setattr(schemas, "_fast_validators", {})
     compiled: list[object] = []
     real = fastjsonschema.compile
 
@@ -703,24 +699,25 @@ def test_a_generated_validator_whose_schema_changed_is_not_used(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fastjsonschema, "compile", counting)
+    return compiled
+
+
+def test_a_generated_validator_whose_schema_changed_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = importlib.import_module(schemas.generated_module("manifest"))
+    monkeypatch.setattr(module, "SCHEMA_SHA256", "0" * 64)
+    monkeypatch.setattr(schemas, "_fast_validators", {})
+    compiled = _compiles(monkeypatch)
     validate(next(_manifests())[1], "manifest", "m.json")
     assert compiled == ["fetchplan:manifest/v1"]
 
 
 def test_validators_compile_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fastjsonschema
-
     monkeypatch.setattr(schemas, "_fast_validators", {})
     monkeypatch.setattr(schemas, "_fast_locks", {})
     monkeypatch.setattr(schemas, "_generated_validator", lambda name: None)
-    compiled: list[object] = []
-    real = fastjsonschema.compile
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        compiled.append(args[0]["$id"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fastjsonschema, "compile", counting)
+    compiled = _compiles(monkeypatch)
     start = threading.Barrier(4)
 
     def prepare() -> None:
