@@ -105,6 +105,15 @@ def test_connections_still_being_made_are_given_up_at_max_idle() -> None:
         assert pre.take("127.0.0.1", _port(full)) is None
 
 
+def test_nothing_is_opened_once_closed(listener: socket.socket) -> None:
+    pre = preconnect.Preconnector()
+    pre.close()  # the planner was done before the connections were to be made
+    pre.run("127.0.0.1", _port(listener), 2, 5.0, 0.3)
+    listener.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        listener.accept()
+
+
 def test_close_closes_what_is_not_taken(listener: socket.socket) -> None:
     pre = preconnect.Preconnector()
     pre.open("127.0.0.1", _port(listener), 1, timeout=5)

@@ -303,7 +303,7 @@ class Preconnector:
         if self.pages is not None:
             self.pages.connected.wait(max_idle)
         left = started + max_idle - time.monotonic()
-        if left > 0:
+        if left > 0 and not self._closed.is_set():
             self.open(host, port, count, min(timeout, left))
         self._closed.wait(max(0.0, started + max_idle - time.monotonic()))
         self.close()
