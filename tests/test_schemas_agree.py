@@ -663,11 +663,27 @@ def test_the_generated_validators_are_those_of_the_shipped_schemas() -> None:
 
     for name in get_args(SchemaName):
         module = importlib.import_module(schemas.generated_module(name))
-        assert schemas.schema_sha256(name) == module.SCHEMA_SHA256, (
+        assert schemas.fast_inputs_sha256(name) == module.INPUTS_SHA256, (
             f"{name}.schema.json changed: run python -m fetchplan.schemas._generate"
         )
-        if module.VERSION == fastjsonschema.VERSION:  # another version writes other code
+        # Another fastjsonschema version writes other code for the same inputs; the digest
+        # above and the verdicts of every test here hold whichever code is shipped.
+        if module.VERSION == fastjsonschema.VERSION:
             assert _generate.generated_path(name).read_text() == _generate.generated_source(name)
+
+
+def test_the_digest_of_a_generated_validator_covers_what_it_is_generated_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = schemas.fast_inputs_sha256("policy")
+    monkeypatch.setattr(schemas, "_FAST_DRAFT", "http://json-schema.org/draft-04/schema#")
+    assert schemas.fast_inputs_sha256("policy") != before
+    monkeypatch.undo()
+    monkeypatch.setattr(schemas, "FAST_FORMATS", {})
+    assert schemas.fast_inputs_sha256("policy") != before
+    monkeypatch.undo()
+    monkeypatch.setattr(schemas, "FAST_USE_DEFAULT", True)
+    assert schemas.fast_inputs_sha256("policy") != before
 
 
 def test_the_generated_validators_are_used_without_compiling(
@@ -706,7 +722,7 @@ def test_a_generated_validator_whose_schema_changed_is_not_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     module = importlib.import_module(schemas.generated_module("manifest"))
-    monkeypatch.setattr(module, "SCHEMA_SHA256", "0" * 64)
+    monkeypatch.setattr(module, "INPUTS_SHA256", "0" * 64)
     monkeypatch.setattr(schemas, "_fast_validators", {})
     compiled = _compiles(monkeypatch)
     validate(next(_manifests())[1], "manifest", "m.json")

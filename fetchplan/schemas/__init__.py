@@ -166,12 +166,21 @@ def fast_definition(name: SchemaName) -> Any:
 FAST_FORMATS: dict[str, Callable[[object], bool]] = {"date-time": is_date_time}
 """The formats the fast validators check with functions of ours."""
 
+FAST_USE_DEFAULT = False
+"""fastjsonschema's ``use_default``: a validator fills in no defaults, it only judges."""
 
-def schema_sha256(name: SchemaName) -> str:
-    """The sha256 of the shipped schema file of ``name``: what its generated validator was
-    generated from."""
-    data = resources.files(__package__).joinpath(f"{name}.schema.json").read_bytes()
-    return hashlib.sha256(data).hexdigest()
+
+def fast_inputs_sha256(name: SchemaName) -> str:
+    """The sha256 of what the fast validator of ``name`` is generated from: the schema as
+    compiled (the draft included), the formats checked by our functions and the options. A
+    generated validator is used only while this is the digest it records."""
+    inputs = {
+        "definition": fast_definition(name),
+        "formats": sorted(FAST_FORMATS),
+        "use_default": FAST_USE_DEFAULT,
+    }
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def generated_module(name: SchemaName) -> str:
@@ -185,7 +194,7 @@ def _generated_validator(name: SchemaName) -> Callable[[Any], Any] | None:
         module = importlib.import_module(generated_module(name))
     except ImportError:
         return None
-    if getattr(module, "SCHEMA_SHA256", None) != schema_sha256(name):
+    if getattr(module, "INPUTS_SHA256", None) != fast_inputs_sha256(name):
         return None  # a schema edited without running the generator: compiled below
     validate: Callable[..., Any] = module.validate
     return partial(validate, custom_formats=FAST_FORMATS)
@@ -195,7 +204,9 @@ def _compiled_validator(name: SchemaName) -> Callable[[Any], Any]:
     # Imported here, not at start-up, like jsonschema.
     import fastjsonschema
 
-    return fastjsonschema.compile(fast_definition(name), formats=FAST_FORMATS, use_default=False)
+    return fastjsonschema.compile(
+        fast_definition(name), formats=FAST_FORMATS, use_default=FAST_USE_DEFAULT
+    )
 
 
 def prepare_validator(name: SchemaName) -> None:

@@ -3,8 +3,9 @@
 fastjsonschema turns each schema into Python code; compiling the plan schema's at run time took
 30-35 ms of CPU per command. This writes that code once per schema into
 ``fetchplan/schemas/_generated/`` (one module each, ending with ``validate`` and the sha256 of
-the schema file it came from), which :func:`fetchplan.schemas.prepare_validator` imports instead.
-A module whose sha256 no longer matches its schema file is not used (the validator is then
+what it was generated from: the schema as compiled, the formats and the options; see
+:func:`fetchplan.schemas.fast_inputs_sha256`), which :func:`fetchplan.schemas.prepare_validator`
+imports instead. A module whose digest no longer matches is not used (the validator is then
 compiled at run time), and a test fails until this is run again. setuptools ships the
 validators of ``pyproject.toml`` the same way.
 """
@@ -18,10 +19,11 @@ from typing import get_args
 
 from fetchplan.schemas import (
     FAST_FORMATS,
+    FAST_USE_DEFAULT,
     SchemaName,
     fast_definition,
+    fast_inputs_sha256,
     generated_module,
-    schema_sha256,
 )
 
 __all__ = ["generated_path", "generated_source", "main"]
@@ -42,7 +44,7 @@ def generated_source(name: SchemaName) -> str:
     import fastjsonschema
 
     code = fastjsonschema.compile_to_code(
-        fast_definition(name), formats=FAST_FORMATS, use_default=False
+        fast_definition(name), formats=FAST_FORMATS, use_default=FAST_USE_DEFAULT
     )
     entry = re.search(r"^def (validate_\w+)\(data", code, re.MULTILINE)
     if entry is None:
@@ -51,7 +53,7 @@ def generated_source(name: SchemaName) -> str:
         _HEADER.format(name=name)
         + code.rstrip("\n")
         + f"\n\n\nvalidate = {entry.group(1)}\n"
-        + f'SCHEMA_SHA256 = "{schema_sha256(name)}"\n'
+        + f'INPUTS_SHA256 = "{fast_inputs_sha256(name)}"\n'
     )
 
 

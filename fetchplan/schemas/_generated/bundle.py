@@ -169,4 +169,4 @@ def validate____defs_path(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_bundle_v1
-SCHEMA_SHA256 = "56fcd58aa68e8929b6cc5b15fa2598824a4250c33d40f07c5d167d9f7f088441"
+INPUTS_SHA256 = "bf512a5001afb438a7101b5a3cd1e73eec0c40e156cd1277b945527c8571d641"

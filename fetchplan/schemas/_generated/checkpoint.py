@@ -163,4 +163,4 @@ def validate____defs_sha256(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_checkpoint_v1
-SCHEMA_SHA256 = "eca5c47e80c0242968d040413b67e244a722673f16656726fedeaec57da745d2"
+INPUTS_SHA256 = "18bb52c76ce6f62ccf5b0a63c8552962a641a90badb95cc5fa8fbac1852ab8e7"

@@ -466,4 +466,4 @@ def validate____defs_files(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_fetch_timings_v1
-SCHEMA_SHA256 = "ee761b4f4aab8a0eef510eb99b886b839b48f296d49ebe64675ee1db325fe061"
+INPUTS_SHA256 = "97a8aafb8edee6da311a0402938eb5e0eb0da587082e0fceb320e6641c81a91b"

@@ -220,4 +220,4 @@ def validate____defs_sha256(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_manifest_v1
-SCHEMA_SHA256 = "852c840b94d1eda7c3515121f19b6c9300e64c6cd0955f2565ca1351dc98bfcf"
+INPUTS_SHA256 = "399b940b95e904ccb23025fd5d7cbe25930d53248e48216c1880d59cc8932beb"

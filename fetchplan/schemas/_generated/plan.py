@@ -686,4 +686,4 @@ def validate____defs_creator(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_plan_v1
-SCHEMA_SHA256 = "6886a30eaa6c288e518c68490d234db62bc8208fd0b505482bea92644a664a89"
+INPUTS_SHA256 = "db67cda7ec68213a5338fad956bb736b58e4fbc717f94048ac2a975dd111decc"

@@ -267,4 +267,4 @@ def validate____defs_total(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_plan_timings_v1
-SCHEMA_SHA256 = "2f0bce94ff0a8afdaec771383a54a42108d8d62d0148baa763e8b96a8f740216"
+INPUTS_SHA256 = "de3de518d504d7f33b15f2ef68fe8cb7601f3d9bb26a8fa1123e72fbc5b13d69"

@@ -189,4 +189,4 @@ def validate____defs_project(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_policy_v1
-SCHEMA_SHA256 = "7da61c63a5d18032ce2bb832dc15f0237455eb35f61bed870dd1c0a576f24b66"
+INPUTS_SHA256 = "82e15a671db559bbe8c6878c9dd5c3ad44b8dc2a71313b64719966efbcf69a0c"
