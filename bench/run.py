@@ -436,17 +436,15 @@ class Bench:
         plan = tmp / "plan.json"
         argv = self.fp.plan(self._job(rs, "pep658", tmp), plan, None)
         log = self.logs / f"{rs.name}-plan-for-fetch.log"
-        with log.open("w") as out:
-            proc = subprocess.run(
-                [*self.net.client_prefix, *argv],
-                env=self._fp_env(tmp),
-                cwd=WORK,
-                stdout=out,
-                stderr=out,
-                check=False,
-            )
-        if proc.returncode != 0 or not plan.exists():
-            print(f"[{rs.name}] fetchplan plan failed (exit {proc.returncode}), see {log}")
+        s = run_measured(
+            [*self.net.client_prefix, *argv],
+            env=self._fp_env(tmp),
+            cwd=WORK,
+            log=log,
+            timeout=TIMEOUT,
+        )
+        if s.returncode != 0 or not plan.exists():
+            print(f"[{rs.name}] fetchplan plan failed (exit {s.returncode}), see {log}")
             return None
         keep = self.logs / f"{rs.name}-plan-for-fetch.json"
         shutil.copy2(plan, keep)

@@ -120,7 +120,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _OneAtATime(HTTPServer):
-    """Serves one connection at a time, reading it until it closes, as wsgiref's server does."""
+    """Serves one connection at a time, as wsgiref's server does: a connection accepted is read
+    until its request comes (the HTTP/1.0 handler then answers and closes it)."""
 
     allow_reuse_address = True
     owner: FaultServer
