@@ -20,12 +20,20 @@ import pytest
 
 from tests.support.faults import FaultServer
 from tests.support.index import IndexOptions, write_index
+from tests.support.netguard import loopback_only
 from tests.support.nginx import NginxOptions, NginxServer
 from tests.support.pypiserver import PypiServer
 from tests.support.servers import IndexServer, ServerOptions
 from tests.support.wheels import Dist, build_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def only_loopback() -> Iterator[None]:
+    """No socket of the test process connects anywhere but loopback (see tests.support.netguard)."""
+    with loopback_only():
+        yield
 
 
 @pytest.fixture(autouse=True)
