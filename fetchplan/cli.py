@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "audit",
     "diff",
     "report",
+    "cache",
 )
 
 log = logging.getLogger(__name__)
