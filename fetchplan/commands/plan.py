@@ -249,9 +249,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     net = p.add_argument_group("cache and network")
     net.add_argument(
-        "--cache-dir", type=Path, metavar="DIR", help="artifact cache (default: the user cache)"
-    )
+        "--cache-dir", type=Path, metavar="DIR",
+        help="cache of artifacts, index pages and metadata (default: the user cache; "
+        "see 'fetchplan cache dir')",
+    )  # fmt: skip
     net.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    net.add_argument(
+        "--refresh", action="store_true",
+        help="ignore the cached index pages and metadata: fetch them again (and keep them anew)",
+    )  # fmt: skip
+    net.add_argument(
+        "--refresh-package", dest="refresh_packages", action="append", default=[],
+        metavar="NAME", help="as --refresh, for this project only (repeatable)",
+    )  # fmt: skip
     net.add_argument(
         "--offline", action="store_true",
         help="open no network connection: only file:// indexes, find-links directories and "
@@ -296,6 +306,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         dest=args.dest,
         cache_dir=args.cache_dir,
         no_cache=args.no_cache,
+        refresh=args.refresh,
+        refresh_packages=tuple(args.refresh_packages),
         compute_hashes=args.compute_hashes,
         retries=args.retries,
         offline=args.offline,

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
+
+from packaging.utils import canonicalize_name
 
 from fetchplan._netrc import keyring_installed, netrc_credentials
 from fetchplan._urls import is_secure_or_trusted, origin, redact
@@ -48,6 +51,7 @@ __all__ = [
     "PlanOptions",
     "PlanResult",
     "Sources",
+    "early_conditions",
     "early_pages",
     "find_sources",
     "make_plan",
@@ -100,6 +104,12 @@ class PlanOptions:
     """Destination directory (relative to the cwd); default: ``wheels`` beside the plan file."""
     cache_dir: Path | None = None
     no_cache: bool = False
+    """Use no cache at all: no artifacts, pages or metadata read from it or written to it."""
+    refresh: bool = False
+    """Ignore the pages and metadata in the cache (fetched again, and kept anew), uv's
+    ``--refresh``."""
+    refresh_packages: Sequence[str] = ()
+    """Ignore the cached pages and metadata of these projects only (``--refresh-package``)."""
     compute_hashes: bool = False
     jobs: int = DEFAULT_JOBS
     """Parallel index and metadata requests (and connections opened ahead to the index)."""
@@ -156,13 +166,17 @@ def make_plan(options: PlanOptions) -> PlanResult:
     pip = pip_settings(options)
     requirement_set = read_requirements(options, pip)
     sources = find_sources(options, requirement_set.options, pip)
+    pages, conditions = early_conditions(
+        early_pages(requirement_set, sources, options.jobs, use_netrc=options.use_netrc), options
+    )
     preconnector = (
         preconnect.start(
             sources.indexes[0].url,
             options.jobs,
             timeout=options.timeout,
-            pages=early_pages(requirement_set, sources, options.jobs, use_netrc=options.use_netrc),
+            pages=pages,
             headers={**SESSION_HEADERS, "Accept": ACCEPT},
+            conditions=conditions,
             ca_bundle=_ca_bundle(sources.pip),
             timings=timings,
         )
@@ -223,6 +237,38 @@ def early_pages(
         return ()
     names = dict.fromkeys(r.name for r in requirement_set.requirements)
     return tuple(index.page_url(name) for name in list(names)[:limit])
+
+
+def early_conditions(
+    pages: Sequence[str], options: PlanOptions
+) -> tuple[tuple[str, ...], dict[str, dict[str, str]]]:
+    """The pages of :func:`early_pages` to request early, and the validators to send with each
+    that the page cache holds a copy of, as the planner will (:mod:`.httpcache`).
+
+    A page the cache holds fresh is left out: the planner sends no request for it. Early pages
+    carry no credentials, so their cache key has none either.
+    """
+    if options.no_cache or options.refresh or not pages:
+        return tuple(pages), {}
+    from fetchplan.cache import PageCache, default_cache_dir, page_key
+    from fetchplan.planner import httpcache
+
+    cache = PageCache((options.cache_dir or default_cache_dir()) / "pages")
+    refreshed = tuple(f"/{canonicalize_name(name)}/" for name in options.refresh_packages)
+    now = time.time()
+    send: list[str] = []
+    conditions: dict[str, dict[str, str]] = {}
+    for url in pages:
+        if url.endswith(refreshed):
+            send.append(url)
+            continue
+        stored = cache.lookup(page_key(url, ACCEPT, None))
+        if stored is not None and httpcache.is_fresh(stored.headers, stored.stored_at, now):
+            continue
+        send.append(url)
+        if stored is not None:
+            conditions[url] = httpcache.conditional_headers(stored.headers)
+    return tuple(send), conditions
 
 
 def _ca_bundle(pip: PipSettings) -> str | None:

@@ -20,6 +20,7 @@ import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 
+from fetchplan.cache import PageCache
 from fetchplan.planner.candidates import DistMetadata, FormatControl
 from fetchplan.planner.index import IndexClient, IndexSource, Link, ProjectPage
 from fetchplan.planner.prefetch import PrefetchFinder
@@ -76,9 +77,15 @@ class CachingIndexClient(IndexClient):
     """An :class:`IndexClient` that fetches each project page once per run (thread-safe)."""
 
     def __init__(
-        self, session: requests.Session, *, timeout: float = 30.0, timings: Timings | None = None
+        self,
+        session: requests.Session,
+        *,
+        timeout: float = 30.0,
+        timings: Timings | None = None,
+        pages: PageCache | None = None,
+        refresh: Callable[[NormalizedName], bool] = lambda _name: False,
     ) -> None:
-        super().__init__(session, timeout=timeout, timings=timings)
+        super().__init__(session, timeout=timeout, timings=timings, pages=pages, refresh=refresh)
         self._pages: Memo[tuple[str, str], ProjectPage | None] = Memo()
 
     def project_page(self, source: IndexSource, name: NormalizedName) -> ProjectPage | None:

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 __all__ = [
     "KEPT_HEADERS",
     "conditional_headers",
+    "forbids_storing",
     "freshness_lifetime",
     "is_fresh",
     "kept_headers",
@@ -107,17 +108,21 @@ def storable(
 ) -> bool:
     """Whether a response with ``status`` and kept header fields ``response`` (lower-cased
     names) to a request with header fields ``request`` is worth storing."""
-    if status != 200:
-        return False
-    if "no-store" in parse_cache_control(response.get("cache-control")):
-        return False
-    requested = {name.lower(): value for name, value in (request or {}).items()}
-    if "no-store" in parse_cache_control(requested.get("cache-control")):
-        return False
-    if any(part.strip() == "*" for part in response.get("vary", "").split(",")):
+    if status != 200 or forbids_storing(response, request):
         return False
     has_validator = "etag" in response or "last-modified" in response
     return has_validator or freshness_lifetime(response) > 0
+
+
+def forbids_storing(response: Mapping[str, str], request: Mapping[str, str] | None = None) -> bool:
+    """Whether nothing of a response with kept header fields ``response`` may be kept, its
+    parsed form included: ``no-store`` (in the answer or the request), ``Vary: *``."""
+    if "no-store" in parse_cache_control(response.get("cache-control")):
+        return True
+    requested = {name.lower(): value for name, value in (request or {}).items()}
+    if "no-store" in parse_cache_control(requested.get("cache-control")):
+        return True
+    return any(part.strip() == "*" for part in response.get("vary", "").split(","))
 
 
 def freshness_lifetime(headers: Mapping[str, str]) -> float:

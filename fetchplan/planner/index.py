@@ -13,12 +13,13 @@ the session, and find-links pages are read once under a lock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
@@ -37,8 +38,11 @@ from packaging.utils import (
 from packaging.version import Version
 
 from fetchplan._urls import redact, split_credentials
+from fetchplan.auth import StoreAuth
+from fetchplan.cache import PageCache, StoredPage, page_key
 from fetchplan.errors import FetchplanError, NetworkError
-from fetchplan.planner.http import get_whole
+from fetchplan.planner import httpcache
+from fetchplan.planner.http import Fetched, get_whole
 from fetchplan.planner.sources import ACCEPT, HTML_TYPE, JSON_TYPE, IndexSource, source_for
 from fetchplan.planner.timings import Timings
 
@@ -49,6 +53,7 @@ __all__ = [
     "IndexSource",
     "IndexUnavailable",
     "Link",
+    "LinksCodec",
     "ProjectPage",
     "file_url_path",
     "link_from_filename",
@@ -356,6 +361,107 @@ def parse_json_page(
     return links
 
 
+def _decoded_text(content: bytes, content_type: str) -> str:
+    """``content`` decoded as :attr:`Fetched.text` decodes a body with that Content-Type."""
+    return Fetched(
+        url="", status_code=200, reason="", headers={"Content-Type": content_type}, content=content
+    ).text
+
+
+class LinksCodec:
+    """A project page as :class:`Link` values, kept as compact JSON (a
+    :class:`~fetchplan.cache.Codec`): reading it back parses no file name and joins no URL."""
+
+    name = "links/1"
+
+    def __init__(
+        self, content_type: str, page_url: str, index: str, project: NormalizedName
+    ) -> None:
+        """Raises :class:`IndexPageError` for a Content-Type that is no index page."""
+        kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+        if kind in (JSON_TYPE, "application/json"):
+            self._json = True
+        elif kind in (HTML_TYPE, "text/html", ""):
+            self._json = False
+        else:
+            raise IndexPageError(page_url, f"unexpected Content-Type {kind!r}")
+        self._content_type = content_type
+        self._page_url = page_url
+        self._index = index
+        self._project = project
+        self.context = json.dumps([content_type, page_url, index, project])
+
+    def parse(self, body: bytes) -> tuple[Link, ...]:
+        if self._json:
+            return tuple(parse_json_page(body, self._page_url, self._index, self._project))
+        text = _decoded_text(body, self._content_type)
+        return tuple(parse_html_page(text, self._page_url, self._index, self._project))
+
+    def to_data(self, value: tuple[Link, ...]) -> bytes:
+        rows = [
+            [
+                link.filename,
+                link.url,
+                link.name,
+                str(link.version),
+                link.kind,
+                sorted(str(tag) for tag in link.tags),
+                list(link.build),
+                dict(link.hashes),
+                link.requires_python,
+                link.yanked,
+                link.yanked_reason,
+                link.size,
+                link.metadata_url,
+                link.metadata_sha256,
+                link.upload_time,
+                link.provenance,
+            ]
+            for link in value
+        ]
+        return json.dumps(rows, separators=(",", ":")).encode("utf-8")
+
+    def from_data(self, data: bytes) -> tuple[Link, ...]:
+        links: list[Link] = []
+        tags: dict[str, Tag] = {}
+        for row in json.loads(data):
+            (
+                filename, url, name, version, kind, tag_names, build, hashes, requires_python,
+                yanked, yanked_reason, size, metadata_url, metadata_sha256, upload_time,
+                provenance,
+            ) = row  # fmt: skip
+            if kind not in ("wheel", "sdist") or name != self._project:
+                raise ValueError(f"not a link of {self._project}: {filename!r}")
+            link_tags = []
+            for tag_name in tag_names:
+                tag = tags.get(tag_name)
+                if tag is None:
+                    tag = tags[tag_name] = Tag(*tag_name.split("-"))
+                link_tags.append(tag)
+            links.append(
+                Link(
+                    filename=filename,
+                    url=url,
+                    index=self._index,
+                    name=name,
+                    version=Version(version),
+                    kind=kind,
+                    tags=frozenset(link_tags),
+                    build=(int(build[0]), str(build[1])) if build else (),
+                    hashes=hashes,
+                    requires_python=requires_python,
+                    yanked=yanked,
+                    yanked_reason=yanked_reason,
+                    size=size,
+                    metadata_url=metadata_url,
+                    metadata_sha256=metadata_sha256,
+                    upload_time=upload_time,
+                    provenance=provenance,
+                )
+            )
+        return tuple(links)
+
+
 def links_from_directory(directory: Path, index: str) -> list[Link]:
     """Every wheel and sdist directly inside ``directory`` (a find-links directory)."""
     links: list[Link] = []
@@ -387,26 +493,57 @@ class IndexClient:
         *,
         timeout: float = 30.0,
         timings: Timings | None = None,
+        pages: PageCache | None = None,
+        refresh: Callable[[NormalizedName], bool] = lambda _name: False,
     ) -> None:
+        """``pages``: where pages are kept between runs (HTTP caching rules, see
+        :mod:`fetchplan.planner.httpcache`); ``refresh(name)`` true ignores what it holds for
+        project ``name`` (the page is fetched and parsed again, and kept anew)."""
         self._session = session
         self._timeout = timeout
         self._timings = timings
+        self._page_cache = pages
+        self._refresh = refresh
         self._lock = threading.Lock()
         self._flat: dict[str, tuple[Link, ...] | BaseException] = {}
         self._flat_locks: dict[str, threading.Lock] = {}
 
     def project_page(self, source: IndexSource, name: NormalizedName) -> ProjectPage | None:
-        """The project's page on the index ``source``, or None when the index lacks it."""
+        """The project's page on the index ``source``, or None when the index lacks it.
+
+        With a page cache: a fresh stored page is used without a request; a stale one is
+        revalidated (a 304 reuses it); a page fetched whole is parsed only when no page with
+        the same body was parsed before.
+        """
         url = source.page_url(name)
         if url.startswith("file:"):
             return self._file_project_page(source, name, url)
-        try:
-            response = get_whole(
-                self._session, url, headers={"Accept": ACCEPT}, timeout=self._timeout
+        cache = self._page_cache
+        key = self._cache_key(url) if cache is not None else None
+        refresh = self._refresh(name)
+        stored = (
+            cache.lookup(key) if cache is not None and key is not None and not refresh else None
+        )
+        headers = {"Accept": ACCEPT}
+        if cache is not None and stored is not None:
+            if httpcache.is_fresh(stored.headers, stored.stored_at, time.time()):
+                links = self._stored_links(cache, stored, source, name)
+                if links is not None:
+                    cache.count("fresh")
+                    return ProjectPage(source=source, url=stored.url, links=links)
+            headers.update(httpcache.conditional_headers(stored.headers))
+        response = self._get_page(url, headers)
+        if response.status_code == 304 and cache is not None and stored is not None:
+            assert key is not None
+            page = self._revalidated(
+                cache, key=key, stored=stored, response=response, source=source, name=name
             )
-        except requests.RequestException as exc:
-            raise IndexUnavailable(f"index {redact(url)} failed: {_reason(exc)}") from exc
+            if page is not None:
+                return page
+            response = self._get_page(url, {"Accept": ACCEPT})
         if response.status_code in _NOT_FOUND:
+            if cache is not None and key is not None:
+                cache.forget(key)
             return None
         if response.status_code != 200:
             hint = ""
@@ -416,14 +553,75 @@ class IndexClient:
                 f"index {redact(url)} answered HTTP {response.status_code} {response.reason}{hint}"
             )
         final_url = split_credentials(response.url)[0] if response.url else url
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type in (JSON_TYPE, "application/json"):
-            links = parse_json_page(response.content, final_url, source.url, name)
-        elif content_type in (HTML_TYPE, "text/html") or content_type == "":
-            links = parse_html_page(response.text, final_url, source.url, name)
+        content_type = response.headers.get("Content-Type", "")
+        codec = LinksCodec(content_type, final_url, source.url, name)
+        kept = httpcache.kept_headers(response.headers)
+        if cache is None or httpcache.forbids_storing(kept):
+            # no-store: nothing of the page may be kept, its parsed form included.
+            if cache is not None and key is not None:
+                cache.forget(key)
+            if cache is not None:
+                cache.count("parsed")
+            return ProjectPage(source=source, url=final_url, links=codec.parse(response.content))
+        digest = hashlib.sha256(response.content).hexdigest()
+        links = None if refresh else cache.parsed(codec, digest)
+        if links is None:
+            links = codec.parse(response.content)
+            cache.count("parsed")
+            cache.keep_parsed(codec, digest, links)
         else:
-            raise IndexPageError(final_url, f"unexpected Content-Type {content_type!r}")
-        return ProjectPage(source=source, url=final_url, links=tuple(links))
+            cache.count("reused")
+        if key is not None:
+            if httpcache.storable(200, kept):
+                cache.store(key, StoredPage(final_url, time.time(), kept, digest))
+            else:
+                cache.forget(key)
+        return ProjectPage(source=source, url=final_url, links=links)
+
+    def _get_page(self, url: str, headers: Mapping[str, str]) -> Fetched:
+        try:
+            return get_whole(self._session, url, headers=headers, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise IndexUnavailable(f"index {redact(url)} failed: {_reason(exc)}") from exc
+
+    def _cache_key(self, url: str) -> str | None:
+        """The page cache's key for ``url`` with the credentials the session will send; None
+        when those cannot be known here (an auth other than the credential store's)."""
+        auth = getattr(self._session, "auth", None)
+        if auth is None:
+            return page_key(url, ACCEPT, None)
+        if isinstance(auth, StoreAuth):
+            return page_key(url, ACCEPT, auth.header_for(url))
+        return None
+
+    def _stored_links(
+        self, cache: PageCache, stored: StoredPage, source: IndexSource, name: NormalizedName
+    ) -> tuple[Link, ...] | None:
+        try:
+            codec = LinksCodec(stored.headers.get("content-type", ""), stored.url, source.url, name)
+        except IndexPageError:
+            return None
+        return cache.parsed(codec, stored.body_sha256)
+
+    def _revalidated(
+        self,
+        cache: PageCache,
+        *,
+        key: str,
+        stored: StoredPage,
+        response: Fetched,
+        source: IndexSource,
+        name: NormalizedName,
+    ) -> ProjectPage | None:
+        """The stored page a 304 answer confirms, or None when it does not (fetch it whole)."""
+        headers = httpcache.revalidated(stored.headers, response.headers)
+        links = None if headers is None else self._stored_links(cache, stored, source, name)
+        if headers is None or links is None:
+            return None
+        cache.count("revalidated")
+        if headers != stored.headers or httpcache.freshness_lifetime(headers) > 0:
+            cache.store(key, replace(stored, headers=headers, stored_at=time.time()))
+        return ProjectPage(source=source, url=stored.url, links=links)
 
     def _file_project_page(
         self, source: IndexSource, name: NormalizedName, url: str

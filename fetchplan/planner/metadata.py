@@ -119,6 +119,8 @@ class MetadataSource(enum.Enum):
     RANGE = "range"
     WHOLE = "whole"
     SDIST = "sdist"
+    CACHE = "cache"
+    """From the metadata cache (:class:`~fetchplan.cache.MetadataCache`): no request."""
 
 
 class MetadataError(FetchplanError):

@@ -7,6 +7,8 @@ indexes. Imported by :mod:`.api` only after the connections to the index have st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -25,7 +27,7 @@ from fetchplan._fs import sha256_file
 from fetchplan._offline import disable_network
 from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore
-from fetchplan.cache import ArtifactCache, default_cache_dir
+from fetchplan.cache import ArtifactCache, MetadataCache, PageCache, default_cache_dir
 from fetchplan.errors import FetchplanError, HashMismatch, InputError
 from fetchplan.pipconfig import PipSettings
 from fetchplan.planner import metadata as md
@@ -89,7 +91,11 @@ def plan(
         _check_pinned(requirement_set)
 
     session = _session(options, sources, timings, preconnector)
-    cache = None if options.no_cache else ArtifactCache(options.cache_dir or default_cache_dir())
+    cache_root = options.cache_dir or default_cache_dir()
+    cache = None if options.no_cache else ArtifactCache(cache_root)
+    pages = None if options.no_cache else PageCache(cache_root / "pages")
+    metadata_cache = None if options.no_cache else MetadataCache(cache_root / "metadata")
+    refresh = _refresher(options)
     plan_dir = options.output.absolute().parent
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
     trusted = frozenset(sources.trusted_hosts)
@@ -100,13 +106,21 @@ def plan(
     succeeded = False
     try:
         context = ResolveContext(
-            client=CachingIndexClient(session, timeout=options.timeout, timings=timings),
+            client=CachingIndexClient(
+                session, timeout=options.timeout, timings=timings, pages=pages, refresh=refresh
+            ),
             indexes=sources.indexes,
             find_links=sources.find_links,
             strategy=options.index_strategy,
             url_ok=lambda url: is_secure_or_trusted(url, trusted),
             fetch_metadata=_metadata_fetcher(
-                session, cache, dest_dir, options.timeout, lambda: sdists
+                session,
+                cache,
+                dest_dir,
+                options.timeout,
+                lambda: sdists,
+                metadata_cache=metadata_cache,
+                refresh=refresh,
             ),
             executor=pool,
             timings=timings,
@@ -168,8 +182,18 @@ def plan(
         destination=_relative(dest_dir, plan_dir),
         artifacts=merge_artifacts(roles, facts, [t.name for t in targets]),
     )
+    if pages is not None and metadata_cache is not None:
+        timings.set_cache(pages=dict(pages.stats), metadata=dict(metadata_cache.stats))
     timings.finish()
     return PlanResult(plan=plan, timings=timings, cache=cache)
+
+
+def _refresher(options: PlanOptions) -> Callable[[NormalizedName], bool]:
+    """Whether the cached pages and metadata of a project are to be ignored."""
+    if options.refresh:
+        return lambda _name: True
+    names = frozenset(canonicalize_name(name) for name in options.refresh_packages)
+    return lambda name: name in names
 
 
 def _targets(options: PlanOptions) -> tuple[TargetEnv, ...]:
@@ -413,8 +437,12 @@ def _metadata_fetcher(
     dest_dir: Path,
     timeout: float,
     sdists: Callable[[], SdistPlanner],
+    *,
+    metadata_cache: MetadataCache | None = None,
+    refresh: Callable[[NormalizedName], bool] = lambda _name: False,
 ) -> Callable[[Link], DistMetadata]:
-    """Metadata of a file, fetched once per run whatever the number of resolutions using it.
+    """Metadata of a file, fetched once per run whatever the number of resolutions using it,
+    and kept in ``metadata_cache`` (by the sha256 the index gives) for later runs.
 
     The metadata of a shared file counts again in ``--timings`` metadata totals for each
     resolution that reads it; requests and bytes on the wire are counted once.
@@ -436,6 +464,11 @@ def _metadata_fetcher(
         return sha256, local
 
     def fetch_wheel(link: Link) -> DistMetadata:
+        known = link.sha256
+        if metadata_cache is not None and known is not None and not refresh(link.name):
+            cached = _cached_metadata(metadata_cache, link, known)
+            if cached is not None:
+                return cached
         sha256, local = local_files(link)
         fetched = md.wheel_metadata(
             session,
@@ -448,6 +481,8 @@ def _metadata_fetcher(
             cache=cache,
             timeout=timeout,
         )
+        if metadata_cache is not None and known is not None:
+            metadata_cache.put(link.index, known, _metadata_entry(fetched))
         return _dist_metadata(fetched)
 
     def fetch(link: Link) -> DistMetadata:
@@ -457,6 +492,47 @@ def _metadata_fetcher(
         return sdists().metadata(link, [present] if present.is_file() else [])
 
     return fetch
+
+
+def _metadata_entry(fetched: md.FetchedMetadata) -> bytes:
+    """What the metadata cache keeps of ``fetched``: a JSON line of facts learnt on the way
+    (the file's size, which spares a HEAD request), then the metadata file as it is."""
+    size = None if fetched.source is md.MetadataSource.PEP658 else fetched.total_size
+    return json.dumps({"total_size": size}).encode("utf-8") + b"\n" + fetched.raw
+
+
+def _cached_metadata(cache: MetadataCache, link: Link, sha256: str) -> DistMetadata | None:
+    """``link``'s metadata from ``cache``, or None (absent, or not what the index now says)."""
+    entry = cache.get(link.index, sha256)
+    if entry is None:
+        return None
+    head, _, raw = entry.partition(b"\n")
+    try:
+        facts = json.loads(head)
+        total_size = facts["total_size"]
+        if total_size is not None and not isinstance(total_size, int):
+            raise TypeError("total_size is not an integer")
+        if link.metadata_sha256 is not None and (
+            hashlib.sha256(raw).hexdigest() != link.metadata_sha256
+        ):
+            raise ValueError("the index now gives another sha256 for the metadata file")
+        parsed = md.parse_metadata(
+            raw, where=link.filename, project=str(link.name), version=str(link.version)
+        )
+    except (ValueError, KeyError, TypeError, md.MetadataError) as exc:
+        log.debug("%s: cached metadata not used: %s", link.filename, exc)
+        return None
+    fetched = md.FetchedMetadata(
+        metadata=parsed,
+        raw=raw,
+        source=md.MetadataSource.CACHE,
+        requests=0,
+        bytes_received=0,
+        total_size=total_size,
+        sha256=None,
+        cached_path=None,
+    )
+    return _dist_metadata(fetched)
 
 
 def _dist_metadata(fetched: md.FetchedMetadata) -> DistMetadata:

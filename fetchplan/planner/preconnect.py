@@ -35,7 +35,8 @@ it reads from an idle socket. An answer is used only where it is what that reque
   (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, pip's ``cert``, else certifi's), with the host
   name checked; the caller sends no page early to a host of ``--trusted-host`` (not verified)
   or with a client certificate;
-* a final answer (200, 404 or 410) read whole, its body in no encoding but gzip or deflate.
+* a final answer (200, 404 or 410, or 304 to a page sent with the validators of a cached copy)
+  read whole, its body in no encoding but gzip or deflate.
 
 Anything else (an error, a redirect, a 5xx, a timeout) is dropped, and the planner sends the
 request itself, with its retries and its error messages.
@@ -161,11 +162,14 @@ class EarlyPages:
         headers: Mapping[str, str],
         *,
         timings: Timings | None = None,
+        conditions: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        """Pages ``urls`` (of one origin), to be requested with ``headers`` by :meth:`send`;
-        :meth:`take` waits for those asked for before they are sent."""
+        """Pages ``urls`` (of one origin), to be requested with ``headers`` by :meth:`send`,
+        and with ``conditions[url]`` for a page the planner holds a copy of (its validators:
+        the planner sends the same); :meth:`take` waits for those asked for before they are
+        sent."""
         self._headers = dict(headers)
-        self._key = _header_key(headers)
+        self._conditions = {url: dict(extra) for url, extra in (conditions or {}).items()}
         self._timings = timings
         self._lock = threading.Lock()
         self._requests = {url: _Request() for url in urls}
@@ -201,7 +205,7 @@ class EarlyPages:
         the same headers and got a final answer (waiting for it); else None."""
         with self._lock:
             request = self._requests.pop(url, None)
-        if request is None or _header_key(headers) != self._key:
+        if request is None or _header_key(headers) != _header_key(self._headers_for(url)):
             return None
         request.done.wait()
         if request.answer is not None:
@@ -213,6 +217,10 @@ class EarlyPages:
         """Drop every answer not taken (requests still running end on their own)."""
         with self._lock:
             self._requests.clear()
+
+    def _headers_for(self, url: str) -> dict[str, str]:
+        extra = self._conditions.get(url)
+        return self._headers if not extra else {**self._headers, **extra}
 
     def _connected(self, request: _Request) -> None:
         with self._lock:
@@ -248,7 +256,7 @@ class EarlyPages:
             finally:
                 self._connected(request)
             connection = origin.connection(sock)
-            connection.request("GET", target, headers=self._headers)
+            connection.request("GET", target, headers=self._headers_for(url))
             response = connection.getresponse()
             status = response.status
             body = response.read()
@@ -259,10 +267,10 @@ class EarlyPages:
             if timings is not None:
                 with timings.phase("index"):
                     timings.record_request("GET", url, status, started, received)
-        if status not in _FINAL:
+        if status not in _FINAL and not (status == 304 and url in self._conditions):
             return None
         encoding = (response.getheader("Content-Encoding") or "").strip().lower()
-        content = _decoded(body, encoding)
+        content = b"" if status == 304 else _decoded(body, encoding)
         if content is None:
             return None
         return EarlyAnswer(
@@ -391,13 +399,14 @@ def start(
     max_idle: float = 2.0,
     pages: Sequence[str] = (),
     headers: Mapping[str, str] | None = None,
+    conditions: Mapping[str, Mapping[str, str]] | None = None,
     ca_bundle: str | None = None,
     timings: Timings | None = None,
 ) -> Preconnector | None:
     """Open ``count`` connections to the host of the http(s) ``url`` in a daemon thread, and
     close those not taken after ``max_idle`` seconds; GET ``pages`` (URLs on that origin) with
-    ``headers``, verifying https against ``ca_bundle`` (a file or directory; default
-    certifi's).
+    ``headers`` (and ``conditions[page]``, see :class:`EarlyPages`), verifying https against
+    ``ca_bundle`` (a file or directory; default certifi's).
 
     None (and nothing opened or sent) for other schemes, or when a proxy applies to ``url``.
     """
@@ -414,7 +423,7 @@ def start(
         return None
     early = None
     if pages and headers is not None:
-        early = EarlyPages(pages, headers, timings=timings)
+        early = EarlyPages(pages, headers, timings=timings, conditions=conditions)
         args = (early, parts.scheme == "https", host, port, timeout, ca_bundle)
         if not _daemon(_send_pages, args, "fetchplan-early"):
             early = None

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,7 @@ class Timings:
         self._tasks: dict[str, _Total] = defaultdict(_Total)
         self._metadata: dict[str, _Total] = defaultdict(_Total)
         self._resolver: dict[str, float] = {}
+        self._cache: dict[str, dict[str, int]] | None = None
         self._finished: float | None = None
 
     def now(self) -> float:
@@ -184,6 +185,11 @@ class Timings:
                 )
             )
 
+    def set_cache(self, *, pages: Mapping[str, int], metadata: Mapping[str, int]) -> None:
+        """Record what the page and metadata caches did (counts by outcome)."""
+        with self._lock:
+            self._cache = {"pages": dict(pages), "metadata": dict(metadata)}
+
     def finish(self) -> None:
         with self._lock:
             self._finished = self._clock()
@@ -219,4 +225,5 @@ class Timings:
                 or {"cpu_seconds": 0.0, "wall_seconds": 0.0, "rounds": 0},
                 "requests_by_phase": {k: v.to_dict() for k, v in sorted(by_phase.items())},
                 "events": [r.to_dict() for r in events],
+                **({"cache": self._cache} if self._cache is not None else {}),
             }

@@ -25,6 +25,7 @@ What it serves:
   ``index.html`` (``text/html`` or ``application/vnd.pypi.simple.v1+html``, as asked); 406 when
   nothing acceptable is available. No ``Accept`` header means ``text/html``. A directory URL
   without its trailing slash is redirected (301) to it.
+- ``options.page_headers`` are added to every directory page (``Cache-Control``, say).
 - ``options.pep658 = False`` makes every ``*.metadata`` URL 404. The pages still advertise the
   metadata unless the index was written with ``IndexOptions(metadata_files=False)``: that is a
   server that lies about PEP 658, which is itself a useful test.
@@ -52,7 +53,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -98,6 +99,8 @@ class ServerOptions:
     """Require HTTP Basic ``(user, password)``; other requests get 401."""
     etags: bool = True
     """Send ``ETag`` and ``Last-Modified`` (and honour ``If-Range``/``If-None-Match``)."""
+    page_headers: dict[str, str] = field(default_factory=dict)
+    """Extra header fields of every project and root page (``Cache-Control``, say)."""
 
 
 @dataclass
@@ -547,6 +550,7 @@ class IndexRequestHandler(http.server.BaseHTTPRequestHandler):
         headers: dict[str, str] = {"Content-Type": content_type}
         if vary:
             headers["Vary"] = "Accept"
+            headers.update(options.page_headers)
         etag = last_modified = None
         if options.etags:
             etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
