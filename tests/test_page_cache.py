@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fetchplan.cache import write_entry
+from fetchplan.cache import read_entry, write_entry
 from fetchplan.planner.api import PlanOptions, PlanResult, make_plan
-from fetchplan.planner.index import IndexUnavailable
+from fetchplan.planner.index import IndexUnavailable, LinksCodec
 from tests.conftest import CLI_TIMEOUT, MakeIndex, MakeIndexServer, RunCli
 from tests.support.index import IndexOptions, write_index
 from tests.support.servers import IndexServer, ServerOptions
@@ -365,3 +365,39 @@ def test_cache_command_shows_and_trims_the_cache(
     assert "no cache section 'nonsense'" in bad.stderr
     assert run_cli("cache", "clean", "--cache-dir", cache).returncode == 0
     assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("page", ["index.json", "index.html"])
+def test_a_kept_page_reads_back_as_the_links_it_was_parsed_into(
+    make_index: MakeIndex, page: str
+) -> None:
+    root = make_index(
+        [Dist("lib", "1.0"), Dist("lib", "2.0", tag="cp311-cp311-manylinux_2_17_x86_64")],
+        IndexOptions(
+            yanked={"lib-1.0-py3-none-any.whl": "broken"},
+            requires_python={"lib-1.0-py3-none-any.whl": ">=3.8"},
+        ),
+    )
+    body = (root / "simple" / "lib" / page).read_bytes()
+    kind = "application/vnd.pypi.simple.v1+json" if page.endswith("json") else "text/html"
+    codec = LinksCodec(kind, "http://127.0.0.1:1/simple/lib/", "http://127.0.0.1:1/simple/", "lib")
+    links = codec.parse(body)
+    assert len(links) == 2
+    assert any(link.yanked_reason == "broken" for link in links)
+    assert codec.from_data(codec.to_data(links)) == links
+    other = LinksCodec(kind, "http://127.0.0.1:1/simple/lib/", "http://127.0.0.1:1/simple/", "app")
+    with pytest.raises(ValueError, match="not a link of app"):
+        other.from_data(codec.to_data(links))
+
+
+def test_an_entry_is_read_only_whole_and_unaltered(tmp_path: Path) -> None:
+    path = tmp_path / "entry"
+    write_entry(path, b"payload")
+    assert read_entry(path) == b"payload"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]  # no temporary file left
+    data = path.read_bytes()
+    for damaged in (data[:-1], data[:10], b"", data[:-1] + b"X", b"payload"):
+        path.write_bytes(damaged)
+        assert read_entry(path) is None
+        assert not path.exists()
+    assert read_entry(tmp_path / "absent") is None

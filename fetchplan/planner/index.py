@@ -423,7 +423,9 @@ class LinksCodec:
 
     def from_data(self, data: bytes) -> tuple[Link, ...]:
         links: list[Link] = []
-        tags: dict[str, Tag] = {}
+        # A page repeats its versions and tag sets across files: each is built once.
+        versions: dict[str, Version] = {}
+        tag_sets: dict[tuple[str, ...], frozenset[Tag]] = {}
         for row in json.loads(data):
             (
                 filename, url, name, version, kind, tag_names, build, hashes, requires_python,
@@ -432,21 +434,22 @@ class LinksCodec:
             ) = row  # fmt: skip
             if kind not in ("wheel", "sdist") or name != self._project:
                 raise ValueError(f"not a link of {self._project}: {filename!r}")
-            link_tags = []
-            for tag_name in tag_names:
-                tag = tags.get(tag_name)
-                if tag is None:
-                    tag = tags[tag_name] = Tag(*tag_name.split("-"))
-                link_tags.append(tag)
+            parsed_version = versions.get(version)
+            if parsed_version is None:
+                parsed_version = versions[version] = Version(version)
+            tag_key = tuple(tag_names)
+            tags = tag_sets.get(tag_key)
+            if tags is None:
+                tags = tag_sets[tag_key] = frozenset(Tag(*t.split("-")) for t in tag_key)
             links.append(
                 Link(
                     filename=filename,
                     url=url,
                     index=self._index,
                     name=name,
-                    version=Version(version),
+                    version=parsed_version,
                     kind=kind,
-                    tags=frozenset(link_tags),
+                    tags=tags,
                     build=(int(build[0]), str(build[1])) if build else (),
                     hashes=hashes,
                     requires_python=requires_python,
