@@ -398,27 +398,37 @@ class LinksCodec:
         return tuple(parse_html_page(text, self._page_url, self._index, self._project))
 
     def to_data(self, value: tuple[Link, ...]) -> bytes:
-        rows = [
-            [
-                link.filename,
-                link.url,
-                link.name,
-                str(link.version),
-                link.kind,
-                sorted(str(tag) for tag in link.tags),
-                list(link.build),
-                dict(link.hashes),
-                link.requires_python,
-                link.yanked,
-                link.yanked_reason,
-                link.size,
-                link.metadata_url,
-                link.metadata_sha256,
-                link.upload_time,
-                link.provenance,
-            ]
-            for link in value
-        ]
+        # As in from_data, each version and tag set is rendered once per page.
+        versions: dict[Version, str] = {}
+        tag_sets: dict[frozenset[Tag], list[str]] = {}
+        rows = []
+        for link in value:
+            version = versions.get(link.version)
+            if version is None:
+                version = versions[link.version] = str(link.version)
+            tags = tag_sets.get(link.tags)
+            if tags is None:
+                tags = tag_sets[link.tags] = sorted(str(tag) for tag in link.tags)
+            rows.append(
+                (
+                    link.filename,
+                    link.url,
+                    link.name,
+                    version,
+                    link.kind,
+                    tags,
+                    link.build,
+                    link.hashes,
+                    link.requires_python,
+                    link.yanked,
+                    link.yanked_reason,
+                    link.size,
+                    link.metadata_url,
+                    link.metadata_sha256,
+                    link.upload_time,
+                    link.provenance,
+                )
+            )
         return json.dumps(rows, separators=(",", ":")).encode("utf-8")
 
     def from_data(self, data: bytes) -> tuple[Link, ...]:
