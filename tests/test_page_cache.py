@@ -342,13 +342,13 @@ def test_cache_command_shows_and_trims_the_cache(
     assert rows["pages"] == "6"
     assert rows["metadata"] == "3"
 
+    corrupt = _cache_files(tmp_path, "metadata")[0]
+    corrupt.write_bytes(b"garbage")
     leftover = cache / "metadata" / "ab" / ".abc.tmp"
     leftover.parent.mkdir(parents=True, exist_ok=True)
     leftover.write_bytes(b"half")
     two_hours_ago = time.time() - 7200
     os.utime(leftover, (two_hours_ago, two_hours_ago))
-    corrupt = _cache_files(tmp_path, "metadata")[0]
-    corrupt.write_bytes(b"garbage")
     pruned = run_cli("cache", "prune", "--cache-dir", cache)
     assert pruned.returncode == 0, pruned.stderr
     assert "pruned 2 files" in pruned.stdout
