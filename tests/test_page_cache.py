@@ -23,7 +23,7 @@ import pytest
 from fetchplan.cache import read_entry, write_entry
 from fetchplan.planner.api import PlanOptions, PlanResult, make_plan
 from fetchplan.planner.index import IndexUnavailable, LinksCodec
-from tests.conftest import CLI_TIMEOUT, MakeIndex, MakeIndexServer, RunCli
+from tests.conftest import CLI_TIMEOUT, MakeIndex, MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.index import IndexOptions, write_index
 from tests.support.servers import IndexServer, ServerOptions
 from tests.support.wheels import Dist, build_wheel
@@ -401,3 +401,22 @@ def test_an_entry_is_read_only_whole_and_unaltered(tmp_path: Path) -> None:
         assert read_entry(path) is None
         assert not path.exists()
     assert read_entry(tmp_path / "absent") is None
+
+
+def test_against_nginx_a_second_plan_gets_only_304s(
+    nginx_server: MakeNginxServer, tmp_path: Path
+) -> None:
+    """nginx's own validators (a weak-looking ETag of mtime and size, Last-Modified), as a
+    static mirror serves them; counted from its access log."""
+    server = nginx_server(DISTS, index_options=IndexOptions(metadata_files=False))
+    options = _options(tmp_path, server.index_url)
+    first = make_plan(options)
+    server.wait_for_requests(len(server.requests()))
+    server.reset_counters()
+    second = make_plan(options)
+    pages = server.wait_for_requests(3, "/simple/")
+    assert sorted((urlsplit(r.path).path, r.status) for r in pages) == [
+        (path, 304) for path in PAGES
+    ]
+    assert server.requests("/files/") == []
+    assert _plan(second) == _plan(first)
