@@ -406,16 +406,21 @@ class MetadataCache:
     def _path(self, index: str, sha256: str) -> Path:
         return _key_path(self.root, f"{index}\0{sha256.lower()}")
 
-    def get(self, index: str, sha256: str) -> bytes | None:
+    def get(self, index: str, sha256: str, *, count: bool = True) -> bytes | None:
+        """The entry of the file ``sha256`` listed on ``index``, or None; ``count`` it in
+        ``stats`` as a hit or a miss (not when it is read to be updated)."""
         path = self._path(index, sha256)
         raw = read_entry(path)
         if raw is not None:
             _touch(path)
-        with self._lock:
-            self.stats["hits" if raw is not None else "misses"] += 1
+        if count:
+            with self._lock:
+                self.stats["hits" if raw is not None else "misses"] += 1
         return raw
 
-    def put(self, index: str, sha256: str, raw: bytes) -> None:
+    def put(self, index: str, sha256: str, raw: bytes, *, what: str = "stored") -> None:
+        """Keep ``raw`` as the entry of the file ``sha256`` listed on ``index`` (counted in
+        ``stats`` as ``what``)."""
         path = self._path(index, sha256)
         try:
             write_entry(path, raw)
@@ -423,7 +428,7 @@ class MetadataCache:
             log.warning("%s: cannot write to the cache: %s", path, exc.strerror or exc)
             return
         with self._lock:
-            self.stats["stored"] += 1
+            self.stats[what] += 1
 
 
 # -- inspecting and trimming ------------------------------------------------------------------

@@ -420,3 +420,19 @@ def test_against_nginx_a_second_plan_gets_only_304s(
     ]
     assert server.requests("/files/") == []
     assert _plan(second) == _plan(first)
+
+
+def test_a_size_learnt_by_head_is_kept_with_the_metadata(
+    index_server: MakeIndexServer, tmp_path: Path
+) -> None:
+    # HTML pages give no sizes (PEP 700 is JSON only): the first plan asks with HEAD.
+    server = index_server(DISTS, options=ServerOptions(formats="html"))
+    options = _options(tmp_path, server.index_url)
+    first = make_plan(options)
+    assert len([r for r in server.requests() if r.method == "HEAD"]) == 3
+    assert _counts(first)["metadata"] == {"misses": 3, "stored": 3, "sizes": 3}
+    server.reset_counters()
+    second = make_plan(options)
+    assert [r.method for r in server.requests()] == ["GET"] * 3  # the pages only
+    assert _plan(second) == _plan(first)
+    assert all(a.size for a in second.plan.artifacts)

@@ -163,6 +163,7 @@ def plan(
             timeout=options.timeout,
             timings=timings,
             offline=options.offline,
+            metadata_cache=metadata_cache,
         )
         succeeded = True
     finally:
@@ -501,6 +502,22 @@ def _metadata_entry(fetched: md.FetchedMetadata) -> bytes:
     return json.dumps({"total_size": size}).encode("utf-8") + b"\n" + fetched.raw
 
 
+def _remember_size(cache: MetadataCache, link: Link, sha256: str, size: int) -> None:
+    """Add ``size`` to the metadata cache's entry of ``link`` (if it has one)."""
+    entry = cache.get(link.index, sha256, count=False)
+    if entry is None:
+        return
+    head, _, raw = entry.partition(b"\n")
+    try:
+        facts = json.loads(head)
+    except ValueError:
+        return
+    if not isinstance(facts, dict) or facts.get("total_size") == size:
+        return
+    facts["total_size"] = size
+    cache.put(link.index, sha256, json.dumps(facts).encode("utf-8") + b"\n" + raw, what="sizes")
+
+
 def _cached_metadata(cache: MetadataCache, link: Link, sha256: str) -> DistMetadata | None:
     """``link``'s metadata from ``cache``, or None (absent, or not what the index now says)."""
     entry = cache.get(link.index, sha256)
@@ -567,8 +584,13 @@ def _facts(
     timeout: float,
     timings: Timings,
     offline: bool = False,
+    metadata_cache: MetadataCache | None = None,
 ) -> dict[str, ArtifactFacts]:
-    """Hashes, size and a satisfying local copy of every chosen file, keyed by file name."""
+    """Hashes, size and a satisfying local copy of every chosen file, keyed by file name.
+
+    A size learnt by a HEAD request is added to the file's entry in ``metadata_cache``, so
+    that the next plan needs no HEAD either.
+    """
     files: dict[str, tuple[NormalizedName, Link, DistMetadata]] = {}
     installed: set[str] = set()
     for role in roles:
@@ -630,7 +652,10 @@ def _facts(
             cache,
         )
     for filename, head in heads.items():
-        sizes[filename] = head.result()
+        size = sizes[filename] = head.result()
+        link = files[filename][1]
+        if metadata_cache is not None and size is not None and link.sha256 is not None:
+            _remember_size(metadata_cache, link, link.sha256, size)
     return {
         filename: ArtifactFacts(
             hashes=hashes[filename][0],
