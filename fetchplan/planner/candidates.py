@@ -1,15 +1,19 @@
-"""From a project's links to its candidates: one best file per version, and why others lost.
+"""From a project's files to its candidates: one best file per version, and why others lost.
 
-Pure: given the links every source listed, the target environment and the user's format and
-hash constraints, :func:`select_candidates` picks for each version the file an installer on the
-target would use (the best-ranked compatible wheel; an sdist only when no compatible wheel
-exists and source builds are allowed) and records, per rejected version, the reasons. The
-resolver provider filters these further by specifier, pre-release and yanked rules.
+Pure: given the pages every source gave (in source priority order), the target environment and
+the user's format and hash constraints, :class:`ProjectCandidates` picks for a version the file
+an installer on the target would use (the best-ranked compatible wheel; an sdist only when no
+compatible wheel exists and source builds are allowed) and records, for a version it rejects,
+the reasons. It does so one version at a time, when a version is first asked about
+(:meth:`ProjectCandidates.choice`): a real index lists every release of a project, and a
+resolution looks at a few. The resolver provider filters the versions by specifier, pre-release
+and yanked rules before asking (:func:`fetchplan.planner.provider.iter_matches`).
+:func:`select_candidates` is the same over a list of links, for every version at once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,11 +24,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from fetchplan.planner.index import Link
+from fetchplan.planner.index import Link, ProjectPage
 from fetchplan.planner.target import TargetEnv
 
 __all__ = [
     "Candidate",
+    "Choice",
     "DistMetadata",
     "Format",
     "FormatControl",
@@ -115,17 +120,92 @@ class Rejection:
         return f"{self.version} ({'; '.join(self.reasons)})"
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectCandidates:
-    """The usable versions of a project (newest first) and the versions rejected, with why."""
+Choice = Candidate | Rejection | None
+"""What a version gives: its candidate, why it was rejected, or None when it has no files."""
 
-    name: NormalizedName
-    candidates: tuple[Candidate, ...]
-    rejected: tuple[Rejection, ...] = ()
-    sources: tuple[str, ...] = ()
-    found: bool = True
-    """False when no index or find-links location knows the project at all."""
-    has_wheel: Mapping[Version, bool] = field(default_factory=dict, hash=False)
+
+class ProjectCandidates:
+    """The versions of a project on its sources, each made a candidate when first asked.
+
+    ``versions`` lists every version some source lists files of, newest first. Thread-safe:
+    the resolver and the prefetcher's threads may ask at once; a version is decided once.
+    """
+
+    def __init__(
+        self,
+        name: NormalizedName,
+        pages: Sequence[ProjectPage],
+        target: TargetEnv,
+        *,
+        formats: FormatControl | None = None,
+        allowed_hashes: Mapping[str, frozenset[str]] | None = None,
+        url_ok: Callable[[str], bool] = lambda _url: True,
+        sources: Sequence[str] = (),
+        found: bool = True,
+    ) -> None:
+        self.name = name
+        self.sources = tuple(sources)
+        self.found = found
+        """False when no index or find-links location knows the project at all."""
+        self._pages = tuple(pages)
+        self._target = target
+        self._allowed = (formats or FormatControl()).allowed(name)
+        self._hashes = allowed_hashes
+        self._url_ok = url_ok
+        self._lock = threading.Lock()
+        self._choices: dict[Version, Choice] = {}
+        if len(self._pages) == 1:
+            self.versions: tuple[Version, ...] = self._pages[0].versions
+        else:
+            every = {version for page in self._pages for version in page.versions}
+            self.versions = tuple(sorted(every, reverse=True))
+
+    def choice(self, version: Version) -> Choice:
+        """The candidate of ``version``, or its rejection (decided on the first call).
+
+        Raises :class:`~fetchplan.planner.index.IndexPageError` when a source lists a
+        malformed file of this version.
+        """
+        with self._lock:
+            if version in self._choices:
+                return self._choices[version]
+        links = [
+            link
+            for page in self._pages
+            for link in page.links_for(version)
+            if link.name == self.name
+        ]
+        choice = _choose(
+            self.name,
+            version,
+            links,
+            target=self._target,
+            formats=self._allowed,
+            allowed_hashes=self._hashes,
+            url_ok=self._url_ok,
+        )
+        with self._lock:
+            return self._choices.setdefault(version, choice)
+
+    def candidate(self, version: Version) -> Candidate | None:
+        """The candidate of ``version``, or None when it has none for the target."""
+        choice = self.choice(version)
+        return choice if isinstance(choice, Candidate) else None
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """Every usable version's candidate, newest first (decides every version)."""
+        return tuple(c for v in self.versions if isinstance(c := self.choice(v), Candidate))
+
+    @property
+    def rejected(self) -> tuple[Rejection, ...]:
+        """Every rejected version, newest first (decides every version)."""
+        return tuple(r for v in self.versions if isinstance(r := self.choice(v), Rejection))
+
+    @property
+    def has_wheel(self) -> Mapping[Version, bool]:
+        """Whether each usable version's chosen file is a wheel (decides every version)."""
+        return {c.version: c.link is not None and c.link.kind == "wheel" for c in self.candidates}
 
 
 def _link_problem(
@@ -140,7 +220,7 @@ def _link_problem(
     if link.kind == "wheel":
         if Format.BINARY not in formats:
             return "wheels not allowed (--no-binary)"
-        if target.tag_priority(link.tags) is None:
+        if target.wheel_priority(link.tag_text) is None:
             return "no wheel for the target's tags"
     elif Format.SOURCE not in formats:
         return "only an sdist, and binaries are required (--only-binary)"
@@ -154,7 +234,7 @@ def _link_problem(
 
 
 def _rank(link: Link, target: TargetEnv, position: int) -> tuple[object, ...]:
-    priority = target.tag_priority(link.tags) if link.kind == "wheel" else None
+    priority = target.wheel_priority(link.tag_text) if link.kind == "wheel" else None
     build = link.build if link.build else (-1, "")
     return (
         link.yanked,
@@ -167,6 +247,32 @@ def _rank(link: Link, target: TargetEnv, position: int) -> tuple[object, ...]:
         position,
         link.filename,
     )
+
+
+def _choose(
+    name: NormalizedName,
+    version: Version,
+    links: Sequence[Link],
+    *,
+    target: TargetEnv,
+    formats: frozenset[Format],
+    allowed_hashes: Mapping[str, frozenset[str]] | None,
+    url_ok: Callable[[str], bool],
+) -> Choice:
+    if not links:
+        return None
+    usable: list[tuple[int, Link]] = []
+    reasons: list[str] = []
+    for position, link in enumerate(links):
+        problem = _link_problem(link, target, formats, allowed_hashes, url_ok)
+        if problem is None:
+            usable.append((position, link))
+        elif problem not in reasons:
+            reasons.append(problem)
+    if not usable:
+        return Rejection(version=version, reasons=tuple(reasons))
+    best = min(usable, key=lambda item: _rank(item[1], target, item[0]))[1]
+    return Candidate(name=name, version=version, link=best)
 
 
 def select_candidates(
@@ -186,34 +292,14 @@ def select_candidates(
     algorithm to the digests ``--hash`` options allow; links whose known digest is not among
     them are rejected (links without a digest stay: they are checked once fetched).
     """
-    allowed = (formats or FormatControl()).allowed(name)
-    by_version: dict[Version, list[tuple[int, Link]]] = defaultdict(list)
-    for position, link in enumerate(links):
-        if link.name == name:
-            by_version[link.version].append((position, link))
-    candidates: list[Candidate] = []
-    rejected: list[Rejection] = []
-    has_wheel: dict[Version, bool] = {}
-    for version in sorted(by_version, reverse=True):
-        usable: list[tuple[int, Link]] = []
-        reasons: list[str] = []
-        for position, link in by_version[version]:
-            problem = _link_problem(link, target, allowed, allowed_hashes, url_ok)
-            if problem is None:
-                usable.append((position, link))
-            elif problem not in reasons:
-                reasons.append(problem)
-        if not usable:
-            rejected.append(Rejection(version=version, reasons=tuple(reasons)))
-            continue
-        best = min(usable, key=lambda item: _rank(item[1], target, item[0]))[1]
-        has_wheel[version] = best.kind == "wheel"
-        candidates.append(Candidate(name=name, version=version, link=best))
+    page = ProjectPage.from_links(None, "", (link for link in links if link.name == name))
     return ProjectCandidates(
-        name=name,
-        candidates=tuple(candidates),
-        rejected=tuple(rejected),
-        sources=tuple(sources),
+        name,
+        [page],
+        target,
+        formats=formats,
+        allowed_hashes=allowed_hashes,
+        url_ok=url_ok,
+        sources=sources,
         found=found,
-        has_wheel=has_wheel,
     )

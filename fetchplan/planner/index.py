@@ -1,9 +1,31 @@
 """Package index pages: pure parsers (PEP 503 HTML, PEP 691 JSON) and a thin client.
 
-The parsers turn a page into :class:`Link` values: absolute, credential-free URLs with the
-file's hashes (``#sha256=`` fragments or JSON ``hashes``), ``requires-python``, yanked status
-(PEP 592), size (PEP 700) and where its core metadata lives (PEP 658/714). They never touch the
-network, so they test on strings.
+A project page is read in two steps, because a real index lists every file a project ever
+released (thousands, in a 2 MB page) and a resolution looks at a handful of versions:
+
+1. :func:`compact_json_page` / :func:`compact_html_page` read the page once, cheaply, into a
+   :class:`CompactPage`: the files grouped by the version their file name shows (the name split
+   at its dashes, without validation; files of other projects and of no distribution format
+   left out), each file kept as the page gave it. No file name is validated, no URL joined, no
+   tag parsed. (PEP 700's ``versions`` list is not read: the files have to be grouped by
+   version anyway, and splitting their names costs less than a millisecond a thousand.)
+2. :class:`ProjectPage` parses each distinct version string once, orders the versions, and
+   turns the files of one version into :class:`Link` values when :meth:`ProjectPage.links_for`
+   first asks for that version. Every check applies then, to every file of that version:
+   unsafe file names are skipped, URLs are joined and stripped of credentials, hashes are kept
+   only when strong and well formed, and a malformed entry raises :class:`IndexPageError`
+   naming the page and the field. A malformed entry of a version nobody asks for costs nothing
+   and fails nothing.
+
+:attr:`ProjectPage.links` still gives every file at once, with every check, as
+:func:`parse_json_page` and :func:`parse_html_page` do (find-links pages, tools listing files).
+
+The compact form is plain data for a persistent page cache: :meth:`CompactPage.to_data` gives
+nested tuples of ``str``/``int``/``bool``/``None`` and the page's own JSON values (``marshal``
+can write it; so can ``json``, which turns tuples into lists), and :meth:`CompactPage.from_data`
+takes that back, checking its shape (raising :class:`CompactPageError` for anything else, so a
+damaged cache entry is a miss). A cached compact page was built for one page URL and one
+project: key it by both (and by the body's digest), then wrap it in a :class:`ProjectPage`.
 
 :class:`IndexClient` fetches project pages from ``http(s)://`` and ``file://`` indexes (asking
 for JSON first by content negotiation) and reads find-links locations (a directory or an HTML
@@ -16,13 +38,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from urllib.request import pathname2url, url2pathname
 
@@ -32,10 +55,11 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
@@ -48,6 +72,9 @@ from fetchplan.planner.timings import Timings
 
 __all__ = [
     "ACCEPT",
+    "COMPACT_FORMAT",
+    "CompactPage",
+    "CompactPageError",
     "IndexClient",
     "IndexPageError",
     "IndexSource",
@@ -55,6 +82,9 @@ __all__ = [
     "Link",
     "LinksCodec",
     "ProjectPage",
+    "compact_html_page",
+    "compact_json_page",
+    "compact_page",
     "file_url_path",
     "link_from_filename",
     "links_from_directory",
@@ -115,14 +145,13 @@ class Link:
     def is_local(self) -> bool:
         return self.url.startswith("file:")
 
-
-@dataclass(frozen=True, slots=True)
-class ProjectPage:
-    """A project's links from one source; ``url`` is the page actually read."""
-
-    source: IndexSource
-    url: str
-    links: tuple[Link, ...]
+    @property
+    def tag_text(self) -> str:
+        """A wheel's compressed tag set as its file name writes it (``py3-none-any``); an
+        sdist has none (``""``)."""
+        if self.kind != "wheel":
+            return ""
+        return self.filename[:-4].split("-", self.filename.count("-") - 2)[-1]
 
 
 def _clean_filename(filename: str) -> str | None:
@@ -190,8 +219,11 @@ def _hashes_from_fragment(fragment: str) -> dict[str, str]:
     return {}
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def _is_hex(value: str) -> bool:
-    return bool(value) and all(c in "0123456789abcdefABCDEF" for c in value)
+    return _HEX.fullmatch(value) is not None
 
 
 def _absolute(base: str, href: str) -> tuple[str, str]:
@@ -248,56 +280,192 @@ def _check_api_version(url: str, version: object) -> None:
         raise IndexPageError(url, f"unsupported repository API version {version}")
 
 
-def parse_html_page(
-    text: str, page_url: str, index: str, project: NormalizedName | None = None
-) -> list[Link]:
-    """Links of a PEP 503 page (also any find-links HTML page), in page order."""
-    parser = _AnchorParser()
-    try:
-        parser.feed(text)
-        parser.close()
-    except (AssertionError, ValueError) as exc:  # html.parser's own failure modes
-        raise IndexPageError(page_url, f"unparseable HTML: {exc}") from exc
-    _check_api_version(page_url, parser.repository_version)
-    base = urljoin(page_url, parser.base) if parser.base is not None else page_url
-    links: list[Link] = []
-    for anchor in parser.anchors:
-        href = anchor["href"]
-        assert href is not None
-        url, fragment = _absolute(base, href)
-        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-        # PEP 714: the new attribute name first; the old one from servers not yet updated.
-        core = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
-        if "data-core-metadata" not in anchor and "data-dist-info-metadata" not in anchor:
-            core = None
-        metadata_url, metadata_sha = _metadata_ref(core, url) if core is not None else (None, None)
-        yanked_attr = "data-yanked" in anchor
-        reason = anchor.get("data-yanked") or None
-        link = link_from_filename(
-            filename,
-            url,
-            index,
-            project=project,
-            hashes=_hashes_from_fragment(fragment),
-            requires_python=anchor.get("data-requires-python") or None,
-            yanked=yanked_attr,
-            yanked_reason=reason if yanked_attr else None,
-            metadata_url=metadata_url,
-            metadata_sha256=metadata_sha,
+# -- compact pages -----------------------------------------------------------------------------
+
+COMPACT_FORMAT = 1
+"""Version of :meth:`CompactPage.to_data`'s layout; data of another version is refused."""
+
+PageKind = Literal["json", "html"]
+
+# One file of a compact page, as the page gave it (nothing checked but the file name's type):
+# (position on the page, file name, href, hashes, requires-python, yanked, size,
+#  core-metadata, upload-time, provenance).
+RawFile = tuple[int, str, Any, Any, Any, Any, Any, Any, Any, Any]
+_RAW_FIELDS = 10
+
+
+class CompactPageError(FetchplanError):
+    """Data given to :meth:`CompactPage.from_data` is not a compact page of this version."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompactPage:
+    """A project page read once, cheaply: its files grouped by the version their names show.
+
+    ``releases`` maps each version string, as file names spell it, to that version's files in
+    page order (a tuple of pairs, in the order versions first appear). ``unreadable`` lists
+    the entries that cannot belong to any version (not an object, no file name), with why:
+    reading every file of the page reports them; reading some versions does not. ``base`` is
+    the URL the files' hrefs are relative to (the page URL, or an HTML page's ``<base>``).
+    """
+
+    kind: PageKind
+    url: str
+    base: str
+    project: str | None
+    releases: tuple[tuple[str, tuple[RawFile, ...]], ...]
+    unreadable: tuple[tuple[int, str], ...] = ()
+
+    def to_data(self) -> tuple[Any, ...]:
+        """Plain nested tuples for ``marshal``/``json``; :meth:`from_data` reads them back."""
+        return (
+            COMPACT_FORMAT,
+            self.kind,
+            self.url,
+            self.base,
+            self.project,
+            self.releases,
+            self.unreadable,
         )
-        if link is not None:
-            links.append(link)
-    return links
+
+    @classmethod
+    def from_data(cls, data: Any) -> CompactPage:
+        """The page :meth:`to_data` gave ``data`` for (lists accepted for tuples).
+
+        Checks the shape, not the files' fields: those are checked, as for a page just
+        fetched, when their version is read. Raises :class:`CompactPageError` otherwise.
+        """
+        try:
+            fmt, kind, url, base, project, releases, unreadable = data
+        except (TypeError, ValueError) as exc:
+            raise CompactPageError(f"not a compact page: {exc}") from None
+        if fmt != COMPACT_FORMAT:
+            raise CompactPageError(f"compact page format {fmt!r}, expected {COMPACT_FORMAT}")
+        if kind not in ("json", "html") or not isinstance(url, str) or not isinstance(base, str):
+            raise CompactPageError("compact page: bad kind, url or base")
+        if project is not None and not isinstance(project, str):
+            raise CompactPageError("compact page: bad project")
+        try:
+            groups = tuple(
+                (version, tuple(_raw_file(raw) for raw in files)) for version, files in releases
+            )
+            problems = tuple((int(pos), str(why)) for pos, why in unreadable)
+        except (TypeError, ValueError) as exc:
+            raise CompactPageError(f"compact page: bad files: {exc}") from None
+        if not all(isinstance(version, str) for version, _files in groups):
+            raise CompactPageError("compact page: a version is not a string")
+        return cls(kind, url, base, project, groups, problems)
+
+    @property
+    def file_count(self) -> int:
+        return sum(len(files) for _version, files in self.releases)
+
+    def links(self, versions: Iterable[str], index: str) -> list[Link]:
+        """Every file of the releases spelled ``versions``, checked, in page order."""
+        wanted = set(versions)
+        raws = [raw for version, files in self.releases if version in wanted for raw in files]
+        raws.sort(key=lambda raw: raw[0])
+        return [link for raw in raws if (link := self._link(raw, index)) is not None]
+
+    def all_links(self, index: str) -> list[Link]:
+        """Every file, checked, in page order; the first unreadable entry raises as it comes."""
+        items: list[tuple[int, RawFile | str]] = [(pos, why) for pos, why in self.unreadable]
+        items.extend((raw[0], raw) for _version, files in self.releases for raw in files)
+        items.sort(key=lambda item: item[0])
+        links: list[Link] = []
+        for _pos, item in items:
+            if isinstance(item, str):
+                raise IndexPageError(self.url, item)
+            link = self._link(item, index)
+            if link is not None:
+                links.append(link)
+        return links
+
+    def _link(self, raw: RawFile, index: str) -> Link | None:
+        if self.kind == "json":
+            return _json_link(raw, self.url, self.base, index, self.project)
+        return _html_link(raw, self.base, index, self.project)
 
 
-def parse_json_page(
-    data: bytes | str, page_url: str, index: str, project: NormalizedName | None = None
-) -> list[Link]:
-    """Links of a PEP 691 JSON project page, in page order."""
+def _raw_file(raw: Any) -> RawFile:
+    if not isinstance(raw, (tuple, list)) or len(raw) != _RAW_FIELDS:
+        raise ValueError("a file is not a 10-item sequence")
+    position, filename = raw[0], raw[1]
+    if not isinstance(position, int) or isinstance(position, bool):
+        raise ValueError("a file's position is not an integer")
+    if not isinstance(filename, str):
+        raise ValueError("a file name is not a string")
+    return (position, filename, *raw[2:])
+
+
+def _split_filename(filename: str) -> tuple[str, str] | None:
+    """(name part, version part) of a wheel or sdist file name, without validating either:
+    the split ``parse_wheel_filename``/``parse_sdist_filename`` make, which validate later."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6):
+            return None
+        return parts[0], parts[1]
+    if filename.endswith(".tar.gz"):
+        stem = filename[:-7]
+    elif filename.endswith(".zip"):
+        stem = filename[:-4]
+    else:
+        return None
+    name, sep, version = stem.rpartition("-")
+    return (name, version) if sep else None
+
+
+_NO_RELEASE = ""
+"""The release of files that name no version of the project: other projects' files, names
+that split into no name and version. No version reads them; reading every file checks them."""
+
+
+class _Grouper:
+    """Files into releases by the version their names show."""
+
+    def __init__(self, project: NormalizedName | None) -> None:
+        self._project = project
+        self._names: dict[str, bool] = {}
+        self.groups: dict[str, list[RawFile]] = {}
+
+    def add(self, raw: RawFile) -> None:
+        split = _split_filename(raw[1])
+        version = _NO_RELEASE
+        if split is not None:
+            name, version = split
+            if self._project is not None:
+                ours = self._names.get(name)
+                if ours is None:
+                    ours = self._names[name] = canonicalize_name(name) == self._project
+                if not ours:
+                    version = _NO_RELEASE
+        group = self.groups.get(version)
+        if group is None:
+            self.groups[version] = [raw]
+        else:
+            group.append(raw)
+
+    def releases(self) -> tuple[tuple[str, tuple[RawFile, ...]], ...]:
+        return tuple((version, tuple(files)) for version, files in self.groups.items())
+
+
+def _load_json(data: bytes | str, page_url: str) -> Any:
     try:
-        document = json.loads(data)
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexPageError(page_url, f"invalid JSON: {exc}") from exc
+
+
+def compact_json_page(
+    data: bytes | str, page_url: str, project: NormalizedName | None = None
+) -> CompactPage:
+    """A PEP 691 JSON project page, read cheaply (see the module docstring).
+
+    Raises :class:`IndexPageError` for what makes the whole page unusable: invalid JSON, no
+    ``meta``/``files``, an unsupported API version.
+    """
+    document = _load_json(data, page_url)
     if not isinstance(document, dict):
         raise IndexPageError(page_url, "top level is not an object")
     meta = document.get("meta")
@@ -307,58 +475,270 @@ def parse_json_page(
     files = document.get("files")
     if not isinstance(files, list):
         raise IndexPageError(page_url, "missing 'files' list")
-    links: list[Link] = []
+    grouper = _Grouper(project)
+    unreadable: list[tuple[int, str]] = []
     for i, entry in enumerate(files):
-        where = f"files[{i}]"
-        if not isinstance(entry, dict):
-            raise IndexPageError(page_url, f"{where} is not an object")
-        filename, href, hashes = entry.get("filename"), entry.get("url"), entry.get("hashes")
-        if not isinstance(filename, str) or not isinstance(href, str):
-            raise IndexPageError(page_url, f"{where}: 'filename' and 'url' must be strings")
-        if not isinstance(hashes, dict):
-            raise IndexPageError(page_url, f"{where}.hashes must be an object")
-        url, fragment = _absolute(page_url, href)
-        kept = {
-            algo.lower(): value.lower()
-            for algo, value in hashes.items()
-            if isinstance(algo, str)
-            and algo.lower() in _STRONG_HASHES
-            and isinstance(value, str)
-            and _is_hex(value)
-        }
-        if not kept:
-            kept = _hashes_from_fragment(fragment)
-        size = entry.get("size")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            raise IndexPageError(page_url, f"{where}.size must be a non-negative integer")
-        yanked_value = entry.get("yanked", False)
-        yanked = yanked_value is True or isinstance(yanked_value, str)
-        reason = yanked_value if isinstance(yanked_value, str) and yanked_value else None
-        core = entry.get("core-metadata", entry.get("dist-info-metadata"))
-        metadata_url, metadata_sha = _metadata_ref(core, url)
-        requires_python = entry.get("requires-python")
-        upload_time = entry.get("upload-time")
-        provenance = entry.get("provenance")
-        link = link_from_filename(
-            filename,
-            url,
-            index,
-            project=project,
-            hashes=kept,
-            requires_python=requires_python
-            if isinstance(requires_python, str) and requires_python.strip()
-            else None,
-            yanked=yanked,
-            yanked_reason=reason,
-            size=size,
-            metadata_url=metadata_url,
-            metadata_sha256=metadata_sha,
-            upload_time=upload_time if isinstance(upload_time, str) else None,
-            provenance=provenance if isinstance(provenance, str) else None,
+        if type(entry) is not dict:
+            unreadable.append((i, f"files[{i}] is not an object"))
+            continue
+        filename = entry.get("filename")
+        if type(filename) is not str:
+            unreadable.append((i, f"files[{i}]: 'filename' and 'url' must be strings"))
+            continue
+        grouper.add(
+            (
+                i,
+                filename,
+                entry.get("url"),
+                entry.get("hashes"),
+                entry.get("requires-python"),
+                entry.get("yanked", False),
+                entry.get("size"),
+                entry.get("core-metadata", entry.get("dist-info-metadata")),
+                entry.get("upload-time"),
+                entry.get("provenance"),
+            )
         )
-        if link is not None:
-            links.append(link)
-    return links
+    return CompactPage("json", page_url, page_url, project, grouper.releases(), tuple(unreadable))
+
+
+def compact_html_page(
+    text: str, page_url: str, project: NormalizedName | None = None
+) -> CompactPage:
+    """A PEP 503 page (or a find-links HTML page), read cheaply (see the module docstring)."""
+    parser = _AnchorParser()
+    try:
+        parser.feed(text)
+        parser.close()
+    except (AssertionError, ValueError) as exc:  # html.parser's own failure modes
+        raise IndexPageError(page_url, f"unparseable HTML: {exc}") from exc
+    _check_api_version(page_url, parser.repository_version)
+    base = urljoin(page_url, parser.base) if parser.base is not None else page_url
+    grouper = _Grouper(project)
+    for i, anchor in enumerate(parser.anchors):
+        href = anchor["href"]
+        assert href is not None
+        # PEP 714: the new attribute name first; the old one from servers not yet updated.
+        core = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
+        yanked: str | bool = False
+        if "data-yanked" in anchor:
+            yanked = anchor.get("data-yanked") or ""
+        grouper.add(
+            (
+                i,
+                _href_filename(href),
+                href,
+                None,
+                anchor.get("data-requires-python") or None,
+                yanked,
+                None,
+                core,
+                None,
+                None,
+            )
+        )
+    return CompactPage("html", page_url, base, project, grouper.releases())
+
+
+def _href_filename(href: str) -> str:
+    # What the joined URL's last path segment will be, without joining: the file is grouped by
+    # it now, and named by the joined URL when its version is read (the two agree or the file
+    # is dropped then).
+    path = href.strip().translate(_URL_REMOVED).split("#", 1)[0].split("?", 1)[0]
+    return unquote(path.rsplit("/", 1)[-1])
+
+
+_URL_REMOVED = str.maketrans("", "", "\t\r\n")  # what urllib.parse drops from any URL
+
+
+def compact_page(
+    body: bytes,
+    content_type: str,
+    page_url: str,
+    project: NormalizedName | None = None,
+    *,
+    encoding: str | None = None,
+) -> CompactPage:
+    """The compact form of a project page's ``body`` served as ``content_type`` (an HTML body
+    decoded as ``encoding``, by default UTF-8; undecodable bytes replaced)."""
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if kind in (JSON_TYPE, "application/json"):
+        return compact_json_page(body, page_url, project)
+    if kind in (HTML_TYPE, "text/html", ""):
+        try:
+            text = body.decode(encoding or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know
+            text = body.decode("utf-8", "replace")
+        return compact_html_page(text, page_url, project)
+    raise IndexPageError(page_url, f"unexpected Content-Type {kind!r}")
+
+
+def _json_link(
+    raw: RawFile, page_url: str, base: str, index: str, project: str | None
+) -> Link | None:
+    i, filename, href, hashes, requires_python, yanked_value, size, core, upload, prov = raw
+    where = f"files[{i}]"
+    if not isinstance(href, str):
+        raise IndexPageError(page_url, f"{where}: 'filename' and 'url' must be strings")
+    if not isinstance(hashes, dict):
+        raise IndexPageError(page_url, f"{where}.hashes must be an object")
+    url, fragment = _absolute(base, href)
+    kept = {
+        algo.lower(): value.lower()
+        for algo, value in hashes.items()
+        if isinstance(algo, str)
+        and algo.lower() in _STRONG_HASHES
+        and isinstance(value, str)
+        and _is_hex(value)
+    }
+    if not kept:
+        kept = _hashes_from_fragment(fragment)
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise IndexPageError(page_url, f"{where}.size must be a non-negative integer")
+    yanked = yanked_value is True or isinstance(yanked_value, str)
+    reason = yanked_value if isinstance(yanked_value, str) and yanked_value else None
+    metadata_url, metadata_sha = _metadata_ref(core, url)
+    return link_from_filename(
+        filename,
+        url,
+        index,
+        project=cast(NormalizedName, project) if project is not None else None,
+        hashes=kept,
+        requires_python=requires_python
+        if isinstance(requires_python, str) and requires_python.strip()
+        else None,
+        yanked=yanked,
+        yanked_reason=reason,
+        size=size,
+        metadata_url=metadata_url,
+        metadata_sha256=metadata_sha,
+        upload_time=upload if isinstance(upload, str) else None,
+        provenance=prov if isinstance(prov, str) else None,
+    )
+
+
+def _html_link(raw: RawFile, base: str, index: str, project: str | None) -> Link | None:
+    _i, _filename, href, _hashes, requires_python, yanked_value, _size, core, _up, _prov = raw
+    if not isinstance(href, str):
+        return None
+    url, fragment = _absolute(base, href)
+    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    metadata_url, metadata_sha = _metadata_ref(core, url) if isinstance(core, str) else (None, None)
+    yanked = isinstance(yanked_value, str)
+    return link_from_filename(
+        filename,
+        url,
+        index,
+        project=cast(NormalizedName, project) if project is not None else None,
+        hashes=_hashes_from_fragment(fragment),
+        requires_python=requires_python if isinstance(requires_python, str) else None,
+        yanked=yanked,
+        yanked_reason=(yanked_value or None) if yanked else None,
+        metadata_url=metadata_url,
+        metadata_sha256=metadata_sha,
+    )
+
+
+def parse_html_page(
+    text: str, page_url: str, index: str, project: NormalizedName | None = None
+) -> list[Link]:
+    """Links of a PEP 503 page (also any find-links HTML page), in page order."""
+    return compact_html_page(text, page_url, project).all_links(index)
+
+
+def parse_json_page(
+    data: bytes | str, page_url: str, index: str, project: NormalizedName | None = None
+) -> list[Link]:
+    """Links of a PEP 691 JSON project page, in page order."""
+    return compact_json_page(data, page_url, project).all_links(index)
+
+
+class ProjectPage:
+    """A project's files from one source, by version; ``url`` is the page actually read.
+
+    Made from a :class:`CompactPage` (an index page: a version's files become links when
+    :meth:`links_for` first asks for it) or from links already made (:meth:`from_links`: a
+    find-links location). Thread-safe: a version's links are made once, under a lock.
+    """
+
+    __slots__ = (
+        "_by_version",
+        "_compact",
+        "_given",
+        "_links",
+        "_lock",
+        "source",
+        "url",
+        "versions",
+    )
+
+    def __init__(self, source: IndexSource | None, url: str, compact: CompactPage) -> None:
+        self.source = source
+        self.url = url
+        self._compact: CompactPage | None = compact
+        self._lock = threading.Lock()
+        self._links: dict[Version, tuple[Link, ...]] = {}
+        self._given: tuple[Link, ...] = ()
+        by_version: dict[Version, list[str]] = {}
+        for text, _files in compact.releases:
+            if text == _NO_RELEASE:
+                continue
+            try:
+                version = Version(text)
+            except InvalidVersion:
+                log.debug("skipping the files of version %r on %s", text, redact(url))
+                continue
+            by_version.setdefault(version, []).append(text)
+        self._by_version = by_version
+        self.versions: tuple[Version, ...] = tuple(sorted(by_version, reverse=True))
+        """Every version some file names, newest first (a version's files may all turn out
+        unusable, e.g. unsafe names: :meth:`links_for` is then empty)."""
+
+    @classmethod
+    def from_links(cls, source: IndexSource | None, url: str, links: Iterable[Link]) -> ProjectPage:
+        page = cls(source, url, CompactPage("json", url, url, None, ()))
+        page._compact = None
+        page._given = tuple(links)
+        grouped: dict[Version, list[Link]] = {}
+        for link in page._given:
+            grouped.setdefault(link.version, []).append(link)
+        page._links = {version: tuple(group) for version, group in grouped.items()}
+        page.versions = tuple(sorted(grouped, reverse=True))
+        return page
+
+    @property
+    def compact(self) -> CompactPage | None:
+        """The compact page this was made from (None when made from links)."""
+        return self._compact
+
+    def links_for(self, version: Version) -> tuple[Link, ...]:
+        """The files of ``version``, checked, in page order (made on first call).
+
+        Raises :class:`IndexPageError` for a malformed entry of this version.
+        """
+        with self._lock:
+            known = self._links.get(version)
+            if known is not None or self._compact is None:
+                return known or ()
+            made = tuple(
+                link
+                for link in self._compact.links(self._by_version.get(version, ()), self._index())
+                # An HTML file is named by its joined URL: one that does not name the version
+                # it was grouped under belongs to none.
+                if link.version == version
+            )
+            self._links[version] = made
+            return made
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        """Every file, checked, in page order; raises for any malformed entry."""
+        if self._compact is None:
+            return self._given
+        return tuple(self._compact.all_links(self._index()))
+
+    def _index(self) -> str:
+        return self.source.url if self.source is not None else self.url
 
 
 def _decoded_text(content: bytes, content_type: str) -> str:
@@ -543,7 +923,7 @@ class IndexClient:
                 links = self._stored_links(cache, stored, source, name)
                 if links is not None:
                     cache.count("fresh")
-                    return ProjectPage(source=source, url=stored.url, links=links)
+                    return ProjectPage.from_links(source, stored.url, links)
             headers.update(httpcache.conditional_headers(stored.headers))
         response = self._get_page(url, headers)
         if response.status_code == 304 and cache is not None and stored is not None:
@@ -575,7 +955,7 @@ class IndexClient:
                 cache.forget(key)
             if cache is not None:
                 cache.count("parsed")
-            return ProjectPage(source=source, url=final_url, links=codec.parse(response.content))
+            return ProjectPage.from_links(source, final_url, codec.parse(response.content))
         digest = hashlib.sha256(response.content).hexdigest()
         links = None if refresh else cache.parsed(codec, digest)
         if links is None:
@@ -589,7 +969,7 @@ class IndexClient:
                 cache.store(key, StoredPage(final_url, time.time(), kept, digest))
             else:
                 cache.forget(key)
-        return ProjectPage(source=source, url=final_url, links=links)
+        return ProjectPage.from_links(source, final_url, links)
 
     def _get_page(self, url: str, headers: Mapping[str, str]) -> Fetched:
         try:
@@ -634,14 +1014,14 @@ class IndexClient:
         cache.count("revalidated")
         if headers != stored.headers or httpcache.freshness_lifetime(headers) > 0:
             cache.store(key, replace(stored, headers=headers, stored_at=time.time()))
-        return ProjectPage(source=source, url=stored.url, links=links)
+        return ProjectPage.from_links(source, stored.url, links)
 
     def _file_project_page(
         self, source: IndexSource, name: NormalizedName, url: str
     ) -> ProjectPage | None:
         directory = file_url_path(url)
         started = time.monotonic()
-        for page, parse in (("index.json", parse_json_page), ("index.html", parse_html_page)):
+        for page, content_type in (("index.json", JSON_TYPE), ("index.html", HTML_TYPE)):
             path = directory / page
             if not path.is_file():
                 continue
@@ -652,11 +1032,7 @@ class IndexClient:
             if self._timings is not None:
                 self._timings.record_request("READ", url + page, 200, started, len(data))
             page_url = url + page
-            if parse is parse_json_page:
-                links = parse_json_page(data, page_url, source.url, name)
-            else:
-                links = parse_html_page(data.decode("utf-8", "replace"), page_url, source.url, name)
-            return ProjectPage(source=source, url=page_url, links=tuple(links))
+            return ProjectPage(source, page_url, compact_page(data, content_type, page_url, name))
         if directory.is_dir():
             raise IndexPageError(url, "directory has neither index.json nor index.html")
         return None
@@ -664,8 +1040,8 @@ class IndexClient:
     def find_links(self, source: IndexSource, name: NormalizedName) -> ProjectPage:
         """The links for ``name`` at a find-links location (read once, then filtered)."""
         links = self._flat_links(source)
-        return ProjectPage(
-            source=source, url=source.url, links=tuple(link for link in links if link.name == name)
+        return ProjectPage.from_links(
+            source, source.url, (link for link in links if link.name == name)
         )
 
     def _flat_links(self, source: IndexSource) -> tuple[Link, ...]:

@@ -35,10 +35,9 @@ from fetchplan.planner.candidates import (
     DistMetadata,
     FormatControl,
     ProjectCandidates,
-    select_candidates,
 )
-from fetchplan.planner.index import IndexClient, Link
-from fetchplan.planner.provider import filter_versions
+from fetchplan.planner.index import IndexClient, Link, ProjectPage
+from fetchplan.planner.provider import iter_matches
 from fetchplan.planner.sources import IndexSource, IndexStrategy
 from fetchplan.planner.target import TargetEnv
 from fetchplan.planner.timings import Timings
@@ -225,9 +224,9 @@ class PrefetchFinder:
     def _prefetch_likely(
         self, found: ProjectCandidates, specifier: SpecifierSet, extras: frozenset[str]
     ) -> None:
-        matches = filter_versions(found.candidates, specifier, pre=self._pre)
-        if matches and matches[0].link is not None:
-            cell = self._metadata_cell(matches[0].link)
+        likely = next(iter_matches(found, specifier, pre=self._pre), None)
+        if likely is not None and likely.link is not None:
+            cell = self._metadata_cell(likely.link)
             if extras:
                 cell.then(lambda metadata: self._prefetch_dependencies(metadata, extras))
 
@@ -250,28 +249,29 @@ class PrefetchFinder:
 
     def _load_project(self, name: NormalizedName) -> ProjectCandidates:
         started = time.monotonic()
-        links: list[Link] = []
+        pages: list[ProjectPage] = []
         sources: list[str] = []
         found = False
         with self._timings.phase("index") if self._timings is not None else nullcontext():
             for location in self._find_links:
                 page = self._client.find_links(location, name)
-                if page.links:
+                if page.versions:
                     found = True
-                    links.extend(page.links)
+                    pages.append(page)
                     sources.append(location.url)
             for index in self._indexes:
                 project_page = self._client.project_page(index, name)
                 if project_page is None:
                     continue
                 found = True
-                links.extend(project_page.links)
+                pages.append(project_page)
                 sources.append(index.url)
                 if self._strategy is IndexStrategy.FIRST_INDEX:
                     break
-        result = select_candidates(
+        # Nothing is decided yet: a version's files become candidates when first asked about.
+        result = ProjectCandidates(
             name,
-            links,
+            pages,
             self._target,
             formats=self._formats,
             allowed_hashes=self._hashes.get(name),
@@ -281,7 +281,7 @@ class PrefetchFinder:
         )
         if self._timings is not None:
             self._timings.add_task("index", time.monotonic() - started)
-        log.debug("%s: %d candidates from %s", name, len(result.candidates), sources)
+        log.debug("%s: %d versions from %s", name, len(result.versions), sources)
         return result
 
     def _load_metadata(self, link: Link) -> DistMetadata:

@@ -18,7 +18,7 @@ candidate; this module only applies pip's selection rules on top:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -27,7 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider
-from resolvelib.structs import RequirementInformation
+from resolvelib.structs import Matches, RequirementInformation
 
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
 from fetchplan.planner.target import TargetEnv
@@ -37,8 +37,8 @@ __all__ = [
     "Finder",
     "PlanProvider",
     "Req",
-    "filter_versions",
     "is_pinned",
+    "iter_matches",
     "make_identifier",
     "split_identifier",
 ]
@@ -131,16 +131,55 @@ def is_pinned(specifier: SpecifierSet) -> bool:
     )
 
 
-def filter_versions(
-    candidates: Sequence[Candidate], specifier: SpecifierSet, *, pre: bool
-) -> list[Candidate]:
-    """The candidates pip would consider for ``specifier``: pre-release and yanked rules."""
-    versions = [c.version for c in candidates]
-    allowed = set(specifier.filter(versions, prereleases=True if pre else None))
-    matching = [c for c in candidates if c.version in allowed]
-    if matching and all(c.yanked for c in matching) and is_pinned(specifier):
-        return matching
-    return [c for c in matching if not c.yanked]
+def iter_matches(
+    found: ProjectCandidates,
+    specifier: SpecifierSet,
+    *,
+    pre: bool,
+    exclude: Collection[Version] = frozenset(),
+) -> Iterator[Candidate]:
+    """The candidates pip would consider for ``specifier``, newest first, made as they are
+    reached: pre-release and yanked rules applied as pip applies them to the target's usable
+    versions, ``exclude``'s versions left out after that.
+
+    pip filters the usable candidates; this filters the versions first and decides each one
+    only when the iteration gets to it, so a resolver taking the first match decides one
+    version. Where pip's rules depend on the usable set (no usable final release lets the
+    pre-releases in; every match yanked lets a pinned yanked one in), the iteration goes on
+    to find out, with the same result.
+    """
+    first = list(specifier.filter(found.versions, prereleases=True if pre else None))
+    yanked: list[Candidate] = []
+    usable = unyanked = False
+    for version in first:
+        candidate = found.candidate(version)
+        if candidate is None:
+            continue
+        usable = True
+        if candidate.yanked:
+            yanked.append(candidate)
+            continue
+        unyanked = True
+        if version not in exclude:
+            yield candidate
+    if not usable:
+        # The releases matched were finals, none usable here: pip, which filters only the
+        # usable versions, would have seen no final release and taken the pre-releases.
+        seen = set(first)
+        for version in specifier.filter(found.versions, prereleases=True):
+            if version in seen:
+                continue
+            candidate = found.candidate(version)
+            if candidate is None:
+                continue
+            if candidate.yanked:
+                yanked.append(candidate)
+                continue
+            unyanked = True
+            if version not in exclude:
+                yield candidate
+    if yanked and not unyanked and is_pinned(specifier):
+        yield from (c for c in yanked if c.version not in exclude)
 
 
 class PlanProvider(AbstractProvider[Req, Candidate, str]):
@@ -213,7 +252,7 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Matches[Candidate]:
         reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
         if identifier == PYTHON:
@@ -222,21 +261,26 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         name, extras = split_identifier(identifier)
         specifier = self.specifier_for(identifier, reqs)
         found = self.finder.project(name)
-        matches = [
-            c
-            for c in filter_versions(found.candidates, specifier, pre=self.pre)
-            if c.version not in bad
-        ]
+
+        def matches() -> Iterator[Candidate]:
+            for candidate in iter_matches(found, specifier, pre=self.pre, exclude=bad):
+                if candidate.yanked:
+                    self._warn_yanked(candidate)
+                yield candidate.with_extras(extras) if extras else candidate
+
         if self.prefer_binary:
-            matches.sort(key=lambda c: c.link is None or c.link.kind != "wheel")
-        for candidate in matches:
-            key = (name, str(candidate.version))
-            if candidate.yanked and key not in self._warned:
-                self._warned.add(key)
-                assert candidate.link is not None
-                reason = candidate.link.yanked_reason or "no reason given"
-                log.warning("%s %s is yanked (%s)", name, candidate.version, reason)
-        return [c.with_extras(extras) for c in matches] if extras else matches
+            # Versions with a wheel first: every match is decided to know which have one.
+            return sorted(matches(), key=lambda c: c.link is None or c.link.kind != "wheel")
+        # resolvelib calls this once and iterates as far as it needs: one version, mostly.
+        return matches
+
+    def _warn_yanked(self, candidate: Candidate) -> None:
+        key = (candidate.name, str(candidate.version))
+        if key not in self._warned:
+            self._warned.add(key)
+            assert candidate.link is not None
+            reason = candidate.link.yanked_reason or "no reason given"
+            log.warning("%s %s is yanked (%s)", candidate.name, candidate.version, reason)
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         specifier, version = requirement.specifier, candidate.version

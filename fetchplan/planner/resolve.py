@@ -19,13 +19,14 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 from resolvelib.structs import RequirementInformation
 
 from fetchplan.errors import FetchplanError
-from fetchplan.planner.candidates import Candidate, ProjectCandidates
+from fetchplan.planner.candidates import Candidate, ProjectCandidates, Rejection
+from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.provider import (
     PYTHON,
     PlanProvider,
     Req,
-    filter_versions,
     is_pinned,
+    iter_matches,
     split_identifier,
 )
 from fetchplan.planner.timings import Timings
@@ -157,7 +158,7 @@ def explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError
             )
         for info in infos:
             specifier = provider.specifier_for(identifier, [info.requirement])
-            if not filter_versions(found.candidates, specifier, pre=provider.pre):
+            if next(iter_matches(found, specifier, pre=provider.pre), None) is None:
                 return NoMatchingVersion(_no_match_message(provider, found, info))
     python = by_identifier.get(PYTHON)
     if python:
@@ -179,31 +180,29 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
     constraint = provider.constraints.get(name)
     asked = f"{info.requirement}" + (f" (constrained to {constraint})" if constraint else "")
     rejected: list[tuple[Version, str]] = []
-    allowed_pre = set(specifier.filter([c.version for c in found.candidates], prereleases=True))
+    matching = list(specifier.filter(found.versions, prereleases=True))
+    usable = [c for v in matching if (c := found.candidate(v)) is not None]
     plain = set(
-        specifier.filter(
-            [c.version for c in found.candidates], prereleases=True if provider.pre else None
-        )
+        specifier.filter([c.version for c in usable], prereleases=True if provider.pre else None)
     )
-    for candidate in found.candidates:
-        if candidate.version not in allowed_pre:
-            continue
+    for candidate in usable:
         if candidate.version not in plain:
             rejected.append((candidate.version, "pre-release; add --pre"))
         elif candidate.yanked and not is_pinned(specifier):
             assert candidate.link is not None
             why = candidate.link.yanked_reason
             rejected.append((candidate.version, f"yanked: {why}" if why else "yanked"))
-    for rejection in found.rejected:
-        if specifier.contains(rejection.version, prereleases=True):
-            rejected.append((rejection.version, "; ".join(rejection.reasons)))
+    for version in matching:
+        choice = found.choice(version)
+        if isinstance(choice, Rejection):
+            rejected.append((version, "; ".join(choice.reasons)))
     rejected.sort(key=lambda item: item[0], reverse=True)
     parts = [f"no version of {name} satisfies {asked}, which {_who_short(info)}"]
     if rejected:
         shown = ", ".join(f"{v} ({why})" for v, why in rejected[:_LIST_LIMIT])
         more = f" and {len(rejected) - _LIST_LIMIT} more" if len(rejected) > _LIST_LIMIT else ""
         parts.append(f"rejected: {shown}{more}")
-    available = [str(c.version) for c in found.candidates if not c.yanked]
+    available = _usable_versions(found, _LIST_LIMIT + 1)
     if available:
         parts.append(
             "usable versions: "
@@ -213,6 +212,23 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
     elif not rejected:
         parts.append("the index lists no files for it")
     return "; ".join(parts)
+
+
+def _usable_versions(found: ProjectCandidates, limit: int) -> list[str]:
+    """The newest ``limit`` usable, unyanked versions, whatever the requirement asked."""
+    shown: list[str] = []
+    for version in found.versions:
+        try:
+            candidate = found.candidate(version)
+        except IndexPageError:
+            # A version the resolution never needed: its malformed files do not change
+            # what this message is about.
+            continue
+        if candidate is not None and not candidate.yanked:
+            shown.append(str(candidate.version))
+            if len(shown) == limit:
+                break
+    return shown
 
 
 def _who_short(info: Info) -> str:

@@ -15,6 +15,7 @@ Everything here is pure apart from :func:`host_target`, which reads this interpr
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,12 +61,14 @@ class TargetEnv:
     markers: Mapping[str, str]
     tags: tuple[pt.Tag, ...]
     _priority: Mapping[pt.Tag, int] = field(init=False, repr=False, compare=False)
+    _by_text: dict[str, int | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         priority: dict[pt.Tag, int] = {}
         for i, tag in enumerate(self.tags):
             priority.setdefault(tag, i)
         object.__setattr__(self, "_priority", priority)
+        object.__setattr__(self, "_by_text", {})
 
     @property
     def python_version(self) -> Version:
@@ -76,6 +79,17 @@ class TargetEnv:
         """The best (lowest) priority among ``tags``, or None when none is supported."""
         found = [self._priority[t] for t in tags if t in self._priority]
         return min(found) if found else None
+
+    def wheel_priority(self, tag_text: str) -> int | None:
+        """:meth:`tag_priority` of a wheel's compressed tag set as its file name writes it
+        (``py3-none-any``, ``cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64``),
+        memoised per string: the few tag sets of a project's wheels are parsed once per run."""
+        try:
+            return self._by_text[tag_text]
+        except KeyError:
+            # Racing threads compute the same value; the dict keeps whichever lands last.
+            priority = self._by_text[tag_text] = self.tag_priority(_parse_tag(tag_text))
+            return priority
 
     def python_matches(self, requires_python: str | SpecifierSet | None) -> bool:
         """Whether the target's Python satisfies ``requires_python`` (unparseable: yes, as pip)."""
@@ -108,6 +122,11 @@ class TargetEnv:
             markers=dict(sorted(self.markers.items())),
             tags=tuple(str(t) for t in self.tags),
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_tag(tag_text: str) -> frozenset[pt.Tag]:
+    return pt.parse_tag(tag_text)
 
 
 def expand_platform(platform: str) -> list[str]:

@@ -1,0 +1,122 @@
+"""Plan against real-sized project pages: a loopback nginx index whose pages list hundreds of
+releases and thousands of files each, as a real index's do, of which only the newest exist.
+
+    python bench/bigpages.py [--projects 40] [--versions 110] [--runs 3] [--targets 1]
+
+Builds ``--projects`` small wheels (a dependency tree, each depending on up to three later
+ones), pads each project's page with ``--versions`` old releases of 37 files each (an sdist, a
+pure wheel and 35 binary wheels: 5 Pythons x 7 platforms; about 2 MB of JSON at 110), serves
+them with nginx (PEP 658 files beside the real wheels) and times ``fetchplan plan`` for all of
+them, ``--runs`` times, with no cache. ``--targets N`` plans for N targets at once (Pythons
+3.10-3.13 x platforms). ``--profile FILE`` records one more run with py-spy (``pip install py-spy``; collapsed stacks). Prints wall and
+CPU seconds (this process's children: the planner, not nginx) per run and their medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.bigpage import pad_project, padding_entries  # noqa: E402
+from tests.support.index import write_index  # noqa: E402
+from tests.support.nginx import NginxServer  # noqa: E402
+from tests.support.wheels import Dist, build_wheel  # noqa: E402
+
+_TARGET_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+_TARGET_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux_2_17_aarch64", "win_amd64")
+
+
+def _dists(count: int) -> list[Dist]:
+    names = [f"proj-{i:02d}" for i in range(count)]
+    dists = []
+    for i, name in enumerate(names):
+        deps = [f"{names[j]}>=0.5" for j in (2 * i + 1, 2 * i + 2, 3 * i + 3) if j < count]
+        dists.append(Dist(name, "1.0.0", requires=sorted(set(deps))))
+    return dists
+
+
+def _build(root: Path, projects: int, versions: int) -> int:
+    built = [build_wheel(root / "dists", d) for d in _dists(projects)]
+    write_index(root / "index", built)
+    total = 0
+    for page in sorted((root / "index" / "simple").glob("*/index.json")):
+        pad_project(page, padding_entries(page.parent.name, versions, yanked_every=17))
+        total += page.stat().st_size
+    return total
+
+
+def _targets(count: int) -> list[str]:
+    specs = [f"py={py},platform={plat}" for plat in _TARGET_PLATFORMS for py in _TARGET_PYTHONS]
+    return specs[:count]
+
+
+def _plan(index_url: str, work: Path, targets: int, profile: Path | None) -> tuple[float, float]:
+    out = work / f"plan-{time.monotonic_ns()}.json"
+    argv = [sys.executable]
+    if profile is not None:
+        # Every thread's stacks (cProfile sees only the main thread's), collapsed, one a line.
+        argv = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", str(profile), "--", *argv]
+    argv += ["-m", "fetchplan", "plan", "-q", "--no-cache", "-i", index_url, "-o", str(out)]
+    for spec in _targets(targets) if targets > 1 else ():
+        argv += ["--target", spec]
+    argv.append("proj-00")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    subprocess.run(argv, check=True, env=env, cwd=work)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    plan = json.loads(out.read_text())
+    assert len(plan["artifacts"]) >= 1, plan
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--projects", type=int, default=40)
+    parser.add_argument("--versions", type=int, default=110)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--targets", type=int, default=1)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fetchplan-bigpages-") as scratch:
+        work = Path(scratch)
+        size = _build(work, args.projects, args.versions)
+        print(
+            f"{args.projects} projects, {args.versions} padded releases each: "
+            f"{size / 1e6:.1f} MB of JSON pages ({size / args.projects / 1e6:.2f} MB a page)"
+        )
+        server = NginxServer(work / "index", work / "nginx")
+        try:
+            walls, cpus = [], []
+            for run in range(args.runs):
+                wall, cpu = _plan(server.index_url, work, args.targets, None)
+                walls.append(wall)
+                cpus.append(cpu)
+                print(f"run {run + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+            print(
+                f"median of {args.runs}: {statistics.median(walls):.2f} s wall, "
+                f"{statistics.median(cpus):.2f} s CPU ({args.targets} target(s))"
+            )
+            if args.profile is not None:
+                _plan(server.index_url, work, args.targets, args.profile.absolute())
+                print(f"profile written to {args.profile}")
+        finally:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()
