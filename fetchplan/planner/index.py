@@ -287,11 +287,10 @@ COMPACT_FORMAT = 1
 
 PageKind = Literal["json", "html"]
 
-# One file of a compact page, as the page gave it (nothing checked but the file name's type):
-# (position on the page, file name, href, hashes, requires-python, yanked, size,
-#  core-metadata, upload-time, provenance).
-RawFile = tuple[int, str, Any, Any, Any, Any, Any, Any, Any, Any]
-_RAW_FIELDS = 10
+# One file of a compact page: (its position on the page, its entry as the page gave it). An
+# entry is a PEP 691 file object (an HTML anchor is turned into one); only its "filename" is
+# known to be a string.
+RawFile = tuple[int, dict[str, Any]]
 
 
 class CompactPageError(FetchplanError):
@@ -332,8 +331,11 @@ class CompactPage:
     def from_data(cls, data: Any) -> CompactPage:
         """The page :meth:`to_data` gave ``data`` for (lists accepted for tuples).
 
-        Checks the shape, not the files' fields: those are checked, as for a page just
-        fetched, when their version is read. Raises :class:`CompactPageError` otherwise.
+        Checks the page's shape and its releases', in time proportional to the number of
+        versions; a file's shape is checked when its version is read, with its fields (as
+        for a page just fetched). A cache should still detect damaged entries itself (a
+        digest of the stored bytes): this catches data of another layout, not every flipped
+        bit. Raises :class:`CompactPageError`.
         """
         try:
             fmt, kind, url, base, project, releases, unreadable = data
@@ -347,11 +349,12 @@ class CompactPage:
             raise CompactPageError("compact page: bad project")
         try:
             groups = tuple(
-                (version, tuple(_raw_file(raw) for raw in files)) for version, files in releases
+                (version, files if type(files) is tuple else tuple(tuple(f) for f in files))
+                for version, files in releases
             )
             problems = tuple((int(pos), str(why)) for pos, why in unreadable)
         except (TypeError, ValueError) as exc:
-            raise CompactPageError(f"compact page: bad files: {exc}") from None
+            raise CompactPageError(f"compact page: bad releases: {exc}") from None
         if not all(isinstance(version, str) for version, _files in groups):
             raise CompactPageError("compact page: a version is not a string")
         return cls(kind, url, base, project, groups, problems)
@@ -363,14 +366,21 @@ class CompactPage:
     def links(self, versions: Iterable[str], index: str) -> list[Link]:
         """Every file of the releases spelled ``versions``, checked, in page order."""
         wanted = set(versions)
-        raws = [raw for version, files in self.releases if version in wanted for raw in files]
+        raws = [
+            self._checked(raw)
+            for version, files in self.releases
+            if version in wanted
+            for raw in files
+        ]
         raws.sort(key=lambda raw: raw[0])
         return [link for raw in raws if (link := self._link(raw, index)) is not None]
 
     def all_links(self, index: str) -> list[Link]:
         """Every file, checked, in page order; the first unreadable entry raises as it comes."""
         items: list[tuple[int, RawFile | str]] = [(pos, why) for pos, why in self.unreadable]
-        items.extend((raw[0], raw) for _version, files in self.releases for raw in files)
+        items.extend(
+            (raw[0], raw) for _version, files in self.releases for raw in map(self._checked, files)
+        )
         items.sort(key=lambda item: item[0])
         links: list[Link] = []
         for _pos, item in items:
@@ -381,39 +391,20 @@ class CompactPage:
                 links.append(link)
         return links
 
+    def _checked(self, raw: Any) -> RawFile:
+        # Only data given to from_data can fail this; a page just read cannot.
+        if not (
+            type(raw) is tuple
+            and len(raw) == 2
+            and type(raw[0]) is int
+            and type(raw[1]) is dict
+            and type(raw[1].get("filename")) is str
+        ):
+            raise CompactPageError(f"compact page of {redact(self.url)}: a damaged file entry")
+        return cast(RawFile, raw)
+
     def _link(self, raw: RawFile, index: str) -> Link | None:
-        if self.kind == "json":
-            return _json_link(raw, self.url, self.base, index, self.project)
-        return _html_link(raw, self.base, index, self.project)
-
-
-def _raw_file(raw: Any) -> RawFile:
-    if not isinstance(raw, (tuple, list)) or len(raw) != _RAW_FIELDS:
-        raise ValueError("a file is not a 10-item sequence")
-    position, filename = raw[0], raw[1]
-    if not isinstance(position, int) or isinstance(position, bool):
-        raise ValueError("a file's position is not an integer")
-    if not isinstance(filename, str):
-        raise ValueError("a file name is not a string")
-    return (position, filename, *raw[2:])
-
-
-def _split_filename(filename: str) -> tuple[str, str] | None:
-    """(name part, version part) of a wheel or sdist file name, without validating either:
-    the split ``parse_wheel_filename``/``parse_sdist_filename`` make, which validate later."""
-    if filename.endswith(".whl"):
-        parts = filename[:-4].split("-")
-        if len(parts) not in (5, 6):
-            return None
-        return parts[0], parts[1]
-    if filename.endswith(".tar.gz"):
-        stem = filename[:-7]
-    elif filename.endswith(".zip"):
-        stem = filename[:-4]
-    else:
-        return None
-    name, sep, version = stem.rpartition("-")
-    return (name, version) if sep else None
+        return _entry_link(raw, self, index)
 
 
 _NO_RELEASE = ""
@@ -422,29 +413,45 @@ that split into no name and version. No version reads them; reading every file c
 
 
 class _Grouper:
-    """Files into releases by the version their names show."""
+    """Files into releases by the version their names show.
+
+    A name is split as ``parse_wheel_filename``/``parse_sdist_filename`` split it, without
+    validating the parts: those functions validate it when its version is read.
+    """
 
     def __init__(self, project: NormalizedName | None) -> None:
         self._project = project
         self._names: dict[str, bool] = {}
         self.groups: dict[str, list[RawFile]] = {}
 
-    def add(self, raw: RawFile) -> None:
-        split = _split_filename(raw[1])
+    def add(self, position: int, filename: str, entry: dict[str, Any]) -> None:
         version = _NO_RELEASE
-        if split is not None:
-            name, version = split
-            if self._project is not None:
-                ours = self._names.get(name)
-                if ours is None:
-                    ours = self._names[name] = canonicalize_name(name) == self._project
-                if not ours:
-                    version = _NO_RELEASE
+        name = None
+        if filename.endswith(".whl"):
+            parts = filename[:-4].split("-")
+            if len(parts) in (5, 6):
+                name, version = parts[0], parts[1]
+        else:
+            if filename.endswith(".tar.gz"):
+                stem = filename[:-7]
+            elif filename.endswith(".zip"):
+                stem = filename[:-4]
+            else:
+                stem = ""
+            name, sep, version = stem.rpartition("-")
+            if not sep:
+                name = None
+        if name is not None and self._project is not None:
+            ours = self._names.get(name)
+            if ours is None:
+                ours = self._names[name] = canonicalize_name(name) == self._project
+            if not ours:
+                version = _NO_RELEASE
         group = self.groups.get(version)
         if group is None:
-            self.groups[version] = [raw]
+            self.groups[version] = [(position, entry)]
         else:
-            group.append(raw)
+            group.append((position, entry))
 
     def releases(self) -> tuple[tuple[str, tuple[RawFile, ...]], ...]:
         return tuple((version, tuple(files)) for version, files in self.groups.items())
@@ -485,20 +492,7 @@ def compact_json_page(
         if type(filename) is not str:
             unreadable.append((i, f"files[{i}]: 'filename' and 'url' must be strings"))
             continue
-        grouper.add(
-            (
-                i,
-                filename,
-                entry.get("url"),
-                entry.get("hashes"),
-                entry.get("requires-python"),
-                entry.get("yanked", False),
-                entry.get("size"),
-                entry.get("core-metadata", entry.get("dist-info-metadata")),
-                entry.get("upload-time"),
-                entry.get("provenance"),
-            )
-        )
+        grouper.add(i, filename, entry)
     return CompactPage("json", page_url, page_url, project, grouper.releases(), tuple(unreadable))
 
 
@@ -518,25 +512,19 @@ def compact_html_page(
     for i, anchor in enumerate(parser.anchors):
         href = anchor["href"]
         assert href is not None
-        # PEP 714: the new attribute name first; the old one from servers not yet updated.
+        # The anchor as a PEP 691 file object. PEP 714: the new attribute name first; the old
+        # one from servers not yet updated. Its file name is a guess, for grouping (see
+        # _entry_link).
+        filename = _href_filename(href)
+        entry: dict[str, Any] = {"filename": filename, "url": href, "hashes": {}}
         core = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
-        yanked: str | bool = False
+        if core is not None:
+            entry["core-metadata"] = core
         if "data-yanked" in anchor:
-            yanked = anchor.get("data-yanked") or ""
-        grouper.add(
-            (
-                i,
-                _href_filename(href),
-                href,
-                None,
-                anchor.get("data-requires-python") or None,
-                yanked,
-                None,
-                core,
-                None,
-                None,
-            )
-        )
+            entry["yanked"] = anchor.get("data-yanked") or ""
+        if anchor.get("data-requires-python"):
+            entry["requires-python"] = anchor["data-requires-python"]
+        grouper.add(i, filename, entry)
     return CompactPage("html", page_url, base, project, grouper.releases())
 
 
@@ -573,16 +561,21 @@ def compact_page(
     raise IndexPageError(page_url, f"unexpected Content-Type {kind!r}")
 
 
-def _json_link(
-    raw: RawFile, page_url: str, base: str, index: str, project: str | None
-) -> Link | None:
-    i, filename, href, hashes, requires_python, yanked_value, size, core, upload, prov = raw
+def _entry_link(raw: RawFile, page: CompactPage, index: str) -> Link | None:
+    i, entry = raw
+    page_url, project = page.url, page.project
     where = f"files[{i}]"
+    href, hashes, size = entry.get("url"), entry.get("hashes"), entry.get("size")
     if not isinstance(href, str):
         raise IndexPageError(page_url, f"{where}: 'filename' and 'url' must be strings")
     if not isinstance(hashes, dict):
         raise IndexPageError(page_url, f"{where}.hashes must be an object")
-    url, fragment = _absolute(base, href)
+    url, fragment = _absolute(page.base, href)
+    if page.kind == "html":
+        # An anchor's file is what its joined URL names.
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    else:
+        filename = entry["filename"]
     kept = {
         algo.lower(): value.lower()
         for algo, value in hashes.items()
@@ -595,9 +588,14 @@ def _json_link(
         kept = _hashes_from_fragment(fragment)
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise IndexPageError(page_url, f"{where}.size must be a non-negative integer")
+    yanked_value = entry.get("yanked", False)
     yanked = yanked_value is True or isinstance(yanked_value, str)
     reason = yanked_value if isinstance(yanked_value, str) and yanked_value else None
+    core = entry.get("core-metadata", entry.get("dist-info-metadata"))
     metadata_url, metadata_sha = _metadata_ref(core, url)
+    requires_python = entry.get("requires-python")
+    upload_time = entry.get("upload-time")
+    provenance = entry.get("provenance")
     return link_from_filename(
         filename,
         url,
@@ -612,30 +610,8 @@ def _json_link(
         size=size,
         metadata_url=metadata_url,
         metadata_sha256=metadata_sha,
-        upload_time=upload if isinstance(upload, str) else None,
-        provenance=prov if isinstance(prov, str) else None,
-    )
-
-
-def _html_link(raw: RawFile, base: str, index: str, project: str | None) -> Link | None:
-    _i, _filename, href, _hashes, requires_python, yanked_value, _size, core, _up, _prov = raw
-    if not isinstance(href, str):
-        return None
-    url, fragment = _absolute(base, href)
-    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    metadata_url, metadata_sha = _metadata_ref(core, url) if isinstance(core, str) else (None, None)
-    yanked = isinstance(yanked_value, str)
-    return link_from_filename(
-        filename,
-        url,
-        index,
-        project=cast(NormalizedName, project) if project is not None else None,
-        hashes=_hashes_from_fragment(fragment),
-        requires_python=requires_python if isinstance(requires_python, str) else None,
-        yanked=yanked,
-        yanked_reason=(yanked_value or None) if yanked else None,
-        metadata_url=metadata_url,
-        metadata_sha256=metadata_sha,
+        upload_time=upload_time if isinstance(upload_time, str) else None,
+        provenance=provenance if isinstance(provenance, str) else None,
     )
 
 
