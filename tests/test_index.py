@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import json
+import marshal
 from pathlib import Path
 
 import pytest
 import requests
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from fetchplan.auth import CredentialStore
 from fetchplan.planner.http import HttpPolicy, make_session
 from fetchplan.planner.index import (
+    CompactPage,
+    CompactPageCodec,
+    CompactPageError,
     IndexClient,
     IndexPageError,
     IndexUnavailable,
+    ProjectPage,
+    compact_html_page,
+    compact_json_page,
     links_from_directory,
     parse_html_page,
     parse_json_page,
     source_for,
 )
+from fetchplan.planner.sources import JSON_TYPE
 from fetchplan.planner.timings import Timings
 from tests.conftest import MakeIndexServer
 from tests.support.index import IndexOptions, write_index
@@ -312,3 +321,82 @@ def test_session_reads_proxy_settings_per_origin(
         session.close()
     assert [r.path for r in origin.requests()] == ["/simple/demo/"] * 2
     assert [r.path for r in proxy.requests()] == [through_proxy] * 2
+
+
+def _release_page() -> dict[str, object]:
+    return {
+        "meta": {"api-version": "1.1"},
+        "name": "demo",
+        "versions": ["0.9", "1.0"],
+        "files": [
+            {"filename": "demo-0.9.tar.gz", "url": "0.9.tgz", "hashes": "not an object"},
+            {"filename": "demo-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {"sha256": SHA}},
+            {"filename": "demo-1.0.0.tar.gz", "url": "b.tgz", "hashes": {}, "yanked": True},
+            {"filename": "other-1.0-py3-none-any.whl", "url": "c.whl", "hashes": {}},
+            "not even an object",
+        ],
+    }
+
+
+def test_lazy_page_reads_a_version_when_asked_and_its_malformed_files_only_then() -> None:
+    compact = compact_json_page(json.dumps(_release_page()), PAGE, DEMO)
+    page = ProjectPage(source_for(INDEX, "index"), PAGE, compact)
+    assert [str(v) for v in page.versions] == ["1.0", "0.9"]
+    # "1.0" and "1.0.0" are one version; the other project's file is not among them.
+    newest = page.links_for(page.versions[0])
+    assert [(link.filename, link.url, link.yanked) for link in newest] == [
+        ("demo-1.0-py3-none-any.whl", PAGE + "a.whl", False),
+        ("demo-1.0.0.tar.gz", PAGE + "b.tgz", True),
+    ]
+    assert newest[0].hashes == {"sha256": SHA} and newest[0].index == INDEX
+    with pytest.raises(IndexPageError, match=r"files\[0\]\.hashes must be an object"):
+        page.links_for(page.versions[1])
+    # Every file at once: the first malformed entry fails it, as parse_json_page always did.
+    with pytest.raises(IndexPageError, match=r"files\[0\]"):
+        _ = page.links
+
+
+def test_compact_page_round_trips_as_plain_data_and_refuses_other_data() -> None:
+    document = _release_page()
+    document["files"] = document["files"][1:4]  # type: ignore[index]
+    body = json.dumps(document).encode()
+    codec = CompactPageCodec(JSON_TYPE, PAGE, DEMO)
+    compact = codec.parse(body)
+    assert compact.file_count == 3
+    assert codec.from_data(codec.to_data(compact)) == compact
+    assert CompactPage.from_data(marshal.loads(marshal.dumps(compact.to_data()))) == compact
+    kept = ProjectPage(None, PAGE, codec.from_data(codec.to_data(compact)))
+    assert [link.filename for link in kept.links] == [
+        "demo-1.0-py3-none-any.whl",
+        "demo-1.0.0.tar.gz",
+    ]
+
+    data = compact.to_data()
+    for bad in (None, (), data[:-1], (99, *data[1:]), (*data[:5], [(1, ())], ())):
+        with pytest.raises(CompactPageError):
+            CompactPage.from_data(bad)
+    with pytest.raises(CompactPageError, match="not the page"):
+        CompactPageCodec(JSON_TYPE, PAGE + "x/", DEMO).from_data(codec.to_data(compact))
+    with pytest.raises(CompactPageError):
+        codec.from_data(codec.to_data(compact)[:-9])
+    # A file entry damaged in store fails when its version is read, as a CompactPageError.
+    releases = tuple((version, ((0, "damaged"),)) for version, _files in compact.releases)
+    damaged = CompactPage.from_data((*data[:5], releases, ()))
+    with pytest.raises(CompactPageError, match="damaged file entry"):
+        ProjectPage(None, PAGE, damaged).links_for(Version("1.0"))
+
+
+def test_html_files_are_grouped_by_href_and_named_by_the_joined_url() -> None:
+    html = (
+        "<html><body>"
+        '<a href="./sub/../demo-1.0-py3-none-any.whl#sha256=' + SHA + '">a</a>'
+        '<a href="demo-2.0.tar.gz?x=1" data-yanked="">b</a>'
+        '<a href="..%2Fdemo-3.0-py3-none-any.whl">traversal</a>'
+        "</body></html>"
+    )
+    page = ProjectPage(None, PAGE, compact_html_page(html, PAGE, DEMO))
+    assert [str(v) for v in page.versions] == ["2.0", "1.0"]
+    (sdist,) = page.links_for(Version("2.0"))
+    assert sdist.yanked and sdist.yanked_reason is None
+    (wheel,) = page.links_for(Version("1.0"))
+    assert wheel.url == PAGE + "demo-1.0-py3-none-any.whl" and wheel.sha256 == SHA

@@ -26,6 +26,8 @@ can write it; so can ``json``, which turns tuples into lists), and :meth:`Compac
 takes that back, checking its shape (raising :class:`CompactPageError` for anything else, so a
 damaged cache entry is a miss). A cached compact page was built for one page URL and one
 project: key it by both (and by the body's digest), then wrap it in a :class:`ProjectPage`.
+:class:`CompactPageCodec` does all of that as bytes, in the shape of a page cache's codec
+(``name``, ``context``, ``parse``, ``to_data``, ``from_data``).
 
 :class:`IndexClient` fetches project pages from ``http(s)://`` and ``file://`` indexes (asking
 for JSON first by content negotiation) and reads find-links locations (a directory or an HTML
@@ -74,6 +76,7 @@ __all__ = [
     "ACCEPT",
     "COMPACT_FORMAT",
     "CompactPage",
+    "CompactPageCodec",
     "CompactPageError",
     "IndexClient",
     "IndexPageError",
@@ -349,7 +352,7 @@ class CompactPage:
             raise CompactPageError("compact page: bad project")
         try:
             groups = tuple(
-                (version, files if type(files) is tuple else tuple(tuple(f) for f in files))
+                (version, files if type(files) is tuple else tuple(map(tuple, files)))
                 for version, files in releases
             )
             problems = tuple((int(pos), str(why)) for pos, why in unreadable)
@@ -627,6 +630,51 @@ def parse_json_page(
 ) -> list[Link]:
     """Links of a PEP 691 JSON project page, in page order."""
     return compact_json_page(data, page_url, project).all_links(index)
+
+
+class CompactPageCodec:
+    """A project page's compact form kept as bytes (compact JSON), for a page cache.
+
+    :meth:`parse` reads a fetched body (:func:`compact_page`); :meth:`to_data` and
+    :meth:`from_data` keep and restore the result. ``name`` versions the layout and
+    ``context`` is what a parse depends on besides the body: key kept pages by both and by
+    the body's digest. :meth:`from_data` raises :class:`CompactPageError` for data of another
+    layout or of another page; treat that as a miss.
+    """
+
+    name = f"compact-page/{COMPACT_FORMAT}"
+
+    def __init__(
+        self,
+        content_type: str,
+        page_url: str,
+        project: NormalizedName,
+        *,
+        encoding: str | None = None,
+    ) -> None:
+        self._content_type = content_type
+        self._page_url = page_url
+        self._project = project
+        self._encoding = encoding
+        self.context = json.dumps([content_type, page_url, project, encoding])
+
+    def parse(self, body: bytes) -> CompactPage:
+        return compact_page(
+            body, self._content_type, self._page_url, self._project, encoding=self._encoding
+        )
+
+    def to_data(self, value: CompactPage) -> bytes:
+        return json.dumps(value.to_data(), separators=(",", ":")).encode("utf-8")
+
+    def from_data(self, data: bytes) -> CompactPage:
+        try:
+            decoded = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CompactPageError(f"kept page is not JSON: {exc}") from None
+        page = CompactPage.from_data(decoded)
+        if page.url != self._page_url or page.project != self._project:
+            raise CompactPageError(f"kept page is not the page of {redact(self._page_url)}")
+        return page
 
 
 class ProjectPage:
