@@ -19,10 +19,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from fetchplan.cache import read_entry, write_entry
 from fetchplan.planner.api import PlanOptions, PlanResult, make_plan
-from fetchplan.planner.index import IndexUnavailable, LinksCodec
+from fetchplan.planner.index import (
+    CompactPageCodec,
+    CompactPageError,
+    IndexUnavailable,
+    ProjectPage,
+)
 from tests.conftest import CLI_TIMEOUT, MakeIndex, MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.index import IndexOptions, write_index
 from tests.support.servers import IndexServer, ServerOptions
@@ -368,7 +374,7 @@ def test_cache_command_shows_and_trims_the_cache(
 
 
 @pytest.mark.parametrize("page", ["index.json", "index.html"])
-def test_a_kept_page_reads_back_as_the_links_it_was_parsed_into(
+def test_a_kept_page_reads_back_as_the_page_it_was_parsed_into(
     make_index: MakeIndex, page: str
 ) -> None:
     root = make_index(
@@ -380,14 +386,17 @@ def test_a_kept_page_reads_back_as_the_links_it_was_parsed_into(
     )
     body = (root / "simple" / "lib" / page).read_bytes()
     kind = "application/vnd.pypi.simple.v1+json" if page.endswith("json") else "text/html"
-    codec = LinksCodec(kind, "http://127.0.0.1:1/simple/lib/", "http://127.0.0.1:1/simple/", "lib")
-    links = codec.parse(body)
+    lib = canonicalize_name("lib")
+    codec = CompactPageCodec(kind, "http://127.0.0.1:1/simple/lib/", lib)
+    compact = codec.parse(body)
+    kept = codec.from_data(codec.to_data(compact))
+    assert kept == compact
+    links = ProjectPage(None, "http://127.0.0.1:1/simple/lib/", kept).links
     assert len(links) == 2
     assert any(link.yanked_reason == "broken" for link in links)
-    assert codec.from_data(codec.to_data(links)) == links
-    other = LinksCodec(kind, "http://127.0.0.1:1/simple/lib/", "http://127.0.0.1:1/simple/", "app")
-    with pytest.raises(ValueError, match="not a link of app"):
-        other.from_data(codec.to_data(links))
+    other = CompactPageCodec(kind, "http://127.0.0.1:1/simple/lib/", canonicalize_name("app"))
+    with pytest.raises(CompactPageError, match="not the page"):
+        other.from_data(codec.to_data(compact))
 
 
 def test_an_entry_is_read_only_whole_and_unaltered(tmp_path: Path) -> None:

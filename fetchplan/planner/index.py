@@ -62,6 +62,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
+from requests.utils import get_encoding_from_headers
 
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
@@ -83,7 +84,6 @@ __all__ = [
     "IndexSource",
     "IndexUnavailable",
     "Link",
-    "LinksCodec",
     "ProjectPage",
     "compact_html_page",
     "compact_json_page",
@@ -765,120 +765,6 @@ class ProjectPage:
         return self.source.url if self.source is not None else self.url
 
 
-def _decoded_text(content: bytes, content_type: str) -> str:
-    """``content`` decoded as :attr:`Fetched.text` decodes a body with that Content-Type."""
-    return Fetched(
-        url="", status_code=200, reason="", headers={"Content-Type": content_type}, content=content
-    ).text
-
-
-class LinksCodec:
-    """A project page as :class:`Link` values, kept as compact JSON (a
-    :class:`~fetchplan.cache.Codec`): reading it back parses no file name and joins no URL."""
-
-    name = "links/1"
-
-    def __init__(
-        self, content_type: str, page_url: str, index: str, project: NormalizedName
-    ) -> None:
-        """Raises :class:`IndexPageError` for a Content-Type that is no index page."""
-        kind = content_type.split(";", maxsplit=1)[0].strip().lower()
-        if kind in (JSON_TYPE, "application/json"):
-            self._json = True
-        elif kind in (HTML_TYPE, "text/html", ""):
-            self._json = False
-        else:
-            raise IndexPageError(page_url, f"unexpected Content-Type {kind!r}")
-        self._content_type = content_type
-        self._page_url = page_url
-        self._index = index
-        self._project = project
-        self.context = json.dumps([content_type, page_url, index, project])
-
-    def parse(self, body: bytes) -> tuple[Link, ...]:
-        if self._json:
-            return tuple(parse_json_page(body, self._page_url, self._index, self._project))
-        text = _decoded_text(body, self._content_type)
-        return tuple(parse_html_page(text, self._page_url, self._index, self._project))
-
-    def to_data(self, value: tuple[Link, ...]) -> bytes:
-        # As in from_data, each version and tag set is rendered once per page.
-        versions: dict[Version, str] = {}
-        tag_sets: dict[frozenset[Tag], list[str]] = {}
-        rows = []
-        for link in value:
-            version = versions.get(link.version)
-            if version is None:
-                version = versions[link.version] = str(link.version)
-            tags = tag_sets.get(link.tags)
-            if tags is None:
-                tags = tag_sets[link.tags] = sorted(str(tag) for tag in link.tags)
-            rows.append(
-                (
-                    link.filename,
-                    link.url,
-                    link.name,
-                    version,
-                    link.kind,
-                    tags,
-                    link.build,
-                    link.hashes,
-                    link.requires_python,
-                    link.yanked,
-                    link.yanked_reason,
-                    link.size,
-                    link.metadata_url,
-                    link.metadata_sha256,
-                    link.upload_time,
-                    link.provenance,
-                )
-            )
-        return json.dumps(rows, separators=(",", ":")).encode("utf-8")
-
-    def from_data(self, data: bytes) -> tuple[Link, ...]:
-        links: list[Link] = []
-        # A page repeats its versions and tag sets across files: each is built once.
-        versions: dict[str, Version] = {}
-        tag_sets: dict[tuple[str, ...], frozenset[Tag]] = {}
-        for row in json.loads(data):
-            (
-                filename, url, name, version, kind, tag_names, build, hashes, requires_python,
-                yanked, yanked_reason, size, metadata_url, metadata_sha256, upload_time,
-                provenance,
-            ) = row  # fmt: skip
-            if kind not in ("wheel", "sdist") or name != self._project:
-                raise ValueError(f"not a link of {self._project}: {filename!r}")
-            parsed_version = versions.get(version)
-            if parsed_version is None:
-                parsed_version = versions[version] = Version(version)
-            tag_key = tuple(tag_names)
-            tags = tag_sets.get(tag_key)
-            if tags is None:
-                tags = tag_sets[tag_key] = frozenset(Tag(*t.split("-")) for t in tag_key)
-            links.append(
-                Link(
-                    filename=filename,
-                    url=url,
-                    index=self._index,
-                    name=name,
-                    version=parsed_version,
-                    kind=kind,
-                    tags=tags,
-                    build=(int(build[0]), str(build[1])) if build else (),
-                    hashes=hashes,
-                    requires_python=requires_python,
-                    yanked=yanked,
-                    yanked_reason=yanked_reason,
-                    size=size,
-                    metadata_url=metadata_url,
-                    metadata_sha256=metadata_sha256,
-                    upload_time=upload_time,
-                    provenance=provenance,
-                )
-            )
-        return tuple(links)
-
-
 def links_from_directory(directory: Path, index: str) -> list[Link]:
     """Every wheel and sdist directly inside ``directory`` (a find-links directory)."""
     links: list[Link] = []
@@ -944,10 +830,10 @@ class IndexClient:
         headers = {"Accept": ACCEPT}
         if cache is not None and stored is not None:
             if httpcache.is_fresh(stored.headers, stored.stored_at, time.time()):
-                links = self._stored_links(cache, stored, source, name)
-                if links is not None:
+                compact = self._stored_page(cache, stored, name)
+                if compact is not None:
                     cache.count("fresh")
-                    return ProjectPage.from_links(source, stored.url, links)
+                    return ProjectPage(source, stored.url, compact)
             headers.update(httpcache.conditional_headers(stored.headers))
         response = self._get_page(url, headers)
         if response.status_code == 304 and cache is not None and stored is not None:
@@ -970,8 +856,12 @@ class IndexClient:
                 f"index {redact(url)} answered HTTP {response.status_code} {response.reason}{hint}"
             )
         final_url = split_credentials(response.url)[0] if response.url else url
-        content_type = response.headers.get("Content-Type", "")
-        codec = LinksCodec(content_type, final_url, source.url, name)
+        codec = CompactPageCodec(
+            response.headers.get("Content-Type", ""),
+            final_url,
+            name,
+            encoding=get_encoding_from_headers(response.headers),
+        )
         kept = httpcache.kept_headers(response.headers)
         if cache is None or httpcache.forbids_storing(kept):
             # no-store: nothing of the page may be kept, its parsed form included.
@@ -979,13 +869,13 @@ class IndexClient:
                 cache.forget(key)
             if cache is not None:
                 cache.count("parsed")
-            return ProjectPage.from_links(source, final_url, codec.parse(response.content))
+            return ProjectPage(source, final_url, codec.parse(response.content))
         digest = hashlib.sha256(response.content).hexdigest()
-        links = None if refresh else cache.parsed(codec, digest)
-        if links is None:
-            links = codec.parse(response.content)
+        compact = None if refresh else cache.parsed(codec, digest)
+        if compact is None:
+            compact = codec.parse(response.content)
             cache.count("parsed")
-            cache.keep_parsed(codec, digest, links)
+            cache.keep_parsed(codec, digest, compact)
         else:
             cache.count("reused")
         if key is not None:
@@ -993,7 +883,7 @@ class IndexClient:
                 cache.store(key, StoredPage(final_url, time.time(), kept, digest))
             else:
                 cache.forget(key)
-        return ProjectPage.from_links(source, final_url, links)
+        return ProjectPage(source, final_url, compact)
 
     def _get_page(self, url: str, headers: Mapping[str, str]) -> Fetched:
         try:
@@ -1011,13 +901,13 @@ class IndexClient:
             return page_key(url, ACCEPT, auth.header_for(url))
         return None
 
-    def _stored_links(
-        self, cache: PageCache, stored: StoredPage, source: IndexSource, name: NormalizedName
-    ) -> tuple[Link, ...] | None:
-        try:
-            codec = LinksCodec(stored.headers.get("content-type", ""), stored.url, source.url, name)
-        except IndexPageError:
-            return None
+    def _stored_page(
+        self, cache: PageCache, stored: StoredPage, name: NormalizedName
+    ) -> CompactPage | None:
+        content_type = stored.headers.get("content-type", "")
+        codec = CompactPageCodec(
+            content_type, stored.url, name, encoding=get_encoding_from_headers(stored.headers)
+        )
         return cache.parsed(codec, stored.body_sha256)
 
     def _revalidated(
@@ -1032,13 +922,13 @@ class IndexClient:
     ) -> ProjectPage | None:
         """The stored page a 304 answer confirms, or None when it does not (fetch it whole)."""
         headers = httpcache.revalidated(stored.headers, response.headers)
-        links = None if headers is None else self._stored_links(cache, stored, source, name)
-        if headers is None or links is None:
+        compact = None if headers is None else self._stored_page(cache, stored, name)
+        if headers is None or compact is None:
             return None
         cache.count("revalidated")
         if headers != stored.headers or httpcache.freshness_lifetime(headers) > 0:
             cache.store(key, replace(stored, headers=headers, stored_at=time.time()))
-        return ProjectPage.from_links(source, stored.url, links)
+        return ProjectPage(source, stored.url, compact)
 
     def _file_project_page(
         self, source: IndexSource, name: NormalizedName, url: str
