@@ -1,8 +1,9 @@
 """:func:`~fetchplan.planner.api.make_plan`'s work once the inputs are read (see that module).
 
-Resolution per target and for the build requirements of sdists, then the facts of every chosen
-file (hashes, sizes, local copies), and :func:`open_indexes` for the commands that only read
-indexes. Imported by :mod:`.api` only after the connections to the index have started opening.
+Resolution per target (several targets side by side, sharing every page and metadata file)
+and for the build requirements of sdists, then the facts of every chosen file (hashes, sizes,
+local copies), and :func:`open_indexes` for the commands that only read indexes. Imported by
+:mod:`.api` only after the connections to the index have started opening.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from packaging.specifiers import SpecifierSet
@@ -134,8 +135,8 @@ def plan(
             timeout=options.timeout,
             build=options.build_deps,
         )
-        roles: list[Role] = []
-        for target in targets:
+
+        def roles_of(target: TargetEnv) -> list[Role]:
             user_reqs, constraints, allowed_hashes = per_target[target.name]
             resolved = context.resolve(
                 user_reqs,
@@ -147,11 +148,14 @@ def plan(
             )
             if require_hashes:
                 _check_hashes_given(resolved.resolution, allowed_hashes)
-            roles.append(Role(resolved))
+            roles = [Role(resolved)]
             if options.build_deps:
                 build = _resolve_build(context, sdists, resolved)
                 if build is not None:
                     roles.append(Role(build, build=True))
+            return roles
+
+        roles = [role for found in _side_by_side(roles_of, targets) for role in found]
         facts = _facts(
             roles,
             allowed_hashes=_merged_hashes(per_target.values()),
@@ -195,6 +199,32 @@ def _refresher(options: PlanOptions) -> Callable[[NormalizedName], bool]:
         return lambda _name: True
     names = frozenset(canonicalize_name(name) for name in options.refresh_packages)
     return lambda name: name in names
+
+
+_TARGET_THREADS = 4
+"""Resolutions run at once in a plan for several targets. Each is CPU on the GIL while it has
+its answers, and waits for the network while it has not: a few side by side overlap the waits
+(a target's own dependencies, such as those of its platform's markers) without queueing a
+dozen threads for one core."""
+
+R = TypeVar("R")
+
+
+def _side_by_side(work: Callable[[TargetEnv], R], targets: Sequence[TargetEnv]) -> list[R]:
+    """``work`` for every target, some at once; results in target order. The first target
+    (in order) whose work failed raises, as when they ran one after the other."""
+    if len(targets) == 1:
+        return [work(targets[0])]
+    workers = ThreadPoolExecutor(
+        max_workers=min(_TARGET_THREADS, len(targets)), thread_name_prefix="fetchplan-target"
+    )
+    try:
+        futures = [workers.submit(work, target) for target in targets]
+        return [future.result() for future in futures]
+    finally:
+        # After a failure, the targets not started yet are not started; those running finish
+        # on their own (their answers are no longer awaited).
+        workers.shutdown(wait=False, cancel_futures=True)
 
 
 def _targets(options: PlanOptions) -> tuple[TargetEnv, ...]:

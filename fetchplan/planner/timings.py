@@ -162,8 +162,8 @@ class Timings:
     ) -> None:
         """Record one resolver run: CPU time of its thread, and its span (values of now()).
 
-        A plan for several targets resolves several times, one after the other: the totals
-        add up, and each run is its own event.
+        A plan for several targets resolves several times, some side by side: the totals add
+        up (wall seconds of overlapping runs each count), and each run is its own event.
         """
         with self._lock:
             before = self._resolver

@@ -36,11 +36,18 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _entry(filename: str, release: int, requires_python: str) -> dict[str, object]:
+def _entry(
+    filename: str, release: int, requires_python: str, files_base: str | None
+) -> dict[str, object]:
     sha = _digest(filename)
+    url = (
+        f"{FILES_HOST}/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{filename}"
+        if files_base is None
+        else f"{files_base}/{filename}"
+    )
     return {
         "filename": filename,
-        "url": f"{FILES_HOST}/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{filename}",
+        "url": url,
         "hashes": {"sha256": sha},
         "requires-python": requires_python,
         "size": 1000 + len(filename) * 37 + release,
@@ -57,18 +64,22 @@ def padding_entries(
     pythons: Sequence[str] = PYTHONS,
     platforms: Sequence[str] = PLATFORMS,
     yanked_every: int = 0,
+    files_base: str | None = None,
 ) -> list[dict[str, object]]:
-    """Entries for ``versions`` old releases ``0.1.0`` ... of ``project``: per release an sdist,
-    a wheel per Python and platform and a pure-Python wheel (oldest release first)."""
+    """Entries for ``versions`` old releases ``0.0.0``, ``0.0.1`` ... of ``project``: per
+    release an sdist, a wheel per Python and platform and a pure-Python wheel (oldest release
+    first). Their URLs
+    are on a host of their own, as on a real index, or under ``files_base`` (a URL relative to
+    the page, such as ``../../files``, for a test that must see any request for them)."""
     stem = project.replace("-", "_")
     entries: list[dict[str, object]] = []
     for release in range(versions):
-        version = f"0.{release // 10}.{release % 10}"
+        version = f"0.0.{release}"
         requires_python = ">=3.9" if release % 3 else ">=3.8"
         files = [f"{stem}-{version}.tar.gz", f"{stem}-{version}-py3-none-any.whl"]
         files += [f"{stem}-{version}-{py}-{py}-{plat}.whl" for py in pythons for plat in platforms]
         for filename in files:
-            entry = _entry(filename, release, requires_python)
+            entry = _entry(filename, release, requires_python, files_base)
             if yanked_every and release % yanked_every == yanked_every - 1:
                 entry["yanked"] = "broken release"
             entries.append(entry)
