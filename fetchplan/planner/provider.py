@@ -148,10 +148,11 @@ def iter_matches(
     pre-releases in; every match yanked lets a pinned yanked one in), the iteration goes on
     to find out, with the same result.
     """
-    first = list(specifier.filter(found.versions, prereleases=True if pre else None))
+    first: list[Version] = []
     yanked: list[Candidate] = []
     usable = unyanked = False
-    for version in first:
+    for version in specifier.filter(found.versions, prereleases=True if pre else None):
+        first.append(version)
         candidate = found.candidate(version)
         if candidate is None:
             continue
