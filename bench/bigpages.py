@@ -12,8 +12,7 @@ beside the real wheels) and times ``fetchplan plan`` for all of them, ``--runs``
 cache. ``--targets N`` plans for N targets at once (Pythons 3.10-3.13 x 3 platforms).
 ``--delay-ms D`` puts bench/delayproxy.py (D ms each way) between the planner and nginx.
 ``--profile FILE`` records one more run with py-spy (``pip install py-spy``; collapsed
-stacks). Prints wall and CPU seconds (this process's children: the planner, not nginx) per run
-and their medians.
+stacks). Prints the planner's wall and CPU seconds and peak RSS per run, and their medians.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -79,7 +77,10 @@ def _targets(count: int) -> list[str]:
     return specs[:count]
 
 
-def _plan(index_url: str, work: Path, targets: int, profile: Path | None) -> tuple[float, float]:
+def _plan(
+    index_url: str, work: Path, targets: int, profile: Path | None
+) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one plan."""
     out = work / f"plan-{time.monotonic_ns()}.json"
     argv = [sys.executable]
     if profile is not None:
@@ -91,15 +92,16 @@ def _plan(index_url: str, work: Path, targets: int, profile: Path | None) -> tup
     argv.append("proj-00")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    subprocess.run(argv, check=True, env=env, cwd=work)
+    process = subprocess.Popen(argv, env=env, cwd=work)
+    _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"plan failed: exit {process.returncode}")
     plan = json.loads(out.read_text())
     assert len(plan["artifacts"]) >= 1, plan
-    return wall, cpu
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -139,15 +141,17 @@ def main() -> None:
                 )
                 index_url = f"http://127.0.0.1:{port}/simple/"
                 wait_for_http(index_url, process=proxy)
-            walls, cpus = [], []
+            walls, cpus, rss = [], [], []
             for run in range(args.runs):
-                wall, cpu = _plan(index_url, work, args.targets, None)
+                wall, cpu, peak = _plan(index_url, work, args.targets, None)
                 walls.append(wall)
                 cpus.append(cpu)
-                print(f"run {run + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+                rss.append(peak)
+                print(f"run {run + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, {peak:.0f} MB peak RSS")
             print(
                 f"median of {args.runs}: {statistics.median(walls):.2f} s wall, "
-                f"{statistics.median(cpus):.2f} s CPU ({args.targets} target(s))"
+                f"{statistics.median(cpus):.2f} s CPU, {statistics.median(rss):.0f} MB peak RSS "
+                f"({args.targets} target(s))"
             )
             if args.profile is not None:
                 _plan(index_url, work, args.targets, args.profile.absolute())
