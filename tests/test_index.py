@@ -379,10 +379,10 @@ def test_compact_page_round_trips_as_plain_data_and_refuses_other_data() -> None
         CompactPageCodec(JSON_TYPE, PAGE + "x/", DEMO).from_data(codec.to_data(compact))
     with pytest.raises(CompactPageError):
         codec.from_data(codec.to_data(compact)[:-9])
-    # A file entry damaged in store fails when its version is read, as a CompactPageError.
-    releases = tuple((version, ((0, "damaged"),)) for version, _files in compact.releases)
+    # A release damaged in store fails when it is read, as a CompactPageError.
+    releases = tuple((version, pos, b'["damaged"]') for version, pos, _ in compact.releases)
     damaged = CompactPage.from_data((*data[:5], releases, ()))
-    with pytest.raises(CompactPageError, match="damaged file entry"):
+    with pytest.raises(CompactPageError, match="damaged release"):
         ProjectPage(None, PAGE, damaged).links_for(Version("1.0"))
 
 
@@ -400,3 +400,24 @@ def test_html_files_are_grouped_by_href_and_named_by_the_joined_url() -> None:
     assert sdist.yanked and sdist.yanked_reason is None
     (wheel,) = page.links_for(Version("1.0"))
     assert wheel.url == PAGE + "demo-1.0-py3-none-any.whl" and wheel.sha256 == SHA
+
+
+def test_json_the_fast_reader_refuses_is_read_as_the_standard_library_reads_it() -> None:
+    # NaN and lone surrogate escapes are not JSON msgspec accepts; json.loads reads them, and
+    # so does the page: the versions they belong to are never asked for here.
+    text = json.dumps(
+        {
+            "meta": {"api-version": "1.0"},
+            "files": [
+                {"filename": "demo-0.1.tar.gz", "url": "a", "hashes": {}, "size": float("nan")},
+                {"filename": "demo-0.2-\ud800.tar.gz", "url": "b", "hashes": {}},
+                {"filename": "demo-1.0.tar.gz", "url": "c", "hashes": {}, "size": 3},
+            ],
+        }
+    )
+    page = ProjectPage(None, PAGE, compact_json_page(text, PAGE, DEMO))
+    assert [str(v) for v in page.versions] == ["1.0", "0.1"]
+    (sdist,) = page.links_for(Version("1.0"))
+    assert sdist.size == 3 and sdist.url == PAGE + "c"
+    with pytest.raises(IndexPageError, match=r"files\[0\]\.size"):
+        page.links_for(Version("0.1"))

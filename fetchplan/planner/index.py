@@ -6,8 +6,10 @@ released (thousands, in a 2 MB page) and a resolution looks at a handful of vers
 1. :func:`compact_json_page` / :func:`compact_html_page` read the page once, cheaply, into a
    :class:`CompactPage`: the files grouped by the version their file name shows (the name split
    at its dashes, without validation; files of other projects and of no distribution format
-   left out), each file kept as the page gave it. No file name is validated, no URL joined, no
-   tag parsed. (PEP 700's ``versions`` list is not read: the files have to be grouped by
+   left out), each file kept as the page gave it: a version's file objects as one JSON array,
+   decoded when the version is read. A JSON page is scanned with msgspec, which finds each
+   file's object and decodes only its ``filename``. No file name is validated, no URL joined,
+   no tag parsed. (PEP 700's ``versions`` list is not read: the files have to be grouped by
    version anyway, and splitting their names costs less than a millisecond a thousand.)
 2. :class:`ProjectPage` parses each distinct version string once, orders the versions, and
    turns the files of one version into :class:`Link` values when :meth:`ProjectPage.links_for`
@@ -21,13 +23,14 @@ released (thousands, in a 2 MB page) and a resolution looks at a handful of vers
 :func:`parse_json_page` and :func:`parse_html_page` do (find-links pages, tools listing files).
 
 The compact form is plain data for a persistent page cache: :meth:`CompactPage.to_data` gives
-nested tuples of ``str``/``int``/``bool``/``None`` and the page's own JSON values (``marshal``
-can write it; so can ``json``, which turns tuples into lists), and :meth:`CompactPage.from_data`
-takes that back, checking its shape (raising :class:`CompactPageError` for anything else, so a
-damaged cache entry is a miss). A cached compact page was built for one page URL and one
-project: key it by both (and by the body's digest), then wrap it in a :class:`ProjectPage`.
-:class:`CompactPageCodec` does all of that as bytes, in the shape of a page cache's codec
-(``name``, ``context``, ``parse``, ``to_data``, ``from_data``).
+nested tuples of ``str``, ``int``, ``bytes`` and ``None`` (one ``bytes`` a release, so a 2 MB
+page is written and read back in about a millisecond: MessagePack or ``marshal``), and
+:meth:`CompactPage.from_data` takes that back, checking its shape (raising
+:class:`CompactPageError` for anything else, so a damaged cache entry is a miss). A cached
+compact page was built for one page URL and one project: key it by both (and by the body's
+digest), then wrap it in a :class:`ProjectPage`. :class:`CompactPageCodec` does all of that
+as bytes (MessagePack), in the shape of a page cache's codec (``name``, ``context``, ``parse``,
+``to_data``, ``from_data``).
 
 :class:`IndexClient` fetches project pages from ``http(s)://`` and ``file://`` indexes (asking
 for JSON first by content negotiation) and reads find-links locations (a directory or an HTML
@@ -51,6 +54,7 @@ from typing import Any, Literal, cast
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from urllib.request import pathname2url, url2pathname
 
+import msgspec
 import requests
 from packaging.tags import Tag
 from packaging.utils import (
@@ -285,15 +289,16 @@ def _check_api_version(url: str, version: object) -> None:
 
 # -- compact pages -----------------------------------------------------------------------------
 
-COMPACT_FORMAT = 1
+COMPACT_FORMAT = 2
 """Version of :meth:`CompactPage.to_data`'s layout; data of another version is refused."""
 
 PageKind = Literal["json", "html"]
 
-# One file of a compact page: (its position on the page, its entry as the page gave it). An
-# entry is a PEP 691 file object (an HTML anchor is turned into one); only its "filename" is
-# known to be a string.
-RawFile = tuple[int, dict[str, Any]]
+# One release of a compact page: (the version as file names spell it, the page positions of
+# its files, their PEP 691 file objects as one JSON array, in page order). An HTML anchor is
+# turned into such an object. Each object is known to have a string "filename"; nothing else
+# of it is checked until the release is read.
+Release = tuple[str, tuple[int, ...], bytes]
 
 
 class CompactPageError(FetchplanError):
@@ -304,22 +309,23 @@ class CompactPageError(FetchplanError):
 class CompactPage:
     """A project page read once, cheaply: its files grouped by the version their names show.
 
-    ``releases`` maps each version string, as file names spell it, to that version's files in
-    page order (a tuple of pairs, in the order versions first appear). ``unreadable`` lists
-    the entries that cannot belong to any version (not an object, no file name), with why:
-    reading every file of the page reports them; reading some versions does not. ``base`` is
-    the URL the files' hrefs are relative to (the page URL, or an HTML page's ``<base>``).
+    ``releases`` holds each version's files (see :data:`Release`), in the order versions
+    first appear on the page. ``unreadable`` lists the entries that cannot belong to any
+    version (not an object, no file name), with why: reading every file of the page reports
+    them; reading some versions does not. ``base`` is the URL the files' hrefs are relative
+    to (the page URL, or an HTML page's ``<base>``).
     """
 
     kind: PageKind
     url: str
     base: str
     project: str | None
-    releases: tuple[tuple[str, tuple[RawFile, ...]], ...]
+    releases: tuple[Release, ...]
     unreadable: tuple[tuple[int, str], ...] = ()
 
     def to_data(self) -> tuple[Any, ...]:
-        """Plain nested tuples for ``marshal``/``json``; :meth:`from_data` reads them back."""
+        """Plain nested tuples of ``str``, ``int``, ``bytes`` and ``None``, for ``marshal``;
+        :meth:`from_data` reads them back."""
         return (
             COMPACT_FORMAT,
             self.kind,
@@ -335,10 +341,10 @@ class CompactPage:
         """The page :meth:`to_data` gave ``data`` for (lists accepted for tuples).
 
         Checks the page's shape and its releases', in time proportional to the number of
-        versions; a file's shape is checked when its version is read, with its fields (as
-        for a page just fetched). A cache should still detect damaged entries itself (a
-        digest of the stored bytes): this catches data of another layout, not every flipped
-        bit. Raises :class:`CompactPageError`.
+        versions; the files of a release are checked when it is read, as for a page just
+        fetched. A cache should still detect damaged entries itself (a digest of the stored
+        bytes): this catches data of another layout, not every flipped bit. Raises
+        :class:`CompactPageError`.
         """
         try:
             fmt, kind, url, base, project, releases, unreadable = data
@@ -351,63 +357,92 @@ class CompactPage:
         if project is not None and not isinstance(project, str):
             raise CompactPageError("compact page: bad project")
         try:
-            groups = tuple(
-                (version, files if type(files) is tuple else tuple(map(tuple, files)))
-                for version, files in releases
-            )
+            groups = tuple(_release(release) for release in releases)
             problems = tuple((int(pos), str(why)) for pos, why in unreadable)
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"compact page: bad releases: {exc}") from None
-        if not all(isinstance(version, str) for version, _files in groups):
-            raise CompactPageError("compact page: a version is not a string")
         return cls(kind, url, base, project, groups, problems)
 
     @property
     def file_count(self) -> int:
-        return sum(len(files) for _version, files in self.releases)
+        return sum(len(positions) for _version, positions, _files in self.releases)
 
     def links(self, versions: Iterable[str], index: str) -> list[Link]:
         """Every file of the releases spelled ``versions``, checked, in page order."""
         wanted = set(versions)
-        raws = [
-            self._checked(raw)
-            for version, files in self.releases
-            if version in wanted
-            for raw in files
+        files = [
+            item
+            for release in self.releases
+            if release[0] in wanted
+            for item in self._entries(release)
         ]
-        raws.sort(key=lambda raw: raw[0])
-        return [link for raw in raws if (link := self._link(raw, index)) is not None]
+        files.sort(key=lambda item: item[0])
+        return [link for item in files if (link := _entry_link(item, self, index)) is not None]
 
     def all_links(self, index: str) -> list[Link]:
         """Every file, checked, in page order; the first unreadable entry raises as it comes."""
-        items: list[tuple[int, RawFile | str]] = [(pos, why) for pos, why in self.unreadable]
-        items.extend(
-            (raw[0], raw) for _version, files in self.releases for raw in map(self._checked, files)
-        )
+        items: list[tuple[int, dict[str, Any] | str]] = list(self.unreadable)
+        items.extend(item for release in self.releases for item in self._entries(release))
         items.sort(key=lambda item: item[0])
         links: list[Link] = []
-        for _pos, item in items:
-            if isinstance(item, str):
-                raise IndexPageError(self.url, item)
-            link = self._link(item, index)
+        for position, entry in items:
+            if isinstance(entry, str):
+                raise IndexPageError(self.url, entry)
+            link = _entry_link((position, entry), self, index)
             if link is not None:
                 links.append(link)
         return links
 
-    def _checked(self, raw: Any) -> RawFile:
+    def _entries(self, release: Release) -> list[tuple[int, dict[str, Any]]]:
+        _version, positions, blob = release
+        entries = _decode_json(blob)
         # Only data given to from_data can fail this; a page just read cannot.
         if not (
-            type(raw) is tuple
-            and len(raw) == 2
-            and type(raw[0]) is int
-            and type(raw[1]) is dict
-            and type(raw[1].get("filename")) is str
+            isinstance(entries, list)
+            and len(entries) == len(positions)
+            and all(type(e) is dict and type(e.get("filename")) is str for e in entries)
         ):
-            raise CompactPageError(f"compact page of {redact(self.url)}: a damaged file entry")
-        return cast(RawFile, raw)
+            raise CompactPageError(f"compact page of {redact(self.url)}: a damaged release")
+        return list(zip(positions, entries, strict=True))
 
-    def _link(self, raw: RawFile, index: str) -> Link | None:
-        return _entry_link(raw, self, index)
+
+def _release(release: Any) -> Release:
+    version, positions, blob = release
+    if not isinstance(version, str) or not isinstance(blob, bytes):
+        raise ValueError("a release is not (str, positions, bytes)")
+    if type(positions) is not tuple:
+        positions = tuple(positions)
+    if not all(type(p) is int for p in positions):
+        raise ValueError("a release's positions are not integers")
+    return version, positions, blob
+
+
+_ANY = msgspec.json.Decoder()
+_MSGPACK = msgspec.msgpack.Encoder()
+_UNPACK = msgspec.msgpack.Decoder()
+_ENCODE = msgspec.json.Encoder()
+
+
+class _PageHead(msgspec.Struct):
+    meta: Any = None
+    files: list[msgspec.Raw] | None = None
+
+
+class _FileName(msgspec.Struct):
+    filename: Any = None
+
+
+_PAGE_HEAD = msgspec.json.Decoder(_PageHead)
+_FILE_NAME = msgspec.json.Decoder(_FileName)
+
+
+def _decode_json(data: bytes) -> Any:
+    """``data`` decoded; JSON that msgspec refuses but the standard library reads (a lone
+    surrogate escape, NaN) is read as the standard library reads it."""
+    try:
+        return _ANY.decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
 
 
 _NO_RELEASE = ""
@@ -425,9 +460,10 @@ class _Grouper:
     def __init__(self, project: NormalizedName | None) -> None:
         self._project = project
         self._names: dict[str, bool] = {}
-        self.groups: dict[str, list[RawFile]] = {}
+        self.groups: dict[str, tuple[list[int], list[Any]]] = {}
 
-    def add(self, position: int, filename: str, entry: dict[str, Any]) -> None:
+    def add(self, position: int, filename: str, entry: Any) -> None:
+        """Add a file: ``entry`` is its object, or its JSON text (bytes or a buffer)."""
         version = _NO_RELEASE
         name = None
         if filename.endswith(".whl"):
@@ -452,19 +488,27 @@ class _Grouper:
                 version = _NO_RELEASE
         group = self.groups.get(version)
         if group is None:
-            self.groups[version] = [(position, entry)]
+            self.groups[version] = ([position], [entry])
         else:
-            group.append((position, entry))
+            group[0].append(position)
+            group[1].append(entry)
 
-    def releases(self) -> tuple[tuple[str, tuple[RawFile, ...]], ...]:
-        return tuple((version, tuple(files)) for version, files in self.groups.items())
+    def releases(self, encode: Callable[[list[Any]], bytes] | None = None) -> tuple[Release, ...]:
+        """The releases, each one's entries written by ``encode``; without it, the entries
+        added are JSON text already, joined as they are."""
+        return tuple(
+            (
+                version,
+                tuple(positions),
+                b"[" + b",".join(entries) + b"]" if encode is None else encode(entries),
+            )
+            for version, (positions, entries) in self.groups.items()
+        )
 
 
-def _load_json(data: bytes | str, page_url: str) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IndexPageError(page_url, f"invalid JSON: {exc}") from exc
+def _stdlib_json(entries: list[Any]) -> bytes:
+    # What the standard library read (NaN, lone surrogates, huge integers) it writes back.
+    return json.dumps(entries).encode("utf-8")
 
 
 def compact_json_page(
@@ -475,7 +519,39 @@ def compact_json_page(
     Raises :class:`IndexPageError` for what makes the whole page unusable: invalid JSON, no
     ``meta``/``files``, an unsupported API version.
     """
-    document = _load_json(data, page_url)
+    body = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        head = _PAGE_HEAD.decode(body)
+    except msgspec.DecodeError:
+        head = None
+    if head is None or not isinstance(head.meta, dict) or head.files is None:
+        # Not the shape of a page (or JSON msgspec refuses): read as the standard library
+        # reads it, which names what is wrong, if anything.
+        return _compact_json_slowly(body, page_url, project)
+    _check_api_version(page_url, head.meta.get("api-version", "1.0"))
+    grouper = _Grouper(project)
+    unreadable: list[tuple[int, str]] = []
+    for i, raw in enumerate(head.files):
+        try:
+            filename = _FILE_NAME.decode(raw).filename
+        except msgspec.ValidationError:
+            unreadable.append((i, f"files[{i}] is not an object"))
+            continue
+        except msgspec.DecodeError as exc:
+            unreadable.append((i, f"files[{i}]: invalid JSON: {exc}"))
+            continue
+        if type(filename) is not str:
+            unreadable.append((i, f"files[{i}]: 'filename' and 'url' must be strings"))
+            continue
+        grouper.add(i, filename, raw)
+    return CompactPage("json", page_url, page_url, project, grouper.releases(), tuple(unreadable))
+
+
+def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | None) -> CompactPage:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexPageError(page_url, f"invalid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise IndexPageError(page_url, "top level is not an object")
     meta = document.get("meta")
@@ -496,7 +572,9 @@ def compact_json_page(
             unreadable.append((i, f"files[{i}]: 'filename' and 'url' must be strings"))
             continue
         grouper.add(i, filename, entry)
-    return CompactPage("json", page_url, page_url, project, grouper.releases(), tuple(unreadable))
+    return CompactPage(
+        "json", page_url, page_url, project, grouper.releases(_stdlib_json), tuple(unreadable)
+    )
 
 
 def compact_html_page(
@@ -528,7 +606,7 @@ def compact_html_page(
         if anchor.get("data-requires-python"):
             entry["requires-python"] = anchor["data-requires-python"]
         grouper.add(i, filename, entry)
-    return CompactPage("html", page_url, base, project, grouper.releases())
+    return CompactPage("html", page_url, base, project, grouper.releases(_ENCODE.encode))
 
 
 def _href_filename(href: str) -> str:
@@ -564,8 +642,8 @@ def compact_page(
     raise IndexPageError(page_url, f"unexpected Content-Type {kind!r}")
 
 
-def _entry_link(raw: RawFile, page: CompactPage, index: str) -> Link | None:
-    i, entry = raw
+def _entry_link(item: tuple[int, dict[str, Any]], page: CompactPage, index: str) -> Link | None:
+    i, entry = item
     page_url, project = page.url, page.project
     where = f"files[{i}]"
     href, hashes, size = entry.get("url"), entry.get("hashes"), entry.get("size")
@@ -633,7 +711,8 @@ def parse_json_page(
 
 
 class CompactPageCodec:
-    """A project page's compact form kept as bytes (compact JSON), for a page cache.
+    """A project page's compact form kept as bytes (MessagePack of plain data), for a page
+    cache.
 
     :meth:`parse` reads a fetched body (:func:`compact_page`); :meth:`to_data` and
     :meth:`from_data` keep and restore the result. ``name`` versions the layout and
@@ -664,13 +743,13 @@ class CompactPageCodec:
         )
 
     def to_data(self, value: CompactPage) -> bytes:
-        return json.dumps(value.to_data(), separators=(",", ":")).encode("utf-8")
+        return _MSGPACK.encode(value.to_data())
 
     def from_data(self, data: bytes) -> CompactPage:
         try:
-            decoded = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CompactPageError(f"kept page is not JSON: {exc}") from None
+            decoded = _UNPACK.decode(data)
+        except msgspec.DecodeError as exc:
+            raise CompactPageError(f"kept page is unreadable: {exc}") from None
         page = CompactPage.from_data(decoded)
         if page.url != self._page_url or page.project != self._project:
             raise CompactPageError(f"kept page is not the page of {redact(self._page_url)}")
@@ -704,7 +783,7 @@ class ProjectPage:
         self._links: dict[Version, tuple[Link, ...]] = {}
         self._given: tuple[Link, ...] = ()
         by_version: dict[Version, list[str]] = {}
-        for text, _files in compact.releases:
+        for text, _positions, _files in compact.releases:
             if text == _NO_RELEASE:
                 continue
             try:
