@@ -775,39 +775,47 @@ class ProjectPage:
         "versions",
     )
 
-    def __init__(self, source: IndexSource | None, url: str, compact: CompactPage) -> None:
+    def __init__(
+        self,
+        source: IndexSource | None,
+        url: str,
+        compact: CompactPage | None = None,
+        *,
+        links: Iterable[Link] = (),
+    ) -> None:
+        """From ``compact``, or (without it) from ``links`` already made."""
         self.source = source
         self.url = url
-        self._compact: CompactPage | None = compact
+        self._compact = compact
         self._lock = threading.Lock()
         self._links: dict[Version, tuple[Link, ...]] = {}
+        self._by_version: dict[Version, list[str]] = {}
         self._given: tuple[Link, ...] = ()
-        by_version: dict[Version, list[str]] = {}
-        for text, _positions, _files in compact.releases:
-            if text == _NO_RELEASE:
-                continue
-            try:
-                version = Version(text)
-            except InvalidVersion:
-                log.debug("skipping the files of version %r on %s", text, redact(url))
-                continue
-            by_version.setdefault(version, []).append(text)
-        self._by_version = by_version
-        self.versions: tuple[Version, ...] = tuple(sorted(by_version, reverse=True))
+        if compact is None:
+            self._given = tuple(links)
+            grouped: dict[Version, list[Link]] = {}
+            for link in self._given:
+                grouped.setdefault(link.version, []).append(link)
+            self._links = {version: tuple(group) for version, group in grouped.items()}
+        else:
+            for text, _positions, _files in compact.releases:
+                if text == _NO_RELEASE:
+                    continue
+                try:
+                    version = Version(text)
+                except InvalidVersion:
+                    log.debug("skipping the files of version %r on %s", text, redact(url))
+                    continue
+                self._by_version.setdefault(version, []).append(text)
+        known = self._links if compact is None else self._by_version
+        self.versions: tuple[Version, ...] = tuple(sorted(known, reverse=True))
         """Every version some file names, newest first (a version's files may all turn out
         unusable, e.g. unsafe names: :meth:`links_for` is then empty)."""
 
     @classmethod
     def from_links(cls, source: IndexSource | None, url: str, links: Iterable[Link]) -> ProjectPage:
-        page = cls(source, url, CompactPage("json", url, url, None, ()))
-        page._compact = None
-        page._given = tuple(links)
-        grouped: dict[Version, list[Link]] = {}
-        for link in page._given:
-            grouped.setdefault(link.version, []).append(link)
-        page._links = {version: tuple(group) for version, group in grouped.items()}
-        page.versions = tuple(sorted(grouped, reverse=True))
-        return page
+        """A page of links already made (a find-links location's, for one project)."""
+        return cls(source, url, links=links)
 
     @property
     def compact(self) -> CompactPage | None:

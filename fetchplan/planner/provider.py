@@ -12,7 +12,11 @@ candidate; this module only applies pip's selection rules on top:
   release matches (pip's rules, via ``SpecifierSet.filter``);
 * yanked files (PEP 592) are used only when the requirement pins a version with ``==``/``===``
   and every matching version is yanked;
-* newest version first, or, with ``--prefer-binary``, versions with a wheel first.
+* newest version first, or, with ``--prefer-binary``, versions with a wheel first;
+* lazily: :meth:`PlanProvider.find_matches` gives resolvelib an iterator factory, and a
+  version's files are turned into its candidate only when resolvelib iterates to it
+  (:func:`iter_matches`), so a resolution reads a few versions of a page of hundreds
+  (``--prefer-binary`` decides every version the specifier allows, to sort them).
 """
 
 from __future__ import annotations
