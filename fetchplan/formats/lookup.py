@@ -143,11 +143,16 @@ class _Search:
         )
 
     def _links(self, source: IndexSource, pin: Pin) -> list[Link]:
+        """The files of the pinned version only: the page's other files are never read."""
         name = canonicalize_name(pin.name)
+        try:
+            version = Version(pin.version)
+        except InvalidVersion:
+            return []  # no file names such a version
         if source.kind == "find-links":
-            return list(self.access.client.find_links(source, name).links)
+            return list(self.access.client.find_links(source, name).links_for(version))
         page = self.access.client.project_page(source, name)
-        return [] if page is None else list(page.links)
+        return [] if page is None else list(page.links_for(version))
 
     def _python_ok(self, artifact: Artifact) -> bool:
         markers = self.target.markers
