@@ -8,7 +8,7 @@ the reasons. It does so one version at a time, when a version is first asked abo
 (:meth:`ProjectCandidates.choice`): a real index lists every release of a project, and a
 resolution looks at a few. The resolver provider filters the versions by specifier, pre-release
 and yanked rules before asking (:func:`fetchplan.planner.provider.iter_matches`).
-:func:`select_candidates` is the same over a list of links, for every version at once.
+:func:`select_candidates` makes one from a list of links (a find-links location's, a test's).
 """
 
 from __future__ import annotations
