@@ -2,14 +2,15 @@
 releases and thousands of files each, as a real index's do, of which only the newest exist.
 
     python bench/bigpages.py [--projects 40] [--versions 110] [--runs 3] [--targets 1]
-                             [--delay-ms 0] [--profile FILE]
+                             [--delay-ms 0] [--warm] [--profile FILE]
 
 Builds ``--projects`` small wheels (a dependency tree, each depending on up to three later
 ones, every fourth on one more for Windows, aarch64 or Python < 3.12 only), pads each page
 with ``--versions`` old releases of 37 files each (an sdist, a pure wheel and 35 binary wheels:
 5 Pythons x 7 platforms; about 2 MB of JSON at 110), serves them with nginx (PEP 658 files
 beside the real wheels) and times ``fetchplan plan`` for all of them, ``--runs`` times, with no
-cache. ``--targets N`` plans for N targets at once (Pythons 3.10-3.13 x 3 platforms).
+cache (``--warm``: with a cache that one untimed plan filled first). ``--targets N`` plans for
+N targets at once (Pythons 3.10-3.13 x 3 platforms).
 ``--delay-ms D`` puts bench/delayproxy.py (D ms each way) between the planner and nginx.
 ``--profile FILE`` records one more run with py-spy (``pip install py-spy``; collapsed
 stacks). Prints the planner's wall and CPU seconds and peak RSS per run, and their medians.
@@ -78,7 +79,7 @@ def _targets(count: int) -> list[str]:
 
 
 def _plan(
-    index_url: str, work: Path, targets: int, profile: Path | None
+    index_url: str, work: Path, targets: int, profile: Path | None, cache: Path | None = None
 ) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one plan."""
     out = work / f"plan-{time.monotonic_ns()}.json"
@@ -86,7 +87,8 @@ def _plan(
     if profile is not None:
         # Every thread's stacks (cProfile sees only the main thread's), collapsed, one a line.
         argv = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", str(profile), "--", *argv]
-    argv += ["-m", "fetchplan", "plan", "-q", "--no-cache", "-i", index_url, "-o", str(out)]
+    argv += ["-m", "fetchplan", "plan", "-q", "-i", index_url, "-o", str(out)]
+    argv += ["--no-cache"] if cache is None else ["--cache-dir", str(cache)]
     for spec in _targets(targets) if targets > 1 else ():
         argv += ["--target", spec]
     argv.append("proj-00")
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=1)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--warm", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fetchplan-bigpages-") as scratch:
         work = Path(scratch)
@@ -141,9 +144,12 @@ def main() -> None:
                 )
                 index_url = f"http://127.0.0.1:{port}/simple/"
                 wait_for_http(index_url, process=proxy)
+            cache = work / "cache" if args.warm else None
+            if cache is not None:
+                _plan(index_url, work, args.targets, None, cache)  # fills the cache, untimed
             walls, cpus, rss = [], [], []
             for run in range(args.runs):
-                wall, cpu, peak = _plan(index_url, work, args.targets, None)
+                wall, cpu, peak = _plan(index_url, work, args.targets, None, cache)
                 walls.append(wall)
                 cpus.append(cpu)
                 rss.append(peak)
@@ -154,7 +160,7 @@ def main() -> None:
                 f"({args.targets} target(s))"
             )
             if args.profile is not None:
-                _plan(index_url, work, args.targets, args.profile.absolute())
+                _plan(index_url, work, args.targets, args.profile.absolute(), cache)
                 print(f"profile written to {args.profile}")
         finally:
             if proxy is not None:
