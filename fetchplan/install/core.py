@@ -36,6 +36,7 @@ from fetchplan.install.environment import (
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.prestage import Prestager
+from fetchplan.install.protect import Protected, check_wheel
 from fetchplan.install.selection import (
     WheelToInstall,
     match_manifest,
@@ -244,6 +245,7 @@ def _verify_and_stage(
     staging: Path,
     *,
     compile: bool,
+    protected: Protected,
     prestaged: Prestager | None = None,
 ) -> StagedWheel:
     if prestaged is not None:
@@ -252,6 +254,7 @@ def _verify_and_stage(
         prestaged.downloaded()
     opened = open_wheel(wheel)
     try:
+        check_wheel(opened, target, protected)
         if prestaged is not None:
             prestaged.finish()
         staged = stage_wheel(opened, target, staging, compile=compile, prestaged=prestaged)
@@ -281,6 +284,7 @@ class StagedInstall:
         self.compile = compile
         self._present = installed_distributions(target)
         self._supported = set(target.tags)
+        self._protected = Protected.of(target)
         self._order: list[str] = []
         self._outcomes: dict[str, ProjectOutcome] = {}
         self._work: list[tuple[WheelToInstall, list[InstalledDist], Future[StagedWheel]]] = []
@@ -372,6 +376,7 @@ class StagedInstall:
             self.target,
             where,
             compile=self.compile,
+            protected=self._protected,
             prestaged=prestaged,
         )
         self._work.append((wheel, old, future))
