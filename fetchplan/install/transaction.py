@@ -1,0 +1,481 @@
+"""Changing an environment as one journaled transaction, and finishing one a kill interrupted.
+
+An install changes the environment in two kinds of step, both renames within one file system:
+
+* ``aside``: an existing file or directory (a file of a version being removed, its
+  ``.dist-info``, a file a new wheel overwrites) is renamed beside itself, to
+  ``<name>.fetchplan-<id>.old``. Nothing is deleted before the commit.
+* ``in``: a staged file, or a staged directory the environment does not have yet, is moved
+  to its final place (``os.replace``; across file systems, a copy into place then the removal
+  of the staged copy).
+
+Before the first step, the whole list is written to ``<prefix>/.fetchplan/journal.json``
+(fsynced, then its directory) with the state ``prepared``; every aside runs, then every move
+in; then the journal is rewritten with the state ``committed``, and only then are the set
+aside copies, the emptied directories and the staging deleted and the journal removed.
+
+The rule, applied by :func:`recover` (which every install or run of the environment calls
+under its lock before anything else): a ``prepared`` journal is rolled back, a ``committed``
+one rolled forward. Rolling back removes whatever was moved in and renames every set-aside
+copy back, so the environment is as it was before the install; rolling forward redoes any
+move in whose source is still there, then deletes what was set aside. Each step's state is
+told by the file system alone (a rename is atomic; the set-aside names are unique to the
+transaction), so both directions can themselves be interrupted and run again. Staging
+directories (``.fetchplan-staging-*``) left in the prefix are removed too: only a holder of
+the environment's lock writes them, and it is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fetchplan._fs import atomic_write_bytes
+from fetchplan._lock import hold_lock
+from fetchplan.errors import FetchplanError
+from fetchplan.install.environment import (
+    InstalledDist,
+    is_inside,
+    prune,
+    real_inside,
+    record_files,
+)
+from fetchplan.install.errors import EnvironmentBusy, InstallError
+from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.protect import STATE_DIR
+from fetchplan.install.staging import StagedWheel
+
+__all__ = [
+    "COMMITTED",
+    "JOURNAL",
+    "STAGING_PREFIX",
+    "Recovered",
+    "Transaction",
+    "environment_lock",
+    "recover",
+]
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "journal.json"
+STAGING_PREFIX = ".fetchplan-staging-"
+_FORMAT = 1
+
+COMMITTED = "journal.committed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Aside:
+    path: str
+    backup: str
+    tree: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _In:
+    src: str
+    dst: str
+    tree: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What :func:`recover` found and did."""
+
+    journal: Path
+    action: Literal["rolled back", "rolled forward"]
+
+
+def _lexists(path: str) -> bool:
+    return os.path.lexists(path)
+
+
+def _is_real_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _remove(path: str) -> None:
+    """Delete ``path`` (a file, a link or a whole directory) if it is there."""
+    if _is_real_dir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # noqa: PTH108
+
+
+def _move(src: str, dst: str, *, tree: bool, part: str) -> None:
+    """Move ``src`` to ``dst`` so that running it again after an interruption finishes it.
+
+    Within a file system this is one rename. Across file systems the file is copied to
+    ``part`` and renamed over ``dst``, and a directory merged into ``dst`` file by file,
+    before ``src`` is deleted: while ``src`` exists, the move is not done.
+    """
+    try:
+        if tree:
+            os.rename(src, dst)  # noqa: PTH104
+        else:
+            os.replace(src, dst)
+        return
+    except OSError as exc:
+        # A directory merged by an interrupted cross-device move is merged again.
+        merge = tree and exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
+        if exc.errno != errno.EXDEV and not merge:
+            raise
+    if tree:
+        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(src)
+    else:
+        shutil.copy2(src, part, follow_symlinks=False)
+        os.replace(part, dst)
+        os.unlink(src)  # noqa: PTH108
+
+
+@dataclass
+class _Journal:
+    """The steps of one transaction, as written to and read from ``journal.json``."""
+
+    id: str
+    asides: list[_Aside] = field(default_factory=list)
+    made: list[list[str]] = field(default_factory=list)
+    """Directories to make, as [highest new directory, deepest]: only where staging does not
+    mirror the final layout."""
+    ins: list[_In] = field(default_factory=list)
+    prune: list[str] = field(default_factory=list)
+    staging: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        document = {
+            "format": _FORMAT,
+            "id": self.id,
+            "aside": [[a.path, a.backup, a.tree] for a in self.asides],
+            "made": self.made,
+            "in": [[i.src, i.dst, i.tree] for i in self.ins],
+            "prune": self.prune,
+            "staging": self.staging,
+        }
+        return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def read(cls, path: Path, allowed: tuple[str, ...]) -> _Journal:
+        """Read ``path``; every path it names must lie under one of ``allowed``."""
+        try:
+            document = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError) as exc:
+            raise InstallError(f"{path}: unreadable transaction journal: {exc}") from exc
+
+        def fail(where: str, what: str) -> InstallError:
+            return InstallError(
+                f"{path}: {where}: {what}; the environment needs repair by hand (or a new one)"
+            )
+
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise fail("format", f"not a fetchplan transaction journal of format {_FORMAT}")
+        ident = document.get("id")
+        if not isinstance(ident, str) or not ident.isalnum():
+            raise fail("id", "not an identifier")
+
+        def paths(key: str, row_len: int) -> list[Any]:
+            rows = document.get(key)
+            if not isinstance(rows, list):
+                raise fail(key, "not a list")
+            for number, row in enumerate(rows):
+                items = row if row_len else [row]
+                if row_len and (not isinstance(row, list) or len(row) != row_len):
+                    raise fail(f"{key}[{number}]", f"not a list of {row_len}")
+                for item in items[:2]:
+                    if not isinstance(item, str) or not any(
+                        is_inside(item, root) for root in allowed
+                    ):
+                        raise fail(f"{key}[{number}]", f"{item!r} is not inside the environment")
+                if row_len == 3 and not isinstance(items[2], bool):
+                    raise fail(f"{key}[{number}]", "its third item is not true or false")
+            return rows
+
+        return cls(
+            id=ident,
+            asides=[_Aside(*row) for row in paths("aside", 3)],
+            made=paths("made", 2),
+            ins=[_In(*row) for row in paths("in", 3)],
+            prune=paths("prune", 0),
+            staging=paths("staging", 0),
+        )
+
+    def part(self, dst: str) -> str:
+        return f"{dst}.fetchplan-{self.id}.part"
+
+    # -- the two directions ----------------------------------------------------------------
+
+    def roll_forward(self) -> None:
+        """Finish a committed transaction: any move in not done, then the deletions."""
+        for step in self.ins:
+            if _lexists(step.src):
+                _move(step.src, step.dst, tree=step.tree, part=self.part(step.dst))
+        self.clean_up(committed=True)
+
+    def roll_back(self) -> None:
+        """Undo every step that ran, newest first: the environment is as it was before."""
+        occupied = {a.path: a for a in self.asides}
+        for step in reversed(self.ins):
+            _remove(self.part(step.dst))
+            occupant = occupied.get(step.dst)
+            # What is at dst is ours unless the file it replaces was never set aside.
+            if _lexists(step.dst) and (occupant is None or _lexists(occupant.backup)):
+                _remove(step.dst)
+        for top, _ in reversed(self.made):
+            _remove(top)
+        for aside in reversed(self.asides):
+            if _lexists(aside.backup):
+                if _lexists(aside.path):
+                    _remove(aside.path)
+                os.rename(aside.backup, aside.path)  # noqa: PTH104
+        self.clean_up(committed=False)
+
+    def clean_up(self, *, committed: bool) -> None:
+        """Delete what the transaction no longer needs: the set-aside copies once committed,
+        and its staging either way."""
+        if committed:
+            for aside in self.asides:
+                _remove(aside.backup)
+        for directory in self.staging:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _state_dir(target: TargetInterpreter) -> Path:
+    return Path(target.prefix, STATE_DIR)
+
+
+def _allowed_roots(target: TargetInterpreter) -> tuple[str, ...]:
+    return (target.prefix, *target.paths.values())
+
+
+@contextlib.contextmanager
+def environment_lock(
+    target: TargetInterpreter,
+    *,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[Recovered | None]:
+    """Hold the lock of ``target``'s environment (``<prefix>/.fetchplan/lock``) for the
+    ``with`` block, first finishing any transaction a killed install left (:func:`recover`).
+
+    When another fetchplan holds it: raise :class:`EnvironmentBusy` (exit status 75) if not
+    ``wait``, else call ``on_wait`` with a line naming the holder and wait. Yields what
+    :func:`recover` did.
+    """
+    prefix = target.prefix
+    state = _state_dir(target)
+    try:
+        state.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise InstallError(f"{state}: cannot lock the environment: {exc.strerror}") from exc
+    with hold_lock(
+        state,
+        wait=wait,
+        on_wait=on_wait,
+        busy=lambda holder: EnvironmentBusy(
+            f"{prefix}: another fetchplan ({holder}) is installing into it (--no-wait was given)"
+        ),
+        waiting=lambda holder: f"waiting for another fetchplan ({holder}) to finish with {prefix}",
+    ):
+        yield recover(target)
+
+
+def recover(target: TargetInterpreter) -> Recovered | None:
+    """Finish the transaction a killed install left in ``target``'s environment, if any,
+    and remove staging directories left in its prefix. Call with the environment locked.
+
+    A ``prepared`` journal is rolled back, a ``committed`` one rolled forward (see the module
+    docstring). Returns what was done, or None when no journal was there.
+    """
+    state = _state_dir(target)
+    path, marker = state / JOURNAL, state / COMMITTED
+    done: Recovered | None = None
+    if _lexists(str(path)):
+        journal = _Journal.read(path, _allowed_roots(target))
+        try:
+            committed = marker.read_text("ascii").strip() == journal.id
+        except (OSError, UnicodeDecodeError):
+            committed = False
+        try:
+            if committed:
+                journal.roll_forward()
+                prune((Path(p) for p in journal.prune), target)
+                done = Recovered(path, "rolled forward")
+            else:
+                journal.roll_back()
+                done = Recovered(path, "rolled back")
+            path.unlink()
+        except OSError as exc:
+            raise InstallError(
+                f"{path}: cannot finish the interrupted install: {exc}; the environment "
+                "needs repair by hand (or a new one)"
+            ) from exc
+        log.warning("%s: an interrupted install was %s", target.prefix, done.action)
+    marker.unlink(missing_ok=True)
+    for leftover in Path(target.prefix).glob(f"{STAGING_PREFIX}*"):
+        log.info("removing staging left by an interrupted install: %s", leftover)
+        _remove(str(leftover))
+    for pattern in (f".{JOURNAL}.*", f".{COMMITTED}.*"):
+        for temp in state.glob(pattern):
+            temp.unlink(missing_ok=True)
+    return done
+
+
+class Transaction:
+    """One change of an environment: distributions removed, staged wheels moved in.
+
+    :meth:`remove` and :meth:`add` only plan (they read the environment, change nothing);
+    :meth:`commit` writes the journal and carries the plan out. Hold the environment's lock
+    (:func:`environment_lock`) from before the environment is read until after commit.
+    """
+
+    def __init__(self, target: TargetInterpreter, *, staging: Iterable[Path] = ()) -> None:
+        self.target = target
+        self._prefix_real = os.path.realpath(target.prefix)
+        self._journal = _Journal(id=secrets.token_hex(6), staging=[str(p) for p in staging])
+        self._set_aside: dict[str, _Aside] = {}
+        self._gone: set[str] = set()  # directories set aside whole
+        self._made: set[str] = set()  # directories the moves in will create
+        self._moved: set[str] = set()  # destinations of moves in
+        self._dirs: dict[str, bool] = {}
+        self._prune: set[Path] = set()
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _under_gone(self, path: str) -> bool:
+        parent = os.path.dirname(path)  # noqa: PTH120
+        while True:
+            if parent in self._gone:
+                return True
+            up = os.path.dirname(parent)  # noqa: PTH120
+            if up == parent:
+                return False
+            parent = up
+
+    def _dir_exists(self, path: str) -> bool:
+        """Whether directory ``path`` will exist when the moves in run."""
+        if path in self._made:
+            return True
+        if path in self._gone or self._under_gone(path):
+            return False
+        found = self._dirs.get(path)
+        if found is None:
+            found = self._dirs[path] = os.path.isdir(path)  # noqa: PTH112
+        return found
+
+    def _aside(self, path: str, *, tree: bool) -> None:
+        if path in self._set_aside or self._under_gone(path) or path in self._moved:
+            return
+        backup = f"{path}.fetchplan-{self._journal.id}.old"
+        step = _Aside(path, backup, tree)
+        self._set_aside[path] = step
+        self._journal.asides.append(step)
+        if tree:
+            self._gone.add(path)
+
+    def remove(self, dist: InstalledDist) -> None:
+        """Plan removing ``dist``: its ``.dist-info`` and every file its RECORD lists inside
+        the prefix (see :func:`~fetchplan.install.environment.record_files`) are set aside.
+        Raises :class:`InstallError` when it has no RECORD."""
+        files, touched = record_files(dist, self.target)
+        if real_inside(dist.dist_info, self._prefix_real):
+            # First, so the version disappears from the environment's listing at once.
+            self._aside(str(dist.dist_info), tree=True)
+        for path in files:
+            self._aside(str(path), tree=False)
+        self._prune.update(touched)
+        self._prune.add(dist.dist_info.parent)
+
+    def add(self, staged: StagedWheel) -> None:
+        """Plan moving ``staged`` into place: a directory the environment lacks moves whole,
+        other files one by one, each file already at a destination set aside first. Call
+        :func:`~fetchplan.install.environment.check_destinations` first."""
+        trees: tuple[str, ...] = ()  # this wheel's directories moved whole, each with a "/"
+        for item in staged.files:
+            final = str(item.final)
+            parent = os.path.dirname(final)  # noqa: PTH120
+            if trees and final.startswith(trees):
+                self._note_dirs(parent)
+                continue
+            if not self._dir_exists(parent):
+                top, staged_top = parent, str(item.staged.parent)
+                while not self._dir_exists(os.path.dirname(top)):  # noqa: PTH120
+                    top, staged_top = os.path.dirname(top), os.path.dirname(staged_top)  # noqa: PTH120
+                if final[len(top) :] == str(item.staged)[len(staged_top) :]:
+                    self._journal.ins.append(_In(staged_top, top, tree=True))
+                    self._moved.add(top)
+                    trees = (*trees, os.path.join(top, ""))  # noqa: PTH118
+                    self._note_dirs(parent)
+                    continue
+                # Staging does not mirror the final layout here: the directories are made
+                # (and removed again on rolling back), the file moves alone.
+                self._journal.made.append([top, parent])
+                self._note_dirs(parent)
+            if final not in self._moved and _lexists(final) and not self._under_gone(final):
+                self._aside(final, tree=False)
+            self._moved.add(final)
+            self._journal.ins.append(_In(str(item.staged), final, tree=False))
+
+    def _note_dirs(self, directory: str) -> None:
+        """``directory`` and its parents will exist once the moves in ran."""
+        while directory not in self._made and directory != os.path.dirname(directory):  # noqa: PTH120
+            self._made.add(directory)
+            directory = os.path.dirname(directory)  # noqa: PTH120
+
+    # -- carrying it out -------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Write the journal, set aside, move in, mark committed, then delete what was set
+        aside. On any failure before the commit point every step is undone and
+        :class:`InstallError` raised; a kill leaves the journal for :func:`recover`."""
+        journal = self._journal
+        journal.prune = sorted(str(p) for p in self._prune)
+        state = _state_dir(self.target)
+        path, marker = state / JOURNAL, state / COMMITTED
+        try:
+            atomic_write_bytes(path, journal.to_bytes())
+        except FetchplanError as exc:
+            raise InstallError(str(exc)) from exc
+        try:
+            for aside in journal.asides:
+                os.rename(aside.path, aside.backup)  # noqa: PTH104
+            for _, deepest in journal.made:
+                os.makedirs(deepest, exist_ok=True)  # noqa: PTH103
+            for move in journal.ins:
+                _move(move.src, move.dst, tree=move.tree, part=journal.part(move.dst))
+            atomic_write_bytes(marker, journal.id.encode("ascii"))
+        except BaseException as exc:
+            self._undo(path, exc)
+            raise
+        # Committed: from here on a kill is rolled forward.
+        journal.clean_up(committed=True)
+        prune(self._prune, self.target)
+        path.unlink()
+        marker.unlink()
+
+    def _undo(self, path: Path, exc: BaseException) -> None:
+        try:
+            self._journal.roll_back()
+            path.unlink()
+        except OSError:
+            log.warning("%s: could not undo the install; the next one will", path, exc_info=True)
+        if isinstance(exc, FetchplanError):
+            raise InstallError(str(exc)) from exc
+        if isinstance(exc, OSError):
+            where = exc.filename or self.target.prefix
+            raise InstallError(
+                f"{where}: cannot install: {exc.strerror or exc}; nothing was changed"
+            ) from exc
