@@ -90,10 +90,11 @@ class _In:
 
 @dataclass(frozen=True, slots=True)
 class Recovered:
-    """What :func:`recover` found and did."""
+    """What :func:`recover` found and did: the transaction it rolled back or forward (None
+    when there was none) and how many staging directories it removed."""
 
-    journal: Path
-    action: Literal["rolled back", "rolled forward"]
+    action: Literal["rolled back", "rolled forward"] | None
+    staging: int = 0
 
 
 def _lexists(path: str) -> bool:
@@ -298,11 +299,11 @@ def recover(target: TargetInterpreter) -> Recovered | None:
     and remove staging directories left in its prefix. Call with the environment locked.
 
     A ``prepared`` journal is rolled back, a ``committed`` one rolled forward (see the module
-    docstring). Returns what was done, or None when no journal was there.
+    docstring). Returns what was done, or None when there was nothing to do.
     """
     state = _state_dir(target)
     path, marker = state / JOURNAL, state / COMMITTED
-    done: Recovered | None = None
+    action: Literal["rolled back", "rolled forward"] | None = None
     if _lexists(str(path)):
         journal = _Journal.read(path, _allowed_roots(target))
         try:
@@ -313,25 +314,27 @@ def recover(target: TargetInterpreter) -> Recovered | None:
             if committed:
                 journal.roll_forward()
                 prune((Path(p) for p in journal.prune), target)
-                done = Recovered(path, "rolled forward")
+                action = "rolled forward"
             else:
                 journal.roll_back()
-                done = Recovered(path, "rolled back")
+                action = "rolled back"
             path.unlink()
         except OSError as exc:
             raise InstallError(
                 f"{path}: cannot finish the interrupted install: {exc}; the environment "
                 "needs repair by hand (or a new one)"
             ) from exc
-        log.warning("%s: an interrupted install was %s", target.prefix, done.action)
+        log.warning("%s: an interrupted install was %s", target.prefix, action)
     marker.unlink(missing_ok=True)
+    staging = 0
     for leftover in Path(target.prefix).glob(f"{STAGING_PREFIX}*"):
         log.info("removing staging left by an interrupted install: %s", leftover)
         _remove(str(leftover))
+        staging += 1
     for pattern in (f".{JOURNAL}.*", f".{COMMITTED}.*"):
         for temp in state.glob(pattern):
             temp.unlink(missing_ok=True)
-    return done
+    return Recovered(action, staging) if action is not None or staging else None
 
 
 class Transaction:
