@@ -63,6 +63,10 @@ PLANTED: dict[str, tuple[Member, str]] = {
         Member("evil-1.0.data/data/.fetchplan/journal.json", b"{}"),
         "'evil-1.0.data/data/.fetchplan/journal.json'",
     ),
+    "data-fetchplan-staging": (
+        Member("evil-1.0.data/data/.fetchplan-staging-x/a", b"x"),
+        "'evil-1.0.data/data/.fetchplan-staging-x/a'",
+    ),
     "console-entry-point": (
         _entry_points("[console_scripts]\npython3 = evil:main\n"),
         "[console_scripts] 'python3'",

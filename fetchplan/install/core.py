@@ -35,7 +35,7 @@ from fetchplan.install.environment import (
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.prestage import Prestager
-from fetchplan.install.protect import Protected, check_wheel
+from fetchplan.install.protect import STAGING_PREFIX, Protected, check_wheel
 from fetchplan.install.selection import (
     WheelToInstall,
     match_manifest,
@@ -346,7 +346,7 @@ class StagedInstall:
         if self._staging is None:
             prefix = Path(self.target.prefix)
             try:
-                self._staging = Path(tempfile.mkdtemp(prefix=".fetchplan-staging-", dir=prefix))
+                self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=prefix))
             except OSError as exc:
                 raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
         return self._staging

@@ -5,9 +5,10 @@ A wheel's scripts (``<dist>.data/scripts/*``), its console and gui entry points,
 prefix. Among them are the files that make the environment what it is: its interpreters and
 launchers (``python``, ``python3``, ``python3.X``, ``pythonw``, ``pypy3``..., the target's
 own executable, whatever it is called), the virtual environment's activate scripts, its
-``pyvenv.cfg``, and fetchplan's own state directory there. A wheel that would write one of
-them is refused before anything is extracted, as uv does: replacing ``bin/python`` would run
-the wheel's code the next time anything, fetchplan included, starts the interpreter.
+``pyvenv.cfg``, and fetchplan's own state and staging directories there. A wheel that
+would write one of them is refused before anything is extracted, as uv does: replacing
+``bin/python`` would run the wheel's code the next time anything, fetchplan included,
+starts the interpreter.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from fetchplan.install.errors import UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.wheel import OpenWheel
 
-__all__ = ["STATE_DIR", "Protected", "check_wheel"]
+__all__ = ["STAGING_PREFIX", "STATE_DIR", "Protected", "check_wheel"]
 
 STATE_DIR = ".fetchplan"
 """fetchplan's directory in the environment's prefix: its lock and transaction journal."""
+STAGING_PREFIX = ".fetchplan-staging-"
+"""How the staging directories in the environment's prefix are named."""
 
 # Interpreter and launcher names of every implementation, any version, free-threaded or not.
 _INTERPRETER = re.compile(
@@ -69,7 +72,10 @@ class Protected:
         return cls(
             scripts=scripts,
             files=frozenset(files),
-            trees=(os.path.join(_norm(Path(target.prefix, STATE_DIR)), ""),),  # noqa: PTH118
+            trees=(
+                os.path.join(_norm(Path(target.prefix, STATE_DIR)), ""),  # noqa: PTH118
+                _norm(Path(target.prefix, STAGING_PREFIX)),
+            ),
             names=frozenset(names),
         )
 

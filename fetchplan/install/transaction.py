@@ -52,7 +52,7 @@ from fetchplan.install.environment import (
 )
 from fetchplan.install.errors import EnvironmentBusy, InstallError
 from fetchplan.install.interpreter import TargetInterpreter
-from fetchplan.install.protect import STATE_DIR
+from fetchplan.install.protect import STAGING_PREFIX, STATE_DIR
 from fetchplan.install.staging import StagedWheel
 
 __all__ = [
@@ -68,7 +68,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 JOURNAL = "journal.json"
-STAGING_PREFIX = ".fetchplan-staging-"
 _FORMAT = 1
 
 COMMITTED = "journal.committed"
@@ -259,7 +258,10 @@ def _state_dir(target: TargetInterpreter) -> Path:
 
 
 def _allowed_roots(target: TargetInterpreter) -> tuple[str, ...]:
-    return (target.prefix, *target.paths.values())
+    """The directories an install writes in: the prefix and the install scheme's roots."""
+    scheme = target.scheme("-")
+    headers = os.path.dirname(scheme.pop("headers"))  # noqa: PTH120
+    return (target.prefix, headers, *scheme.values())
 
 
 @contextlib.contextmanager
@@ -471,6 +473,8 @@ class Transaction:
 
     def _undo(self, path: Path, exc: BaseException) -> None:
         try:
+            # Interrupted just after the marker was written: this is still a roll back.
+            (path.parent / COMMITTED).unlink(missing_ok=True)
             self._journal.roll_back()
             path.unlink()
         except OSError:
