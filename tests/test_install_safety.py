@@ -181,3 +181,20 @@ def test_run_runs_no_pth_file_of_the_environment(
     assert not marker.exists()
     subprocess.run([tmp_path / "venv" / "bin" / "python", "-c", "pass"], check=True)
     assert marker.read_text() == "ran"
+
+
+def test_a_venv_made_by_the_target_runs_no_pth_file_of_it(tmp_path: Path) -> None:
+    # Building an sdist, the target interpreter makes the build environment.
+    from fetchplan.install import ensure_venv
+
+    marker = tmp_path / "marker"
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    install_manifest(make_fetched_dest(tmp_path, [_pth_dist(marker)]), target)
+    made = ensure_venv(tmp_path / "build-env", python=Path(target.executable))
+    assert not marker.exists()
+    built = TargetInterpreter.query(made)
+    assert built.prefix == str(tmp_path / "build-env") and built.in_venv
+    subprocess.run([made, "-c", "import sys; assert sys.prefix != sys.base_prefix"], check=True)
+    assert not marker.exists()  # the new environment does not have the hook
+    subprocess.run([target.executable, "-c", "pass"], check=True)
+    assert marker.read_text() == "ran"

@@ -157,8 +157,10 @@ def venv_python(directory: Path) -> Path:
 def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
     """Return the interpreter of the virtual environment ``directory``, creating it if absent.
 
-    A new environment is made with ``<python> -m venv --without-pip`` (``python`` defaults to
-    the running interpreter), so afterwards it holds exactly what we install. An existing
+    A new environment is made with ``<python> -I -S -m venv --without-pip`` (``python``
+    defaults to the running interpreter; without :mod:`site`, so that the ``.pth`` files of
+    its own environment do not run: to build an sdist, the target makes the build
+    environment), so afterwards it holds exactly what we install. An existing
     directory that is not a virtual environment is refused rather than touched.
     """
     interpreter = venv_python(directory)
@@ -170,7 +172,7 @@ def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
     log.info("creating virtual environment %s with %s", directory, creator)
     try:
         done = subprocess.run(
-            [creator, "-m", "venv", "--without-pip", str(directory)],
+            [creator, *NO_SITE, "-m", "venv", "--without-pip", str(directory)],
             capture_output=True,
             text=True,
             timeout=_QUERY_TIMEOUT,
