@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +27,7 @@ import pytest
 
 from fetchplan.install import TargetInterpreter
 from fetchplan.install.transaction import JOURNAL, STAGING_PREFIX, environment_lock
-from tests.conftest import REPO_ROOT, RunCli
+from tests.conftest import REPO_ROOT, MakeNginxServer, RunCli
 from tests.support.hostile import assert_no_leftovers, make_fetched_dest, new_venv
 from tests.support.wheels import Dist
 
@@ -338,3 +341,82 @@ def test_command_line_killed_in_its_transaction_is_rolled_back_by_the_next(
     assert done.returncode == 0, done.stderr
     assert "an interrupted install was rolled back" in done.stderr, done.stderr
     assert set(check_environment(target, PROJECTS).values()) == {"2.0"}
+
+
+def test_a_broken_journal_is_refused_in_one_line_and_touches_nothing(
+    tmp_path: Path, releases: dict[str, Path], run_cli: RunCli
+) -> None:
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    state = venv / ".fetchplan"
+    state.mkdir()
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep")
+    aside = [str(outside), str(venv / "x.old"), False]
+    for text, reason in [
+        ("{", "unreadable transaction journal"),
+        ("[" * 100_000 + "]" * 100_000, "unreadable transaction journal"),
+        ('{"format": 7}', "format: not a fetchplan transaction journal"),
+        (
+            json.dumps({"format": 1, "id": "ab12", "aside": [aside], "made": [], "in": []}),
+            f"aside[0]: {str(outside)!r} is not inside the environment",
+        ),
+    ]:
+        (state / JOURNAL).write_text(text)
+        done = run_cli("install", releases["1.0"], "--venv", venv)
+        assert done.returncode == 1
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"{state / JOURNAL}: " in done.stderr and reason in done.stderr, done.stderr
+    assert outside.read_text() == "keep"
+    assert not list(
+        Path(TargetInterpreter.query(venv / "bin" / "python").paths["purelib"]).glob("*.dist-info")
+    )
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_move_across_file_systems_finishes_when_run_again(tmp_path: Path) -> None:
+    from fetchplan.install.transaction import _move
+
+    files = {f"pkg/sub{n % 3}/m{n}.py": f"N = {n}\n".encode() for n in range(12)}
+    other = Path(tempfile.mkdtemp(dir="/dev/shm"))  # tmpfs: another file system than tmp_path
+    try:
+        assert other.stat().st_dev != tmp_path.stat().st_dev
+        src = other / "pkg"
+        for name, data in files.items():
+            (other / name).parent.mkdir(parents=True, exist_ok=True)
+            (other / name).write_bytes(data)
+        # A move interrupted half way: some files copied already, the source still whole.
+        dst = tmp_path / "site" / "pkg"
+        (dst / "sub0").mkdir(parents=True)
+        (dst / "sub0" / "m0.py").write_bytes(b"half")
+        _move(str(src), str(dst), tree=True, part=f"{dst}.part")
+        assert _tree(tmp_path / "site") == files
+        assert not src.exists()
+        single = other / "one.py"
+        single.write_bytes(b"one")
+        _move(str(single), str(tmp_path / "one.py"), tree=False, part=str(tmp_path / "one.part"))
+        assert (tmp_path / "one.py").read_bytes() == b"one"
+        assert not single.exists() and not (tmp_path / "one.part").exists()
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def test_run_with_no_wait_leaves_a_busy_environment_alone(
+    nginx_server: MakeNginxServer, tmp_path: Path, run_cli: RunCli
+) -> None:
+    server = nginx_server([Dist("solo", "1.0")])
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    argv = ["run", "solo", "--index-url", server.index_url, "--venv", "venv", "--no-wait"]
+    with environment_lock(target):
+        done = run_cli(*argv)
+    assert done.returncode == 75, done.stderr
+    assert "is installing into it (--no-wait was given)" in done.stderr, done.stderr
+    assert not list(Path(target.paths["purelib"]).glob("solo*"))
+    done = run_cli(*argv)
+    assert done.returncode == 0, done.stderr
+    assert (Path(target.paths["purelib"]) / "solo-1.0.dist-info").is_dir()
