@@ -113,30 +113,49 @@ def record_files(dist: InstalledDist, target: TargetInterpreter) -> tuple[list[P
         raise InstallError(
             f"{record}: cannot uninstall {dist.name} {dist.version}: {exc.strerror or exc}"
         ) from exc
-    base = dist.dist_info.parent
+    base = str(dist.dist_info.parent)
+    own = os.path.join(str(dist.dist_info), "")  # noqa: PTH118
     files: list[Path] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     touched: set[Path] = set()
+    # Thousands of rows share a few hundred directories: each is resolved and listed once.
+    inside: dict[str, bool] = {}
+    caches: dict[str, list[str]] = {}
     for row in csv.reader(text.splitlines()):
         if not row or not row[0]:
             continue
-        path = Path(os.path.normpath(os.path.join(base, row[0])))  # noqa: PTH118
-        if not real_inside(path, prefix_real):
+        path = os.path.normpath(os.path.join(base, row[0]))  # noqa: PTH118
+        parent, name = os.path.split(path)
+        ok = inside.get(parent)
+        if ok is None:
+            ok = inside[parent] = is_inside(os.path.realpath(parent), prefix_real)
+        if not ok or name in ("", ".", ".."):
             log.warning("%s: lists %s outside the environment; left alone", record, row[0])
             continue
-        if path.parent == dist.dist_info or dist.dist_info in path.parents:
+        if path.startswith(own):
             continue  # goes with the .dist-info directory
         candidates = [path]
-        if path.suffix == ".py":
-            cache = path.parent / "__pycache__"
-            if cache.is_dir():
-                candidates.extend(cache.glob(f"{path.stem}.*.pyc"))
-                touched.add(cache)
-        touched.add(path.parent)
+        if name.endswith(".py"):
+            cache = os.path.join(parent, "__pycache__")  # noqa: PTH118
+            entries = caches.get(cache)
+            if entries is None:
+                try:
+                    entries = caches[cache] = os.listdir(cache)  # noqa: PTH208
+                except OSError:
+                    entries = caches[cache] = []
+                else:
+                    touched.add(Path(cache))
+            stem = name[:-3] + "."
+            candidates.extend(
+                os.path.join(cache, e)  # noqa: PTH118
+                for e in entries
+                if e.startswith(stem) and e.endswith(".pyc")
+            )
+        touched.add(Path(parent))
         for candidate in candidates:
-            if candidate not in seen and _is_file_or_link(candidate):
+            if candidate not in seen and _is_file_or_link(Path(candidate)):
                 seen.add(candidate)
-                files.append(candidate)
+                files.append(Path(candidate))
     return files, touched
 
 

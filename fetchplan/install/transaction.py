@@ -339,6 +339,63 @@ def recover(target: TargetInterpreter) -> Recovered | None:
     return Recovered(action, staging) if action is not None or staging else None
 
 
+class _Owned:
+    """Which directories hold nothing but files of one distribution being removed: those
+    are set aside whole (one rename instead of one per file), the new version's directory
+    then moving in whole too."""
+
+    def __init__(self, files: Iterable[str], keep: set[str]) -> None:
+        self._names: dict[str, set[str]] = {}
+        for path in files:
+            parent, name = os.path.split(path)
+            self._names.setdefault(parent, set()).add(name)
+        # Directories with some of the files below them, short of the kept ones.
+        self._holds: set[str] = set()
+        for parent in self._names:
+            directory = parent
+            while directory not in self._holds and directory not in keep:
+                self._holds.add(directory)
+                up = os.path.dirname(directory)  # noqa: PTH120
+                if up == directory:
+                    break
+                directory = up
+        self._whole: dict[str, bool] = {}
+        self._tops: dict[str, str | None] = {}
+
+    def _wholly(self, directory: str) -> bool:
+        found = self._whole.get(directory)
+        if found is None:
+            found = True
+            names = self._names.get(directory, set())
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            ok = entry.path in self._holds and self._wholly(entry.path)
+                        else:
+                            ok = entry.name in names
+                        if not ok:
+                            found = False
+                            break
+            except OSError:
+                found = False
+            self._whole[directory] = found
+        return found
+
+    def top(self, path: str) -> str | None:
+        """The highest directory above ``path`` holding only files being removed, if any."""
+        parent = os.path.dirname(path)  # noqa: PTH120
+        if parent in self._tops:
+            return self._tops[parent]
+        top = None
+        directory = parent
+        while directory in self._holds and self._wholly(directory):
+            top = directory
+            directory = os.path.dirname(directory)  # noqa: PTH120
+        self._tops[parent] = top
+        return top
+
+
 class Transaction:
     """One change of an environment: distributions removed, staged wheels moved in.
 
@@ -356,19 +413,28 @@ class Transaction:
         self._made: set[str] = set()  # directories the moves in will create
         self._moved: set[str] = set()  # destinations of moves in
         self._dirs: dict[str, bool] = {}
+        self._gone_below: dict[str, bool] = {}
         self._prune: set[Path] = set()
+        # Never set aside whole: the scheme directories, the prefix, and what holds them.
+        self._keep: set[str] = set()
+        for root in (target.prefix, *target.paths.values()):
+            directory = os.path.abspath(root)  # noqa: PTH100
+            while directory not in self._keep:
+                self._keep.add(directory)
+                directory = os.path.dirname(directory)  # noqa: PTH120
 
     # -- planning --------------------------------------------------------------------------
 
     def _under_gone(self, path: str) -> bool:
+        """Whether a directory above ``path`` is set aside whole."""
         parent = os.path.dirname(path)  # noqa: PTH120
-        while True:
-            if parent in self._gone:
-                return True
-            up = os.path.dirname(parent)  # noqa: PTH120
-            if up == parent:
-                return False
-            parent = up
+        found = self._gone_below.get(parent)
+        if found is None:
+            found = parent in self._gone or (
+                parent != os.path.dirname(parent) and self._under_gone(parent)  # noqa: PTH120
+            )
+            self._gone_below[parent] = found
+        return found
 
     def _dir_exists(self, path: str) -> bool:
         """Whether directory ``path`` will exist when the moves in run."""
@@ -390,6 +456,7 @@ class Transaction:
         self._journal.asides.append(step)
         if tree:
             self._gone.add(path)
+            self._gone_below.clear()
 
     def remove(self, dist: InstalledDist) -> None:
         """Plan removing ``dist``: its ``.dist-info`` and every file its RECORD lists inside
@@ -399,8 +466,10 @@ class Transaction:
         if real_inside(dist.dist_info, self._prefix_real):
             # First, so the version disappears from the environment's listing at once.
             self._aside(str(dist.dist_info), tree=True)
+        owned = _Owned([str(p) for p in files], self._keep)
         for path in files:
-            self._aside(str(path), tree=False)
+            top = owned.top(str(path))
+            self._aside(str(path) if top is None else top, tree=top is not None)
         self._prune.update(touched)
         self._prune.add(dist.dist_info.parent)
 
