@@ -421,3 +421,33 @@ def test_run_with_no_wait_leaves_a_busy_environment_alone(
     done = run_cli(*argv)
     assert done.returncode == 0, done.stderr
     assert (Path(target.paths["purelib"]) / "solo-1.0.dist-info").is_dir()
+
+
+def test_a_failure_in_the_middle_of_the_change_undoes_it(
+    tmp_path: Path, releases: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from fetchplan.install import InstallError, install_manifest, transaction
+    from tests.support.hostile import snapshot
+
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    install_manifest(releases["1.0"], target)
+    before = snapshot(Path(target.prefix))
+    move = transaction._move
+    calls = [0]
+
+    def full_disk_at_the_fifth(src: str, dst: str, *, tree: bool, part: str) -> None:
+        calls[0] += 1
+        if calls[0] == 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
+        move(src, dst, tree=tree, part=part)
+
+    monkeypatch.setattr(transaction, "_move", full_disk_at_the_fifth)
+    with pytest.raises(InstallError) as info:
+        install_manifest(releases["2.0"], target)
+    message = str(info.value)
+    assert "No space left on device; nothing was changed" in message and "\n" not in message
+    assert calls[0] == 5
+    assert snapshot(Path(target.prefix)) == before
+    assert set(check_environment(target, PROJECTS).values()) == {"1.0"}
