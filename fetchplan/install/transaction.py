@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
@@ -38,7 +37,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from fetchplan._fs import atomic_write_bytes
 from fetchplan._lock import hold_lock
@@ -54,6 +53,7 @@ from fetchplan.install.errors import EnvironmentBusy, InstallError
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.protect import STAGING_PREFIX, STATE_DIR
 from fetchplan.install.staging import StagedWheel
+from fetchplan.schemas import dump_document, load_document
 
 __all__ = [
     "COMMITTED",
@@ -156,61 +156,62 @@ class _Journal:
     prune: list[str] = field(default_factory=list)
     staging: list[str] = field(default_factory=list)
 
-    def to_bytes(self) -> bytes:
+    def write(self, path: Path) -> None:
+        """Write the journal to ``path`` (atomically, fsynced, its directory too)."""
         document = {
             "format": _FORMAT,
             "id": self.id,
-            "aside": [[a.path, a.backup, a.tree] for a in self.asides],
-            "made": self.made,
-            "in": [[i.src, i.dst, i.tree] for i in self.ins],
+            "aside": [{"path": a.path, "backup": a.backup, "tree": a.tree} for a in self.asides],
+            "made": [{"top": top, "deepest": deepest} for top, deepest in self.made],
+            "in": [{"src": i.src, "dst": i.dst, "tree": i.tree} for i in self.ins],
             "prune": self.prune,
             "staging": self.staging,
         }
-        return json.dumps(document, separators=(",", ":")).encode("utf-8")
+        try:
+            dump_document(path, document, "install-journal")
+        except FetchplanError as exc:
+            raise InstallError(str(exc)) from exc
 
     @classmethod
     def read(cls, path: Path, allowed: tuple[str, ...]) -> _Journal:
-        """Read ``path``; every path it names must lie under one of ``allowed``."""
+        """Read ``path`` (checked against its schema); every path it names must lie under
+        one of ``allowed``."""
         try:
-            document = json.loads(path.read_bytes())
-        except (OSError, ValueError, RecursionError) as exc:
-            raise InstallError(f"{path}: unreadable transaction journal: {exc}") from exc
+            document = load_document(path, "install-journal")
+        except RecursionError as exc:
+            raise InstallError(f"{path}: not valid: nested too deeply") from exc
 
-        def fail(where: str, what: str) -> InstallError:
-            return InstallError(
-                f"{path}: {where}: {what}; the environment needs repair by hand (or a new one)"
+        def inside(where: str, item: str) -> str:
+            if not any(is_inside(item, root) for root in allowed):
+                raise InstallError(
+                    f"{path}: {where}: {item!r} is not inside the environment; the "
+                    "environment needs repair by hand (or a new one)"
+                )
+            return item
+
+        asides = [
+            _Aside(
+                inside(f"aside[{n}].path", row["path"]),
+                inside(f"aside[{n}].backup", row["backup"]),
+                row["tree"],
             )
-
-        if not isinstance(document, dict) or document.get("format") != _FORMAT:
-            raise fail("format", f"not a fetchplan transaction journal of format {_FORMAT}")
-        ident = document.get("id")
-        if not isinstance(ident, str) or not ident.isalnum():
-            raise fail("id", "not an identifier")
-
-        def paths(key: str, row_len: int) -> list[Any]:
-            rows = document.get(key)
-            if not isinstance(rows, list):
-                raise fail(key, "not a list")
-            for number, row in enumerate(rows):
-                items = row if row_len else [row]
-                if row_len and (not isinstance(row, list) or len(row) != row_len):
-                    raise fail(f"{key}[{number}]", f"not a list of {row_len}")
-                for item in items[:2]:
-                    if not isinstance(item, str) or not any(
-                        is_inside(item, root) for root in allowed
-                    ):
-                        raise fail(f"{key}[{number}]", f"{item!r} is not inside the environment")
-                if row_len == 3 and not isinstance(items[2], bool):
-                    raise fail(f"{key}[{number}]", "its third item is not true or false")
-            return rows
-
+            for n, row in enumerate(document["aside"])
+        ]
+        made = [
+            [inside(f"made[{n}].top", row["top"]), inside(f"made[{n}].deepest", row["deepest"])]
+            for n, row in enumerate(document["made"])
+        ]
+        ins = [
+            _In(inside(f"in[{n}].src", row["src"]), inside(f"in[{n}].dst", row["dst"]), row["tree"])
+            for n, row in enumerate(document["in"])
+        ]
         return cls(
-            id=ident,
-            asides=[_Aside(*row) for row in paths("aside", 3)],
-            made=paths("made", 2),
-            ins=[_In(*row) for row in paths("in", 3)],
-            prune=paths("prune", 0),
-            staging=paths("staging", 0),
+            id=document["id"],
+            asides=asides,
+            made=made,
+            ins=ins,
+            prune=[inside(f"prune[{n}]", p) for n, p in enumerate(document["prune"])],
+            staging=[inside(f"staging[{n}]", p) for n, p in enumerate(document["staging"])],
         )
 
     def part(self, dst: str) -> str:
@@ -519,10 +520,7 @@ class Transaction:
         journal.prune = sorted(str(p) for p in self._prune)
         state = _state_dir(self.target)
         path, marker = state / JOURNAL, state / COMMITTED
-        try:
-            atomic_write_bytes(path, journal.to_bytes())
-        except FetchplanError as exc:
-            raise InstallError(str(exc)) from exc
+        journal.write(path)
         try:
             for aside in journal.asides:
                 os.rename(aside.path, aside.backup)  # noqa: PTH104
