@@ -198,3 +198,20 @@ def test_a_venv_made_by_the_target_runs_no_pth_file_of_it(tmp_path: Path) -> Non
     assert not marker.exists()  # the new environment does not have the hook
     subprocess.run([target.executable, "-c", "pass"], check=True)
     assert marker.read_text() == "ran"
+
+
+def test_staged_files_are_checked_too_however_staging_came_by_them(
+    tmp_path: Path, shared_venv: TargetInterpreter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the check of the opened wheel out of the way, the staged files' own check refuses
+    # the wheel: a script staged to bin/python never moves in.
+    from fetchplan.install import core
+
+    monkeypatch.setattr(core, "check_wheel", lambda *args: None)
+    manifest = make_fetched_dest(tmp_path, [_wheel(tmp_path / "dest", _script("python3"))])
+    before = snapshot(Path(shared_venv.prefix))
+    with pytest.raises(UnsafeWheel) as info:
+        install_manifest(manifest, shared_venv)
+    scripts = shared_venv.paths["scripts"]
+    assert str(info.value) == (f"{FILENAME}: would replace the environment's own {scripts}/python3")
+    assert snapshot(Path(shared_venv.prefix)) == before

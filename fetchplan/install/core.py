@@ -32,7 +32,7 @@ from fetchplan.install.environment import (
     check_destinations,
     installed_distributions,
 )
-from fetchplan.install.errors import InstallError, ManifestMismatch
+from fetchplan.install.errors import InstallError, ManifestMismatch, UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.prestage import Prestager
 from fetchplan.install.protect import STAGING_PREFIX, Protected, check_wheel
@@ -268,6 +268,17 @@ def _verify_and_stage(
     return staged
 
 
+def _check_protected(wheel: WheelToInstall, staged: StagedWheel, protected: Protected) -> None:
+    """Refuse a staged file bound for one of the environment's own files, however staging
+    came by it (the members and entry points were checked already when the wheel was opened:
+    this holds for every way of staging)."""
+    for item in staged.files:
+        if protected.path(item.final):
+            raise UnsafeWheel(
+                wheel.filename, None, f"would replace the environment's own {item.final}"
+            )
+
+
 class StagedInstall:
     """An install that verifies and stages wheels as they arrive and commits them at the end.
 
@@ -421,6 +432,8 @@ class StagedInstall:
         staged = [future.result() for _, _, future in self._work]
         compiled = 0
         if staged:
+            for (wheel, _, _), item in zip(self._work, staged, strict=True):
+                _check_protected(wheel, item, self._protected)
             check_destinations(staged, self.target)
             for prestager in self._all_prestagers:
                 # Those of added wheels are done; one of a wheel never added may still write.
