@@ -3,24 +3,26 @@
 An install changes the environment in two kinds of step, both renames within one file system:
 
 * ``aside``: an existing file or directory (a file of a version being removed, its
-  ``.dist-info``, a file a new wheel overwrites) is renamed beside itself, to
-  ``<name>.fetchplan-<id>.old``. Nothing is deleted before the commit.
+  ``.dist-info``, a directory holding nothing but such files, a file a new wheel
+  overwrites) is renamed beside itself, to ``<name>.fetchplan-<id>.old``. Nothing is deleted
+  before the commit.
 * ``in``: a staged file, or a staged directory the environment does not have yet, is moved
   to its final place (``os.replace``; across file systems, a copy into place then the removal
   of the staged copy).
 
 Before the first step, the whole list is written to ``<prefix>/.fetchplan/journal.json``
-(fsynced, then its directory) with the state ``prepared``; every aside runs, then every move
-in; then the journal is rewritten with the state ``committed``, and only then are the set
-aside copies, the emptied directories and the staging deleted and the journal removed.
+(``install-journal.schema.json``; fsynced, then its directory). Every aside runs, then every
+move in; then the commit marker ``journal.committed`` (the transaction's id) is written and
+fsynced, and only then are the set-aside copies, the emptied directories and the staging
+deleted, and the journal and the marker removed.
 
 The rule, applied by :func:`recover` (which every install or run of the environment calls
-under its lock before anything else): a ``prepared`` journal is rolled back, a ``committed``
-one rolled forward. Rolling back removes whatever was moved in and renames every set-aside
-copy back, so the environment is as it was before the install; rolling forward redoes any
-move in whose source is still there, then deletes what was set aside. Each step's state is
-told by the file system alone (a rename is atomic; the set-aside names are unique to the
-transaction), so both directions can themselves be interrupted and run again. Staging
+under its lock before anything else): a journal without its commit marker is rolled back,
+one with it rolled forward. Rolling back removes whatever was moved in and renames every
+set-aside copy back, so the environment is as it was before the install; rolling forward
+redoes any move in whose source is still there, then deletes what was set aside. Each step's
+state is told by the file system alone (a rename is atomic; the set-aside names are unique to
+the transaction), so both directions can themselves be interrupted and run again. Staging
 directories (``.fetchplan-staging-*``) left in the prefix are removed too: only a holder of
 the environment's lock writes them, and it is gone.
 """
