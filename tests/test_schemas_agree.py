@@ -300,6 +300,39 @@ def _bundles() -> Iterator[tuple[str, Any]]:
     yield "bundle", bundle.to_dict()
 
 
+def _journals() -> Iterator[tuple[str, Any]]:
+    site = "/venv/lib/python3.12/site-packages"
+    yield (
+        "upgrade",
+        {
+            "format": 1,
+            "id": "0123456789ab",
+            "aside": [
+                {"path": f"{site}/demo-1.0.dist-info", "backup": f"{site}/x.old", "tree": True},
+                {"path": "/venv/bin/demo", "backup": "/venv/bin/demo.old", "tree": False},
+            ],
+            "made": [{"top": "/venv/include/site", "deepest": "/venv/include/site/python3.12"}],
+            "in": [
+                {"src": "/venv/.fetchplan-staging-1/0/demo", "dst": f"{site}/demo", "tree": True}
+            ],
+            "prune": [f"{site}/demo"],
+            "staging": ["/venv/.fetchplan-staging-1"],
+        },
+    )
+    yield (
+        "empty",
+        {
+            "format": 1,
+            "id": "abcdef01",
+            "aside": [],
+            "made": [],
+            "in": [],
+            "prune": [],
+            "staging": [],
+        },
+    )
+
+
 VALID: dict[SchemaName, Callable[[], Iterator[tuple[str, Any]]]] = {
     "plan": _plans,
     "manifest": _manifests,
@@ -308,6 +341,7 @@ VALID: dict[SchemaName, Callable[[], Iterator[tuple[str, Any]]]] = {
     "plan-timings": _plan_timings,
     "fetch-timings": _fetch_timings,
     "bundle": _bundles,
+    "install-journal": _journals,
 }
 
 

@@ -54,7 +54,8 @@ def add_no_wait_argument(group: Any) -> None:
     group.add_argument(
         "--no-wait",
         action="store_true",
-        help="fail at once if another fetchplan holds the destination",
+        help="fail at once (exit status 75) if another fetchplan holds the destination (or, "
+        "for run, the environment)",
     )
 
 

@@ -7,6 +7,7 @@ sdists in it are built into wheels first (:mod:`fetchplan.install.build`).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fetchplan.errors import InputError
@@ -30,7 +31,10 @@ def register(
             "plan for several targets, the artifacts of the target that best fits the "
             "interpreter are installed. An sdist (a project without a fitting wheel) is built "
             "first, offline, in an isolated environment of the plan's build dependencies; "
-            "nothing is installed unless every build succeeds. Never uses the network."
+            "nothing is installed unless every build succeeds. Never uses the network. One "
+            "install at a time per environment: another waits for it (or, with --no-wait, "
+            "exits with status 75), and an install that was killed is finished or undone by "
+            "the next one."
         ),
     )
     p.add_argument(
@@ -69,11 +73,23 @@ def register(
         help="do not byte-compile the installed modules",
     )
     p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once (exit status 75) if another fetchplan is installing into the "
+        "environment, rather than waiting for it",
+    )
+    p.add_argument(
         "--offline",
         action="store_true",
         help="accepted for symmetry with the other commands: installing never uses the network",
     )
     p.set_defaults(func=run)
+
+
+def note(message: str) -> None:
+    """A line the user must see while the command waits (for the environment's lock)."""
+    sys.stderr.write(f"fetchplan: {message}\n")
+    sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             reinstall=args.reinstall,
             compile=args.compile,
             checked=checked,
+            wait=not args.no_wait,
+            on_wait=note,
         )
     for project in report.projects:
         if project.action == "unchanged":

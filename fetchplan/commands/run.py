@@ -197,7 +197,13 @@ def run(args: argparse.Namespace) -> int:
     reporter = _reporter(args.progress, quiet, sys.stderr)
     with (
         tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
-        StagedInstall(target, reinstall=args.reinstall, compile=not args.no_compile) as install,
+        StagedInstall(
+            target,
+            reinstall=args.reinstall,
+            compile=not args.no_compile,
+            wait=not args.no_wait,
+            on_wait=reporter.note,
+        ) as install,
         _sigterm_interrupts(),
     ):
         execution = open_execution(plan_path, _fetch_options(args), reporter)

@@ -2,22 +2,16 @@
 
 The lock is ``filelock``'s (``flock`` on POSIX), so the kernel releases it when its holder
 dies, even by SIGKILL. The holder writes who it is beside the lock, so a second executor can
-say whom it is waiting for.
+say whom it is waiting for (:mod:`fetchplan._lock`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
-from fetchplan._fs import atomic_write_bytes
+from fetchplan._lock import hold_lock
 from fetchplan.errors import FetchplanError
 
 __all__ = ["DestinationBusy", "destination_lock"]
@@ -29,19 +23,6 @@ class DestinationBusy(FetchplanError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-def _owner(state_dir: Path, patience: float = 1.0) -> str:
-    # The holder writes owner.json just after it takes the lock: give it a moment.
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            data = json.loads((state_dir / "owner.json").read_text("utf-8"))
-            return f"pid {int(data['pid'])} on {data['host']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            if time.monotonic() >= deadline:
-                return "another process"
-            time.sleep(0.02)
-
-
 @contextlib.contextmanager
 def destination_lock(
     destination: Path, *, wait: bool, on_wait: Callable[[str], None] | None = None
@@ -51,26 +32,15 @@ def destination_lock(
     When another process holds it: raise :class:`DestinationBusy` if not ``wait``, else call
     ``on_wait`` with a message naming the holder and block until it is free.
     """
-    state_dir = destination / ".fetchplan"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(state_dir / "lock", thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        holder = _owner(state_dir)
-        if not wait:
-            raise DestinationBusy(
-                f"{destination}: another fetchplan ({holder}) is fetching into it "
-                "(--no-wait was given)"
-            ) from None
-        if on_wait is not None:
-            on_wait(f"waiting for another fetchplan ({holder}) to finish with {destination}")
-        lock.acquire()
-    try:
-        owner = {"pid": os.getpid(), "host": socket.gethostname()}
-        atomic_write_bytes(state_dir / "owner.json", json.dumps(owner).encode("utf-8"))
+    with hold_lock(
+        destination / ".fetchplan",
+        wait=wait,
+        on_wait=on_wait,
+        busy=lambda holder: DestinationBusy(
+            f"{destination}: another fetchplan ({holder}) is fetching into it (--no-wait was given)"
+        ),
+        waiting=lambda holder: (
+            f"waiting for another fetchplan ({holder}) to finish with {destination}"
+        ),
+    ):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            (state_dir / "owner.json").unlink()
-        lock.release()

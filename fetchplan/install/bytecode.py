@@ -2,6 +2,11 @@
 
 The target compiles its own bytecode (its magic number and cache tag may differ from ours), in
 one subprocess per core, each given its share of the files on stdin.
+
+The subprocess runs nothing of the environment's: ``-I`` keeps out ``PYTHON*`` variables, the
+user's site directory and the current directory, and ``-S`` keeps out :mod:`site`, so no
+``.pth`` file (of the wheels just installed or any other) and no ``sitecustomize`` runs.
+``compileall`` needs only the standard library, which ``-S`` leaves on the path.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fetchplan.install.errors import InstallError
-from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.interpreter import NO_SITE, TargetInterpreter
 
 __all__ = ["compile_files"]
 
@@ -41,7 +46,7 @@ def compile_files(target: TargetInterpreter, files: Sequence[Path]) -> int:
         return 0
     workers = max(1, min(os.cpu_count() or 1, len(files) // _FILES_PER_PROCESS))
     shares = [[str(f) for f in files[i::workers]] for i in range(workers)]
-    argv = [target.executable, "-I", "-c", _COMPILE]
+    argv = [target.executable, *NO_SITE, "-c", _COMPILE]
     processes = [
         subprocess.Popen(
             argv,

@@ -7,11 +7,12 @@ removed and the staged files renamed into place; then the new modules are byte-c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,12 @@ from fetchplan.install.bytecode import compile_files
 from fetchplan.install.environment import (
     InstalledDist,
     check_destinations,
-    commit,
     installed_distributions,
-    uninstall,
 )
-from fetchplan.install.errors import InstallError, ManifestMismatch
+from fetchplan.install.errors import InstallError, ManifestMismatch, UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.prestage import Prestager
+from fetchplan.install.protect import STAGING_PREFIX, Protected, check_wheel
 from fetchplan.install.selection import (
     WheelToInstall,
     match_manifest,
@@ -43,6 +43,7 @@ from fetchplan.install.selection import (
     select_target,
 )
 from fetchplan.install.staging import StagedWheel, stage_wheel
+from fetchplan.install.transaction import Recovered, Transaction, environment_lock
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.manifest import Manifest, load_manifest
@@ -200,6 +201,8 @@ def install_manifest(
     reinstall: bool = False,
     compile: bool = True,
     checked: tuple[Manifest, Plan, Path] | None = None,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> InstallReport:
     """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
 
@@ -213,7 +216,9 @@ def install_manifest(
         wheels = wheels_for_interpreter(
             manifest_path, target, plan_path=plan_path, build_dir=Path(built), checked=checked
         )
-        return install_wheels(wheels, target, reinstall=reinstall, compile=compile)
+        return install_wheels(
+            wheels, target, reinstall=reinstall, compile=compile, wait=wait, on_wait=on_wait
+        )
 
 
 def _same_version(a: str, b: str) -> bool:
@@ -244,6 +249,7 @@ def _verify_and_stage(
     staging: Path,
     *,
     compile: bool,
+    protected: Protected,
     prestaged: Prestager | None = None,
 ) -> StagedWheel:
     if prestaged is not None:
@@ -252,6 +258,7 @@ def _verify_and_stage(
         prestaged.downloaded()
     opened = open_wheel(wheel)
     try:
+        check_wheel(opened, target, protected)
         if prestaged is not None:
             prestaged.finish()
         staged = stage_wheel(opened, target, staging, compile=compile, prestaged=prestaged)
@@ -259,6 +266,17 @@ def _verify_and_stage(
     finally:
         opened.close()
     return staged
+
+
+def _check_protected(wheel: WheelToInstall, staged: StagedWheel, protected: Protected) -> None:
+    """Refuse a staged file bound for one of the environment's own files, however staging
+    came by it (the members and entry points were checked already when the wheel was opened:
+    this holds for every way of staging)."""
+    for item in staged.files:
+        if protected.path(item.final):
+            raise UnsafeWheel(
+                wheel.filename, None, f"would replace the environment's own {item.final}"
+            )
 
 
 class StagedInstall:
@@ -271,16 +289,37 @@ class StagedInstall:
     ``fetchplan run`` can stage each wheel the moment the executor verified it, while the
     other downloads go on. Leaving the ``with`` block without ``commit`` writes nothing to
     the environment.
+
+    From creation to :meth:`close` it holds the environment's lock (see
+    :func:`~fetchplan.install.transaction.environment_lock`: ``wait`` and ``on_wait`` say
+    what to do when another fetchplan holds it), having first finished any install a kill
+    interrupted (:attr:`recovered`). The change itself is one journaled transaction
+    (:class:`~fetchplan.install.transaction.Transaction`).
     """
 
     def __init__(
-        self, target: TargetInterpreter, *, reinstall: bool = False, compile: bool = True
+        self,
+        target: TargetInterpreter,
+        *,
+        reinstall: bool = False,
+        compile: bool = True,
+        wait: bool = True,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.target = target
         self.reinstall = reinstall
         self.compile = compile
-        self._present = installed_distributions(target)
+        self._lock = contextlib.ExitStack()
+        self.recovered: Recovered | None = self._lock.enter_context(
+            environment_lock(target, wait=wait, on_wait=on_wait)
+        )
+        try:
+            self._present = installed_distributions(target)
+        except BaseException:
+            self._lock.close()
+            raise
         self._supported = set(target.tags)
+        self._protected = Protected.of(target)
         self._order: list[str] = []
         self._outcomes: dict[str, ProjectOutcome] = {}
         self._work: list[tuple[WheelToInstall, list[InstalledDist], Future[StagedWheel]]] = []
@@ -297,7 +336,14 @@ class StagedInstall:
         self.close()
 
     def close(self) -> None:
-        """Stop the workers and remove the staging directory (idempotent)."""
+        """Stop the workers, remove the staging directory and release the environment
+        (idempotent)."""
+        try:
+            self._stop()
+        finally:
+            self._lock.close()
+
+    def _stop(self) -> None:
         for _, _, future in self._work:
             future.cancel()
         for prestager in self._all_prestagers:
@@ -311,7 +357,7 @@ class StagedInstall:
         if self._staging is None:
             prefix = Path(self.target.prefix)
             try:
-                self._staging = Path(tempfile.mkdtemp(prefix=".fetchplan-staging-", dir=prefix))
+                self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=prefix))
             except OSError as exc:
                 raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
         return self._staging
@@ -372,6 +418,7 @@ class StagedInstall:
             self.target,
             where,
             compile=self.compile,
+            protected=self._protected,
             prestaged=prestaged,
         )
         self._work.append((wheel, old, future))
@@ -385,11 +432,19 @@ class StagedInstall:
         staged = [future.result() for _, _, future in self._work]
         compiled = 0
         if staged:
+            for (wheel, _, _), item in zip(self._work, staged, strict=True):
+                _check_protected(wheel, item, self._protected)
             check_destinations(staged, self.target)
-            for (wheel, old, _), item in zip(self._work, staged, strict=True):
+            for prestager in self._all_prestagers:
+                # Those of added wheels are done; one of a wheel never added may still write.
+                prestager.cancel()
+            transaction = Transaction(self.target, staging=[self._staging_dir()])
+            for (_, old, _), item in zip(self._work, staged, strict=True):
                 for dist in old:
-                    uninstall(dist, self.target)
-                commit(item)
+                    transaction.remove(dist)
+                transaction.add(item)
+            transaction.commit()
+            for wheel, old, _ in self._work:
                 action: Action = "installed"
                 if old:
                     same = all(_same_version(d.version, wheel.version) for d in old)
@@ -401,9 +456,10 @@ class StagedInstall:
                     previous=tuple(d.version for d in old),
                 )
                 log.info("%s %s %s", action, wheel.name, wheel.version)
-            self.close()
+            self._stop()
             if self.compile:
                 compiled = compile_files(self.target, [f for s in staged for f in s.python_files()])
+        self.close()
         return InstallReport(
             interpreter=self.target.executable,
             prefix=self.target.prefix,
@@ -418,6 +474,8 @@ def install_wheels(
     *,
     reinstall: bool = False,
     compile: bool = True,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> InstallReport:
     """Install ``wheels`` into ``target``, all or nothing as far as verification goes.
 
@@ -428,9 +486,14 @@ def install_wheels(
     only) and the files moved into place; nothing is written to the environment before. With
     ``compile`` the new modules are byte-compiled by the target interpreter. Can be called
     repeatedly with further wheels (each call is its own all-or-nothing step).
+
+    The environment is locked throughout and changed in one journaled transaction (see
+    :class:`StagedInstall` for ``wait`` and ``on_wait``).
     """
     _check_supported(wheels, target)
-    with StagedInstall(target, reinstall=reinstall, compile=compile) as install:
+    with StagedInstall(
+        target, reinstall=reinstall, compile=compile, wait=wait, on_wait=on_wait
+    ) as install:
         for wheel in wheels:
             install.add(wheel)
         return install.commit()

@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -30,6 +31,9 @@ __all__ = [
     "commit",
     "installed_distributions",
     "is_inside",
+    "prune",
+    "real_inside",
+    "record_files",
     "uninstall",
 ]
 
@@ -77,7 +81,7 @@ def installed_distributions(target: TargetInterpreter) -> dict[NormalizedName, l
     return found
 
 
-def _real_inside(path: Path, root_real: str) -> bool:
+def real_inside(path: Path, root_real: str) -> bool:
     """Whether ``path`` lies under ``root_real`` once its directories' symlinks are resolved."""
     parent = os.path.realpath(path.parent)
     return is_inside(parent, root_real) and path.name not in ("", ".", "..")
@@ -94,11 +98,12 @@ def _remove_file(path: Path) -> bool:
     return True
 
 
-def uninstall(dist: InstalledDist, target: TargetInterpreter) -> int:
-    """Remove the files ``dist``'s RECORD lists inside the target prefix; return how many.
+def record_files(dist: InstalledDist, target: TargetInterpreter) -> tuple[list[Path], set[Path]]:
+    """The files of ``dist`` to remove, outside its ``.dist-info``, and their directories.
 
-    Also removes each listed module's bytecode, the ``.dist-info`` directory and directories
-    left empty. Raises :class:`InstallError` when the distribution has no RECORD.
+    The files are those its RECORD lists that exist inside the target prefix, and each listed
+    module's bytecode; a path RECORD names outside the prefix is left alone (logged). Raises
+    :class:`InstallError` when the distribution has no RECORD.
     """
     prefix_real = os.path.realpath(target.prefix)
     record = dist.dist_info / "RECORD"
@@ -108,31 +113,77 @@ def uninstall(dist: InstalledDist, target: TargetInterpreter) -> int:
         raise InstallError(
             f"{record}: cannot uninstall {dist.name} {dist.version}: {exc.strerror or exc}"
         ) from exc
-    base = dist.dist_info.parent
-    removed = 0
+    base = str(dist.dist_info.parent)
+    own = os.path.join(str(dist.dist_info), "")  # noqa: PTH118
+    files: list[Path] = []
+    seen: set[str] = set()
     touched: set[Path] = set()
+    # Thousands of rows share a few hundred directories: each is resolved and listed once.
+    inside: dict[str, bool] = {}
+    caches: dict[str, list[str]] = {}
     for row in csv.reader(text.splitlines()):
         if not row or not row[0]:
             continue
-        path = Path(os.path.normpath(os.path.join(base, row[0])))  # noqa: PTH118
-        if not _real_inside(path, prefix_real):
+        path = os.path.normpath(os.path.join(base, row[0]))  # noqa: PTH118
+        parent, name = os.path.split(path)
+        ok = inside.get(parent)
+        if ok is None:
+            ok = inside[parent] = is_inside(os.path.realpath(parent), prefix_real)
+        if not ok or name in ("", ".", ".."):
             log.warning("%s: lists %s outside the environment; left alone", record, row[0])
             continue
-        removed += _remove_file(path)
-        touched.add(path.parent)
-        if path.suffix == ".py":
-            cache = path.parent / "__pycache__"
-            for pyc in cache.glob(f"{path.stem}.*.pyc") if cache.is_dir() else ():
-                removed += _remove_file(pyc)
-            touched.add(cache)
-    if _real_inside(dist.dist_info, prefix_real):
+        if path.startswith(own):
+            continue  # goes with the .dist-info directory
+        candidates = [path]
+        if name.endswith(".py"):
+            cache = os.path.join(parent, "__pycache__")  # noqa: PTH118
+            entries = caches.get(cache)
+            if entries is None:
+                try:
+                    entries = caches[cache] = os.listdir(cache)  # noqa: PTH208
+                except OSError:
+                    entries = caches[cache] = []
+                else:
+                    touched.add(Path(cache))
+            stem = name[:-3] + "."
+            candidates.extend(
+                os.path.join(cache, e)  # noqa: PTH118
+                for e in entries
+                if e.startswith(stem) and e.endswith(".pyc")
+            )
+        touched.add(Path(parent))
+        for candidate in candidates:
+            if candidate not in seen and _is_file_or_link(Path(candidate)):
+                seen.add(candidate)
+                files.append(Path(candidate))
+    return files, touched
+
+
+def _is_file_or_link(path: Path) -> bool:
+    try:
+        return not stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def uninstall(dist: InstalledDist, target: TargetInterpreter) -> int:
+    """Remove the files ``dist``'s RECORD lists inside the target prefix; return how many.
+
+    Also removes each listed module's bytecode, the ``.dist-info`` directory and directories
+    left empty. Raises :class:`InstallError` when the distribution has no RECORD. Not
+    journaled: :class:`fetchplan.install.transaction.Transaction` removes distributions as
+    part of an install.
+    """
+    files, touched = record_files(dist, target)
+    removed = sum(_remove_file(path) for path in files)
+    if real_inside(dist.dist_info, os.path.realpath(target.prefix)):
         shutil.rmtree(dist.dist_info, ignore_errors=True)
-    _prune(touched, target)
+    prune(touched, target)
     log.info("removed %s %s (%d files)", dist.name, dist.version, removed)
     return removed
 
 
-def _prune(directories: Iterable[Path], target: TargetInterpreter) -> None:
+def prune(directories: Iterable[Path], target: TargetInterpreter) -> None:
     """Remove directories left empty, up to (not including) the scheme directories."""
     keep = {Path(os.path.abspath(p)) for p in target.paths.values()}  # noqa: PTH100
     keep.add(Path(os.path.abspath(target.prefix)))  # noqa: PTH100

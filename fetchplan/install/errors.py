@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fetchplan.errors import FetchplanError
 
-__all__ = ["InstallError", "InterpreterError", "ManifestMismatch", "UnsafeWheel"]
+__all__ = [
+    "EnvironmentBusy",
+    "InstallError",
+    "InterpreterError",
+    "ManifestMismatch",
+    "UnsafeWheel",
+]
 
 
 class InstallError(FetchplanError):
@@ -34,3 +40,9 @@ class UnsafeWheel(InstallError):
         self.reason = reason
         where = wheel if member is None else f"{wheel}: {member!r}"
         super().__init__(f"{where}: {reason}")
+
+
+class EnvironmentBusy(InstallError):
+    """Another fetchplan holds the environment's lock and we were told not to wait."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

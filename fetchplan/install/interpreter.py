@@ -20,14 +20,28 @@ import packaging
 
 from fetchplan.install.errors import InterpreterError
 
-__all__ = ["TargetInterpreter", "ensure_venv", "venv_python"]
+__all__ = ["NO_SITE", "TargetInterpreter", "ensure_venv", "venv_python"]
 
 log = logging.getLogger(__name__)
 
+NO_SITE = ("-I", "-S")
+"""How fetchplan starts the target interpreter: isolated (no ``PYTHON*`` variables, user site
+or current directory) and without :mod:`site`, so nothing of the environment runs: no
+``.pth`` file and no ``sitecustomize`` of a wheel installed there."""
+
 # Runs inside the target interpreter, which may be of another Python version and may lack
 # packaging: ours is put first on its path. Kept to syntax every supported Python accepts.
+# Without site, a virtual environment's sys.prefix is the base one: site's venv() would set
+# it from pyvenv.cfg but also process the environment's .pth files, so it is done here, as
+# venv() does it, before sysconfig reads sys.prefix.
 _QUERY = r"""
-import json, os, sys, sysconfig
+import json, os, sys
+_bin = os.path.dirname(os.path.abspath(sys.executable))
+if sys.prefix == getattr(sys, "base_prefix", sys.prefix) and any(
+    os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (_bin, os.path.dirname(_bin))
+):
+    sys.prefix = sys.exec_prefix = os.path.dirname(_bin)
+import sysconfig
 sys.path.insert(0, sys.argv[1])
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
@@ -117,7 +131,7 @@ class TargetInterpreter:
     def query(cls, python: Path) -> TargetInterpreter:
         """Ask the interpreter at ``python`` to describe itself (one subprocess)."""
         packaging_root = str(Path(packaging.__file__).resolve().parent.parent)
-        argv = [os.path.abspath(python), "-I", "-c", _QUERY, packaging_root]  # noqa: PTH100
+        argv = [os.path.abspath(python), *NO_SITE, "-c", _QUERY, packaging_root]  # noqa: PTH100
         try:
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=_QUERY_TIMEOUT, check=False
@@ -143,8 +157,10 @@ def venv_python(directory: Path) -> Path:
 def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
     """Return the interpreter of the virtual environment ``directory``, creating it if absent.
 
-    A new environment is made with ``<python> -m venv --without-pip`` (``python`` defaults to
-    the running interpreter), so afterwards it holds exactly what we install. An existing
+    A new environment is made with ``<python> -I -S -m venv --without-pip`` (``python``
+    defaults to the running interpreter; without :mod:`site`, so that the ``.pth`` files of
+    its own environment do not run: to build an sdist, the target makes the build
+    environment), so afterwards it holds exactly what we install. An existing
     directory that is not a virtual environment is refused rather than touched.
     """
     interpreter = venv_python(directory)
@@ -156,7 +172,7 @@ def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
     log.info("creating virtual environment %s with %s", directory, creator)
     try:
         done = subprocess.run(
-            [creator, "-m", "venv", "--without-pip", str(directory)],
+            [creator, *NO_SITE, "-m", "venv", "--without-pip", str(directory)],
             capture_output=True,
             text=True,
             timeout=_QUERY_TIMEOUT,

@@ -50,7 +50,14 @@ __all__ = [
 ]
 
 SchemaName = Literal[
-    "plan", "manifest", "checkpoint", "policy", "plan-timings", "fetch-timings", "bundle"
+    "plan",
+    "manifest",
+    "checkpoint",
+    "policy",
+    "plan-timings",
+    "fetch-timings",
+    "bundle",
+    "install-journal",
 ]
 
 

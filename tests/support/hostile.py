@@ -213,10 +213,28 @@ def new_venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
+# The environment's lock, made by the first install and left in place (as a lock file must be).
+_LOCK = {".fetchplan", ".fetchplan/lock"}
+
+
+def assert_no_leftovers(prefix: Path) -> None:
+    """Of fetchplan's files, only the environment's lock is in ``prefix``: no staging
+    directory, no journal, nothing set aside."""
+    ours = {p.name for p in prefix.iterdir() if p.name.startswith(".fetchplan")}
+    assert ours <= {".fetchplan"}, ours
+    if ours:
+        assert [p.name for p in (prefix / ".fetchplan").iterdir()] == ["lock"]
+    stray = [str(p) for p in prefix.rglob("*.fetchplan-*")]
+    assert not stray, stray
+
+
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    """Every entry under ``root``: its kind or content hash, and its mode."""
+    """Every entry under ``root``: its kind or content hash, and its mode (the environment's
+    lock file aside)."""
     state: dict[str, tuple[str, int]] = {}
     for path in sorted(root.rglob("*")):
+        if str(path.relative_to(root)) in _LOCK:
+            continue
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
             kind = "link:" + str(path.readlink())
