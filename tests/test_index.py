@@ -130,7 +130,7 @@ def test_json_page_fields() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("{not json", "invalid JSON"),
+        ("{not json", "not valid JSON"),
         ("[]", "top level is not an object"),
         ('{"files": []}', "missing 'meta'"),
         ('{"meta": {"api-version": "2.0"}, "files": []}', "unsupported repository API"),

@@ -35,6 +35,7 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
 from fetchplan import __version__
+from fetchplan._parse import load_toml
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
@@ -216,10 +217,7 @@ def embedded_targets(document: Mapping[str, Any]) -> tuple[Target, ...]:
 
 def parse_pylock(text: str, filename: str) -> dict[str, Any]:
     """Parse TOML text; a syntax error becomes a one-line :class:`FileFormatError`."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FileFormatError(filename, [FieldProblem("", f"not valid TOML: {exc}")]) from exc
+    return load_toml(text, filename)
 
 
 def from_pylock(

@@ -28,6 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from fetchplan import __version__
+from fetchplan._parse import load_json
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
@@ -203,9 +204,11 @@ def parse_requirements(text: str, filename: str) -> ParsedRequirements:
         for prefix, sink in ((_FILE_NOTE, parsed.notes), (_TARGET_NOTE, parsed.targets)):
             if stripped.startswith(prefix):
                 try:
-                    value = json.loads(stripped[len(prefix) :])
-                except json.JSONDecodeError as exc:
-                    problems.append(FieldProblem(where, f"bad {prefix[2:-1]} note: {exc}"))
+                    value = load_json(stripped[len(prefix) :], where)
+                except FileFormatError as exc:
+                    problems.append(
+                        FieldProblem(where, f"bad {prefix[2:-1]} note: {exc.problems[0].message}")
+                    )
                     continue
                 if isinstance(value, dict):
                     sink.append(value)

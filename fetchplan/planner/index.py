@@ -37,10 +37,11 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from fetchplan._parse import load_json
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
 from fetchplan.cache import PageCache, StoredPage, page_key
-from fetchplan.errors import FetchplanError, NetworkError
+from fetchplan.errors import FetchplanError, FileFormatError, NetworkError
 from fetchplan.planner import httpcache
 from fetchplan.planner.http import Fetched, get_whole
 from fetchplan.planner.sources import ACCEPT, HTML_TYPE, JSON_TYPE, IndexSource, source_for
@@ -295,9 +296,9 @@ def parse_json_page(
 ) -> list[Link]:
     """Links of a PEP 691 JSON project page, in page order."""
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IndexPageError(page_url, f"invalid JSON: {exc}") from exc
+        document = load_json(data, page_url)
+    except FileFormatError as exc:
+        raise IndexPageError(page_url, exc.problems[0].message) from None
     if not isinstance(document, dict):
         raise IndexPageError(page_url, "top level is not an object")
     meta = document.get("meta")
