@@ -73,6 +73,8 @@ class FileTiming:
     tries: int = 0
     retries: int = 0
     network_bytes: int = 0
+    resumed_bytes: int = 0
+    """Bytes of a partial an earlier run left that this one continued (not in ``to_dict``)."""
     source: str | None = None
     error: str | None = None
 
