@@ -40,6 +40,7 @@ from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
     assemble_plan,
+    check_exportable,
     environment_marker,
     filename_of,
     installable,
@@ -108,6 +109,8 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
     sdists, and for a target that would get two versions of one project.
     """
     artifacts = installable(plan)
+    for artifact in artifacts:
+        check_exportable(artifact)
     _check_one_version_per_target(plan, artifacts)
     groups: dict[tuple[str, str], list[Artifact]] = {}
     for artifact in artifacts:

@@ -33,6 +33,8 @@ from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
     assemble_plan,
+    check_exportable,
+    check_url,
     installable,
     select_for_target,
     targets_marker,
@@ -96,16 +98,18 @@ def to_requirements(plan: Plan) -> str:
         lines.append(f"{_TARGET_NOTE} {json.dumps(body, separators=(',', ':'))}")
     first_index = True
     for index in plan.indexes:
+        url = check_url(index.url, "indexes")
         if index.kind == "find-links":
-            lines.append(f"--find-links {index.url}")
+            lines.append(f"--find-links {url}")
         elif first_index:
-            lines.append(f"--index-url {index.url}")
+            lines.append(f"--index-url {url}")
             first_index = False
         else:
-            lines.append(f"--extra-index-url {index.url}")
+            lines.append(f"--extra-index-url {url}")
 
     groups: dict[tuple[str, str], list[Artifact]] = {}
     for artifact in installable(plan):
+        check_exportable(artifact)
         groups.setdefault((artifact.name, artifact.version), []).append(artifact)
     all_names = [t.name for t in plan.targets]
     for (name, version), members in groups.items():
