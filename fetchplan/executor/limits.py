@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["MAX_UNSIZED_BYTES", "StallMeter", "TransferLimits"]
+from fetchplan._limits import MAX_UNSIZED_BYTES
 
-MAX_UNSIZED_BYTES = 8 * 1000**3
-"""Most bytes a file whose plan gives no size may bring, unless configured otherwise."""
+__all__ = ["MAX_UNSIZED_BYTES", "StallMeter", "TransferLimits"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

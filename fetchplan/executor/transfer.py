@@ -30,6 +30,7 @@ import requests
 import urllib3
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from fetchplan._deadline import deadline, expired
 from fetchplan._fs import CHUNK_SIZE
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState
@@ -278,6 +279,33 @@ def attempt(
     ``validator``), or copy a ``file://`` URL; return the complete body or raise an outcome."""
     if urlsplit(artifact.url).scheme == "file":
         return _copy_local(artifact, part, ctx)
+    # The headers within a stall window of each request, the whole try within the deadline,
+    # however slowly a server trickles them. _stream ends a try at its deadline between two
+    # reads; the watchdog, a stall window later, ends one whose reads never return.
+    limits = ctx.limits
+    with deadline(headers=limits.stall_window, total=limits.deadline + limits.stall_window):
+        try:
+            return _attempt(
+                artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
+            )
+        except TryAgain as exc:
+            if expired():
+                exc.reason = (
+                    f"ran past its deadline (headers within {limits.stall_window:g}s of asking, "
+                    f"the whole try within {limits.deadline:g}s)"
+                )
+            raise
+
+
+def _attempt(
+    artifact: Artifact,
+    part: Path,
+    *,
+    offset: int,
+    validator: Validator | None,
+    ctx: Context,
+    timing: FileTiming,
+) -> Body:
     response = open_url(artifact.url, range_headers(offset, validator), ctx)
     with contextlib.closing(response), _registered(response, ctx, timing):
         status = response.status_code

@@ -37,13 +37,14 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from fetchplan._limits import MAX_PAGE_BYTES
 from fetchplan._parse import load_json
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
 from fetchplan.cache import PageCache, StoredPage, page_key
 from fetchplan.errors import FetchplanError, FileFormatError, NetworkError
 from fetchplan.planner import httpcache
-from fetchplan.planner.http import Fetched, get_whole
+from fetchplan.planner.http import BodyTooLarge, Fetched, get_whole
 from fetchplan.planner.sources import ACCEPT, HTML_TYPE, JSON_TYPE, IndexSource, source_for
 from fetchplan.planner.timings import Timings
 
@@ -594,7 +595,11 @@ class IndexClient:
 
     def _get_page(self, url: str, headers: Mapping[str, str]) -> Fetched:
         try:
-            return get_whole(self._session, url, headers=headers, timeout=self._timeout)
+            return get_whole(
+                self._session, url, headers=headers, timeout=self._timeout, limit=MAX_PAGE_BYTES
+            )
+        except BodyTooLarge:
+            raise IndexPageError(url, f"larger than {MAX_PAGE_BYTES} bytes (decoded)") from None
         except requests.RequestException as exc:
             raise IndexUnavailable(f"index {redact(url)} failed: {_reason(exc)}") from exc
 
@@ -702,8 +707,16 @@ class IndexClient:
             raise IndexUnavailable(f"find-links location {url} does not exist")
         try:
             response = get_whole(
-                self._session, url, headers={"Accept": "text/html"}, timeout=self._timeout
+                self._session,
+                url,
+                headers={"Accept": "text/html"},
+                timeout=self._timeout,
+                limit=MAX_PAGE_BYTES,
             )
+        except BodyTooLarge:
+            raise IndexUnavailable(
+                f"find-links {redact(url)}: page is larger than {MAX_PAGE_BYTES} bytes (decoded)"
+            ) from None
         except requests.RequestException as exc:
             raise IndexUnavailable(f"find-links {redact(url)} failed: {_reason(exc)}") from exc
         if response.status_code != 200:
