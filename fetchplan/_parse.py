@@ -28,11 +28,13 @@ from fetchplan.errors import FieldProblem, FileFormatError
 __all__ = [
     "MAX_DEPTH",
     "MAX_INT_BITS",
+    "MAX_NUMBER_DIGITS",
     "check_tree",
     "dump_yaml",
     "load_json",
     "load_toml",
     "load_yaml",
+    "long_number",
 ]
 
 MAX_DEPTH = 64
@@ -43,6 +45,21 @@ _VALUES_PER_BYTE = 4
 _VALUES_EXTRA = 10_000
 _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
 _LONG_DOTTED_KEY = re.compile(rf"(?<![A-Za-z0-9_-])(?:{_KEY_PART}[ \t]*\.[ \t]*){{{MAX_DEPTH}}}")
+
+
+MAX_NUMBER_DIGITS = 100
+_LONG_NUMBER = re.compile(rf"[0-9]{{{MAX_NUMBER_DIGITS + 1}}}")
+
+
+def long_number(text: str) -> bool:
+    """Whether ``text`` holds a run of more than :data:`MAX_NUMBER_DIGITS` digits.
+
+    A version or specifier of thousands of digits parses (packaging's patterns take any
+    number of them) and then fails when compared, with a ``ValueError`` past Python's limit
+    on an integer's digits, wherever that happens to be; readers of versions from
+    elsewhere refuse such text first. No version number needs a hundred digits.
+    """
+    return _LONG_NUMBER.search(text) is not None
 
 
 def _refused(where: str, message: str) -> FileFormatError:

@@ -20,7 +20,7 @@ from fetchplan.formats import pip_report, pylock, requirements
 from fetchplan.formats._common import ExportError, current_target, utc_now
 from fetchplan.formats.requirements import FileLookup, Found, Pin
 from fetchplan.schemas import parse_document, validate
-from fetchplan.schemas.plan import Plan, Target
+from fetchplan.schemas.plan import Plan, Target, plan_problems
 
 __all__ = [
     "FORMATS",
@@ -155,11 +155,13 @@ def import_plan(
         plan = requirements.from_requirements(
             text, filename, target=chosen, created=when, destination=destination, lookup=lookup
         )
+    document = plan.to_dict()
     try:
-        validate(plan.to_dict(), "plan", filename)
+        validate(document, "plan", filename)
+        found = plan_problems(document)
     except FileFormatError as exc:
-        problems = [
-            FieldProblem(p.path, f"{p.message} (in the plan made from it)") for p in exc.problems
-        ]
-        raise FileFormatError(filename, problems) from exc
+        found = exc.problems
+    if found:
+        problems = [FieldProblem(p.path, f"{p.message} (in the plan made from it)") for p in found]
+        raise FileFormatError(filename, problems)
     return plan

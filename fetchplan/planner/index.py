@@ -38,7 +38,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from fetchplan._limits import MAX_PAGE_BYTES
-from fetchplan._parse import load_json
+from fetchplan._parse import load_json, long_number
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
 from fetchplan.cache import PageCache, StoredPage, page_key
@@ -148,6 +148,10 @@ def link_from_filename(
     clean = _clean_filename(filename)
     if clean is None:
         log.debug("skipping unsafe file name %r on %s", filename, index)
+        return None
+    requires_python = fields.get("requires_python")
+    if long_number(clean) or (isinstance(requires_python, str) and long_number(requires_python)):
+        log.debug("skipping %r on %s: a number of more than 100 digits", filename, index)
         return None
     try:
         if clean.endswith(".whl"):

@@ -45,6 +45,7 @@ from packaging.version import InvalidVersion, Version
 from fetchplan._deadline import deadline, expired
 from fetchplan._fs import CHUNK_SIZE, sha256_file
 from fetchplan._limits import MAX_UNSIZED_BYTES
+from fetchplan._parse import long_number
 from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
@@ -200,7 +201,10 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MetadataError(f"{where}: metadata is not UTF-8 (byte {exc.start})") from None
-    fields, _unparsed = parse_email(header_fields(text))
+    headers = header_fields(text)
+    if long_number(headers):
+        raise MetadataError(f"{where}: metadata holds a number of more than 100 digits")
+    fields, _unparsed = parse_email(headers)
     if fields.get("metadata_version") == "2.0":
         # 2.0 was a draft that old wheel builders wrote; 2.1 is its compatible successor.
         fields["metadata_version"] = "2.1"

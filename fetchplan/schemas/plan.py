@@ -16,6 +16,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from fetchplan import __version__
+from fetchplan._parse import long_number
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.schemas import dump_document, load_document
 
@@ -288,6 +289,8 @@ def version_problem(version: str) -> str | None:
     """
     if version != version.strip() or any(c.isspace() for c in version):
         return f"{version!r} contains white space"
+    if long_number(version):
+        return f"{version[:40]!r}... holds a number of more than 100 digits"
     try:
         Version(version)
     except InvalidVersion:
