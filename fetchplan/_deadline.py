@@ -4,11 +4,13 @@ A socket timeout bounds each read, not a request: a server that sends its header
 byte every two seconds never trips a 30-second read timeout, and holds the request for as long
 as it likes. :func:`deadline` sets, for the requests the calling thread makes within it, a
 moment by which the response headers must have arrived and one by which the request must be
-done; connections of :class:`DeadlineConnection` (and the https one) register their socket with
-one watchdog thread, which shuts the socket down when its moment passes. The blocked read then
-fails as a lost connection would, and the caller's error handling and retries take over.
+done; the connections of :mod:`fetchplan._connections` register their socket (:func:`watch`)
+with one watchdog thread, which shuts the socket down when its moment passes. The blocked
+read then fails as a lost connection would, and the caller's error handling takes over.
 
-Used by the planner's HTTP session and the executor's; nothing here imports either.
+Used by the planner's HTTP session and the executor's; nothing here imports either, nor
+urllib3 (the preconnector's threads use it while the main thread is importing urllib3, and
+two threads importing one package at once see it half made).
 """
 
 from __future__ import annotations
@@ -21,19 +23,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-__all__ = [
-    "DeadlineConnection",
-    "DeadlineSecureConnection",
-    "deadline",
-    "expired",
-    "pool_classes",
-    "watch",
-]
+__all__ = ["deadline", "expired", "watch"]
 
 
 class _Expiry:
@@ -149,47 +140,3 @@ def watch(sock: socket.socket | None, *, headers: bool) -> None:
             _WATCHDOG.cancel(entry)
     _SCOPE.entries = [e for e in _SCOPE.entries if e.sock is not None]
     _SCOPE.entries.append(_WATCHDOG.watch(sock, when, _SCOPE.expiry))
-
-
-class _Watched:
-    """Connection methods that put the socket under the thread's deadline while a request is
-    sent and its headers awaited, then under the request's own."""
-
-    sock: socket.socket | None
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        watch(self.sock, headers=True)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch(self.sock, headers=True)
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-    def getresponse(self) -> Any:
-        response = super().getresponse()  # type: ignore[misc]
-        watch(self.sock, headers=False)
-        return response
-
-
-class DeadlineConnection(_Watched, HTTPConnection):
-    """urllib3's HTTP connection under :func:`deadline`."""
-
-
-class DeadlineSecureConnection(_Watched, HTTPSConnection):
-    """urllib3's HTTPS connection under :func:`deadline`."""
-
-
-def pool_classes(
-    http: type[HTTPConnection] = DeadlineConnection,
-    https: type[HTTPSConnection] = DeadlineSecureConnection,
-) -> dict[str, type[HTTPConnectionPool]]:
-    """urllib3 pool classes (for a pool manager's ``pool_classes_by_scheme``) whose
-    connections are ``http`` and ``https``."""
-
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = http
-
-    class SecurePool(HTTPSConnectionPool):
-        ConnectionCls = https
-
-    return {"http": Pool, "https": SecurePool}

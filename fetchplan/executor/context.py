@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from fetchplan import __version__
-from fetchplan._deadline import pool_classes
+from fetchplan._connections import pool_classes
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError

@@ -62,13 +62,8 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from fetchplan._deadline import (
-    DeadlineConnection,
-    DeadlineSecureConnection,
-    deadline,
-    expired,
-    pool_classes,
-)
+from fetchplan._connections import DeadlineConnection, DeadlineSecureConnection, pool_classes
+from fetchplan._deadline import deadline, expired
 from fetchplan._limits import RETRY_AFTER_CAP
 from fetchplan._urls import is_loopback
 from fetchplan.auth import CredentialStore, StoreAuth

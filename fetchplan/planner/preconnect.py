@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fetchplan._deadline import deadline, watch
 from fetchplan._limits import MAX_PAGE_BYTES
 from fetchplan._urls import redact
 from fetchplan.planner.timings import Timings
@@ -256,9 +257,6 @@ class EarlyPages:
             self._finish(request)
 
     def _fetch(self, url: str, request: _Request, origin: Origin) -> EarlyAnswer | None:
-        # Imported here: it imports urllib3, which this module's importers must not wait for.
-        from fetchplan._deadline import deadline, watch
-
         target = request_target(url)
         timings = self._timings
         started = timings.now() if timings is not None else 0.0
