@@ -36,7 +36,7 @@ from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
 from tests.support.faults import FaultServer, PlanFile, write_plan
 
-EXAMPLES = 120
+EXAMPLES = 200
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=True,

@@ -64,7 +64,7 @@ from urllib3.util.retry import Retry
 
 from fetchplan._connections import DeadlineConnection, DeadlineSecureConnection, pool_classes
 from fetchplan._deadline import deadline, expired
-from fetchplan._limits import RETRY_AFTER_CAP
+from fetchplan._limits import MAX_PAGE_BYTES, RETRY_AFTER_CAP
 from fetchplan._urls import is_loopback
 from fetchplan.auth import CredentialStore, StoreAuth
 from fetchplan.planner.preconnect import Preconnector, request_target
@@ -507,13 +507,16 @@ def get_whole(
     timeout: float,
     limit: int | None = None,
 ) -> Fetched:
-    """GET ``url`` and read the whole body (at most ``limit`` bytes, else
-    :class:`BodyTooLarge`): on urllib3 directly where :meth:`RecordingSession.fetch_whole`
-    can, else through ``session.get``. Raises requests' exceptions.
+    """GET ``url`` and read the whole body (at most ``limit`` bytes decoded, by default
+    :data:`~fetchplan._limits.MAX_PAGE_BYTES`, else :class:`BodyTooLarge`): on urllib3
+    directly where :meth:`RecordingSession.fetch_whole` can, else through ``session.get``.
+    Raises requests' exceptions.
 
     The headers must come within ``timeout`` of the request being sent and the whole answer
     within :data:`WHOLE_DEADLINE` times it, however slowly they trickle in
     (:mod:`fetchplan._deadline`); a request past either is not retried."""
+    if limit is None:
+        limit = MAX_PAGE_BYTES
     with deadline(headers=timeout, total=WHOLE_DEADLINE * timeout):
         try:
             return _get_whole(session, url, headers=headers, timeout=timeout, limit=limit)
