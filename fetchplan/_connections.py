@@ -10,7 +10,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from fetchplan._deadline import watch
 
-__all__ = ["DeadlineConnection", "DeadlineSecureConnection", "pool_classes"]
+__all__ = ["DeadlineConnection", "DeadlineSecureConnection", "pool_classes", "watch_proxied"]
 
 
 class _Watched:
@@ -55,3 +55,12 @@ def pool_classes(
         ConnectionCls = https
 
     return {"http": Pool, "https": SecurePool}
+
+
+def watch_proxied(manager: Any, proxy: str) -> Any:
+    """``manager`` (a requests adapter's proxy manager for ``proxy``) with connections under
+    :func:`~fetchplan._deadline.deadline` too; a SOCKS proxy's own connections are left as
+    they are."""
+    if not proxy.lower().startswith("socks"):
+        manager.pool_classes_by_scheme = pool_classes()
+    return manager

@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from fetchplan import __version__
-from fetchplan._connections import pool_classes
+from fetchplan._connections import pool_classes, watch_proxied
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError
@@ -172,6 +172,9 @@ class _Adapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = pool_classes()
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return watch_proxied(super().proxy_manager_for(proxy, **kwargs), proxy)
 
 
 def build_session(pool_size: int, hosts: int) -> requests.Session:

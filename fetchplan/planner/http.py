@@ -62,7 +62,12 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from fetchplan._connections import DeadlineConnection, DeadlineSecureConnection, pool_classes
+from fetchplan._connections import (
+    DeadlineConnection,
+    DeadlineSecureConnection,
+    pool_classes,
+    watch_proxied,
+)
 from fetchplan._deadline import deadline, expired
 from fetchplan._limits import MAX_PAGE_BYTES, RETRY_AFTER_CAP
 from fetchplan._urls import is_loopback
@@ -174,6 +179,9 @@ class _Adapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = (
             pool_classes() if self._preconnector is None else _pool_classes(self._preconnector)
         )
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return watch_proxied(super().proxy_manager_for(proxy, **kwargs), proxy)
 
 
 class _UnverifiedAdapter(_Adapter):
