@@ -312,3 +312,13 @@ def test_session_reads_proxy_settings_per_origin(
         session.close()
     assert [r.path for r in origin.requests()] == ["/simple/demo/"] * 2
     assert [r.path for r in proxy.requests()] == [through_proxy] * 2
+
+
+def test_link_urls_are_percent_encoded_as_a_request_sends_them() -> None:
+    html = '<a href="../../files/d%C3%A9mo dir/demo-1.0-py3-none-any.whl">x</a>'
+    html += '<a href="../../files/dé/demo-1.0.tar.gz">y</a>'
+    links = parse_html_page(html, PAGE, INDEX, DEMO)
+    assert [link.url for link in links] == [
+        "https://idx.example.test/files/d%C3%A9mo%20dir/demo-1.0-py3-none-any.whl",
+        "https://idx.example.test/files/d%C3%A9/demo-1.0.tar.gz",
+    ]

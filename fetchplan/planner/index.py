@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 from urllib.request import pathname2url, url2pathname
 
 import requests
@@ -200,9 +200,14 @@ def _is_hex(value: str) -> bool:
     return bool(value) and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
+# What RFC 3986 allows in a URL as it is (letters and digits besides); anything else in a link
+# is percent-encoded, as pip does, so the plan holds the URL a request would send.
+_URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+
+
 def _absolute(base: str, href: str) -> tuple[str, str]:
     """Join ``href`` to ``base``; return (url without credentials or fragment, fragment)."""
-    joined = urljoin(base, href.strip())
+    joined = quote(urljoin(base, href.strip()), safe=_URL_SAFE)
     without, fragment = urldefrag(joined)
     clean, creds = split_credentials(without)
     if creds is not None:
