@@ -19,7 +19,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from fetchplan._fs import atomic_write_bytes
-from fetchplan.errors import FetchplanError
+from fetchplan._parse import load_json
+from fetchplan.errors import FetchplanError, FileFormatError
 
 __all__ = ["hold_lock"]
 
@@ -29,9 +30,10 @@ def _owner(state_dir: Path, patience: float = 1.0) -> str:
     deadline = time.monotonic() + patience
     while True:
         try:
-            data = json.loads((state_dir / "owner.json").read_text("utf-8"))
-            return f"pid {int(data['pid'])} on {data['host']}"
-        except (OSError, ValueError, KeyError, TypeError):
+            path = state_dir / "owner.json"
+            data = load_json(path.read_text("utf-8"), str(path))
+            return f"pid {int(data['pid'])} on {str(data['host'])[:100]}"
+        except (OSError, ValueError, KeyError, TypeError, FileFormatError):
             if time.monotonic() >= deadline:
                 return "another process"
             time.sleep(0.02)

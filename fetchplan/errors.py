@@ -39,7 +39,12 @@ class FieldProblem:
 
     def __str__(self) -> str:
         where = self.path if self.path else "(document)"
-        return f"{where}: {self.message}"
+        message = self.message
+        if len(message) > self.MAX_SHOWN:  # a message quoting a hostile value in full
+            message = message[: self.MAX_SHOWN - 3] + "..."
+        return f"{where}: {message}"
+
+    MAX_SHOWN = 300
 
 
 class FileFormatError(FetchplanError):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -393,3 +394,64 @@ def test_bundle_offline_from_a_mirror(planned: Planned) -> None:
     assert "2 mirror" in done.stdout
     report = verify_bundle(planned.cwd / "second.tgz")
     assert report.ok and report.files == 2, report.problems
+
+
+def _rewritten(
+    source: Path,
+    output: Path,
+    change: Callable[[tarfile.TarInfo, bytes], list[tuple[tarfile.TarInfo, bytes]]],
+) -> Path:
+    """``source`` copied member by member into ``output``, each through ``change``."""
+    with tarfile.open(source) as tar, tarfile.open(output, "w") as out:
+        for member in tar.getmembers():
+            source_file = tar.extractfile(member) if member.isfile() else None
+            data = source_file.read() if source_file is not None else b""
+            for info, body in change(member, data):
+                out.addfile(info, io.BytesIO(body) if info.isfile() else None)
+    return output
+
+
+def _added(member: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+    if not member.name.endswith("/README.txt"):
+        return [(member, data)]
+    extra = tarfile.TarInfo(member.name.rsplit("/", 1)[0] + "/evil-init.pth")
+    extra.size = 24
+    return [(member, data), (extra, b"import os; os.system('')")]
+
+
+def _grown(member: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+    if not member.name.endswith(".whl"):
+        return [(member, data)]
+    member.size = len(data) + 1_000_000  # the same header, a bigger body
+    return [(member, data + bytes(1_000_000))]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_added, "evil-init.pth' is not a file the bundle's manifest lists"),
+        (_grown, "bytes, the manifest lists"),
+    ],
+    ids=["unlisted", "oversized"],
+)
+def test_a_tar_member_the_manifest_does_not_list_is_refused_before_it_is_written(
+    planned: Planned,
+    change: Callable[[tarfile.TarInfo, bytes], list[tuple[tarfile.TarInfo, bytes]]],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = planned.bundle("good.tar")
+    evil = _rewritten(bundle, planned.cwd / "evil.tar", change)
+    scratch = planned.cwd / "tmp"
+    scratch.mkdir()
+    env = {**planned.env, "TMPDIR": str(scratch)}
+    for args in (("verify", evil), ("install", evil, "--venv", planned.cwd / "venv")):
+        done = subprocess.run(
+            [*planned.cmd, *map(str, args)], capture_output=True, text=True, env=env,
+            cwd=planned.cwd, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr
+        assert message in done.stderr, done.stderr
+        assert list(scratch.iterdir()) == []
+    assert not (planned.cwd / "venv").exists()

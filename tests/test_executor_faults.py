@@ -187,13 +187,17 @@ def test_changed_etag_ignoring_if_range_is_caught(server: FaultServer, tmp_path:
     assert [r.status for r in server.requests_for(path)] == [200, 206, 200]
 
 
-def test_weak_etag_never_resumes(server: FaultServer, tmp_path: Path) -> None:
+def test_weak_etag_is_never_sent_as_if_range(server: FaultServer, tmp_path: Path) -> None:
+    # A weak ETag cannot vouch for a splice; the plan's sha256 does (a plain Range).
     plan, data, path = _serve(
         server, tmp_path, Fault(close_after=60_000, faulty_requests=1, weak_etag=True)
     )
     result = execute_plan(plan, _options(tmp_path))
-    _assert_verified(tmp_path, result, data, "downloaded")
-    assert all("Range" not in r.headers for r in server.requests_for(path))
+    _assert_verified(tmp_path, result, data, "resumed")
+    first, second = server.requests_for(path)
+    assert "Range" not in first.headers
+    assert second.headers.get("Range") == f"bytes={first.body_bytes}-"
+    assert all("If-Range" not in r.headers for r in server.requests_for(path))
 
 
 def test_429_and_503_honour_retry_after(server: FaultServer, tmp_path: Path) -> None:

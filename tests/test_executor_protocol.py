@@ -35,9 +35,9 @@ def test_last_modified_is_strong_only_a_second_before_date() -> None:
     assert strong_validator({"Last-Modified": "garbage", "Date": later}) is None
 
 
-def test_range_headers_only_with_a_validator() -> None:
+def test_range_headers_if_range_only_with_a_validator() -> None:
     assert range_headers(100, ETAG) == {"Range": "bytes=100-", "If-Range": '"v1"'}
-    assert range_headers(100, None) == {}
+    assert range_headers(100, None) == {"Range": "bytes=100-"}
     assert range_headers(0, ETAG) == {}
 
 

@@ -139,7 +139,7 @@ def test_json_page_fields() -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("{not json", "invalid JSON"),
+        ("{not json", "not valid JSON"),
         ("[]", "top level is not an object"),
         ('{"files": []}', "missing 'meta'"),
         ('{"meta": {"api-version": "2.0"}, "files": []}', "unsupported repository API"),
@@ -421,3 +421,41 @@ def test_json_the_fast_reader_refuses_is_read_as_the_standard_library_reads_it()
     assert sdist.size == 3 and sdist.url == PAGE + "c"
     with pytest.raises(IndexPageError, match=r"files\[0\]\.size"):
         page.links_for(Version("0.1"))
+
+
+def test_link_urls_are_percent_encoded_as_a_request_sends_them() -> None:
+    html = '<a href="../../files/d%C3%A9mo dir/demo-1.0-py3-none-any.whl">x</a>'
+    html += '<a href="../../files/dé/demo-1.0.tar.gz">y</a>'
+    links = parse_html_page(html, PAGE, INDEX, DEMO)
+    assert [link.url for link in links] == [
+        "https://idx.example.test/files/d%C3%A9mo%20dir/demo-1.0-py3-none-any.whl",
+        "https://idx.example.test/files/d%C3%A9/demo-1.0.tar.gz",
+    ]
+
+
+def _page_with_size(size: str) -> str:
+    good = {"filename": "demo-0.9-py3-none-any.whl", "url": "a.whl", "hashes": {"sha256": SHA}}
+    return (
+        '{"meta": {"api-version": "1.1"}, "files": ['
+        + json.dumps(good)
+        + ', {"filename": "demo-1.0-py3-none-any.whl", "url": "b.whl", "hashes": {}, "size": '
+        + size
+        + "}]}"
+    )
+
+
+def test_a_huge_integer_fails_only_the_version_read_in_one_line() -> None:
+    # msgspec refuses an integer past 64 bits; the bounded reader then names the page.
+    page = ProjectPage(None, PAGE, compact_json_page(_page_with_size("1" + "0" * 5000), PAGE, DEMO))
+    (link,) = page.links_for(Version("0.9"))
+    assert link.url == "https://idx.example.test/simple/demo/a.whl"
+    with pytest.raises(IndexPageError, match="integer") as caught:
+        page.links_for(Version("1.0"))
+    assert "\n" not in str(caught.value) and PAGE in str(caught.value)
+
+
+def test_a_page_nested_past_the_bound_is_one_line() -> None:
+    # msgspec stops with a RecursionError, not its own error: the bounded reader names the page.
+    with pytest.raises(IndexPageError, match="nested too deeply") as caught:
+        compact_json_page(_page_with_size("[" * 100_000 + "]" * 100_000), PAGE, DEMO)
+    assert "\n" not in str(caught.value) and PAGE in str(caught.value)

@@ -14,7 +14,6 @@ import io
 import logging
 import stat
 import tarfile
-import tomllib
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,7 +25,9 @@ from typing import IO, Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from fetchplan._fs import CHUNK_SIZE
+from fetchplan._parse import load_toml
 from fetchplan.build.errors import BuildError
+from fetchplan.errors import FileFormatError
 
 __all__ = [
     "DEFAULT_REQUIRES",
@@ -74,9 +75,9 @@ def parse_build_system(text: str | None, where: str) -> BuildSystem:
     if text is None:
         return default
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BuildError(f"{where}: not valid TOML: {exc}") from None
+        document = load_toml(text, where)
+    except FileFormatError as exc:
+        raise BuildError(f"{where}: {exc.problems[0].message}") from None
     table = document.get("build-system")
     if table is None:
         return default

@@ -27,9 +27,11 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
 from fetchplan._fs import CHUNK_SIZE, fsync_dir
+from fetchplan._parse import load_json
 from fetchplan.bundle.errors import BundleError
-from fetchplan.bundle.layout import BUNDLE_FILE, MANIFEST_FILE
-from fetchplan.errors import InputError
+from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, MANIFEST_FILE, PLAN_FILE, README_FILE
+from fetchplan.errors import FileFormatError, InputError
+from fetchplan.schemas import validate
 
 __all__ = [
     "ArchiveKind",
@@ -154,13 +156,70 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+MAX_BUNDLE_FILE = 256 * 1024 * 1024
+"""Most bytes a bundle's own file (bundle.json, plan.json, manifest.json, README.txt, an index
+page) may have in a tar; the artifacts have the sizes their manifest lists."""
+
+_OWN_FILES = frozenset({BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE})
+
+
+def _root_of(names: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The one top-level directory every member is in (``open_bundle`` reads the bundle
+    there), or nothing when the bundle is at the top of the archive."""
+    tops = {parts[0] for parts in names}
+    if len(tops) == 1 and not any(parts == (BUNDLE_FILE,) for parts in names):
+        (top,) = tops
+        if all(len(parts) > 1 or parts == (top,) for parts in names):
+            return (top,)
+    return ()
+
+
+def _manifest_sizes(
+    tar: tarfile.TarFile, member: tarfile.TarInfo | None, where: str
+) -> dict[str, int]:
+    """The manifest's files and sizes (relative to the bundle's root); none when the tar has
+    no usable manifest (``verify`` then reports it)."""
+    if member is None or member.size > MAX_BUNDLE_FILE:
+        return {}
+    source = tar.extractfile(member)
+    if source is None:  # pragma: no cover - isreg() members always have data
+        return {}
+    with source:
+        data = source.read(MAX_BUNDLE_FILE + 1)
+    try:
+        document = load_json(data, where)
+        validate(document, "manifest", where)
+    except FileFormatError:
+        return {}
+    sizes: dict[str, int] = {}
+    for entry in document["artifacts"]:
+        sizes["/".join(PurePosixPath(entry["path"]).parts).casefold()] = entry["size"]
+    return sizes
+
+
+def _allowed_size(relative: tuple[str, ...], sizes: dict[str, int]) -> int | None:
+    """The size a file at ``relative`` (within the bundle's root) must have, or None when a
+    bundle holds no such file."""
+    key = "/".join(relative).casefold()
+    if key in sizes:
+        return sizes[key]
+    if len(relative) == 1 and relative[0] in _OWN_FILES:
+        return -1
+    if relative[:1] == (INDEX_DIR,) and relative[-1] == "index.html" and len(relative) <= 3:
+        return -1
+    return None
+
+
 def extract_tar(archive: Path, target: Path) -> None:
     """Extract ``archive`` into the existing, empty directory ``target``, refusing every
-    member that could write outside it or is anything but a file or directory
-    (:class:`BundleError` naming the archive and the member)."""
+    member that could write outside it or is anything but a file or directory, and every
+    file a bundle does not hold: the manifest's files at the sizes it lists, and the bundle's
+    own files (up to :data:`MAX_BUNDLE_FILE` each). :class:`BundleError` names the archive
+    and the member; all is checked before anything is written."""
     seen: set[str] = set()
     try:
         with tarfile.open(archive, mode="r:*") as tar:
+            members = []
             for member in tar:
                 problem = _member_problem(member)
                 if problem is not None:
@@ -170,6 +229,41 @@ def extract_tar(archive: Path, target: Path) -> None:
                 if key in seen:
                     raise BundleError(f"{archive}: member {member.name!r} appears twice")
                 seen.add(key)
+                members.append((member, parts))
+            root = _root_of([parts for _, parts in members])
+            manifest = next(
+                (m for m, parts in members if m.isreg() and parts == (*root, MANIFEST_FILE)),
+                None,
+            )
+            sizes = _manifest_sizes(tar, manifest, f"{archive}:{MANIFEST_FILE}")
+            wanted: set[str] = set()
+            for member, parts in members:
+                if member.isdir():
+                    continue
+                relative = parts[len(root) :] if parts[: len(root)] == root else ()
+                size = _allowed_size(relative, sizes) if relative else None
+                if size is None:
+                    raise BundleError(
+                        f"{archive}: member {member.name!r} is not a file the bundle's "
+                        "manifest lists"
+                    )
+                if size == -1 and member.size > MAX_BUNDLE_FILE:
+                    raise BundleError(
+                        f"{archive}: member {member.name!r} is larger than {MAX_BUNDLE_FILE} bytes"
+                    )
+                if size >= 0 and member.size != size:
+                    raise BundleError(
+                        f"{archive}: member {member.name!r} is {member.size} bytes, the "
+                        f"manifest lists {size}"
+                    )
+                for depth in range(1, len(parts)):
+                    wanted.add("/".join(parts[:depth]).casefold())
+            for member, parts in members:
+                if member.isdir() and "/".join(parts).casefold() not in wanted:
+                    raise BundleError(
+                        f"{archive}: member {member.name!r} is a directory of no listed file"
+                    )
+            for member, parts in members:
                 path = target.joinpath(*parts)
                 if member.isdir():
                     path.mkdir(parents=True, exist_ok=True)

@@ -328,6 +328,8 @@ def _summary_lines(result: FetchResult) -> list[str]:
         f"in {summary['wall_seconds']:.1f}s ({format_rate(summary['throughput'])}), "
         f"{summary['retries']} retries",
     ]
+    if result.resumed_bytes:
+        lines[-1] += f", {decimal(result.resumed_bytes)} resumed from an earlier run"
     if result.manifest_path is not None:
         lines.append(f"manifest: {result.manifest_path}")
     return lines

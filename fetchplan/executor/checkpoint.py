@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from fetchplan._fs import atomic_write_bytes
+from fetchplan._parse import load_json
 from fetchplan.errors import FileFormatError
 from fetchplan.executor.protocol import Validator
 from fetchplan.schemas import canonical_json, validate
@@ -153,7 +154,7 @@ def parse_journal(
             ignored += 1
             continue
         try:
-            record = json.loads(line)
+            record = load_json(line, f"{filename}:{number}")
             if not isinstance(record, dict):
                 raise ValueError("not an object")
             validate(record, "checkpoint", f"{filename}:{number}")

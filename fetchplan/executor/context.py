@@ -21,6 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from fetchplan import __version__
+from fetchplan._connections import pool_classes, watch_proxied
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError
@@ -73,6 +74,8 @@ class FileTiming:
     tries: int = 0
     retries: int = 0
     network_bytes: int = 0
+    resumed_bytes: int = 0
+    """Bytes of a partial an earlier run left that this one continued (not in ``to_dict``)."""
     source: str | None = None
     error: str | None = None
 
@@ -162,10 +165,22 @@ class Context:
         self.sockets.abort_all()
 
 
+class _Adapter(HTTPAdapter):
+    """requests' adapter whose connections keep to the deadlines of :mod:`fetchplan._deadline`
+    (a server that trickles its headers cannot hold a try past them)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = pool_classes()
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return watch_proxied(super().proxy_manager_for(proxy, **kwargs), proxy)
+
+
 def build_session(pool_size: int, hosts: int) -> requests.Session:
     """One keep-alive connection pool for all workers; retries are ours, not urllib3's."""
     session = requests.Session()
-    adapter = HTTPAdapter(
+    adapter = _Adapter(
         pool_connections=max(hosts, 1) + 2, pool_maxsize=max(pool_size, 1), max_retries=0
     )
     session.mount("http://", adapter)

@@ -8,9 +8,12 @@ while being hashed, capped at the plan's size; only a partial whose sha256 and s
 fsynced and renamed to its final name with ``os.replace``, so nothing unverified ever carries
 a final name.
 
-Network tries follow the :class:`RetryPolicy`; a partial is resumed with ``Range`` and
-``If-Range`` when the checkpoint holds a strong validator for it. A partial whose content turns
-out wrong is dropped and fetched once more from zero before the artifact fails.
+Network tries follow the :class:`RetryPolicy`; a try counts as progress only when it takes the
+partial further than any try before it. A partial is resumed with ``Range`` and ``If-Range``
+when the checkpoint holds a strong validator for it, else with a plain ``Range`` when the plan
+pins its sha256 (the hash of the whole then decides). A file whose plan gives no size is cut
+off at ``max_unsized_bytes``. A partial whose content turns out wrong is dropped and fetched
+once more from zero before the artifact fails.
 """
 
 from __future__ import annotations
@@ -317,14 +320,22 @@ def _download(
     part.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
     fresh_starts = 0
+    # The longest the partial has been: a try counts as progress only when it goes further,
+    # so tries that each start from zero (no resume) and are cut off use up the attempts.
+    reached = -1
+    # Bytes of a partial left by an earlier run that this run continues from.
+    carried = -1
     while True:
         if ctx.cancel.is_set():
             raise Cancelled("interrupted")
         timing.tries += 1
         offset, validator = _resume_point(artifact, part, ctx)
+        if carried < 0:
+            carried = offset
+        reached = max(reached, offset)
         started = ctx.now()
         try:
-            if artifact.size is not None and offset == artifact.size:
+            if artifact.size is not None and offset == artifact.size and offset > 0:
                 body = rehash_partial(artifact, part, ctx)
             else:
                 body = attempt(
@@ -332,10 +343,12 @@ def _download(
                 )
             timing.phases.append(("download", started, ctx.now()))
             verify_started = ctx.now()
-            body = check_body(artifact, part, body)
+            body = check_body(artifact, part, body, unsized=ctx.limits.max_unsized_bytes)
         except TryAgain as exc:
             timing.phases.append(("download", started, ctx.now()))
-            if not exc.progress:
+            if exc.progress and exc.reached > reached:
+                reached = exc.reached
+            else:
                 failures += 1
             if ctx.cancel.is_set():
                 raise Cancelled("interrupted") from None
@@ -351,6 +364,8 @@ def _download(
         except StartOver as exc:
             timing.phases.append(("download", started, ctx.now()))
             _discard(artifact, part, ctx, exc.reason)
+            carried = 0
+            reached = -1
             if exc.final:
                 fresh_starts += 1
                 if fresh_starts > 1:
@@ -365,6 +380,8 @@ def _download(
         os.replace(part, final)
         fsync_dir(final.parent)
         timing.phases.append(("verify", verify_started, ctx.now()))
+        if body.resumed and carried > 0:
+            timing.resumed_bytes = carried
         if source is None:
             source = "resumed" if body.resumed else "downloaded"
         verified = _verified(
@@ -410,7 +427,10 @@ def _resume_point(artifact: Artifact, part: Path, ctx: Context) -> tuple[int, Va
     )
     too_long = artifact.size is not None and have > artifact.size
     complete = artifact.size is not None and have == artifact.size
-    if usable and not too_long and (complete or (record is not None and record.validator)):
+    # Without a validator a partial may still be continued (a plain Range) when the plan
+    # pins its sha256: the hash of the whole decides, and a mismatch starts once from zero.
+    judged = artifact.sha256 is not None or (record is not None and record.validator)
+    if usable and not too_long and (complete or judged):
         ctx.progress.restart(artifact.destination)
         ctx.progress.advance(artifact.destination, have, network=False)
         return have, None if record is None else record.validator

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["StallMeter", "TransferLimits"]
+from fetchplan._limits import MAX_UNSIZED_BYTES
+
+__all__ = ["MAX_UNSIZED_BYTES", "StallMeter", "TransferLimits"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -26,6 +28,8 @@ class TransferLimits:
     checkpoint_bytes: int = 4 * 1024 * 1024
     """Record progress in the checkpoint after this many bytes (or ``checkpoint_seconds``)."""
     checkpoint_seconds: float = 2.0
+    max_unsized_bytes: int = MAX_UNSIZED_BYTES
+    """Most bytes a file whose plan has no size may bring (decoded, if it came encoded)."""
 
     def __post_init__(self) -> None:
         if min(self.connect_timeout, self.stall_window, self.deadline) <= 0:
@@ -33,7 +37,8 @@ class TransferLimits:
 
     def with_env(self, env: Mapping[str, str]) -> TransferLimits:
         """These limits with ``FETCHPLAN_CONNECT_TIMEOUT``, ``FETCHPLAN_STALL_WINDOW``,
-        ``FETCHPLAN_STALL_MIN_BYTES``, ``FETCHPLAN_FILE_DEADLINE`` applied when set."""
+        ``FETCHPLAN_STALL_MIN_BYTES``, ``FETCHPLAN_FILE_DEADLINE``, ``FETCHPLAN_MAX_UNSIZED_BYTES``
+        (and the checkpoint intervals) applied when set."""
         changes: dict[str, float | int] = {}
         for key, name in (
             ("FETCHPLAN_CONNECT_TIMEOUT", "connect_timeout"),
@@ -46,6 +51,7 @@ class TransferLimits:
         for key, name in (
             ("FETCHPLAN_STALL_MIN_BYTES", "stall_min_bytes"),
             ("FETCHPLAN_CHECKPOINT_BYTES", "checkpoint_bytes"),
+            ("FETCHPLAN_MAX_UNSIZED_BYTES", "max_unsized_bytes"),
         ):
             if key in env:
                 changes[name] = int(env[key])

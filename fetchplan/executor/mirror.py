@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -26,8 +25,9 @@ from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 
+from fetchplan._parse import load_json
 from fetchplan._urls import is_secure_or_trusted, redact, split_credentials
-from fetchplan.errors import InputError
+from fetchplan.errors import FileFormatError, InputError
 from fetchplan.executor.context import Context
 from fetchplan.executor.transfer import GiveUp, TryAgain, open_url
 from fetchplan.schemas.plan import Artifact
@@ -110,8 +110,8 @@ def parse_page(data: bytes, page_url: str, *, json_page: bool) -> dict[str, str]
     links: dict[str, str] = {}
     if json_page:
         try:
-            document: Any = json.loads(data)
-        except ValueError:
+            document: Any = load_json(data, page_url)
+        except FileFormatError:
             return links
         files = document.get("files") if isinstance(document, dict) else None
         for entry in files if isinstance(files, list) else []:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from fetchplan._urls import is_secure_or_trusted
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.schemas import parse_document, validate
-from fetchplan.schemas.plan import Plan
+from fetchplan.schemas.plan import Plan, plan_problems, url_problem
 
 __all__ = ["LoadedPlan", "check_destination_name", "check_plan", "read_plan"]
 
@@ -84,6 +84,10 @@ def _check_url(
     url: Any, where: str, trusted_hosts: frozenset[str], problems: list[FieldProblem]
 ) -> None:
     if not isinstance(url, str):
+        return
+    why = url_problem(url)
+    if why is not None:
+        problems.append(FieldProblem(where, why))
         return
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -239,6 +243,8 @@ def read_plan(
     ):
         if problem not in problems:
             problems.append(problem)
+    if not problems:
+        problems = plan_problems(document)
     if problems:
         raise FileFormatError(str(path), problems)
     return LoadedPlan(path=path, plan=Plan.from_dict(document), document=document)

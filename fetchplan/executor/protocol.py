@@ -85,9 +85,13 @@ def strong_validator(headers: Mapping[str, str]) -> Validator | None:
 
 
 def range_headers(offset: int, validator: Validator | None) -> dict[str, str]:
-    """Request headers to continue a partial of ``offset`` bytes (none when starting anew)."""
-    if offset <= 0 or validator is None:
+    """Request headers to continue a partial of ``offset`` bytes (none when starting anew):
+    with ``If-Range`` when there is a validator, else a plain ``Range`` (the caller resumes
+    without one only when the plan's sha256 will judge the spliced file)."""
+    if offset <= 0:
         return {}
+    if validator is None:
+        return {"Range": f"bytes={offset}-"}
     return {"Range": f"bytes={offset}-", "If-Range": validator.value}
 
 

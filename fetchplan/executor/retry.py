@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from fetchplan._limits import RETRY_AFTER_CAP
+
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
 
@@ -50,7 +52,7 @@ class RetryPolicy:
     max_tries: int = 50
     backoff_base: float = 0.5
     backoff_max: float = 30.0
-    retry_after_cap: float = 120.0
+    retry_after_cap: float = RETRY_AFTER_CAP
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.max_tries < 1:

@@ -62,6 +62,11 @@ class FetchResult:
         return sum(t.network_bytes for t in timings)
 
     @property
+    def resumed_bytes(self) -> int:
+        """Bytes of partials left by earlier runs that this run continued instead of fetching."""
+        return sum(v.timing.resumed_bytes for v in self.verified)
+
+    @property
     def retries(self) -> int:
         timings = [v.timing for v in self.verified] + [f.timing for f in self.failures]
         return sum(t.retries for t in timings)

@@ -30,11 +30,12 @@ import requests
 import urllib3
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from fetchplan._deadline import deadline, expired
 from fetchplan._fs import CHUNK_SIZE
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState
 from fetchplan.executor.context import Cancelled, Context, FileTiming
-from fetchplan.executor.limits import StallMeter
+from fetchplan.executor.limits import MAX_UNSIZED_BYTES, StallMeter
 from fetchplan.executor.protocol import (
     REDIRECT_STATUSES,
     RedirectRefused,
@@ -78,14 +79,24 @@ def matches(artifact: Artifact, sha256: str, size: int) -> bool:
 
 
 class TryAgain(Exception):
-    """Worth another try. ``progress``: the try added at least a stall window's worth of
-    bytes to a resumable partial, so it does not use up one of the policy's attempts."""
+    """Worth another try. ``progress``: the try received at least a stall window's worth of
+    bytes; ``reached``: how long the partial then was. The caller counts the try as progress
+    (not using up one of the policy's attempts) only when it extended the partial beyond what
+    any try before it had reached."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, progress: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        progress: bool = False,
+        reached: int = 0,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.progress = progress
+        self.reached = reached
 
 
 class StartOver(Exception):
@@ -122,13 +133,15 @@ def rehash_partial(artifact: Artifact, part: Path, ctx: Context) -> Body:
     return Body(sha256=digest.hexdigest(), size=size, encoding="identity", resumed=True)
 
 
-def check_body(artifact: Artifact, part: Path, body: Body) -> Body:
+def check_body(
+    artifact: Artifact, part: Path, body: Body, *, unsized: int = MAX_UNSIZED_BYTES
+) -> Body:
     """The body if it is the planned file; else its decoded form if that is (a server that
     compressed it despite ``Accept-Encoding: identity``); else :class:`StartOver`."""
     if matches(artifact, body.sha256, body.size):
         return body
     if body.encoding in _DECODERS:
-        decoded = _decode_partial(artifact, part, body.encoding)
+        decoded = _decode_partial(artifact, part, body.encoding, unsized)
         if decoded is not None:
             return decoded
     if artifact.size is not None and body.size != artifact.size:
@@ -137,9 +150,10 @@ def check_body(artifact: Artifact, part: Path, body: Body) -> Body:
     raise StartOver(str(error).split(": ", 1)[1], final=True)
 
 
-def _decode_partial(artifact: Artifact, part: Path, encoding: str) -> Body | None:
-    """The server ignored ``Accept-Encoding: identity``: try the body decoded, size-capped."""
-    limit = artifact.size if artifact.size is not None else None
+def _decode_partial(artifact: Artifact, part: Path, encoding: str, unsized: int) -> Body | None:
+    """The server ignored ``Accept-Encoding: identity``: try the body decoded, capped at the
+    plan's size (``unsized`` when it gives none)."""
+    limit = artifact.size if artifact.size is not None else unsized
     decoded_path = part.with_name(part.name + ".decoded")
     decoder = zlib.decompressobj(_DECODERS[encoding])
     digest = hashlib.sha256()
@@ -150,8 +164,8 @@ def _decode_partial(artifact: Artifact, part: Path, encoding: str) -> Body | Non
                 data = decoder.decompress(chunk, CHUNK_SIZE)
                 while True:
                     size += len(data)
-                    if limit is not None and size > limit:
-                        raise StartOver("decoded body is larger than the plan's size", final=True)
+                    if size > limit:
+                        raise StartOver(f"decoded body is larger than {limit} bytes", final=True)
                     digest.update(data)
                     out.write(data)
                     if not decoder.unconsumed_tail:
@@ -159,6 +173,8 @@ def _decode_partial(artifact: Artifact, part: Path, encoding: str) -> Body | Non
                     data = decoder.decompress(decoder.unconsumed_tail, CHUNK_SIZE)
             tail = decoder.flush()
             size += len(tail)
+            if size > limit:
+                raise StartOver(f"decoded body is larger than {limit} bytes", final=True)
             digest.update(tail)
             out.write(tail)
             os.fsync(out.fileno())
@@ -263,6 +279,33 @@ def attempt(
     ``validator``), or copy a ``file://`` URL; return the complete body or raise an outcome."""
     if urlsplit(artifact.url).scheme == "file":
         return _copy_local(artifact, part, ctx)
+    # The headers within a stall window of each request, the whole try within the deadline,
+    # however slowly a server trickles them. _stream ends a try at its deadline between two
+    # reads; the watchdog, a stall window later, ends one whose reads never return.
+    limits = ctx.limits
+    with deadline(headers=limits.stall_window, total=limits.deadline + limits.stall_window):
+        try:
+            return _attempt(
+                artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
+            )
+        except TryAgain as exc:
+            if expired():
+                exc.reason = (
+                    f"ran past its deadline (headers within {limits.stall_window:g}s of asking, "
+                    f"the whole try within {limits.deadline:g}s)"
+                )
+            raise
+
+
+def _attempt(
+    artifact: Artifact,
+    part: Path,
+    *,
+    offset: int,
+    validator: Validator | None,
+    ctx: Context,
+    timing: FileTiming,
+) -> Body:
     response = open_url(artifact.url, range_headers(offset, validator), ctx)
     with contextlib.closing(response), _registered(response, ctx, timing):
         status = response.status_code
@@ -321,8 +364,13 @@ def _stream(
     else:
         validator = _current_validator(artifact, ctx)
         digest = _hash_prefix(part, offset, ctx)
-    cap = _body_cap(artifact.size, encoding)
-    if cap is None and length is not None:
+    cap = _body_cap(artifact.size, encoding, ctx.limits.max_unsized_bytes)
+    if artifact.size is None and length is not None:
+        if offset + length > cap:
+            raise GiveUp(
+                f"server announces {offset + length} bytes, more than the "
+                f"{cap} allowed for a file the plan gives no size"
+            )
         cap = offset + length
     expected_end = offset + length if length is not None else None
     raw: urllib3.HTTPResponse = response.raw
@@ -350,12 +398,19 @@ def _stream(
                     raise TryAgain(
                         f"connection lost after {total} bytes: {_short(exc)}",
                         progress=received >= ctx.limits.stall_min_bytes,
+                        reached=total,
                     ) from exc
                 if ctx.cancel.is_set():
                     raise Cancelled("interrupted")
                 if not chunk:
                     break
-                if cap is not None and total + len(chunk) > cap:
+                if total + len(chunk) > cap:
+                    if artifact.size is None:
+                        raise StartOver(
+                            f"server sent more than the {cap} bytes allowed for a file the "
+                            "plan gives no size",
+                            final=True,
+                        )
                     raise StartOver(f"server sent more than the plan's {cap} bytes", final=True)
                 out.write(chunk)
                 digest.update(chunk)
@@ -369,11 +424,13 @@ def _stream(
                         f"transfer stalled (under {ctx.limits.stall_min_bytes} bytes in "
                         f"{ctx.limits.stall_window:g}s)",
                         progress=received >= ctx.limits.stall_min_bytes,
+                        reached=total,
                     )
                 if now > deadline:
                     raise TryAgain(
                         f"took longer than the {ctx.limits.deadline:g}s deadline",
                         progress=received >= ctx.limits.stall_min_bytes,
+                        reached=total,
                     )
                 if (
                     total - last_record[1] >= ctx.limits.checkpoint_bytes
@@ -389,16 +446,18 @@ def _stream(
             raise TryAgain(
                 f"connection closed after {total} of {expected_end} bytes",
                 progress=received >= ctx.limits.stall_min_bytes,
+                reached=total,
             )
         os.fsync(out.fileno())
     return Body(sha256=digest.hexdigest(), size=total, encoding=encoding, resumed=offset > 0)
 
 
-def _body_cap(size: int | None, encoding: str) -> int | None:
-    """Most bytes a body may bring: the plan's size, plus a little when the server encoded
-    it anyway (compressing incompressible data, like a wheel, makes it slightly larger)."""
+def _body_cap(size: int | None, encoding: str, unsized: int) -> int:
+    """Most bytes a body may bring: the plan's size (``unsized`` when it gives none), plus a
+    little when the server encoded it anyway (compressing incompressible data, like a wheel,
+    makes it slightly larger)."""
     if size is None:
-        return None
+        size = unsized
     if encoding == "identity":
         return size
     return size + size // 64 + 4096
@@ -434,6 +493,7 @@ def _hash_prefix(part: Path, offset: int, ctx: Context) -> Any:
 
 def _copy_local(artifact: Artifact, part: Path, ctx: Context) -> Body:
     path = Path(unquote(urlsplit(artifact.url).path))
+    unsized = ctx.limits.max_unsized_bytes
     digest = hashlib.sha256()
     total = 0
     try:
@@ -442,7 +502,7 @@ def _copy_local(artifact: Artifact, part: Path, ctx: Context) -> Body:
                 if ctx.cancel.is_set():
                     raise Cancelled("interrupted")
                 total += len(chunk)
-                if artifact.size is not None and total > artifact.size:
+                if total > (artifact.size if artifact.size is not None else unsized):
                     raise StartOver(f"{path} is larger than the plan's size", final=True)
                 out.write(chunk)
                 digest.update(chunk)

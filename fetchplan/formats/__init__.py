@@ -11,16 +11,16 @@ the format has no room for.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Literal, get_args
 
+from fetchplan._parse import load_json, load_toml
 from fetchplan.errors import FieldProblem, FileFormatError, InputError
 from fetchplan.formats import pip_report, pylock, requirements
 from fetchplan.formats._common import ExportError, current_target, utc_now
 from fetchplan.formats.requirements import FileLookup, Found, Pin
 from fetchplan.schemas import parse_document, validate
-from fetchplan.schemas.plan import Plan, Target
+from fetchplan.schemas.plan import Plan, Target, plan_problems
 
 __all__ = [
     "FORMATS",
@@ -64,15 +64,17 @@ def detect_format(filename: str, text: str) -> Format:
     requirements file (whose errors are then reported).
     """
     try:
-        if isinstance(json.loads(text), dict):
+        if isinstance(load_json(text, filename), dict):
             return "pip-report"
-    except ValueError:
-        pass
+    except FileFormatError as exc:
+        if "JSON" not in exc.problems[0].message:
+            raise  # JSON, but beyond bounds: no other reader will make more of it
     try:
-        if tomllib.loads(text):
+        if load_toml(text, filename):
             return "pylock"
-    except tomllib.TOMLDecodeError:
-        pass
+    except FileFormatError as exc:
+        if "TOML" not in exc.problems[0].message:
+            raise
     try:
         requirements.parse_requirements(text, filename)
         return "requirements"
@@ -153,11 +155,13 @@ def import_plan(
         plan = requirements.from_requirements(
             text, filename, target=chosen, created=when, destination=destination, lookup=lookup
         )
+    document = plan.to_dict()
     try:
-        validate(plan.to_dict(), "plan", filename)
+        validate(document, "plan", filename)
+        found = plan_problems(document)
     except FileFormatError as exc:
-        problems = [
-            FieldProblem(p.path, f"{p.message} (in the plan made from it)") for p in exc.problems
-        ]
-        raise FileFormatError(filename, problems) from exc
+        found = exc.problems
+    if found:
+        problems = [FieldProblem(p.path, f"{p.message} (in the plan made from it)") for p in found]
+        raise FileFormatError(filename, problems)
     return plan

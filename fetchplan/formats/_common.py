@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
@@ -17,12 +18,22 @@ from packaging.utils import (
 )
 
 from fetchplan.errors import FetchplanError
-from fetchplan.schemas.plan import Artifact, ArtifactKind, IndexRef, Inputs, Plan, Target
+from fetchplan.schemas.plan import (
+    Artifact,
+    ArtifactKind,
+    IndexRef,
+    Inputs,
+    Plan,
+    Target,
+    version_problem,
+)
 
 __all__ = [
     "ENVIRONMENT_KEYS",
     "ExportError",
     "assemble_plan",
+    "check_exportable",
+    "check_url",
     "compatible",
     "current_target",
     "environment_marker",
@@ -46,6 +57,42 @@ ENVIRONMENT_KEYS = ("implementation_name", "sys_platform", "platform_machine", "
 
 class ExportError(FetchplanError):
     """A plan cannot be written in the requested format (the message names the artifact)."""
+
+
+_NORMALIZED_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_EXTRA_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]!$&'()*+,;=%-]*")
+
+
+def check_exportable(artifact: Artifact) -> None:
+    """Raise :class:`ExportError` naming ``artifact`` when a field that another tool parses
+    cannot be written as it is: a name that is not a normalized PEP 503 name, a version that
+    is not PEP 440 (or holds white space, which would start a new line of a requirements
+    file), an extra that is not a PEP 508 name, a URL with characters RFC 3986 does not allow.
+
+    Plans read from files are checked as strictly when read; this guards every writer
+    against a plan built in memory (an import, a test) all the same.
+    """
+    what = artifact.filename
+    if _NORMALIZED_NAME.fullmatch(artifact.name) is None:
+        raise ExportError(f"{what}: name {artifact.name!r} is not a normalized project name")
+    why = version_problem(artifact.version)
+    if why is not None:
+        raise ExportError(f"{what}: version {why}")
+    for extra in artifact.extras:
+        if _EXTRA_NAME.fullmatch(extra) is None:
+            raise ExportError(f"{what}: extra {extra!r} is not a PEP 508 name")
+    for label, url in (("url", artifact.url), ("index", artifact.index)):
+        if _URL_CHARS.fullmatch(url) is None:
+            raise ExportError(f"{what}: {label} {url!r} holds characters a URL cannot")
+
+
+def check_url(url: str, what: str) -> str:
+    """``url``, or :class:`ExportError` naming ``what`` when it holds characters RFC 3986
+    does not allow (white space above all, which would end a line of a requirements file)."""
+    if _URL_CHARS.fullmatch(url) is None:
+        raise ExportError(f"{what}: {url!r} holds characters a URL cannot")
+    return url
 
 
 def utc_now() -> str:
@@ -194,6 +241,10 @@ def environment_marker(target: Target) -> str | None:
 
 
 def _quote(value: str) -> str:
+    """``value`` as a PEP 508 marker string, or :class:`ExportError` when no quoting can
+    hold it (both kinds of quote, or a control character such as a newline)."""
+    if ('"' in value and "'" in value) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ExportError(f"marker value {value!r} cannot be written in a PEP 508 marker")
     return "'" + value + "'" if '"' in value else '"' + value + '"'
 
 

@@ -32,6 +32,7 @@ from fetchplan._urls import split_credentials
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     assemble_plan,
+    check_exportable,
     filename_of,
     installable,
     kind_of,
@@ -144,6 +145,8 @@ def to_pip_report(plan: Plan, target: str | None = None) -> dict[str, Any]:
     """
     chosen = pick_target(plan, target)
     artifacts = select_for_target(installable(plan), chosen)
+    for artifact in artifacts:
+        check_exportable(artifact)
     return {
         "version": REPORT_VERSION,
         "pip_version": f"fetchplan {__version__}",

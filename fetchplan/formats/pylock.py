@@ -35,10 +35,12 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
 from fetchplan import __version__
+from fetchplan._parse import load_toml
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
     assemble_plan,
+    check_exportable,
     environment_marker,
     filename_of,
     installable,
@@ -107,6 +109,8 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
     sdists, and for a target that would get two versions of one project.
     """
     artifacts = installable(plan)
+    for artifact in artifacts:
+        check_exportable(artifact)
     _check_one_version_per_target(plan, artifacts)
     groups: dict[tuple[str, str], list[Artifact]] = {}
     for artifact in artifacts:
@@ -216,10 +220,7 @@ def embedded_targets(document: Mapping[str, Any]) -> tuple[Target, ...]:
 
 def parse_pylock(text: str, filename: str) -> dict[str, Any]:
     """Parse TOML text; a syntax error becomes a one-line :class:`FileFormatError`."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FileFormatError(filename, [FieldProblem("", f"not valid TOML: {exc}")]) from exc
+    return load_toml(text, filename)
 
 
 def from_pylock(

@@ -28,10 +28,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from fetchplan import __version__
+from fetchplan._parse import load_json
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
     assemble_plan,
+    check_exportable,
+    check_url,
     installable,
     select_for_target,
     targets_marker,
@@ -95,16 +98,18 @@ def to_requirements(plan: Plan) -> str:
         lines.append(f"{_TARGET_NOTE} {json.dumps(body, separators=(',', ':'))}")
     first_index = True
     for index in plan.indexes:
+        url = check_url(index.url, "indexes")
         if index.kind == "find-links":
-            lines.append(f"--find-links {index.url}")
+            lines.append(f"--find-links {url}")
         elif first_index:
-            lines.append(f"--index-url {index.url}")
+            lines.append(f"--index-url {url}")
             first_index = False
         else:
-            lines.append(f"--extra-index-url {index.url}")
+            lines.append(f"--extra-index-url {url}")
 
     groups: dict[tuple[str, str], list[Artifact]] = {}
     for artifact in installable(plan):
+        check_exportable(artifact)
         groups.setdefault((artifact.name, artifact.version), []).append(artifact)
     all_names = [t.name for t in plan.targets]
     for (name, version), members in groups.items():
@@ -203,9 +208,11 @@ def parse_requirements(text: str, filename: str) -> ParsedRequirements:
         for prefix, sink in ((_FILE_NOTE, parsed.notes), (_TARGET_NOTE, parsed.targets)):
             if stripped.startswith(prefix):
                 try:
-                    value = json.loads(stripped[len(prefix) :])
-                except json.JSONDecodeError as exc:
-                    problems.append(FieldProblem(where, f"bad {prefix[2:-1]} note: {exc}"))
+                    value = load_json(stripped[len(prefix) :], where)
+                except FileFormatError as exc:
+                    problems.append(
+                        FieldProblem(where, f"bad {prefix[2:-1]} note: {exc.problems[0].message}")
+                    )
                     continue
                 if isinstance(value, dict):
                     sink.append(value)

@@ -44,8 +44,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -62,6 +62,14 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
+from fetchplan._connections import (
+    DeadlineConnection,
+    DeadlineSecureConnection,
+    pool_classes,
+    watch_proxied,
+)
+from fetchplan._deadline import deadline, expired
+from fetchplan._limits import MAX_PAGE_BYTES, RETRY_AFTER_CAP
 from fetchplan._urls import is_loopback
 from fetchplan.auth import CredentialStore, StoreAuth
 from fetchplan.planner.preconnect import Preconnector, request_target
@@ -98,9 +106,19 @@ class HttpPolicy:
     pool_size: int = 8
 
 
+class _CappedRetry(Retry):
+    """urllib3's retries, with a server's ``Retry-After`` cut to the executor's cap: urllib3
+    would sleep whatever it says (100000 s stalled a plan for hours)."""
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, RETRY_AFTER_CAP)
+
+
 def retry_policy(policy: HttpPolicy) -> Retry:
-    """The urllib3 retry value for ``policy`` (GET and HEAD only, 429 and 5xx retried)."""
-    return Retry(
+    """The urllib3 retry value for ``policy`` (GET and HEAD only, 429 and 5xx retried; a
+    ``Retry-After`` honoured up to :data:`~fetchplan._limits.RETRY_AFTER_CAP`)."""
+    return _CappedRetry(
         total=policy.retries,
         connect=policy.retries,
         read=policy.retries,
@@ -137,21 +155,15 @@ def _pool_classes(preconnector: Preconnector) -> dict[str, type[HTTPConnectionPo
     dials the proxy) never takes a socket opened to the index.
     """
 
-    class Connection(HTTPConnection):
+    class Connection(DeadlineConnection):
         def _new_conn(self) -> socket.socket:
             return _preconnected(self, preconnector) or super()._new_conn()
 
-    class SecureConnection(HTTPSConnection):
+    class SecureConnection(DeadlineSecureConnection):
         def _new_conn(self) -> socket.socket:
             return _preconnected(self, preconnector) or super()._new_conn()
 
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = Connection
-
-    class SecurePool(HTTPSConnectionPool):
-        ConnectionCls = SecureConnection
-
-    return {"http": Pool, "https": SecurePool}
+    return pool_classes(Connection, SecureConnection)
 
 
 class _Adapter(HTTPAdapter):
@@ -164,8 +176,12 @@ class _Adapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        if self._preconnector is not None:
-            self.poolmanager.pool_classes_by_scheme = _pool_classes(self._preconnector)
+        self.poolmanager.pool_classes_by_scheme = (
+            pool_classes() if self._preconnector is None else _pool_classes(self._preconnector)
+        )
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return watch_proxied(super().proxy_manager_for(proxy, **kwargs), proxy)
 
 
 class _UnverifiedAdapter(_Adapter):
@@ -499,9 +515,40 @@ def get_whole(
     timeout: float,
     limit: int | None = None,
 ) -> Fetched:
-    """GET ``url`` and read the whole body (at most ``limit`` bytes, else
-    :class:`BodyTooLarge`): on urllib3 directly where :meth:`RecordingSession.fetch_whole`
-    can, else through ``session.get``. Raises requests' exceptions."""
+    """GET ``url`` and read the whole body (at most ``limit`` bytes decoded, by default
+    :data:`~fetchplan._limits.MAX_PAGE_BYTES`, else :class:`BodyTooLarge`): on urllib3
+    directly where :meth:`RecordingSession.fetch_whole` can, else through ``session.get``.
+    Raises requests' exceptions.
+
+    The headers must come within ``timeout`` of the request being sent and the whole answer
+    within :data:`WHOLE_DEADLINE` times it, however slowly they trickle in
+    (:mod:`fetchplan._deadline`); a request past either is not retried."""
+    if limit is None:
+        limit = MAX_PAGE_BYTES
+    with deadline(headers=timeout, total=WHOLE_DEADLINE * timeout):
+        try:
+            return _get_whole(session, url, headers=headers, timeout=timeout, limit=limit)
+        except requests.RequestException as exc:
+            if expired():
+                raise requests.Timeout(
+                    f"{url}: no complete answer within its deadline (headers within "
+                    f"{timeout:g}s, all within {WHOLE_DEADLINE * timeout:g}s)"
+                ) from exc
+            raise
+
+
+WHOLE_DEADLINE = 10
+"""A page's or metadata file's whole answer must come within this many times the timeout."""
+
+
+def _get_whole(
+    session: requests.Session,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    timeout: float,
+    limit: int | None,
+) -> Fetched:
     if isinstance(session, RecordingSession):
         fetched = session.fetch_whole(url, headers=headers, timeout=timeout, limit=limit)
         if fetched is not None:

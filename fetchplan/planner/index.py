@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 from urllib.request import pathname2url, url2pathname
 
 import msgspec
@@ -68,12 +68,14 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 from requests.utils import get_encoding_from_headers
 
+from fetchplan._limits import MAX_PAGE_BYTES
+from fetchplan._parse import load_json, long_number
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
 from fetchplan.cache import PageCache, StoredPage, page_key
-from fetchplan.errors import FetchplanError, NetworkError
+from fetchplan.errors import FetchplanError, FileFormatError, NetworkError
 from fetchplan.planner import httpcache
-from fetchplan.planner.http import Fetched, get_whole
+from fetchplan.planner.http import BodyTooLarge, Fetched, get_whole
 from fetchplan.planner.sources import ACCEPT, HTML_TYPE, JSON_TYPE, IndexSource, source_for
 from fetchplan.planner.timings import Timings
 
@@ -183,6 +185,10 @@ def link_from_filename(
     if clean is None:
         log.debug("skipping unsafe file name %r on %s", filename, index)
         return None
+    requires_python = fields.get("requires_python")
+    if long_number(clean) or (isinstance(requires_python, str) and long_number(requires_python)):
+        log.debug("skipping %r on %s: a number of more than 100 digits", filename, index)
+        return None
     try:
         if clean.endswith(".whl"):
             name, version, build, tags = parse_wheel_filename(clean)
@@ -233,9 +239,14 @@ def _is_hex(value: str) -> bool:
     return _HEX.fullmatch(value) is not None
 
 
+# What RFC 3986 allows in a URL as it is (letters and digits besides); anything else in a link
+# is percent-encoded, as pip does, so the plan holds the URL a request would send.
+_URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+
+
 def _absolute(base: str, href: str) -> tuple[str, str]:
     """Join ``href`` to ``base``; return (url without credentials or fragment, fragment)."""
-    joined = urljoin(base, href.strip())
+    joined = quote(urljoin(base, href.strip()), safe=_URL_SAFE)
     without, fragment = urldefrag(joined)
     clean, creds = split_credentials(without)
     if creds is not None:
@@ -395,7 +406,7 @@ class CompactPage:
 
     def _entries(self, release: Release) -> list[tuple[int, dict[str, Any]]]:
         _version, positions, blob = release
-        entries = _decode_json(blob)
+        entries = _decode_json(blob, self.url)
         # Only data given to from_data can fail this; a page just read cannot.
         if not (
             isinstance(entries, list)
@@ -436,13 +447,17 @@ _PAGE_HEAD = msgspec.json.Decoder(_PageHead)
 _FILE_NAME = msgspec.json.Decoder(_FileName)
 
 
-def _decode_json(data: bytes) -> Any:
-    """``data`` decoded; JSON that msgspec refuses but the standard library reads (a lone
-    surrogate escape, NaN) is read as the standard library reads it."""
+def _decode_json(data: bytes, where: str) -> Any:
+    """``data`` decoded; JSON that msgspec refuses (a lone surrogate escape, NaN, an integer
+    past 64 bits, nesting past its recursion) is read by the bounded reader, which reads what
+    the standard library reads and refuses what is out of bounds (:mod:`fetchplan._parse`)."""
     try:
         return _ANY.decode(data)
-    except msgspec.DecodeError:
-        return json.loads(data)
+    except (msgspec.DecodeError, RecursionError):
+        try:
+            return load_json(data, where)
+        except FileFormatError as exc:
+            raise IndexPageError(where, exc.problems[0].message) from None
 
 
 _NO_RELEASE = ""
@@ -522,7 +537,7 @@ def compact_json_page(
     body = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
         head = _PAGE_HEAD.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         head = None
     if head is None or not isinstance(head.meta, dict) or head.files is None:
         # Not the shape of a page (or JSON msgspec refuses): read as the standard library
@@ -537,7 +552,7 @@ def compact_json_page(
         except msgspec.ValidationError:
             unreadable.append((i, f"files[{i}] is not an object"))
             continue
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             unreadable.append((i, f"files[{i}]: invalid JSON: {exc}"))
             continue
         if type(filename) is not str:
@@ -549,9 +564,9 @@ def compact_json_page(
 
 def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | None) -> CompactPage:
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IndexPageError(page_url, f"invalid JSON: {exc}") from exc
+        document = load_json(data, page_url)
+    except FileFormatError as exc:
+        raise IndexPageError(page_url, exc.problems[0].message) from None
     if not isinstance(document, dict):
         raise IndexPageError(page_url, "top level is not an object")
     meta = document.get("meta")
@@ -974,7 +989,11 @@ class IndexClient:
 
     def _get_page(self, url: str, headers: Mapping[str, str]) -> Fetched:
         try:
-            return get_whole(self._session, url, headers=headers, timeout=self._timeout)
+            return get_whole(
+                self._session, url, headers=headers, timeout=self._timeout, limit=MAX_PAGE_BYTES
+            )
+        except BodyTooLarge:
+            raise IndexPageError(url, f"larger than {MAX_PAGE_BYTES} bytes (decoded)") from None
         except requests.RequestException as exc:
             raise IndexUnavailable(f"index {redact(url)} failed: {_reason(exc)}") from exc
 
@@ -1078,8 +1097,16 @@ class IndexClient:
             raise IndexUnavailable(f"find-links location {url} does not exist")
         try:
             response = get_whole(
-                self._session, url, headers={"Accept": "text/html"}, timeout=self._timeout
+                self._session,
+                url,
+                headers={"Accept": "text/html"},
+                timeout=self._timeout,
+                limit=MAX_PAGE_BYTES,
             )
+        except BodyTooLarge:
+            raise IndexUnavailable(
+                f"find-links {redact(url)}: page is larger than {MAX_PAGE_BYTES} bytes (decoded)"
+            ) from None
         except requests.RequestException as exc:
             raise IndexUnavailable(f"find-links {redact(url)} failed: {_reason(exc)}") from exc
         if response.status_code != 200:

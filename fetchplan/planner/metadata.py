@@ -42,12 +42,15 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from fetchplan._deadline import deadline, expired
 from fetchplan._fs import CHUNK_SIZE, sha256_file
+from fetchplan._limits import MAX_UNSIZED_BYTES
+from fetchplan._parse import long_number
 from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
 from fetchplan.planner import zipranges
-from fetchplan.planner.http import BodyTooLarge, get_whole, join_limited
+from fetchplan.planner.http import WHOLE_DEADLINE, BodyTooLarge, get_whole, join_limited
 
 __all__ = [
     "DEFAULT_TAIL_BYTES",
@@ -70,6 +73,8 @@ DEFAULT_TAIL_BYTES = 64 * 1024
 """First suffix range: holds the end records and central directory of most wheels."""
 
 MAX_METADATA_BYTES = 16 * 1024 * 1024
+_DOWNLOAD_DEADLINE = 3600.0
+"""Longest a whole download for its metadata may take (the headers: the timeout)."""
 """Core metadata larger than this is refused (a real one is kilobytes; a bomb is not)."""
 
 # Fields PEP 643 must see as static before an sdist's PKG-INFO can stand in for a build.
@@ -196,7 +201,10 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MetadataError(f"{where}: metadata is not UTF-8 (byte {exc.start})") from None
-    fields, _unparsed = parse_email(header_fields(text))
+    headers = header_fields(text)
+    if long_number(headers):
+        raise MetadataError(f"{where}: metadata holds a number of more than 100 digits")
+    fields, _unparsed = parse_email(headers)
     if fields.get("metadata_version") == "2.0":
         # 2.0 was a draft that old wheel builders wrote; 2.1 is its compatible successor.
         fields["metadata_version"] = "2.1"
@@ -450,6 +458,20 @@ class _RangeFetcher:
     def _fetch(
         self, header: str, *, suffix: int | None = None, expect: tuple[int, int] | None = None
     ) -> tuple[bytes, int]:
+        # However slowly the answer trickles in (see fetchplan._deadline).
+        with deadline(headers=self.timeout, total=WHOLE_DEADLINE * self.timeout):
+            try:
+                return self._fetch_once(header, suffix=suffix, expect=expect)
+            except NetworkError:
+                if expired():
+                    raise NetworkError(
+                        f"{redact(self.url)}: no complete answer within its deadline"
+                    ) from None
+                raise
+
+    def _fetch_once(
+        self, header: str, *, suffix: int | None, expect: tuple[int, int] | None
+    ) -> tuple[bytes, int]:
         url = redact(self.url)
         response = _get(self.session, self.url, self.counter, self.timeout, {"Range": header})
         with response:
@@ -527,15 +549,22 @@ def _downloaded(
     try:
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out:
+        with (
+            os.fdopen(fd, "wb") as out,
+            deadline(headers=timeout, total=_DOWNLOAD_DEADLINE),
+        ):
             response = _get(session, url, counter, timeout)
             with response:
                 if response.status_code != 200:
                     raise NetworkError(f"{where}: HTTP {response.status_code}")
                 for chunk in _iter_body(response, url, counter):
+                    size += len(chunk)
+                    if size > MAX_UNSIZED_BYTES:
+                        raise MetadataError(
+                            f"{where}: response is larger than {MAX_UNSIZED_BYTES} bytes"
+                        )
                     digest.update(chunk)
                     out.write(chunk)
-                    size += len(chunk)
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256:
             raise HashMismatch(where, "sha256", sha256, actual)

@@ -45,7 +45,6 @@ request itself, with its retries and its error messages.
 from __future__ import annotations
 
 import errno
-import gzip
 import http.client
 import logging
 import select
@@ -61,6 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fetchplan._deadline import deadline, watch
+from fetchplan._limits import MAX_PAGE_BYTES
 from fetchplan._urls import redact
 from fetchplan.planner.timings import Timings
 
@@ -103,17 +104,29 @@ def _header_key(headers: Mapping[str, str]) -> frozenset[tuple[str, str]]:
     return frozenset((name.lower(), value) for name, value in headers.items())
 
 
-def _decoded(body: bytes, encoding: str) -> bytes | None:
-    """``body`` without its Content-Encoding, or None for one urllib3 may decode otherwise."""
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes | None:
+    """``body`` decompressed, or None past ``limit`` bytes (a body that decodes to gigabytes)."""
+    decoder = zlib.decompressobj(wbits)
+    data = decoder.decompress(body, limit + 1)
+    if len(data) > limit or decoder.unconsumed_tail:
+        return None
+    return data + decoder.flush()
+
+
+def _decoded(body: bytes, encoding: str, limit: int = MAX_PAGE_BYTES) -> bytes | None:
+    """``body`` without its Content-Encoding, or None for one urllib3 may decode otherwise and
+    for one larger than ``limit`` decoded (the planner then asks itself, and refuses it)."""
+    if len(body) > limit:
+        return None
     if encoding in ("", "identity"):
         return body
     if encoding in ("gzip", "x-gzip"):
-        return gzip.decompress(body)
+        return _inflate(body, 16 + zlib.MAX_WBITS, limit)
     if encoding == "deflate":
         try:
-            return zlib.decompress(body)
+            return _inflate(body, zlib.MAX_WBITS, limit)
         except zlib.error:  # raw deflate, without the zlib header, as some servers send it
-            return zlib.decompress(body, -zlib.MAX_WBITS)
+            return _inflate(body, -zlib.MAX_WBITS, limit)
     return None
 
 
@@ -250,23 +263,27 @@ class EarlyPages:
         status: int | None = None
         received = 0
         connection: http.client.HTTPConnection | None = None
-        try:
+        # The whole answer within the timeout, however slowly it trickles in: the planner
+        # waits for it (and then asks itself).
+        with deadline(headers=origin.timeout, total=origin.timeout):
             try:
-                sock = origin.tcp()
+                try:
+                    sock = origin.tcp()
+                finally:
+                    self._connected(request)
+                connection = origin.connection(sock)
+                watch(connection.sock, headers=False)
+                connection.request("GET", target, headers=self._headers_for(url))
+                response = connection.getresponse()
+                status = response.status
+                body = response.read(MAX_PAGE_BYTES + 1)
+                received = len(body)
             finally:
-                self._connected(request)
-            connection = origin.connection(sock)
-            connection.request("GET", target, headers=self._headers_for(url))
-            response = connection.getresponse()
-            status = response.status
-            body = response.read()
-            received = len(body)
-        finally:
-            if connection is not None:
-                connection.close()
-            if timings is not None:
-                with timings.phase("index"):
-                    timings.record_request("GET", url, status, started, received)
+                if connection is not None:
+                    connection.close()
+                if timings is not None:
+                    with timings.phase("index"):
+                        timings.record_request("GET", url, status, started, received)
         if status not in _FINAL and not (status == 304 and url in self._conditions):
             return None
         encoding = (response.getheader("Content-Encoding") or "").strip().lower()

@@ -36,11 +36,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from fetchplan._fs import CHUNK_SIZE, atomic_write_bytes, sha256_file
+from fetchplan._parse import load_json
 from fetchplan._urls import redact
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import BuildSystem, read_build_system
 from fetchplan.cache import ArtifactCache
-from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
+from fetchplan.errors import FetchplanError, FileFormatError, HashMismatch, NetworkError
 from fetchplan.planner import metadata as md
 from fetchplan.planner.candidates import Candidate, DistMetadata, FormatControl
 from fetchplan.planner.context import Memo, ResolveContext, TargetResolution
@@ -286,13 +287,21 @@ class SdistPlanner:
         if path is None or not path.is_file():
             return None
         try:
-            document: Any = json.loads(path.read_bytes())
+            document: Any = load_json(path.read_bytes(), str(path))
             if document.get("format") != _PREPARED_FORMAT or document.get("sdist") != sha256:
                 raise ValueError("not a prepared-metadata record of this sdist")
             raw = str(document["metadata"]).encode("utf-8")
             with md.PARSE_LOCK:
                 requires = tuple(Requirement(r) for r in document["backend_requires"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, InvalidRequirement):
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            InvalidRequirement,
+            FileFormatError,
+        ):
             log.warning("%s: unreadable prepared metadata; preparing it again", path)
             return None
         log.debug("prepared metadata of %s from %s", sha256, path)

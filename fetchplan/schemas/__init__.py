@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fetchplan._fs import atomic_write_bytes
+from fetchplan._parse import dump_yaml, load_json, load_yaml
 from fetchplan.errors import FieldProblem, FileFormatError
 
 if TYPE_CHECKING:
@@ -291,23 +292,11 @@ def _fast_problem(exc: Exception) -> FieldProblem:
 
 
 def parse_document(text: str, filename: str) -> Any:
-    """Parse JSON, or YAML when ``filename`` ends in ``.yaml``/``.yml``."""
+    """Parse JSON, or YAML when ``filename`` ends in ``.yaml``/``.yml``, within the bounds of
+    :mod:`fetchplan._parse` (depth, integer size, YAML alias expansion)."""
     if filename.endswith((".yaml", ".yml")):
-        import yaml
-
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise _unparsable(filename, exc) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _unparsable(filename, exc) from exc
-
-
-def _unparsable(filename: str, exc: Exception) -> FileFormatError:
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return FileFormatError(filename, [FieldProblem("", f"not valid: {first}")])
+        return load_yaml(text, filename)
+    return load_json(text, filename)
 
 
 def load_document(path: Path, schema: SchemaName) -> Any:
@@ -337,9 +326,7 @@ def dumps_document(document: Any, schema: SchemaName, filename: str) -> bytes:
     """Validate ``document`` and render it as stable, human-readable JSON or YAML bytes."""
     validate(document, schema, filename)
     if filename.endswith((".yaml", ".yml")):
-        import yaml
-
-        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
+        return dump_yaml(document).encode("utf-8")
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from fetchplan import __version__
+from fetchplan._parse import long_number
+from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.schemas import dump_document, load_document
 
 __all__ = [
@@ -29,6 +32,9 @@ __all__ = [
     "SatisfiedBy",
     "Target",
     "load_plan",
+    "plan_problems",
+    "url_problem",
+    "version_problem",
     "write_plan",
 ]
 
@@ -275,9 +281,62 @@ class Plan:
         return dest if dest.is_absolute() else plan_path.parent / dest
 
 
+def version_problem(version: str) -> str | None:
+    """Why ``version`` is not a PEP 440 version written as it is meant, or None.
+
+    packaging accepts white space around a version (``"1.0\n"``); nothing that writes a
+    version into another file can, so it is refused here too.
+    """
+    if version != version.strip() or any(c.isspace() for c in version):
+        return f"{version!r} contains white space"
+    if long_number(version):
+        return f"{version[:40]!r}... holds a number of more than 100 digits"
+    try:
+        Version(version)
+    except InvalidVersion:
+        return f"{version!r} is not a PEP 440 version"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` (already of the schema's shape) cannot be requested as it is, or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL ({exc})"
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        return f"{url!r} has no host"
+    if port == 0:
+        return f"{url!r} has port 0"
+    return None
+
+
+def plan_problems(document: dict[str, Any]) -> list[FieldProblem]:
+    """What the schema cannot say about a plan that passed it: versions that are not PEP 440
+    and URLs that do not parse. Each a :class:`FieldProblem` with its dotted path."""
+    problems: list[FieldProblem] = []
+    for i, index in enumerate(document.get("indexes", ())):
+        why = url_problem(index["url"])
+        if why is not None:
+            problems.append(FieldProblem(f"indexes[{i}].url", why))
+    for i, artifact in enumerate(document.get("artifacts", ())):
+        why = version_problem(artifact["version"])
+        if why is not None:
+            problems.append(FieldProblem(f"artifacts[{i}].version", why))
+        for field_name in ("url", "index"):
+            why = url_problem(artifact[field_name])
+            if why is not None:
+                problems.append(FieldProblem(f"artifacts[{i}].{field_name}", why))
+    return problems
+
+
 def load_plan(path: Path) -> tuple[Plan, dict[str, Any]]:
     """Read and validate a plan; return it typed and as the raw document (for its digest)."""
     document = load_document(path, "plan")
+    problems = plan_problems(document)
+    if problems:
+        raise FileFormatError(str(path), problems)
     return Plan.from_dict(document), document
 
 

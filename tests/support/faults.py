@@ -81,6 +81,13 @@ class Fault:
     """Throttle the body to this many bytes per second."""
     gzip: bool = False
     """Compress the body on the fly with Content-Encoding: gzip, ignoring Accept-Encoding."""
+    content_encoding: str | None = None
+    """Label the file's bytes, sent as they are, with this Content-Encoding (a file that is
+    already compressed: an endless gzip body, say)."""
+    content_type: str | None = None
+    """Send this Content-Type instead of application/octet-stream."""
+    header_drip: float | None = None
+    """Send the status line and headers one byte at a time, sleeping this long between bytes."""
     body: bytes | None = None
     """Serve these bytes instead of the file (wrong content with status 200)."""
     redirect_to: str | None = None
@@ -165,6 +172,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             request.finished = True
+
+    _header_drip: float | None = None
+
+    def flush_headers(self) -> None:
+        drip, self._header_drip = self._header_drip, None
+        buffered = getattr(self, "_headers_buffer", None)
+        if drip is None or not buffered:
+            super().flush_headers()
+            return
+        data = b"".join(buffered)
+        buffered.clear()
+        for i in range(len(data)):
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
+            time.sleep(drip)
 
     def _simple(self, status: int, headers: dict[str, str], body: bytes, request: Request) -> int:
         request.status = status
@@ -268,11 +290,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.gzip:
             body = gzip.compress(body)
             extra["Content-Encoding"] = "gzip"
+        if fault.content_encoding is not None:
+            extra["Content-Encoding"] = fault.content_encoding
+        self._header_drip = fault.header_drip
         request.status = status
         self.send_response(status)
         for key, value in {**validators, **extra}.items():
             self.send_header(key, value)
-        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Type", fault.content_type or "application/octet-stream")
         if fault.no_length:
             self.send_header("Connection", "close")
             self.close_connection = True
