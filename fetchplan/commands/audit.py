@@ -10,7 +10,7 @@ from typing import Any
 
 from fetchplan.errors import InputError
 from fetchplan.review.audit import DEFAULT_LARGE_FILE, audit_plan, render_audit
-from fetchplan.review.policy import check_policy, load_policy, parse_size
+from fetchplan.review.policy import check_policy, check_vulns, load_policy, parse_size
 from fetchplan.schemas.plan import load_plan
 
 __all__ = ["register", "run"]
@@ -26,12 +26,20 @@ def register(
         description=(
             "Report what PLAN would contact and fetch: hosts and schemes, bytes per host, "
             "artifacts without sha256, yanked files, sdists, large files, requested versus "
-            "transitive projects, upload times and provenance. With --policy, list every "
-            "violation and exit with status 1 if there is one."
+            "transitive projects, upload times and provenance; with --vulns, the known "
+            "vulnerabilities of each artifact from an OSV database, read offline. With "
+            "--policy, list every violation and exit with status 1 if there is one."
         ),
     )
     p.add_argument("plan", type=Path, metavar="PLAN")
     p.add_argument("--policy", type=Path, metavar="FILE", help="policy file (YAML or JSON)")
+    p.add_argument(
+        "--vulns",
+        type=Path,
+        metavar="DB",
+        help="an OSV database of the PyPI ecosystem: OSV's all.zip export, or a directory of "
+        "its <ID>.json records",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.add_argument(
         "--large-file",
@@ -49,10 +57,19 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--large-file: {exc}") from exc
     plan, _ = load_plan(args.plan)
     policy = None if args.policy is None else load_policy(args.policy)
-    audit = audit_plan(plan, large_threshold=threshold)
-    violations = [] if policy is None else check_policy(plan, policy)
+    advisories = None
+    if args.vulns is not None:
+        from fetchplan.review.vulns import load_osv_database
+
+        advisories = load_osv_database(args.vulns, {a.name for a in plan.artifacts})
+    audit = audit_plan(plan, large_threshold=threshold, advisories=advisories)
+    violations = []
+    if policy is not None:
+        violations = check_policy(plan, policy) + check_vulns(policy, audit.vulnerabilities)
     if args.format == "json":
         document: dict[str, Any] = {"plan": str(args.plan), "audit": audit.to_dict()}
+        if args.vulns is not None:
+            document["vulns"] = str(args.vulns)
         if policy is not None:
             document["policy"] = str(args.policy)
             document["violations"] = [v.to_dict() for v in violations]

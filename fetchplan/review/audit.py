@@ -4,8 +4,9 @@
 planning, file hosts when fetching) with bytes and artifact counts per host; artifacts without
 a sha256; yanked ones; sdists (building one runs its code); projects whose files came from more
 than one index; artifacts over a size threshold; requested versus transitive projects; and the
-upload times and PEP 740 provenance URLs the index gave. :func:`render_audit` prints it for
-people; :meth:`Audit.to_dict` is the machine form.
+upload times and PEP 740 provenance URLs the index gave; and, given the advisories of an OSV
+database (:mod:`.vulns`), the known vulnerabilities of each artifact. :func:`render_audit`
+prints it for people; :meth:`Audit.to_dict` is the machine form.
 
 The plan records the index each artifact was taken from, not every index that offered the
 project, so "several indexes" means a project's files in this plan come from several.
@@ -13,14 +14,18 @@ project, so "several indexes" means a project's files in this plan come from sev
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fetchplan._text import human_size
 from fetchplan._urls import is_loopback
 from fetchplan.review._text import table
 from fetchplan.schemas.plan import Artifact, Plan
+
+if TYPE_CHECKING:
+    from fetchplan.review.vulns import Advisory, VulnFinding
 
 __all__ = [
     "DEFAULT_LARGE_FILE",
@@ -97,6 +102,8 @@ class Audit:
     build_only: tuple[str, ...]
     upload_times: tuple[FileNote, ...]
     provenance: tuple[FileNote, ...]
+    vulnerabilities: tuple[VulnFinding, ...] | None = None
+    """Known vulnerabilities per artifact; None when no database was consulted."""
 
     def to_dict(self) -> dict[str, Any]:
         def notes(items: tuple[FileNote, ...]) -> list[dict[str, Any]]:
@@ -123,6 +130,9 @@ class Audit:
             },
             "upload_times": notes(self.upload_times),
             "provenance": notes(self.provenance),
+            "vulnerabilities": None
+            if self.vulnerabilities is None
+            else [v.to_dict() for v in self.vulnerabilities],
         }
 
 
@@ -170,9 +180,23 @@ def _hosts(plan: Plan) -> tuple[HostUse, ...]:
     )
 
 
-def audit_plan(plan: Plan, *, large_threshold: int = DEFAULT_LARGE_FILE) -> Audit:
-    """Everything :mod:`fetchplan.review.audit` reports, for ``plan``; pure."""
+def audit_plan(
+    plan: Plan,
+    *,
+    large_threshold: int = DEFAULT_LARGE_FILE,
+    advisories: Iterable[Advisory] | None = None,
+) -> Audit:
+    """Everything :mod:`fetchplan.review.audit` reports, for ``plan``; pure.
+
+    ``advisories`` (from :func:`fetchplan.review.vulns.load_osv_database`) are matched
+    against every artifact; None leaves ``vulnerabilities`` unchecked.
+    """
     artifacts = plan.artifacts
+    vulnerabilities = None
+    if advisories is not None:
+        from fetchplan.review.vulns import find_vulnerabilities
+
+        vulnerabilities = find_vulnerabilities(artifacts, advisories)
     by_project: dict[str, list[str]] = {}
     for artifact in artifacts:
         urls = by_project.setdefault(artifact.name, [])
@@ -209,6 +233,7 @@ def audit_plan(plan: Plan, *, large_threshold: int = DEFAULT_LARGE_FILE) -> Audi
         ),
         upload_times=tuple(_note(a, a.upload_time) for a in artifacts if a.upload_time),
         provenance=tuple(_note(a, a.provenance) for a in artifacts if a.provenance),
+        vulnerabilities=vulnerabilities,
     )
 
 
@@ -276,4 +301,15 @@ def render_audit(audit: Audit) -> str:
         "PEP 740 provenance (from the index):",
         _notes(audit.provenance, "provenance"),
     ]
+    if audit.vulnerabilities is not None:
+        from fetchplan.review.vulns import describe
+
+        out += [
+            "",
+            f"Known vulnerabilities ({len(audit.vulnerabilities)}):",
+            table(
+                ["project", "version", "id", "aliases", "severity", "fixed in", "summary"],
+                describe(audit.vulnerabilities),
+            ),
+        ]
     return "\n".join(out) + "\n"

@@ -9,9 +9,10 @@ nothing of the planner, so the executor can enforce the same policy air-gapped.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -21,12 +22,16 @@ from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
 from fetchplan.schemas import load_document, validate
 from fetchplan.schemas.plan import Artifact, Plan
 
+if TYPE_CHECKING:
+    from fetchplan.review.vulns import Level, VulnFinding
+
 __all__ = [
     "Policy",
     "PolicyViolationError",
     "Rule",
     "Violation",
     "check_policy",
+    "check_vulns",
     "enforce_policy",
     "host_allowed",
     "load_policy",
@@ -45,6 +50,8 @@ Rule = Literal[
     "max_total_size",
     "deny",
     "pins",
+    "deny_vulns",
+    "max_severity",
 ]
 Choice = Literal["allow", "forbid"]
 
@@ -90,6 +97,14 @@ class Policy:
     max_total_size: int | None = None
     deny: tuple[Requirement, ...] = ()
     pins: tuple[Requirement, ...] = ()
+    deny_vulns: bool = False
+    max_severity: Level | None = None
+    ignore_vulns: frozenset[str] = frozenset()
+
+    @property
+    def checks_vulns(self) -> bool:
+        """Whether a rule needs a vulnerability database (only ``audit --vulns`` has one)."""
+        return self.deny_vulns or self.max_severity is not None
 
     def sdist_allowed(self, name: str) -> bool:
         """Whether project ``name`` may be fetched as an sdist."""
@@ -182,6 +197,9 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
         max_total_size=sizes["max_total_size"],
         deny=tuple(deny),
         pins=tuple(pins),
+        deny_vulns=document.get("deny_vulns", False),
+        max_severity=document.get("max_severity"),
+        ignore_vulns=frozenset(document.get("ignore_vulns", [])),
     )
 
 
@@ -312,6 +330,52 @@ def check_policy(plan: Plan, policy: Policy) -> list[Violation]:
                 Violation(
                     rule="max_total_size",
                     message=f"{total} bytes in all > {policy.max_total_size}",
+                )
+            )
+    return found
+
+
+def check_vulns(policy: Policy, findings: Sequence[VulnFinding] | None) -> list[Violation]:
+    """Every breach of ``deny_vulns`` and ``max_severity`` by ``findings``.
+
+    ``findings`` is None when no database was read: a policy with either rule is then broken
+    once, as it cannot be checked. Findings whose id or an alias is in ``ignore_vulns`` are
+    exempt.
+    """
+    if not policy.checks_vulns:
+        return []
+    rule: Rule = "deny_vulns" if policy.deny_vulns else "max_severity"
+    if findings is None:
+        return [Violation(rule=rule, message="no vulnerability database given (--vulns DB)")]
+    from fetchplan.review.vulns import severity_exceeds
+
+    found: list[Violation] = []
+    for finding in findings:
+        if policy.ignore_vulns & {finding.id, *finding.aliases}:
+            continue
+        base: dict[str, Any] = {
+            "filename": finding.filename,
+            "project": finding.project,
+            "version": finding.version,
+        }
+        fixed = f", fixed in {', '.join(finding.fixed)}" if finding.fixed else ""
+        severity = finding.level or "unknown severity"
+        if policy.deny_vulns:
+            found.append(
+                Violation(
+                    rule="deny_vulns",
+                    message=f"affected by {finding.id} ({severity}{fixed})",
+                    **base,
+                )
+            )
+        elif policy.max_severity is not None and severity_exceeds(
+            finding.level, policy.max_severity
+        ):
+            found.append(
+                Violation(
+                    rule="max_severity",
+                    message=f"affected by {finding.id}: {severity} > {policy.max_severity}{fixed}",
+                    **base,
                 )
             )
     return found
