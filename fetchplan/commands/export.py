@@ -1,4 +1,5 @@
-"""``fetchplan export``: a plan as a pip report, a PEP 751 lock file or hashed requirements."""
+"""``fetchplan export``: a plan as a pip report, a PEP 751 lock file, hashed requirements or a
+CycloneDX SBOM."""
 
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ def register(
         parents=[common],
         help="write a plan in another tool's format",
         description=(
-            "Write PLAN as pip's installation report (JSON), a PEP 751 pylock.toml, or a "
-            "requirements file of hashed pins that `pip install --require-hashes -r` accepts."
+            "Write PLAN as pip's installation report (JSON), a PEP 751 pylock.toml, a "
+            "requirements file of hashed pins that `pip install --require-hashes -r` accepts, "
+            "or a CycloneDX 1.6 JSON SBOM of every artifact (build dependencies included, "
+            "with scope excluded)."
         ),
     )
     p.add_argument("plan", type=Path, metavar="PLAN", help="the plan file (JSON or YAML)")
-    p.add_argument("--format", required=True, choices=FORMATS, help="the format to write")
+    p.add_argument(
+        "--format", required=True, choices=(*FORMATS, "cyclonedx"), help="the format to write"
+    )
     p.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: standard output)"
     )
@@ -43,7 +48,13 @@ def register(
 
 def run(args: argparse.Namespace) -> int:
     plan, _ = load_plan(args.plan)
-    text = export_plan(plan, args.format, target=args.target)
+    if args.format == "cyclonedx":
+        # cyclonedx-python-lib is loaded for this format only.
+        from fetchplan.formats.cyclonedx import dumps_cyclonedx
+
+        text = dumps_cyclonedx(plan)
+    else:
+        text = export_plan(plan, args.format, target=args.target)
     if args.output is None:
         sys.stdout.write(text)
         return 0

@@ -1,0 +1,195 @@
+"""A plan as a CycloneDX 1.6 JSON SBOM, built with cyclonedx-python-lib.
+
+One component per artifact (a wheel and the sdist of one release are two files, so two
+components): its purl ``pkg:pypi/name@version`` with the file's ``download_url`` and
+``file_name`` qualifiers (which also make it the component's ``bom-ref``), its hashes, a
+``distribution`` external reference to the file, the license the recorded core metadata
+declares (``License-Expression``, else ``License``), the summary as description. CycloneDX
+has no field for a file's size, the index, the upload time or the targets, so they are
+properties in fetchplan's namespace (``fetchplan:size``, ``fetchplan:index``,
+``fetchplan:target`` once per target served...). Build dependencies are included with scope
+``excluded`` (CycloneDX's "not part of the runtime") and ``fetchplan:build_dependency``.
+
+The dependency graph: the root (the plan) depends on the requested projects, and each
+component on every component of the projects its metadata requires that serves one of its
+targets. The plan's targets are properties of the BOM's metadata with the marker that names
+each. The serial number and timestamp derive from the plan, so one plan always gives the
+same document.
+
+The library is imported here only, and this module only by ``export --format cyclonedx``:
+other commands do not pay for it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from fetchplan import __version__
+from fetchplan.formats._common import environment_marker, timestamp_from_iso
+from fetchplan.schemas.plan import Artifact, Plan
+
+if TYPE_CHECKING:
+    from cyclonedx.model.license import License
+
+__all__ = ["PROPERTY_PREFIX", "dumps_cyclonedx", "purl_of"]
+
+PROPERTY_PREFIX = "fetchplan:"
+_NAMESPACE = uuid.UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+
+
+def purl_of(artifact: Artifact) -> str:
+    """The artifact's package URL: ``pkg:pypi/name@version?download_url=...&file_name=...``."""
+    from packageurl import PackageURL
+
+    return str(
+        PackageURL(
+            type="pypi",
+            name=artifact.name,
+            version=artifact.version,
+            qualifiers={"download_url": artifact.url, "file_name": artifact.filename},
+        )
+    )
+
+
+def _licenses(metadata: dict[str, Any] | None) -> list[License]:
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model import AttachedText
+    from cyclonedx.model.license import DisjunctiveLicense
+
+    if not metadata:
+        return []
+    factory = LicenseFactory()
+    expression = metadata.get("license_expression")
+    if isinstance(expression, str) and expression.strip():
+        return [factory.make_from_string(expression.strip())]
+    text = metadata.get("license")
+    if not isinstance(text, str) or not text.strip():
+        return []
+    text = text.strip()
+    if "\n" not in text and len(text) <= 100:
+        return [factory.make_from_string(text)]
+    # A whole license text in the field: kept as text, not as a name.
+    return [DisjunctiveLicense(name="declared in core metadata", text=AttachedText(content=text))]
+
+
+def _properties(pairs: Iterable[tuple[str, str | None]]) -> list[Any]:
+    from cyclonedx.model import Property
+
+    return [Property(name=PROPERTY_PREFIX + k, value=v) for k, v in pairs if v is not None]
+
+
+def _hashes(artifact: Artifact) -> list[Any]:
+    from cyclonedx.model import HashAlgorithm, HashType
+
+    algorithms = {
+        "md5": HashAlgorithm.MD5,
+        "sha1": HashAlgorithm.SHA_1,
+        "sha256": HashAlgorithm.SHA_256,
+        "sha384": HashAlgorithm.SHA_384,
+        "sha512": HashAlgorithm.SHA_512,
+        "blake2b_256": HashAlgorithm.BLAKE2B_256,
+    }
+    return [
+        HashType(alg=algorithms[name], content=value)
+        for name, value in sorted(artifact.hashes.items())
+        if name in algorithms
+    ]
+
+
+def _serves_any(artifact: Artifact, targets: tuple[str, ...] | None) -> bool:
+    if artifact.targets is None or targets is None:
+        return True
+    return bool(set(artifact.targets) & set(targets))
+
+
+def dumps_cyclonedx(plan: Plan) -> str:
+    """``plan`` as the text of a CycloneDX 1.6 JSON document (ending with a newline)."""
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentScope, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+    from packageurl import PackageURL
+
+    digest = hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True).encode("utf-8")).hexdigest()
+    root = Component(
+        type=ComponentType.APPLICATION,
+        name="plan",
+        bom_ref="plan",
+        description="the projects a fetchplan plan brings in",
+        properties=_properties(("requirement", r) for r in plan.inputs.requirements),
+    )
+    metadata = BomMetaData(
+        component=root,
+        timestamp=timestamp_from_iso(plan.created).astimezone(_dt.UTC),
+        properties=_properties(
+            pair
+            for target in plan.targets
+            for pair in (
+                ("target", target.name),
+                (f"target:{target.name}:marker", environment_marker(target)),
+            )
+        ),
+    )
+    metadata.tools.components.add(
+        Component(type=ComponentType.APPLICATION, name="fetchplan", version=__version__)
+    )
+    bom = Bom(metadata=metadata, serial_number=uuid.uuid5(_NAMESPACE, digest))
+    components: list[tuple[Artifact, Component]] = []
+    for artifact in plan.artifacts:
+        hashes = _hashes(artifact)
+        purl = purl_of(artifact)
+        properties = _properties(
+            [
+                ("kind", artifact.kind),
+                ("size", None if artifact.size is None else str(artifact.size)),
+                ("index", artifact.index),
+                ("upload_time", artifact.upload_time),
+                ("provenance", artifact.provenance),
+                ("yanked", "true" if artifact.yanked else None),
+                ("build_dependency", "true" if artifact.build_dependency else None),
+                *(("target", t) for t in artifact.targets or ()),
+                *(("build_target", t) for t in artifact.build_targets or ()),
+            ]
+        )
+        summary = (artifact.metadata or {}).get("summary")
+        component = Component(
+            type=ComponentType.LIBRARY,
+            name=artifact.name,
+            version=artifact.version,
+            bom_ref=purl,
+            purl=PackageURL.from_string(purl),
+            scope=ComponentScope.EXCLUDED if artifact.build_dependency else ComponentScope.REQUIRED,
+            description=summary if isinstance(summary, str) else None,
+            hashes=hashes,
+            licenses=_licenses(artifact.metadata),
+            external_references=[
+                ExternalReference(
+                    type=ExternalReferenceType.DISTRIBUTION,
+                    url=XsUri(artifact.url),
+                    hashes=hashes,
+                )
+            ],
+            properties=properties,
+        )
+        bom.components.add(component)
+        components.append((artifact, component))
+    by_name: dict[str, list[tuple[Artifact, Component]]] = {}
+    for artifact, component in components:
+        by_name.setdefault(artifact.name, []).append((artifact, component))
+    bom.register_dependency(
+        root, [c for a, c in components if a.requested and not a.build_dependency]
+    )
+    for artifact, component in components:
+        wanted = [
+            other
+            for dep in artifact.dependencies
+            for candidate, other in by_name.get(dep.name, [])
+            if _serves_any(candidate, artifact.targets)
+        ]
+        bom.register_dependency(component, list(dict.fromkeys(wanted)))
+    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
