@@ -8,9 +8,11 @@ nothing of the planner, so the executor can enforce the same policy air-gapped.
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
+from fetchplan.review.age import format_duration, parse_duration, parse_time
 from fetchplan.schemas import load_document, validate
 from fetchplan.schemas.plan import Artifact, Plan
 
@@ -52,6 +55,7 @@ Rule = Literal[
     "pins",
     "deny_vulns",
     "max_severity",
+    "min_age",
 ]
 Choice = Literal["allow", "forbid"]
 
@@ -100,6 +104,25 @@ class Policy:
     deny_vulns: bool = False
     max_severity: Level | None = None
     ignore_vulns: frozenset[str] = frozenset()
+    min_age: _dt.timedelta | None = None
+    """The default minimum age of a file (since its upload) for projects no pattern names."""
+    min_age_projects: tuple[tuple[str, _dt.timedelta], ...] = ()
+    """(project pattern, minimum age), first match wins; an exact name beats any pattern."""
+    min_age_exempt: tuple[str, ...] = ()
+    """Project patterns (``fnmatch``, on canonical names) ``min_age`` does not apply to."""
+
+    def required_age(self, name: str) -> _dt.timedelta | None:
+        """The minimum age ``min_age`` asks of project ``name``'s files, or None."""
+        project = canonicalize_name(name)
+        if any(fnmatchcase(project, pattern) for pattern in self.min_age_exempt):
+            return None
+        for pattern, age in self.min_age_projects:
+            if pattern == project:
+                return age
+        for pattern, age in self.min_age_projects:
+            if fnmatchcase(project, pattern):
+                return age
+        return self.min_age
 
     @property
     def checks_vulns(self) -> bool:
@@ -165,6 +188,32 @@ def _requirements(values: list[str], field: str, problems: list[FieldProblem]) -
     return out
 
 
+def _duration(text: str, field: str, problems: list[FieldProblem]) -> _dt.timedelta | None:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        problems.append(FieldProblem(field, str(exc)))
+        return None
+
+
+def _min_age(
+    raw: str | dict[str, Any] | None, problems: list[FieldProblem]
+) -> tuple[_dt.timedelta | None, tuple[tuple[str, _dt.timedelta], ...], tuple[str, ...]]:
+    if raw is None:
+        return None, (), ()
+    if isinstance(raw, str):
+        return _duration(raw, "min_age", problems), (), ()
+    default = raw.get("default")
+    age = None if default is None else _duration(default, "min_age.default", problems)
+    projects = []
+    for pattern, text in raw.get("projects", {}).items():
+        parsed = _duration(text, f"min_age.projects.{pattern}", problems)
+        if parsed is not None:
+            projects.append((canonicalize_name(pattern), parsed))
+    exempt = tuple(canonicalize_name(p) for p in raw.get("exempt", []))
+    return age, tuple(projects), exempt
+
+
 def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
     """Validate a policy document (schema, then requirements and sizes) and parse it."""
     validate(document, "policy", filename)
@@ -176,6 +225,7 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
             sizes[key] = None if raw is None else parse_size(raw)
         except ValueError as exc:
             problems.append(FieldProblem(key, str(exc)))
+    min_age, min_age_projects, min_age_exempt = _min_age(document.get("min_age"), problems)
     deny = _requirements(document.get("deny", []), "deny", problems)
     pins = _requirements(document.get("pins", []), "pins", problems)
     if problems:
@@ -200,6 +250,9 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
         deny_vulns=document.get("deny_vulns", False),
         max_severity=document.get("max_severity"),
         ignore_vulns=frozenset(document.get("ignore_vulns", [])),
+        min_age=min_age,
+        min_age_projects=min_age_projects,
+        min_age_exempt=min_age_exempt,
     )
 
 
@@ -250,7 +303,43 @@ def _url_violations(policy: Policy, url: str, what: str, base: dict[str, Any]) -
     return found
 
 
-def _artifact_violations(policy: Policy, artifact: Artifact) -> list[Violation]:
+def _age_violations(
+    policy: Policy, artifact: Artifact, now: _dt.datetime, base: dict[str, Any]
+) -> list[Violation]:
+    required = policy.required_age(artifact.name)
+    if required is None:
+        return []
+    if artifact.upload_time is None:
+        return [
+            Violation(
+                rule="min_age",
+                message="the index gave no upload time: its age cannot be checked",
+                **base,
+            )
+        ]
+    try:
+        uploaded = parse_time(artifact.upload_time)
+    except ValueError:
+        return [
+            Violation(
+                rule="min_age", message=f"upload time {artifact.upload_time!r} unreadable", **base
+            )
+        ]
+    age = now - uploaded
+    if age >= required:
+        return []
+    ago = f"{format_duration(age)} ago" if age >= _dt.timedelta(0) else "in the future"
+    return [
+        Violation(
+            rule="min_age",
+            message=f"uploaded {artifact.upload_time} ({ago}), younger than "
+            f"{format_duration(required)}",
+            **base,
+        )
+    ]
+
+
+def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) -> list[Violation]:
     base: dict[str, Any] = {
         "filename": artifact.filename,
         "project": artifact.name,
@@ -297,14 +386,17 @@ def _artifact_violations(policy: Policy, artifact: Artifact) -> list[Violation]:
             version, prereleases=True
         ):
             found.append(Violation(rule="pins", message=f"pinned to {req}", **base))
+    found.extend(_age_violations(policy, artifact, now, base))
     return found
 
 
-def check_policy(plan: Plan, policy: Policy) -> list[Violation]:
+def check_policy(plan: Plan, policy: Policy, *, now: _dt.datetime | None = None) -> list[Violation]:
     """Every violation of ``policy`` by ``plan``: per artifact in plan order, then plan-wide.
 
-    Pure: looks at the plan only (URLs, hashes, flags and sizes it records).
+    Pure but for the clock: looks at the plan only (URLs, hashes, flags, sizes and upload
+    times it records); ``min_age`` measures ages at ``now`` (default: the current time).
     """
+    when = now if now is not None else _dt.datetime.now(_dt.UTC)
     found: list[Violation] = []
     for index in plan.indexes:
         found.extend(_url_violations(policy, index.url, f"{index.kind}", {}))
@@ -314,7 +406,7 @@ def check_policy(plan: Plan, policy: Policy) -> list[Violation]:
         ):
             found.append(Violation(rule="allowed_indexes", message=f"plan uses {index.url}"))
     for artifact in plan.artifacts:
-        found.extend(_artifact_violations(policy, artifact))
+        found.extend(_artifact_violations(policy, artifact, when))
     if policy.max_total_size is not None:
         unknown = [a.filename for a in plan.artifacts if a.size is None]
         total = sum(a.size for a in plan.artifacts if a.size is not None)
@@ -381,8 +473,10 @@ def check_vulns(policy: Policy, findings: Sequence[VulnFinding] | None) -> list[
     return found
 
 
-def enforce_policy(plan: Plan, policy: Policy, source: str) -> None:
+def enforce_policy(
+    plan: Plan, policy: Policy, source: str, *, now: _dt.datetime | None = None
+) -> None:
     """Raise :class:`PolicyViolationError` (message naming ``source``) if ``plan`` breaks it."""
-    violations = check_policy(plan, policy)
+    violations = check_policy(plan, policy, now=now)
     if violations:
         raise PolicyViolationError(source, violations)
