@@ -438,6 +438,9 @@ def test_database_reading_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
     folder = _write_dir(tmp_path / "osv", [huge])
     with pytest.raises(FileFormatError, match=r"HUGE-1\.json: .*more than an OSV record"):
         load_osv_database(folder)
+    monkeypatch.setattr(vulns, "MAX_DATABASE_BYTES", 1000)
+    with pytest.raises(InputError, match=r"all\.zip: more than 1000 bytes of OSV records"):
+        load_osv_database(_write_zip(tmp_path / "all.zip", RECORDS[:4]))
     monkeypatch.setattr(vulns, "MAX_RECORDS", 1)
     with pytest.raises(InputError, match="2 records, more than 1"):
         load_osv_database(_write_zip(tmp_path / "two.zip", RECORDS[:2]))

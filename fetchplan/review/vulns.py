@@ -40,6 +40,7 @@ from fetchplan.schemas.plan import Artifact
 __all__ = [
     "ECOSYSTEM",
     "LEVELS",
+    "MAX_DATABASE_BYTES",
     "MAX_RECORDS",
     "MAX_RECORD_BYTES",
     "Advisory",
@@ -64,6 +65,8 @@ MAX_RECORD_BYTES = 16 * 2**20
 """The largest record read; real ones are a few kB, the largest some hundreds."""
 MAX_RECORDS = 1_000_000
 """More records than this is not an OSV export of one ecosystem (PyPI has tens of thousands)."""
+MAX_DATABASE_BYTES = 4 * 2**30
+"""The most bytes of records read in all (PyPI's export is some hundreds of MB unpacked)."""
 
 Level = Literal["none", "low", "medium", "high", "critical"]
 LEVELS: tuple[Level, ...] = get_args(Level)
@@ -622,7 +625,8 @@ def load_osv_database(path: Path, projects: Collection[str] | None = None) -> tu
     Every ``*.json`` record is parsed and checked; only ``affected`` entries about
     ``projects`` (canonical names; all when None) are kept. A record that is not JSON, breaks
     the OSV schema in a field matching uses, or is over :data:`MAX_RECORD_BYTES` is an error
-    naming the file (``zip:member`` inside a zip) and the field.
+    naming the file (``zip:member`` inside a zip) and the field; more than
+    :data:`MAX_RECORDS` records or :data:`MAX_DATABASE_BYTES` bytes in all is refused.
     """
     wanted = None if projects is None else frozenset(canonicalize_name(p) for p in projects)
     if path.is_dir():
@@ -632,7 +636,11 @@ def load_osv_database(path: Path, projects: Collection[str] | None = None) -> tu
     else:
         raise InputError(f"{path}: no such OSV database (a zip or a directory of records)")
     found: list[Advisory] = []
+    total = 0
     for source, data in records:
+        total += len(data)
+        if total > MAX_DATABASE_BYTES:
+            raise InputError(f"{path}: more than {MAX_DATABASE_BYTES} bytes of OSV records")
         advisory = advisory_from_dict(_parse_json(data, source), source, wanted)
         if advisory is not None:
             found.append(advisory)
