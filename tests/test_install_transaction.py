@@ -356,8 +356,8 @@ def test_a_broken_journal_is_refused_naming_it_and_touches_nothing(
     aside = {"path": str(outside), "backup": str(venv / "x.old"), "tree": False}
     empty = {"format": 1, "id": "ab12cd34", "made": [], "in": [], "prune": [], "staging": []}
     for text, reason in [
-        ("{", "not valid: "),
-        ("[" * 100_000 + "]" * 100_000, "not valid: nested too deeply"),
+        ("{", "not valid JSON: "),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         (json.dumps({**empty, "aside": [], "format": 7}), "format: "),
         (json.dumps({**empty, "aside": [aside]}), f"aside[0].path: {str(outside)!r} is not inside"),
     ]:
