@@ -193,10 +193,10 @@ def _targets(res: Any, args: argparse.Namespace, measured_mbit: float | None) ->
         ("run-warm", "pep658", "warm run, fresh venv, shaped link", 1.5),
         ("run", "loopback", "cold run, loopback", 1.5),
         ("run", "pep658", "cold run, shaped link", 1.1),
-        ("install-warm", "loopback", "install of a fetched manifest vs uv's warm install", 1.5),
+        ("install-warm", "loopback", "install of a fetched manifest, second", 1.5),
     ):
         lines.append(
-            f"| {what} vs uv pip install | ≤ {limit}x | "
+            f"| {what} vs uv pip install (warm cache for the warm rows) | ≤ {limit}x | "
             f"{verdict(ratio(stage, variant, 'uv'), limit)} |"
         )
     for variant, what in (("pep658", "with"), ("nometa", "without")):
