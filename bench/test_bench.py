@@ -401,3 +401,49 @@ def test_target_commands_share_one_cache(tmp_path: Path) -> None:
     assert str(tmp_path / "target-1" / "requirements.txt") in lines[1]
     pip = target_commands("pip", job, tmp_path / "bench", realindex.TARGETS[3:4])[2]
     assert "--platform win_amd64 --python-version 3.11" in pip and "--only-binary :all:" in pip
+
+
+def test_build_real_index_from_a_snapshot(tmp_path: Path) -> None:
+    whl = _wheel(tmp_path, "alpha", "1.0", [])
+    info = staticindex.wheel_info(whl, {})
+    pages = tmp_path / "pages"
+    (pages / "metadata").mkdir(parents=True)
+    page = {
+        "meta": {"api-version": "1.1"},
+        "name": "alpha",
+        "versions": ["0.9", "1.0"],
+        "files": [
+            {"filename": n, "url": f"https://index.invalid/p/{n}", "hashes": {"sha256": h},
+             "size": 5}
+            for n, h in (("alpha-0.9-py3-none-any.whl", "09"), (whl.name, info.sha256))
+        ],
+    }  # fmt: skip
+    (pages / "alpha.json").write_text(json.dumps(page))
+    # A snapshot answers from disk: nothing here reaches the (invalid) index.
+    snap = realindex.Snapshot(pages, "https://index.invalid/simple/", None)
+    real = realindex.build_real_index(
+        tmp_path / "idx", "s", ["alpha"], {"alpha": "1.0"},
+        {whl.name: (whl, info.sha256, info.metadata)}, snapshot=snap,
+    )  # fmt: skip
+    base = tmp_path / "idx/s/real-pep658"
+    served = json.loads((base / "simple/alpha/index.json").read_text())
+    assert [f["url"] for f in served["files"]] == [
+        "../../files/alpha-0.9-py3-none-any.whl",
+        f"../../files/{whl.name}",
+    ]
+    assert served["files"][1]["core-metadata"] == {"sha256": info.metadata_sha256}
+    # Only the set's own file (and its metadata) is there: the other one answers 404.
+    assert sorted(p.name for p in (base / "files").iterdir()) == [whl.name, f"{whl.name}.metadata"]
+    assert "alpha-0.9-py3-none-any.whl#sha256=09" in (base / "simple/alpha/index.html").read_text()
+    nometa = json.loads((tmp_path / "idx/s/real-nometa/simple/alpha/index.json").read_text())
+    assert all("core-metadata" not in f for f in nometa["files"])
+    assert real.targets_constraints.read_text() == "alpha==1.0\n"
+    assert real.targets_projects == 1 and real.targets_errors == ()
+    assert real.page_bytes == len(json.dumps(served).encode())
+    # Nothing changed: the index is not written again.
+    mtime = (base / "simple/alpha/index.json").stat().st_mtime_ns
+    realindex.build_real_index(
+        tmp_path / "idx", "s", ["alpha"], {"alpha": "1.0"},
+        {whl.name: (whl, info.sha256, info.metadata)}, snapshot=snap,
+    )  # fmt: skip
+    assert (base / "simple/alpha/index.json").stat().st_mtime_ns == mtime
