@@ -56,6 +56,7 @@ __all__ = [
     "TARGETS",
     "Snapshot",
     "Target",
+    "build_in_child",
     "build_real_index",
     "machine_index",
     "page_html",
@@ -82,6 +83,13 @@ class Target:
     @property
     def uv_platform(self) -> str:
         return _UV_PLATFORMS[self.platform]
+
+    @property
+    def pip_platforms(self) -> list[str]:
+        """pip's ``--platform`` values: pip widens a macOS tag itself, not a manylinux one."""
+        if self.platform.startswith("manylinux_"):
+            return [p for p in _expand_platform(self.platform) if not p.startswith("linux_")]
+        return [self.platform]
 
     @property
     def markers(self) -> dict[str, str]:
@@ -528,6 +536,19 @@ class RealIndex:
     targets_projects: int
     targets_errors: tuple[str, ...]
     """targets whose closure the bench could not make (their plan rows are bound to fail)"""
+
+
+def build_in_child(
+    root: Path,
+    rs_name: str,
+    top_level: list[str],
+    pins: dict[str, str],
+    own: dict[str, tuple[Path, str, bytes]],
+    *,
+    snapshot_args: tuple[Path, str, str | None],
+) -> RealIndex:
+    """:func:`build_real_index` in a process of its own (see ``run.prepare_set``)."""
+    return build_real_index(root, rs_name, top_level, pins, own, snapshot=Snapshot(*snapshot_args))
 
 
 def build_real_index(

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -26,6 +27,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -191,8 +193,10 @@ def _hash_cache() -> dict[str, str]:
 
 
 def prepare_set(
-    rs: sets_mod.ReqSet, snapshot: realindex.Snapshot
+    rs: sets_mod.ReqSet, snapshot: tuple[Path, str, str | None]
 ) -> tuple[SetResult, realindex.RealIndex]:
+    """The set's wheels, minimal index and real-pages index (``snapshot``: the arguments of
+    ``realindex.Snapshot``)."""
     paths = sets_mod.download_wheels(rs, WORK / "wheels")
     cache = _hash_cache()
     infos = {p: staticindex.wheel_info(path, cache) for p, path in paths.items()}
@@ -210,14 +214,18 @@ def prepare_set(
     minimal_bytes = sum(
         (simple / p / "index.json").stat().st_size + len(i.metadata) for p, i in infos.items()
     )
-    real = realindex.build_real_index(
-        WORK / "index",
-        rs.name,
-        rs.top_level,
-        rs.pins,
-        {i.filename: (paths[p], i.sha256, i.metadata) for p, i in infos.items()},
-        snapshot=snapshot,
-    )
+    # In a process of its own: the parsed pages take a hundred MB or more, and a process
+    # this one starts reports, as its peak RSS, at least this one's at the fork.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        real = pool.submit(
+            realindex.build_in_child,
+            WORK / "index",
+            rs.name,
+            list(rs.top_level),
+            dict(rs.pins),
+            {i.filename: (paths[p], i.sha256, i.metadata) for p, i in infos.items()},
+            snapshot_args=snapshot,
+        ).result()
     for err in real.targets_errors:
         print(f"[{rs.name}] targets: {err}", flush=True)
     biggest = max(infos.values(), key=lambda i: i.size)
@@ -811,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
             upgrade=not args.no_upgrade, fetchplan_src=args.fetchplan_src.resolve()
         )
         index_url, cafile = realindex.machine_index(WORK / "venv" / "bin" / "python", REPO)
-        snapshot = realindex.Snapshot(WORK / "pages", index_url, cafile)
+        snapshot = (WORK / "pages", index_url, cafile)
         prepared = []
         real: dict[str, realindex.RealIndex] = {}
         for name in args.sets:

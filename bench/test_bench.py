@@ -401,6 +401,10 @@ def test_target_commands_share_one_cache(tmp_path: Path) -> None:
     assert str(tmp_path / "target-1" / "requirements.txt") in lines[1]
     pip = target_commands("pip", job, tmp_path / "bench", realindex.TARGETS[3:4])[2]
     assert "--platform win_amd64 --python-version 3.11" in pip and "--only-binary :all:" in pip
+    linux = target_commands("pip", job, tmp_path / "bench", realindex.TARGETS[:1])[2]
+    # pip takes a manylinux tag as it is: the older ones a manylinux_2_28 machine runs are given.
+    assert "--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64" in linux
+    assert "--platform manylinux2014_x86_64" in linux and "--platform linux_" not in linux
 
 
 def test_build_real_index_from_a_snapshot(tmp_path: Path) -> None:

@@ -133,7 +133,9 @@ def target_commands(tool: str, job: Job, bench_venv: Path, targets: Sequence[Any
         if tool == "uv":
             argv += ["--python-version", target.python, "--python-platform", target.uv_platform]
         else:
-            argv += ["--platform", target.platform, "--python-version", target.python]
+            for platform in target.pip_platforms:
+                argv += ["--platform", platform]
+            argv += ["--python-version", target.python]
         lines.append(f"mkdir -p {shlex.quote(str(each.outdir))} && {shlex.join(argv)}")
     return ["sh", "-ec", "\n".join(lines)]
 
