@@ -809,6 +809,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown stage(s): {', '.join(sorted(bad))}")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.index == "public":
+        dropped = [s for s in args.only if s not in PUBLIC_STAGES]
+        if dropped:
+            print(f"--index public measures plans only; not run: {', '.join(dropped)}")
+        args.only = [s for s in args.only if s in PUBLIC_STAGES]
     signal.signal(signal.SIGTERM, _on_signal)
     started = time.perf_counter()
     with _lock():
