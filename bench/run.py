@@ -785,6 +785,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-upgrade", action="store_true", help="keep the venv's pip and uv")
     parser.add_argument("--no-probe", action="store_true", help="skip the shaping check")
     parser.add_argument(
+        "--page-validators",
+        action="store_true",
+        help="send ETag and Last-Modified with the real-pages index's pages (this machine's "
+        "index sends neither, nor Cache-Control)",
+    )
+    parser.add_argument(
         "--cpu-gate-wait",
         type=float,
         default=180.0,
@@ -842,7 +848,9 @@ def main(argv: list[str] | None = None) -> int:
         except NetworkError as exc:
             raise SystemExit(f"network: {exc}") from None
         try:
-            write_nginx_conf(rundir, WORK / "index", net.server_listen)
+            write_nginx_conf(
+                rundir, WORK / "index", net.server_listen, page_validators=args.page_validators
+            )
             net.spawn_server(nginx_argv(rundir), rundir / "logs" / "nginx.out")
             net.after_server_started()
             print(f"network: {net.describe()}", flush=True)
