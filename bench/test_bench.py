@@ -451,3 +451,57 @@ def test_build_real_index_from_a_snapshot(tmp_path: Path) -> None:
         {whl.name: (whl, info.sha256, info.metadata)}, snapshot=snap,
     )  # fmt: skip
     assert (base / "simple/alpha/index.json").stat().st_mtime_ns == mtime
+
+
+def test_nginx_serves_real_pages_without_validators(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from server import nginx_argv, write_nginx_conf
+
+    root = tmp_path / "index"
+    for kind in ("real-pep658", "pep658"):
+        page = root / "s" / kind / "simple" / "alpha"
+        page.mkdir(parents=True)
+        (page / "index.json").write_text('{"name": "alpha"}')
+        (page / "index.html").write_text("<html></html>")
+    port = _free_port()
+    rundir = tmp_path / "run"
+    write_nginx_conf(rundir, root, f"127.0.0.1:{port}")
+    proc = subprocess.Popen(nginx_argv(rundir), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+
+        def get(kind: str, **headers: str) -> tuple[int, Any]:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/s/{kind}/simple/alpha/", headers=headers
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, resp.headers
+            except urllib.error.HTTPError as err:
+                return err.code, err.headers
+
+        json_type = "application/vnd.pypi.simple.v1+json"
+        status, headers = get("real-pep658", Accept=json_type)
+        assert status == 200 and headers["Content-Type"] == json_type
+        assert headers["ETag"] is None and headers["Last-Modified"] is None
+        assert headers["Vary"] == "Accept"
+        # Nothing to revalidate with, and a guessed date gets the whole page again.
+        late = "Thu, 01 Jan 2099 00:00:00 GMT"
+        assert get("real-pep658", Accept=json_type, **{"If-Modified-Since": late})[0] == 200
+        assert get("real-pep658")[1]["Content-Type"] == "text/html"
+        # The minimal index keeps nginx's validators, as in the earlier rounds.
+        status, headers = get("pep658", Accept=json_type)
+        assert headers["ETag"] is not None and headers["Last-Modified"] is not None
+        assert get("pep658", Accept=json_type, **{"If-None-Match": headers["ETag"]})[0] == 304
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
