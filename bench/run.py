@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -26,7 +27,8 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +36,27 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import realindex  # noqa: E402
 import report as report_mod  # noqa: E402
 import sets as sets_mod  # noqa: E402
 import staticindex  # noqa: E402
 from measure import AccessLog, CpuGate, Sample, Scratch, disk_bytes, run_measured  # noqa: E402
 from netshape import MODES, Network, NetworkError  # noqa: E402
 from server import nginx_argv, stop_stale, write_nginx_conf  # noqa: E402
-from tools import Fetchplan, Job, pip_uv_commands  # noqa: E402
+from tools import Fetchplan, Job, pip_uv_commands, target_commands  # noqa: E402
 
 WORK = HERE / "work"
 RESULTS = HERE / "results"
-STAGES = ("plan", "fetch", "run")
+STAGES = ("plan", "warm", "targets", "fetch", "run", "run-loopback", "run-warm", "install-warm")
+INDEXES = ("real", "minimal", "public")
+INDEX_NOTES = {
+    "real": "real pages (the machine's index's JSON pages, snapshotted once, every file "
+    "listed; only the set's own files and their metadata served), plus a minimal-index plan row",
+    "minimal": "minimal (one version per project: the set's wheels only)",
+    "public": "pip's default index itself, unshaped (this machine's own network)",
+}
+# What each index measures; the others need the bench's own server.
+PUBLIC_STAGES = ("plan", "warm", "targets")
 TIMEOUT = 1800.0
 PROBE_BYTES = 64 << 20
 
@@ -96,6 +108,11 @@ class SetResult:
     rows: list[Row] = field(default_factory=list)
     resume: dict[str, Any] = field(default_factory=dict)
     biggest_wheel: tuple[str, int] = ("", 0)
+    minimal_meta_bytes: int = 0
+    """index pages and metadata of the minimal (one-version) index"""
+    index: str = "real"
+    targets: int = 0
+    targets_note: str = ""
 
 
 def _clean_env(tmp: Path) -> dict[str, str]:
@@ -113,6 +130,8 @@ def _clean_env(tmp: Path) -> dict[str, str]:
         XDG_CONFIG_HOME=str(tmp / "xdg-config"),
         NETRC=str(tmp / "netrc"),
         PYTHONDONTWRITEBYTECODE="1",
+        # uv must not try to download an interpreter (it cannot here, and retries for seconds).
+        UV_PYTHON_DOWNLOADS="never",
     )
     return env
 
@@ -173,7 +192,11 @@ def _hash_cache() -> dict[str, str]:
     return {}
 
 
-def prepare_set(rs: sets_mod.ReqSet) -> tuple[SetResult, dict[str, staticindex.WheelInfo]]:
+def prepare_set(
+    rs: sets_mod.ReqSet, snapshot: tuple[Path, str, str | None]
+) -> tuple[SetResult, realindex.RealIndex]:
+    """The set's wheels, minimal index and real-pages index (``snapshot``: the arguments of
+    ``realindex.Snapshot``)."""
     paths = sets_mod.download_wheels(rs, WORK / "wheels")
     cache = _hash_cache()
     infos = {p: staticindex.wheel_info(path, cache) for p, path in paths.items()}
@@ -188,19 +211,36 @@ def prepare_set(rs: sets_mod.ReqSet) -> tuple[SetResult, dict[str, staticindex.W
         )
         stamp.write_text(json.dumps(want))
     simple = WORK / "index" / rs.name / "pep658" / "simple"
-    meta_bytes = sum(
+    minimal_bytes = sum(
         (simple / p / "index.json").stat().st_size + len(i.metadata) for p, i in infos.items()
     )
+    # In a process of its own: the parsed pages take a hundred MB or more, and a process
+    # this one starts reports, as its peak RSS, at least this one's at the fork.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        real = pool.submit(
+            realindex.build_in_child,
+            WORK / "index",
+            rs.name,
+            list(rs.top_level),
+            dict(rs.pins),
+            {i.filename: (paths[p], i.sha256, i.metadata) for p, i in infos.items()},
+            snapshot_args=snapshot,
+        ).result()
+    for err in real.targets_errors:
+        print(f"[{rs.name}] targets: {err}", flush=True)
     biggest = max(infos.values(), key=lambda i: i.size)
     res = SetResult(
         name=rs.name,
         dists=len(infos),
         wheel_bytes=sum(i.size for i in infos.values()),
-        meta_bytes=meta_bytes,
+        meta_bytes=real.page_bytes + sum(len(i.metadata) for i in infos.values()),
         depth=sets_mod.graph_depth(rs, infos),
         biggest_wheel=(biggest.filename, biggest.size),
+        minimal_meta_bytes=minimal_bytes,
+        targets=real.targets_projects,
+        targets_note="; ".join(real.targets_errors),
     )
-    return res, infos
+    return res, real
 
 
 @contextlib.contextmanager
@@ -219,12 +259,21 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, net: Network, versions: dict[str, str]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        net: Network,
+        versions: dict[str, str],
+        public_url: str,
+        real: dict[str, realindex.RealIndex],
+    ) -> None:
         self.args = args
         self.net = net
         self.versions = versions
+        self.public_url = public_url
+        self.real = real
         self.access = AccessLog(WORK / "run" / "logs" / "access.log")
-        self.cpu = CpuGate()
+        self.cpu = CpuGate(max_wait=args.cpu_gate_wait)
         self.stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.logs = WORK / "logs" / self.stamp
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -247,7 +296,26 @@ class Bench:
         return env
 
     def _url(self, rs: str, variant: str) -> str:
-        return f"{self.net.base_url}/{rs}/{variant}/simple/"
+        """The index of a row's variant: ``pep658``/``nometa`` (the ``--index`` chosen, over
+        the shaped link), ``minimal`` (the one-version index), ``loopback`` (the real-pages
+        index with PEP 658, unshaped), ``public`` (pip's default index itself)."""
+        if variant == "public":
+            return self.public_url
+        if variant == "loopback":
+            return f"http://{self.net.server_listen}/{rs}/real-pep658/simple/"
+        if variant == "minimal":
+            return f"{self.net.base_url}/{rs}/pep658/simple/"
+        kind = variant if self.args.index == "minimal" else f"real-{variant}"
+        return f"{self.net.base_url}/{rs}/{kind}/simple/"
+
+    def _prefix(self, variant: str) -> list[str]:
+        """Where a row's commands run: the client side of the shaped link, the server's side
+        (loopback, unshaped), or this machine's own network (the public index)."""
+        if variant == "public":
+            return []
+        if variant == "loopback":
+            return self.net.server_prefix
+        return self.net.client_prefix
 
     def _job(self, rs: sets_mod.ReqSet, variant: str, tmp: Path) -> Job:
         return Job(
@@ -265,15 +333,17 @@ class Bench:
         argv: list[str],
         env: dict[str, str],
         log: Path,
+        *,
         kill_after: float | None = None,
         kill_when: Callable[[], bool] | None = None,
+        prefix: list[str] | None = None,
     ) -> Sample:
         time.sleep(0.2)
         probe, steady = self.cpu.wait()
         self.access.take()
         proxy_cpu = self.net.proxy_cpu_s()
         sample = run_measured(
-            [*self.net.client_prefix, *argv],
+            [*(self.net.client_prefix if prefix is None else prefix), *argv],
             env=env,
             cwd=WORK,
             log=log,
@@ -323,16 +393,29 @@ class Bench:
             return rows[key]
 
         fetch_walls: list[float] = []
+        public = self.args.index == "public"
+        plan_variants: tuple[str, ...] = ("public",) if public else staticindex.VARIANTS
+        if self.args.index == "real":
+            plan_variants = (*plan_variants, "minimal")
+        here = "public" if public else "pep658"
         for i in range(self.args.runs):
             print(f"[{rs.name}] run {i + 1}/{self.args.runs}", flush=True)
             plans: dict[str, Path] = {}
             if "plan" in only:
-                for variant in staticindex.VARIANTS:
+                for variant in plan_variants:
                     self._stage_pip_uv(rs, row, "plan", variant, i)
                     plan = self._fp_plan(rs, row, variant, i)
-                    if plan is not None:
+                    if plan is not None and variant != "minimal":
                         plans[variant] = plan
                         self._any_plan = plan
+            if "warm" in only:
+                for tool in ("pip", "uv", "fetchplan"):
+                    self._warm(rs, row, "warm", here, tool=tool, i=i)
+            if "targets" in only:
+                for tool in ("pip", "uv", "fetchplan"):
+                    self._targets(rs, row, here, tool, i)
+            if public:
+                continue
             if "fetch" in only:
                 self._stage_pip_uv(rs, row, "fetch", "pep658", i)
                 # A plan that failed this run must not hide fetch: take another good one.
@@ -345,6 +428,16 @@ class Bench:
             if "run" in only:
                 self._stage_pip_uv(rs, row, "run", "pep658", i)
                 self._fp_run(rs, row, i)
+            if "run-loopback" in only:
+                self._stage_pip_uv(rs, row, "run", "loopback", i, tools=("uv",))
+                self._fp_run(rs, row, i, variant="loopback")
+            if "run-warm" in only:
+                for variant in ("loopback", "pep658"):
+                    for tool in ("uv", "fetchplan"):
+                        self._warm(rs, row, "run-warm", variant, tool=tool, i=i)
+            if "install-warm" in only:
+                self._warm(rs, row, "install-warm", "loopback", tool="uv", i=i)
+                self._install_warm(rs, row, plans.get("pep658") or self._any_plan, i)
         for r in res.rows:
             # A row measured at all has one entry per run, so ratios pair run i with run i.
             while r.samples and len(r.samples) < self.args.runs:
@@ -353,7 +446,14 @@ class Bench:
             res.resume = self._resume(rs, sorted(fetch_walls)[len(fetch_walls) // 2])
 
     def _stage_pip_uv(
-        self, rs: sets_mod.ReqSet, row: RowFactory, stage: str, variant: str, i: int
+        self,
+        rs: sets_mod.ReqSet,
+        row: RowFactory,
+        stage: str,
+        variant: str,
+        i: int,
+        *,
+        tools: tuple[str, ...] = ("pip", "uv"),
     ) -> None:
         labels = {
             ("plan", "pip"): "pip install --dry-run --report",
@@ -362,7 +462,7 @@ class Bench:
             ("run", "pip"): "pip install --no-compile",
             ("run", "uv"): "uv pip install",
         }
-        for tool in ("pip", "uv"):
+        for tool in tools:
             if (stage, tool) not in labels:
                 continue
             r = row(stage, variant, tool, labels[(stage, tool)])
@@ -372,7 +472,7 @@ class Bench:
                 self._make_venv(job.venv)
             argv = pip_uv_commands(stage, tool, job, WORK / "venv")
             log = self.logs / f"{rs.name}-{stage}-{variant}-{tool}-{i + 1}.log"
-            s = self.measure(argv, _clean_env(tmp), log)
+            s = self.measure(argv, _clean_env(tmp), log, prefix=self._prefix(variant))
             if stage == "run" and s.returncode == 0:
                 s.extra["import_ok"] = self._check_import(job.venv, rs)
             r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
@@ -417,12 +517,13 @@ class Bench:
         timings = tmp / "timings.json"
         argv = self.fp.plan(job, plan, timings)
         log = self.logs / f"{rs.name}-plan-{variant}-fetchplan-{i + 1}.log"
-        s = self.measure(argv, self._fp_env(tmp), log)
+        s = self.measure(argv, self._fp_env(tmp), log, prefix=self._prefix(variant))
         ok = s.returncode == 0 and plan.exists()
         r.put(i, s if ok else None, f"exit {s.returncode}, see {log.name}")
         if not ok:
             return None
-        if not r.waterfall:
+        # A waterfall names every URL requested: none of the public index's goes into the repo.
+        if not r.waterfall and variant != "public":
             self._report(timings, f"{rs.name}-plan-{variant}", r)
         keep = self.logs / f"{rs.name}-plan-{variant}-{i + 1}.json"
         shutil.copy2(plan, keep)
@@ -488,21 +589,149 @@ class Bench:
             s.extra["import_ok"] = self._check_import(job.venv, rs)
         r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
 
-    def _fp_run(self, rs: sets_mod.ReqSet, row: RowFactory, i: int) -> None:
-        if self._unavailable(row, "run", "pep658", "run", "fetchplan run --no-compile"):
+    def _fp_run(
+        self, rs: sets_mod.ReqSet, row: RowFactory, i: int, variant: str = "pep658"
+    ) -> None:
+        if self._unavailable(row, "run", variant, "run", "fetchplan run --no-compile"):
             return
-        r = row("run", "pep658", "fetchplan", "fetchplan run --no-compile")
+        r = row("run", variant, "fetchplan", "fetchplan run --no-compile")
         tmp = self.scratch.new()
-        job = self._job(rs, "pep658", tmp)
+        job = self._job(rs, variant, tmp)
         self._make_venv(job.venv)
         timings = tmp / "timings.json"
-        log = self.logs / f"{rs.name}-run-fetchplan-{i + 1}.log"
-        s = self.measure(self.fp.run(job, timings), self._fp_env(tmp), log)
+        log = self.logs / f"{rs.name}-run-{variant}-fetchplan-{i + 1}.log"
+        s = self.measure(
+            self.fp.run(job, timings), self._fp_env(tmp), log, prefix=self._prefix(variant)
+        )
         if s.returncode == 0:
             s.extra["import_ok"] = self._check_import(job.venv, rs)
             if not r.waterfall:
-                self._report(timings, f"{rs.name}-run", r)
+                self._report(timings, f"{rs.name}-run-{variant}", r)
         r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
+
+    def _tool_argv(self, stage: str, tool: str, job: Job) -> list[str]:
+        """A plan (``warm``) or an install into ``job.venv`` (``run-warm``, ``install-warm``)."""
+        if tool == "fetchplan":
+            if stage == "warm":
+                return self.fp.plan(job, job.outdir / "plan.json", None)
+            return self.fp.run(job, None)
+        return pip_uv_commands("plan" if stage == "warm" else "run", tool, job, WORK / "venv")
+
+    def _warm(
+        self, rs: sets_mod.ReqSet, row: RowFactory, stage: str, variant: str, *, tool: str, i: int
+    ) -> None:
+        """The same command twice with one cache: the second is measured.
+
+        Outputs (plan, downloads, venv) are fresh for the second; only the cache is shared.
+        """
+        cmd = "plan" if stage == "warm" else "run"
+        labels = {
+            ("warm", "pip"): "pip install --dry-run --report, second",
+            ("warm", "uv"): "uv pip compile, second",
+            ("warm", "fetchplan"): "fetchplan plan, second",
+            ("run-warm", "uv"): "uv pip install, warm cache",
+            ("run-warm", "fetchplan"): "fetchplan run --no-compile, warm cache",
+            ("install-warm", "uv"): "uv pip install, warm cache",
+        }
+        if tool == "fetchplan" and self._unavailable(row, stage, variant, cmd, labels[stage, tool]):
+            return
+        r = row(stage, variant, tool, labels[stage, tool])
+        tmp = self.scratch.new()
+        base = self._job(rs, variant, tmp)
+        env = self._fp_env(tmp) if tool == "fetchplan" else _clean_env(tmp)
+        first_wall = 0.0
+        sample: Sample | None = None
+        for n in (1, 2):
+            job = replace(base, out=tmp / f"out{n}", venv=tmp / f"venv{n}")
+            job.outdir.mkdir()
+            if stage != "warm":
+                self._make_venv(job.venv)
+            log = self.logs / f"{rs.name}-{stage}-{variant}-{tool}-{i + 1}-{n}.log"
+            s = self.measure(
+                self._tool_argv(stage, tool, job), env, log, prefix=self._prefix(variant)
+            )
+            if s.returncode != 0:
+                r.put(
+                    i,
+                    None,
+                    f"exit {s.returncode} ({'first' if n == 1 else 'second'}), see {log.name}",
+                )
+                return
+            if n == 1:
+                first_wall = s.wall_s
+                continue
+            s.extra["first_wall_s"] = first_wall
+            if stage != "warm":
+                s.extra["import_ok"] = self._check_import(job.venv, rs)
+            sample = s
+        r.put(i, sample)
+
+    def _targets(
+        self, rs: sets_mod.ReqSet, row: RowFactory, variant: str, tool: str, i: int
+    ) -> None:
+        """One plan for the 12 targets, or 12 plans of pip or uv in a row (one cache)."""
+        n = len(realindex.TARGETS)
+        labels = {
+            "pip": f"{n} x pip install --dry-run --report --platform --python-version",
+            "uv": f"{n} x uv pip compile --python-version --python-platform",
+            "fetchplan": f"fetchplan plan, {n} --target",
+        }
+        if tool == "fetchplan" and self._unavailable(row, "targets", variant, "plan", labels[tool]):
+            return
+        r = row("targets", variant, tool, labels[tool])
+        tmp = self.scratch.new()
+        job = replace(
+            self._job(rs, variant, tmp), constraints=self.real[rs.name].targets_constraints
+        )
+        if tool == "fetchplan":
+            specs = [t.fetchplan_spec for t in realindex.TARGETS]
+            try:
+                argv = self.fp.plan(job, tmp / "plan.json", None, specs)
+            except ValueError as exc:
+                r.status = f"not available ({exc})"
+                return
+            env = self._fp_env(tmp)
+        else:
+            argv = target_commands(tool, job, WORK / "venv", realindex.TARGETS)
+            env = {**_clean_env(tmp), **(realindex.UV_TARGET_ENV if tool == "uv" else {})}
+        log = self.logs / f"{rs.name}-targets-{variant}-{tool}-{i + 1}.log"
+        s = self.measure(argv, env, log, prefix=self._prefix(variant))
+        r.put(i, s if s.returncode == 0 else None, f"exit {s.returncode}, see {log.name}")
+
+    def _install_warm(
+        self, rs: sets_mod.ReqSet, row: RowFactory, plan: Path | None, i: int
+    ) -> None:
+        """``fetchplan install`` of a fetched manifest into a fresh venv, after a first install
+        of it (which fills the store of unpacked wheels, once fetchplan has one)."""
+        label = "fetchplan install --no-compile, second (of a fetched manifest)"
+        if self._unavailable(row, "install-warm", "loopback", "install", label):
+            return
+        r = row("install-warm", "loopback", "fetchplan", label)
+        if plan is None:
+            plan = self._any_plan = self._any_plan or self._unmeasured_plan(rs)
+        if plan is None:
+            r.put(i, None, "no plan (fetchplan plan failed)")
+            return
+        tmp = self.scratch.new()
+        job = self._job(rs, "pep658", tmp)
+        env = self._fp_env(tmp)
+        dest = tmp / "wheels"
+        log = self.logs / f"{rs.name}-install-warm-fetch-{i + 1}.log"
+        # The plan's URLs are the shaped link's: the (untimed) fetch goes over it.
+        s = self.measure(self.fp.fetch(job, plan, dest, None), env, log)
+        if s.returncode != 0:
+            r.put(i, None, f"fetch: exit {s.returncode}, see {log.name}")
+            return
+        for n in (1, 2):
+            each = replace(job, venv=tmp / f"venv{n}")
+            self._make_venv(each.venv)
+            log = self.logs / f"{rs.name}-install-warm-fetchplan-{i + 1}-{n}.log"
+            s = self.measure(self.fp.install(each, dest / "manifest.json"), env, log, prefix=[])
+            if s.returncode != 0:
+                r.put(i, None, f"install {n}: exit {s.returncode}, see {log.name}")
+                return
+        s.extra["import_ok"] = self._check_import(each.venv, rs)
+        r.put(i, s)
 
     def _resume(self, rs: sets_mod.ReqSet, fetch_wall: float) -> dict[str, Any]:
         """Kill a fetch once half the plan's bytes are on disk, rerun it; bytes served in all.
@@ -543,11 +772,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--delay-ms", type=float, default=25.0, help="one-way delay")
     parser.add_argument("--rate-mbit", type=float, default=200.0, help="bandwidth each way")
-    parser.add_argument("--only", default="plan,fetch,run", help="stages: plan,fetch,run")
+    parser.add_argument("--only", default=",".join(STAGES), help=f"stages: {','.join(STAGES)}")
+    parser.add_argument(
+        "--index",
+        default="real",
+        choices=INDEXES,
+        help="real: the real-pages index (and a minimal-index plan row); minimal: the "
+        "one-version index only; public: pip's default index itself, unshaped (plan rows)",
+    )
     parser.add_argument("--network", default="auto", choices=MODES)
     parser.add_argument("--repin", action="store_true", help="re-resolve the pins with pip")
     parser.add_argument("--no-upgrade", action="store_true", help="keep the venv's pip and uv")
     parser.add_argument("--no-probe", action="store_true", help="skip the shaping check")
+    parser.add_argument(
+        "--page-validators",
+        action="store_true",
+        help="send ETag and Last-Modified with the real-pages index's pages (this machine's "
+        "index sends neither, nor Cache-Control)",
+    )
+    parser.add_argument(
+        "--cpu-gate-wait",
+        type=float,
+        default=180.0,
+        help="at most this many seconds before each command waiting for the machine to be "
+        "at speed (lower it on a machine shared with other work)",
+    )
     parser.add_argument(
         "--fetchplan-src",
         type=Path,
@@ -566,6 +815,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown stage(s): {', '.join(sorted(bad))}")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.index == "public":
+        dropped = [s for s in args.only if s not in PUBLIC_STAGES]
+        if dropped:
+            print(f"--index public measures plans only; not run: {', '.join(dropped)}")
+        args.only = [s for s in args.only if s in PUBLIC_STAGES]
     signal.signal(signal.SIGTERM, _on_signal)
     started = time.perf_counter()
     with _lock():
@@ -575,10 +829,14 @@ def main(argv: list[str] | None = None) -> int:
         versions = ensure_bench_venv(
             upgrade=not args.no_upgrade, fetchplan_src=args.fetchplan_src.resolve()
         )
+        index_url, cafile = realindex.machine_index(WORK / "venv" / "bin" / "python", REPO)
+        snapshot = (WORK / "pages", index_url, cafile)
         prepared = []
+        real: dict[str, realindex.RealIndex] = {}
         for name in args.sets:
             rs = sets_mod.load_set(name)
-            res, _infos = prepare_set(rs)
+            res, real[name] = prepare_set(rs, snapshot)
+            res.index = args.index
             prepared.append((rs, res))
         _probe_blob()
         rundir = WORK / "run"
@@ -590,7 +848,9 @@ def main(argv: list[str] | None = None) -> int:
         except NetworkError as exc:
             raise SystemExit(f"network: {exc}") from None
         try:
-            write_nginx_conf(rundir, WORK / "index", net.server_listen)
+            write_nginx_conf(
+                rundir, WORK / "index", net.server_listen, page_validators=args.page_validators
+            )
             net.spawn_server(nginx_argv(rundir), rundir / "logs" / "nginx.out")
             net.after_server_started()
             print(f"network: {net.describe()}", flush=True)
@@ -599,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"shaping check: {report_mod.describe_probe(probe, args)}", flush=True)
             if args.probe_only:
                 return 0
-            bench = Bench(args, net, versions)
+            bench = Bench(args, net, versions, index_url, real)
             try:
                 for rs, res in prepared:
                     bench.run_set(rs, res)
@@ -623,6 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         ),
+        "index": INDEX_NOTES[args.index],
         "fetchplan_missing": bench.fp.missing,
         "cpu_gate": {"fastest_s": bench.cpu.fastest, "waited_s": bench.cpu.waited_s},
         "elapsed_s": time.perf_counter() - started,

@@ -22,8 +22,23 @@ def nginx_binary() -> str:
     return found
 
 
-def write_nginx_conf(rundir: Path, docroot: Path, listen: str) -> Path:
-    """Write ``rundir/nginx.conf`` serving ``docroot`` on ``listen``; return its path."""
+def write_nginx_conf(
+    rundir: Path, docroot: Path, listen: str, *, page_validators: bool = False
+) -> Path:
+    """Write ``rundir/nginx.conf`` serving ``docroot`` on ``listen``; return its path.
+
+    The real-pages index's pages go out as this machine's index sends them: without
+    ``ETag`` or ``Last-Modified`` (so a client can neither revalidate them nor guess them
+    fresh), unless ``page_validators``. The minimal index keeps nginx's (as in earlier rounds).
+    """
+    real_pages = (
+        ""
+        if page_validators
+        else (
+            "etag off;\n            if_modified_since off;\n"
+            '            add_header Last-Modified "";\n            '
+        )
+    )
     for sub in ("tmp", "logs"):
         (rundir / sub).mkdir(parents=True, exist_ok=True)
     conf = rundir / "nginx.conf"
@@ -55,6 +70,14 @@ http {{
         listen {listen} backlog=1024;
         root {docroot};
         access_log {rundir / "logs" / "access.log"} bench;
+        location ~ /real-[a-z0-9]+/simple/ {{
+            types {{
+                text/html html;
+                application/vnd.pypi.simple.v1+json json;
+            }}
+            index $pep691_index;
+            {real_pages}add_header Vary Accept;
+        }}
         location ~ /simple/ {{
             types {{
                 text/html html;

@@ -10,13 +10,16 @@ bench follows the command line as it lands.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import urllib.parse
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Fetchplan", "Job", "pip_uv_commands"]
+__all__ = ["Fetchplan", "Job", "pip_uv_commands", "target_commands"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,13 @@ class Job:
     top_level: tuple[str, ...]
     venv: Path
     python: Path
+    out: Path | None = None
+    """where the command's outputs go (default ``tmp``); its cache is always under ``tmp``,
+    so a second command with the same ``tmp`` and another ``out`` runs with a warm cache"""
+
+    @property
+    def outdir(self) -> Path:
+        return self.tmp if self.out is None else self.out
 
 
 def pip_uv_commands(stage: str, tool: str, job: Job, bench_venv: Path) -> list[str]:
@@ -69,7 +79,7 @@ def pip_uv_commands(stage: str, tool: str, job: Job, bench_venv: Path) -> list[s
             "--dry-run",
             "--ignore-installed",
             "--report",
-            str(job.tmp / "report.json"),
+            str(job.outdir / "report.json"),
             *common_pip,
         ]
     if (stage, tool) == ("plan", "uv"):
@@ -81,12 +91,12 @@ def pip_uv_commands(stage: str, tool: str, job: Job, bench_venv: Path) -> list[s
             str(job.python),
             "--no-header",
             "-o",
-            str(job.tmp / "requirements.txt"),
+            str(job.outdir / "requirements.txt"),
             *common_uv,
             str(job.reqs_in),
         ]
     if (stage, tool) == ("fetch", "pip"):
-        return [*pip, "download", "-d", str(job.tmp / "wheels"), *common_pip]
+        return [*pip, "download", "-d", str(job.outdir / "wheels"), *common_pip]
     if (stage, tool) == ("run", "pip"):
         return [
             *pip,
@@ -108,6 +118,26 @@ def pip_uv_commands(stage: str, tool: str, job: Job, bench_venv: Path) -> list[s
             str(job.reqs_in),
         ]
     raise ValueError(f"no {tool} command for {stage}")
+
+
+def target_commands(tool: str, job: Job, bench_venv: Path, targets: Sequence[Any]) -> list[str]:
+    """One ``sh`` command running ``tool``'s plan once per target, one after the other.
+
+    The runs share one cache (cold at the first), as a user's compiles in a row would; each
+    writes its own output. ``targets`` are ``realindex.Target``s.
+    """
+    lines = []
+    for n, target in enumerate(targets):
+        each = replace(job, out=job.outdir / f"target-{n}")
+        argv = pip_uv_commands("plan", tool, each, bench_venv)
+        if tool == "uv":
+            argv += ["--python-version", target.python, "--python-platform", target.uv_platform]
+        else:
+            for platform in target.pip_platforms:
+                argv += ["--platform", platform]
+            argv += ["--python-version", target.python]
+        lines.append(f"mkdir -p {shlex.quote(str(each.outdir))} && {shlex.join(argv)}")
+    return ["sh", "-ec", "\n".join(lines)]
 
 
 def _has(help_text: str, option: str) -> bool:
@@ -179,7 +209,7 @@ class Fetchplan:
     def _trusted(self, cmd: str, job: Job) -> list[str]:
         # The bench serves plain http, on loopback or inside its own namespaces.
         opt = _pick(self.helps[cmd], "--trusted-host")
-        if opt is None:
+        if opt is None or not job.index_url.startswith("http://"):
             return []
         return [opt, urllib.parse.urlsplit(job.index_url).netloc]
 
@@ -194,17 +224,27 @@ class Fetchplan:
             args += [tim, str(timings)]
         return args
 
-    def plan(self, job: Job, plan_path: Path, timings: Path | None) -> list[str]:
+    def plan(
+        self, job: Job, plan_path: Path, timings: Path | None, targets: Sequence[str] = ()
+    ) -> list[str]:
+        """``fetchplan plan``; ``targets`` are ``--target`` specs (none: this interpreter)."""
         h = self.helps["plan"]
         out = _pick(h, "-o", "--output", "--plan", "--out")
         if out is None:
             raise ValueError("'fetchplan plan' has no -o/--output")
+        many: list[str] = []
+        if targets:
+            if not _has(h, "--target"):
+                raise ValueError("'fetchplan plan' has no --target")
+            for spec in targets:
+                many += ["--target", spec]
         return [
             *self.base,
             "plan",
             *self._resolve_args("plan", job),
             out,
             str(plan_path),
+            *many,
             *self._common("plan", job, timings),
         ]
 
@@ -216,7 +256,7 @@ class Fetchplan:
             args += [d, str(dest)]
         m = _pick(h, "--manifest", "-m", "-o", "--output")
         if m is not None:
-            args += [m, str(job.tmp / "manifest.json")]
+            args += [m, str(job.outdir / "manifest.json")]
         progress = _pick(h, "--progress")
         if progress is not None:
             args += [progress, "none"]
@@ -237,8 +277,8 @@ class Fetchplan:
         args = [*self.base, "run", *self._resolve_args("run", job)]
         for opts, value in (
             (("--venv", "--target-venv"), str(job.venv)),
-            (("-o", "--output", "--plan"), str(job.tmp / "plan.json")),
-            (("--dest", "-d", "--dest-dir"), str(job.tmp / "wheels")),
+            (("-o", "--output", "--plan"), str(job.outdir / "plan.json")),
+            (("--dest", "-d", "--dest-dir"), str(job.outdir / "wheels")),
         ):
             o = _pick(h, *opts)
             if o is not None:
