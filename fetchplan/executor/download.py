@@ -30,6 +30,7 @@ from stat import S_ISREG
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from fetchplan._coremeta import MetadataDiffers, check_wheel_metadata
 from fetchplan._fs import CHUNK_SIZE, fsync_dir
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, ObtainedFrom, utc_now
@@ -100,6 +101,7 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
                     f"(it would come from {artifact.url})",
                 )
             found = _download(artifact, final, ctx, timing)
+        _check_metadata(found)
     except OSError as exc:
         timing.end = ctx.now()
         timing.error = f"local I/O error: {exc}"
@@ -128,6 +130,20 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
         timing.tries,
     )
     return found
+
+
+def _check_metadata(found: Verified) -> None:
+    """Fail a wheel whose own METADATA is not what the plan was resolved from.
+
+    The file stays where it is (it is the file the plan pins); the manifest does not list it.
+    """
+    artifact = found.artifact
+    if artifact.kind != "wheel" or artifact.metadata is None:
+        return
+    try:
+        check_wheel_metadata(found.path, artifact.filename, artifact.metadata)
+    except MetadataDiffers as exc:
+        raise ArtifactFailed(artifact.destination, str(exc)) from None
 
 
 def _hash_file(path: Path, ctx: Context, destination: str) -> tuple[str, int]:
