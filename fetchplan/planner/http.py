@@ -70,7 +70,7 @@ from fetchplan._connections import (
 )
 from fetchplan._deadline import deadline, expired
 from fetchplan._limits import MAX_PAGE_BYTES, RETRY_AFTER_CAP
-from fetchplan._urls import is_loopback
+from fetchplan._urls import host_of, is_loopback, is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore, StoreAuth
 from fetchplan.planner.preconnect import Preconnector, request_target
 from fetchplan.planner.sources import SESSION_HEADERS
@@ -81,6 +81,7 @@ __all__ = [
     "Fetched",
     "HttpPolicy",
     "RecordingSession",
+    "RedirectRefused",
     "get_whole",
     "join_limited",
     "make_session",
@@ -239,12 +240,19 @@ def _as_requests_error(exc: Exception) -> requests.RequestException:
     return requests.ConnectionError(exc)
 
 
+class RedirectRefused(requests.exceptions.InvalidURL):
+    """A redirect the planner will not follow (the executor refuses the same ones)."""
+
+
 class RecordingSession(requests.Session):
-    """A ``requests.Session`` that records every request (redirect hops too) in ``timings``."""
+    """A ``requests.Session`` that records every request (redirect hops too) in ``timings``
+    and follows only redirects that stay on https, loopback or a trusted host."""
 
     def __init__(self, timings: Timings | None = None) -> None:
         super().__init__()
         self.timings = timings
+        self.trusted_hosts: frozenset[str] = frozenset()
+        """Hosts (``host`` or ``host:port``) plain http may be redirected to."""
         self._environment: dict[tuple[str, Any, Any, Any], Any] = {}
         self._routes: dict[str, tuple[HTTPAdapter, HTTPConnectionPool] | None] = {}
         self.preconnector: Preconnector | None = None
@@ -268,6 +276,26 @@ class RecordingSession(requests.Session):
             settings = super().merge_environment_settings(url, {}, stream, verify, cert)
             self._environment[key] = settings
         return {**settings, "proxies": dict(settings["proxies"])}
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """requests' next hop, refused (:class:`RedirectRefused`) from https to http and to
+        plain http on a host neither loopback nor trusted, as pip and the executor refuse."""
+        location = super().get_redirect_target(resp)
+        if location is None:
+            return None
+        current = resp.url or ""
+        target = urllib.parse.urljoin(current, location)
+        scheme = urllib.parse.urlsplit(target).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise RedirectRefused(f"redirect to {redact(target)} refused (not http or https)")
+        if scheme == "http" and urllib.parse.urlsplit(current).scheme.lower() == "https":
+            raise RedirectRefused(f"redirect from https to {redact(target)} refused")
+        if not is_secure_or_trusted(target, self.trusted_hosts):
+            raise RedirectRefused(
+                f"redirect to plain {redact(target)} refused: {host_of(target)} is neither "
+                "loopback nor a --trusted-host"
+            )
+        return location
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         timings = self.timings
@@ -479,6 +507,7 @@ def make_session(
     """A session ready to be shared by ``policy.pool_size`` threads (see module docstring);
     its connections start from ``preconnector``'s sockets where it has some."""
     session = RecordingSession(timings)
+    session.trusted_hosts = frozenset(h.lower() for h in trusted_hosts)
     session.headers = CaseInsensitiveDict(SESSION_HEADERS)
     session.preconnector = preconnector
     if headers:
