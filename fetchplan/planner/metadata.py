@@ -60,6 +60,7 @@ __all__ = [
     "MetadataError",
     "MetadataSource",
     "SdistNeedsBuild",
+    "UnusableMetadata",
     "head_size",
     "metadata_json",
     "parse_metadata",
@@ -132,7 +133,13 @@ class MetadataError(FetchplanError):
     """Metadata could not be read or does not fit its file (message names the file or URL)."""
 
 
-class SdistNeedsBuild(MetadataError):
+class UnusableMetadata(MetadataError):
+    """A file's metadata cannot be had or prepared (invalid, inconsistent with its file name,
+    or its build failed). The resolver takes that version as unusable and goes on, as pip and
+    uv do, instead of failing the plan; the message names the file and the cause."""
+
+
+class SdistNeedsBuild(UnusableMetadata):
     """An sdist's PKG-INFO does not reliably state its dependencies: only a build would."""
 
     def __init__(self, project: str, version: str, filename: str, reason: str) -> None:
@@ -200,10 +207,10 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MetadataError(f"{where}: metadata is not UTF-8 (byte {exc.start})") from None
+        raise UnusableMetadata(f"{where}: metadata is not UTF-8 (byte {exc.start})") from None
     headers = header_fields(text)
     if long_number(headers):
-        raise MetadataError(f"{where}: metadata holds a number of more than 100 digits")
+        raise UnusableMetadata(f"{where}: metadata holds a number of more than 100 digits")
     fields, _unparsed = parse_email(headers)
     if fields.get("metadata_version") == "2.0":
         # 2.0 was a draft that old wheel builders wrote; 2.1 is its compatible successor.
@@ -215,13 +222,13 @@ def parse_metadata(raw: bytes, *, where: str, project: str, version: str) -> Met
             parsed_version = metadata.version
             _ = metadata.requires_dist, metadata.requires_python, metadata.provides_extra
     except InvalidMetadata as exc:
-        raise MetadataError(f"{where}: invalid metadata field {exc.field}: {exc}") from None
+        raise UnusableMetadata(f"{where}: invalid metadata field {exc.field}: {exc}") from None
     try:
         want_version = Version(version)
     except InvalidVersion:
-        raise MetadataError(f"{where}: file name has an invalid version {version!r}") from None
+        raise UnusableMetadata(f"{where}: file name has an invalid version {version!r}") from None
     if canonicalize_name(name) != canonicalize_name(project) or parsed_version != want_version:
-        raise MetadataError(
+        raise UnusableMetadata(
             f"{where}: metadata says {name} {parsed_version} but the file name says "
             f"{project} {version}"
         )
@@ -345,12 +352,12 @@ def _is_top_pkg_info(name: str) -> bool:
 
 def _choose_pkg_info(names: list[str], stem: str, filename: str) -> str:
     if not names:
-        raise MetadataError(f"{filename}: no top-level PKG-INFO in the sdist")
+        raise UnusableMetadata(f"{filename}: no top-level PKG-INFO in the sdist")
     preferred = [n for n in names if n == f"{stem}/PKG-INFO"]
     if preferred:
         return preferred[0]
     if len(names) > 1:
-        raise MetadataError(f"{filename}: several top-level PKG-INFO files: {sorted(names)}")
+        raise UnusableMetadata(f"{filename}: several top-level PKG-INFO files: {sorted(names)}")
     return names[0]
 
 

@@ -37,6 +37,7 @@ from fetchplan.planner.candidates import (
     ProjectCandidates,
 )
 from fetchplan.planner.index import IndexClient, Link, ProjectPage
+from fetchplan.planner.metadata import UnusableMetadata
 from fetchplan.planner.provider import iter_matches
 from fetchplan.planner.sources import IndexSource, IndexStrategy
 from fetchplan.planner.target import TargetEnv
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class MetadataMismatch(FetchplanError):
+class MetadataMismatch(UnusableMetadata):
     """A file's metadata names another project or version than its file name."""
 
 

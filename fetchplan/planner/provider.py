@@ -34,10 +34,12 @@ from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
+from fetchplan.planner.metadata import UnusableMetadata
 from fetchplan.planner.target import TargetEnv
 
 __all__ = [
     "PYTHON",
+    "UNUSABLE",
     "Finder",
     "PlanProvider",
     "Req",
@@ -50,6 +52,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PYTHON = "<python>"
+UNUSABLE = "<unusable>"
+"""What a candidate whose metadata cannot be prepared depends on: it has no candidates, so
+the resolver drops that candidate and goes on (pip and uv skip such a version too)."""
 
 
 class Finder(Protocol):
@@ -205,6 +210,8 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self.prefer_binary = prefer_binary
         self.constraints = dict(constraints or {})
         self._warned: set[tuple[str, str]] = set()
+        self.unusable: dict[tuple[NormalizedName, Version], str] = {}
+        """Versions whose metadata could not be prepared, with why (for error messages)."""
         # resolvelib asks on every round whether each pin still satisfies each requirement on
         # it: tens of thousands of SpecifierSet.contains calls over a few thousand pairs.
         # Keyed by identity (hashing a SpecifierSet costs more than the check); each entry
@@ -260,6 +267,8 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
     ) -> Matches[Candidate]:
         reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
+        if identifier == UNUSABLE:
+            return []
         if identifier == PYTHON:
             ok = all(r.specifier.contains(self._python.version, prereleases=True) for r in reqs)
             return [self._python] if ok and self._python.version not in bad else []
@@ -337,9 +346,25 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.name == PYTHON:
             return []
-        metadata = self.finder.metadata(candidate)
+        try:
+            metadata = self.finder.metadata(candidate)
+        except UnusableMetadata as exc:
+            return [self._unusable(candidate, exc)]
         deps = self.dependencies_of(candidate, metadata)
         for dep in deps:
             if dep.name != PYTHON:
                 self.finder.prefetch(dep.name, dep.specifier, dep.extras)
         return deps
+
+    def _unusable(self, candidate: Candidate, error: UnusableMetadata) -> Req:
+        key = (candidate.name, candidate.version)
+        reason = str(error)
+        if key not in self.unusable:
+            self.unusable[key] = reason
+            log.info("%s %s is unusable, trying another version: %s", *key, reason)
+        return Req(
+            name=cast(NormalizedName, UNUSABLE),
+            specifier=SpecifierSet(),
+            text=reason,
+            origin=f"{candidate.name} {candidate.version}",
+        )

@@ -23,6 +23,7 @@ from fetchplan.planner.candidates import Candidate, ProjectCandidates, Rejection
 from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.provider import (
     PYTHON,
+    UNUSABLE,
     PlanProvider,
     Req,
     is_pinned,
@@ -134,6 +135,8 @@ def resolve(
 
 def _who(info: Info) -> str:
     req = info.requirement
+    if req.name == UNUSABLE and info.parent is not None:
+        return f"{info.parent.name} {info.parent.version} is unusable ({req})"
     if info.parent is None:
         origin = f" ({req.origin})" if req.origin else ""
         return f"the user requested {req}{origin}"
@@ -146,7 +149,7 @@ def explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError
     for info in causes:
         by_identifier[provider.identify(info.requirement)].append(info)
     for identifier, infos in by_identifier.items():
-        if identifier == PYTHON:
+        if identifier in (PYTHON, UNUSABLE):
             continue
         name, _extras = split_identifier(identifier)
         found = provider.finder.project(name)
@@ -158,8 +161,12 @@ def explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError
             )
         for info in infos:
             specifier = provider.specifier_for(identifier, [info.requirement])
-            if next(iter_matches(found, specifier, pre=provider.pre), None) is None:
+            matching = iter_matches(found, specifier, pre=provider.pre)
+            if all((c.name, c.version) in provider.unusable for c in matching):
                 return NoMatchingVersion(_no_match_message(provider, found, info))
+    unusable = by_identifier.get(UNUSABLE)
+    if unusable and set(by_identifier) <= {UNUSABLE, PYTHON}:
+        return NoMatchingVersion(_unusable_message(unusable))
     python = by_identifier.get(PYTHON)
     if python:
         parts = "; ".join(
@@ -186,7 +193,10 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
         specifier.filter([c.version for c in usable], prereleases=True if provider.pre else None)
     )
     for candidate in usable:
-        if candidate.version not in plain:
+        why_unusable = provider.unusable.get((name, candidate.version))
+        if why_unusable is not None:
+            rejected.append((candidate.version, why_unusable))
+        elif candidate.version not in plain:
             rejected.append((candidate.version, "pre-release; add --pre"))
         elif candidate.yanked and not is_pinned(specifier):
             assert candidate.link is not None
@@ -202,7 +212,7 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
         shown = ", ".join(f"{v} ({why})" for v, why in rejected[:_LIST_LIMIT])
         more = f" and {len(rejected) - _LIST_LIMIT} more" if len(rejected) > _LIST_LIMIT else ""
         parts.append(f"rejected: {shown}{more}")
-    available = _usable_versions(found, _LIST_LIMIT + 1)
+    available = _usable_versions(found, _LIST_LIMIT + 1, provider.unusable)
     if available:
         parts.append(
             "usable versions: "
@@ -214,8 +224,13 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
     return "; ".join(parts)
 
 
-def _usable_versions(found: ProjectCandidates, limit: int) -> list[str]:
-    """The newest ``limit`` usable, unyanked versions, whatever the requirement asked."""
+def _usable_versions(
+    found: ProjectCandidates,
+    limit: int,
+    unusable: Mapping[tuple[NormalizedName, Version], str] | None = None,
+) -> list[str]:
+    """The newest ``limit`` usable, unyanked versions, whatever the requirement asked
+    (versions whose metadata could not be prepared, in ``unusable``, are not)."""
     shown: list[str] = []
     for version in found.versions:
         try:
@@ -224,11 +239,29 @@ def _usable_versions(found: ProjectCandidates, limit: int) -> list[str]:
             # A version the resolution never needed: its malformed files do not change
             # what this message is about.
             continue
-        if candidate is not None and not candidate.yanked:
+        if (
+            candidate is not None
+            and not candidate.yanked
+            and (found.name, candidate.version) not in (unusable or {})
+        ):
             shown.append(str(candidate.version))
             if len(shown) == limit:
                 break
     return shown
+
+
+def _unusable_message(infos: Sequence[Info]) -> str:
+    """Every version tried was unusable: say which, and why, project by project."""
+    by_project: dict[str, list[str]] = defaultdict(list)
+    for info in infos:
+        if info.parent is not None:
+            by_project[info.parent.name].append(f"{info.parent.version} ({info.requirement})")
+    parts = []
+    for name, tried in sorted(by_project.items()):
+        shown = ", ".join(tried[:_LIST_LIMIT])
+        more = f" and {len(tried) - _LIST_LIMIT} more" if len(tried) > _LIST_LIMIT else ""
+        parts.append(f"no usable version of {name}: rejected: {shown}{more}")
+    return "; ".join(parts)
 
 
 def _who_short(info: Info) -> str:

@@ -69,7 +69,7 @@ _PREPARED_FORMAT = "fetchplan.prepared-metadata"
 _PREPARED_DIR = "prepared-metadata"
 
 
-class SdistBuildError(FetchplanError):
+class SdistBuildError(md.UnusableMetadata):
     """An sdist's metadata or build requirements could not be planned; names the sdist."""
 
 
