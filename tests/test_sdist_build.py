@@ -365,3 +365,58 @@ def test_hostile_sdists_are_refused_before_writing(tmp_path: Path) -> None:
         "good-1.0/pkg",
         "good-1.0/pkg/x.py",
     }
+
+
+OLD_SETUP_PY = """\
+from setuptools import setup
+
+setup(name="nested", version="0.3.1.1", packages=["nested"], install_requires=["dep>=1"])
+"""
+
+
+def _old_style_sdist(directory: Path) -> Path:
+    """An sdist as old setuptools wrote some: setup.py, no pyproject.toml, and PKG-INFO only
+    inside the .egg-info directory (not at the top level)."""
+    base = "nested-0.3.1.1"
+    members = {
+        f"{base}/setup.py": OLD_SETUP_PY.encode(),
+        f"{base}/nested/__init__.py": b"VALUE = 7\n",
+        f"{base}/nested.egg-info/PKG-INFO": (
+            b"Metadata-Version: 1.1\nName: nested\nVersion: 0.3.1.1\n\n"
+        ),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{base}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_sdist_without_top_level_pkg_info_is_prepared_by_the_legacy_backend(
+    tmp_path: Path,
+    build_tools: list[Path],
+    index_server: MakeIndexServer,
+    cli_env: dict[str, str],
+    fetchplan_cmd: list[str],
+) -> None:
+    dists = tmp_path / "dists"
+    server = index_server(
+        [_old_style_sdist(dists), build_wheel(dists, Dist("dep", "1.0")), *build_tools]
+    )
+    plan_path = tmp_path / "out" / "plan.json"
+    done = _run(
+        [*fetchplan_cmd, "plan", "nested==0.3.1.1", "-i", server.index_url, "--isolated",
+         "--no-cache", "-o", str(plan_path)],
+        cli_env,
+    )  # fmt: skip
+    plan, _ = load_plan(plan_path)
+    by_name = {a.name: a for a in plan.artifacts}
+    assert sorted(by_name) == ["dep", "nested", "setuptools"], done.stderr
+    nested = by_name["nested"]
+    assert nested.kind == "sdist"
+    # Only setup.py states it: the backend said so, not a PKG-INFO.
+    assert [d.requirement for d in nested.dependencies] == ["dep>=1"]
+    assert by_name["setuptools"].build_dependency

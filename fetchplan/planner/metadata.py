@@ -148,9 +148,7 @@ class SdistNeedsBuild(UnusableMetadata):
         self.filename = filename
         self.reason = reason
         super().__init__(
-            f"{filename}: {project} {version} needs a build to learn its dependencies "
-            f"({reason}), which fetchplan does not support yet; use --only-binary :all: "
-            "or pin a version that has wheels"
+            f"{filename}: {project} {version} needs a build to learn its dependencies ({reason})"
         )
 
 
@@ -352,7 +350,10 @@ def _is_top_pkg_info(name: str) -> bool:
 
 def _choose_pkg_info(names: list[str], stem: str, filename: str) -> str:
     if not names:
-        raise UnusableMetadata(f"{filename}: no top-level PKG-INFO in the sdist")
+        # Old sdists (setup.py only, PKG-INFO in an .egg-info directory): pip asks the
+        # backend, setuptools' legacy one when there is no [build-system]; so does the caller.
+        project, version = _sdist_identity(filename)
+        raise SdistNeedsBuild(project, version, filename, "no top-level PKG-INFO")
     preferred = [n for n in names if n == f"{stem}/PKG-INFO"]
     if preferred:
         return preferred[0]

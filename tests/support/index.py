@@ -59,9 +59,11 @@ def read_metadata(path: Path) -> bytes:
             name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
             return zf.read(name)
     with tarfile.open(path) as tf:
-        member = next(
-            m for m in tf.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
-        )
+        infos = [m for m in tf.getmembers() if m.name.endswith("/PKG-INFO")]
+        if not infos:
+            return b""
+        # The top-level one, else (an old sdist) the one in its .egg-info directory.
+        member = min(infos, key=lambda m: m.name.count("/"))
         handle = tf.extractfile(member)
         assert handle is not None
         return handle.read()
