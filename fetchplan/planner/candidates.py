@@ -24,7 +24,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from fetchplan.planner.index import Link, ProjectPage
+from fetchplan.planner.index import LEGACY_SDIST_SUFFIXES, SDIST_SUFFIXES, Link, ProjectPage
 from fetchplan.planner.target import TargetEnv
 
 __all__ = [
@@ -224,6 +224,9 @@ def _link_problem(
             return "no wheel for the target's tags"
     elif Format.SOURCE not in formats:
         return "only an sdist, and binaries are required (--only-binary)"
+    elif not link.filename.endswith(SDIST_SUFFIXES):
+        suffix = next(s for s in LEGACY_SDIST_SUFFIXES if link.filename.endswith(s))
+        return f"only a legacy {suffix} sdist (fetchplan reads .tar.gz and .zip sdists)"
     if not target.python_matches(link.requires_python):
         return f"requires Python {link.requires_python}"
     if allowed_hashes:

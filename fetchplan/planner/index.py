@@ -82,6 +82,8 @@ from fetchplan.planner.timings import Timings
 __all__ = [
     "ACCEPT",
     "COMPACT_FORMAT",
+    "LEGACY_SDIST_SUFFIXES",
+    "SDIST_SUFFIXES",
     "CompactPage",
     "CompactPageCodec",
     "CompactPageError",
@@ -110,6 +112,11 @@ _STRONG_HASHES = ("sha256", "sha384", "sha512")
 _NOT_FOUND = (404, 410)
 
 DistKind = Literal["wheel", "sdist"]
+
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+"""The sdist archives fetchplan reads and builds (PEP 625 names ``.tar.gz`` only)."""
+LEGACY_SDIST_SUFFIXES = (".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tgz", ".tar", ".tar.zst")
+"""Older sdist archives some indexes still list; recognised only to be rejected by name."""
 
 
 class IndexPageError(FetchplanError):
@@ -203,8 +210,12 @@ def link_from_filename(
                 build=build,
                 **fields,
             )
-        elif clean.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(clean)
+        elif clean.endswith(SDIST_SUFFIXES + LEGACY_SDIST_SUFFIXES):
+            # A legacy archive becomes a link too, so its version is listed as rejected (with
+            # the reason) instead of vanishing; it is never chosen (see candidates.py).
+            legacy = next((s for s in LEGACY_SDIST_SUFFIXES if clean.endswith(s)), None)
+            as_tar_gz = clean if legacy is None else clean.removesuffix(legacy) + ".tar.gz"
+            name, version = parse_sdist_filename(as_tar_gz)
             link = Link(
                 filename=clean,
                 url=url,
@@ -490,6 +501,10 @@ class _Grouper:
                 stem = filename[:-7]
             elif filename.endswith(".zip"):
                 stem = filename[:-4]
+            elif filename.endswith(LEGACY_SDIST_SUFFIXES):
+                # Kept under its version, to be listed as rejected by name (candidates.py).
+                legacy = next(x for x in LEGACY_SDIST_SUFFIXES if filename.endswith(x))
+                stem = filename[: -len(legacy)]
             else:
                 stem = ""
             name, sep, version = stem.rpartition("-")

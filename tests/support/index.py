@@ -46,10 +46,21 @@ class IndexOptions:
     """Advertise a wrong hash for every ``.metadata`` file."""
 
 
+LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".tar")
+
+
+def _sdist_name(filename: str) -> str:
+    """``filename`` with a legacy archive suffix (``.tar.bz2``...) read as ``.tar.gz``."""
+    for suffix in LEGACY_SUFFIXES:
+        if filename.endswith(suffix) and not filename.endswith(".tar.gz"):
+            return filename.removesuffix(suffix) + ".tar.gz"
+    return filename
+
+
 def project_of(filename: str) -> str:
     if filename.endswith(".whl"):
         return canonicalize_name(parse_wheel_filename(filename)[0])
-    return canonicalize_name(parse_sdist_filename(filename)[0])
+    return canonicalize_name(parse_sdist_filename(_sdist_name(filename))[0])
 
 
 def read_metadata(path: Path) -> bytes:
@@ -165,4 +176,4 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
 def _version_of(filename: str) -> str:
     if filename.endswith(".whl"):
         return str(parse_wheel_filename(filename)[1])
-    return str(parse_sdist_filename(filename)[1])
+    return str(parse_sdist_filename(_sdist_name(filename))[1])
