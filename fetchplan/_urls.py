@@ -12,6 +12,7 @@ __all__ = [
     "is_loopback",
     "is_secure_or_trusted",
     "origin",
+    "parses",
     "redact",
     "split_credentials",
 ]
@@ -52,6 +53,22 @@ def origin(url: str) -> tuple[str, str, int | None]:
     if port is None:
         port = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def parses(url: str) -> bool:
+    """Whether ``url``'s host and port parse: ``http://[abc/`` and ``https://h:port/`` make
+    every URL library raise, so readers refuse them up front."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number from 0 to 65535
+        if "[" in parts.netloc or "]" in parts.netloc:
+            host = parts.netloc.rpartition("@")[2]
+            if not host.startswith("["):
+                return False
+            ipaddress.IPv6Address(host[1:].partition("]")[0].partition("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:

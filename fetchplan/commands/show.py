@@ -92,7 +92,7 @@ def render_table(plan: Plan) -> str:
         + ((targets_of(a, plan),) if several else ())
         for a in plan.artifacts
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = []
     for row in (headers, *rows):
         cells = [

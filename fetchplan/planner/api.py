@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 
 from fetchplan._netrc import keyring_installed, netrc_credentials
-from fetchplan._urls import is_secure_or_trusted, origin, redact
+from fetchplan._urls import is_secure_or_trusted, origin, parses, redact
 from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
 from fetchplan.planner import preconnect, reqfile
@@ -368,6 +369,34 @@ def _unique_sources(
 ) -> tuple[IndexSource, ...]:
     seen: dict[str, IndexSource] = {}
     for url in urls:
-        source = source_for(url, kind)
+        source = checked_source(url, kind)
         seen.setdefault(source.url, source)
     return tuple(seen.values())
+
+
+def checked_source(given: str, kind: Literal["index", "find-links"]) -> IndexSource:
+    """:func:`source_for` ``given``, refusing what no request could use: a URL whose host or
+    port does not parse, a scheme other than http(s) and file, and an index that is a local
+    directory which does not exist (pip and uv would find nothing there; the error would then
+    blame the first requirement). A missing find-links location is reported when it is read.
+    """
+    what = f"{kind} {redact(given)!r}"
+    if not parses(given):
+        raise InputError(f"{what}: not a usable URL (its host or port does not parse)")
+    source = source_for(given, kind)
+    parts = urlsplit(source.url)
+    if parts.scheme not in ("http", "https", "file"):
+        raise InputError(
+            f"{what}: unsupported URL scheme {parts.scheme!r}; give an http(s) URL or a "
+            "local directory"
+        )
+    if kind == "index" and parts.scheme == "file":
+        path = Path(url2pathname(parts.path))
+        if not path.is_dir():
+            if "://" in given:
+                raise InputError(f"{what}: no such directory {path}")
+            raise InputError(
+                f"{what}: neither a URL nor an existing directory; an index is an http(s) URL "
+                "or a local directory"
+            )
+    return source

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fetchplan._fs import atomic_write_bytes
 from fetchplan._parse import dump_yaml, load_json, load_yaml
+from fetchplan._urls import parses
 from fetchplan.errors import FieldProblem, FileFormatError
 
 if TYPE_CHECKING:
@@ -42,11 +43,13 @@ __all__ = [
     "dump_document",
     "dumps_document",
     "is_date_time",
+    "is_url",
     "load_document",
     "parse_document",
     "plan_digest",
     "prepare_validator",
     "search_pattern",
+    "text_problems",
     "validate",
 ]
 
@@ -103,6 +106,51 @@ def is_date_time(value: object) -> bool:
     return offset_hour is None or (int(offset_hour) <= 23 and int(offset_minute) <= 59)
 
 
+def is_url(value: object) -> bool:
+    """Whether ``value`` meets the ``url`` format: a URL whose host and port parse (strings
+    only; the schemas' patterns say which schemes; see :func:`fetchplan._urls.parses`)."""
+    return not isinstance(value, str) or parses(value)
+
+
+def text_problems(document: Any) -> list[FieldProblem]:
+    """What in a parsed document no writer can represent: a lone surrogate (a JSON or YAML
+    ``\\udc80`` escape) in a string or key, and a key that is not a string (YAML reads an
+    unquoted ``1:`` as a number). Walks without recursion, so any depth is safe."""
+    problems: list[FieldProblem] = []
+    stack: list[tuple[Any, list[Any]]] = [(document, [])]
+    while stack and len(problems) < FileFormatError.MAX_LISTED + 1:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                problems.append(FieldProblem(dotted_path(path), _SURROGATE))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    problems.append(
+                        FieldProblem(dotted_path([*path, str(key)]), "key is not a string")
+                    )
+                elif _has_surrogate(key):
+                    problems.append(FieldProblem(dotted_path([*path, key]), _SURROGATE))
+                else:
+                    stack.append((item, [*path, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*path, i]) for i, item in enumerate(value))
+    return problems
+
+
+_SURROGATE = "contains a lone surrogate escape (\\ud800-\\udfff), which is not Unicode text"
+# Where a lone surrogate can come from: a \u escape in the text (JSON, YAML double quotes).
+_ESCAPE = re.compile(r"\\[uU]0{0,4}[dD][89a-fA-F]")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 @cache
 def _compiled_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(_DOLLAR.sub(r"\\Z", pattern))
@@ -136,6 +184,7 @@ def _validator(name: SchemaName) -> Draft202012Validator:
 
     checker = FormatChecker()
     checker.checks("date-time")(is_date_time)
+    checker.checks("url")(is_url)
     validator_class = extend(  # type: ignore[no-untyped-call]
         Draft202012Validator, validators={"pattern": pattern}
     )
@@ -171,7 +220,7 @@ def fast_definition(name: SchemaName) -> Any:
     return {**_schema(name), "$schema": _FAST_DRAFT}
 
 
-FAST_FORMATS: dict[str, Callable[[object], bool]] = {"date-time": is_date_time}
+FAST_FORMATS: dict[str, Callable[[object], bool]] = {"date-time": is_date_time, "url": is_url}
 """The formats the fast validators check with functions of ours."""
 
 FAST_USE_DEFAULT = False
@@ -252,6 +301,8 @@ def _problem(error: ValidationError) -> FieldProblem:
     if error.validator == "required":
         missing = message.split("'")[1] if "'" in message else message
         return FieldProblem(dotted_path([*path, missing]), "missing required field")
+    if error.validator == "format" and error.validator_value == "url":
+        message = f"{error.instance!r} is not a usable URL (its host or port does not parse)"
     if len(message) > 200:
         message = message[:197] + "..."
     return FieldProblem(dotted_path(path), message)
@@ -295,8 +346,38 @@ def parse_document(text: str, filename: str) -> Any:
     """Parse JSON, or YAML when ``filename`` ends in ``.yaml``/``.yml``, within the bounds of
     :mod:`fetchplan._parse` (depth, integer size, YAML alias expansion)."""
     if filename.endswith((".yaml", ".yml")):
-        return load_yaml(text, filename)
-    return load_json(text, filename)
+        return _checked_text(load_yaml(text, filename), text, filename)
+    try:
+        document = load_json(text, filename)
+    except FileFormatError as exc:
+        raise _with_hint(exc, filename) from None
+    return _checked_text(document, text, filename)
+
+
+def _checked_text(document: Any, text: str, filename: str) -> Any:
+    """``document``, unless it holds text no writer can represent (see :func:`text_problems`).
+
+    Only an escape makes a lone surrogate, so the walk runs only when the text holds one.
+    """
+    if _ESCAPE.search(text):
+        problems = text_problems(document)
+        if problems:
+            raise FileFormatError(filename, problems)
+    return document
+
+
+def _with_hint(error: FileFormatError, filename: str) -> FileFormatError:
+    """``error`` (a file that is no JSON), saying which command takes a file of that name."""
+    name = Path(filename).name.lower()
+    hint = ""
+    if name.endswith(".toml"):
+        hint = "; a pylock.toml lock file? `fetchplan import` makes a plan of it"
+    elif name.endswith((".txt", ".in")):
+        hint = "; a requirements file? `fetchplan plan -r` or `fetchplan import` takes it"
+    if not hint or len(error.problems) != 1:
+        return error
+    problem = error.problems[0]
+    return FileFormatError(filename, [FieldProblem(problem.path, problem.message + hint)])
 
 
 def load_document(path: Path, schema: SchemaName) -> Any:
@@ -325,9 +406,15 @@ def plan_digest(document: Any) -> str:
 def dumps_document(document: Any, schema: SchemaName, filename: str) -> bytes:
     """Validate ``document`` and render it as stable, human-readable JSON or YAML bytes."""
     validate(document, schema, filename)
-    if filename.endswith((".yaml", ".yml")):
-        return dump_yaml(document).encode("utf-8")
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        if filename.endswith((".yaml", ".yml")):
+            return dump_yaml(document).encode("utf-8")
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        problems = text_problems(document)
+        if not problems:
+            raise
+        raise FileFormatError(filename, problems) from None
 
 
 def dump_document(path: Path, document: Any, schema: SchemaName) -> None:

@@ -169,4 +169,4 @@ def validate____defs_path(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_bundle_v1
-INPUTS_SHA256 = "bf512a5001afb438a7101b5a3cd1e73eec0c40e156cd1277b945527c8571d641"
+INPUTS_SHA256 = "cea6b46d9c01161a324e4d09cd164c19387d254eace16322640ddaf770f6021e"

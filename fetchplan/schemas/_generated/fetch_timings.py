@@ -466,4 +466,4 @@ def validate____defs_files(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_fetch_timings_v1
-INPUTS_SHA256 = "97a8aafb8edee6da311a0402938eb5e0eb0da587082e0fceb320e6641c81a91b"
+INPUTS_SHA256 = "f09cfe411194e928e5351fa5e3a526dc644260602a0deb2125b333a70954f623"

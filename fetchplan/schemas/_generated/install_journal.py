@@ -165,4 +165,4 @@ def validate____defs_path(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_install_journal_v1
-INPUTS_SHA256 = "25ef4003e48fdd6725c990903316ad08f604b838dcf8c434e07f01f5e0ee00d5"
+INPUTS_SHA256 = "f0986346a6cf06fca482e41362d04d872c859f11d719321157cb226e3be5b28f"

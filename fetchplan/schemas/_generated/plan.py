@@ -696,4 +696,4 @@ def validate____defs_creator(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_plan_v1
-INPUTS_SHA256 = "5590902acb1a2667fef8d7f5d0aaaa015792ac15d88600742b7bdac446bd8c51"
+INPUTS_SHA256 = "6d7321fc228d57fa7c00e6b4d9537ef8e22042010fe8eff6682e7399f7acf657"

@@ -304,4 +304,4 @@ def validate____defs_total(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_plan_timings_v1
-INPUTS_SHA256 = "35233544627f92d87d7cd62b14f953ff394f4a75993b726bb0c94e961957c211"
+INPUTS_SHA256 = "2aaa702953ec62f5313bf1a254754caf008438f8a89cfe42b8fb2821e62f756e"

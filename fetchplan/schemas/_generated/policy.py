@@ -279,4 +279,4 @@ def validate____defs_project(data, custom_formats={}, name_prefix=None):
 
 
 validate = validate_fetchplan_policy_v1
-INPUTS_SHA256 = "8b098b3c78a25b571e7b7be8fc4ea2f6748fcc04376e35782305932bc09f903a"
+INPUTS_SHA256 = "cc2c9cfbae85783de059a31e7e4e6263838d3e7c8305deea060343e66607d119"

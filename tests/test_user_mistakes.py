@@ -1,0 +1,134 @@
+"""Every mistake a user makes gets one clear line naming the file or option, and no traceback.
+
+Each class is driven through the CLI, as a user meets it: a plan edited by hand (a lone
+surrogate escape, a URL whose host or port cannot parse, a YAML key that is a number), a plan
+whose every requirement is marked out, and an index that is not one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fetchplan._urls import parses
+from tests.conftest import MakeIndex, RunCli
+from tests.support.wheels import Dist
+
+READERS = (
+    ("show",),
+    ("audit",),
+    ("fetch",),
+    ("export", "--format", "requirements", "-o", "out.txt"),
+    ("export", "--format", "pylock", "-o", "pylock.toml"),
+)
+
+
+@pytest.fixture
+def index(make_index: MakeIndex) -> str:
+    return (make_index([Dist("lib", "1.0")]) / "simple").as_uri()
+
+
+def _one_line(out: Any, *fragments: str) -> str:
+    assert out.returncode != 0, out.stdout
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return str(lines[0])
+
+
+def _good_plan(run_cli: RunCli, index: str, name: str) -> Any:
+    out = run_cli("plan", "lib", "-i", index, "-o", name, "--isolated", "--no-cache")
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_show_and_export_of_a_plan_with_no_artifacts(
+    index: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    planned = run_cli(
+        "plan", "lib; python_version < '3'", "-i", index, "-o", "empty.json", "--isolated"
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads((tmp_path / "empty.json").read_text())["artifacts"] == []
+    shown = run_cli("show", "empty.json")
+    assert shown.returncode == 0, shown.stderr
+    assert "0 artifacts: 0 to download" in shown.stdout
+    for command in (("show", "--graph", "dot"), ("audit",), READERS[3], READERS[4]):
+        out = run_cli(command[0], "empty.json", *command[1:])
+        assert out.returncode == 0, (command, out.stderr)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("version", "1.0\udc80", "artifacts[0].version: contains a lone surrogate"),
+        ("yanked_reason", "x\ud800", "artifacts[0].yanked_reason: contains a lone surrogate"),
+        ("url", "http://[abc/lib-1.0-py3-none-any.whl", "artifacts[0].url: 'http://[abc/"),
+        ("url", "https://host:abc/lib-1.0-py3-none-any.whl", "is not a valid URL"),
+    ],
+)
+def test_an_edited_plan_is_refused_in_one_line_by_every_reader(
+    edit: tuple[str, str, str], index: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    field, value, said = edit
+    _good_plan(run_cli, index, "plan.json")
+    document = json.loads((tmp_path / "plan.json").read_text())
+    document["artifacts"][0][field] = value
+    # ensure_ascii writes a lone surrogate as the escape a hand edit (or a hostile tool) would.
+    (tmp_path / "plan.json").write_text(json.dumps(document, ensure_ascii=True))
+    for command in READERS:
+        out = run_cli(command[0], "plan.json", *command[1:])
+        line = _one_line(out, "plan.json", said)
+        assert line.startswith("fetchplan: error: plan.json: "), (command, line)
+    assert not (tmp_path / "out.txt").exists() and not (tmp_path / "pylock.toml").exists()
+
+
+def test_a_yaml_plan_with_a_number_for_a_key(index: str, run_cli: RunCli, tmp_path: Path) -> None:
+    _good_plan(run_cli, index, "plan.yaml")
+    document = yaml.safe_load((tmp_path / "plan.yaml").read_text())
+    digest = document["artifacts"][0]["hashes"].pop("sha256")
+    document["artifacts"][0]["hashes"][256] = digest
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    for command in READERS:
+        out = run_cli(command[0], "plan.yaml", *command[1:])
+        _one_line(out, "plan.yaml", "key 256 is not a string")
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("not a url", "neither a URL nor an existing directory"),
+        ("file:///nonexistent/simple", "no such directory /nonexistent/simple"),
+        ("http://[abc/simple", "not a usable URL"),
+        ("https://host:port/simple", "not a usable URL"),
+        ("ftp://host/simple", "unsupported URL scheme 'ftp'"),
+    ],
+)
+def test_an_index_that_is_not_one_is_named(given: str, said: str, run_cli: RunCli) -> None:
+    out = run_cli("plan", "lib", "-i", given, "-o", "plan.json", "--isolated")
+    line = _one_line(out, f"index {given!r}", said)
+    assert "lib" not in line.replace(given, "")  # the package is not blamed
+
+
+@pytest.mark.parametrize(
+    ("url", "usable"),
+    [
+        ("https://host/x", True),
+        ("https://[::1]:8080/x", True),
+        ("file:///tmp/x", True),
+        ("http://[abc/x", False),
+        ("https://h[st/x", False),
+        ("https://host]/x", False),
+        ("https://[not-ipv6]/x", False),
+        ("https://host:abc/x", False),
+        ("https://host:99999/x", False),
+    ],
+)
+def test_which_urls_parse(url: str, usable: bool) -> None:
+    assert parses(url) is usable
