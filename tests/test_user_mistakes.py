@@ -132,3 +132,20 @@ def test_an_index_that_is_not_one_is_named(given: str, said: str, run_cli: RunCl
 )
 def test_which_urls_parse(url: str, usable: bool) -> None:
     assert parses(url) is usable
+
+
+def test_a_file_given_to_the_wrong_command_is_named_in_one_line(
+    index: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    _good_plan(run_cli, index, "plan.json")
+    assert run_cli("fetch", "plan.json").returncode == 0
+    manifest = "wheels/manifest.json"
+    _one_line(run_cli("fetch", manifest), "this is a fetchplan manifest, not a plan", "install")
+    _one_line(run_cli("show", manifest), "this is a fetchplan manifest, not a plan")
+    out = run_cli("install", "plan.json", "--venv", "venv")
+    _one_line(out, "plan.json", "this is a fetchplan plan, not a manifest", "`fetchplan fetch`")
+    assert not (tmp_path / "venv").exists()
+    assert run_cli("export", "plan.json", "--format", "pip-report", "-o", "r.json").returncode == 0
+    _one_line(run_cli("fetch", "r.json"), "pip installation report", "`fetchplan import`")
+    (tmp_path / "pylock.toml").write_text('lock-version = "1.0"\n')
+    _one_line(run_cli("fetch", "pylock.toml"), "a pylock.toml lock file?", "`fetchplan import`")

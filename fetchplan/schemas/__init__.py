@@ -308,8 +308,52 @@ def _problem(error: ValidationError) -> FieldProblem:
     return FieldProblem(dotted_path(path), message)
 
 
+# What each of fetchplan's files is called, and the commands that take it.
+_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fetchplan.plan": ("plan", ("fetch", "show", "export", "audit", "diff", "bundle")),
+    "fetchplan.manifest": ("manifest", ("install", "verify")),
+    "fetchplan.bundle": ("bundle description", ("install", "verify")),
+    "fetchplan.plan-timings": ("plan --timings file", ("report",)),
+    "fetchplan.fetch-timings": ("fetch --timings file", ("report",)),
+}
+_EXPECTED: dict[SchemaName, str] = {
+    "plan": "fetchplan.plan",
+    "manifest": "fetchplan.manifest",
+    "bundle": "fetchplan.bundle",
+    "plan-timings": "fetchplan.plan-timings",
+    "fetch-timings": "fetchplan.fetch-timings",
+}
+
+
+def _wrong_kind(document: Any, schema: SchemaName) -> FieldProblem | None:
+    """The one problem to report when ``document`` is another kind of file than ``schema``:
+    another fetchplan file (by its ``format``), a pip installation report, or a lock file."""
+    if not isinstance(document, dict):
+        return None
+    expected = _KINDS.get(_EXPECTED.get(schema, ""), (schema, ()))[0]
+    given = document.get("format")
+    if isinstance(given, str) and given in _KINDS and given != _EXPECTED.get(schema):
+        kind, commands = _KINDS[given]
+        others = f" (or {', '.join(commands[1:])})" if len(commands) > 1 else ""
+        return FieldProblem(
+            "",
+            f"this is a fetchplan {kind}, not a {expected}; "
+            f"`fetchplan {commands[0]}`{others} takes it",
+        )
+    if schema == "plan" and "install" in document and "pip_version" in document:
+        return FieldProblem(
+            "",
+            "this is a pip installation report, not a plan; `fetchplan import` makes a plan of it",
+        )
+    return None
+
+
 def validate(document: Any, schema: SchemaName, filename: str) -> None:
-    """Raise :class:`FileFormatError` listing every way ``document`` breaks ``schema``."""
+    """Raise :class:`FileFormatError` listing every way ``document`` breaks ``schema``.
+
+    Another kind of file altogether (a manifest where a plan belongs) is one problem, naming
+    the commands that take it, rather than every field that differs.
+    """
     fast = _fast_validator(schema)
     try:
         fast(document)
@@ -320,6 +364,9 @@ def validate(document: Any, schema: SchemaName, filename: str) -> None:
         rejected = exc
     else:
         return
+    wrong = _wrong_kind(document, schema)
+    if wrong is not None:
+        raise FileFormatError(filename, [wrong])
     errors = sorted(
         _validator(schema).iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]
     )
