@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -12,6 +14,7 @@ from fetchplan.errors import FetchplanError
 
 __all__ = [
     "CHUNK_SIZE",
+    "STDOUT",
     "atomic_write_bytes",
     "fsync_dir",
     "make_temp",
@@ -63,17 +66,59 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+STDOUT = "-"
+"""The output name that means standard output, as with pip's ``--report -``."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the new one whole.
 
     The bytes go to a temporary file in the same directory, are fsynced, then renamed over
-    ``path`` with ``os.replace``. An OS error becomes a :class:`FetchplanError` naming ``path``.
+    the file with ``os.replace``. Only a regular file is ever replaced: ``-`` is standard
+    output; a FIFO, a device (``/dev/stdout``, ``/dev/null``) or a descriptor link under
+    ``/proc`` is written through, as ``open`` would; a symbolic link stays, and the regular
+    file it leads to is what is replaced. An OS error becomes a :class:`FetchplanError`
+    naming ``path``.
     """
+    if str(path) == STDOUT:
+        _write_through(None, path, data)
+        return
+    target = path
+    try:
+        if path.is_symlink():
+            real = Path(os.path.realpath(path))
+            if real.parts[1:2] in (("proc",), ("dev",)) or not real.parent.is_dir():
+                _write_through(path, path, data)
+                return
+            target = real
+        if target.exists() and not stat.S_ISREG(target.stat().st_mode):
+            _write_through(target, path, data)
+            return
+    except OSError as exc:
+        raise FetchplanError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    _replace(target, path, data)
+
+
+def _write_through(target: Path | None, shown: Path, data: bytes) -> None:
+    """Write ``data`` to a file that is not to be replaced (None: standard output)."""
+    try:
+        if target is None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        with target.open("wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise FetchplanError(f"{shown}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _replace(path: Path, shown: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = make_temp(path.parent, prefix=f".{path.name}.")
     except OSError as exc:
-        raise FetchplanError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+        raise FetchplanError(f"{shown}: cannot write: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -82,7 +127,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise FetchplanError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+        raise FetchplanError(f"{shown}: cannot write: {exc.strerror or exc}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -8,6 +8,9 @@ whose every requirement is marked out, and an index that is not one.
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +152,41 @@ def test_a_file_given_to_the_wrong_command_is_named_in_one_line(
     _one_line(run_cli("fetch", "r.json"), "pip installation report", "`fetchplan import`")
     (tmp_path / "pylock.toml").write_text('lock-version = "1.0"\n')
     _one_line(run_cli("fetch", "pylock.toml"), "a pylock.toml lock file?", "`fetchplan import`")
+
+
+def test_outputs_go_to_stdout_for_dash_and_through_special_files(
+    index: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    out = run_cli("plan", "lib", "-i", index, "-o", "-", "--isolated", "--no-cache")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["artifacts"][0]["name"] == "lib"  # only the plan on stdout
+    assert "wrote the plan to standard output" in out.stderr
+    assert not (tmp_path / "-").exists()
+    _good_plan(run_cli, index, "plan.json")
+    exported = run_cli("export", "plan.json", "--format", "requirements", "-o", "-")
+    assert exported.returncode == 0 and "lib==1.0" in exported.stdout
+    assert not (tmp_path / "-").exists()
+
+    # A symbolic link stays a link: the regular file it leads to is replaced.
+    (tmp_path / "real.txt").write_text("old\n")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+    assert (
+        run_cli("export", "plan.json", "--format", "requirements", "-o", "link.txt").returncode == 0
+    )
+    assert (tmp_path / "link.txt").is_symlink()
+    assert "lib==1.0" in (tmp_path / "real.txt").read_text()
+
+    # A FIFO (and a link to one, as /dev/stdout is to a descriptor) is written through.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "to-fifo").symlink_to(fifo)
+    for name in ("fifo", "to-fifo"):
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda into=received: into.append(fifo.read_bytes()))
+        reader.start()
+        done = run_cli("export", "plan.json", "--format", "requirements", "-o", name)
+        reader.join(timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert b"lib==1.0" in received[0]
+        assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert (tmp_path / "to-fifo").is_symlink()

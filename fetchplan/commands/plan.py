@@ -8,6 +8,7 @@ The work happens in :func:`fetchplan.planner.api.make_plan`; this module maps op
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -351,9 +352,23 @@ def run(args: argparse.Namespace) -> int:
         note = f" (+{unknown} of unknown size)" if unknown else ""
         targets = result.plan.targets
         served = f" for {len(targets)} targets" if len(targets) > 1 else ""
-        print(  # noqa: T201
-            f"wrote {options.output}{served}: {len(artifacts)} artifacts, {len(pending)} to "
-            f"fetch, {human_size(to_fetch)}{note}",
-            file=sys.stdout,
+        print(
+            f"wrote {_shown(options.output)}{served}: {len(artifacts)} artifacts, "
+            f"{len(pending)} to fetch, {human_size(to_fetch)}{note}",
+            # With -o - the plan itself is on standard output.
+            file=sys.stderr if _is_stdout(options.output) else sys.stdout,
         )
     return 0
+
+
+def _is_stdout(output: Path) -> bool:
+    if str(output) == "-":
+        return True
+    try:
+        return os.path.samestat(output.stat(), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
+def _shown(output: Path) -> str:
+    return "the plan to standard output" if str(output) == "-" else str(output)

@@ -158,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     quiet = (getattr(args, "quiet", None) or 0) > 0
     options = options_from_args(args)
     plan_path: Path = options.output
+    if str(plan_path) == "-":
+        raise InputError("-o -: run fetches the plan it writes, so it needs a file name")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetchplan-venv") as pool:
         interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args)
         loaded = pool.submit(_load_fetch_and_install)

@@ -98,6 +98,8 @@ def plan(
     metadata_cache = None if options.no_cache else MetadataCache(cache_root / "metadata")
     refresh = _refresher(options)
     plan_dir = options.output.absolute().parent
+    if str(options.output) == "-" or plan_dir.parts[1:2] in (("dev",), ("proc",)):
+        plan_dir = Path.cwd()  # a plan on standard output (or a device) is read from here
     dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
     trusted = frozenset(sources.trusted_hosts)
 
