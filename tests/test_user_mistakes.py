@@ -190,3 +190,28 @@ def test_outputs_go_to_stdout_for_dash_and_through_special_files(
         assert b"lib==1.0" in received[0]
         assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert (tmp_path / "to-fifo").is_symlink()
+
+
+def test_exports_of_a_multi_target_plan_match_every_real_micro_release(
+    make_index: MakeIndex, run_cli: RunCli, tmp_path: Path
+) -> None:
+    root = make_index(
+        [
+            Dist("app", "1.0", requires=['backport; python_version < "3.11"']),
+            Dist("backport", "1.0"),
+        ]
+    )
+    out = run_cli(
+        "plan", "app", "-i", (root / "simple").as_uri(), "-o", "plan.json", "--isolated",
+        "--target", "py=3.10,platform=manylinux_2_17_x86_64",
+        "--target", "py=3.11,platform=manylinux_2_17_x86_64",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for fmt, name in (("requirements", "req.txt"), ("pylock", "pylock.toml")):
+        assert run_cli("export", "plan.json", "--format", fmt, "-o", name).returncode == 0
+        # The markers pip and uv evaluate (the target records keep their values as planned).
+        text = (tmp_path / name).read_text().splitlines()
+        lines = [line for line in text if "marker = " in line or ("; " in line and "==" in line)]
+        assert not [line for line in lines if "python_full_version" in line]
+        marked = [line for line in lines if "python_version" in line]
+        assert marked and all("3.10" in line for line in marked), lines

@@ -53,6 +53,10 @@ __all__ = [
 # Marker variables that say which machines a plan's resolution holds for. Finer ones
 # (platform_release, python_full_version...) would tie a lock file to one exact machine.
 ENVIRONMENT_KEYS = ("implementation_name", "sys_platform", "platform_machine", "python_version")
+FINE_KEYS = frozenset(
+    {"python_full_version", "implementation_version", "platform_release", "platform_version"}
+)
+"""Marker variables whose values name one exact build or machine, not a kind of machine."""
 
 
 class ExportError(FetchplanError):
@@ -216,12 +220,17 @@ def targets_marker(all_targets: Sequence[Target], served: Iterable[str], what: s
     served_set = set(served)
     if served_set >= {t.name for t in all_targets}:
         return None
-    keys = sorted(
+    differing = sorted(
         key
         for key in set.intersection(*(set(t.markers) for t in all_targets))
         if len({t.markers[key] for t in all_targets}) > 1
     )
-    if not keys:
+    # A target planned for "3.10" records python_full_version 3.10.0; a marker on that value
+    # would be false on every real 3.10.x. Exact values are used only when nothing coarser
+    # tells the targets apart.
+    coarse = [k for k in differing if k not in FINE_KEYS]
+    keys = coarse if _tells_apart(all_targets, served_set, coarse) else differing
+    if not _tells_apart(all_targets, served_set, keys):
         raise ExportError(
             f"{what}: serves only targets {sorted(served_set)}, which no marker value tells "
             "apart from the plan's other targets"
@@ -232,6 +241,15 @@ def targets_marker(all_targets: Sequence[Target], served: Iterable[str], what: s
             terms = " and ".join(f"{k} == {_quote(target.markers[k])}" for k in keys)
             clauses.append(f"({terms})" if len(keys) > 1 and len(served_set) > 1 else terms)
     return " or ".join(clauses)
+
+
+def _tells_apart(all_targets: Sequence[Target], served: set[str], keys: Sequence[str]) -> bool:
+    """Whether equality on ``keys`` tells every served target from every other one."""
+    if not keys:
+        return False
+    values = {t.name: tuple(t.markers[k] for k in keys) for t in all_targets}
+    wanted = {values[name] for name in served if name in values}
+    return all(values[t.name] not in wanted for t in all_targets if t.name not in served)
 
 
 def environment_marker(target: Target) -> str | None:
