@@ -153,7 +153,13 @@ def import_plan(
         embedded = requirements.embedded_targets(text, filename, fallback.tags)
         chosen = _choose(embedded, target, fallback, filename)
         plan = requirements.from_requirements(
-            text, filename, target=chosen, created=when, destination=destination, lookup=lookup
+            text,
+            filename,
+            target=chosen,
+            created=when,
+            destination=destination,
+            lookup=lookup,
+            base_dir=base_dir,
         )
     document = plan.to_dict()
     try:

@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from packaging.markers import Marker
@@ -29,6 +30,7 @@ from packaging.utils import canonicalize_name
 
 from fetchplan import __version__
 from fetchplan._parse import load_json
+from fetchplan._urls import split_credentials
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
     ExportError,
@@ -347,6 +349,7 @@ def from_requirements(
     created: str,
     destination: str = "wheels",
     lookup: FileLookup | None = None,
+    base_dir: Path | None = None,
 ) -> Plan:
     """Build a plan for ``target`` from a hashed requirements file.
 
@@ -354,7 +357,8 @@ def from_requirements(
     file's ``fetchplan-file`` notes, else from ``lookup`` (called once, with every such pin);
     one file per pin is kept (the best wheel for the target's tags, else the sdist). Every
     file must match one of its pin's hashes. Raises :class:`FileFormatError` naming each line
-    that cannot be resolved.
+    that cannot be resolved. Relative find-links paths are taken from ``base_dir`` (the
+    file's directory), as pip takes them.
     """
     parsed = parse_requirements(text, filename)
     problems: list[FieldProblem] = []
@@ -420,7 +424,21 @@ def from_requirements(
         created=created,
         destination=destination,
         indexes=[
-            *(IndexRef(url=url) for url in parsed.index_urls),
-            *(IndexRef(url=url, kind="find-links") for url in parsed.find_links),
+            *(IndexRef(url=_location_url(url, base_dir)) for url in parsed.index_urls),
+            *(
+                IndexRef(url=_location_url(url, base_dir), kind="find-links")
+                for url in parsed.find_links
+            ),
         ],
     )
+
+
+def _location_url(value: str, base_dir: Path | None) -> str:
+    """An index or find-links value as the plan records it: a URL without credentials; a
+    path (``--find-links ./wheels``, as pip-compile writes) is taken relative to the file."""
+    if "://" in value:
+        return split_credentials(value)[0]
+    path = Path(value)
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    return path.resolve().as_uri()
