@@ -8,12 +8,15 @@ module turns a :class:`FetchplanError` into a one-line message and an exit code.
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from fetchplan import __version__
 from fetchplan._urls import redact
@@ -78,9 +81,48 @@ def _named_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors end with the closest option or command name
+    ("did you mean --index-url?"), as Python 3.14's ``suggest_on_error`` does."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + _suggestion(self, message))
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice is not None:
+        words, known = [choice[1]], re.findall(r"'([^']*)'", choice[2])
+    elif message.startswith("unrecognized arguments: "):
+        given = message.removeprefix("unrecognized arguments: ").split()
+        words = [w.partition("=")[0] for w in given if w.startswith("-")]
+        known = _option_strings(parser)
+    else:
+        return ""
+    for word in words:
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+
+
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub-)parser of the command ``args`` holds, to which unknown options belong."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = None if sub is None else sub.choices.get(getattr(args, sub.dest, None) or "")
+        if chosen is None:
+            return parser
+        parser = chosen
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The command-line parser; given ``argv``, only with the sub-command it names (if any)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fetchplan",
         description="Plan, fetch and install Python requirements as three inspectable steps.",
         parents=[_global_options(top=True)],
@@ -98,7 +140,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(arguments)
-    args = parser.parse_args(arguments)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:
+        _chosen(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     from fetchplan._log import configure_logging
 
     configure_logging((args.verbose or 0) - (args.quiet or 0), args.log)

@@ -238,3 +238,30 @@ def test_import_of_pip_compile_output_with_find_links_paths(
     fetched = run_cli("fetch", "plan.json")
     assert fetched.returncode == 0, fetched.stderr
     assert (tmp_path / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ("plan", "lib", "--inex-url", "x"),
+            "unrecognized arguments: --inex-url x; did you mean --index-url?",
+        ),
+        (("fetch", "plan.json", "--no-cahce"), "did you mean --no-cache?"),
+        (("fecth", "plan.json"), "invalid choice: 'fecth'"),
+        (("fecth", "plan.json"), "; did you mean fetch?"),
+    ],
+)
+def test_a_mistyped_option_or_command_gets_a_suggestion(
+    argv: tuple[str, ...], said: str, run_cli: RunCli
+) -> None:
+    out = run_cli(*argv)
+    assert out.returncode == 2
+    assert said in out.stderr.splitlines()[-1]
+    assert "Traceback" not in out.stderr
+
+
+def test_an_unknown_option_like_nothing_known_gets_no_suggestion(run_cli: RunCli) -> None:
+    out = run_cli("plan", "lib", "--zzzz")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1].endswith("unrecognized arguments: --zzzz")
