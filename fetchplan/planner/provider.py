@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
 from packaging.requirements import Requirement
@@ -105,6 +105,8 @@ class Req:
     origin: str | None = None
     """Where it was stated: ``"name version"`` of the depending candidate, or the user's file
     and line (``None`` when unknown)."""
+    via: frozenset[str] = frozenset()
+    """The extras of the depending candidate that bring this requirement (for messages)."""
 
     @property
     def identifier(self) -> str:
@@ -325,7 +327,12 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 if requirement.marker is None or self.target.evaluate(requirement.marker):
                     continue  # the base candidate brings these
                 if self.target.evaluate(requirement.marker, candidate.extras):
-                    deps.append(Req.from_requirement(requirement, parent))
+                    marker = requirement.marker
+                    via = frozenset(
+                        e for e in candidate.extras if self.target.evaluate(marker, frozenset({e}))
+                    )
+                    dep = Req.from_requirement(requirement, parent)
+                    deps.append(replace(dep, via=via or candidate.extras))
             return deps
         if metadata.requires_python is not None:
             deps.append(

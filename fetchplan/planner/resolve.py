@@ -28,6 +28,7 @@ from fetchplan.planner.provider import (
     Req,
     is_pinned,
     iter_matches,
+    make_identifier,
     split_identifier,
 )
 from fetchplan.planner.timings import Timings
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 20000
 _LIST_LIMIT = 8
+_HISTORY = 32
 
 Info = RequirementInformation[Req, Candidate]
 
@@ -78,9 +80,15 @@ class Resolution:
 class _Reporter(BaseReporter[Req, Candidate, str]):
     def __init__(self) -> None:
         self.rounds = 0
+        self.conflicts: list[Collection[Info]] = []
+        """The causes of the latest conflicts met while backtracking, oldest first."""
 
     def starting_round(self, index: int) -> None:
         self.rounds = index + 1
+
+    def resolving_conflicts(self, causes: Collection[Info]) -> None:
+        self.conflicts.append(list(causes))
+        del self.conflicts[:-_HISTORY]
 
 
 def resolve(
@@ -101,7 +109,7 @@ def resolve(
     try:
         result = resolver.resolve(requirements, max_rounds=max_rounds)
     except ResolutionImpossible as exc:
-        raise explain(provider, exc.causes) from None
+        raise explain(provider, exc.causes, reporter.conflicts) from None
     except ResolutionTooDeep:
         raise ResolutionError(
             f"resolution gave up after {max_rounds} rounds of backtracking; "
@@ -133,6 +141,15 @@ def resolve(
     )
 
 
+def _parent(info: Info) -> str:
+    """The depending candidate as pip names it, with the extras that bring the requirement."""
+    parent = info.parent
+    assert parent is not None
+    extras = info.requirement.via or parent.extras
+    shown = f"[{','.join(sorted(extras))}]" if extras else ""
+    return f"{parent.name}{shown} {parent.version}"
+
+
 def _who(info: Info) -> str:
     req = info.requirement
     if req.name == UNUSABLE and info.parent is not None:
@@ -140,14 +157,32 @@ def _who(info: Info) -> str:
     if info.parent is None:
         origin = f" ({req.origin})" if req.origin else ""
         return f"the user requested {req}{origin}"
-    return f"{info.parent.name} {info.parent.version} depends on {req}"
+    return f"{_parent(info)} depends on {req}"
 
 
-def explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError:
-    """The error to show for a failed resolution with these ``causes``."""
+def explain(
+    provider: PlanProvider, causes: Collection[Info], history: Sequence[Collection[Info]] = ()
+) -> ResolutionError:
+    """The error to show for a failed resolution with these ``causes``.
+
+    ``history`` holds the causes of earlier conflicts: when the last failure is only a
+    missing project that an older version (tried while backtracking) depends on, the clash
+    that sent the resolver back is the one to show.
+    """
+    error = _explain(provider, causes)
+    if isinstance(error, UnknownProject) and all(i.parent is not None for i in causes):
+        for earlier in reversed(history):
+            previous = _explain(provider, earlier)
+            if isinstance(previous, ResolutionConflict):
+                return ResolutionConflict(f"{previous}; and older versions fail too: {error}")
+    return error
+
+
+def _explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError:
     by_identifier: dict[str, list[Info]] = defaultdict(list)
     for info in causes:
         by_identifier[provider.identify(info.requirement)].append(info)
+    unknown: dict[str, str] = {}
     for identifier, infos in by_identifier.items():
         if identifier in (PYTHON, UNUSABLE):
             continue
@@ -155,15 +190,30 @@ def explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionError
         found = provider.finder.project(name)
         if not found.found:
             searched = ", ".join(provider.finder.searched()) or "no index configured"
-            return UnknownProject(
+            unknown[identifier] = (
                 f"unknown project '{name}': no index has it (searched {searched}); "
                 f"needed because {_who(infos[0])}"
             )
+            continue
         for info in infos:
             specifier = provider.specifier_for(identifier, [info.requirement])
             matching = iter_matches(found, specifier, pre=provider.pre)
             if all((c.name, c.version) in provider.unusable for c in matching):
                 return NoMatchingVersion(_no_match_message(provider, found, info))
+    if unknown:
+        # A missing project is the cause only when nothing else clashes: else it was met
+        # while backtracking from the real conflict, which is what to show (as pip does).
+        clashing = {
+            i: infos
+            for i, infos in by_identifier.items()
+            if i not in unknown and i not in (PYTHON, UNUSABLE)
+        }
+        first = next(iter(unknown.values()))
+        if not clashing:
+            return UnknownProject(first)
+        return ResolutionConflict(
+            f"{_conflict_message(provider, clashing)}; and older versions fail too: {first}"
+        )
     unusable = by_identifier.get(UNUSABLE)
     if unusable and set(by_identifier) <= {UNUSABLE, PYTHON}:
         return NoMatchingVersion(_unusable_message(unusable))
@@ -220,7 +270,18 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
             + (" ..." if len(available) > _LIST_LIMIT else "")
         )
     elif not rejected:
-        parts.append("the index lists no files for it")
+        # Nothing usable at all: say why each listed version is not (pip's "Ignored the
+        # following versions that require a different python version").
+        ignored = _rejected_versions(found, _LIST_LIMIT + 1)
+        if ignored:
+            more = " ..." if len(ignored) > _LIST_LIMIT else ""
+            parts.append(
+                "no version is usable at all; the index lists "
+                + ", ".join(ignored[:_LIST_LIMIT])
+                + more
+            )
+        else:
+            parts.append("the index lists no files for it")
     return "; ".join(parts)
 
 
@@ -245,6 +306,21 @@ def _usable_versions(
             and (found.name, candidate.version) not in (unusable or {})
         ):
             shown.append(str(candidate.version))
+            if len(shown) == limit:
+                break
+    return shown
+
+
+def _rejected_versions(found: ProjectCandidates, limit: int) -> list[str]:
+    """The newest ``limit`` rejected versions, each with why (``1.0 (requires Python...)``)."""
+    shown: list[str] = []
+    for version in found.versions:
+        try:
+            choice = found.choice(version)
+        except IndexPageError:
+            continue
+        if isinstance(choice, Rejection):
+            shown.append(str(choice))
             if len(shown) == limit:
                 break
     return shown
@@ -275,7 +351,7 @@ def _who_short(info: Info) -> str:
 def _conflict_message(provider: PlanProvider, by_identifier: Mapping[str, list[Info]]) -> str:
     parents = sorted(
         {
-            f"{i.parent.name}=={i.parent.version}"
+            f"{make_identifier(i.parent.name, i.parent.extras)}=={i.parent.version}"
             for infos in by_identifier.values()
             for i in infos
             if i.parent is not None
