@@ -22,6 +22,7 @@ candidate; this module only applies pip's selection rules on top:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
@@ -52,6 +53,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PYTHON = "<python>"
+CONFLICT_PROMOTION = 5
+"""Conflicts a project takes part in (unpinned) before it is pinned ahead of others (pip's)."""
 UNUSABLE = "<unusable>"
 """What a candidate whose metadata cannot be prepared depends on: it has no candidates, so
 the resolver drops that candidate and goes on (pip and uv skip such a version too)."""
@@ -212,6 +215,9 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self.prefer_binary = prefer_binary
         self.constraints = dict(constraints or {})
         self._warned: set[tuple[str, str]] = set()
+        self._requested: dict[str, int] = {}
+        self._conflicts: dict[str, int] = {}
+        self._promoted: set[str] = set()
         self.unusable: dict[tuple[NormalizedName, Version], str] = {}
         """Versions whose metadata could not be prepared, with why (for error messages)."""
         # resolvelib asks on every round whether each pin still satisfies each requirement on
@@ -230,6 +236,68 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             return PYTHON
         return make_identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
 
+    def set_requested(self, requirements: Iterable[Req]) -> None:
+        """The user's requirements, whose order breaks ties in :meth:`get_preference`."""
+        for req in requirements:
+            self._requested.setdefault(req.identifier, len(self._requested))
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Iterable[str]:
+        """What to pin next, narrowed as pip narrows it: the target's Python alone when it is
+        among them; else the projects of the current conflict (its requirements and their
+        parents), as a resolution needs that conflict settled first; else the projects
+        promoted by taking part in many conflicts; else all of them.
+
+        Causes are matched by project name, so ``a[x]`` counts when ``a`` is in conflict.
+        """
+        in_conflict: set[str] = set()
+        for info in backtrack_causes:
+            in_conflict.add(info.requirement.name)
+            if info.parent is not None:
+                in_conflict.add(info.parent.name)
+        for name in in_conflict:
+            if name not in self._promoted and not any(
+                split_identifier(i)[0] == name for i in resolutions
+            ):
+                self._conflicts[name] = self._conflicts.get(name, 0) + 1
+                if self._conflicts[name] >= CONFLICT_PROMOTION:
+                    self._promote(name, information)
+        current: list[str] = []
+        promoted: list[str] = []
+        for identifier in identifiers:
+            if identifier == PYTHON:
+                return [identifier]
+            name = split_identifier(identifier)[0]
+            if name in in_conflict:
+                current.append(identifier)
+            elif name in self._promoted:
+                promoted.append(identifier)
+        return current or promoted or identifiers
+
+    def _promote(
+        self,
+        name: str,
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+    ) -> None:
+        """Promote ``name``, and the projects whose requirements bring it in (up to the
+        user's): a project only enters the resolution with its parent, so pinning the parents
+        early is what lets the conflict be settled before unrelated pins pile up."""
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in self._promoted:
+                continue
+            self._promoted.add(current)
+            for identifier, infos in information.items():
+                if split_identifier(identifier)[0] == current:
+                    pending.extend(i.parent.name for i in infos if i.parent is not None)
+
     def get_preference(
         self,
         identifier: str,
@@ -237,16 +305,24 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         candidates: Mapping[str, Iterator[Candidate]],
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
-    ) -> tuple[bool, bool, bool, bool, str]:
-        infos = list(information[identifier])
-        pinned = any(is_pinned(info.requirement.specifier) for info in infos)
-        direct = any(info.parent is None for info in infos)
-        causes = {self.identify(c.requirement) for c in backtrack_causes}
+    ) -> tuple[bool, bool, bool, bool, float, bool, str]:
+        """pip's order: the target's Python, projects promoted by repeated conflicts, pinned
+        (``==``), upper-bounded (``<``, ``<=``, ``~=``, ``==X.*``), then the user's own in the
+        order given, then constrained before free, then by name."""
+        operators: list[tuple[str, str]] = []
+        for info in information[identifier]:
+            operators.extend((s.operator, s.version) for s in info.requirement.specifier)
+        pinned = any(op == "===" or (op == "==" and not v.endswith(".*")) for op, v in operators)
+        upper = any(
+            op in ("<", "<=", "~=") or (op == "==" and v.endswith(".*")) for op, v in operators
+        )
         return (
             identifier != PYTHON,
-            identifier not in causes,
+            split_identifier(identifier)[0] not in self._promoted,
             not pinned,
-            not direct,
+            not upper,
+            self._requested.get(identifier, math.inf),
+            not operators,
             identifier,
         )
 

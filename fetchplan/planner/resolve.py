@@ -103,6 +103,7 @@ def resolve(
         provider.finder.prefetch(
             req.name, provider.specifier_for(req.identifier, [req]), req.extras
         )
+    provider.set_requested(requirements)
     reporter = _Reporter()
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, reporter)
     cpu, wall = time.thread_time(), time.monotonic()
