@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fetchplan.errors import FieldProblem, FileFormatError
+from fetchplan.schemas import wrong_kind
 
 __all__ = ["PHASE_COLOURS", "Event", "events_from_timings", "render_html", "render_svg"]
 
@@ -50,6 +51,9 @@ def events_from_timings(document: Any, filename: str) -> list[Event]:
     its ``phases`` (download, verify) and the worker that handled it, which become one event
     per phase. A bad record is named by its field path.
     """
+    other = wrong_kind(document, "plan-timings", accepted=("fetch-timings",))
+    if other is not None:
+        raise FileFormatError(filename, [other])
     if isinstance(document, dict) and isinstance(document.get("artifacts"), list):
         return _fetch_events(document["artifacts"], filename)
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):

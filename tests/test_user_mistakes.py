@@ -151,6 +151,7 @@ def test_a_file_given_to_the_wrong_command_is_named_in_one_line(
     assert not (tmp_path / "venv").exists()
     assert run_cli("export", "plan.json", "--format", "pip-report", "-o", "r.json").returncode == 0
     _one_line(run_cli("fetch", "r.json"), "pip installation report", "`fetchplan import`")
+    _one_line(run_cli("report", "plan.json", "-o", "chart.html"), "this is a fetchplan plan")
     (tmp_path / "pylock.toml").write_text('lock-version = "1.0"\n')
     _one_line(run_cli("fetch", "pylock.toml"), "a pylock.toml lock file?", "`fetchplan import`")
 

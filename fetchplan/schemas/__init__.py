@@ -51,6 +51,7 @@ __all__ = [
     "search_pattern",
     "text_problems",
     "validate",
+    "wrong_kind",
 ]
 
 SchemaName = Literal[
@@ -325,14 +326,18 @@ _EXPECTED: dict[SchemaName, str] = {
 }
 
 
-def _wrong_kind(document: Any, schema: SchemaName) -> FieldProblem | None:
-    """The one problem to report when ``document`` is another kind of file than ``schema``:
-    another fetchplan file (by its ``format``), a pip installation report, or a lock file."""
+def wrong_kind(
+    document: Any, schema: SchemaName, accepted: tuple[SchemaName, ...] = ()
+) -> FieldProblem | None:
+    """The one problem to report when ``document`` is another kind of file than ``schema``
+    (or one of ``accepted``): another fetchplan file (by its ``format``) or a pip
+    installation report; None when it is not recognisably another kind."""
     if not isinstance(document, dict):
         return None
     expected = _KINDS.get(_EXPECTED.get(schema, ""), (schema, ()))[0]
     given = document.get("format")
-    if isinstance(given, str) and given in _KINDS and given != _EXPECTED.get(schema):
+    fine = {_EXPECTED.get(name) for name in (schema, *accepted)}
+    if isinstance(given, str) and given in _KINDS and given not in fine:
         kind, commands = _KINDS[given]
         others = f" (or {', '.join(commands[1:])})" if len(commands) > 1 else ""
         return FieldProblem(
@@ -364,7 +369,7 @@ def validate(document: Any, schema: SchemaName, filename: str) -> None:
         rejected = exc
     else:
         return
-    wrong = _wrong_kind(document, schema)
+    wrong = wrong_kind(document, schema)
     if wrong is not None:
         raise FileFormatError(filename, [wrong])
     errors = sorted(
