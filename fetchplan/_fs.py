@@ -20,6 +20,7 @@ __all__ = [
     "make_temp",
     "sha256_file",
     "sha256_stream",
+    "write_output",
 ]
 
 # Large enough that hashing and copying cost little CPU per byte.
@@ -74,11 +75,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the new one whole.
 
     The bytes go to a temporary file in the same directory, are fsynced, then renamed over
-    the file with ``os.replace``. Only a regular file is ever replaced: ``-`` is standard
-    output; a FIFO, a device (``/dev/stdout``, ``/dev/null``) or a descriptor link under
-    ``/proc`` is written through, as ``open`` would; a symbolic link stays, and the regular
-    file it leads to is what is replaced. An OS error becomes a :class:`FetchplanError`
-    naming ``path``.
+    ``path`` with ``os.replace``: whatever was at ``path`` (a link planted there included) is
+    replaced, never followed. An OS error becomes a :class:`FetchplanError` naming ``path``.
+    For a file the user names as an output, see :func:`write_output`.
+    """
+    _replace(path, path, data)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write ``data`` to an output the user named (``-o FILE``, ``--timings FILE``).
+
+    ``-`` is standard output (as pip's ``--report -``). Only a regular file is replaced, as
+    :func:`atomic_write_bytes` does: a FIFO, a device (``/dev/stdout``, ``/dev/null``) or a
+    descriptor link under ``/proc`` is written through, as ``open`` would; a symbolic link
+    stays, and the regular file it leads to is what is replaced.
     """
     if str(path) == STDOUT:
         _write_through(None, path, data)

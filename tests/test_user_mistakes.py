@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fetchplan._fs import atomic_write_bytes, write_output
 from fetchplan._urls import parses
 from tests.conftest import MakeIndex, RunCli
 from tests.support.wheels import Dist, build_wheel
@@ -266,3 +267,19 @@ def test_an_unknown_option_like_nothing_known_gets_no_suggestion(run_cli: RunCli
     out = run_cli("plan", "lib", "--zzzz")
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1].endswith("unrecognized arguments: --zzzz")
+
+
+def test_only_outputs_the_user_names_are_written_through_links(tmp_path: Path) -> None:
+    # A link planted where fetchplan keeps its own files (a manifest, a checkpoint) is
+    # replaced, never followed; a link the user names as an output leads to its file.
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    planted = tmp_path / "manifest.json"
+    planted.symlink_to(victim)
+    atomic_write_bytes(planted, b"{}\n")
+    assert not planted.is_symlink() and planted.read_text() == "{}\n"
+    assert victim.read_text() == "keep\n"
+    chosen = tmp_path / "out.txt"
+    chosen.symlink_to(victim)
+    write_output(chosen, b"new\n")
+    assert chosen.is_symlink() and victim.read_text() == "new\n"

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from fetchplan._fs import atomic_write_bytes
+from fetchplan._fs import write_output
 from fetchplan.formats import FORMATS, export_plan
 from fetchplan.schemas.plan import load_plan
 
@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml"))
     ):
         log.warning("PEP 751 lock files are named pylock.toml or pylock.NAME.toml, not %s", name)
-    atomic_write_bytes(args.output, text.encode("utf-8"))
+    write_output(args.output, text.encode("utf-8"))
     log.info("wrote %s", args.output)
     return 0

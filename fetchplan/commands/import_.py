@@ -74,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
             lookup=lookup,
             base_dir=path.parent,
         )
-    write_plan(args.output, plan)
+    write_plan(args.output, plan, output=True)
     log.info("wrote %s: %d artifacts", args.output, len(plan.artifacts))
     return 0

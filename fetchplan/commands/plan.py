@@ -339,9 +339,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         warm.join()
     try:
-        write_plan(options.output, result.plan)
+        write_plan(options.output, result.plan, output=True)
         if args.timings is not None:
-            dump_document(args.timings, result.timings.to_dict(), "plan-timings")
+            dump_document(args.timings, result.timings.to_dict(), "plan-timings", output=True)
     except OSError as exc:
         raise InputError(f"{exc.filename or options.output}: cannot write: {exc.strerror}") from exc
     artifacts = result.plan.artifacts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fetchplan._fs import atomic_write_bytes
+from fetchplan._fs import write_output
 from fetchplan.errors import FieldProblem, FileFormatError, InputError
 from fetchplan.report import events_from_timings, render_html, render_svg
 from fetchplan.schemas import parse_document
@@ -44,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
     events = events_from_timings(parse_document(text, str(source)), str(source))
     title = f"fetchplan timings: {source.name}"
     rendered = render_svg(events, title) if output.suffix == ".svg" else render_html(events, title)
-    atomic_write_bytes(output, rendered.encode("utf-8"))
+    write_output(output, rendered.encode("utf-8"))
     print(f"wrote {output} ({len(events)} events)")  # noqa: T201
     return 0

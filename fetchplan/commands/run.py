@@ -178,9 +178,9 @@ def run(args: argparse.Namespace) -> int:
         target = interpreter_future.result()
         loaded.result()
     try:
-        write_plan(plan_path, result.plan)
+        write_plan(plan_path, result.plan, output=True)
         if args.timings is not None:
-            dump_document(args.timings, result.timings.to_dict(), "plan-timings")
+            dump_document(args.timings, result.timings.to_dict(), "plan-timings", output=True)
     except OSError as exc:
         raise InputError(f"{exc.filename or plan_path}: cannot write: {exc.strerror}") from exc
     plan = result.plan

@@ -148,4 +148,4 @@ def _per_host(result: FetchResult) -> dict[str, Any]:
 
 def write_timings(path: Path, result: FetchResult) -> None:
     """Validate and atomically write the timings document of ``result`` to ``path``."""
-    dump_document(path, result.timings_document(), "fetch-timings")
+    dump_document(path, result.timings_document(), "fetch-timings", output=True)

@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from fetchplan._fs import atomic_write_bytes
+from fetchplan._fs import atomic_write_bytes, write_output
 from fetchplan._parse import dump_yaml, load_json, load_yaml
 from fetchplan._urls import parses
 from fetchplan.errors import FieldProblem, FileFormatError
@@ -469,6 +469,8 @@ def dumps_document(document: Any, schema: SchemaName, filename: str) -> bytes:
         raise FileFormatError(filename, problems) from None
 
 
-def dump_document(path: Path, document: Any, schema: SchemaName) -> None:
-    """Validate ``document`` against ``schema`` and write it atomically to ``path``."""
-    atomic_write_bytes(path, dumps_document(document, schema, str(path)))
+def dump_document(path: Path, document: Any, schema: SchemaName, *, output: bool = False) -> None:
+    """Validate ``document`` against ``schema`` and write it atomically to ``path``; with
+    ``output``, ``path`` is one the user named (see :func:`fetchplan._fs.write_output`)."""
+    data = dumps_document(document, schema, str(path))
+    (write_output if output else atomic_write_bytes)(path, data)

@@ -340,6 +340,7 @@ def load_plan(path: Path) -> tuple[Plan, dict[str, Any]]:
     return Plan.from_dict(document), document
 
 
-def write_plan(path: Path, plan: Plan) -> None:
-    """Validate ``plan`` against the schema and write it atomically (YAML for .yaml/.yml)."""
-    dump_document(path, plan.to_dict(), "plan")
+def write_plan(path: Path, plan: Plan, *, output: bool = False) -> None:
+    """Validate ``plan`` against the schema and write it atomically (YAML for .yaml/.yml);
+    with ``output``, ``path`` is one the user named (``-`` for standard output)."""
+    dump_document(path, plan.to_dict(), "plan", output=output)
