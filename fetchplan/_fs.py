@@ -14,6 +14,7 @@ from fetchplan.errors import FetchplanError
 
 __all__ = [
     "CHUNK_SIZE",
+    "DIR_MODE",
     "STDOUT",
     "atomic_write_bytes",
     "fsync_dir",
@@ -34,7 +35,10 @@ def _read_umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_read_umask()
+_UMASK = _read_umask()
+_FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+"""The mode a plain ``mkdir`` gives a directory (``tempfile.mkdtemp`` makes them private)."""
 
 
 def make_temp(directory: Path, prefix: str, suffix: str = ".tmp") -> tuple[int, Path]:

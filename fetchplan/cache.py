@@ -20,7 +20,9 @@ cache info|clean`` walk):
     Core metadata of distributions (:class:`MetadataCache`), by the file's sha256 and the index
     that listed it: a file never changes, so it is never asked for again.
 ``store/`` (section ``store``)
-    Reserved for the unpacked-wheel store.
+    Unpacked wheels, by the wheel file's sha256, linked into environments by ``install`` and
+    ``run`` (:class:`fetchplan.install.store.WheelStore`, which prunes and verifies itself:
+    its entries appear whole by a directory rename, and hold files of any name).
 
 Every store here is safe for several processes at once: an entry appears whole, by
 ``os.replace`` of a temporary file beside it (``.<name>.<random>.tmp``); readers never see a
@@ -498,9 +500,11 @@ def prune(
     removed = freed = 0
     # Downloads are staged at the top (ArtifactCache.staging_file), sections below.
     top = [entry for entry in root.iterdir() if entry.is_file()] if root.is_dir() else []
+    # Not the store: a wheel's own files may be named ".something"; it prunes itself.
+    sections = [section for section in SECTIONS if section.name != "store"]
     for section, paths in (
         (None, top),
-        *((section, _files(root / section.directory)) for section in SECTIONS),
+        *((section, _files(root / section.directory)) for section in sections),
     ):
         for path in paths:
             try:

@@ -21,7 +21,7 @@ from fetchplan.install import (
 )
 from fetchplan.install.environment import installed_distributions, uninstall
 from fetchplan.install.selection import target_matches
-from fetchplan.install.staging import stage_wheel
+from fetchplan.install.store import WheelStore
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas.plan import Target, load_plan, write_plan
 from tests.support.hostile import default_target, make_fetched_dest, new_venv, snapshot
@@ -166,12 +166,11 @@ def test_swapped_file_is_not_what_gets_installed(
     try:
         evil = build_wheel(tmp_path / "evil", Dist("lib", "1.0", files={"lib/__init__.py": b"X"}))
         os.replace(evil, spec.path)
-        staged = stage_wheel(opened, shared_venv, tmp_path / "staging", compile=False)
-        opened.check_unchanged()
+        entry = WheelStore(tmp_path / "store").fill(opened)
     finally:
         opened.close()
-    module = next(f for f in staged.files if f.final.name == "__init__.py")
-    assert module.staged.read_text().startswith('__version__ = "1.0"')
+    module = entry.files_dir / "lib" / "__init__.py"
+    assert module.read_text().startswith('__version__ = "1.0"')
 
 
 def test_file_written_in_place_after_hashing_is_refused(
@@ -184,7 +183,12 @@ def test_file_written_in_place_after_hashing_is_refused(
         time.sleep(0.05)  # past the file system's timestamp granularity
         with spec.path.open("r+b") as fh:
             fh.write(b"P")
+        store = WheelStore(tmp_path / "store")
         with pytest.raises(InstallError, match="modified while being installed"):
-            opened.check_unchanged()
+            store.fill(opened)
     finally:
         opened.close()
+    # Nothing entered the store, and its temporary directory is gone.
+    assert store.get(spec.sha256) is None
+    assert list(store.keys()) == []
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from fetchplan.install import StagedInstall, TargetInterpreter, WheelToInstall
-from fetchplan.install.prestage import Prestager, staged_path
+from fetchplan.install.prestage import Prestager
 from tests.conftest import MakeNginxServer, RunCli
 from tests.support.hostile import Member, new_venv, raw_wheel, snapshot, standard_members
 from tests.support.wheels import Dist
 
-ROOTS = {"purelib": "/env/site", "platlib": "/env/site", "headers": "/env/h", "data": "/env"}
 BIG = bytes(range(256)) * 4096  # 1 MiB that deflate shrinks but does not erase
 
 
@@ -53,27 +52,17 @@ def _grow(source: bytes, partial: Path, final: Path, pieces: int = 7) -> threadi
 
 
 def _expected(tmp: Path, archive: Path) -> dict[str, tuple[bytes, int]]:
-    """What staging would write for each member Prestager handles, by staged path."""
+    """What the store would take from Prestager for each member, by the path it unpacks to."""
     out: dict[str, tuple[bytes, int]] = {}
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            name = info.filename
-            if name.startswith("demo-1.0.dist-info/") or "/scripts/" in name:
-                continue
-            if name.startswith("demo-1.0.data/"):
-                scheme, _, rest = name[len("demo-1.0.data/") :].partition("/")
-                root = ROOTS[scheme]
-            else:
-                root, rest = ROOTS["purelib"], name
             data = zf.read(info)
-            out[staged_path(str(tmp), root, rest)[1]] = (hashlib.sha256(data).digest(), len(data))
+            out[str(tmp / info.filename)] = (hashlib.sha256(data).digest(), len(data))
     return out
 
 
 def _prestager(tmp: Path, partial: Path, final: Path, size: int) -> Prestager:
-    return Prestager(
-        partial=partial, final=final, size=size, directory=tmp, roots=ROOTS, dist="demo-1.0"
-    )
+    return Prestager(partial=partial, final=final, size=size, directory=tmp)
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["sizes-in-headers", "data-descriptors"])
@@ -111,7 +100,7 @@ def test_prestager_unpacks_a_growing_file(tmp_path: Path, streamed: bool) -> Non
     for path, (digest, size) in expected.items():
         data = Path(path).read_bytes()
         assert (hashlib.sha256(data).digest(), len(data)) == (digest, size)
-    # Nothing outside the staging directory, nothing of the .dist-info or scripts.
+    # Every member at its archive path, nothing outside the directory.
     written = {str(p) for p in staging.rglob("*") if p.is_file()}
     assert written == set(expected)
 

@@ -333,6 +333,26 @@ def _journals() -> Iterator[tuple[str, Any]]:
     )
 
 
+def _store_entries() -> Iterator[tuple[str, Any]]:
+    from fetchplan.install.store import ScriptSpec, StoreEntry, StoreFile
+
+    entry = StoreEntry(
+        directory=Path("entry"),
+        sha256=SHA,
+        filename="demo-1.0-py3-none-any.whl",
+        name="demo",
+        version="1.0",
+        dist_info="demo-1.0.dist-info",
+        root_scheme="purelib",
+        files=(
+            StoreFile("demo/__init__.py", "purelib", "demo/__init__.py", "A" * 43, 10, False),
+            StoreFile("demo-1.0.data/scripts/run", "scripts", "run", "b" * 43, 0, True),
+        ),
+        scripts=(ScriptSpec("demo", "demo", "main", "console"),),
+    )
+    yield "store entry", entry.to_dict()
+
+
 VALID: dict[SchemaName, Callable[[], Iterator[tuple[str, Any]]]] = {
     "plan": _plans,
     "manifest": _manifests,
@@ -342,6 +362,7 @@ VALID: dict[SchemaName, Callable[[], Iterator[tuple[str, Any]]]] = {
     "fetch-timings": _fetch_timings,
     "bundle": _bundles,
     "install-journal": _journals,
+    "store-entry": _store_entries,
 }
 
 

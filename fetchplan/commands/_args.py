@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = [
     "add_allow_unhashed_argument",
+    "add_link_mode_argument",
     "add_mirror_argument",
     "add_no_wait_argument",
     "add_per_host_argument",
@@ -67,5 +68,19 @@ def add_mirror_argument(group: Any) -> None:
         help=(
             "take each file from this directory or index first, found by file name and "
             "verified by the plan's hashes; what it lacks comes from the plan's URL"
+        ),
+    )
+
+
+def add_link_mode_argument(group: Any) -> None:
+    """``--link-mode clone|hardlink|copy|symlink``, as ``install`` and ``run`` take it (uv's)."""
+    group.add_argument(
+        "--link-mode",
+        choices=("clone", "hardlink", "copy", "symlink"),
+        default="auto",
+        help=(
+            "how files go from the wheel store into the environment (default: clone where "
+            "the file system copies on write, else hardlink, else copy; a hard-linked file "
+            "is the store's: editing it edits the store)"
         ),
     )

@@ -1,4 +1,4 @@
-"""``fetchplan cache dir|info|clean|prune``: show and trim the cache directory.
+"""``fetchplan cache dir|info|clean|prune|verify``: show, trim and check the cache directory.
 
 Each action is an entry of :data:`ACTIONS` (name, help, a function adding its arguments, a
 function running it), so another action is one more entry. What the cache holds and where is
@@ -18,9 +18,11 @@ from fetchplan.errors import InputError
 __all__ = ["ACTIONS", "Action", "cache_root", "register"]
 
 _DESCRIPTION = """\
-Show and trim fetchplan's cache: downloaded artifacts, index pages, distribution metadata and
-sdist metadata prepared by build backends (see 'fetchplan cache info'). Plans and fetches
-running meanwhile are safe: what is removed is only a miss for them.
+Show, trim and check fetchplan's cache: downloaded artifacts, index pages, distribution
+metadata, sdist metadata prepared by build backends and the wheel store of unpacked wheels
+(see 'fetchplan cache info'). Plans and fetches running meanwhile are safe: what is removed
+is only a miss for them. An install linking from the store at that moment fails, and an
+environment installed with --link-mode symlink breaks when its store entries go.
 """
 
 
@@ -125,6 +127,22 @@ def _run_prune(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _run_verify(args: argparse.Namespace, root: Path) -> int:
+    from fetchplan.install.store import WheelStore, default_store_dir
+
+    store = WheelStore(default_store_dir(root))
+    entries, files, problems = store.verify()
+    for problem in problems:
+        sys.stdout.write(
+            f"evicted {problem.filename} ({problem.sha256}): {problem.path}: {problem.reason}\n"
+        )
+    if not _quiet(args):
+        sys.stdout.write(
+            f"verified {entries} wheels ({files} files) in {store.root}: {len(problems)} evicted\n"
+        )
+    return 1 if problems else 0
+
+
 ACTIONS: tuple[Action, ...] = (
     Action("dir", "print the cache directory", _no_arguments, _run_dir),
     Action("info", "what the cache holds, per section", _no_arguments, _run_info),
@@ -135,6 +153,14 @@ ACTIONS: tuple[Action, ...] = (
         "--unused-days, entries long unused",
         _prune_arguments,
         _run_prune,
+    ),
+    Action(
+        "verify",
+        "re-hash the wheel store against each wheel's RECORD and evict what changed "
+        "(exit status 1 when something was evicted: environments hard-linked to it hold "
+        "the changed file; reinstall them with --reinstall)",
+        _no_arguments,
+        _run_verify,
     ),
 )
 """The actions of ``fetchplan cache``, in the order ``--help`` lists them."""

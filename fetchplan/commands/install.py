@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fetchplan.commands._args import add_link_mode_argument
 from fetchplan.errors import InputError
 
 __all__ = ["register", "run"]
@@ -72,6 +73,18 @@ def register(
         action="store_false",
         help="do not byte-compile the installed modules",
     )
+    add_link_mode_argument(p)
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="the cache whose wheel store is filled and linked from (default: the user's)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="keep no unpacked wheels: unpack into a store that lasts for this install only",
+    )
     p.add_argument(
         "--no-wait",
         action="store_true",
@@ -96,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
     from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest
     from fetchplan.install.core import load_checked
+    from fetchplan.install.store import WheelStore, default_store_dir
 
     if args.venv is None and args.python is None:
         raise InputError("install: give the environment with --venv DIR or --python PY")
@@ -119,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             checked=checked,
             wait=not args.no_wait,
             on_wait=note,
+            store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
+            link_mode=args.link_mode,
         )
     for project in report.projects:
         if project.action == "unchanged":

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fetchplan.commands._args import (
     add_allow_unhashed_argument,
+    add_link_mode_argument,
     add_mirror_argument,
     add_no_wait_argument,
     add_per_host_argument,
@@ -69,6 +70,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     env.add_argument("--reinstall", action="store_true", help="reinstall planned projects")
     env.add_argument("--no-compile", action="store_true", help="do not byte-compile")
+    add_link_mode_argument(env)
     fetch = p.add_argument_group("fetching")
     add_per_host_argument(fetch)
     add_mirror_argument(fetch)
@@ -149,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     from fetchplan.install import StagedInstall, WheelToInstall
     from fetchplan.install.prestage import prestage_min_size
     from fetchplan.install.selection import select_artifacts, select_target
+    from fetchplan.install.store import WheelStore, default_store_dir
     from fetchplan.planner.api import make_plan
     from fetchplan.schemas import dump_document
     from fetchplan.schemas.plan import write_plan
@@ -205,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             compile=not args.no_compile,
             wait=not args.no_wait,
             on_wait=reporter.note,
+            store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
+            link_mode=args.link_mode,
         ) as install,
         _sigterm_interrupts(),
     ):
@@ -220,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                         size=large.size or 0,
                         partial=execution.partial_path(large),
                         final=execution.final_path(large),
+                        sha256=large.sha256,
                     )
             for verified in execution:
                 artifact = needed.get(verified.artifact.destination)

@@ -1,8 +1,9 @@
 """Installing a verified manifest, or a list of wheels, into a target interpreter.
 
-The order is what keeps the environment whole: every wheel is verified and extracted into
-staging first (in parallel, one wheel per worker); only when all succeeded are old versions
-removed and the staged files renamed into place; then the new modules are byte-compiled.
+The order is what keeps the environment whole: every wheel is verified and unpacked into the
+wheel store (once: a wheel already stored is not read at all), then linked from there into
+staging (in parallel, one wheel per worker); only when all succeeded are old versions removed
+and the staged files renamed into place; then the new modules are byte-compiled.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,7 @@ from fetchplan.install.environment import (
 )
 from fetchplan.install.errors import InstallError, ManifestMismatch, UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.link import Linker, LinkMode
 from fetchplan.install.prestage import Prestager
 from fetchplan.install.protect import STAGING_PREFIX, Protected, check_wheel
 from fetchplan.install.selection import (
@@ -42,7 +44,8 @@ from fetchplan.install.selection import (
     select_artifacts,
     select_target,
 )
-from fetchplan.install.staging import StagedWheel, stage_wheel
+from fetchplan.install.staging import StagedWheel, link_wheel
+from fetchplan.install.store import StoreEntry, WheelStore
 from fetchplan.install.transaction import Recovered, Transaction, environment_lock
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas import plan_digest
@@ -84,6 +87,8 @@ class InstallReport:
     prefix: str
     projects: tuple[ProjectOutcome, ...]
     compiled: int = 0
+    placed: dict[str, int] = field(default_factory=dict)
+    """Files placed from the wheel store, by method (``clone``, ``hardlink``, ``copy``...)."""
 
     def count(self, action: Action) -> int:
         return sum(1 for p in self.projects if p.action == action)
@@ -203,6 +208,8 @@ def install_manifest(
     checked: tuple[Manifest, Plan, Path] | None = None,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    store: WheelStore | None = None,
+    link_mode: LinkMode = "auto",
 ) -> InstallReport:
     """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
 
@@ -210,14 +217,21 @@ def install_manifest(
     ``checked``) and
     :func:`install_wheels` for the installation itself. sdists are built first, each in its
     own isolated environment of the plan's build dependencies; nothing is installed unless
-    every build succeeded.
+    every build succeeded. ``store`` and ``link_mode`` are :class:`StagedInstall`'s.
     """
     with tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built:
         wheels = wheels_for_interpreter(
             manifest_path, target, plan_path=plan_path, build_dir=Path(built), checked=checked
         )
         return install_wheels(
-            wheels, target, reinstall=reinstall, compile=compile, wait=wait, on_wait=on_wait
+            wheels,
+            target,
+            reinstall=reinstall,
+            compile=compile,
+            wait=wait,
+            on_wait=on_wait,
+            store=store,
+            link_mode=link_mode,
         )
 
 
@@ -243,29 +257,51 @@ def _check_supported(wheels: Sequence[WheelToInstall], target: TargetInterpreter
             raise InstallError(f"{wheel.path}: not supported by {target.describe()}")
 
 
-def _verify_and_stage(
+def _store_and_link(
     wheel: WheelToInstall,
     target: TargetInterpreter,
     staging: Path,
+    store: WheelStore,
+    linker: Linker,
     *,
     compile: bool,
     protected: Protected,
     prestaged: Prestager | None = None,
 ) -> StagedWheel:
-    if prestaged is not None:
-        # The download is over: the prestager unpacks what is left while the archive's hash
-        # is checked (on the other core), and staging waits for it.
-        prestaged.downloaded()
-    opened = open_wheel(wheel)
-    try:
-        check_wheel(opened, target, protected)
+    entry = store.get(wheel.sha256)
+    if entry is None:
         if prestaged is not None:
-            prestaged.finish()
-        staged = stage_wheel(opened, target, staging, compile=compile, prestaged=prestaged)
-        opened.check_unchanged()
-    finally:
-        opened.close()
-    return staged
+            # The download is over: the prestager unpacks what is left while the archive's
+            # hash is checked (on the other core), and filling the store waits for it.
+            prestaged.downloaded()
+        opened = open_wheel(wheel)
+        try:
+            # Refused before anything is unpacked; a stored wheel's files are checked against
+            # the protected paths where they are staged (_check_protected, at commit).
+            check_wheel(opened, target, protected)
+            if prestaged is not None:
+                prestaged.finish()
+            entry = store.fill(opened, prestaged=prestaged)
+        finally:
+            opened.close()
+    elif prestaged is not None:
+        prestaged.cancel()
+    _check_entry(entry, wheel)
+    return link_wheel(
+        entry, target, staging, requested=wheel.requested, compile=compile, linker=linker
+    )
+
+
+def _check_entry(entry: StoreEntry, wheel: WheelToInstall) -> None:
+    """The stored wheel is the one expected (its key is the manifest's sha256; this catches
+    a manifest naming one project with another's file)."""
+    if canonicalize_name(entry.name) != wheel.name or not _same_version(
+        entry.version, wheel.version
+    ):
+        raise InstallError(
+            f"{wheel.path}: the wheel of sha256 {wheel.sha256} is {entry.filename} "
+            f"({entry.name} {entry.version}), not {wheel.filename}"
+        )
 
 
 def _check_protected(wheel: WheelToInstall, staged: StagedWheel, protected: Protected) -> None:
@@ -282,13 +318,19 @@ def _check_protected(wheel: WheelToInstall, staged: StagedWheel, protected: Prot
 class StagedInstall:
     """An install that verifies and stages wheels as they arrive and commits them at the end.
 
-    ``add`` hands a wheel to a pool of workers (both cores: extraction is CPU-bound) that open
-    it once, check its size and sha256 through that handle and extract it into staging inside
-    the prefix; ``commit`` waits for them, and only when every wheel passed removes other
-    versions (within the prefix only) and moves the files into place, then byte-compiles. So
-    ``fetchplan run`` can stage each wheel the moment the executor verified it, while the
-    other downloads go on. Leaving the ``with`` block without ``commit`` writes nothing to
-    the environment.
+    ``add`` hands a wheel to a pool of workers (both cores: extraction is CPU-bound). A wheel
+    the store holds already (by the manifest's sha256) is not read: its files are linked from
+    the store into staging inside the prefix. Any other is opened once, its size and sha256
+    checked through that handle, unpacked into the store with every member checked against
+    RECORD, then linked. ``commit`` waits for them, and only when every wheel passed removes
+    other versions (within the prefix only) and moves the files into place, then
+    byte-compiles. So ``fetchplan run`` can stage each wheel the moment the executor verified
+    it, while the other downloads go on. Leaving the ``with`` block without ``commit`` writes
+    nothing to the environment.
+
+    ``store`` is the wheel store to use and fill (:mod:`fetchplan.install.store`); without
+    one, a store inside the staging directory lasts for this install only. ``link_mode``
+    says how files go from the store into the environment (:mod:`fetchplan.install.link`).
 
     From creation to :meth:`close` it holds the environment's lock (see
     :func:`~fetchplan.install.transaction.environment_lock`: ``wait`` and ``on_wait`` say
@@ -305,10 +347,14 @@ class StagedInstall:
         compile: bool = True,
         wait: bool = True,
         on_wait: Callable[[str], None] | None = None,
+        store: WheelStore | None = None,
+        link_mode: LinkMode = "auto",
     ) -> None:
         self.target = target
         self.reinstall = reinstall
         self.compile = compile
+        self._store = store
+        self.linker = Linker(link_mode)
         self._lock = contextlib.ExitStack()
         self.recovered: Recovered | None = self._lock.enter_context(
             environment_lock(target, wait=wait, on_wait=on_wait)
@@ -349,6 +395,10 @@ class StagedInstall:
         for prestager in self._all_prestagers:
             prestager.cancel()
         self._pool.shutdown(wait=True)
+        for prestager in self._all_prestagers:
+            # A fill that did not happen leaves its temporary directory in the store.
+            shutil.rmtree(prestager.directory.parent, ignore_errors=True)
+        self._all_prestagers.clear()
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
@@ -362,11 +412,29 @@ class StagedInstall:
                 raise InstallError(f"{prefix}: cannot write to the environment: {exc}") from exc
         return self._staging
 
-    def prestage(self, *, filename: str, name: str, size: int, partial: Path, final: Path) -> None:
+    @property
+    def store(self) -> WheelStore:
+        if self._store is None:
+            self._store = WheelStore(self._staging_dir() / "store")
+        return self._store
+
+    def prestage(
+        self,
+        *,
+        filename: str,
+        name: str,
+        size: int,
+        partial: Path,
+        final: Path,
+        sha256: str | None = None,
+    ) -> None:
         """Start unpacking wheel ``filename`` (of project ``name``, ``size`` bytes) from its
         file as it downloads (``partial``, renamed ``final`` once complete), so that
-        :meth:`add` finds most of it staged already (see :mod:`fetchplan.install.prestage`)."""
+        :meth:`add` finds most of it unpacked already (see :mod:`fetchplan.install.prestage`).
+        Nothing is done for a wheel the store holds (by ``sha256``) already."""
         if filename in self._prestagers or not filename.endswith(".whl"):
+            return
+        if sha256 is not None and self.store.get(sha256) is not None:
             return
         try:
             version = str(parse_wheel_filename(filename)[1])
@@ -374,15 +442,8 @@ class StagedInstall:
             return  # add() refuses it
         if not self.reinstall and self._unchanged(canonicalize_name(name), version):
             return  # add() will leave it as it is: nothing to unpack
-        where = self._staging_dir() / f"pre-{len(self._all_prestagers)}"
-        where.mkdir()
         prestager = Prestager(
-            partial=partial,
-            final=final,
-            size=size,
-            directory=where,
-            roots=self.target.scheme(name),
-            dist="-".join(filename.split("-")[:2]),
+            partial=partial, final=final, size=size, directory=self.store.new_temp() / "files"
         )
         self._all_prestagers.append(prestager)
         self._prestagers[filename] = prestager.start()
@@ -407,16 +468,14 @@ class StagedInstall:
             if prestaged is not None:
                 prestaged.cancel()
             return
-        where = (
-            prestaged.directory
-            if prestaged is not None
-            else self._staging_dir() / str(len(self._work))
-        )
+        where = self._staging_dir() / str(len(self._work))
         future = self._pool.submit(
-            _verify_and_stage,
+            _store_and_link,
             wheel,
             self.target,
             where,
+            self.store,
+            self.linker,
             compile=self.compile,
             protected=self._protected,
             prestaged=prestaged,
@@ -465,6 +524,7 @@ class StagedInstall:
             prefix=self.target.prefix,
             projects=tuple(self._outcomes[name] for name in self._order),
             compiled=compiled,
+            placed={str(k): v for k, v in self.linker.used.items()},
         )
 
 
@@ -476,23 +536,33 @@ def install_wheels(
     compile: bool = True,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    store: WheelStore | None = None,
+    link_mode: LinkMode = "auto",
 ) -> InstallReport:
     """Install ``wheels`` into ``target``, all or nothing as far as verification goes.
 
     A project installed at the wanted version is left alone unless ``reinstall``. Every other
-    wheel is opened once, its size and sha256 checked through that handle, inspected for
-    unsafe members and extracted into staging inside the prefix with each member checked
-    against RECORD. Only when every wheel passed are other versions removed (within the prefix
-    only) and the files moved into place; nothing is written to the environment before. With
-    ``compile`` the new modules are byte-compiled by the target interpreter. Can be called
-    repeatedly with further wheels (each call is its own all-or-nothing step).
+    wheel is taken from ``store`` when it holds it (see :class:`StagedInstall`); else it is
+    opened once, its size and sha256 checked through that handle, inspected for unsafe members
+    and unpacked into the store with each member checked against RECORD. Its files are then
+    linked (``link_mode``) into staging inside the prefix. Only when every wheel passed are
+    other versions removed (within the prefix only) and the files moved into place; nothing
+    is written to the environment before. With ``compile`` the new modules are byte-compiled
+    by the target interpreter. Can be called repeatedly with further wheels (each call is its
+    own all-or-nothing step).
 
     The environment is locked throughout and changed in one journaled transaction (see
     :class:`StagedInstall` for ``wait`` and ``on_wait``).
     """
     _check_supported(wheels, target)
     with StagedInstall(
-        target, reinstall=reinstall, compile=compile, wait=wait, on_wait=on_wait
+        target,
+        reinstall=reinstall,
+        compile=compile,
+        wait=wait,
+        on_wait=on_wait,
+        store=store,
+        link_mode=link_mode,
     ) as install:
         for wheel in wheels:
             install.add(wheel)

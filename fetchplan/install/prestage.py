@@ -4,18 +4,19 @@
 arrive used to be unpacked from scratch after its last byte (on the bench, a 274 MB wheel of
 15,000 files took 15 s, as long as ``unzip`` takes). A :class:`Prestager` follows such a
 wheel's partial file as it grows and unpacks its members, in archive order from their local
-headers, into the private staging directory the wheel will be staged in, hashing each.
+headers, at their archive paths into the temporary directory the wheel store fills the
+wheel's entry in (:mod:`fetchplan.install.store`), hashing each.
 
-Nothing it writes is trusted. When the wheel is verified and staged as usual
-(:func:`fetchplan.install.staging.stage_wheel`: central directory, RECORD, every check), a
-member is taken from the prestaged file only if that file sits at exactly the path the
-member is staged to and its sha256 and size are the ones the verified wheel's RECORD gives
-for the member; its bytes are then the bytes the wheel vouches for. Every other prestaged
-file (a member the central directory does not list, a name the wheel declares twice, bytes
-from a partial the executor started over) is deleted before anything moves, and staging
-falls back to extracting the member from the verified archive.
+Nothing it writes is trusted. When the wheel is verified and stored as usual
+(:meth:`fetchplan.install.store.WheelStore.fill`: central directory, RECORD, every check), a
+member is taken from the prestaged file only if that file sits at exactly the member's path
+and its sha256 and size are the ones the verified wheel's RECORD gives for the member; its
+bytes are then the bytes the wheel vouches for. Every other prestaged file (a member the
+central directory does not list, a name the wheel declares twice, bytes from a partial the
+executor started over) is deleted before the entry is renamed into the store, and the member
+is extracted from the verified archive instead.
 
-Unpacking stops, leaving the rest to staging, on anything it does not handle plainly
+Unpacking stops, leaving the rest to the store, on anything it does not handle plainly
 (encryption, a method other than stored or deflate, sizes it cannot know), on an unsafe
 member name, when it has written more than :data:`MAX_EXPANSION` times the archive's size,
 or when told to stop.
@@ -31,7 +32,6 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +54,6 @@ _HEADER = struct.Struct("<HHHHHIIIHH")
 _ZIP64_EXTRA = 0x0001
 _STORED, _DEFLATED = 0, 8
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-_SCHEMES = ("purelib", "platlib", "headers", "data")
 
 
 def prestage_min_size() -> int:
@@ -154,11 +153,8 @@ class _Growing:
 class Prestager:
     """Unpacks one wheel from its growing partial file into ``directory``, in a thread.
 
-    ``roots`` maps the install schemes (purelib, platlib, headers, data) to their directories
-    for the wheel's distribution; prestaging needs purelib and platlib to be one directory,
-    since which of them a wheel's root goes to is only known from its ``WHEEL`` file, at the
-    end of the archive. ``dist`` is the wheel file name's ``name-version``: members of its
-    ``.dist-info`` and its ``.data/scripts`` are left to staging, which writes them itself.
+    Members are written at their archive paths below ``directory`` (bytecode in
+    ``__pycache__`` and directories aside).
     """
 
     def __init__(
@@ -168,8 +164,6 @@ class Prestager:
         final: Path,
         size: int,
         directory: Path,
-        roots: Mapping[str, str],
-        dist: str,
     ) -> None:
         self.directory = directory
         self.files: dict[str, PreFile] = {}
@@ -177,9 +171,6 @@ class Prestager:
         self.written: set[str] = set()
         """Every file created, whole or not."""
         self._dirs: set[str] = set()
-        self._roots = dict(roots)
-        self._dist_info = f"{dist}.dist-info/"
-        self._data = f"{dist}.data/"
         self._limit = max(64 << 20, MAX_EXPANSION * size)
         self._total = 0
         self._stopping = threading.Event()
@@ -240,23 +231,12 @@ class Prestager:
         )
 
     def _target(self, name: str) -> str | None:
-        """Where staging will write member ``name``, or None when it is not ours to unpack."""
+        """Where member ``name`` is unpacked, or None when it is not ours to unpack."""
         if name.endswith("/") or check_member_path(name) is not None:
             return None
-        parts = name.split("/")
-        if "__pycache__" in parts[:-1] or name.startswith(self._dist_info):
+        if "__pycache__" in name.split("/")[:-1]:
             return None
-        if name.startswith(self._data):
-            scheme, _, rest = name[len(self._data) :].partition("/")
-            if scheme not in _SCHEMES or not rest:
-                return None
-            root = self._roots[scheme]
-        else:
-            if self._roots["purelib"] != self._roots["platlib"]:
-                return None
-            rest = name
-            root = self._roots["purelib"]
-        return staged_path(str(self.directory), root, rest)[1]
+        return os.path.join(self.directory, name)  # noqa: PTH118
 
     def _member(self) -> bool:
         source = self._source

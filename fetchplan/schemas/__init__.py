@@ -63,6 +63,7 @@ SchemaName = Literal[
     "fetch-timings",
     "bundle",
     "install-journal",
+    "store-entry",
 ]
 
 

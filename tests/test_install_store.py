@@ -1,0 +1,265 @@
+"""The wheel store: filled once, linked into every environment, verified, shared by processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fetchplan.install import TargetInterpreter, install_manifest, wheels_for_interpreter
+from fetchplan.install.link import LinkMode
+from fetchplan.install.store import WheelStore
+from tests.conftest import REPO_ROOT, RunCli
+from tests.support.hostile import make_fetched_dest, new_venv
+from tests.support.wheels import Dist
+
+
+def _demo() -> Dist:
+    return Dist(
+        "demo-app",
+        "1.0",
+        requires=["helper>=1.0"],
+        console_scripts={"demo-app": "demo_app:main"},
+    )
+
+
+def _pip_check(python: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check",
+         "check"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _imports(target: TargetInterpreter) -> list[str]:
+    out = subprocess.run(
+        [target.executable, "-c",
+         "import demo_app, helper; print(demo_app.__version__, helper.__version__)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.split()
+
+
+def _module(target: TargetInterpreter) -> Path:
+    return Path(target.paths["purelib"]) / "demo_app" / "__init__.py"
+
+
+def _stored_module(store: WheelStore) -> Path:
+    (match,) = store.root.glob("v1/*/*/files/demo_app/__init__.py")
+    return match
+
+
+class _ZipCount:
+    """Counts the zip archives opened while installing (by patching zipfile.ZipFile)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened: list[str] = []
+        real = zipfile.ZipFile
+        count = self
+
+        class Counting(real):  # type: ignore[misc, valid-type]
+            def __init__(self, file: Any, *args: Any, **kw: Any) -> None:
+                count.opened.append(str(getattr(file, "name", file)))
+                super().__init__(file, *args, **kw)
+
+        monkeypatch.setattr(zipfile, "ZipFile", Counting)
+
+
+def test_second_install_links_the_stored_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    store = WheelStore(tmp_path / "cache" / "store")
+    first = TargetInterpreter.query(new_venv(tmp_path / "one"))
+    report = install_manifest(manifest, first, store=store, link_mode="hardlink")
+    assert [p.action for p in report.projects] == ["installed", "installed"]
+    assert set(report.placed) == {"hardlink"}
+
+    zips = _ZipCount(monkeypatch)
+    second = TargetInterpreter.query(new_venv(tmp_path / "two"))
+    again = install_manifest(manifest, second, store=store, link_mode="hardlink")
+    assert [p.action for p in again.projects] == ["installed", "installed"]
+    assert zips.opened == []  # nothing unzipped: the files came from the store
+    assert again.placed == report.placed
+
+    stored = _stored_module(store).stat()
+    for target in (first, second):
+        st = _module(target).stat()
+        assert (st.st_dev, st.st_ino) == (stored.st_dev, stored.st_ino)
+        assert _imports(target) == ["1.0", "1.5"]
+        _pip_check(Path(target.executable))
+        # What belongs to each environment is its own file, never the store's.
+        dist_info = Path(target.paths["purelib"]) / "demo_app-1.0.dist-info"
+        for own in ("RECORD", "INSTALLER", "REQUESTED"):
+            assert (dist_info / own).stat().st_nlink == 1, own
+        script = Path(target.paths["scripts"]) / "demo-app"
+        assert script.stat().st_nlink == 1
+        assert script.read_text().splitlines()[0] == f"#!{target.executable}"
+        # Bytecode went into the environment's own __pycache__.
+        pyc = _module(target).parent / "__pycache__" / f"__init__.{target.cache_tag}.pyc"
+        assert pyc.is_file() and pyc.stat().st_nlink == 1
+    assert stored.st_nlink == 3
+    assert not list(store.root.rglob("__pycache__"))
+    entries = [store.get(key) for key in store.keys()]  # noqa: SIM118 - not a dict
+    assert store.verify() == (2, sum(len(e.files) for e in entries if e is not None), [])
+
+
+@pytest.mark.parametrize("mode", ["auto", "clone", "hardlink", "copy", "symlink"])
+def test_each_link_mode_installs(tmp_path: Path, mode: LinkMode) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    store = WheelStore(tmp_path / "cache" / "store")
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    report = install_manifest(manifest, target, store=store, link_mode=mode)
+    assert _imports(target) == ["1.0", "1.5"]
+    _pip_check(Path(target.executable))
+    installed, stored = _module(target), _stored_module(store)
+    same_file = installed.stat().st_ino == stored.stat().st_ino
+    if mode == "symlink":
+        assert set(report.placed) == {"symlink"}
+        assert installed.is_symlink() and installed.resolve() == stored.resolve()
+        return
+    assert not installed.is_symlink()
+    if mode == "hardlink":
+        assert set(report.placed) == {"hardlink"} and same_file
+    elif mode == "copy":
+        assert set(report.placed) == {"copy"} and not same_file
+    elif mode == "clone":
+        # A clone where the file system copies on write, else a copy: never the same file.
+        assert set(report.placed) in ({"clone"}, {"copy"}) and not same_file
+    else:
+        # On one file system: a clone where it copies on write, else a hard link.
+        assert set(report.placed) in ({"clone"}, {"hardlink"})
+        assert same_file == (set(report.placed) == {"hardlink"})
+    assert installed.read_bytes() == stored.read_bytes()
+
+
+@pytest.fixture
+def other_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A directory on another file system than ``tmp_path`` (a tmpfs)."""
+    where = Path(tempfile.mkdtemp(prefix="fetchplan-test-", dir="/dev/shm"))
+    try:
+        assert where.stat().st_dev != tmp_path.stat().st_dev, "need two file systems"
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", ["auto", "hardlink"])
+def test_copy_is_used_across_file_systems(
+    tmp_path: Path, other_filesystem: Path, mode: LinkMode
+) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    store = WheelStore(other_filesystem / "store")
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    report = install_manifest(manifest, target, store=store, link_mode=mode)
+    assert set(report.placed) == {"copy"}  # every link failed (EXDEV) and fell back
+    installed, stored = _module(target), _stored_module(store)
+    assert installed.stat().st_dev != stored.stat().st_dev
+    assert installed.stat().st_nlink == 1 and stored.stat().st_nlink == 1
+    assert installed.read_bytes() == stored.read_bytes()
+    assert _imports(target) == ["1.0", "1.5"]
+    _pip_check(Path(target.executable))
+
+
+def test_cache_verify_evicts_a_changed_entry(tmp_path: Path, run_cli: RunCli) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    install = ["install", manifest, "--cache-dir", "cache", "--link-mode", "hardlink"]
+    done = run_cli(*install, "--venv", "one")
+    assert done.returncode == 0, done.stderr
+    verified = run_cli("cache", "verify", "--cache-dir", "cache")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "verified 2 wheels" in verified.stdout and "0 evicted" in verified.stdout
+
+    # Edited in the environment: the hard link edits the store.
+    installed = tmp_path / "one" / "lib"
+    (module,) = installed.glob("python*/site-packages/demo_app/__init__.py")
+    module.write_text(module.read_text().replace('"1.0"', '"9.9"'))
+    store = WheelStore(tmp_path / "cache" / "store")
+    (demo,) = [wheel for wheel in wheels_for_interpreter(manifest, _target(tmp_path / "one"))
+               if wheel.name == "demo-app"]  # fmt: skip
+    assert store.get(demo.sha256) is not None
+
+    found = run_cli("cache", "verify", "--cache-dir", "cache")
+    assert found.returncode == 1
+    (line,) = [x for x in found.stdout.splitlines() if x.startswith("evicted")]
+    assert demo.filename in line and "demo_app/__init__.py" in line and "changed" in line
+    assert "1 evicted" in found.stdout
+    assert store.get(demo.sha256) is None
+    assert run_cli("cache", "verify", "--cache-dir", "cache").returncode == 0
+
+    # The next install unpacks the verified wheel again: the original bytes.
+    done = run_cli(*install, "--venv", "two")
+    assert done.returncode == 0, done.stderr
+    (fresh,) = (tmp_path / "two" / "lib").glob("python*/site-packages/demo_app/__init__.py")
+    assert '"1.0"' in fresh.read_text()
+    assert store.get(demo.sha256) is not None
+
+
+def _target(venv: Path) -> TargetInterpreter:
+    return TargetInterpreter.query(venv / "bin" / "python")
+
+
+_FILL = r"""
+import json, logging, sys, time
+from pathlib import Path
+logging.basicConfig(level=logging.DEBUG)
+from fetchplan.install.selection import WheelToInstall
+from fetchplan.install.store import WheelStore
+from fetchplan.install.wheel import open_wheel
+
+spec = WheelToInstall(**{**json.loads(sys.argv[1]), "path": Path(json.loads(sys.argv[1])["path"])})
+go = Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.001)
+opened = open_wheel(spec)
+try:
+    entry = WheelStore(Path(sys.argv[2])).fill(opened)
+finally:
+    opened.close()
+print(entry.directory, len(entry.files))
+"""
+
+
+def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path) -> None:
+    files = {f"many/m{i:04d}.py": f"VALUE = {i}\n".encode() * 40 for i in range(600)}
+    files["many/__init__.py"] = b""
+    manifest = make_fetched_dest(tmp_path, [Dist("many", "1.0", files=files)])
+    (spec,) = wheels_for_interpreter(manifest, _target_of(tmp_path))
+    described = json.dumps({
+        "path": str(spec.path), "filename": spec.filename, "name": spec.name,
+        "version": spec.version, "sha256": spec.sha256, "size": spec.size,
+    })  # fmt: skip
+    root, go = tmp_path / "store", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", _FILL, described, str(root), str(go)]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    processes = [subprocess.Popen(argv, text=True, env=env, **pipes) for _ in range(2)]
+    time.sleep(1.0)  # both started and waiting
+    go.touch()
+    results = [p.communicate(timeout=120) for p in processes]
+    for process, (_, err) in zip(processes, results, strict=True):
+        assert process.returncode == 0, err
+    store = WheelStore(root)
+    assert list(store.keys()) == [spec.sha256]
+    directories = {out.split()[0] for out, _ in results}
+    assert directories == {str(store.entry_dir(spec.sha256))}
+    assert {out.split()[1] for out, _ in results} == {str(len(files) + 2)}  # METADATA, WHEEL
+    # One process renamed its entry into place; the other took that one.
+    assert sum("stored many-1.0" in err for _, err in results) == 1
+    assert list((root / "tmp").iterdir()) == []
+    assert store.verify()[2] == []
+
+
+def _target_of(tmp_path: Path) -> TargetInterpreter:
+    return TargetInterpreter.query(new_venv(tmp_path / "venv"))
