@@ -242,8 +242,22 @@ def test_cli_creates_the_venv_and_reports(
         f"installed 0, replaced 0, reinstalled 0, unchanged 2 into {venv_dir}"
     )
     (tmp_path / "dest" / "helper-1.0-py3-none-any.whl").write_bytes(b"tampered")
-    bad = subprocess.run(
+    # The wheel store holds the wheel the manifest vouches for (by its sha256): that is what
+    # is installed, and the file is not read.
+    stored = subprocess.run(
         [*argv, "--reinstall"], capture_output=True, text=True, env=cli_env, check=False
+    )
+    assert stored.returncode == 0, stored.stderr
+    assert "reinstalled 2" in stored.stdout
+    helper = next((venv_dir / "lib").glob("python*/site-packages/helper/__init__.py"))
+    assert helper.read_text().startswith('__version__ = "1.0"')
+    # Without the store the file is read, and refused.
+    bad = subprocess.run(
+        [*argv, "--reinstall", "--no-cache"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=False,
     )
     assert bad.returncode != 0
     assert "helper-1.0-py3-none-any.whl" in bad.stderr

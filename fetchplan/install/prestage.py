@@ -38,7 +38,7 @@ from pathlib import Path
 from fetchplan._fs import CHUNK_SIZE
 from fetchplan.install.wheel import check_member_path
 
-__all__ = ["MAX_EXPANSION", "PreFile", "Prestager", "prestage_min_size", "staged_path"]
+__all__ = ["MAX_EXPANSION", "PreFile", "Prestager", "prestage_min_size"]
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,6 @@ def prestage_min_size() -> int:
     """Wheels at least this large are prestaged (``FETCHPLAN_PRESTAGE_MIN_BYTES``, else 16 MiB)."""
     value = os.environ.get("FETCHPLAN_PRESTAGE_MIN_BYTES", "")
     return int(value) if value.isdigit() else _DEFAULT_MIN_SIZE
-
-
-def staged_path(destdir: str, root: str, path: str) -> tuple[str, str]:
-    """The final path of ``path`` in scheme directory ``root``, and where staging puts it."""
-    final = os.path.abspath(os.path.join(root, path))  # noqa: PTH100, PTH118
-    _drive, rest = os.path.splitdrive(final)
-    return final, os.path.join(destdir, rest.lstrip("\\/"))  # noqa: PTH118
 
 
 @dataclass(frozen=True, slots=True)

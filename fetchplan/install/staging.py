@@ -5,9 +5,9 @@ against the wheel's RECORD when the entry was filled; here each is linked (or co
 :mod:`fetchplan.install.link`) into staging. What belongs to one environment is written, never
 linked: the console scripts (they name its interpreter), the ``.data/scripts`` files (their
 ``#!python`` names it too), ``INSTALLER``, ``REQUESTED`` and a RECORD, as pip writes them.
-Nothing reaches the environment here. The staging directory mirrors the final absolute paths
-(installer's ``destdir``), so committing is a rename per file
-(:mod:`fetchplan.install.environment`).
+Nothing reaches the environment here. The staging directory mirrors the final paths relative
+to the environment's prefix (absolute ones below ``.abs/`` for a scheme outside it), so
+committing is a rename per file (:mod:`fetchplan.install.environment`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from fetchplan._fs import CHUNK_SIZE
 from fetchplan.install.errors import InstallError, UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter
 from fetchplan.install.link import Linker
-from fetchplan.install.prestage import staged_path
 from fetchplan.install.store import StoreEntry
 
 __all__ = ["INSTALLER_NAME", "StagedFile", "StagedWheel", "link_wheel"]
@@ -82,14 +81,35 @@ class _StagingDestination(SchemeDictionaryDestination):
     """
 
     linker: Linker = field(default_factory=Linker)
+    prefix: str = "/"
+    """The environment's prefix, with a trailing separator."""
     pyc_tag: str | None = None
     staged: list[StagedFile] = field(default_factory=list)
     _made: set[str] = field(default_factory=set)
     _roots: dict[str, Path] = field(default_factory=dict)
 
-    def _paths(self, scheme: Scheme, path: str) -> tuple[str, str]:
+    def _locate(self, scheme: Scheme, path: str) -> tuple[str, str]:
+        """The final path of ``path`` in ``scheme``, and where staging puts it."""
         assert self.destdir is not None
-        final, staged = staged_path(self.destdir, self.scheme_dict[scheme], path)
+        root = self.scheme_dict[scheme]
+        final = os.path.abspath(os.path.join(root, path))  # noqa: PTH100, PTH118
+        if not final.startswith(os.path.join(os.path.abspath(root), "")):  # noqa: PTH100, PTH118
+            raise ValueError(f"Attempting to write {path} outside of the target directory")
+        if final.startswith(self.prefix):
+            # Fewer directories to make (and remove) than below the whole absolute path.
+            staged = os.path.join(self.destdir, final[len(self.prefix) :])  # noqa: PTH118
+        else:
+            rest = os.path.splitdrive(final)[1].lstrip("\\/")
+            staged = os.path.join(self.destdir, ".abs", rest)  # noqa: PTH118
+        return final, staged
+
+    def _path_with_destdir(self, scheme: Scheme, path: str) -> Path:
+        # installer's write_script finds the script it wrote through this.
+        return Path(self._locate(scheme, path)[1])
+
+    def _paths(self, scheme: Scheme, path: str) -> tuple[str, str]:
+        """:meth:`_locate`, having made the staged file's directory."""
+        final, staged = self._locate(scheme, path)
         parent = os.path.dirname(staged)  # noqa: PTH120
         if parent not in self._made:
             os.makedirs(parent, exist_ok=True)  # noqa: PTH103
@@ -175,6 +195,7 @@ def link_wheel(
         script_kind=kind,
         destdir=str(staging),
         linker=linker,
+        prefix=os.path.join(os.path.abspath(target.prefix), ""),  # noqa: PTH100, PTH118
         pyc_tag=target.cache_tag if compile else None,
     )
     root: Scheme = entry.root_scheme  # type: ignore[assignment]
