@@ -263,3 +263,15 @@ def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path) -> None:
 
 def _target_of(tmp_path: Path) -> TargetInterpreter:
     return TargetInterpreter.query(new_venv(tmp_path / "venv"))
+
+
+def test_what_killed_fills_left_a_day_ago_is_swept(tmp_path: Path) -> None:
+    store = WheelStore(tmp_path / "store")
+    old, recent = store.new_temp(), store.new_temp()
+    (old / "files").mkdir()
+    (old / "files" / "half.py").write_bytes(b"x")
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    fresh = WheelStore(tmp_path / "store").new_temp()  # another process, later
+    assert not old.exists()
+    assert recent.is_dir() and fresh.is_dir()

@@ -31,6 +31,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class WheelStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._swept = False
 
     def entry_dir(self, sha256: str) -> Path:
         return self.root / _VERSION / sha256[:2] / sha256
@@ -206,6 +208,9 @@ class WheelStore:
         temp = self.root / "tmp"
         try:
             temp.mkdir(parents=True, exist_ok=True)
+            if not self._swept:
+                self._swept = True
+                _sweep(temp)
             return Path(tempfile.mkdtemp(prefix="fill-", dir=temp))
         except OSError as exc:
             raise InstallError(f"{temp}: cannot write to the wheel store: {exc}") from exc
@@ -310,6 +315,20 @@ class WheelStore:
                 problems.append(problem)
                 self.evict(sha256)
         return entries, files, problems
+
+
+_STALE = 24 * 3600.0
+
+
+def _sweep(temp: Path) -> None:
+    """Remove what fills killed a day or more ago left in ``temp`` (a live fill is younger)."""
+    limit = time.time() - _STALE
+    for left in temp.iterdir():
+        try:
+            if left.lstat().st_mtime < limit:
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _check_entry(entry: StoreEntry) -> StoreProblem | None:
