@@ -240,3 +240,15 @@ def test_run_prestages_large_wheels_and_installs_the_same(
     assert "unchanged 2" in again.stdout
     later = (tmp_path / "run.log").read_text()[len(log) :]
     assert "prestaged" not in later, later
+
+    # Into a new environment: the wheels are in the store, so nothing is unpacked either.
+    seen = len((tmp_path / "run.log").read_text())
+    fresh = [*argv[: argv.index("--venv")], "--venv", "venv2", *argv[argv.index("--venv") + 2 :]]
+    third = run_cli(*fresh, env={**cli_env, "FETCHPLAN_PRESTAGE_MIN_BYTES": "1"})
+    assert third.returncode == 0, third.stderr
+    assert "installed 2" in third.stdout
+    last = (tmp_path / "run.log").read_text()[seen:]
+    assert "prestaged" not in last and "stored " not in last, last
+    core = next((tmp_path / "venv2" / "lib").glob("python*/site-packages/core/data.bin"))
+    first = next((tmp_path / "venv" / "lib").glob("python*/site-packages/core/data.bin"))
+    assert core.stat().st_ino == first.stat().st_ino  # linked from the same store entry
