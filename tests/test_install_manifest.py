@@ -190,5 +190,5 @@ def test_file_written_in_place_after_hashing_is_refused(
         opened.close()
     # Nothing entered the store, and its temporary directory is gone.
     assert store.get(spec.sha256) is None
-    assert list(store.keys()) == []
+    assert list(store.digests()) == []
     assert list((tmp_path / "store" / "tmp").iterdir()) == []

@@ -111,7 +111,7 @@ def test_second_install_links_the_stored_files(
         assert pyc.is_file() and pyc.stat().st_nlink == 1
     assert stored.st_nlink == 3
     assert not list(store.root.rglob("__pycache__"))
-    entries = [store.get(key) for key in store.keys()]  # noqa: SIM118 - not a dict
+    entries = [store.get(key) for key in store.digests()]
     assert store.verify() == (2, sum(len(e.files) for e in entries if e is not None), [])
 
 
@@ -251,7 +251,7 @@ def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path) -> None:
     for process, (_, err) in zip(processes, results, strict=True):
         assert process.returncode == 0, err
     store = WheelStore(root)
-    assert list(store.keys()) == [spec.sha256]
+    assert list(store.digests()) == [spec.sha256]
     directories = {out.split()[0] for out, _ in results}
     assert directories == {str(store.entry_dir(spec.sha256))}
     assert {out.split()[1] for out, _ in results} == {str(len(files) + 2)}  # METADATA, WHEEL
@@ -275,3 +275,35 @@ def test_what_killed_fills_left_a_day_ago_is_swept(tmp_path: Path) -> None:
     fresh = WheelStore(tmp_path / "store").new_temp()  # another process, later
     assert not old.exists()
     assert recent.is_dir() and fresh.is_dir()
+
+
+def test_prune_removes_stale_fills_and_unreadable_entries(tmp_path: Path) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    store = WheelStore(tmp_path / "cache" / "store")
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    install_manifest(manifest, target, store=store)
+    keys = list(store.digests())
+    stale = store.new_temp()
+    (stale / "left.py").write_bytes(b"12345")
+    day_ago = time.time() - 25 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    live = store.new_temp()
+    (store.entry_dir(keys[0]) / "entry.json").write_text("{")  # a crash left it short
+    files, size = store.prune()
+    assert not stale.exists() and live.is_dir()
+    assert list(store.digests()) == keys[1:]
+    assert files > 1 and size > 5
+    assert store.prune() == (0, 0)
+
+
+def test_an_unreadable_entry_is_replaced_when_its_wheel_is_installed(tmp_path: Path) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    store = WheelStore(tmp_path / "cache" / "store")
+    install_manifest(manifest, TargetInterpreter.query(new_venv(tmp_path / "one")), store=store)
+    for key in store.digests():
+        (store.entry_dir(key) / "entry.json").write_text("{")
+    target = TargetInterpreter.query(new_venv(tmp_path / "two"))
+    report = install_manifest(manifest, target, store=store)
+    assert [p.action for p in report.projects] == ["installed", "installed"]
+    assert _imports(target) == ["1.0", "1.5"]
+    assert all(store.get(key) is not None for key in store.digests())

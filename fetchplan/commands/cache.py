@@ -120,8 +120,11 @@ def _prune_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_prune(args: argparse.Namespace, root: Path) -> int:
     from fetchplan._text import human_size
     from fetchplan.cache import prune
+    from fetchplan.install.store import WheelStore, default_store_dir
 
     files, size = prune(root, unused_days=args.unused_days)
+    store_files, store_size = WheelStore(default_store_dir(root)).prune()
+    files, size = files + store_files, size + store_size
     if not _quiet(args):
         sys.stdout.write(f"{root}: pruned {files} files, {human_size(size)}\n")
     return 0

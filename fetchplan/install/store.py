@@ -23,6 +23,7 @@ edited through a hard link in some environment, a disk that rotted).
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import errno
 import hashlib
@@ -262,9 +263,17 @@ class WheelStore:
                 raise InstallError(f"{final}: cannot add to the wheel store: {exc}") from exc
             # Another process filled it first: theirs is as good.
             won = self.get(sha256)
-            if won is None:
-                raise InstallError(f"{final}: unreadable store entry in the way") from exc
-            return won
+            if won is not None:
+                return won
+            # What is there cannot be read (a crash left it short): ours replaces it.
+            self.evict(sha256)
+            try:
+                os.rename(temp, final)  # noqa: PTH104
+            except OSError as again:
+                won = self.get(sha256)
+                if won is None:
+                    raise InstallError(f"{final}: unreadable store entry in the way") from again
+                return won
         log.debug("stored %s as %s (%d files)", entry.filename, sha256, len(entry.files))
         return StoreEntry(
             directory=final,
@@ -292,7 +301,7 @@ class WheelStore:
             shutil.rmtree(gone, ignore_errors=True)
         return True
 
-    def keys(self) -> Iterator[str]:
+    def digests(self) -> Iterator[str]:
         """The sha256 of every entry directory, whole or not, sorted."""
         base = self.root / _VERSION
         if not base.is_dir():
@@ -300,6 +309,23 @@ class WheelStore:
         for fan in sorted(base.iterdir()):
             if fan.is_dir():
                 yield from sorted(p.name for p in fan.iterdir())
+
+    def prune(self) -> tuple[int, int]:
+        """Remove what killed fills left a day or more ago and entries no install can read
+        (no whole ``entry.json``); return how many files and bytes went."""
+        files = size = 0
+        doomed: list[Path] = []
+        temp = self.root / "tmp"
+        if temp.is_dir():
+            limit = time.time() - _STALE
+            doomed.extend(p for p in temp.iterdir() if _mtime(p) < limit)
+        doomed.extend(self.entry_dir(key) for key in self.digests() if self.get(key) is None)
+        for path in doomed:
+            counted = _usage(path)
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                files, size = files + counted[0], size + counted[1]
+        return files, size
 
     def verify(self) -> tuple[int, int, list[StoreProblem]]:
         """Re-hash every entry against its wheel's RECORD; evict those that differ.
@@ -309,7 +335,7 @@ class WheelStore:
         """
         entries = files = 0
         problems: list[StoreProblem] = []
-        for sha256 in self.keys():
+        for sha256 in self.digests():
             entries += 1
             entry = self.get(sha256)
             if entry is None:
@@ -325,6 +351,23 @@ class WheelStore:
 
 
 _STALE = 24 * 3600.0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return time.time()
+
+
+def _usage(path: Path) -> tuple[int, int]:
+    files = size = 0
+    for top, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(top, name)).st_size  # noqa: PTH118
+                files += 1
+    return files, size
 
 
 def _sweep(temp: Path) -> None:
