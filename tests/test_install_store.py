@@ -307,3 +307,17 @@ def test_an_unreadable_entry_is_replaced_when_its_wheel_is_installed(tmp_path: P
     assert [p.action for p in report.projects] == ["installed", "installed"]
     assert _imports(target) == ["1.0", "1.5"]
     assert all(store.get(key) is not None for key in store.digests())
+
+
+def test_a_named_link_mode_that_falls_back_says_so(
+    tmp_path: Path, other_filesystem: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = make_fetched_dest(tmp_path, [Dist("helper", "1.5")])
+    target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
+    with caplog.at_level("WARNING", logger="fetchplan.install.link"):
+        report = install_manifest(
+            manifest, target, store=WheelStore(other_filesystem / "s"), link_mode="hardlink"
+        )
+    assert set(report.placed) == {"copy"}
+    (record,) = [r for r in caplog.records if r.name == "fetchplan.install.link"]
+    assert "cannot hardlink" in record.getMessage() and "using copy" in record.getMessage()

@@ -516,6 +516,11 @@ class StagedInstall:
                 )
                 log.info("%s %s %s", action, wheel.name, wheel.version)
             self._stop()
+            if self.linker.used:
+                log.info(
+                    "placed from the wheel store: %s",
+                    ", ".join(f"{n} by {m}" for m, n in sorted(self.linker.used.items())),
+                )
             if self.compile:
                 compiled = compile_files(self.target, [f for s in staged for f in s.python_files()])
         self.close()

@@ -15,6 +15,7 @@ points into the store.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
 import threading
@@ -22,6 +23,8 @@ from collections import Counter
 from typing import Literal, get_args
 
 __all__ = ["LINK_MODES", "LinkMode", "Linker", "Method"]
+
+log = logging.getLogger(__name__)
 
 LinkMode = Literal["auto", "clone", "hardlink", "copy", "symlink"]
 Method = Literal["clone", "hardlink", "copy", "symlink"]
@@ -137,6 +140,21 @@ class Linker:
         self._lock = threading.Lock()
         self.used: Counter[Method] = Counter()
 
+    def _gave_up(self, method: Method, exc: OSError) -> None:
+        following = self._chain[self._chain.index(method) + 1]
+        # Asked for by name, a fallback is worth a warning (as uv gives); by default it is
+        # what ``auto`` means.
+        level = logging.WARNING if self.mode == method else logging.DEBUG
+        log.log(
+            level,
+            "cannot %s from the wheel store into the environment (%s); using %s instead "
+            "(--link-mode %s skips trying)",
+            method,
+            exc.strerror or exc,
+            following,
+            following,
+        )
+
     def link(self, source: str, target: str) -> Method:
         """Place the store file ``source`` at ``target`` (which must not exist)."""
         start = self._first
@@ -151,7 +169,10 @@ class Linker:
                     raise
                 if exc.errno in _UNSUPPORTED:
                     with self._lock:
+                        given_up = self._first <= index
                         self._first = max(self._first, index + 1)
+                    if given_up:
+                        self._gave_up(method, exc)
                 continue
             with self._lock:
                 self.used[method] += 1
