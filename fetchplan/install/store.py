@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import errno
 import hashlib
 import json
@@ -275,17 +276,7 @@ class WheelStore:
                     raise InstallError(f"{final}: unreadable store entry in the way") from again
                 return won
         log.debug("stored %s as %s (%d files)", entry.filename, sha256, len(entry.files))
-        return StoreEntry(
-            directory=final,
-            sha256=entry.sha256,
-            filename=entry.filename,
-            name=entry.name,
-            version=entry.version,
-            dist_info=entry.dist_info,
-            root_scheme=entry.root_scheme,
-            files=entry.files,
-            scripts=entry.scripts,
-        )
+        return dataclasses.replace(entry, directory=final)
 
     def evict(self, sha256: str) -> bool:
         """Remove the entry of ``sha256`` (renamed away first, so no reader sees half of it)."""
