@@ -6,7 +6,8 @@ dependencies (:mod:`fetchplan.install.build`).
 Library entry points: :func:`install_manifest` (what ``fetchplan install`` does),
 :func:`wheels_for_interpreter` (the manifest and plan checks alone) and :func:`install_wheels`
 (install already-described wheels) and :class:`StagedInstall` (stage wheels as they are
-verified, commit them at the end). The target is a
+verified, commit them at the end). Wheels are unpacked once into a :class:`WheelStore` and
+linked from there into each environment (:mod:`fetchplan.install.link`). The target is a
 :class:`TargetInterpreter`, queried from the interpreter itself; :func:`ensure_venv` makes a
 virtual environment when asked to.
 """
@@ -24,19 +25,24 @@ from fetchplan.install.core import (
 )
 from fetchplan.install.errors import InstallError, InterpreterError, ManifestMismatch, UnsafeWheel
 from fetchplan.install.interpreter import TargetInterpreter, ensure_venv, venv_python
+from fetchplan.install.link import LinkMode
 from fetchplan.install.selection import WheelToInstall
+from fetchplan.install.store import WheelStore, default_store_dir
 
 __all__ = [
     "Action",
     "InstallError",
     "InstallReport",
     "InterpreterError",
+    "LinkMode",
     "ManifestMismatch",
     "ProjectOutcome",
     "StagedInstall",
     "TargetInterpreter",
     "UnsafeWheel",
+    "WheelStore",
     "WheelToInstall",
+    "default_store_dir",
     "ensure_venv",
     "install_manifest",
     "install_wheels",
