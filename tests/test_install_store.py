@@ -321,3 +321,21 @@ def test_a_named_link_mode_that_falls_back_says_so(
     assert set(report.placed) == {"copy"}
     (record,) = [r for r in caplog.records if r.name == "fetchplan.install.link"]
     assert "cannot hardlink" in record.getMessage() and "using copy" in record.getMessage()
+
+
+def test_cache_prune_keeps_store_files_of_any_name(tmp_path: Path, run_cli: RunCli) -> None:
+    files = {"dotted/__init__.py": b"", "dotted/.settings": b"kept = 1\n"}
+    manifest = make_fetched_dest(tmp_path, [Dist("dotted", "1.0", files=files)])
+    done = run_cli("install", manifest, "--venv", "venv", "--cache-dir", "cache")
+    assert done.returncode == 0, done.stderr
+    store = WheelStore(tmp_path / "cache" / "store")
+    (stored,) = store.root.glob("v1/*/*/files/dotted/.settings")
+    day_ago = time.time() - 25 * 3600
+    os.utime(stored, (day_ago, day_ago))
+    stale = store.new_temp()
+    os.utime(stale, (day_ago, day_ago))
+    pruned = run_cli("cache", "prune", "--cache-dir", "cache")
+    assert pruned.returncode == 0, pruned.stderr
+    assert stored.is_file() and not stale.exists()
+    verified = run_cli("cache", "verify", "--cache-dir", "cache")
+    assert verified.returncode == 0 and "0 evicted" in verified.stdout, verified.stdout
