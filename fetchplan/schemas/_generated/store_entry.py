@@ -132,4 +132,4 @@ def validate_fetchplan_store_entry_v1(data, custom_formats={}, name_prefix=None)
 
 
 validate = validate_fetchplan_store_entry_v1
-INPUTS_SHA256 = "893ca0a018395f7f850c0dc1c24f12d008584671457117cc6c66a939a45b420f"
+INPUTS_SHA256 = "d3c315d7fb8b2b500e9afeaa74265b26a3e428bfd3efc788da81460e831c0579"
