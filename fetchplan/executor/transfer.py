@@ -32,6 +32,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from fetchplan._deadline import deadline, expired
 from fetchplan._fs import CHUNK_SIZE
+from fetchplan._reasons import failure_reason
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState
 from fetchplan.executor.context import Cancelled, Context, FileTiming
@@ -244,11 +245,11 @@ def open_url(url: str, headers: dict[str, str], ctx: Context) -> requests.Respon
                 auth=auth,
             )
         except requests.exceptions.SSLError as exc:
-            raise GiveUp(f"TLS error: {_short(exc)}") from exc
+            raise GiveUp(f"TLS error: {failure_reason(exc)}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TryAgain(f"connection failed: {_short(exc)}") from exc
+            raise TryAgain(f"connection failed: {failure_reason(exc)}") from exc
         except requests.RequestException as exc:
-            raise GiveUp(f"request failed: {_short(exc)}") from exc
+            raise GiveUp(f"request failed: {failure_reason(exc)}") from exc
         if response.status_code not in REDIRECT_STATUSES:
             return response
         location = response.headers.get("Location")
@@ -259,11 +260,6 @@ def open_url(url: str, headers: dict[str, str], ctx: Context) -> requests.Respon
             raise GiveUp(str(exc)) from exc
         log.debug("redirected to %s", current)
     raise GiveUp(f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def attempt(
@@ -396,7 +392,7 @@ def _stream(
                     if ctx.cancel.is_set():
                         raise Cancelled("interrupted") from exc
                     raise TryAgain(
-                        f"connection lost after {total} bytes: {_short(exc)}",
+                        f"connection lost after {total} bytes: {failure_reason(exc)}",
                         progress=received >= ctx.limits.stall_min_bytes,
                         reached=total,
                     ) from exc

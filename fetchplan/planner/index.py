@@ -70,6 +70,7 @@ from requests.utils import get_encoding_from_headers
 
 from fetchplan._limits import MAX_PAGE_BYTES
 from fetchplan._parse import load_json, long_number
+from fetchplan._reasons import failure_reason
 from fetchplan._urls import redact, split_credentials
 from fetchplan.auth import StoreAuth
 from fetchplan.cache import PageCache, StoredPage, page_key
@@ -1010,7 +1011,7 @@ class IndexClient:
         except BodyTooLarge:
             raise IndexPageError(url, f"larger than {MAX_PAGE_BYTES} bytes (decoded)") from None
         except requests.RequestException as exc:
-            raise IndexUnavailable(f"index {redact(url)} failed: {_reason(exc)}") from exc
+            raise IndexUnavailable(f"index {redact(url)} failed: {failure_reason(exc)}") from exc
 
     def _cache_key(self, url: str) -> str | None:
         """The page cache's key for ``url`` with the credentials the session will send; None
@@ -1123,30 +1124,11 @@ class IndexClient:
                 f"find-links {redact(url)}: page is larger than {MAX_PAGE_BYTES} bytes (decoded)"
             ) from None
         except requests.RequestException as exc:
-            raise IndexUnavailable(f"find-links {redact(url)} failed: {_reason(exc)}") from exc
+            reason = failure_reason(exc)
+            raise IndexUnavailable(f"find-links {redact(url)} failed: {reason}") from exc
         if response.status_code != 200:
             raise IndexUnavailable(
                 f"find-links {redact(url)} answered HTTP {response.status_code} {response.reason}"
             )
         final_url = split_credentials(response.url)[0] if response.url else url
         return tuple(parse_html_page(response.text, final_url, url))
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, credential-free reason for a failed request (the innermost cause)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            current = reason
-            continue
-        args = getattr(current, "args", ())
-        nested = next((a for a in args if isinstance(a, BaseException)), None)
-        if nested is None:
-            break
-        current = nested
-    text = str(current) if current is not None else str(exc)
-    text = redact(" ".join(text.split()))
-    return text if len(text) <= 200 else text[:197] + "..."

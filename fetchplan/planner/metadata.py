@@ -46,6 +46,7 @@ from fetchplan._deadline import deadline, expired
 from fetchplan._fs import CHUNK_SIZE, sha256_file
 from fetchplan._limits import MAX_UNSIZED_BYTES
 from fetchplan._parse import long_number
+from fetchplan._reasons import failure_reason
 from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
@@ -410,7 +411,7 @@ def _get(
             url, headers={**_IDENTITY, **(headers or {})}, stream=True, timeout=timeout
         )
     except requests.RequestException as exc:
-        raise NetworkError(f"{redact(url)}: {redact(str(exc))}") from None
+        raise NetworkError(f"{redact(url)}: {failure_reason(exc)}") from None
 
 
 def _iter_body(response: requests.Response, url: str, counter: _Counter) -> Iterator[bytes]:
@@ -419,7 +420,7 @@ def _iter_body(response: requests.Response, url: str, counter: _Counter) -> Iter
             counter.bytes_received += len(chunk)
             yield chunk
     except requests.RequestException as exc:
-        raise NetworkError(f"{redact(url)}: download interrupted: {redact(str(exc))}") from None
+        raise NetworkError(f"{redact(url)}: download interrupted: {failure_reason(exc)}") from None
 
 
 def _read_body(response: requests.Response, url: str, counter: _Counter, limit: int) -> bytes:
@@ -620,7 +621,7 @@ def _pep658(
             f"{where}: response is larger than {MAX_METADATA_BYTES} bytes"
         ) from None
     except requests.RequestException as exc:
-        raise NetworkError(f"{where}: {redact(str(exc))}") from None
+        raise NetworkError(f"{where}: {failure_reason(exc)}") from None
     if response.status_code in (404, 410):
         log.debug("%s: not found, reading the wheel instead", where)
         return None
@@ -823,7 +824,7 @@ def head_size(session: requests.Session, url: str, timeout: float) -> int | None
     try:
         response = session.head(url, allow_redirects=True, timeout=timeout, headers=_IDENTITY)
     except requests.RequestException as exc:
-        log.warning("%s: HEAD failed: %s", redact(url), redact(str(exc)))
+        log.warning("%s: HEAD failed: %s", redact(url), failure_reason(exc))
         return None
     with response:
         length = response.headers.get("Content-Length", "")

@@ -37,6 +37,7 @@ from packaging.utils import canonicalize_name
 
 from fetchplan._fs import CHUNK_SIZE, atomic_write_bytes, sha256_file
 from fetchplan._parse import load_json
+from fetchplan._reasons import failure_reason
 from fetchplan._urls import redact
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import BuildSystem, read_build_system
@@ -251,7 +252,7 @@ class SdistPlanner:
                         headers={"Accept-Encoding": "identity"},
                     )
                 except requests.RequestException as exc:
-                    raise NetworkError(f"{where}: {redact(str(exc))}") from None
+                    raise NetworkError(f"{where}: {failure_reason(exc)}") from None
                 with response:
                     if response.status_code != 200:
                         raise NetworkError(f"{where}: HTTP {response.status_code}")
@@ -261,7 +262,9 @@ class SdistPlanner:
                             out.write(chunk)
                             size += len(chunk)
                     except requests.RequestException as exc:
-                        raise NetworkError(f"{where}: download interrupted: {exc}") from None
+                        raise NetworkError(
+                            f"{where}: download interrupted: {failure_reason(exc)}"
+                        ) from None
             actual = digest.hexdigest()
             if sha256 is not None and actual != sha256:
                 raise HashMismatch(where, "sha256", sha256, actual)
