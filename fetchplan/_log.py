@@ -7,7 +7,9 @@ handler strips credentials from URLs, so no log line carries a password.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from fetchplan._urls import redact
 
@@ -26,6 +28,24 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not when the handler was
+    made: a live display (rich's bars) swaps ``sys.stderr`` for a proxy that prints above the
+    bars, and a handler holding the original stream would draw over them instead, leaving
+    stale copies of the bars in the scrollback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ assigns one; the property always answers sys.stderr
+
+
 def configure_logging(verbosity: int, log_file: Path | None) -> None:
     """Console at WARNING (-q: ERROR, -v: INFO, -vv: DEBUG); ``log_file`` at DEBUG.
 
@@ -41,7 +61,7 @@ def configure_logging(verbosity: int, log_file: Path | None) -> None:
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR
     )
-    console = logging.StreamHandler()
+    console = _StderrHandler()
     console.setLevel(level)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     console.addFilter(RedactingFilter())
