@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -19,7 +20,9 @@ from fetchplan.commands._args import positive_int
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
+    from fetchplan.planner.api import PlanOptions, PlanResult
     from fetchplan.schemas import SchemaName
+    from fetchplan.schemas.plan import Plan
 
 __all__ = [
     "IndexValues",
@@ -28,6 +31,8 @@ __all__ = [
     "add_request_arguments",
     "index_values",
     "register",
+    "resolve_with_status",
+    "resolved_line",
     "run",
 ]
 
@@ -322,20 +327,48 @@ def _prepare_validators(names: tuple[SchemaName, ...]) -> None:
         prepare_validator(name)
 
 
+def resolve_with_status(options: PlanOptions, *, quiet: bool) -> tuple[PlanResult, float]:
+    """:func:`~fetchplan.planner.api.make_plan` with a live line on a terminal (projects seen,
+    metadata fetched); returns the result and the seconds it took."""
+    from fetchplan.commands._status import LiveLine
+    from fetchplan.planner.api import make_plan
+    from fetchplan.planner.timings import Timings
+
+    timings = Timings()
+
+    def line() -> str:
+        pages, metadata = timings.progress()
+        return f"resolving: {pages} projects seen, {metadata} metadata fetched"
+
+    started = time.monotonic()
+    with LiveLine(sys.stderr, line, enabled=not quiet):
+        result = make_plan(options, timings=timings)
+    return result, time.monotonic() - started
+
+
+def resolved_line(plan: Plan, seconds: float) -> str:
+    """``Resolved N packages in X``, as uv says it: N counts the distinct project versions
+    the plan installs (build dependencies not included), over all its targets."""
+    from fetchplan.commands._status import elapsed, packages
+
+    versions = {(a.name, a.version) for a in plan.artifacts if not a.build_dependency}
+    return f"Resolved {packages(len(versions))} in {elapsed(seconds)}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan, write the plan (and timings), print a one-line summary."""
     from fetchplan._text import human_size
-    from fetchplan.planner.api import make_plan
     from fetchplan.schemas import dump_document
     from fetchplan.schemas.plan import write_plan
 
+    quiet = (getattr(args, "quiet", 0) or 0) > 0
     options = options_from_args(args)
     # The validators the writes need load while the planner waits on the network.
     names: tuple[SchemaName, ...] = ("plan", "plan-timings") if args.timings else ("plan",)
     warm = threading.Thread(target=_prepare_validators, args=(names,), name="fetchplan-schemas")
     warm.start()
     try:
-        result = make_plan(options)
+        result, seconds = resolve_with_status(options, quiet=quiet)
     finally:
         warm.join()
     try:
@@ -348,15 +381,16 @@ def run(args: argparse.Namespace) -> int:
     pending = [a for a in artifacts if a.satisfied_by is None]
     to_fetch = sum(a.size or 0 for a in pending)
     unknown = sum(1 for a in pending if a.size is None)
-    if not (getattr(args, "quiet", 0) or 0):
+    if not quiet:
         note = f" (+{unknown} of unknown size)" if unknown else ""
         targets = result.plan.targets
         served = f" for {len(targets)} targets" if len(targets) > 1 else ""
-        print(
+        # With -o - the plan itself is on standard output: the summary goes to stderr.
+        summary = sys.stderr if _is_stdout(options.output) else sys.stdout
+        summary.write(f"{resolved_line(result.plan, seconds)}\n")
+        summary.write(
             f"wrote {_shown(options.output)}{served}: {len(artifacts)} artifacts, "
-            f"{len(pending)} to fetch, {human_size(to_fetch)}{note}",
-            # With -o - the plan itself is on standard output.
-            file=sys.stderr if _is_stdout(options.output) else sys.stdout,
+            f"{len(pending)} to fetch, {human_size(to_fetch)}{note}\n"
         )
     return 0
 

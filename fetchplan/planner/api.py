@@ -149,8 +149,11 @@ class Sources:
     """As given, credentials included: for the credential store only."""
 
 
-def make_plan(options: PlanOptions) -> PlanResult:
+def make_plan(options: PlanOptions, *, timings: Timings | None = None) -> PlanResult:
     """Resolve the requirements of ``options`` and return the (not yet written) plan.
+
+    ``timings`` records where the time goes (a new :class:`Timings` when None); a caller that
+    passes its own can read :meth:`Timings.progress` from another thread while this runs.
 
     One resolution per target (index pages and metadata fetched once for all of them), plus,
     per target with sdists, one resolution of their build requirements (wheels only); every
@@ -161,7 +164,8 @@ def make_plan(options: PlanOptions) -> PlanResult:
     failures (:class:`NetworkError`, ``IndexPageError``), sdists whose metadata or build
     requirements cannot be planned (:class:`SdistBuildError`) and hash mismatches.
     """
-    timings = Timings()
+    if timings is None:
+        timings = Timings()
     if options.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {options.jobs}")
     pip = pip_settings(options)

@@ -190,6 +190,14 @@ class Timings:
         with self._lock:
             self._cache = {"pages": dict(pages), "metadata": dict(metadata)}
 
+    def progress(self) -> tuple[int, int]:
+        """Project pages loaded and metadata files read so far: for a status line."""
+        with self._lock:
+            # .get: indexing the defaultdict would add an empty phase to the document.
+            pages = self._tasks.get("index")
+            metadata = sum(total.count for total in self._metadata.values())
+            return (pages.count if pages is not None else 0), metadata
+
     def finish(self) -> None:
         with self._lock:
             self._finished = self._clock()
