@@ -15,6 +15,7 @@ virtual environment when asked to.
 from __future__ import annotations
 
 from fetchplan.install.core import (
+    INSTALLER_TOOLS,
     Action,
     InstallReport,
     ProjectOutcome,
@@ -30,6 +31,7 @@ from fetchplan.install.selection import WheelToInstall
 from fetchplan.install.store import WheelStore, default_store_dir
 
 __all__ = [
+    "INSTALLER_TOOLS",
     "Action",
     "InstallError",
     "InstallReport",

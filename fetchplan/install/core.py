@@ -53,7 +53,9 @@ from fetchplan.schemas.manifest import Manifest, load_manifest
 from fetchplan.schemas.plan import Artifact, Plan, Target, load_plan
 
 __all__ = [
+    "INSTALLER_TOOLS",
     "Action",
+    "InstallProgress",
     "InstallReport",
     "ProjectOutcome",
     "Selection",
@@ -67,7 +69,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Action = Literal["installed", "replaced", "reinstalled", "unchanged"]
+Action = Literal["installed", "replaced", "reinstalled", "unchanged", "removed"]
+
+InstallProgress = Callable[[str], None]
+"""Called with a project's name once its wheel is verified and staged, or found installed
+already (from the installer's worker threads)."""
+
+INSTALLER_TOOLS: frozenset[str] = frozenset({"pip", "setuptools", "wheel"})
+"""What an exact install leaves in place unless the manifest lists it: the seed packages
+``uv pip sync`` preserves, which the environment's own tooling needs."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,12 +86,14 @@ class ProjectOutcome:
     version: str
     action: Action
     previous: tuple[str, ...] = ()
-    """Versions removed to make room (for ``replaced`` and ``reinstalled``)."""
+    """Versions removed to make room (for ``replaced`` and ``reinstalled``); for ``removed``,
+    every version removed (``version`` is the first)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InstallReport:
-    """What an install did, per project, in the order the wheels were given."""
+    """What an install did, per project, in the order the wheels were given (then the
+    projects an exact install removed)."""
 
     interpreter: str
     prefix: str
@@ -210,6 +222,8 @@ def install_manifest(
     on_wait: Callable[[str], None] | None = None,
     store: WheelStore | None = None,
     link_mode: LinkMode = "auto",
+    exact: bool = False,
+    progress: InstallProgress | None = None,
 ) -> InstallReport:
     """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
 
@@ -232,6 +246,8 @@ def install_manifest(
             on_wait=on_wait,
             store=store,
             link_mode=link_mode,
+            exact=exact,
+            progress=progress,
         )
 
 
@@ -337,6 +353,10 @@ class StagedInstall:
     what to do when another fetchplan holds it), having first finished any install a kill
     interrupted (:attr:`recovered`). The change itself is one journaled transaction
     (:class:`~fetchplan.install.transaction.Transaction`).
+
+    With ``exact``, ``commit`` also removes every distribution the environment holds that no
+    added wheel names (``uv pip sync``), except :data:`INSTALLER_TOOLS`. ``progress`` is told
+    of each wheel as it is staged (see :data:`InstallProgress`).
     """
 
     def __init__(
@@ -349,12 +369,16 @@ class StagedInstall:
         on_wait: Callable[[str], None] | None = None,
         store: WheelStore | None = None,
         link_mode: LinkMode = "auto",
+        exact: bool = False,
+        progress: InstallProgress | None = None,
     ) -> None:
         self.target = target
         self.reinstall = reinstall
         self.compile = compile
         self._store = store
         self.linker = Linker(link_mode)
+        self.exact = exact
+        self._progress = progress
         self._lock = contextlib.ExitStack()
         self.recovered: Recovered | None = self._lock.enter_context(
             environment_lock(target, wait=wait, on_wait=on_wait)
@@ -467,6 +491,8 @@ class StagedInstall:
             )
             if prestaged is not None:
                 prestaged.cancel()
+            if self._progress is not None:
+                self._progress(wheel.name)
             return
         where = self._staging_dir() / str(len(self._work))
         future = self._pool.submit(
@@ -480,17 +506,27 @@ class StagedInstall:
             protected=self._protected,
             prestaged=prestaged,
         )
+        if self._progress is not None:
+            progress, name = self._progress, wheel.name
+
+            def staged(done: Future[StagedWheel]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    progress(name)
+
+            future.add_done_callback(staged)
         self._work.append((wheel, old, future))
 
     def commit(self) -> InstallReport:
-        """Wait for every queued wheel; if all passed, put them in place. Raises the first
-        failure (in the order the wheels were added) having written nothing."""
+        """Wait for every queued wheel; if all passed, put them in place (and, ``exact``,
+        remove what no wheel names) in one transaction. Raises the first failure (in the
+        order the wheels were added) having written nothing."""
         for _, _, future in self._work:
             if future.exception() is not None:
                 break
         staged = [future.result() for _, _, future in self._work]
         compiled = 0
-        if staged:
+        unlisted = self._unlisted() if self.exact else []
+        if staged or unlisted:
             for (wheel, _, _), item in zip(self._work, staged, strict=True):
                 _check_protected(wheel, item, self._protected)
             check_destinations(staged, self.target)
@@ -502,6 +538,8 @@ class StagedInstall:
                 for dist in old:
                     transaction.remove(dist)
                 transaction.add(item)
+            for dist in (dist for _, dists in unlisted for dist in dists):
+                transaction.remove(dist)
             transaction.commit()
             for wheel, old, _ in self._work:
                 action: Action = "installed"
@@ -521,16 +559,32 @@ class StagedInstall:
                     "placed from the wheel store: %s",
                     ", ".join(f"{n} by {m}" for m, n in sorted(self.linker.used.items())),
                 )
-            if self.compile:
+            if self.compile and staged:
                 compiled = compile_files(self.target, [f for s in staged for f in s.python_files()])
         self.close()
+        removed: list[ProjectOutcome] = []
+        for name, dists in unlisted:
+            versions = tuple(d.version for d in dists)
+            removed.append(
+                ProjectOutcome(name=name, version=versions[0], action="removed", previous=versions)
+            )
+            log.info("removed %s %s (not in the manifest)", name, ", ".join(versions))
         return InstallReport(
             interpreter=self.target.executable,
             prefix=self.target.prefix,
-            projects=tuple(self._outcomes[name] for name in self._order),
+            projects=(*(self._outcomes[name] for name in self._order), *removed),
             compiled=compiled,
             placed={str(k): v for k, v in self.linker.used.items()},
         )
+
+    def _unlisted(self) -> list[tuple[NormalizedName, list[InstalledDist]]]:
+        """What no added wheel names, installer tools apart (``exact`` removes them)."""
+        wanted = {canonicalize_name(name) for name in self._order}
+        return [
+            (name, dists)
+            for name, dists in sorted(self._present.items())
+            if dists and name not in wanted and name not in INSTALLER_TOOLS
+        ]
 
 
 def install_wheels(
@@ -543,6 +597,8 @@ def install_wheels(
     on_wait: Callable[[str], None] | None = None,
     store: WheelStore | None = None,
     link_mode: LinkMode = "auto",
+    exact: bool = False,
+    progress: InstallProgress | None = None,
 ) -> InstallReport:
     """Install ``wheels`` into ``target``, all or nothing as far as verification goes.
 
@@ -557,7 +613,7 @@ def install_wheels(
     own all-or-nothing step).
 
     The environment is locked throughout and changed in one journaled transaction (see
-    :class:`StagedInstall` for ``wait`` and ``on_wait``).
+    :class:`StagedInstall` for ``wait`` and ``on_wait``, ``exact`` and ``progress``).
     """
     _check_supported(wheels, target)
     with StagedInstall(
@@ -568,6 +624,8 @@ def install_wheels(
         on_wait=on_wait,
         store=store,
         link_mode=link_mode,
+        exact=exact,
+        progress=progress,
     ) as install:
         for wheel in wheels:
             install.add(wheel)
