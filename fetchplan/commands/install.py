@@ -7,13 +7,30 @@ sdists in it are built into wheels first (:mod:`fetchplan.install.build`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fetchplan.commands._args import add_link_mode_argument
 from fetchplan.errors import InputError
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from fetchplan.commands._status import Change
+    from fetchplan.install import InstallReport, TargetInterpreter
+    from fetchplan.schemas.manifest import Manifest
+    from fetchplan.schemas.plan import Plan
+
+__all__ = [
+    "InstallProgressLine",
+    "active_environment",
+    "register",
+    "run",
+    "summary_lines",
+    "using_line",
+]
 
 
 def register(
@@ -35,7 +52,8 @@ def register(
             "nothing is installed unless every build succeeds. Never uses the network. One "
             "install at a time per environment: another waits for it (or, with --no-wait, "
             "exits with status 75), and an install that was killed is finished or undone by "
-            "the next one."
+            "the next one. Without --venv or --python, installs into the active virtual "
+            "environment (VIRTUAL_ENV)."
         ),
     )
     p.add_argument(
@@ -92,6 +110,17 @@ def register(
         "environment, rather than waiting for it",
     )
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be installed, replaced, removed and left alone; change nothing",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="also remove what the manifest does not list (as `uv pip sync` does), except "
+        "pip, setuptools and wheel unless it lists them",
+    )
+    p.add_argument(
         "--offline",
         action="store_true",
         help="accepted for symmetry with the other commands: installing never uses the network",
@@ -105,14 +134,161 @@ def note(message: str) -> None:
     sys.stderr.flush()
 
 
+def active_environment(command: str) -> Path:
+    """The interpreter of the active virtual environment (``VIRTUAL_ENV``), as uv finds it
+    when given no environment; :class:`InputError` when none is active or it has none."""
+    from fetchplan.install import venv_python
+
+    active = os.environ.get("VIRTUAL_ENV")
+    if not active:
+        raise InputError(
+            f"{command}: give the environment with --venv DIR or --python PY (or activate a "
+            "virtual environment)"
+        )
+    python = venv_python(Path(active))
+    if not python.exists():
+        raise InputError(f"VIRTUAL_ENV: {active}: no interpreter at {python}")
+    return python
+
+
+def using_line(target: TargetInterpreter) -> str:
+    """uv's ``Using Python 3.12.4 environment at: DIR``, for the environment found through
+    ``VIRTUAL_ENV`` (given none, the user is told which one is used)."""
+    version = target.markers.get("python_full_version") or target.python_version
+    where = os.environ.get("VIRTUAL_ENV") or target.prefix
+    return f"Using Python {version} environment at: {where} (VIRTUAL_ENV)"
+
+
+def _changes(report: InstallReport, *, actions: tuple[str, ...]) -> list[Change]:
+    changes: list[Change] = []
+    for project in report.projects:
+        if project.action not in actions:
+            continue
+        if project.action == "reinstalled":
+            changes.append(("~", project.name, project.version))
+            continue
+        changes.extend(("-", project.name, old) for old in project.previous)
+        if project.action != "removed":
+            changes.append(("+", project.name, project.version))
+    return changes
+
+
+def summary_lines(report: InstallReport, seconds: float, *, dry_run: bool = False) -> list[str]:
+    """uv's summary of an install: how many were uninstalled and installed, then one
+    `` + name==version`` (`` - name==old`` removed, `` ~ name==version`` reinstalled) line per
+    change, sorted by name. ``Audited N packages`` when nothing changed. With ``dry_run``,
+    what would be (and what would be left alone, as `` = name==version``)."""
+    from fetchplan.commands._status import change_lines, elapsed, packages
+
+    changed = ("installed", "replaced", "reinstalled", "removed")
+    uninstalled = sum(1 for p in report.projects if p.action != "unchanged" and p.previous)
+    installed = sum(1 for p in report.projects if p.action in changed[:3])
+    unchanged = [p for p in report.projects if p.action == "unchanged"]
+    lines: list[str] = []
+    if dry_run:
+        if uninstalled:
+            lines.append(f"Would uninstall {packages(uninstalled)}")
+        if installed:
+            lines.append(f"Would install {packages(installed)}")
+        lines.extend(change_lines(_changes(report, actions=changed)))
+        if unchanged:
+            lines.append(f"Would leave {packages(len(unchanged))} as installed")
+            lines.extend(sorted(f" = {p.name}=={p.version}" for p in unchanged))
+        if not report.projects:
+            lines.append("Would make no changes")
+        return lines
+    if not (uninstalled or installed):
+        return [f"Audited {packages(len(report.projects))} in {elapsed(seconds)}"]
+    if uninstalled:
+        lines.append(f"Uninstalled {packages(uninstalled)}")
+    if installed:
+        lines.append(f"Installed {packages(installed)} in {elapsed(seconds)}")
+    lines.extend(change_lines(_changes(report, actions=changed)))
+    return lines
+
+
+class InstallProgressLine:
+    """A live ``installing 12/34 pandas`` line on a terminal while a block installs; call the
+    object (from any thread) with each project's name as its wheel is staged."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        from fetchplan.commands._status import LiveLine
+
+        self._total = total
+        self._done = 0
+        self._last = ""
+        self._line = LiveLine(sys.stderr, self._render, enabled=enabled and total > 0)
+
+    def _render(self) -> str:
+        return f"installing {self._done}/{self._total} {self._last}".rstrip()
+
+    def __call__(self, name: str) -> None:
+        self._done += 1
+        self._last = name
+
+    def __enter__(self) -> Callable[[str], None]:
+        self._line.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._line.__exit__(None, None, None)
+
+
+def _dry_run(
+    args: argparse.Namespace,
+    manifest_path: Path,
+    checked: tuple[Manifest, Plan, Path],
+    python: Path | None,
+) -> InstallReport:
+    """What installing would change, reading the manifest, the plan and the environment only.
+
+    ``python`` is the environment's interpreter; None for a venv still to be made (which
+    would get everything; the interpreter it would be made with is asked for its tags)."""
+    from fetchplan.install import InstallReport, TargetInterpreter
+    from fetchplan.install.core import select_checked
+    from fetchplan.install.preview import preview_changes, preview_install
+    from fetchplan.install.selection import match_manifest
+
+    maker = args.python if args.python is not None else Path(sys.executable)
+    target = TargetInterpreter.query(python if python is not None else maker)
+    selection = select_checked(manifest_path, target, plan_path=args.plan, checked=checked)
+    # The manifest must vouch for every wheel, as for a real install.
+    match_manifest(
+        [a for a in selection.artifacts if a.kind != "sdist"], selection.manifest, manifest_path
+    )
+    wanted = [(a.name, a.version) for a in selection.artifacts]
+    if python is None:
+        return InstallReport(
+            interpreter=target.executable,
+            prefix=str(args.venv),
+            projects=preview_changes(wanted, {}, reinstall=args.reinstall),
+        )
+    return preview_install(wanted, target, reinstall=args.reinstall, exact=args.exact)
+
+
+def _refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None:
+    """``--exact`` into the environment fetchplan runs from must not remove fetchplan."""
+    from fetchplan.install.environment import installed_distributions
+
+    if os.path.realpath(target.prefix) != os.path.realpath(sys.prefix):
+        return
+    if "fetchplan" in installed_distributions(target) and "fetchplan" not in listed:
+        raise InputError(
+            f"--exact: {target.prefix} is the environment fetchplan runs from, and the "
+            "manifest does not list fetchplan: it would remove itself; install into another "
+            "environment"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
-    from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest
-    from fetchplan.install.core import load_checked
+    from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest, venv_python
+    from fetchplan.install.core import load_checked, select_checked
     from fetchplan.install.store import WheelStore, default_store_dir
 
-    if args.venv is None and args.python is None:
-        raise InputError("install: give the environment with --venv DIR or --python PY")
+    quiet = (getattr(args, "quiet", None) or 0) > 0
+    active = args.venv is None and args.python is None
+    chosen = active_environment("install") if active else None
     with open_bundle(args.manifest) as source:
         if source.is_bundle:
             whole = check_bundle(source)
@@ -120,30 +296,48 @@ def run(args: argparse.Namespace) -> int:
                 raise BundleInvalid(whole.where, whole.problems)
         # A manifest that cannot be installed must not leave a new, empty venv behind.
         checked = load_checked(source.manifest_path, plan_path=args.plan)
-        python: Path = (
-            args.python if args.venv is None else ensure_venv(args.venv, python=args.python)
-        )
+        if args.dry_run:
+            existing = chosen if chosen is not None else args.python
+            if args.venv is not None:
+                made = venv_python(args.venv)
+                existing = made if (args.venv / "pyvenv.cfg").is_file() and made.exists() else None
+            report = _dry_run(args, source.manifest_path, checked, existing)
+            if not quiet:
+                if existing is None:
+                    sys.stdout.write(f"Would create virtual environment at: {args.venv}\n")
+                for line in summary_lines(report, 0.0, dry_run=True):
+                    sys.stdout.write(f"{line}\n")
+            return 0
+        if chosen is not None:
+            python: Path = chosen
+        elif args.venv is None:
+            python = args.python
+        else:
+            python = ensure_venv(args.venv, python=args.python)
         target = TargetInterpreter.query(python)
-        report = install_manifest(
-            source.manifest_path,
-            target,
-            plan_path=args.plan,
-            reinstall=args.reinstall,
-            compile=args.compile,
-            checked=checked,
-            wait=not args.no_wait,
-            on_wait=note,
-            store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
-            link_mode=args.link_mode,
-        )
-    for project in report.projects:
-        if project.action == "unchanged":
-            continue
-        before = f" (was {', '.join(project.previous)})" if project.previous else ""
-        print(f"  {project.action} {project.name} {project.version}{before}")  # noqa: T201
-    print(  # noqa: T201
-        f"installed {report.count('installed')}, replaced {report.count('replaced')}, "
-        f"reinstalled {report.count('reinstalled')}, unchanged {report.count('unchanged')} "
-        f"into {report.prefix}"
-    )
+        if active and not quiet:
+            sys.stderr.write(f"{using_line(target)}\n")
+        selected = select_checked(source.manifest_path, target, checked=checked).artifacts
+        if args.exact:
+            _refuse_removing_itself(target, {a.name for a in selected})
+        started = time.monotonic()
+        with InstallProgressLine(len(selected), enabled=not quiet) as progress:
+            report = install_manifest(
+                source.manifest_path,
+                target,
+                plan_path=args.plan,
+                reinstall=args.reinstall,
+                compile=args.compile,
+                checked=checked,
+                wait=not args.no_wait,
+                on_wait=note,
+                store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
+                link_mode=args.link_mode,
+                exact=args.exact,
+                progress=progress,
+            )
+        seconds = time.monotonic() - started
+    if not quiet:
+        for line in summary_lines(report, seconds):
+            sys.stdout.write(f"{line}\n")
     return 0

@@ -10,11 +10,16 @@ verified and every wheel staged: a failed download or a hostile wheel leaves it 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +41,12 @@ __all__ = ["register"]
 
 _DESCRIPTION = """\
 Resolve requirements into a plan, fetch and verify its artifacts, and install them into an
-environment, in one command. The plan (-o, default plan.json) and the verified manifest (in
-the plan's destination, --dest) stay behind for auditing, and `fetchplan install MANIFEST`
-can replay them. Takes every option of `fetchplan plan`, plus the ones below.
+environment, in one command. By default nothing is left in the current directory: the plan
+and the downloads live in a work directory in the cache (verified files stay in the cache).
+With -o PLAN (the destination is then 'wheels' beside it) or --dest DIR, the plan and the
+verified manifest stay there for auditing, and `fetchplan install DIR` can replay them.
+Without --venv or --python, installs into the active virtual environment (VIRTUAL_ENV).
+Takes every option of `fetchplan plan`, plus the ones below.
 """
 
 
@@ -54,8 +62,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
-    env = p.add_argument_group("install into")
-    where = env.add_mutually_exclusive_group(required=True)
+    # No plan file unless asked for: see _workspace.
+    p.set_defaults(output=None)
+    env = p.add_argument_group("install into (default: the active virtual environment)")
+    where = env.add_mutually_exclusive_group()
     where.add_argument(
         "--venv", type=Path, metavar="DIR", help="a virtual environment, created when missing"
     )
@@ -116,14 +126,61 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
     )
 
 
-def _interpreter(args: argparse.Namespace) -> TargetInterpreter:
+def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
     from fetchplan.install import TargetInterpreter, ensure_venv
 
-    if args.venv is not None:
+    if active is not None:
+        python = active
+    elif args.venv is not None:
         python = ensure_venv(args.venv, python=args.venv_python)
     else:
         python = args.python
     return TargetInterpreter.query(python)
+
+
+@dataclass(slots=True)
+class _Workspace:
+    plan: Path
+    """Where the plan is written."""
+    failed: bool = False
+    """Set when the run failed: a work directory that is the only copy of what was
+    downloaded is kept then."""
+
+
+@contextmanager
+def _workspace(args: argparse.Namespace) -> Iterator[_Workspace]:
+    """Where the plan is written: ``-o``; else, with neither ``-o`` nor ``--dest``, a work
+    directory of its own, removed at the end.
+
+    The work directory lives in the cache's ``runs/`` (the cache's filesystem: files are
+    hard-linked from the cache, and large wheels do not fill a RAM-backed /tmp); verified
+    downloads are in the cache already, so nothing fetched is lost with it. With
+    ``--no-cache`` it is a temporary directory, kept when the run fails so that what it
+    downloaded is not lost (its path is said on stderr).
+    """
+    if args.output is not None:
+        yield _Workspace(args.output)
+        return
+    if args.dest is not None:
+        # The executor keeps its own copy of the plan in the destination, beside the manifest.
+        with tempfile.TemporaryDirectory(prefix="fetchplan-run-") as scratch:
+            yield _Workspace(Path(scratch) / "plan.json")
+        return
+    from fetchplan.cache import default_cache_dir
+
+    parent: Path | None = None
+    if not args.no_cache:
+        parent = (args.cache_dir or default_cache_dir()) / "runs"
+        parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+    workspace = _Workspace(work / "plan.json", failed=True)
+    try:
+        yield workspace
+    finally:
+        if workspace.failed and parent is None:
+            sys.stderr.write(f"fetchplan: the plan and downloads of this run are kept in {work}\n")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _full_python_version(interpreter: TargetInterpreter) -> str:
@@ -144,29 +201,54 @@ def _load_fetch_and_install() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, then fetch while staging each verified wheel, then install all at once."""
-    from fetchplan._text import human_size
+    if args.venv is None and args.venv_python is not None:
+        raise InputError("--venv-python only goes with --venv")
+    from fetchplan.commands.install import active_environment
+
+    active = active_environment("run") if args.venv is None and args.python is None else None
+    with _workspace(args) as workspace:
+        temporary = args.output is None and args.dest is None
+        code = _run(replace_output(args, workspace.plan), active, temporary=temporary)
+        workspace.failed = code != 0
+    return code
+
+
+def replace_output(args: argparse.Namespace, plan_path: Path) -> argparse.Namespace:
+    """``args`` with ``output`` set to ``plan_path``."""
+    values = vars(args).copy()
+    values["output"] = plan_path
+    return argparse.Namespace(**values)
+
+
+def _shown(path: Path) -> str:
+    """``path`` normalised, relative to the current directory when it lies below it."""
+    absolute = Path(os.path.normpath(path.absolute()))
+    here = Path.cwd()
+    return str(absolute.relative_to(here) if absolute.is_relative_to(here) else absolute)
+
+
+def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> int:
+    """:func:`run` once the plan's place is known; ``temporary``: it goes away afterwards."""
     from fetchplan.commands.fetch import _reporter, _sigterm_interrupts, _summary_lines
-    from fetchplan.commands.plan import options_from_args
+    from fetchplan.commands.install import InstallProgressLine, summary_lines, using_line
+    from fetchplan.commands.plan import options_from_args, resolve_with_status, resolved_line
     from fetchplan.executor import open_execution
     from fetchplan.install import StagedInstall, WheelToInstall
     from fetchplan.install.prestage import prestage_min_size
     from fetchplan.install.selection import select_artifacts, select_target
     from fetchplan.install.store import WheelStore, default_store_dir
-    from fetchplan.planner.api import make_plan
     from fetchplan.schemas import dump_document
     from fetchplan.schemas.plan import write_plan
 
-    if args.venv is None and args.venv_python is not None:
-        raise InputError("--venv-python only goes with --venv")
     quiet = (getattr(args, "quiet", None) or 0) > 0
     options = options_from_args(args)
     plan_path: Path = options.output
     if str(plan_path) == "-":
         raise InputError("-o -: run fetches the plan it writes, so it needs a file name")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetchplan-venv") as pool:
-        interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args)
+        interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args, active)
         loaded = pool.submit(_load_fetch_and_install)
-        if args.python is not None and not (
+        if (args.python is not None or active is not None) and not (
             args.python_version
             or args.platforms
             or args.implementation
@@ -177,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
             # release (Requires-Python >=3.11.5 must see 3.11.7, not 3.11).
             other = interpreter_future.result()
             options = replace(options, python_version=_full_python_version(other))
-        result = make_plan(options)
+        result, resolve_seconds = resolve_with_status(options, quiet=quiet)
         target = interpreter_future.result()
         loaded.result()
     try:
@@ -188,10 +270,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{exc.filename or plan_path}: cannot write: {exc.strerror}") from exc
     plan = result.plan
     if not quiet:
-        total = sum(a.size or 0 for a in plan.artifacts if a.satisfied_by is None)
-        print(  # noqa: T201
-            f"planned {len(plan.artifacts)} artifacts, {human_size(total)} to fetch: {plan_path}"
-        )
+        if active is not None:
+            sys.stderr.write(f"{using_line(target)}\n")
+        sys.stdout.write(f"{resolved_line(plan, resolve_seconds)}\n")
+        sys.stdout.flush()
     if args.policy is not None:
         from fetchplan.commands.fetch import enforce_plan_policy
 
@@ -200,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
     plan_target = select_target(plan, plan_path, target.markers, target.tags)
     needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
     reporter = _reporter(args.progress, quiet, sys.stderr)
+    progress = InstallProgressLine(len(needed), enabled=not quiet)
+    started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
         StagedInstall(
@@ -210,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
             on_wait=reporter.note,
             store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
             link_mode=args.link_mode,
+            progress=progress,
         ) as install,
         _sigterm_interrupts(),
     ):
@@ -247,24 +332,27 @@ def run(args: argparse.Namespace) -> int:
             raise RuntimeError("execution produced no result")
         if not quiet:
             for line in _summary_lines(fetched):
-                sys.stdout.write(f"{line}\n")
+                if not line.startswith("manifest: "):
+                    sys.stdout.write(f"{line}\n")
+            if fetched.manifest_path is not None and not temporary:
+                sys.stdout.write(f"manifest: {_shown(fetched.manifest_path)}\n")
+            sys.stdout.flush()
         if fetched.interrupted:
             return 130
         if not fetched.ok:
             sys.stderr.write("fetchplan: nothing installed: some artifacts were not verified\n")
             return 1
-        if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path is not None:
-            from fetchplan.install.build import build_manifest_sdists
+        # The download bars are done: the line shows what staging has left, then the commit.
+        with progress:
+            if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path:
+                from fetchplan.install.build import build_manifest_sdists
 
-            for wheel in build_manifest_sdists(
-                fetched.manifest_path, target, out_dir=Path(built_dir), plan_path=plan_path
-            ):
-                install.add(wheel)
-        report = install.commit()
+                for wheel in build_manifest_sdists(
+                    fetched.manifest_path, target, out_dir=Path(built_dir), plan_path=plan_path
+                ):
+                    install.add(wheel)
+            report = install.commit()
     if not quiet:
-        counts = ", ".join(
-            f"{action} {report.count(action)}"
-            for action in ("installed", "replaced", "reinstalled", "unchanged")
-        )
-        print(f"{counts} into {report.prefix}")  # noqa: T201
+        for line in summary_lines(report, time.monotonic() - started):
+            sys.stdout.write(f"{line}\n")
     return 0
