@@ -41,12 +41,18 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     saved = dict(os.environ)
     home = tmp_path_factory.mktemp("home")
     for key in list(os.environ):
-        if key.startswith(("PIP_", "UV_")) or key.lower() in {
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "no_proxy",
-        }:
+        # VIRTUAL_ENV too: an activated environment is where install and run would go.
+        if (
+            key.startswith(("PIP_", "UV_"))
+            or key == "VIRTUAL_ENV"
+            or key.lower()
+            in {
+                "http_proxy",
+                "https_proxy",
+                "all_proxy",
+                "no_proxy",
+            }
+        ):
             del os.environ[key]
     os.environ["PIP_CONFIG_FILE"] = os.devnull
     os.environ["XDG_CACHE_HOME"] = str(home / "cache")
