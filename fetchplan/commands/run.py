@@ -283,7 +283,6 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
     needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
     reporter = _reporter(args.progress, quiet, sys.stderr)
     progress = InstallProgressLine(len(needed), enabled=not quiet)
-    started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
         StagedInstall(
@@ -343,6 +342,8 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
             sys.stderr.write("fetchplan: nothing installed: some artifacts were not verified\n")
             return 1
         # The download bars are done: the line shows what staging has left, then the commit.
+        # The time said is what installing took beyond the downloads it overlapped.
+        started = time.monotonic()
         with progress:
             if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path:
                 from fetchplan.install.build import build_manifest_sdists
