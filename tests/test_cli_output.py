@@ -15,10 +15,11 @@ import re
 import select
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
-from tests.conftest import CLI_TIMEOUT, MakeIndex, MakeIndexServer, RunCli
+from tests.conftest import CLI_TIMEOUT, REPO_ROOT, MakeIndex, MakeIndexServer, RunCli
 from tests.support.hostile import make_fetched_dest, new_venv, snapshot
 from tests.support.servers import ServerOptions
 from tests.support.wheels import Dist
@@ -289,6 +290,36 @@ def test_install_exact_removes_what_the_manifest_does_not_list_but_the_installer
     assert _installed(python) == {**tool_versions, "pip": "99.0", "app": "1.0"}
 
 
+def test_install_exact_never_removes_fetchplan_from_the_environment_it_runs_from(
+    tmp_path: Path, cli_env: dict[str, str], fetchplan_cmd: list[str]
+) -> None:
+    # fetchplan runs from an environment that has a distribution named fetchplan installed
+    # (its code comes from this checkout, its dependencies from the tests' interpreter).
+    home = new_venv(tmp_path / "home")
+    own = make_fetched_dest(
+        tmp_path, [Dist("fetchplan", "0.0", files={"fetchplan_marker.py": b""})], name="own"
+    )
+    assert (
+        _run(_install_argv(fetchplan_cmd, own, "--python", home), cli_env, tmp_path).returncode == 0
+    )
+    purelib = sysconfig.get_paths()["purelib"]
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), purelib])}
+    app = make_fetched_dest(tmp_path, [Dist("app", "1.0")], name="app")
+    argv = [str(home), "-m", "fetchplan", "install", str(app), "--python", str(home), "--exact"]
+    refused = _run(argv, env, tmp_path)
+    assert refused.returncode != 0
+    assert refused.stderr == (
+        f"fetchplan: error: --exact: {tmp_path / 'home'} is the environment fetchplan runs "
+        "from, and the manifest does not list fetchplan: it would remove itself; install into "
+        "another environment\n"
+    )
+    assert _installed(home) == {"fetchplan": "0.0"}
+    # Without --exact, nothing is removed and the install goes ahead.
+    done = _run(argv[:-1], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _installed(home) == {"fetchplan": "0.0", "app": "1.0"}
+
+
 # -- on a terminal ------------------------------------------------------------------------------
 
 
@@ -393,6 +424,7 @@ def test_run_leaves_nothing_in_the_current_directory(  # noqa: PLR0917 - fixture
     assert kept.returncode == 0, kept.stderr
     assert [p.name for p in work.iterdir()] == ["kept"]
     assert (work / "kept" / "manifest.json").is_file()
+    assert (work / "kept" / "plan.json").is_file()
     assert "manifest: kept/manifest.json" in kept.stdout.splitlines()
     replay = _run([*fetchplan_cmd, "install", "kept", "--dry-run"], env, work)
     assert replay.returncode == 0, replay.stderr
@@ -401,6 +433,11 @@ def test_run_leaves_nothing_in_the_current_directory(  # noqa: PLR0917 - fixture
         " = app==1.0",
         " = lib==1.0",
     ]
+
+    quiet = _run([*argv, "--reinstall", "-q"], env, work)
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    assert [p.name for p in work.iterdir()] == ["kept"]
 
     # -o names the plan: it and the default destination beside it stay.
     named = run_cli("run", "app", "-i", server.index_url, "--venv", "venv", "-o", "out/plan.json")

@@ -149,8 +149,8 @@ class _Workspace:
 
 @contextmanager
 def _workspace(args: argparse.Namespace) -> Iterator[_Workspace]:
-    """Where the plan is written: ``-o``; else, with neither ``-o`` nor ``--dest``, a work
-    directory of its own, removed at the end.
+    """Where the plan is written: ``-o``; else ``plan.json`` in ``--dest``; else, with
+    neither, in a work directory of its own, removed at the end.
 
     The work directory lives in the cache's ``runs/`` (the cache's filesystem: files are
     hard-linked from the cache, and large wheels do not fill a RAM-backed /tmp); verified
@@ -162,9 +162,8 @@ def _workspace(args: argparse.Namespace) -> Iterator[_Workspace]:
         yield _Workspace(args.output)
         return
     if args.dest is not None:
-        # The executor keeps its own copy of the plan in the destination, beside the manifest.
-        with tempfile.TemporaryDirectory(prefix="fetchplan-run-") as scratch:
-            yield _Workspace(Path(scratch) / "plan.json")
+        # Where the executor would put its copy of the plan, beside the manifest.
+        yield _Workspace(args.dest / "plan.json")
         return
     from fetchplan.cache import default_cache_dir
 
