@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -217,14 +218,17 @@ class InstallProgressLine:
         self._total = total
         self._done = 0
         self._last = ""
+        self._lock = threading.Lock()
         self._line = LiveLine(sys.stderr, self._render, enabled=enabled and total > 0)
 
     def _render(self) -> str:
-        return f"installing {self._done}/{self._total} {self._last}".rstrip()
+        with self._lock:
+            return f"installing {self._done}/{self._total} {self._last}".rstrip()
 
     def __call__(self, name: str) -> None:
-        self._done += 1
-        self._last = name
+        with self._lock:  # the installer's workers call this at once
+            self._done += 1
+            self._last = name
 
     def __enter__(self) -> Callable[[str], None]:
         self._line.__enter__()
