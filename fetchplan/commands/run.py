@@ -64,6 +64,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add_arguments(p)
     # No plan file unless asked for: see _workspace.
     p.set_defaults(output=None)
+    for action in p._actions:
+        if action.dest == "output":
+            action.help = (
+                "keep the plan in this file; YAML when it ends in .yaml/.yml (default: none "
+                "kept; the run works in a directory in the cache, removed at the end)"
+            )
+        elif action.dest == "dest":
+            action.help = (
+                "keep the downloads, the verified manifest and a copy of the plan in DIR "
+                "(default: 'wheels' beside -o PLAN; without -o, none kept)"
+            )
     env = p.add_argument_group("install into (default: the active virtual environment)")
     where = env.add_mutually_exclusive_group()
     where.add_argument(
