@@ -412,7 +412,10 @@ def test_run_leaves_nothing_in_the_current_directory(  # noqa: PLR0917 - fixture
     assert not any(line.startswith("manifest: ") for line in lines)
     assert lines[-3].startswith("Installed 2 packages in ")
     assert lines[-2:] == [" + app==1.0", " + lib==1.0"]
-    assert "(VIRTUAL_ENV)" in done.stderr
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert done.stderr == (
+        f"Using Python {version} environment at: {tmp_path / 'env'} (VIRTUAL_ENV)\n"
+    )
     # The work directory in the cache is gone too; the verified wheels stay in the cache.
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "fetchplan"
     assert list((cache / "runs").iterdir()) == []

@@ -101,7 +101,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add_allow_unhashed_argument(fetch)
     add_no_wait_argument(fetch)
     add_progress_argument(
-        fetch, "download progress: bars on a terminal, plain lines otherwise (auto)"
+        fetch, "download progress: bars on a terminal, none otherwise (auto); plain lines"
     )
     p.set_defaults(func=run)
 
@@ -291,7 +291,9 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
 
     plan_target = select_target(plan, plan_path, target.markers, target.tags)
     needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
-    reporter = _reporter(args.progress, quiet, sys.stderr)
+    # Piped, run writes its summaries only (as uv does); `--progress plain` asks for lines.
+    mode = "none" if args.progress == "auto" and not sys.stderr.isatty() else args.progress
+    reporter = _reporter(mode, quiet, sys.stderr)
     progress = InstallProgressLine(len(needed), enabled=not quiet)
     with (
         tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
