@@ -160,10 +160,11 @@ def using_line(target: TargetInterpreter) -> str:
     return f"Using Python {version} environment at: {where} (VIRTUAL_ENV)"
 
 
-def _changes(report: InstallReport, *, actions: tuple[str, ...]) -> list[Change]:
+def _changes(report: InstallReport) -> list[Change]:
+    """Every change ``report`` records, as ``(sign, name, version)``."""
     changes: list[Change] = []
     for project in report.projects:
-        if project.action not in actions:
+        if project.action == "unchanged":
             continue
         if project.action == "reinstalled":
             changes.append(("~", project.name, project.version))
@@ -181,9 +182,8 @@ def summary_lines(report: InstallReport, seconds: float, *, dry_run: bool = Fals
     what would be (and what would be left alone, as `` = name==version``)."""
     from fetchplan.commands._status import change_lines, elapsed, packages
 
-    changed = ("installed", "replaced", "reinstalled", "removed")
     uninstalled = sum(1 for p in report.projects if p.action != "unchanged" and p.previous)
-    installed = sum(1 for p in report.projects if p.action in changed[:3])
+    installed = sum(1 for p in report.projects if p.action not in ("unchanged", "removed"))
     unchanged = [p for p in report.projects if p.action == "unchanged"]
     lines: list[str] = []
     if dry_run:
@@ -191,7 +191,7 @@ def summary_lines(report: InstallReport, seconds: float, *, dry_run: bool = Fals
             lines.append(f"Would uninstall {packages(uninstalled)}")
         if installed:
             lines.append(f"Would install {packages(installed)}")
-        lines.extend(change_lines(_changes(report, actions=changed)))
+        lines.extend(change_lines(_changes(report)))
         if unchanged:
             lines.append(f"Would leave {packages(len(unchanged))} as installed")
             lines.extend(sorted(f" = {p.name}=={p.version}" for p in unchanged))
@@ -204,7 +204,7 @@ def summary_lines(report: InstallReport, seconds: float, *, dry_run: bool = Fals
         lines.append(f"Uninstalled {packages(uninstalled)}")
     if installed:
         lines.append(f"Installed {packages(installed)} in {elapsed(seconds)}")
-    lines.extend(change_lines(_changes(report, actions=changed)))
+    lines.extend(change_lines(_changes(report)))
     return lines
 
 
