@@ -4,7 +4,9 @@ preview's decisions (the CLI tests in test_cli_output.py run them end to end).""
 from __future__ import annotations
 
 import io
+import logging
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,21 @@ def test_live_line_draws_changes_only_and_erases_itself() -> None:
     with LiveLine(piped, render) as line:
         assert not line.active
     assert piped.getvalue() == ""
+
+
+def test_a_log_message_erases_the_live_line_first() -> None:
+    terminal = _Terminal()
+    logger = logging.getLogger("fetchplan")
+    handler = logging.StreamHandler(terminal)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        with LiveLine(terminal, lambda: "working", interval=0.01):
+            logging.getLogger("fetchplan.test").warning("something to know")
+            time.sleep(0.1)
+    finally:
+        logger.removeHandler(handler)
+    assert terminal.getvalue().startswith(
+        "\r\x1b[2Kworking\r\x1b[2KWARNING: something to know\n\r\x1b[2Kworking"
+    )
+    assert not handler.filters

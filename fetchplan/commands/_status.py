@@ -8,6 +8,7 @@ a person who knows one tool reads the other.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -59,7 +60,8 @@ class LiveLine:
     start and once at the end, so the last state is drawn too), and the line redrawn when its
     text changed; whatever it reads must be safe to read from another thread. On a stream
     that is not a terminal, or when ``enabled`` is false, nothing is drawn and no thread
-    starts. On leaving, the line is erased, so the next output starts on a clean line.
+    starts. On leaving, the line is erased, so the next output starts on a clean line. A log
+    message written to the same stream meanwhile first erases the line (redrawn after it).
     """
 
     def __init__(
@@ -96,12 +98,23 @@ class LiveLine:
             self._stream.write(f"{_ERASE}{text}")
             self._stream.flush()
 
+    def clear(self) -> None:
+        """Erase the line (the next redraw draws it again)."""
+        with self._lock:
+            if self._shown is not None:
+                self._stream.write(_ERASE)
+                self._stream.flush()
+                self._shown = None
+
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             self._draw()
 
     def __enter__(self) -> LiveLine:
         if self._active:
+            for handler in logging.getLogger("fetchplan").handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is self._stream:
+                    handler.addFilter(self._erase_first)
             self._draw()
             self._thread = threading.Thread(target=self._loop, name="fetchplan-status", daemon=True)
             self._thread.start()
@@ -119,9 +132,16 @@ class LiveLine:
         self._thread.join()
         self._thread = None
         self._draw()
+        for handler in logging.getLogger("fetchplan").handlers:
+            handler.removeFilter(self._erase_first)
         with self._lock:
             self._stream.write(_ERASE)
             self._stream.flush()
+
+    def _erase_first(self, record: logging.LogRecord) -> bool:
+        """A handler filter: the record is about to be written to the line's stream."""
+        self.clear()
+        return True
 
 
 def _is_terminal(stream: TextIO) -> bool:
