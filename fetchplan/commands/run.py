@@ -218,12 +218,12 @@ def run(args: argparse.Namespace) -> int:
     active = active_environment("run") if args.venv is None and args.python is None else None
     with _workspace(args) as workspace:
         temporary = args.output is None and args.dest is None
-        code = _run(replace_output(args, workspace.plan), active, temporary=temporary)
+        code = _run(_with_output(args, workspace.plan), active, temporary=temporary)
         workspace.failed = code != 0
     return code
 
 
-def replace_output(args: argparse.Namespace, plan_path: Path) -> argparse.Namespace:
+def _with_output(args: argparse.Namespace, plan_path: Path) -> argparse.Namespace:
     """``args`` with ``output`` set to ``plan_path``."""
     values = vars(args).copy()
     values["output"] = plan_path
