@@ -23,6 +23,10 @@ cache info|clean`` walk):
     Unpacked wheels, by the wheel file's sha256, linked into environments by ``install`` and
     ``run`` (:class:`fetchplan.install.store.WheelStore`, which prunes and verifies itself:
     its entries appear whole by a directory rename, and hold files of any name).
+``runs/`` (section ``runs``)
+    The work directories of ``fetchplan run`` without ``-o`` or ``--dest`` (its plan and
+    downloads, the files hard-linked from ``sha256/``), each removed when its run ends; one
+    left by a killed run goes with ``fetchplan cache prune`` once untouched for a day.
 
 Every store here is safe for several processes at once: an entry appears whole, by
 ``os.replace`` of a temporary file beside it (``.<name>.<random>.tmp``); readers never see a
@@ -175,6 +179,7 @@ SECTIONS: tuple[CacheSection, ...] = (
     CacheSection("pages", "pages", "index project pages: validators and parsed forms"),
     CacheSection("metadata", "metadata", "core metadata of distributions, by file sha256"),
     CacheSection("store", "store", "unpacked wheels"),
+    CacheSection("runs", "runs", "work directories of runs in progress or killed"),
 )
 """Every section of the cache, in the order ``fetchplan cache info`` lists them."""
 
@@ -488,6 +493,8 @@ def clean(root: Path, sections: tuple[CacheSection, ...] = SECTIONS) -> tuple[in
 
 _CHECKSUMMED = ("pages", "metadata")
 _STALE_TEMP_SECONDS = 3600.0
+_STALE_RUN_SECONDS = 86400.0
+"""A run's work directory where nothing changed for this long belongs to no running run."""
 
 
 def prune(
@@ -495,9 +502,10 @@ def prune(
 ) -> tuple[int, int]:
     """Trim ``root``: temporary files left by interrupted writes (an hour old), corrupt
     entries of the checksummed sections (``pages``, ``metadata``), and with ``unused_days``
-    the entries of those sections not used for that long. Returns (files, bytes) removed."""
+    the entries of those sections not used for that long; and work directories of ``run``
+    untouched for a day (killed runs). Returns (files, bytes) removed."""
     now = time.time() if now is None else now
-    removed = freed = 0
+    removed, freed = _prune_runs(root / "runs", now)
     # Downloads are staged at the top (ArtifactCache.staging_file), sections below.
     top = [entry for entry in root.iterdir() if entry.is_file()] if root.is_dir() else []
     # Not the store: a wheel's own files may be named ".something"; it prunes itself.
@@ -506,6 +514,8 @@ def prune(
         (None, top),
         *((section, _files(root / section.directory)) for section in sections),
     ):
+        if section is not None and section.name == "runs":
+            continue
         for path in paths:
             try:
                 stat = path.lstat()
@@ -527,4 +537,22 @@ def prune(
                     continue
                 removed += 1
                 freed += stat.st_size
+    return removed, freed
+
+
+def _prune_runs(runs: Path, now: float) -> tuple[int, int]:
+    """Remove the work directories under ``runs`` whose newest entry is a day old."""
+    removed = freed = 0
+    for work in sorted(runs.iterdir()) if runs.is_dir() else ():
+        try:
+            entries = [(path, path.lstat()) for path in (work, *work.rglob("*"))]
+        except OSError:
+            continue  # changing as we look: a run's, or its removal
+        if now - max(stat.st_mtime for _, stat in entries) <= _STALE_RUN_SECONDS:
+            continue
+        files = [stat.st_size for path, stat in entries if not path.is_dir()]
+        shutil.rmtree(work, ignore_errors=True)
+        if not work.exists():
+            removed += len(files)
+            freed += sum(files)
     return removed, freed

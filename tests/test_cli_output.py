@@ -448,3 +448,29 @@ def test_run_leaves_nothing_in_the_current_directory(  # noqa: PLR0917 - fixture
     assert (tmp_path / "out" / "plan.json").is_file()
     assert (tmp_path / "out" / "wheels" / "manifest.json").is_file()
     assert "(VIRTUAL_ENV)" not in named.stderr
+
+
+def test_cache_prune_removes_the_work_directory_a_killed_run_left(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    runs = tmp_path / "cache" / "runs"
+    killed, running = runs / "run-killed", runs / "run-running"
+    for work in (killed, running):
+        (work / "wheels").mkdir(parents=True)
+        (work / "plan.json").write_text("{}")
+        (work / "wheels" / "a-1.0-py3-none-any.whl").write_bytes(b"x" * 100)
+    two_days_ago = time.time() - 2 * 86400
+    for path in (*killed.rglob("*"), killed):
+        os.utime(path, (two_days_ago, two_days_ago))
+    # A run that wrote a file an hour ago is still running, however old the rest.
+    for path in (running / "plan.json", running):
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    info = run_cli("cache", "info", "--cache-dir", tmp_path / "cache")
+    assert info.returncode == 0, info.stderr
+    assert ["runs", "4", "files"] in [line.split()[:3] for line in info.stdout.splitlines()]
+    pruned = run_cli("cache", "prune", "--cache-dir", tmp_path / "cache")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 2 files" in pruned.stdout
+    assert not killed.exists()
+    assert (running / "plan.json").is_file()
