@@ -100,11 +100,17 @@ class LiveLine:
 
     def clear(self) -> None:
         """Erase the line (the next redraw draws it again)."""
+        self.write("")
+
+    def write(self, text: str) -> None:
+        """Write ``text`` to the stream in the line's place (the next redraw draws the line
+        again below it)."""
         with self._lock:
             if self._shown is not None:
                 self._stream.write(_ERASE)
-                self._stream.flush()
                 self._shown = None
+            self._stream.write(text)
+            self._stream.flush()
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,12 +128,6 @@ def register(
     p.set_defaults(func=run)
 
 
-def note(message: str) -> None:
-    """A line the user must see while the command waits (for the environment's lock)."""
-    sys.stderr.write(f"fetchplan: {message}\n")
-    sys.stderr.flush()
-
-
 def active_environment(command: str) -> Path:
     """The interpreter of the active virtual environment (``VIRTUAL_ENV``), as uv finds it
     when given no environment; :class:`InputError` when none is active or it has none."""
@@ -230,7 +223,11 @@ class InstallProgressLine:
             self._done += 1
             self._last = name
 
-    def __enter__(self) -> Callable[[str], None]:
+    def note(self, message: str) -> None:
+        """A line the user must see (a lock waited for), in the live line's place."""
+        self._line.write(f"fetchplan: {message}\n")
+
+    def __enter__(self) -> InstallProgressLine:
         self._line.__enter__()
         return self
 
@@ -334,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
                 compile=args.compile,
                 checked=checked,
                 wait=not args.no_wait,
-                on_wait=note,
+                on_wait=progress.note,
                 store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
                 link_mode=args.link_mode,
                 exact=args.exact,
