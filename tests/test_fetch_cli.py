@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -165,14 +166,20 @@ def test_two_executors_on_one_destination(
 def test_no_wait_fails_at_once_while_locked(
     server: FaultServer, tmp_path: Path, fetchplan_cmd: list[str], env: dict[str, str]
 ) -> None:
-    files = _files(server, 2, 200_000, Fault(rate=200_000))
+    # The first fetch's bodies wait for the gate, so it holds the lock until the second has
+    # answered, however slowly either process starts.
+    gate = threading.Event()
+    files = _files(server, 2, 200_000, Fault(gate=gate))
     plan = write_plan(tmp_path / "plan.json", files)
     first = _start(fetchplan_cmd, env, plan, "--isolated")
-    owner = tmp_path / "wheels" / ".fetchplan" / "owner.json"
-    deadline = time.monotonic() + 20
-    while not owner.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    out = _fetch(fetchplan_cmd, env, plan, "--isolated", "--no-wait")
+    try:
+        owner = tmp_path / "wheels" / ".fetchplan" / "owner.json"
+        deadline = time.monotonic() + 30
+        while not owner.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out = _fetch(fetchplan_cmd, env, plan, "--isolated", "--no-wait")
+    finally:
+        gate.set()
     assert out.returncode == 75
     assert f"pid {first.pid}" in out.stderr
     _, err = first.communicate(timeout=60)

@@ -87,6 +87,9 @@ class Fault:
     content_type: str | None = None
     """Send this Content-Type instead of application/octet-stream."""
     header_drip: float | None = None
+    gate: threading.Event | None = None
+    """When set, a body waits (at most 60 s) until the event is set: a transfer held open for
+    exactly as long as a test needs, instead of a rate that races the test's other steps."""
     """Send the status line and headers one byte at a time, sleeping this long between bytes."""
     body: bytes | None = None
     """Serve these bytes instead of the file (wrong content with status 200)."""
@@ -201,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, data: bytes, request: Request, fault: Fault | None) -> None:
         owner = self.server.owner
+        if fault is not None and fault.gate is not None:
+            fault.gate.wait(timeout=60)
         if fault is not None and fault.drip_interval is not None:
             for i in range(len(data)):
                 self.wfile.write(data[i : i + 1])
