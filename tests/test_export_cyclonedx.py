@@ -216,3 +216,28 @@ def test_other_commands_do_not_load_the_library(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_without_the_sbom_extra_the_export_is_one_line_naming_it(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    write_plan(plan, _plan())
+    # None in sys.modules makes every import of the package fail, as where it is not installed.
+    probe = (
+        "import sys\n"
+        "sys.modules['cyclonedx'] = None\n"
+        "from fetchplan.cli import entry_point\n"
+        f"sys.argv = ['fetchplan', 'export', {str(plan)!r}, '--format', 'cyclonedx']\n"
+        "entry_point()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO_ROOT)},
+        check=False,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "fetchplan[sbom]" in done.stderr and "cyclonedx" in done.stderr, done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plan.json"]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from fetchplan._fs import write_output
+from fetchplan.errors import FetchplanError
 from fetchplan.formats import FORMATS, export_plan
 from fetchplan.schemas.plan import load_plan
 
@@ -49,10 +50,17 @@ def register(
 def run(args: argparse.Namespace) -> int:
     plan, _ = load_plan(args.plan)
     if args.format == "cyclonedx":
-        # cyclonedx-python-lib is loaded for this format only.
+        # cyclonedx-python-lib is loaded for this format only, and is an optional extra: the
+        # executor's air-gapped installs need none of it.
         from fetchplan.formats.cyclonedx import dumps_cyclonedx
 
-        text = dumps_cyclonedx(plan)
+        try:
+            text = dumps_cyclonedx(plan)
+        except ModuleNotFoundError as exc:
+            raise FetchplanError(
+                f"export --format cyclonedx needs {exc.name or 'cyclonedx-python-lib'}, which is "
+                "not installed: pip install 'fetchplan[sbom]'"
+            ) from None
     else:
         text = export_plan(plan, args.format, target=args.target)
     if args.output is None:
