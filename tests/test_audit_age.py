@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fetchplan._age import format_duration, parse_cutoff, parse_duration
 from fetchplan.errors import FileFormatError
-from fetchplan.review.age import format_duration, parse_cutoff, parse_duration
 from fetchplan.review.policy import (
     PolicyViolationError,
     check_policy,

@@ -8,6 +8,7 @@ The work happens in :func:`fetchplan.planner.api.make_plan`; this module maps op
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 import threading
@@ -226,6 +227,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="prefer an older version with a wheel to a newer one with only an sdist",
     )  # fmt: skip
     sel.add_argument(
+        "--exclude-newer", "--uploaded-prior-to", dest="exclude_newer", metavar="TIME",
+        help="leave out files uploaded after TIME: an RFC 3339 time, a date (its midnight "
+        "UTC), or a duration before now ('7 days', '24h', 'P7D'); files without an upload "
+        "time are left out too; the time is recorded in the plan",
+    )  # fmt: skip
+    sel.add_argument(
         "--require-hashes", action="store_true",
         help="require a --hash for every requirement and dependency (pip's hash-checking mode)",
     )  # fmt: skip
@@ -285,6 +292,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(format_ops=[])
 
 
+def _exclude_newer(text: str | None) -> datetime.datetime | None:
+    """``--exclude-newer``'s value as the absolute time that is recorded (whole seconds)."""
+    if text is None:
+        return None
+    from fetchplan._age import parse_cutoff
+
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        return parse_cutoff(text, now).astimezone(datetime.UTC).replace(microsecond=0)
+    except ValueError as exc:
+        raise InputError(f"--exclude-newer: {exc}") from None
+
+
 def options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~fetchplan.planner.api.PlanOptions` these parsed arguments describe."""
     from fetchplan.planner.api import PlanOptions
@@ -299,6 +319,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,
+        exclude_newer=_exclude_newer(getattr(args, "exclude_newer", None)),
         format_ops=tuple(args.format_ops),
         prefer_binary=args.prefer_binary,
         require_hashes=args.require_hashes,

@@ -114,6 +114,9 @@ def render_table(plan: Plan) -> str:
     if several:
         lines.append(f"targets: {', '.join(t.name for t in plan.targets)}")
     lines.append(f"destination: {plan.destination}")
+    exclude_newer = plan.inputs.options.get("exclude_newer")
+    if exclude_newer is not None:
+        lines.append(f"files uploaded after {exclude_newer} excluded (--exclude-newer)")
     return "\n".join(lines) + "\n"
 
 

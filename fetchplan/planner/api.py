@@ -16,6 +16,7 @@ imports are what the connections overlap.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import time
@@ -85,6 +86,9 @@ class PlanOptions:
     trusted_hosts: Sequence[str] = ()
     index_strategy: IndexStrategy = IndexStrategy.FIRST_INDEX
     pre: bool = False
+    exclude_newer: datetime.datetime | None = None
+    """Files uploaded after this (aware) time, or of unknown upload time, are no candidates
+    (uv's ``--exclude-newer``, already resolved to an absolute time: it is recorded)."""
     format_ops: Sequence[FormatOp] = ()
     """``--no-binary``/``--only-binary`` values in command-line order."""
     prefer_binary: bool = False

@@ -13,6 +13,7 @@ and yanked rules before asking (:func:`fetchplan.planner.provider.iter_matches`)
 
 from __future__ import annotations
 
+import datetime as _dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from fetchplan._age import format_time
 from fetchplan.planner.index import LEGACY_SDIST_SUFFIXES, SDIST_SUFFIXES, Link, ProjectPage
 from fetchplan.planner.target import TargetEnv
 
@@ -142,6 +144,7 @@ class ProjectCandidates:
         url_ok: Callable[[str], bool] = lambda _url: True,
         sources: Sequence[str] = (),
         found: bool = True,
+        exclude_newer: _dt.datetime | None = None,
     ) -> None:
         self.name = name
         self.sources = tuple(sources)
@@ -152,6 +155,7 @@ class ProjectCandidates:
         self._allowed = (formats or FormatControl()).allowed(name)
         self._hashes = allowed_hashes
         self._url_ok = url_ok
+        self._exclude_newer = exclude_newer
         self._lock = threading.Lock()
         self._choices: dict[Version, Choice] = {}
         if len(self._pages) == 1:
@@ -183,6 +187,7 @@ class ProjectCandidates:
             formats=self._allowed,
             allowed_hashes=self._hashes,
             url_ok=self._url_ok,
+            exclude_newer=self._exclude_newer,
         )
         with self._lock:
             return self._choices.setdefault(version, choice)
@@ -208,13 +213,36 @@ class ProjectCandidates:
         return {c.version: c.link is not None and c.link.kind == "wheel" for c in self.candidates}
 
 
+def _upload_problem(link: Link, exclude_newer: _dt.datetime) -> str | None:
+    """Why ``--exclude-newer`` drops ``link``: uploaded after the cut-off, or not known when.
+
+    A file without a (readable) PEP 700 ``upload-time`` is dropped, as uv drops it: a cut-off
+    that let undated files through would not keep a just-published release out.
+    """
+    if link.upload_time is None:
+        return "no upload time"
+    try:
+        uploaded = _dt.datetime.fromisoformat(link.upload_time)
+    except ValueError:
+        return "no upload time"
+    if uploaded.tzinfo is None:
+        uploaded = uploaded.replace(tzinfo=_dt.UTC)
+    if uploaded > exclude_newer:
+        return f"uploaded after {format_time(exclude_newer)}"
+    return None
+
+
 def _link_problem(
     link: Link,
     target: TargetEnv,
     formats: frozenset[Format],
     allowed_hashes: Mapping[str, frozenset[str]] | None,
     url_ok: Callable[[str], bool],
+    *,
+    exclude_newer: _dt.datetime | None = None,
 ) -> str | None:
+    if exclude_newer is not None and (problem := _upload_problem(link, exclude_newer)):
+        return problem
     if not url_ok(link.url):
         return "insecure http:// URL (use https or --trusted-host)"
     if link.kind == "wheel":
@@ -261,13 +289,16 @@ def _choose(
     formats: frozenset[Format],
     allowed_hashes: Mapping[str, frozenset[str]] | None,
     url_ok: Callable[[str], bool],
+    exclude_newer: _dt.datetime | None = None,
 ) -> Choice:
     if not links:
         return None
     usable: list[tuple[int, Link]] = []
     reasons: list[str] = []
     for position, link in enumerate(links):
-        problem = _link_problem(link, target, formats, allowed_hashes, url_ok)
+        problem = _link_problem(
+            link, target, formats, allowed_hashes, url_ok, exclude_newer=exclude_newer
+        )
         if problem is None:
             usable.append((position, link))
         elif problem not in reasons:
@@ -288,12 +319,14 @@ def select_candidates(
     url_ok: Callable[[str], bool] = lambda _url: True,
     sources: Sequence[str] = (),
     found: bool = True,
+    exclude_newer: _dt.datetime | None = None,
 ) -> ProjectCandidates:
     """Pick the best file of each version of ``name`` for ``target``; explain the rejects.
 
     ``links`` come in source priority order (earlier wins a tie). ``allowed_hashes`` maps an
     algorithm to the digests ``--hash`` options allow; links whose known digest is not among
     them are rejected (links without a digest stay: they are checked once fetched).
+    ``exclude_newer`` (an aware time) rejects files uploaded after it or of unknown upload time.
     """
     page = ProjectPage.from_links(None, "", (link for link in links if link.name == name))
     return ProjectCandidates(
@@ -305,4 +338,5 @@ def select_candidates(
         url_ok=url_ok,
         sources=sources,
         found=found,
+        exclude_newer=exclude_newer,
     )

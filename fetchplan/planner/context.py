@@ -10,6 +10,7 @@ HTTP session. :class:`Memo` is the thread-safe compute-once map behind both.
 
 from __future__ import annotations
 
+import datetime as _dt
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -115,6 +116,8 @@ class ResolveContext:
     executor: Executor | None
     timings: Timings | None = None
     pre: bool = False
+    exclude_newer: _dt.datetime | None = None
+    """Files uploaded after this (aware) time, or of unknown upload time, are no candidates."""
 
     def resolve(
         self,
@@ -145,6 +148,7 @@ class ResolveContext:
             executor=self.executor,
             timings=self.timings,
             pre=self.pre,
+            exclude_newer=self.exclude_newer,
         )
         provider = PlanProvider(
             finder, target, pre=self.pre, prefer_binary=prefer_binary, constraints=constraints

@@ -24,6 +24,7 @@ import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
+from fetchplan._age import format_time
 from fetchplan._fs import sha256_file
 from fetchplan._offline import disable_network
 from fetchplan._urls import is_secure_or_trusted, redact
@@ -128,6 +129,7 @@ def plan(
             executor=pool,
             timings=timings,
             pre=pre,
+            exclude_newer=options.exclude_newer,
         )
         sdists = SdistPlanner(
             session=session,
@@ -445,6 +447,8 @@ def _inputs(
     }
     if prefer_binary:
         opts["prefer_binary"] = True
+    if options.exclude_newer is not None:
+        opts["exclude_newer"] = format_time(options.exclude_newer)
     if not options.build_deps:
         opts["build_deps"] = False
     return Inputs(

@@ -18,6 +18,7 @@ are safe as :mod:`fetchplan.planner.http` explains; the index client guards its 
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import threading
 import time
@@ -135,6 +136,7 @@ class PrefetchFinder:
         executor: Executor | None,
         timings: Timings | None = None,
         pre: bool = False,
+        exclude_newer: _dt.datetime | None = None,
     ) -> None:
         self._client = client
         self._indexes = tuple(indexes)
@@ -148,6 +150,7 @@ class PrefetchFinder:
         self._executor = executor
         self._timings = timings
         self._pre = pre
+        self._exclude_newer = exclude_newer
         self._lock = threading.Lock()
         self._projects: dict[NormalizedName, _Cell[ProjectCandidates]] = {}
         self._metadata: dict[str, _Cell[DistMetadata]] = {}
@@ -279,6 +282,7 @@ class PrefetchFinder:
             url_ok=self._url_ok,
             sources=sources,
             found=found,
+            exclude_newer=self._exclude_newer,
         )
         if self._timings is not None:
             self._timings.add_task("index", time.monotonic() - started)

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from fetchplan._age import format_duration, parse_duration, parse_time
 from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
-from fetchplan.review.age import format_duration, parse_duration, parse_time
 from fetchplan.schemas import load_document, validate
 from fetchplan.schemas.plan import Artifact, Plan
 

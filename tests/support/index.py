@@ -44,6 +44,8 @@ class IndexOptions:
     """Filename -> ``data-requires-python`` (else read from the file's metadata)."""
     bad_metadata_hash: bool = False
     """Advertise a wrong hash for every ``.metadata`` file."""
+    upload_times: Mapping[str, str] = field(default_factory=dict)
+    """Filename -> PEP 700 ``upload-time`` on the JSON page (absent when not given)."""
 
 
 LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".tar")
@@ -137,6 +139,8 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
         if rp is not None:
             attrs["data-requires-python"] = rp
             entry["requires-python"] = rp
+        if path.name in opts.upload_times:
+            entry["upload-time"] = opts.upload_times[path.name]
         yanked = opts.yanked.get(path.name)
         if yanked is not None and yanked is not False:
             reason = "" if yanked is True else str(yanked)

@@ -1,4 +1,8 @@
-"""Release ages: durations such as ``7 days`` and cut-off times, for policy ``min_age``.
+"""Release ages: durations such as ``7 days`` and cut-off times, for policy ``min_age`` and
+``plan --exclude-newer``.
+
+A leaf module (standard library only): the planner, the review package and the executor's
+policy checks all read these spellings alike, and none of them imports another for it.
 
 :func:`parse_duration` reads the friendly spelling uv uses (``7 days``, ``36 hours``,
 ``2 weeks``, ``90min``) and ISO 8601 durations (``P7D``, ``PT36H``, ``P1W``);
@@ -11,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-__all__ = ["format_duration", "parse_cutoff", "parse_duration", "parse_time"]
+__all__ = ["format_duration", "format_time", "parse_cutoff", "parse_duration", "parse_time"]
 
 _UNITS = {
     "s": 1,
@@ -86,6 +90,12 @@ def parse_cutoff(text: str, now: _dt.datetime) -> _dt.datetime:
             f"neither a time nor a duration: {text!r} (use e.g. 2026-01-31T12:00:00Z, "
             "2026-01-31 or '7 days')"
         ) from None
+
+
+def format_time(value: _dt.datetime) -> str:
+    """A time as RFC 3339 in UTC with a ``Z``: ``2026-01-01T00:00:00Z``."""
+    text = value.astimezone(_dt.UTC).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")
 
 
 def format_duration(value: _dt.timedelta) -> str:
