@@ -1,0 +1,146 @@
+"""``plan --exclude-newer`` (uv's; pip's ``--uploaded-prior-to``): files uploaded after the
+cut-off, or of unknown upload time, are no candidates; the cut-off is recorded and shown."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import pytest
+
+from fetchplan.schemas.plan import load_plan
+from tests.conftest import MakeIndex, RunCli
+from tests.support.index import IndexOptions
+from tests.support.wheels import Dist
+
+OLD = "2025-06-01T12:00:00Z"
+NEW = "2026-03-01T12:00:00Z"
+
+
+@pytest.fixture
+def dated(make_index: MakeIndex) -> str:
+    """lib 1.0 uploaded long ago, lib 2.0 recently (relative to the real clock, so that a
+    duration cut-off falls between them), app depending on lib."""
+    recent = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(hours=1)).isoformat()
+    root = make_index(
+        [Dist("app", "1.0", requires=["lib"]), Dist("lib", "1.0"), Dist("lib", "2.0")],
+        IndexOptions(
+            upload_times={
+                "app-1.0-py3-none-any.whl": OLD,
+                "lib-1.0-py3-none-any.whl": OLD,
+                "lib-2.0-py3-none-any.whl": recent,
+            }
+        ),
+    )
+    return (root / "simple").as_uri()
+
+
+def test_without_a_cut_off_the_newest_is_planned(
+    dated: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    out = run_cli("plan", "app", "-i", dated, "--isolated", "--no-cache")
+    assert out.returncode == 0, out.stderr
+    plan, document = load_plan(tmp_path / "plan.json")
+    assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "2.0"}
+    assert "exclude_newer" not in document["inputs"]["options"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("--exclude-newer", "2026-01-01", "2026-01-01T00:00:00Z"),
+        ("--exclude-newer", "2026-01-01T06:30:00+02:00", "2026-01-01T04:30:00Z"),
+        ("--uploaded-prior-to", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+    ],
+    ids=["date", "rfc3339-offset", "pip-alias"],
+)
+def test_a_time_skips_the_newer_release_and_is_recorded(
+    dated: str, run_cli: RunCli, tmp_path: Path, case: tuple[str, str, str]
+) -> None:
+    option, value, recorded = case
+    out = run_cli("plan", "app", "-i", dated, "--isolated", "--no-cache", option, value)
+    assert out.returncode == 0, out.stderr
+    plan, document = load_plan(tmp_path / "plan.json")
+    assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "1.0"}
+    assert document["inputs"]["options"]["exclude_newer"] == recorded
+
+    shown = run_cli("show", "plan.json")
+    assert shown.returncode == 0, shown.stderr
+    assert f"files uploaded after {recorded} excluded (--exclude-newer)" in shown.stdout
+
+
+@pytest.mark.parametrize("duration", ["7 days", "24h", "P7D"])
+def test_a_duration_is_that_long_before_now(
+    dated: str, run_cli: RunCli, tmp_path: Path, duration: str
+) -> None:
+    before = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+    out = run_cli(
+        "plan", "app", "-i", dated, "--isolated", "--no-cache", "--exclude-newer", duration
+    )
+    after = _dt.datetime.now(_dt.UTC)
+    assert out.returncode == 0, out.stderr
+    plan, document = load_plan(tmp_path / "plan.json")
+    assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "1.0"}
+    cut_off = _dt.datetime.fromisoformat(document["inputs"]["options"]["exclude_newer"])
+    length = {"7 days": _dt.timedelta(days=7), "24h": _dt.timedelta(hours=24)}.get(
+        duration, _dt.timedelta(days=7)
+    )
+    assert before - length <= cut_off <= after - length
+
+
+def test_the_recorded_cut_off_replans_the_same(dated: str, run_cli: RunCli, tmp_path: Path) -> None:
+    first = run_cli(
+        "plan", "app", "-i", dated, "--isolated", "--no-cache", "--exclude-newer", "P1D"
+    )
+    assert first.returncode == 0, first.stderr
+    _plan1, document = load_plan(tmp_path / "plan.json")
+    recorded = document["inputs"]["options"]["exclude_newer"]
+    again = run_cli(
+        "plan", "app", "-i", dated, "--isolated", "--no-cache", "-o", "again.json",
+        "--exclude-newer", recorded,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    plan2, document2 = load_plan(tmp_path / "again.json")
+    assert document2["inputs"]["options"]["exclude_newer"] == recorded
+    assert [a.url for a in plan2.artifacts] == [a.url for a in _plan1.artifacts]
+
+
+def test_files_without_upload_time_are_excluded_with_the_reasons(
+    make_index: MakeIndex, run_cli: RunCli, tmp_path: Path
+) -> None:
+    root = make_index(
+        [Dist("lib", "1.0"), Dist("lib", "2.0")],
+        IndexOptions(upload_times={"lib-2.0-py3-none-any.whl": NEW}),
+    )
+    index = (root / "simple").as_uri()
+    out = run_cli(
+        "plan", "lib", "-i", index, "--isolated", "--no-cache",
+        "--exclude-newer", "2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("fetchplan: error: ")
+    assert "2.0 (uploaded after 2026-01-01T00:00:00Z)" in out.stderr
+    assert "1.0 (no upload time)" in out.stderr
+    assert not (tmp_path / "plan.json").exists()
+
+    allowed = run_cli("plan", "lib", "-i", index, "--isolated", "--no-cache")
+    assert allowed.returncode == 0, allowed.stderr
+
+
+@pytest.mark.parametrize("value", ["yesterday", "7 months", "2026-13-01"])
+def test_a_bad_value_is_one_line_naming_the_option(
+    dated: str, run_cli: RunCli, tmp_path: Path, value: str
+) -> None:
+    out = run_cli("plan", "app", "-i", dated, "--isolated", "--no-cache", "--exclude-newer", value)
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("fetchplan: error: --exclude-newer: ")
+    assert repr(value) in out.stderr
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_run_takes_the_option(run_cli: RunCli) -> None:
+    out = run_cli("run", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "--exclude-newer" in out.stdout and "--uploaded-prior-to" in out.stdout
