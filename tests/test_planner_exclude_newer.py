@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fetchplan.planner.candidates import Rejection, select_candidates
+from fetchplan.planner.index import Link, link_from_filename
+from fetchplan.planner.target import make_target
 from fetchplan.schemas.plan import load_plan
 from tests.conftest import MakeIndex, RunCli
 from tests.support.index import IndexOptions
@@ -144,3 +147,35 @@ def test_run_takes_the_option(run_cli: RunCli) -> None:
     out = run_cli("run", "--help")
     assert out.returncode == 0, out.stderr
     assert "--exclude-newer" in out.stdout and "--uploaded-prior-to" in out.stdout
+
+
+def _link(filename: str, upload_time: str | None) -> Link:
+    link = link_from_filename(
+        filename, f"https://files.example/{filename}", "https://index.example/simple/",
+        upload_time=upload_time,
+    )  # fmt: skip
+    assert link is not None
+    return link
+
+
+def test_the_cut_off_is_per_file_not_per_version() -> None:
+    """A version whose wheel came after the cut-off but whose sdist came before keeps the sdist;
+    a time without a zone is UTC; an unreadable time counts as none."""
+    cut_off = _dt.datetime(2026, 1, 1, tzinfo=_dt.UTC)
+    links = [
+        _link("lib-3.0-py3-none-any.whl", "2026-01-01T00:00:01Z"),
+        _link("lib-3.0.tar.gz", "2025-12-31T23:59:59Z"),
+        _link("lib-2.0-py3-none-any.whl", "2026-01-01T00:30:00"),
+        _link("lib-1.0-py3-none-any.whl", "last tuesday"),
+        _link("lib-0.9-py3-none-any.whl", "2026-01-01T00:00:00Z"),
+    ]
+    found = select_candidates(
+        links[0].name, links, make_target(python_version="3.12"), exclude_newer=cut_off
+    )
+    chosen = {str(c.version): c.link.filename for c in found.candidates if c.link is not None}
+    assert chosen == {"3.0": "lib-3.0.tar.gz", "0.9": "lib-0.9-py3-none-any.whl"}
+    assert [str(r) for r in found.rejected] == [
+        "2.0 (uploaded after 2026-01-01T00:00:00Z)",
+        "1.0 (no upload time)",
+    ]
+    assert all(isinstance(r, Rejection) for r in found.rejected)
