@@ -20,9 +20,9 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from fetchplan.planner.candidates import Candidate, ProjectCandidates
-from fetchplan.planner.index import JSON_TYPE, ProjectPage, compact_page
+from fetchplan.planner.index import ProjectPage, compact_page
 from fetchplan.planner.provider import iter_matches
-from fetchplan.planner.sources import source_for
+from fetchplan.planner.sources import JSON_TYPE, source_for
 from fetchplan.planner.target import TargetEnv, make_target
 
 

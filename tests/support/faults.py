@@ -227,9 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         view = memoryview(data)
         for i in range(0, len(data), 256 * 1024):
-            piece = view[i : i + 256 * 1024]
-            self.wfile.write(piece)
-            owner._count(request, len(piece))
+            part = view[i : i + 256 * 1024]
+            self.wfile.write(part)
+            owner._count(request, len(part))
 
     def _answer(self, owner: FaultServer, path: str, request: Request, head: bool) -> int:
         headers = request.headers

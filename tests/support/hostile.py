@@ -128,7 +128,7 @@ def default_target(name: str = "default") -> Target:
 
     return Target(
         name=name,
-        markers=dict(default_environment()),
+        markers={k: str(v) for k, v in default_environment().items()},
         tags=tuple(str(t) for t in sys_tags()),
     )
 
