@@ -134,8 +134,8 @@ def test_pylock_is_valid_pep751_with_native_fields() -> None:
     assert dict(clicky.sdist.hashes) == {"md5": "d" * 32, "sha256": "c" * 64}
     assert lib.marker is None
     assert lock.environments is not None
-    assert lock.environments[0].evaluate(dict(LINUX.markers))  # type: ignore[arg-type]
-    assert not lock.environments[0].evaluate(dict(WINDOWS.markers))  # type: ignore[arg-type]
+    assert lock.environments[0].evaluate(dict(LINUX.markers))
+    assert not lock.environments[0].evaluate(dict(WINDOWS.markers))
 
 
 MULTI = _plan(
@@ -152,13 +152,15 @@ MULTI = _plan(
 def test_pylock_multi_target_markers_select_each_target() -> None:
     text = export_plan(MULTI, "pylock")
     lock = Pylock.from_dict(tomllib.loads(text))
-    markers = {(p.name, str(p.version)): p.marker for p in lock.packages}
+    markers: dict[tuple[str, str], Marker | None] = {
+        (p.name, str(p.version)): p.marker for p in lock.packages
+    }
     assert markers[("app", "2.0")] is None
     assert markers[("lib", "1.4")] is None  # both targets: one entry, two wheels
     winonly = markers[("winonly", "3.0")]
     assert winonly is not None
-    assert winonly.evaluate(dict(WINDOWS.markers))  # type: ignore[arg-type]
-    assert not winonly.evaluate(dict(LINUX.markers))  # type: ignore[arg-type]
+    assert winonly.evaluate(dict(WINDOWS.markers))
+    assert not winonly.evaluate(dict(LINUX.markers))
     for target in (LINUX, WINDOWS):
         plan = _import(text, "pylock.toml", target=target.name)
         got = {a.filename for a in plan.artifacts}
@@ -499,7 +501,7 @@ def test_targets_no_marker_tells_apart_refused() -> None:
     )
     for fmt in ("pylock", "requirements"):
         with pytest.raises(ExportError, match=r"a-1\.0-py3-none-any\.whl: serves only targets"):
-            export_plan(plan, fmt)  # type: ignore[arg-type]
+            export_plan(plan, fmt)
 
 
 def test_legacy_requires_python_left_out_of_lock() -> None:

@@ -40,7 +40,7 @@ def _dists(padding: int = 0) -> list[Dist]:
 EXPECTED = {"app": "1.0", "lib": "2.0", "util": "0.5", "speed": "3.0", "base": "1.1"}
 
 
-def _options(tmp_path: Path, index_url: str, **kw: object) -> PlanOptions:
+def _options(tmp_path: Path, index_url: str | None, **kw: object) -> PlanOptions:
     base = PlanOptions(
         requirements=("app",),
         index_url=index_url,
@@ -343,7 +343,7 @@ def test_index_settings_from_pip_environment_and_default(
         make_plan(
             _options(
                 tmp_path,
-                index_url=None,  # type: ignore[arg-type]
+                index_url=None,
                 pip_settings=PipSettings(index_url=simple),
                 isolated=False,
             )
@@ -390,7 +390,7 @@ def test_find_links_only_with_no_index(tmp_path: Path) -> None:
             tmp_path,
             index_url=None,
             no_index=True,
-            find_links=(str(flat),),  # type: ignore[arg-type]
+            find_links=(str(flat),),
         )
     )
     plan = _check(result)
