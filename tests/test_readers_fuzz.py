@@ -15,7 +15,7 @@ import copy
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import yaml
@@ -35,6 +35,16 @@ from fetchplan.schemas import parse_document
 from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
 from tests.support.faults import FaultServer, PlanFile, write_plan
+
+T = TypeVar("T")
+
+
+class Draw(Protocol):
+    """What ``_as_text`` calls: ``st.DataObject.draw`` as well as a composite's ``draw``
+    (hypothesis' own ``st.DrawFn`` also wants a ``__signature__``, which a bound method lacks)."""
+
+    def __call__(self, strategy: st.SearchStrategy[T], label: Any = None, /) -> T: ...
+
 
 EXAMPLES = 200
 FUZZ = settings(
@@ -246,7 +256,7 @@ def _write(directory: Path, name: str, text: str) -> Path | None:
     return path
 
 
-def _as_text(draw: st.DrawFn, seed: Any, kind: str) -> str | None:
+def _as_text(draw: Draw, seed: Any, kind: str) -> str | None:
     if isinstance(seed, str):
         text: str | None = seed
     else:

@@ -474,23 +474,35 @@ def _edit(document: Any, where: Where, change: Callable[[Any], Any]) -> Any:
     return copied
 
 
+def _constant(value: Any) -> Callable[[Any], Any]:
+    return lambda _: value
+
+
+def _without(key: Any) -> Callable[[Any], Any]:
+    return lambda d: {x: y for x, y in d.items() if x != key}
+
+
+def _with(key: str) -> Callable[[Any], Any]:
+    return lambda d: {**d, key: "x"}
+
+
 def _mutations(document: Any) -> Iterator[tuple[str, Any]]:
     for where, value in _walk(document):
         at = schemas.dotted_path(where) or "(document)"
         probes = PROBES + STRING_PROBES if value is None or isinstance(value, str) else PROBES
         for probe in probes:
             if probe is not value:
-                yield f"{at} = {probe!r}", _edit(document, where, lambda _, p=probe: p)
+                yield f"{at} = {probe!r}", _edit(document, where, _constant(probe))
         if isinstance(value, dict):
             for key in value:
                 yield (
                     f"{at}: without {key!r}",
-                    _edit(document, where, lambda d, k=key: {x: y for x, y in d.items() if x != k}),
+                    _edit(document, where, _without(key)),
                 )
             for extra in EXTRA_KEYS:
                 yield (
                     f"{at}: with {extra!r}",
-                    _edit(document, where, lambda d, k=extra: {**d, k: "x"}),
+                    _edit(document, where, _with(extra)),
                 )
         elif isinstance(value, list):
             yield f"{at}: empty", _edit(document, where, lambda _: [])
