@@ -132,7 +132,7 @@ def test_min_age_on_upload_times() -> None:
             "uploaded 2026-06-11T00:00:00Z (in the future), younger than 7 days",
         ),
     ]
-    per_project = {
+    per_project: dict[str, object] = {
         "min_age": {
             "default": "12 hours",
             "projects": {"B*": "1 hour", "big": "1 minute", "App": "2 days"},

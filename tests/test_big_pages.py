@@ -127,7 +127,11 @@ def test_malformed_entry_of_a_version_never_considered_does_not_break_the_plan(
 def test_malformed_entry_of_the_version_considered_fails_as_before(
     tmp_path: Path, index_server: MakeIndexServer
 ) -> None:
-    broken = {"filename": "big-1.0-cp312-cp312-win_amd64.whl", "url": "x", "hashes": []}
+    broken: dict[str, object] = {
+        "filename": "big-1.0-cp312-cp312-win_amd64.whl",
+        "url": "x",
+        "hashes": [],
+    }
     server = index_server(_index(tmp_path, broken=broken))
     with pytest.raises(IndexPageError, match=r"malformed index page .*/simple/big/.*hashes"):
         make_plan(_options(tmp_path, server))
@@ -136,7 +140,7 @@ def test_malformed_entry_of_the_version_considered_fails_as_before(
 def test_hostile_file_of_the_version_considered_never_reaches_the_plan(
     tmp_path: Path, index_server: MakeIndexServer
 ) -> None:
-    hostile = {
+    hostile: dict[str, object] = {
         "filename": "../big-1.0-py2.py3-none-any.whl",
         "url": "../../files/big-1.0-py3-none-any.whl",
         "hashes": {},

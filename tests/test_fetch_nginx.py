@@ -113,7 +113,7 @@ def test_kill_at_several_points_then_resume(
     dest = tmp_path / "wheels"
     argv = [*fetchplan_cmd, "fetch", str(plan), "--isolated", "--jobs", "3", "-q"]
     env = {**cli_env, "FETCHPLAN_CHECKPOINT_SECONDS": "0.1"}
-    missing_before = []
+    missing_before: list[int] = []
     total = sum(sizes)
     # Kill once each run has brought a further share of the bytes onto the disk, rather than
     # after a fixed time, so a slow start on a loaded machine cannot make a kill land early.

@@ -6,10 +6,11 @@ proxies) and fall back to requests wherever requests does more (redirects, cooki
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from fetchplan.auth import CredentialStore
 from fetchplan.planner.http import (
@@ -135,6 +136,7 @@ def test_a_pool_the_manager_dropped_is_replaced(server: IndexServer) -> None:
     session = make_session(HttpPolicy(), CredentialStore())
     with session:
         assert get_whole(session, url, headers={}, timeout=10).status_code == 200
-        session.get_adapter(url).poolmanager.clear()  # closes every pool it kept
+        # make_session mounts an HTTPAdapter; get_adapter is typed as returning its base class.
+        cast(HTTPAdapter, session.get_adapter(url)).poolmanager.clear()  # closes every pool it kept
         assert get_whole(session, url, headers={}, timeout=10).status_code == 200
         assert get_whole(session, url, headers={}, timeout=10).status_code == 200

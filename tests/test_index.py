@@ -301,7 +301,8 @@ def test_index_options_without_hashes_give_links_without_hashes(tmp_path: Path) 
 def test_session_is_plain_requests() -> None:
     session = make_session(HttpPolicy(), CredentialStore())
     assert isinstance(session, requests.Session)
-    assert session.headers["User-Agent"].startswith("fetchplan/")
+    user_agent = session.headers["User-Agent"]
+    assert isinstance(user_agent, str) and user_agent.startswith("fetchplan/")
 
 
 def test_session_reads_proxy_settings_per_origin(

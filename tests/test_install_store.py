@@ -174,7 +174,14 @@ def test_copy_is_used_across_file_systems(
 
 def test_cache_verify_evicts_a_changed_entry(tmp_path: Path, run_cli: RunCli) -> None:
     manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
-    install = ["install", manifest, "--cache-dir", "cache", "--link-mode", "hardlink"]
+    install: list[str | Path] = [
+        "install",
+        manifest,
+        "--cache-dir",
+        "cache",
+        "--link-mode",
+        "hardlink",
+    ]
     done = run_cli(*install, "--venv", "one")
     assert done.returncode == 0, done.stderr
     verified = run_cli("cache", "verify", "--cache-dir", "cache")

@@ -889,6 +889,7 @@ def test_metadata_is_read_from_its_header_fields_only(newline: str) -> None:
     assert head == (HEADERS + "\n").replace("\n", newline)
     raw = text.encode()
     parsed = parse_metadata(raw, where="m", project="demo", version="1.0")
+    assert parsed.requires_dist is not None
     assert [str(r) for r in parsed.requires_dist] == ['six>=1; extra == "x"']
     assert metadata_json(raw)["requires_dist"] == ["six>=1 ; extra == 'x'"]
     # No body at all, and a file that starts with the empty line (no header fields).

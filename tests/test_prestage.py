@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from fetchplan.install import StagedInstall, TargetInterpreter, WheelToInstall
 from fetchplan.install.prestage import Prestager
@@ -132,7 +133,7 @@ def _install_prestaged(
 ) -> list[str]:
     data = wheel.read_bytes()
     spec = WheelToInstall(
-        path=wheel, filename=wheel.name, name="demo", version="1.0",
+        path=wheel, filename=wheel.name, name=NormalizedName("demo"), version="1.0",
         sha256=hashlib.sha256(data).hexdigest(), size=len(data), requested=True,
     )  # fmt: skip
     with StagedInstall(target, compile=False) as install:
@@ -152,7 +153,7 @@ def test_prestaged_install_matches_a_plain_one(tmp_path: Path) -> None:
     with StagedInstall(plain, compile=False) as install:
         data = wheel.read_bytes()
         install.add(WheelToInstall(
-            path=wheel, filename=wheel.name, name="demo", version="1.0",
+            path=wheel, filename=wheel.name, name=NormalizedName("demo"), version="1.0",
             sha256=hashlib.sha256(data).hexdigest(), size=len(data), requested=True,
         ))  # fmt: skip
         install.commit()

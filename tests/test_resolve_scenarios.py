@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fetchplan.errors import FetchplanError
-from fetchplan.planner.api import PlanOptions, make_plan
+from fetchplan.planner.api import FormatOp, PlanOptions, make_plan
 from fetchplan.planner.sources import IndexStrategy
 from fetchplan.schemas import dumps_document
 from fetchplan.schemas.plan import Plan
@@ -76,7 +76,7 @@ def _plan(scenario: Mapping[str, Any], tmp_path: Path) -> tuple[Plan, list[str],
         constraints.write_text("\n".join(scenario["constraints"]) + "\n")
         constraint_files.append(constraints)
     opts = {**DEFAULT_TARGET, **scenario.get("options", {})}
-    format_ops = [("only_binary", v) for v in opts.get("only_binary", ())]
+    format_ops: list[FormatOp] = [("only_binary", v) for v in opts.get("only_binary", ())]
     format_ops += [("no_binary", v) for v in opts.get("no_binary", ())]
     options = PlanOptions(
         requirements=scenario["requirements"],

@@ -25,7 +25,7 @@ from fetchplan.install import TargetInterpreter, install_manifest
 from fetchplan.install.environment import installed_distributions
 from fetchplan.planner.api import PlanOptions, make_plan
 from fetchplan.schemas import dumps_document
-from fetchplan.schemas.plan import Plan, load_plan, write_plan
+from fetchplan.schemas.plan import Artifact, Plan, load_plan, write_plan
 from tests.conftest import MakeIndexServer
 from tests.support.hostile import new_venv, snapshot
 from tests.support.wheels import Dist, build_sdist, build_wheel
@@ -138,7 +138,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 def _check_plan(plan: Plan, setuptools: str) -> None:
     dumps_document(plan.to_dict(), "plan", "plan.json")
-    by_name = {a.name: a for a in plan.artifacts}
+    by_name: dict[str, Artifact] = {a.name: a for a in plan.artifacts}
     assert sorted(by_name) == ["dep", "legacy", "setuptools"]
     legacy = by_name["legacy"]
     assert (legacy.kind, legacy.requested, legacy.build_dependency) == ("sdist", True, False)
@@ -413,7 +413,7 @@ def test_sdist_without_top_level_pkg_info_is_prepared_by_the_legacy_backend(
         cli_env,
     )  # fmt: skip
     plan, _ = load_plan(plan_path)
-    by_name = {a.name: a for a in plan.artifacts}
+    by_name: dict[str, Artifact] = {a.name: a for a in plan.artifacts}
     assert sorted(by_name) == ["dep", "nested", "setuptools"], done.stderr
     nested = by_name["nested"]
     assert nested.kind == "sdist"
