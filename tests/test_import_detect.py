@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats import FORMATS, detect_format, export_plan
@@ -33,7 +34,7 @@ PLAN = Plan(
     destination="wheels",
     artifacts=(
         Artifact(
-            name="alpha",  # type: ignore[arg-type]
+            name=NormalizedName("alpha"),
             version="1.0",
             kind="wheel",
             filename="alpha-1.0-py3-none-any.whl",

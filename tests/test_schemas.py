@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from fetchplan.errors import FileFormatError
 from fetchplan.schemas import is_date_time, plan_digest, search_pattern, validate
@@ -14,7 +15,7 @@ from fetchplan.schemas.plan import Artifact, IndexRef, Inputs, Plan, Target, loa
 
 def _plan() -> Plan:
     artifact = Artifact(
-        name="demo",  # type: ignore[arg-type]
+        name=NormalizedName("demo"),
         version="1.0",
         kind="wheel",
         filename="demo-1.0-py3-none-any.whl",

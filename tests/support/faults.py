@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import NormalizedName
+
 __all__ = [
     "Fault",
     "FaultServer",
@@ -465,7 +467,7 @@ def write_plan(path: Path, files: list[PlanFile], destination: str = "wheels") -
         sha = f.sha256 if f.sha256 is not None else hashlib.sha256(f.content).hexdigest()
         artifacts.append(
             Artifact(
-                name=f"demo{i}",  # type: ignore[arg-type]
+                name=NormalizedName(f"demo{i}"),
                 version="1.0",
                 kind="wheel",
                 filename=f.destination,
