@@ -23,6 +23,8 @@ from fetchplan.review.audit import audit_plan, render_audit
 from fetchplan.review.policy import check_vulns, policy_from_dict
 from fetchplan.review.vulns import (
     Event,
+    EventKind,
+    RangeKind,
     VersionRange,
     advisory_from_dict,
     load_osv_database,
@@ -38,11 +40,8 @@ CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # base score 9.8
 CRITICAL_V4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"  # 9.3
 
 
-def _range(kind: str, *events: tuple[str, str]) -> VersionRange:
-    return VersionRange(
-        kind=kind,  # type: ignore[arg-type]
-        events=tuple(Event(kind=k, version=v) for k, v in events),  # type: ignore[arg-type]
-    )
+def _range(kind: RangeKind, *events: tuple[EventKind, str]) -> VersionRange:
+    return VersionRange(kind=kind, events=tuple(Event(kind=k, version=v) for k, v in events))
 
 
 RANGES: list[tuple[VersionRange, str, bool]] = [

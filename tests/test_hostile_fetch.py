@@ -32,8 +32,9 @@ def _plan(tmp_path: Path, server: FaultServer, data: bytes, fault: Fault, **kw: 
 
 
 def _timing(tmp_path: Path) -> dict[str, object]:
+    artifact: dict[str, object]
     [artifact] = json.loads((tmp_path / "timings.json").read_text())["artifacts"]
-    return artifact  # type: ignore[no-any-return]
+    return artifact
 
 
 def test_a_zero_byte_artifact_is_fetched(
