@@ -12,6 +12,7 @@ and derandomized: every run tries the same examples.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,13 +22,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from packaging.utils import NormalizedName
 
 from fetchplan.errors import FetchplanError, FileFormatError
 from fetchplan.executor.checkpoint import parse_journal
 from fetchplan.executor.plancheck import read_plan
 from fetchplan.executor.run import FetchOptions, execute_plan
 from fetchplan.executor.summary import write_timings
-from fetchplan.formats import export_plan, import_plan
+from fetchplan.formats import Format, export_plan, import_plan
 from fetchplan.planner.index import parse_html_page, parse_json_page
 from fetchplan.report import events_from_timings
 from fetchplan.review.policy import load_policy
@@ -56,6 +58,7 @@ FUZZ = settings(
 )
 PAGE_URL = "http://127.0.0.1:1/simple/demo0/"
 INDEX = "http://127.0.0.1:1/simple/"
+PROJECT = NormalizedName("demo0")
 
 # -- seeds ------------------------------------------------------------------------------------
 
@@ -311,8 +314,9 @@ def test_plans_read_are_exported_or_refused(
         plan, _ = load_plan(path)
     except FetchplanError:
         return
-    for fmt in ("requirements", "pylock", "pip-report"):
-        _accepts(lambda fmt=fmt: export_plan(plan, fmt), None)  # type: ignore[misc]
+    formats: tuple[Format, ...] = ("requirements", "pylock", "pip-report")
+    for fmt in formats:
+        _accepts(functools.partial(export_plan, plan, fmt), None)
 
 
 IMPORTS = {"pip-report": "report.json", "pylock": "pylock.toml", "requirements": "requirements.txt"}
@@ -353,9 +357,9 @@ def test_checkpoint_journal(data: st.DataObject, seeds: dict[str, Any]) -> None:
 def test_index_pages(data: st.DataObject, seeds: dict[str, Any]) -> None:
     text = _as_text(data.draw, seeds["json-page"], "json")
     if text is not None:
-        _accepts(lambda: parse_json_page(text, PAGE_URL, INDEX, "demo0"), None)  # type: ignore[arg-type]
+        _accepts(lambda: parse_json_page(text, PAGE_URL, INDEX, PROJECT), None)
     html = data.draw(text_mutated(seeds["html-page"]))
-    _accepts(lambda: parse_html_page(html, PAGE_URL, INDEX, "demo0"), None)  # type: ignore[arg-type]
+    _accepts(lambda: parse_html_page(html, PAGE_URL, INDEX, PROJECT), None)
 
 
 def test_the_seeds_are_valid(seeds: dict[str, Any], workdir: Path) -> None:
@@ -367,4 +371,4 @@ def test_the_seeds_are_valid(seeds: dict[str, Any], workdir: Path) -> None:
     for fmt, name in IMPORTS.items():
         seed = seeds[fmt]
         import_plan(seed if isinstance(seed, str) else json.dumps(seed), name)
-    assert parse_json_page(json.dumps(seeds["json-page"]), PAGE_URL, INDEX, "demo0")  # type: ignore[arg-type]
+    assert parse_json_page(json.dumps(seeds["json-page"]), PAGE_URL, INDEX, PROJECT)
