@@ -15,7 +15,7 @@ from packaging.pylock import Pylock
 from packaging.utils import canonicalize_name
 
 from fetchplan.errors import FileFormatError, InputError
-from fetchplan.formats import ExportError, Found, Pin, export_plan, import_plan
+from fetchplan.formats import ExportError, Format, Found, Pin, export_plan, import_plan
 from fetchplan.schemas import validate
 from fetchplan.schemas.plan import (
     Artifact,
@@ -105,8 +105,8 @@ def _import(text: str, filename: str, **kwargs: object) -> Plan:
     ("fmt", "filename"),
     [("pip-report", "r.json"), ("pylock", "pylock.toml"), ("requirements", "req.txt")],
 )
-def test_round_trip_keeps_every_installed_artifact(fmt: str, filename: str) -> None:
-    text = export_plan(RICH, fmt)  # type: ignore[arg-type]
+def test_round_trip_keeps_every_installed_artifact(fmt: Format, filename: str) -> None:
+    text = export_plan(RICH, fmt)
     back = _import(text, filename)
     validate(back.to_dict(), "plan", "back")
     expected = [a for a in RICH.artifacts if not a.build_dependency]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fetchplan.formats import export_plan
+from fetchplan.formats import Format, export_plan
 from fetchplan.formats._common import ExportError
 from fetchplan.schemas.plan import Artifact, Plan, load_plan
 from tests.conftest import RunCli
@@ -106,14 +106,14 @@ def test_every_plan_reader_refuses_them(
     ids=lambda c: next(iter(c)),
 )
 def test_every_writer_refuses_what_it_cannot_represent(
-    fmt: str, change: dict[str, object], tmp_path: Path
+    fmt: Format, change: dict[str, object], tmp_path: Path
 ) -> None:
     # A plan made in memory (by an import, say) never passed the reader's checks.
     plan, _ = load_plan(_plan_file(tmp_path))
     artifact: Artifact = dataclasses.replace(plan.artifacts[0], **change)  # type: ignore[arg-type]
     edited: Plan = dataclasses.replace(plan, artifacts=(artifact,))
     with pytest.raises(ExportError, match=r"^demo0\.whl: "):
-        export_plan(edited, fmt)  # type: ignore[arg-type]
+        export_plan(edited, fmt)
 
 
 def test_a_marker_value_no_quoting_can_hold_is_refused(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from packaging.utils import NormalizedName
 
 from fetchplan.errors import FieldProblem, FileFormatError
-from fetchplan.formats import FORMATS, detect_format, export_plan
+from fetchplan.formats import FORMATS, Format, detect_format, export_plan
 from fetchplan.schemas.plan import Artifact, IndexRef, Inputs, Plan, Target, write_plan
 from tests.conftest import RunCli
 
@@ -52,8 +52,8 @@ PLAN = Plan(
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("filename", ["exported.data", "pylock.toml", "report.json", "req.txt"])
-def test_content_decides_whatever_the_name(fmt: str, filename: str) -> None:
-    text = export_plan(PLAN, fmt)  # type: ignore[arg-type]
+def test_content_decides_whatever_the_name(fmt: Format, filename: str) -> None:
+    text = export_plan(PLAN, fmt)
     assert detect_format(filename, text) == fmt
 
 
