@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from packaging.utils import NormalizedName
 
 from fetchplan.errors import FileFormatError
 from fetchplan.formats import export_plan, import_plan
@@ -67,7 +68,7 @@ def test_metadata_json_is_pep566_without_description() -> None:
 
 TARGET = Target(name="default", markers={"python_version": "3.12"}, tags=("py3-none-any",))
 BASE = Artifact(
-    name="zeta-lib",  # type: ignore[arg-type]
+    name=NormalizedName("zeta-lib"),
     version="3.0rc1",
     kind="wheel",
     filename="zeta_lib-3.0rc1-py3-none-any.whl",
@@ -77,7 +78,7 @@ BASE = Artifact(
     hash_source="index",
     size=10,
     requires_python=">=3.10",
-    dependencies=(Dependency(name="attrs", requirement="attrs>=23"),),  # type: ignore[arg-type]
+    dependencies=(Dependency(name=NormalizedName("attrs"), requirement="attrs>=23"),),
     requested=True,
     destination="zeta_lib-3.0rc1-py3-none-any.whl",
 )

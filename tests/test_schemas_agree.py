@@ -24,6 +24,7 @@ from typing import Any, get_args
 
 import pytest
 import yaml
+from packaging.utils import NormalizedName
 
 from fetchplan import schemas
 from fetchplan.errors import FileFormatError
@@ -61,7 +62,7 @@ def _artifact(name: str, *, rich: bool) -> Artifact:
     filename = f"{name}-1.0-py3-none-any.whl"
     if not rich:
         return Artifact(
-            name=name,  # type: ignore[arg-type]
+            name=NormalizedName(name),
             version="1.0",
             kind="wheel",
             filename=filename,
@@ -86,7 +87,7 @@ def _artifact(name: str, *, rich: bool) -> Artifact:
         "author": "Someone",
     }
     return Artifact(
-        name=name,  # type: ignore[arg-type]
+        name=NormalizedName(name),
         version="1.0",
         kind="sdist",
         filename=f"{name}-1.0.tar.gz",
@@ -100,7 +101,7 @@ def _artifact(name: str, *, rich: bool) -> Artifact:
         yanked_reason="broken",
         upload_time="2025-06-01T10:00:00.123456Z",
         provenance=f"{BASE}/provenance",
-        dependencies=(Dependency(name="other", requirement="other>=1"),),  # type: ignore[arg-type]
+        dependencies=(Dependency(name=NormalizedName("other"), requirement="other>=1"),),
         requested=True,
         extras=("speed",),
         build_dependency=True,
@@ -161,7 +162,7 @@ def _plans() -> Iterator[tuple[str, Any]]:
 
 def _manifests() -> Iterator[tuple[str, Any]]:
     artifact = ManifestArtifact(
-        name="demo",  # type: ignore[arg-type]
+        name=NormalizedName("demo"),
         version="1.0",
         filename="demo-1.0-py3-none-any.whl",
         path="wheels/demo-1.0-py3-none-any.whl",
