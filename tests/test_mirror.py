@@ -17,7 +17,7 @@ from fetchplan.executor import FetchOptions, RetryPolicy, execute_plan
 from fetchplan.schemas.manifest import load_manifest
 from tests.conftest import MakeIndex, MakeIndexServer
 from tests.support.airgap import plan_for_files
-from tests.support.servers import IndexRequestHandler, IndexServer, ServerOptions
+from tests.support.servers import Formats, IndexRequestHandler, IndexServer, ServerOptions
 from tests.support.wheels import Dist
 
 DISTS = [
@@ -108,14 +108,14 @@ def test_mirror_directory_layouts(
 )
 def test_mirror_url(
     kind: str,
-    formats: str,
+    formats: Formats,
     *,
     root: Path,
     origin: IndexServer,
     index_server: MakeIndexServer,
     tmp_path: Path,
 ) -> None:
-    mirror = index_server(root, options=ServerOptions(formats=formats))  # type: ignore[arg-type]
+    mirror = index_server(root, options=ServerOptions(formats=formats))
     url = mirror.index_url if kind == "index" else f"{mirror.url}/files/"
     result = execute_plan(_plan(tmp_path, root, origin), _options(tmp_path, url))
     assert result.ok, result.failures

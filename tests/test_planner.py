@@ -20,6 +20,7 @@ from fetchplan.schemas import dumps_document, validate
 from fetchplan.schemas.plan import Plan
 from tests.conftest import MakeIndex, MakeIndexServer, MakeNginxServer, MakePypiServer
 from tests.support.index import IndexOptions
+from tests.support.servers import Formats
 from tests.support.wheels import Dist, build_wheel
 
 TARGET = {"python_version": "3.11", "platforms": ("manylinux_2_17_x86_64",)}
@@ -124,11 +125,11 @@ def test_no_range_support_downloads_whole_wheels_into_the_cache(
 
 @pytest.mark.parametrize("formats", ["html", "json"])
 def test_html_only_and_json_only_give_the_same_plan(
-    make_index: MakeIndex, index_server: MakeIndexServer, tmp_path: Path, formats: str
+    make_index: MakeIndex, index_server: MakeIndexServer, tmp_path: Path, formats: Formats
 ) -> None:
     root = make_index(_dists())
     server = index_server(root)
-    server.options.formats = formats  # type: ignore[assignment]
+    server.options.formats = formats
     plan = _check(make_plan(_options(tmp_path, server.index_url)), _files(root))
     if formats == "html":
         # HTML carries no sizes (PEP 700 is JSON only) and PEP 658 gives no total: HEAD did.

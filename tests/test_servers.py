@@ -18,6 +18,7 @@ from tests.support.nginx import NginxOptions, NginxServer
 from tests.support.servers import (
     HTML_TYPE,
     JSON_TYPE,
+    Formats,
     IndexRequestHandler,
     IndexServer,
     ServerOptions,
@@ -139,14 +140,14 @@ def test_if_range_head_and_etag(index_server: MakeIndexServer, root: Path) -> No
 def test_content_negotiation(
     index_server: MakeIndexServer,
     root: Path,
-    formats: str,
+    formats: Formats,
     accept: str | None,
     *,
     status: int,
     content_type: str | None,
 ) -> None:
     server = index_server(root)
-    server.options.formats = formats  # type: ignore[assignment]
+    server.options.formats = formats
     headers = {"Accept": accept} if accept is not None else {"Accept": ""}
     r = requests.get(server.index_url + "alpha/", headers=headers, timeout=5)
     assert r.status_code == status
