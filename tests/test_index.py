@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import re
 from pathlib import Path
 
 import pytest
@@ -460,3 +461,18 @@ def test_a_page_nested_past_the_bound_is_one_line() -> None:
     with pytest.raises(IndexPageError, match="nested too deeply") as caught:
         compact_json_page(_page_with_size("[" * 100_000 + "]" * 100_000), PAGE, DEMO)
     assert "\n" not in str(caught.value) and PAGE in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ("1" * 5000 + ".0", "unreadable repository API version '1111"),
+        ("\u00b2.0", "unreadable repository API version"),
+        ("2.0", "unsupported repository API version '2.0'"),
+    ],
+)
+def test_an_api_version_out_of_reach_is_one_short_line(version: str, problem: str) -> None:
+    text = json.dumps({"meta": {"api-version": version}, "files": []})
+    with pytest.raises(IndexPageError, match=re.escape(problem)) as caught:
+        compact_json_page(text, PAGE, DEMO)
+    assert len(str(caught.value)) < 200

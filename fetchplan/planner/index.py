@@ -301,13 +301,19 @@ class _AnchorParser(HTMLParser):
             self.repository_version = values.get("content")
 
 
+# An API version's major part: ASCII digits only (str.isdigit also takes "²", which int()
+# refuses), and few enough that int() never meets Python's limit on an integer's digits.
+_API_MAJOR = re.compile(r"[0-9]{1,10}")
+
+
 def _check_api_version(url: str, version: object) -> None:
     if version is None:
         return
-    if not isinstance(version, str) or not version.split(".")[0].isdigit():
-        raise IndexPageError(url, f"unreadable repository API version {version!r}")
+    shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:37] + "..."
+    if not isinstance(version, str) or not _API_MAJOR.fullmatch(version.split(".")[0]):
+        raise IndexPageError(url, f"unreadable repository API version {shown}")
     if int(version.split(".")[0]) != 1:
-        raise IndexPageError(url, f"unsupported repository API version {version}")
+        raise IndexPageError(url, f"unsupported repository API version {shown}")
 
 
 # -- compact pages -----------------------------------------------------------------------------
