@@ -9,7 +9,6 @@ outside the prefix.
 from __future__ import annotations
 
 import csv
-import errno
 import logging
 import os
 import shutil
@@ -23,12 +22,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
-from fetchplan.install.staging import StagedFile, StagedWheel
+from fetchplan.install.staging import StagedWheel
 
 __all__ = [
     "InstalledDist",
     "check_destinations",
-    "commit",
     "installed_distributions",
     "is_inside",
     "prune",
@@ -231,66 +229,3 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
             # In a directory that does not exist yet, nothing is in the way.
             if parent_exists and item.final.is_dir() and not item.final.is_symlink():
                 raise InstallError(f"{item.final}: is a directory; cannot install a file there")
-
-
-def _new_top(item: StagedFile, exists: dict[Path, bool]) -> tuple[Path, Path] | None:
-    """The highest directory of ``item.final`` below its scheme root that does not exist yet,
-    and its staged counterpart; None when the file's directory exists (or the root does not)."""
-
-    def known(path: Path) -> bool:
-        found = exists.get(path)
-        if found is None:
-            found = exists[path] = path.is_dir()
-        return found
-
-    if known(item.final.parent) or not known(item.root):
-        return None
-    try:
-        parts = item.final.parent.relative_to(item.root).parts
-    except ValueError:
-        return None
-    top = item.root
-    for part in parts:
-        top = top / part
-        if not known(top):
-            break
-    below = len(item.final.relative_to(top).parts)
-    return top, item.staged.parents[below - 1]
-
-
-def commit(staged: StagedWheel) -> None:
-    """Move every staged file of ``staged`` to its final place (a rename when possible).
-
-    A directory the environment does not have yet (a new package) moves whole, in one
-    rename: on a file system where each directory and file creation is slow this saves one
-    per file. Call :func:`check_destinations` first.
-    """
-    made: set[Path] = set()
-    moved: tuple[str, ...] = ()  # directories moved whole, each with a trailing separator
-    exists: dict[Path, bool] = {}
-    for item in staged.files:
-        if moved and str(item.final).startswith(moved):
-            continue
-        new = _new_top(item, exists)
-        if new is not None:
-            top, staged_top = new
-            try:
-                staged_top.rename(top)
-            except OSError:
-                log.debug("%s: cannot move as a whole; file by file", top, exc_info=True)
-            else:
-                moved = (*moved, os.path.join(top, ""))  # noqa: PTH118
-                exists[top] = True
-                continue
-        if item.final.parent not in made:
-            item.final.parent.mkdir(parents=True, exist_ok=True)
-            made.add(item.final.parent)
-            for parent in (item.final.parent, *item.final.parent.parents):
-                if exists.get(parent) is False:
-                    exists[parent] = True
-        try:
-            os.replace(item.staged, item.final)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise InstallError(f"{item.final}: cannot install: {exc.strerror}") from exc
-            shutil.move(item.staged, item.final)
