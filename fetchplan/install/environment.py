@@ -1,9 +1,11 @@
-"""The environment's side: which distributions are installed, removing one, moving files in.
+"""The environment's side: which distributions are installed, removing one, checking where
+staged files will go.
 
 Removal follows the installed distribution's RECORD but never touches a path outside the
 environment's prefix, however the RECORD names it (``..``, absolute paths, symlinked
-directories). Moving staged files in refuses any destination whose existing directories lead
-outside the prefix.
+directories). :func:`check_destinations` refuses any destination whose existing directories
+lead outside the prefix; the files themselves are moved in by
+:mod:`fetchplan.install.transaction`.
 """
 
 from __future__ import annotations
