@@ -55,8 +55,9 @@ from typing import Any, Protocol, TypeVar
 import platformdirs
 
 from fetchplan._fs import CHUNK_SIZE, fsync_dir, make_temp
+from fetchplan._parse import load_json
 from fetchplan._urls import origin
-from fetchplan.errors import HashMismatch
+from fetchplan.errors import FileFormatError, HashMismatch
 
 __all__ = [
     "SECTIONS",
@@ -328,7 +329,7 @@ class PageCache:
         if payload is None:
             return None
         try:
-            document: Any = json.loads(payload)
+            document: Any = load_json(payload, "page cache entry")
             if document["format"] != _PAGE_FORMAT or document["key"] != key:
                 return None
             headers = document["headers"]
@@ -342,7 +343,7 @@ class PageCache:
                 headers=headers,
                 body_sha256=str(document["body_sha256"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, FileFormatError):
             return None
 
     def store(self, key: str, page: StoredPage) -> None:

@@ -27,10 +27,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fetchplan._age import format_time
 from fetchplan._fs import sha256_file
 from fetchplan._offline import disable_network
+from fetchplan._parse import load_json
 from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, MetadataCache, PageCache, default_cache_dir
-from fetchplan.errors import FetchplanError, HashMismatch, InputError
+from fetchplan.errors import FetchplanError, FileFormatError, HashMismatch, InputError
 from fetchplan.pipconfig import PipSettings
 from fetchplan.planner import metadata as md
 from fetchplan.planner import reqfile
@@ -545,8 +546,8 @@ def _remember_size(cache: MetadataCache, link: Link, sha256: str, size: int) -> 
         return
     head, _, raw = entry.partition(b"\n")
     try:
-        facts = json.loads(head)
-    except ValueError:
+        facts = load_json(head, "metadata cache entry")
+    except FileFormatError:
         return
     if not isinstance(facts, dict) or facts.get("total_size") == size:
         return
@@ -561,7 +562,7 @@ def _cached_metadata(cache: MetadataCache, link: Link, sha256: str) -> DistMetad
         return None
     head, _, raw = entry.partition(b"\n")
     try:
-        facts = json.loads(head)
+        facts = load_json(head, "metadata cache entry")
         total_size = facts["total_size"]
         if total_size is not None and not isinstance(total_size, int):
             raise TypeError("total_size is not an integer")
@@ -572,7 +573,7 @@ def _cached_metadata(cache: MetadataCache, link: Link, sha256: str) -> DistMetad
         parsed = md.parse_metadata(
             raw, where=link.filename, project=str(link.name), version=str(link.version)
         )
-    except (ValueError, KeyError, TypeError, md.MetadataError) as exc:
+    except (ValueError, KeyError, TypeError, FileFormatError, md.MetadataError) as exc:
         log.debug("%s: cached metadata not used: %s", link.filename, exc)
         return None
     fetched = md.FetchedMetadata(
