@@ -166,6 +166,32 @@ def test_install_uses_the_active_virtual_environment_and_says_so(
     assert not (tmp_path / "missing").exists()
 
 
+def test_install_finds_the_nearest_dot_venv_when_none_is_active(
+    tmp_path: Path, cli_env: dict[str, str], fetchplan_cmd: list[str]
+) -> None:
+    project = tmp_path / "project"
+    python = new_venv(project / ".venv")
+    manifest = make_fetched_dest(tmp_path, [Dist("app", "1.0")])
+    deeper = project / "src" / "pkg"
+    deeper.mkdir(parents=True)
+    # A nearer `.venv` that is no environment (a plain directory) is passed over.
+    (project / "src" / ".venv").mkdir()
+    done = _run(_install_argv(fetchplan_cmd, manifest), cli_env, deeper)
+    assert done.returncode == 0, done.stderr
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert done.stderr == f"Using Python {version} environment at: {project / '.venv'} (.venv)\n"
+    assert _installed(python) == {"app": "1.0"}
+    assert list((project / "src" / ".venv").iterdir()) == []
+
+    # VIRTUAL_ENV wins over a `.venv` found by looking.
+    other = new_venv(tmp_path / "active")
+    env = {**cli_env, "VIRTUAL_ENV": str(tmp_path / "active")}
+    active = _run(_install_argv(fetchplan_cmd, manifest), env, deeper)
+    assert active.returncode == 0, active.stderr
+    assert "(VIRTUAL_ENV)" in active.stderr
+    assert _installed(other) == {"app": "1.0"}
+
+
 # -- --dry-run and --exact ----------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "InstallProgressLine",
     "active_environment",
+    "discovered_venv",
     "register",
     "run",
     "summary_lines",
@@ -53,7 +54,7 @@ def register(
             "install at a time per environment: another waits for it (or, with --no-wait, "
             "exits with status 75), and an install that was killed is finished or undone by "
             "the next one. Without --venv or --python, installs into the active virtual "
-            "environment (VIRTUAL_ENV)."
+            "environment (VIRTUAL_ENV), else the nearest .venv here or above."
         ),
     )
     p.add_argument(
@@ -129,28 +130,49 @@ def register(
 
 
 def active_environment(command: str) -> Path:
-    """The interpreter of the active virtual environment (``VIRTUAL_ENV``), as uv finds it
-    when given no environment; :class:`InputError` when none is active or it has none."""
+    """The interpreter of the environment uv would pick when given none: the active virtual
+    environment (``VIRTUAL_ENV``), else a ``.venv`` in the current directory or a parent;
+    :class:`InputError` when there is neither or it has no interpreter."""
     from fetchplan.install import venv_python
 
     active = os.environ.get("VIRTUAL_ENV")
     if not active:
-        raise InputError(
-            f"{command}: give the environment with --venv DIR or --python PY (or activate a "
-            "virtual environment)"
-        )
+        found = discovered_venv(Path.cwd())
+        if found is None:
+            raise InputError(
+                f"{command}: give the environment with --venv DIR or --python PY (or "
+                "activate a virtual environment)"
+            )
+        return venv_python(found)
     python = venv_python(Path(active))
     if not python.exists():
         raise InputError(f"VIRTUAL_ENV: {active}: no interpreter at {python}")
     return python
 
 
+def discovered_venv(start: Path) -> Path | None:
+    """The nearest ``.venv`` at or above ``start`` that is a virtual environment with an
+    interpreter, as uv looks for one (a ``.venv`` that is a file or lacks ``pyvenv.cfg`` is
+    passed over, so a stray name never receives an install)."""
+    from fetchplan.install import venv_python
+
+    for directory in (start, *start.parents):
+        candidate = directory / ".venv"
+        if (candidate / "pyvenv.cfg").is_file() and venv_python(candidate).exists():
+            return candidate
+    return None
+
+
 def using_line(target: TargetInterpreter) -> str:
     """uv's ``Using Python 3.12.4 environment at: DIR``, for the environment found through
-    ``VIRTUAL_ENV`` (given none, the user is told which one is used)."""
+    ``VIRTUAL_ENV`` or a ``.venv`` (given none, the user is told which one is used)."""
     version = target.markers.get("python_full_version") or target.python_version
-    where = os.environ.get("VIRTUAL_ENV") or target.prefix
-    return f"Using Python {version} environment at: {where} (VIRTUAL_ENV)"
+    active = os.environ.get("VIRTUAL_ENV")
+    if active:
+        return f"Using Python {version} environment at: {active} (VIRTUAL_ENV)"
+    found = discovered_venv(Path.cwd())
+    where = found if found is not None else target.prefix
+    return f"Using Python {version} environment at: {where} (.venv)"
 
 
 def _changes(report: InstallReport) -> list[Change]:

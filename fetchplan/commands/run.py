@@ -45,7 +45,8 @@ environment, in one command. By default nothing is left in the current directory
 and the downloads live in a work directory in the cache (verified files stay in the cache).
 With -o PLAN (the destination is then 'wheels' beside it) or --dest DIR, the plan and the
 verified manifest stay there for auditing, and `fetchplan install DIR` can replay them.
-Without --venv or --python, installs into the active virtual environment (VIRTUAL_ENV).
+Without --venv or --python, installs into the active virtual environment (VIRTUAL_ENV),
+else the nearest .venv in the current directory or a parent.
 Takes every option of `fetchplan plan`, plus the ones below.
 """
 
