@@ -346,3 +346,37 @@ def test_cache_prune_keeps_store_files_of_any_name(tmp_path: Path, run_cli: RunC
     assert stored.is_file() and not stale.exists()
     verified = run_cli("cache", "verify", "--cache-dir", "cache")
     assert verified.returncode == 0 and "0 evicted" in verified.stdout, verified.stdout
+
+
+def test_prune_unused_days_removes_entries_no_install_took_for_that_long(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    manifest = make_fetched_dest(tmp_path, [_demo(), Dist("helper", "1.5")])
+    done = run_cli("install", manifest, "--venv", "one", "--cache-dir", "cache")
+    assert done.returncode == 0, done.stderr
+    store = WheelStore(tmp_path / "cache" / "store")
+    keys = list(store.digests())
+    assert len(keys) == 2
+    month_ago = time.time() - 30 * 86400
+    for key in keys:
+        os.utime(store.entry_dir(key) / "entry.json", (month_ago, month_ago))
+    # Installing into another environment takes both from the store: both are used again.
+    again = run_cli("install", manifest, "--venv", "two", "--cache-dir", "cache")
+    assert again.returncode == 0, again.stderr
+    kept = run_cli("cache", "prune", "--unused-days", "7", "--cache-dir", "cache")
+    assert kept.returncode == 0, kept.stderr
+    assert list(store.digests()) == keys
+    # Verifying is not using: an entry left a month unused goes, the other stays.
+    os.utime(store.entry_dir(keys[0]) / "entry.json", (month_ago, month_ago))
+    assert run_cli("cache", "verify", "--cache-dir", "cache").returncode == 0
+    pruned = run_cli("cache", "prune", "--unused-days", "7", "--cache-dir", "cache")
+    assert pruned.returncode == 0, pruned.stderr
+    assert list(store.digests()) == keys[1:]
+    assert "pruned 0 files" not in pruned.stdout
+    # Without --unused-days nothing whole is removed however old.
+    os.utime(store.entry_dir(keys[1]) / "entry.json", (month_ago, month_ago))
+    assert run_cli("cache", "prune", "--cache-dir", "cache").returncode == 0
+    assert list(store.digests()) == keys[1:]
+    third = run_cli("install", manifest, "--venv", "three", "--cache-dir", "cache")
+    assert third.returncode == 0, third.stderr
+    assert len(list(store.digests())) == 2

@@ -113,7 +113,7 @@ def _prune_arguments(parser: argparse.ArgumentParser) -> None:
         "--unused-days",
         type=_non_negative,
         metavar="DAYS",
-        help="also remove index pages and metadata not used for DAYS days",
+        help="also remove index pages, metadata and unpacked wheels not used for DAYS days",
     )
 
 
@@ -123,7 +123,9 @@ def _run_prune(args: argparse.Namespace, root: Path) -> int:
     from fetchplan.install.store import WheelStore, default_store_dir
 
     files, size = prune(root, unused_days=args.unused_days)
-    store_files, store_size = WheelStore(default_store_dir(root)).prune()
+    store_files, store_size = WheelStore(default_store_dir(root)).prune(
+        unused_days=args.unused_days
+    )
     files, size = files + store_files, size + store_size
     if not _quiet(args):
         sys.stdout.write(f"{root}: pruned {files} files, {human_size(size)}\n")

@@ -191,8 +191,12 @@ class WheelStore:
     def entry_dir(self, sha256: str) -> Path:
         return self.root / _VERSION / sha256[:2] / sha256
 
-    def get(self, sha256: str) -> StoreEntry | None:
-        """The whole entry for the wheel of ``sha256``, or None (also for an unreadable one)."""
+    def get(self, sha256: str, *, use: bool = True) -> StoreEntry | None:
+        """The whole entry for the wheel of ``sha256``, or None (also for an unreadable one).
+
+        With ``use`` the entry is marked used now (its ``entry.json``'s mtime), which is what
+        ``cache prune --unused-days`` reads; a store on a read-only disk is read all the same.
+        """
         directory = self.entry_dir(sha256)
         from fetchplan.schemas import load_document
 
@@ -204,7 +208,12 @@ class WheelStore:
             if directory.exists():
                 log.warning("%s: unreadable store entry, ignored: %s", directory, exc)
             return None
-        return entry if entry.sha256 == sha256 else None
+        if entry.sha256 != sha256:
+            return None
+        if use:
+            with contextlib.suppress(OSError):
+                os.utime(directory / _ENTRY)
+        return entry
 
     def new_temp(self) -> Path:
         """A new, empty directory in the store to fill an entry in (then :meth:`fill`)."""
@@ -301,21 +310,38 @@ class WheelStore:
             if fan.is_dir():
                 yield from sorted(p.name for p in fan.iterdir())
 
-    def prune(self) -> tuple[int, int]:
-        """Remove what killed fills left a day or more ago and entries no install can read
-        (no whole ``entry.json``); return how many files and bytes went."""
+    def prune(
+        self, *, unused_days: float | None = None, now: float | None = None
+    ) -> tuple[int, int]:
+        """Remove what killed fills left a day or more ago, entries no install can read (no
+        whole ``entry.json``) and, with ``unused_days``, entries no install or run has taken
+        for that long; return how many files and bytes went.
+
+        An entry is renamed away before it is deleted, so an install that takes it at that
+        moment finds it absent (and fills it again) rather than half there."""
+        now = time.time() if now is None else now
         files = size = 0
         doomed: list[Path] = []
         temp = self.root / "tmp"
         if temp.is_dir():
-            limit = time.time() - _STALE
+            limit = now - _STALE
             doomed.extend(p for p in temp.iterdir() if _mtime(p) < limit)
-        doomed.extend(self.entry_dir(key) for key in self.digests() if self.get(key) is None)
+        for key in self.digests():
+            directory = self.entry_dir(key)
+            if self.get(key, use=False) is None or (
+                unused_days is not None and now - _mtime(directory / _ENTRY) > unused_days * 86400
+            ):
+                doomed.append(directory)
         for path in doomed:
             counted = _usage(path)
-            shutil.rmtree(path, ignore_errors=True)
-            if not path.exists():
-                files, size = files + counted[0], size + counted[1]
+            if path.parent != temp:
+                if not self.evict(path.name):
+                    continue
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                if path.exists():
+                    continue
+            files, size = files + counted[0], size + counted[1]
         return files, size
 
     def verify(self) -> tuple[int, int, list[StoreProblem]]:
@@ -328,7 +354,7 @@ class WheelStore:
         problems: list[StoreProblem] = []
         for sha256 in self.digests():
             entries += 1
-            entry = self.get(sha256)
+            entry = self.get(sha256, use=False)
             if entry is None:
                 problems.append(StoreProblem(sha256, "?", _ENTRY, "missing or unreadable"))
                 self.evict(sha256)
