@@ -210,80 +210,100 @@ def _allowed_size(relative: tuple[str, ...], sizes: dict[str, int]) -> int | Non
     return None
 
 
+_Member = tuple[tarfile.TarInfo, tuple[str, ...]]
+
+
 def extract_tar(archive: Path, target: Path) -> None:
     """Extract ``archive`` into the existing, empty directory ``target``, refusing every
     member that could write outside it or is anything but a file or directory, and every
     file a bundle does not hold: the manifest's files at the sizes it lists, and the bundle's
     own files (up to :data:`MAX_BUNDLE_FILE` each). :class:`BundleError` names the archive
     and the member; all is checked before anything is written."""
-    seen: set[str] = set()
     try:
         with tarfile.open(archive, mode="r:*") as tar:
-            members = []
-            for member in tar:
-                problem = _member_problem(member)
-                if problem is not None:
-                    raise BundleError(f"{archive}: member {member.name!r} {problem}")
-                parts = PurePosixPath(member.name).parts
-                key = "/".join(parts).casefold()
-                if key in seen:
-                    raise BundleError(f"{archive}: member {member.name!r} appears twice")
-                seen.add(key)
-                members.append((member, parts))
+            members = _listed_members(tar, archive)
             root = _root_of([parts for _, parts in members])
             manifest = next(
                 (m for m, parts in members if m.isreg() and parts == (*root, MANIFEST_FILE)),
                 None,
             )
             sizes = _manifest_sizes(tar, manifest, f"{archive}:{MANIFEST_FILE}")
-            wanted: set[str] = set()
+            _check_members(members, root, sizes, archive)
             for member, parts in members:
-                if member.isdir():
-                    continue
-                relative = parts[len(root) :] if parts[: len(root)] == root else ()
-                size = _allowed_size(relative, sizes) if relative else None
-                if size is None:
-                    raise BundleError(
-                        f"{archive}: member {member.name!r} is not a file the bundle's "
-                        "manifest lists"
-                    )
-                if size == -1 and member.size > MAX_BUNDLE_FILE:
-                    raise BundleError(
-                        f"{archive}: member {member.name!r} is larger than {MAX_BUNDLE_FILE} bytes"
-                    )
-                if size >= 0 and member.size != size:
-                    raise BundleError(
-                        f"{archive}: member {member.name!r} is {member.size} bytes, the "
-                        f"manifest lists {size}"
-                    )
-                for depth in range(1, len(parts)):
-                    wanted.add("/".join(parts[:depth]).casefold())
-            for member, parts in members:
-                if member.isdir() and "/".join(parts).casefold() not in wanted:
-                    raise BundleError(
-                        f"{archive}: member {member.name!r} is a directory of no listed file"
-                    )
-            for member, parts in members:
-                path = target.joinpath(*parts)
-                if member.isdir():
-                    path.mkdir(parents=True, exist_ok=True)
-                    continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:  # pragma: no cover - isreg() members always have data
-                    raise BundleError(f"{archive}: member {member.name!r} has no data")
-                with source, path.open("xb") as out:
-                    left = member.size
-                    while left > 0:
-                        chunk = source.read(min(CHUNK_SIZE, left))
-                        if not chunk:
-                            raise BundleError(f"{archive}: member {member.name!r} is truncated")
-                        out.write(chunk)
-                        left -= len(chunk)
+                _extract_member(tar, member, target.joinpath(*parts), archive)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile) as exc:
         raise BundleError(f"{archive}: not a readable tar archive: {exc}") from exc
     except OSError as exc:
         raise BundleError(f"{archive}: cannot extract: {exc}") from exc
+
+
+def _listed_members(tar: tarfile.TarFile, archive: Path) -> list[_Member]:
+    """Every member of ``tar`` with its path parts, each safe in itself and named once."""
+    seen: set[str] = set()
+    members: list[_Member] = []
+    for member in tar:
+        problem = _member_problem(member)
+        if problem is not None:
+            raise BundleError(f"{archive}: member {member.name!r} {problem}")
+        parts = PurePosixPath(member.name).parts
+        key = "/".join(parts).casefold()
+        if key in seen:
+            raise BundleError(f"{archive}: member {member.name!r} appears twice")
+        seen.add(key)
+        members.append((member, parts))
+    return members
+
+
+def _check_members(
+    members: list[_Member], root: tuple[str, ...], sizes: dict[str, int], archive: Path
+) -> None:
+    """Refuse a file the bundle does not hold (or at another size) and a directory that
+    holds no file it does."""
+    wanted: set[str] = set()
+    for member, parts in members:
+        if member.isdir():
+            continue
+        relative = parts[len(root) :] if parts[: len(root)] == root else ()
+        size = _allowed_size(relative, sizes) if relative else None
+        if size is None:
+            raise BundleError(
+                f"{archive}: member {member.name!r} is not a file the bundle's manifest lists"
+            )
+        if size == -1 and member.size > MAX_BUNDLE_FILE:
+            raise BundleError(
+                f"{archive}: member {member.name!r} is larger than {MAX_BUNDLE_FILE} bytes"
+            )
+        if size >= 0 and member.size != size:
+            raise BundleError(
+                f"{archive}: member {member.name!r} is {member.size} bytes, the manifest "
+                f"lists {size}"
+            )
+        for depth in range(1, len(parts)):
+            wanted.add("/".join(parts[:depth]).casefold())
+    for member, parts in members:
+        if member.isdir() and "/".join(parts).casefold() not in wanted:
+            raise BundleError(f"{archive}: member {member.name!r} is a directory of no listed file")
+
+
+def _extract_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path, archive: Path
+) -> None:
+    """Write the checked ``member`` at ``path``: a directory, or exactly its listed bytes."""
+    if member.isdir():
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    if source is None:  # pragma: no cover - isreg() members always have data
+        raise BundleError(f"{archive}: member {member.name!r} has no data")
+    with source, path.open("xb") as out:
+        left = member.size
+        while left > 0:
+            chunk = source.read(min(CHUNK_SIZE, left))
+            if not chunk:
+                raise BundleError(f"{archive}: member {member.name!r} is truncated")
+            out.write(chunk)
+            left -= len(chunk)
 
 
 @dataclass(frozen=True, slots=True)

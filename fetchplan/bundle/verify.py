@@ -75,6 +75,18 @@ def _format_problems(exc: FileFormatError) -> list[str]:
     return [f"{exc.filename}: {p}" for p in exc.problems]
 
 
+@dataclass(frozen=True)
+class _Read:
+    """The documents of a bundle or destination that could be read, and where they are."""
+
+    bundle: Bundle | None
+    manifest: Manifest
+    manifest_rel: str
+    plan: Plan
+    plan_rel: str
+    digest: str
+
+
 def check_bundle(opened: OpenedBundle, *, plan_sha256: str | None = None) -> VerifyReport:
     """Check the bundle or fetch destination ``opened``; never raises for what it finds.
 
@@ -83,75 +95,96 @@ def check_bundle(opened: OpenedBundle, *, plan_sha256: str | None = None) -> Ver
     """
     where = str(opened.archive if opened.archive is not None else opened.root)
     report = VerifyReport(where=where, is_bundle=opened.is_bundle)
+    read = _read_documents(opened, report)
+    if read is None:
+        return report
+    show = opened.display
+    if read.digest != read.manifest.plan.sha256:
+        report.problems.append(
+            f"{show(read.manifest_rel)}: plan.sha256: {read.manifest.plan.sha256} is not the "
+            f"digest of {read.plan_rel} ({read.digest})"
+        )
+    if plan_sha256 is not None and read.digest != plan_sha256.lower():
+        report.problems.append(
+            f"{show(read.plan_rel)}: its digest {read.digest} is not the expected "
+            f"{plan_sha256.lower()}"
+        )
+    expected_files = {read.manifest_rel, read.plan_rel}
+    if read.bundle is not None:
+        expected_files |= {BUNDLE_FILE, read.bundle.readme}
+        _check_bundle_file(
+            read.bundle,
+            opened,
+            manifest_rel=read.manifest_rel,
+            plan_rel=read.plan_rel,
+            digest=read.digest,
+            report=report,
+        )
+    _check_coverage(read.plan, read.manifest, show(read.manifest_rel), report)
+    expected_files |= _check_artifacts(read, opened, report)
+    if read.bundle is not None:
+        _check_index(read.plan, read.manifest, read.bundle, opened, report)
+    _check_leftovers(read.bundle, opened, expected_files, report)
+    return report
+
+
+def _read_documents(opened: OpenedBundle, report: VerifyReport) -> _Read | None:
+    """bundle.json (of a bundle), the manifest and its plan; None, with the problem in
+    ``report``, when one of them cannot be read or does not vouch for the next."""
     root = opened.root
     show = opened.display
     bundle: Bundle | None = None
     manifest_rel = os.path.relpath(opened.manifest_path, root).replace(os.sep, "/")
-    if opened.is_bundle:
-        try:
+    try:
+        if opened.is_bundle:
             bundle = load_bundle(root / BUNDLE_FILE)
-        except FileFormatError as exc:
-            report.problems.extend(_problem_lines(exc, opened))
-            return report
-        if bundle.manifest.path != manifest_rel:
-            # Installing reads this manifest: bundle.json must vouch for that very file.
-            report.problems.append(
-                f"{show(BUNDLE_FILE)}: manifest.path: {bundle.manifest.path} is not {manifest_rel}"
-            )
-            return report
-    manifest_path = root / manifest_rel
-    try:
-        manifest = load_manifest(manifest_path)
-    except FileFormatError as exc:
-        report.problems.extend(_problem_lines(exc, opened))
-        return report
-    plan_rel = str(PurePosixPath(manifest_rel).parent / manifest.plan.path)
-    if _safe_relative(plan_rel) is None:
-        report.problems.append(f"{show(manifest_rel)}: plan.path: not inside the bundle")
-        return report
-    try:
+            if bundle.manifest.path != manifest_rel:
+                # Installing reads this manifest: bundle.json must vouch for that very file.
+                report.problems.append(
+                    f"{show(BUNDLE_FILE)}: manifest.path: {bundle.manifest.path} is not "
+                    f"{manifest_rel}"
+                )
+                return None
+        manifest = load_manifest(root / manifest_rel)
+        plan_rel = str(PurePosixPath(manifest_rel).parent / manifest.plan.path)
+        if _safe_relative(plan_rel) is None:
+            report.problems.append(f"{show(manifest_rel)}: plan.path: not inside the bundle")
+            return None
         plan, document = load_plan(root / plan_rel)
     except FileFormatError as exc:
         report.problems.extend(_problem_lines(exc, opened))
-        return report
-    digest = plan_digest(document)
-    if digest != manifest.plan.sha256:
-        report.problems.append(
-            f"{show(manifest_rel)}: plan.sha256: {manifest.plan.sha256} is not the digest of "
-            f"{plan_rel} ({digest})"
-        )
-    if plan_sha256 is not None and digest != plan_sha256.lower():
-        report.problems.append(
-            f"{show(plan_rel)}: its digest {digest} is not the expected {plan_sha256.lower()}"
-        )
-    expected_files = {manifest_rel, plan_rel}
-    if bundle is not None:
-        expected_files |= {BUNDLE_FILE, bundle.readme}
-        _check_bundle_file(
-            bundle,
-            opened,
-            manifest_rel=manifest_rel,
-            plan_rel=plan_rel,
-            digest=digest,
-            report=report,
-        )
-    _check_coverage(plan, manifest, show(manifest_rel), report)
-    base = PurePosixPath(manifest_rel).parent
-    for i, entry in enumerate(manifest.artifacts):
+        return None
+    return _Read(bundle, manifest, manifest_rel, plan, plan_rel, plan_digest(document))
+
+
+def _check_artifacts(read: _Read, opened: OpenedBundle, report: VerifyReport) -> set[str]:
+    """Check every file the manifest lists; the paths (inside the bundle) it lists."""
+    show = opened.display
+    listed: set[str] = set()
+    base = PurePosixPath(read.manifest_rel).parent
+    for i, entry in enumerate(read.manifest.artifacts):
         rel = _safe_relative(str(base / entry.path))
         if rel is None:
             report.problems.append(
-                f"{show(manifest_rel)}: artifacts[{i}].path: {entry.path!r} is not inside the "
-                "bundle"
+                f"{show(read.manifest_rel)}: artifacts[{i}].path: {entry.path!r} is not inside "
+                "the bundle"
             )
             continue
-        expected_files.add(str(rel))
-        _check_file(root, str(rel), size=entry.size, sha256=entry.sha256, show=show, report=report)
+        listed.add(str(rel))
+        _check_file(
+            opened.root, str(rel), size=entry.size, sha256=entry.sha256, show=show, report=report
+        )
+    return listed
+
+
+def _check_leftovers(
+    bundle: Bundle | None, opened: OpenedBundle, expected: set[str], report: VerifyReport
+) -> None:
+    """Warn of every file of the bundle or destination that nothing lists."""
+    show = opened.display
     index_dir = INDEX_DIR if bundle is None else bundle.index.path.rstrip("/")
-    if bundle is not None:
-        _check_index(plan, manifest, bundle, opened, report)
-    for found in _walk(root):
-        if found in expected_files:
+    for found in _walk(opened.root):
+        if found in expected:
             continue
         top = PurePosixPath(found).parts[0]
         if bundle is not None and top == index_dir:
@@ -161,7 +194,6 @@ def check_bundle(opened: OpenedBundle, *, plan_sha256: str | None = None) -> Ver
                 report.warnings.append(f"{show(found)}: fetch state left in a bundle")
             continue
         report.warnings.append(f"{show(found)}: not listed in the manifest")
-    return report
 
 
 def _problem_lines(exc: FileFormatError, opened: OpenedBundle) -> list[str]:
