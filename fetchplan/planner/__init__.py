@@ -10,7 +10,10 @@ The library entry is :func:`fetchplan.planner.api.make_plan` (``PlanOptions`` in
 * :mod:`.provider` / :mod:`.resolve` — the resolvelib adapter and its error explanations;
 * :mod:`.metadata` — core metadata, cheapest first (local, PEP 658, ranges, whole file);
 * :mod:`.prefetch` — the finder that fetches pages and metadata ahead on a thread pool;
+* :mod:`.options` — ``PlanOptions`` (the command line as values) and ``PlanResult``;
+* :mod:`.settings` — pip's precedence over command line, files, environment and configuration;
 * :mod:`.sources` — index and find-links locations, and how several indexes combine;
+* :mod:`.locations` — the settings' locations, checked (and pip's configuration read);
 * :mod:`.preconnect` — connections to the index opened while the planner is imported;
 * :mod:`.http` — the shared session (retries, auth, timing) and why sharing it is safe;
 * :mod:`.context` — what every resolution of a run shares (pages, metadata, pool);

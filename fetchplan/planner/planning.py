@@ -32,20 +32,15 @@ from fetchplan._urls import is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, MetadataCache, PageCache, default_cache_dir
 from fetchplan.errors import FetchplanError, FileFormatError, HashMismatch, InputError
-from fetchplan.pipconfig import PipSettings
 from fetchplan.planner import metadata as md
 from fetchplan.planner import reqfile
-from fetchplan.planner.api import (
-    PlanOptions,
-    PlanResult,
-    Sources,
-    find_sources,
-)
 from fetchplan.planner.build import ArtifactFacts, created_now, find_satisfied
 from fetchplan.planner.candidates import DistMetadata, FormatControl
 from fetchplan.planner.context import CachingIndexClient, Memo, ResolveContext, TargetResolution
 from fetchplan.planner.http import HttpPolicy, make_session
 from fetchplan.planner.index import IndexClient, IndexSource, Link, file_url_path
+from fetchplan.planner.locations import Sources, find_sources
+from fetchplan.planner.options import PlanOptions, PlanResult
 from fetchplan.planner.preconnect import Preconnector
 from fetchplan.planner.provider import Req, is_pinned
 from fetchplan.planner.resolve import Resolution
@@ -69,7 +64,6 @@ def plan(
     options: PlanOptions,
     *,
     timings: Timings,
-    pip: PipSettings,
     requirement_set: reqfile.RequirementSet,
     sources: Sources,
     preconnector: Preconnector | None = None,
@@ -78,18 +72,15 @@ def plan(
     sizes and local copies of every chosen file; the session starts from ``preconnector``'s
     connections."""
     targets = _targets(options)
-    file_options = requirement_set.options
-    pre = options.pre or file_options.pre or pip.pre
-    prefer_binary = options.prefer_binary or file_options.prefer_binary or pip.prefer_binary
+    settings = sources.settings
+    pre = settings.pre
+    prefer_binary = settings.prefer_binary
     formats = FormatControl(
-        only_binary=frozenset(file_options.only_binary),
-        no_binary=frozenset(file_options.no_binary),
+        only_binary=frozenset(settings.only_binary), no_binary=frozenset(settings.no_binary)
     )
     per_target = {t.name: _requirements(requirement_set, t) for t in targets}
     hashed = any(allowed for _reqs, _constraints, allowed in per_target.values())
-    require_hashes = (
-        options.require_hashes or file_options.require_hashes or pip.require_hashes or hashed
-    )
+    require_hashes = settings.require_hashes or hashed
     if require_hashes:
         _check_pinned(requirement_set)
 
@@ -181,7 +172,7 @@ def plan(
         session.close()
         scratch.cleanup()
 
-    inputs = _inputs(requirement_set, options, sources, pre=pre, prefer_binary=prefer_binary)
+    inputs = _inputs(requirement_set, options, sources)
     plan = Plan(
         created=created_now(),
         inputs=inputs,
@@ -362,7 +353,7 @@ def _session(
         timings=timings,
         preconnector=preconnector,
     )
-    sources.pip.apply_tls(session)
+    sources.settings.apply_tls(session)
     if options.offline:
         # Whatever a file:// page links to, nothing leaves the machine.
         disable_network(session)
@@ -429,24 +420,19 @@ def _check_hashes_given(
 
 
 def _inputs(
-    requirement_set: reqfile.RequirementSet,
-    options: PlanOptions,
-    sources: Sources,
-    *,
-    pre: bool,
-    prefer_binary: bool,
+    requirement_set: reqfile.RequirementSet, options: PlanOptions, sources: Sources
 ) -> Inputs:
-    file_options = requirement_set.options
+    settings = sources.settings
     opts: dict[str, Any] = {
-        "pre": pre,
-        "only_binary": sorted(file_options.only_binary),
-        "no_binary": sorted(file_options.no_binary),
+        "pre": settings.pre,
+        "only_binary": sorted(settings.only_binary),
+        "no_binary": sorted(settings.no_binary),
         "no_index": sources.no_index,
         "index_strategy": options.index_strategy.value,
         "compute_hashes": options.compute_hashes,
         "trusted_hosts": sorted(set(sources.trusted_hosts)),
     }
-    if prefer_binary:
+    if settings.prefer_binary:
         opts["prefer_binary"] = True
     if options.exclude_newer is not None:
         opts["exclude_newer"] = format_time(options.exclude_newer)
