@@ -3,7 +3,7 @@
 :class:`IndexLookup` is the :data:`~fetchplan.formats.requirements.FileLookup` that
 ``fetchplan import`` passes for a plain hashed requirements file (``pip-compile`` output, no
 fetchplan notes). It reads each pinned project's page on the indexes, then the find-links
-locations, that the planner would use (:func:`fetchplan.planner.planning.open_indexes`: command
+locations, that the planner would use (:func:`fetchplan.planner.access.open_indexes`: command
 line, the file's own ``--index-url`` lines, pip's configuration, pip's default index), and
 takes the pinned version's files whose hash is one of the pin's from the first location that
 has any. Nothing is resolved: the pins are the plan.
@@ -31,9 +31,9 @@ from fetchplan._urls import redact
 from fetchplan.formats._common import compatible, select_for_target
 from fetchplan.formats.requirements import Found, Pin
 from fetchplan.planner import metadata as md
+from fetchplan.planner.access import IndexAccess, open_indexes
 from fetchplan.planner.api import PlanOptions
 from fetchplan.planner.index import IndexSource, Link, file_url_path
-from fetchplan.planner.planning import IndexAccess, open_indexes
 from fetchplan.schemas.plan import Artifact, HashSource, Target
 
 __all__ = ["IndexLookup"]

@@ -1,7 +1,8 @@
 """The planner's library entry: :func:`make_plan` turns :class:`PlanOptions` into a plan.
 
-It reads the inputs first: requirements files (:mod:`.reqfile`), index settings (command
-line, then ``PIP_*`` variables and pip's configuration, then pip's default index). Once the
+It reads the inputs first: requirements files (:mod:`.reqfile`), then the settings, merged
+by pip's precedence in :mod:`.settings` (requirements files' options, command line, ``PIP_*``
+variables and pip's configuration, pip's default index) and checked in :mod:`.locations`. Once the
 first index is known, connections to it open in the background (:mod:`.preconnect`) while the
 rest of the planner is imported and run (:mod:`.planning`): credentials (resolved before any
 thread starts), the target environments, a bounded thread pool sharing one HTTP session, the
@@ -16,40 +17,29 @@ imports are what the connections overlap.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 
 from fetchplan._netrc import keyring_installed, netrc_credentials
-from fetchplan._urls import is_secure_or_trusted, origin, parses, redact
+from fetchplan._urls import origin
 from fetchplan.errors import InputError
-from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
+from fetchplan.pipconfig import PipSettings
 from fetchplan.planner import preconnect, reqfile
-from fetchplan.planner.sources import (
-    ACCEPT,
-    SESSION_HEADERS,
-    IndexSource,
-    IndexStrategy,
-    source_for,
-)
+from fetchplan.planner.locations import Sources, find_sources, pip_settings
+from fetchplan.planner.options import DEFAULT_JOBS, FormatOp, PlanOptions, PlanResult
+from fetchplan.planner.settings import PlanSettings
+from fetchplan.planner.sources import ACCEPT, SESSION_HEADERS
 from fetchplan.planner.timings import Timings
-
-if TYPE_CHECKING:
-    from fetchplan.cache import ArtifactCache
-    from fetchplan.planner.targets import TargetSpec
-    from fetchplan.schemas.plan import Plan
 
 __all__ = [
     "DEFAULT_JOBS",
+    "FormatOp",
     "PlanOptions",
     "PlanResult",
     "Sources",
@@ -62,95 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-FormatOp = tuple[Literal["no_binary", "only_binary"], str]
-
-DEFAULT_JOBS = 50
-"""Index and metadata requests each wait a round trip for a few kB, so many in flight keep a
-high-latency link busy; with a few hundred of them, a wider fan-out also keeps the next level
-of the dependency graph from queueing behind the current one (the large bench set: 32 -> 50
-took its plan from 1.28 s to 1.24 s over a 25 ms each-way link, 10 alternating runs)."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PlanOptions:
-    """Everything ``fetchplan plan`` accepts, as plain values (paths relative to the cwd)."""
-
-    requirements: Sequence[str] = ()
-    requirement_files: Sequence[Path] = ()
-    constraint_files: Sequence[Path] = ()
-    index_url: str | None = None
-    extra_index_urls: Sequence[str] = ()
-    find_links: Sequence[str] = ()
-    no_index: bool = False
-    trusted_hosts: Sequence[str] = ()
-    index_strategy: IndexStrategy = IndexStrategy.FIRST_INDEX
-    pre: bool = False
-    exclude_newer: datetime.datetime | None = None
-    """Files uploaded after this (aware) time, or of unknown upload time, are no candidates
-    (uv's ``--exclude-newer``, already resolved to an absolute time: it is recorded)."""
-    format_ops: Sequence[FormatOp] = ()
-    """``--no-binary``/``--only-binary`` values in command-line order."""
-    prefer_binary: bool = False
-    require_hashes: bool = False
-    python_version: str | None = None
-    platforms: Sequence[str] = ()
-    implementation: str | None = None
-    abis: Sequence[str] = ()
-    targets: Sequence[str | TargetSpec] = ()
-    """Several target environments (``--target`` values, see :mod:`.targets`): one resolution
-    each, one plan. Not combined with the single-target fields above."""
-    build_deps: bool = True
-    """Resolve the build requirements of every sdist into the plan (and prepare dynamic
-    metadata with them); False plans sdists alone, as files to fetch."""
-    output: Path = Path("plan.json")
-    """Where the plan will be written: the destination is recorded relative to its directory."""
-    dest: Path | None = None
-    """Destination directory (relative to the cwd); default: ``wheels`` beside the plan file."""
-    cache_dir: Path | None = None
-    no_cache: bool = False
-    """Use no cache at all: no artifacts, pages or metadata read from it or written to it."""
-    refresh: bool = False
-    """Ignore the pages and metadata in the cache (fetched again, and kept anew), uv's
-    ``--refresh``."""
-    refresh_packages: Sequence[str] = ()
-    """Ignore the cached pages and metadata of these projects only (``--refresh-package``)."""
-    compute_hashes: bool = False
-    jobs: int = DEFAULT_JOBS
-    """Parallel index and metadata requests (and connections opened ahead to the index)."""
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 0.25
-    isolated: bool = False
-    """Ignore ``PIP_*`` variables and pip's configuration files (pip's ``--isolated``)."""
-    offline: bool = False
-    """Open no network connection: only ``file://`` indexes, find-links directories and the
-    cache serve; a source or file that needs the network is an error naming it."""
-    use_netrc: bool = True
-    pip_settings: PipSettings | None = None
-    """Settings to use instead of asking pip (tests, embedding)."""
-    default_index: str | None = None
-    """pip's default index, when already known (else pip is asked, only if needed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlanResult:
-    plan: Plan
-    timings: Timings
-    cache: ArtifactCache | None = field(default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class Sources:
-    """The locations a plan reads, after pip's configuration and the requirement files."""
-
-    pip: PipSettings
-    indexes: tuple[IndexSource, ...]
-    find_links: tuple[IndexSource, ...]
-    trusted_hosts: tuple[str, ...]
-    no_index: bool
-    raw_urls: tuple[str, ...]
-    """As given, credentials included: for the credential store only."""
 
 
 def make_plan(options: PlanOptions, *, timings: Timings | None = None) -> PlanResult:
@@ -186,7 +87,7 @@ def make_plan(options: PlanOptions, *, timings: Timings | None = None) -> PlanRe
             pages=pages,
             headers={**SESSION_HEADERS, "Accept": ACCEPT},
             conditions=conditions,
-            ca_bundle=_ca_bundle(sources.pip),
+            ca_bundle=_ca_bundle(sources.settings),
             timings=timings,
         )
         if sources.indexes
@@ -199,7 +100,6 @@ def make_plan(options: PlanOptions, *, timings: Timings | None = None) -> PlanRe
         return plan(
             options,
             timings=timings,
-            pip=pip,
             requirement_set=requirement_set,
             sources=sources,
             preconnector=preconnector,
@@ -239,7 +139,7 @@ def early_pages(
         return ()
     trusted = {host.lower() for host in sources.trusted_hosts}
     if parts.scheme == "https" and (
-        sources.pip.client_cert is not None
+        sources.settings.client_cert is not None
         or where[1] in trusted
         or parts.netloc.lower() in trusted
     ):
@@ -280,32 +180,25 @@ def early_conditions(
     return tuple(send), conditions
 
 
-def _ca_bundle(pip: PipSettings) -> str | None:
+def _ca_bundle(plan_settings: PlanSettings) -> str | None:
     """The CA bundle requests verifies https with (its environment variables first, then
     pip's ``cert``); None for certifi's."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or pip.cert
+    return (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or plan_settings.cert
+    )
 
 
 # -- inputs -----------------------------------------------------------------------------------
 
 
-def pip_settings(options: PlanOptions) -> PipSettings:
-    """pip's settings for ``options``: given ones, none when isolated, else pip's own."""
-    if options.pip_settings is not None:
-        return options.pip_settings
-    if options.isolated:
-        return PipSettings()
-    return read_pip_settings()
-
-
 def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.RequirementSet:
-    """The requirements and constraints of ``options`` and ``pip``, files read and merged."""
-    # pip's configured --only-binary/--no-binary come first, so the command line overrides them.
-    configured: list[reqfile.FormatOp] = [("only_binary", v) for v in pip.only_binary]
-    configured += [("no_binary", v) for v in pip.no_binary]
+    """The requirements and constraints of ``options`` and ``pip`` (its ``constraint``
+    files), files read and merged. The merged ``options`` are the files' alone: the command
+    line's and pip's come in with :func:`.settings.settings`."""
     command_line = reqfile.RequirementSet(
         requirements=tuple(reqfile.parse_requirement_string(text) for text in options.requirements),
-        options=reqfile.RequirementOptions(format_ops=(*configured, *options.format_ops)),
     )
     sets = [command_line]
     sets.extend(
@@ -319,92 +212,3 @@ def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.Require
     if not merged.requirements:
         raise InputError("nothing to plan: give requirements as arguments or with -r FILE")
     return merged
-
-
-def find_sources(
-    options: PlanOptions, file_options: reqfile.RequirementOptions, pip: PipSettings | None = None
-) -> Sources:
-    """The indexes, find-links locations and trusted hosts for ``options``, in pip's order."""
-    if pip is None:
-        pip = pip_settings(options)
-    # pip's option parser takes configuration as defaults: a command-line --index-url replaces
-    # the configured one, list options add to the configured lists.
-    index_url = options.index_url if options.index_url is not None else pip.index_url
-    if file_options.index_url is not None:
-        index_url = file_options.index_url
-    extra = [*pip.extra_index_urls, *options.extra_index_urls, *file_options.extra_index_urls]
-    find_links = [*pip.find_links, *options.find_links, *file_options.find_links]
-    trusted = [*pip.trusted_hosts, *options.trusted_hosts, *file_options.trusted_hosts]
-    no_index = options.no_index or pip.no_index or file_options.no_index
-    index_urls: list[str] = []
-    if not no_index:
-        if index_url is None:
-            if options.offline:
-                raise InputError(
-                    "--offline: no index given, and the default index needs the network; give "
-                    "--index-url file://... or --no-index --find-links DIR"
-                )
-            index_url = options.default_index or pip_default_index()
-        index_urls = [index_url, *extra]
-    indexes = _unique_sources(index_urls, "index")
-    flat = _unique_sources(find_links, "find-links")
-    if options.offline:
-        remote = [s.url for s in (*indexes, *flat) if not s.url.startswith("file:")]
-        if remote:
-            raise InputError(
-                f"--offline: {redact(remote[0])} needs the network; use file:// indexes and "
-                "find-links directories only"
-            )
-    trusted_set = frozenset(trusted)
-    for source in (*indexes, *flat):
-        if not is_secure_or_trusted(source.url, trusted_set):
-            raise InputError(
-                f"{redact(source.url)}: plain http:// is accepted only for loopback hosts and "
-                "hosts given with --trusted-host"
-            )
-    return Sources(
-        pip=pip,
-        indexes=indexes,
-        find_links=flat,
-        trusted_hosts=tuple(dict.fromkeys(trusted)),
-        no_index=no_index,
-        raw_urls=(*index_urls, *find_links),
-    )
-
-
-def _unique_sources(
-    urls: Iterable[str], kind: Literal["index", "find-links"]
-) -> tuple[IndexSource, ...]:
-    seen: dict[str, IndexSource] = {}
-    for url in urls:
-        source = checked_source(url, kind)
-        seen.setdefault(source.url, source)
-    return tuple(seen.values())
-
-
-def checked_source(given: str, kind: Literal["index", "find-links"]) -> IndexSource:
-    """:func:`source_for` ``given``, refusing what no request could use: a URL whose host or
-    port does not parse, a scheme other than http(s) and file, and an index that is a local
-    directory which does not exist (pip and uv would find nothing there; the error would then
-    blame the first requirement). A missing find-links location is reported when it is read.
-    """
-    what = f"{kind} {redact(given)!r}"
-    if not parses(given):
-        raise InputError(f"{what}: not a usable URL (its host or port does not parse)")
-    source = source_for(given, kind)
-    parts = urlsplit(source.url)
-    if parts.scheme not in ("http", "https", "file"):
-        raise InputError(
-            f"{what}: unsupported URL scheme {parts.scheme!r}; give an http(s) URL or a "
-            "local directory"
-        )
-    if kind == "index" and parts.scheme == "file":
-        path = Path(url2pathname(parts.path))
-        if not path.is_dir():
-            if "://" in given:
-                raise InputError(f"{what}: no such directory {path}")
-            raise InputError(
-                f"{what}: neither a URL nor an existing directory; an index is an http(s) URL "
-                "or a local directory"
-            )
-    return source

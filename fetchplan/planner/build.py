@@ -1,26 +1,39 @@
-"""From a resolution to a :class:`~fetchplan.schemas.plan.Plan`.
+"""From the resolutions of a run to a :class:`~fetchplan.schemas.plan.Plan`, purely.
 
-:func:`build_plan` is pure: the resolution, the metadata of each chosen file and what was
-learnt about each file (hashes, size, a local copy that satisfies it) in, a plan out, with
-artifacts and their dependency edges in a fixed order so the same inputs give the same bytes.
-:func:`find_satisfied` is the one I/O helper: it hashes a file already in the destination
-directory or the artifact cache to decide whether it satisfies an artifact.
+:func:`build_plan` is the builder the planner uses: every resolution of the run (one per
+target, plus one per target for the build requirements of its sdists, each a :class:`Role`),
+what was learnt about each chosen file (:class:`ArtifactFacts`: hashes, size, a local copy
+that satisfies it) and the plan's other fields as values in, a plan out, artifacts and their
+dependency edges in a fixed order so that the same inputs give the same bytes.
+
+:func:`merge_artifacts` gives each file one artifact, marked with the targets it serves. A
+file installed in some target has ``build_dependency: false``, ``targets`` listing those
+targets, and ``build_targets`` listing the targets whose sdist builds use it too; a file only
+sdist builds use has ``build_dependency: true`` and ``targets`` listing the targets whose
+builds use it. In a single-target plan ``targets`` is left out, so such a plan is the same,
+byte for byte, as before targets existed. :func:`plan_inputs` is what the plan records of its
+inputs. Nothing here reads a file or the network (:mod:`.facts` learns the facts).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
-from fetchplan._fs import sha256_file
-from fetchplan.cache import ArtifactCache
+from fetchplan._age import format_time
+from fetchplan.errors import InputError
+from fetchplan.planner import reqfile
 from fetchplan.planner.candidates import Candidate, DistMetadata
-from fetchplan.planner.resolve import Resolution
+from fetchplan.planner.context import TargetResolution
+from fetchplan.planner.options import PlanOptions
+from fetchplan.planner.settings import PlanSettings
 from fetchplan.planner.target import TargetEnv
 from fetchplan.schemas.plan import (
     Artifact,
@@ -34,14 +47,15 @@ from fetchplan.schemas.plan import (
 
 __all__ = [
     "ArtifactFacts",
+    "Role",
     "build_artifact",
     "build_plan",
     "created_now",
     "dependency_edges",
-    "find_satisfied",
+    "merge_artifacts",
+    "plan_inputs",
+    "relative_destination",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,6 +66,14 @@ class ArtifactFacts:
     hash_source: HashSource | None
     size: int | None
     satisfied_by: SatisfiedBy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A resolution's part in the plan: what a target installs, or what its sdist builds use."""
+
+    resolved: TargetResolution
+    build: bool = False
 
 
 def created_now() -> str:
@@ -125,61 +147,125 @@ def build_artifact(
     )
 
 
+def _merge_one(
+    group: Sequence[tuple[Role, Artifact]], order: Sequence[str], several: bool
+) -> Artifact:
+    first = group[0][1]
+    for _role, other in group[1:]:
+        if other.url != first.url or other.sha256 != first.sha256:
+            raise InputError(
+                f"{first.filename}: two different files of this name were chosen "
+                f"({first.url} and {other.url}); plan the targets separately"
+            )
+    runtime = {r.resolved.target.name for r, _ in group if not r.build}
+    builds = {r.resolved.target.name for r, _ in group if r.build}
+    dependencies = sorted(
+        {(d.name, d.requirement) for _, a in group for d in a.dependencies},
+    )
+    ordered_runtime = tuple(n for n in order if n in runtime)
+    ordered_builds = tuple(n for n in order if n in builds)
+    if runtime:
+        targets = ordered_runtime if several else None
+        build_targets = ordered_builds or None
+    else:
+        targets = ordered_builds if several else None
+        build_targets = None
+    return replace(
+        first,
+        dependencies=tuple(Dependency(name=n, requirement=r) for n, r in dependencies),
+        requested=any(a.requested for _, a in group),
+        extras=tuple(sorted({e for _, a in group for e in a.extras})),
+        build_dependency=not runtime,
+        targets=targets,
+        build_targets=build_targets,
+    )
+
+
+def merge_artifacts(
+    roles: Sequence[Role], facts: Mapping[str, ArtifactFacts], order: Sequence[str]
+) -> tuple[Artifact, ...]:
+    """One artifact per chosen file over every role, sorted by name, version and file name.
+
+    ``facts`` is keyed by file name; ``order`` lists the plan's target names (a single name
+    leaves ``targets`` out). Raises :class:`InputError` when two roles chose different files
+    of the same name (their destinations would collide).
+    """
+    groups: dict[str, list[tuple[Role, Artifact]]] = {}
+    for role in roles:
+        resolution = role.resolved.resolution
+        for name, candidate in resolution.pins.items():
+            link = candidate.link
+            if link is None:  # pragma: no cover - every pin but <python> has a file
+                continue
+            artifact = build_artifact(
+                candidate,
+                role.resolved.metadata[name],
+                extras=resolution.extras.get(name, frozenset()),
+                requested=not role.build and name in resolution.requested,
+                facts=facts[link.filename],
+                target=role.resolved.target,
+                resolved=resolution.pins,
+            )
+            groups.setdefault(link.filename, []).append((role, artifact))
+    several = len(order) > 1
+    merged = [_merge_one(group, order, several) for group in groups.values()]
+    merged.sort(key=lambda a: (a.name, Version(a.version), a.filename))
+    return tuple(merged)
+
+
+def plan_inputs(
+    requirement_set: reqfile.RequirementSet, options: PlanOptions, settings: PlanSettings
+) -> Inputs:
+    """What the plan records of its inputs: the requirements and constraints as written, and
+    the options that shaped the resolution (a default left out where the plan format says so)."""
+    opts: dict[str, Any] = {
+        "pre": settings.pre,
+        "only_binary": sorted(settings.only_binary),
+        "no_binary": sorted(settings.no_binary),
+        "no_index": settings.no_index,
+        "index_strategy": options.index_strategy.value,
+        "compute_hashes": options.compute_hashes,
+        "trusted_hosts": sorted(set(settings.trusted_hosts)),
+    }
+    if settings.prefer_binary:
+        opts["prefer_binary"] = True
+    if options.exclude_newer is not None:
+        opts["exclude_newer"] = format_time(options.exclude_newer)
+    if not options.build_deps:
+        opts["build_deps"] = False
+    return Inputs(
+        requirements=tuple(str(p.requirement) for p in requirement_set.requirements),
+        constraints=tuple(str(p.requirement) for p in requirement_set.constraints),
+        options=opts,
+    )
+
+
+def relative_destination(dest_dir: Path, plan_dir: Path) -> str:
+    """The plan's ``destination``: ``dest_dir`` relative to the plan's directory (both
+    absolute), or as it is when no relative path leads there (another drive on Windows)."""
+    try:
+        return Path(os.path.relpath(dest_dir, plan_dir)).as_posix()
+    except ValueError:
+        return dest_dir.as_posix()
+
+
 def build_plan(
     *,
-    resolution: Resolution,
-    metadata: Mapping[NormalizedName, DistMetadata],
-    facts: Mapping[NormalizedName, ArtifactFacts],
-    target: TargetEnv,
+    roles: Sequence[Role],
+    facts: Mapping[str, ArtifactFacts],
+    targets: Sequence[TargetEnv],
     inputs: Inputs,
     indexes: Sequence[IndexRef],
     destination: str,
     created: str,
 ) -> Plan:
-    """Assemble the plan: artifacts sorted by name, every field from the arguments."""
-    artifacts = tuple(
-        build_artifact(
-            candidate,
-            metadata[name],
-            extras=resolution.extras.get(name, frozenset()),
-            requested=name in resolution.requested,
-            facts=facts[name],
-            target=target,
-            resolved=resolution.pins,
-        )
-        for name, candidate in sorted(resolution.pins.items())
-    )
+    """Assemble the plan: one artifact per chosen file over every role (``facts`` keyed by
+    file name, :func:`merge_artifacts`), every other field from the arguments."""
     return Plan(
         created=created,
         inputs=inputs,
-        targets=(target.to_plan(),),
+        targets=tuple(t.to_plan() for t in targets),
         indexes=tuple(indexes),
         destination=destination,
-        artifacts=artifacts,
+        artifacts=merge_artifacts(roles, facts, [t.name for t in targets]),
     )
-
-
-def find_satisfied(
-    filename: str, sha256: str | None, dest_dir: Path, cache: ArtifactCache | None
-) -> SatisfiedBy | None:
-    """A file that already satisfies the artifact: in ``dest_dir`` first, then the cache.
-
-    Each is hashed now; a file whose content differs does not count. Without a known
-    ``sha256`` nothing can be trusted to satisfy the artifact.
-    """
-    if sha256 is None:
-        return None
-    present = dest_dir / filename
-    try:
-        if present.is_file() and sha256_file(present) == sha256:
-            return SatisfiedBy(source="destination", sha256=sha256)
-    except OSError as exc:
-        log.debug("cannot hash %s: %s", present, exc)
-    if cache is not None:
-        cached = cache.get(sha256)
-        try:
-            if cached is not None and sha256_file(cached) == sha256:
-                return SatisfiedBy(source="cache", sha256=sha256)
-        except OSError as exc:
-            log.debug("cannot hash %s: %s", cached, exc)
-    return None

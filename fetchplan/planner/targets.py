@@ -1,4 +1,4 @@
-"""Plans for several targets: ``--target SPEC`` values, and one artifact list from many resolutions.
+"""Plans for several targets: ``--target SPEC`` values.
 
 A spec is ``key=value`` pairs separated by commas (``host`` alone means this interpreter)::
 
@@ -9,36 +9,22 @@ A spec is ``key=value`` pairs separated by commas (``host`` alone means this int
 ``abi`` an ABI tag (repeatable), ``name`` the target's name. What a spec leaves out comes from
 this interpreter, exactly as the single-target options do (:func:`make_target`). The default
 name is ``<impl><version>-<first platform>``, e.g. ``cp312-manylinux_2_28_aarch64``; names must
-be unique within a plan.
-
-:func:`merge_artifacts` is pure: it takes every resolution of a run (one per target, plus one
-per target for the build requirements of its sdists) and gives each file one artifact, marked
-with the targets it serves. A file installed in some target has ``build_dependency: false``,
-``targets`` listing those targets, and ``build_targets`` listing the targets whose sdist builds
-use it too; a file only sdist builds use has ``build_dependency: true`` and ``targets`` listing
-the targets whose builds use it. In a single-target plan ``targets`` is left out, so such a plan
-is the same, byte for byte, as before targets existed.
+be unique within a plan. How the resolutions of several targets become one artifact list is
+:func:`fetchplan.planner.build.merge_artifacts`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-
-from packaging.version import Version
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fetchplan.errors import InputError
-from fetchplan.planner.build import ArtifactFacts, build_artifact
-from fetchplan.planner.context import TargetResolution
 from fetchplan.planner.target import TargetEnv, make_target
-from fetchplan.schemas.plan import Artifact, Dependency
 
 __all__ = [
-    "Role",
     "TargetSpec",
     "make_targets",
-    "merge_artifacts",
     "parse_target_spec",
 ]
 
@@ -120,77 +106,3 @@ def make_targets(specs: Sequence[TargetSpec]) -> tuple[TargetEnv, ...]:
             )
         seen.add(target.name)
     return tuple(targets)
-
-
-@dataclass(frozen=True, slots=True)
-class Role:
-    """A resolution's part in the plan: what a target installs, or what its sdist builds use."""
-
-    resolved: TargetResolution
-    build: bool = False
-
-
-def _merge_one(
-    group: Sequence[tuple[Role, Artifact]], order: Sequence[str], several: bool
-) -> Artifact:
-    first = group[0][1]
-    for _role, other in group[1:]:
-        if other.url != first.url or other.sha256 != first.sha256:
-            raise InputError(
-                f"{first.filename}: two different files of this name were chosen "
-                f"({first.url} and {other.url}); plan the targets separately"
-            )
-    runtime = {r.resolved.target.name for r, _ in group if not r.build}
-    builds = {r.resolved.target.name for r, _ in group if r.build}
-    dependencies = sorted(
-        {(d.name, d.requirement) for _, a in group for d in a.dependencies},
-    )
-    ordered_runtime = tuple(n for n in order if n in runtime)
-    ordered_builds = tuple(n for n in order if n in builds)
-    if runtime:
-        targets = ordered_runtime if several else None
-        build_targets = ordered_builds or None
-    else:
-        targets = ordered_builds if several else None
-        build_targets = None
-    return replace(
-        first,
-        dependencies=tuple(Dependency(name=n, requirement=r) for n, r in dependencies),
-        requested=any(a.requested for _, a in group),
-        extras=tuple(sorted({e for _, a in group for e in a.extras})),
-        build_dependency=not runtime,
-        targets=targets,
-        build_targets=build_targets,
-    )
-
-
-def merge_artifacts(
-    roles: Sequence[Role], facts: Mapping[str, ArtifactFacts], order: Sequence[str]
-) -> tuple[Artifact, ...]:
-    """One artifact per chosen file over every role, sorted by name, version and file name.
-
-    ``facts`` is keyed by file name; ``order`` lists the plan's target names (a single name
-    leaves ``targets`` out). Raises :class:`InputError` when two roles chose different files
-    of the same name (their destinations would collide).
-    """
-    groups: dict[str, list[tuple[Role, Artifact]]] = {}
-    for role in roles:
-        resolution = role.resolved.resolution
-        for name, candidate in resolution.pins.items():
-            link = candidate.link
-            if link is None:  # pragma: no cover - every pin but <python> has a file
-                continue
-            artifact = build_artifact(
-                candidate,
-                role.resolved.metadata[name],
-                extras=resolution.extras.get(name, frozenset()),
-                requested=not role.build and name in resolution.requested,
-                facts=facts[link.filename],
-                target=role.resolved.target,
-                resolved=resolution.pins,
-            )
-            groups.setdefault(link.filename, []).append((role, artifact))
-    several = len(order) > 1
-    merged = [_merge_one(group, order, several) for group in groups.values()]
-    merged.sort(key=lambda a: (a.name, Version(a.version), a.filename))
-    return tuple(merged)

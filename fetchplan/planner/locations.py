@@ -1,0 +1,133 @@
+"""The locations a plan reads: :func:`find_sources` reads pip's configuration
+(:func:`pip_settings`), merges every layer (:func:`.settings.settings`) and checks the result
+(:func:`locate`, which turns the URLs and paths of :class:`~.settings.PlanSettings` into
+:class:`~.sources.IndexSource` values). ``make_plan`` and the commands that only read indexes
+(:func:`.access.open_indexes`) both go through it.
+
+Each location is normalised (a path becomes a ``file://`` URL, an index URL ends in ``/``),
+duplicates are dropped, and what no request could use is refused with an :class:`InputError`
+naming it: a URL that does not parse, an unknown scheme, an index directory that does not
+exist, plain http to a host neither loopback nor trusted, and, offline, anything remote. This
+looks at the file system (relative paths, index directories); the merging of the settings
+themselves is the pure :func:`.settings.settings`. Light, like :mod:`.sources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from fetchplan._urls import is_secure_or_trusted, parses, redact
+from fetchplan.errors import InputError
+from fetchplan.pipconfig import PipSettings, pip_default_index, read_pip_settings
+from fetchplan.planner import reqfile
+from fetchplan.planner.options import PlanOptions
+from fetchplan.planner.settings import PlanSettings, settings
+from fetchplan.planner.sources import IndexSource, SourceKind, source_for
+
+__all__ = ["Sources", "checked_source", "find_sources", "locate", "pip_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The locations a plan reads, and the settings they come from."""
+
+    settings: PlanSettings
+    indexes: tuple[IndexSource, ...]
+    find_links: tuple[IndexSource, ...]
+
+    @property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        return self.settings.trusted_hosts
+
+    @property
+    def no_index(self) -> bool:
+        return self.settings.no_index
+
+    @property
+    def raw_urls(self) -> tuple[str, ...]:
+        """As given, credentials included: for the credential store only."""
+        return (*self.settings.index_urls, *self.settings.find_links)
+
+
+def pip_settings(options: PlanOptions) -> PipSettings:
+    """pip's settings for ``options``: given ones, none when isolated, else pip's own."""
+    if options.pip_settings is not None:
+        return options.pip_settings
+    if options.isolated:
+        return PipSettings()
+    return read_pip_settings()
+
+
+def find_sources(
+    options: PlanOptions, file_options: reqfile.RequirementOptions, pip: PipSettings | None = None
+) -> Sources:
+    """The indexes, find-links locations and trusted hosts for ``options``, ``file_options``
+    (the requirements files' options) and ``pip`` (read when None): :func:`.settings.settings`
+    by pip's precedence, asking pip's default index only if needed, then checked by
+    :func:`.locations.locate`."""
+    if pip is None:
+        pip = pip_settings(options)
+    merged = settings(options, file_options, pip, default_index=pip_default_index)
+    return locate(merged, offline=options.offline)
+
+
+def locate(settings: PlanSettings, *, offline: bool = False) -> Sources:
+    """The checked locations of ``settings``, indexes first (see the module docstring);
+    ``offline`` refuses every location but ``file://`` ones."""
+    indexes = _unique_sources(settings.index_urls, "index")
+    flat = _unique_sources(settings.find_links, "find-links")
+    if offline:
+        remote = [s.url for s in (*indexes, *flat) if not s.url.startswith("file:")]
+        if remote:
+            raise InputError(
+                f"--offline: {redact(remote[0])} needs the network; use file:// indexes and "
+                "find-links directories only"
+            )
+    trusted = frozenset(settings.trusted_hosts)
+    for source in (*indexes, *flat):
+        if not is_secure_or_trusted(source.url, trusted):
+            raise InputError(
+                f"{redact(source.url)}: plain http:// is accepted only for loopback hosts and "
+                "hosts given with --trusted-host"
+            )
+    return Sources(settings=settings, indexes=indexes, find_links=flat)
+
+
+def _unique_sources(urls: Iterable[str], kind: SourceKind) -> tuple[IndexSource, ...]:
+    seen: dict[str, IndexSource] = {}
+    for url in urls:
+        source = checked_source(url, kind)
+        seen.setdefault(source.url, source)
+    return tuple(seen.values())
+
+
+def checked_source(given: str, kind: SourceKind) -> IndexSource:
+    """:func:`source_for` ``given``, refusing what no request could use: a URL whose host or
+    port does not parse, a scheme other than http(s) and file, and an index that is a local
+    directory which does not exist (pip and uv would find nothing there; the error would then
+    blame the first requirement). A missing find-links location is reported when it is read.
+    """
+    what = f"{kind} {redact(given)!r}"
+    if not parses(given):
+        raise InputError(f"{what}: not a usable URL (its host or port does not parse)")
+    source = source_for(given, kind)
+    parts = urlsplit(source.url)
+    if parts.scheme not in ("http", "https", "file"):
+        raise InputError(
+            f"{what}: unsupported URL scheme {parts.scheme!r}; give an http(s) URL or a "
+            "local directory"
+        )
+    if kind == "index" and parts.scheme == "file":
+        path = Path(url2pathname(parts.path))
+        if not path.is_dir():
+            if "://" in given:
+                raise InputError(f"{what}: no such directory {path}")
+            raise InputError(
+                f"{what}: neither a URL nor an existing directory; an index is an http(s) URL "
+                "or a local directory"
+            )
+    return source

@@ -1,0 +1,244 @@
+"""pip's precedence over the planner's settings, as a table: layers in, settings out.
+
+Each row gives the command line (``PlanOptions`` fields), the requirements files' global
+options (``RequirementOptions`` fields) and pip's configuration (``PipSettings`` fields: its
+environment variables over its files, as ``pipconfig.settings_from`` combines them), and the
+settings :func:`fetchplan.planner.settings.settings` must give. Fields a row does not name
+must keep their defaults (no index but pip's default, nothing trusted, every flag off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pytest
+
+from fetchplan.errors import InputError
+from fetchplan.pipconfig import PipSettings
+from fetchplan.planner.options import PlanOptions
+from fetchplan.planner.reqfile import RequirementOptions
+from fetchplan.planner.settings import PlanSettings, settings
+
+DEFAULT = "https://default.invalid/simple"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    expected: dict[str, Any]
+    cli: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
+    pip: dict[str, Any] = field(default_factory=dict)
+
+
+ROWS = [
+    Row("nothing given: pip's default index", {}),
+    Row(
+        "pip's configured index replaces the default",
+        {"index_urls": ("https://pip.invalid/simple",)},
+        pip={"index_url": "https://pip.invalid/simple"},
+    ),
+    Row(
+        "the command line's index over pip's",
+        {"index_urls": ("https://cli.invalid/simple",)},
+        cli={"index_url": "https://cli.invalid/simple"},
+        pip={"index_url": "https://pip.invalid/simple"},
+    ),
+    Row(
+        "a requirements file's -i over the command line's",
+        {"index_urls": ("https://file.invalid/simple",)},
+        cli={"index_url": "https://cli.invalid/simple"},
+        files={"index_url": "https://file.invalid/simple"},
+        pip={"index_url": "https://pip.invalid/simple"},
+    ),
+    Row(
+        "a file's -i over pip's alone",
+        {"index_urls": ("https://file.invalid/simple",)},
+        files={"index_url": "https://file.invalid/simple"},
+        pip={"index_url": "https://pip.invalid/simple"},
+    ),
+    Row(
+        "extra indexes follow the index: pip's, the command line's, the files'",
+        {
+            "index_urls": (
+                DEFAULT,
+                "https://pip-x.invalid/simple",
+                "https://cli-x.invalid/simple",
+                "https://file-x.invalid/simple",
+            )
+        },
+        cli={"extra_index_urls": ("https://cli-x.invalid/simple",)},
+        files={"extra_index_urls": ("https://file-x.invalid/simple",)},
+        pip={"extra_index_urls": ("https://pip-x.invalid/simple",)},
+    ),
+    Row(
+        "an extra index given twice stays twice (locate drops the copy)",
+        {"index_urls": (DEFAULT, "https://x.invalid/simple", "https://x.invalid/simple")},
+        cli={"extra_index_urls": ("https://x.invalid/simple",)},
+        files={"extra_index_urls": ("https://x.invalid/simple",)},
+    ),
+    Row(
+        "find-links in the same order, beside the default index",
+        {"find_links": ("/pip-wheels", "/cli-wheels", "/file-wheels")},
+        cli={"find_links": ("/cli-wheels",)},
+        files={"find_links": ("/file-wheels",)},
+        pip={"find_links": ("/pip-wheels",)},
+    ),
+    Row(
+        "--no-index from the command line: no index at all, not even a given one",
+        {"index_urls": (), "no_index": True, "find_links": ("/wheels",)},
+        cli={
+            "no_index": True,
+            "index_url": "https://cli.invalid/simple",
+            "find_links": ("/wheels",),
+        },
+        pip={"extra_index_urls": ("https://pip-x.invalid/simple",)},
+    ),
+    Row(
+        "--no-index from a requirements file",
+        {"index_urls": (), "no_index": True},
+        files={"no_index": True},
+    ),
+    Row(
+        "no-index from pip's configuration",
+        {"index_urls": (), "no_index": True},
+        cli={"index_url": "https://cli.invalid/simple"},
+        pip={"no_index": True},
+    ),
+    Row(
+        "trusted hosts from every layer, each once, first given first",
+        {"trusted_hosts": ("pip.invalid", "cli.invalid", "file.invalid")},
+        cli={"trusted_hosts": ("cli.invalid", "pip.invalid")},
+        files={"trusted_hosts": ("file.invalid", "cli.invalid")},
+        pip={"trusted_hosts": ("pip.invalid",)},
+    ),
+    Row("--pre from the command line", {"pre": True}, cli={"pre": True}),
+    Row("--pre from a file", {"pre": True}, files={"pre": True}),
+    Row("pre from pip's configuration", {"pre": True}, pip={"pre": True}),
+    Row(
+        "--prefer-binary from any layer",
+        {"prefer_binary": True},
+        pip={"prefer_binary": True},
+    ),
+    Row(
+        "--require-hashes from a file",
+        {"require_hashes": True},
+        files={"require_hashes": True},
+    ),
+    Row(
+        "require-hashes from pip's configuration",
+        {"require_hashes": True},
+        pip={"require_hashes": True},
+    ),
+    Row(
+        "pip's only-binary, names canonical",
+        {"only_binary": ("demo-lib",)},
+        pip={"only_binary": ("Demo_Lib",)},
+    ),
+    Row(
+        "the command line's --no-binary overrides pip's only-binary for that name",
+        {"only_binary": ("other",), "no_binary": ("demo",)},
+        cli={"format_ops": (("no_binary", "demo"),)},
+        pip={"only_binary": ("demo,other",)},
+    ),
+    Row(
+        "a file's --only-binary :all: overrides the command line's --no-binary",
+        {"only_binary": (":all:",)},
+        cli={"format_ops": (("no_binary", "demo"),)},
+        files={"format_ops": (("only_binary", ":all:"),)},
+    ),
+    Row(
+        "a file's :none: clears what came before",
+        {"only_binary": (), "no_binary": ()},
+        cli={"format_ops": (("only_binary", "demo"),)},
+        files={"format_ops": (("only_binary", ":none:"),)},
+    ),
+    Row(
+        "pip's no-binary :all:, then the command line's --only-binary for one name",
+        {"only_binary": ("demo",), "no_binary": (":all:",)},
+        cli={"format_ops": (("only_binary", "demo"),)},
+        pip={"no_binary": (":all:",)},
+    ),
+    Row(
+        "TLS files come from pip's configuration",
+        {"cert": "/certs/ca.pem", "client_cert": "/certs/me.pem"},
+        pip={"cert": "/certs/ca.pem", "client_cert": "/certs/me.pem"},
+    ),
+    Row(
+        "a known default index is not asked for",
+        {"index_urls": ("https://known.invalid/simple",)},
+        cli={"default_index": "https://known.invalid/simple"},
+    ),
+    Row(
+        "offline with an index given: no default needed, no error",
+        {"index_urls": ("file:///srv/simple",)},
+        cli={"offline": True, "index_url": "file:///srv/simple"},
+    ),
+    Row(
+        "offline with --no-index: no default needed",
+        {"index_urls": (), "no_index": True},
+        cli={"offline": True, "no_index": True},
+    ),
+    Row(
+        "credentials are kept, for the credential store",
+        {"index_urls": ("https://user:secret@cli.invalid/simple",)},
+        cli={"index_url": "https://user:secret@cli.invalid/simple"},
+    ),
+]
+
+
+def _expected(row: Row) -> PlanSettings:
+    values: dict[str, Any] = {"index_urls": (DEFAULT,)}
+    values.update(row.expected)
+    return PlanSettings(**values)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_settings_follow_pips_precedence(row: Row) -> None:
+    asked: list[str] = []
+
+    def default_index() -> str:
+        asked.append(DEFAULT)
+        return DEFAULT
+
+    got = settings(
+        PlanOptions(**row.cli),
+        RequirementOptions(**row.files),
+        PipSettings(**row.pip),
+        default_index=default_index,
+    )
+    assert got == _expected(row)
+    # pip's default is asked (a pip start-up) only when it ends up in the settings.
+    assert asked == ([DEFAULT] if DEFAULT in got.index_urls else [])
+
+
+def test_offline_without_an_index_is_an_error_before_pip_is_asked() -> None:
+    def default_index() -> str:
+        raise AssertionError("pip's default index asked for while offline")
+
+    with pytest.raises(InputError, match=r"^--offline: no index given, and the default index"):
+        settings(
+            PlanOptions(offline=True),
+            RequirementOptions(),
+            PipSettings(),
+            default_index=default_index,
+        )
+
+
+def test_every_setting_has_a_row() -> None:
+    named = {key for row in ROWS for key in row.expected}
+    assert named == {f.name for f in fields(PlanSettings)}
+
+
+def test_settings_are_immutable_and_their_repr_hides_credentials() -> None:
+    got = settings(
+        PlanOptions(index_url="https://user:secret@cli.invalid/simple"),
+        RequirementOptions(),
+        PipSettings(),
+        default_index=lambda: DEFAULT,
+    )
+    with pytest.raises(AttributeError):
+        got.pre = True  # type: ignore[misc]
+    assert "secret" not in repr(got)
+    assert "cli.invalid" in repr(got)
