@@ -14,8 +14,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from packaging.utils import NormalizedName
@@ -35,6 +36,22 @@ from fetchplan.schemas.plan import HashSource, SatisfiedBy
 __all__ = ["file_facts", "find_satisfied"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Chosen:
+    """A chosen file: its project, link and metadata, and whether a target installs it (else
+    only sdist builds use it)."""
+
+    name: NormalizedName
+    link: Link
+    metadata: DistMetadata
+    installed: bool
+
+
+_Hashes = tuple[dict[str, str], HashSource | None]
 
 
 def file_facts(
@@ -56,69 +73,33 @@ def file_facts(
     A size learnt by a HEAD request is added to the file's entry in ``metadata_cache``, so
     that the next plan needs no HEAD either.
     """
-    files: dict[str, tuple[NormalizedName, Link, DistMetadata]] = {}
-    installed: set[str] = set()
-    for role in roles:
-        resolved = role.resolved
-        for name, candidate in resolved.resolution.pins.items():
-            link = candidate.link
-            assert link is not None
-            files.setdefault(link.filename, (name, link, resolved.metadata[name]))
-            if not role.build:
-                installed.add(link.filename)
+    files = _chosen_files(roles)
 
-    hashes: dict[str, tuple[dict[str, str], HashSource | None]] = {}
-    to_compute: dict[str, Future[str]] = {}
-    for filename, (name, link, metadata) in files.items():
-        # The user's --hash values are about what gets installed, not about build tools.
-        allowed = allowed_hashes.get(name) if filename in installed else None
-        # With --compute-hashes a digest the requirements claim is checked, not just taken.
-        claimed = None if compute_hashes else allowed
-        found, source = _known_hashes(link, metadata, claimed)
-        hashes[filename] = (found, source)
-        if "sha256" not in found:
-            if compute_hashes:
-                to_compute[filename] = pool.submit(
-                    _timed, timings, "hash", _download_hash, session, link, cache, timeout
-                )
-            else:
-                log.warning(
-                    "%s: the index gives no sha256 for %s; use --compute-hashes to fetch and "
-                    "hash it now",
-                    name,
-                    link.filename,
-                )
-    for filename, future in to_compute.items():
-        hashes[filename] = ({"sha256": future.result()}, "computed")
-    for filename, (found, _source) in hashes.items():
-        name, link, _metadata = files[filename]
-        if filename in installed:
-            _check_allowed(link, found, allowed_hashes.get(name))
+    def submit(phase: str, function: Callable[..., T], *args: Any) -> Future[T]:
+        return pool.submit(_timed, timings, phase, function, *args)
 
-    sizes: dict[str, int | None] = {}
-    heads: dict[str, Future[int | None]] = {}
-    for filename, (_name, link, metadata) in files.items():
-        size = _known_size(link, metadata)
-        sizes[filename] = size
-        if size is None and not link.is_local and not offline:
-            heads[filename] = pool.submit(
-                _timed, timings, "size", md.head_size, session, link.url, timeout
-            )
-    satisfied: dict[str, Future[SatisfiedBy | None]] = {}
-    for filename in files:
-        satisfied[filename] = pool.submit(
-            _timed,
-            timings,
-            "hash",
-            find_satisfied,
-            filename,
-            hashes[filename][0].get("sha256"),
-            dest_dir,
-            cache,
+    hashes = _hashes(
+        files,
+        allowed_hashes,
+        compute=(lambda link: submit("hash", _download_hash, session, link, cache, timeout))
+        if compute_hashes
+        else None,
+    )
+    sizes = {filename: _known_size(f.link, f.metadata) for filename, f in files.items()}
+    heads = {
+        filename: submit("size", md.head_size, session, f.link.url, timeout)
+        for filename, f in files.items()
+        if sizes[filename] is None and not f.link.is_local and not offline
+    }
+    satisfied = {
+        filename: submit(
+            "hash", find_satisfied, filename, hashes[filename][0].get("sha256"), dest_dir, cache
         )
+        for filename in files
+    }
     for filename, head in heads.items():
         size = sizes[filename] = head.result()
-        link = files[filename][1]
+        link = files[filename].link
         if metadata_cache is not None and size is not None and link.sha256 is not None:
             remember_size(metadata_cache, link, link.sha256, size)
     return {
@@ -130,6 +111,62 @@ def file_facts(
         )
         for filename in files
     }
+
+
+def _chosen_files(roles: Sequence[Role]) -> dict[str, _Chosen]:
+    """Every file the roles chose, once, by file name (the first role's choice of it)."""
+    first: dict[str, tuple[NormalizedName, Link, DistMetadata]] = {}
+    installed: set[str] = set()
+    for role in roles:
+        resolved = role.resolved
+        for name, candidate in resolved.resolution.pins.items():
+            link = candidate.link
+            assert link is not None
+            first.setdefault(link.filename, (name, link, resolved.metadata[name]))
+            if not role.build:
+                installed.add(link.filename)
+    return {
+        filename: _Chosen(name, link, metadata, installed=filename in installed)
+        for filename, (name, link, metadata) in first.items()
+    }
+
+
+def _hashes(
+    files: Mapping[str, _Chosen],
+    allowed_hashes: Mapping[NormalizedName, Mapping[str, frozenset[str]]],
+    *,
+    compute: Callable[[Link], Future[str]] | None,
+) -> dict[str, _Hashes]:
+    """The hashes of every file and where they come from; ``compute`` (``--compute-hashes``)
+    downloads the files whose sha256 nothing gives. A hash an installed file has but its
+    ``--hash`` values do not allow raises :class:`HashMismatch`."""
+    hashes: dict[str, _Hashes] = {}
+    to_compute: dict[str, Future[str]] = {}
+    for filename, chosen in files.items():
+        # The user's --hash values are about what gets installed, not about build tools.
+        allowed = allowed_hashes.get(chosen.name) if chosen.installed else None
+        # With --compute-hashes a digest the requirements claim is checked, not just taken.
+        claimed = None if compute is not None else allowed
+        found, source = _known_hashes(chosen.link, chosen.metadata, claimed)
+        hashes[filename] = (found, source)
+        if "sha256" in found:
+            continue
+        if compute is not None:
+            to_compute[filename] = compute(chosen.link)
+        else:
+            log.warning(
+                "%s: the index gives no sha256 for %s; use --compute-hashes to fetch and "
+                "hash it now",
+                chosen.name,
+                chosen.link.filename,
+            )
+    for filename, future in to_compute.items():
+        hashes[filename] = ({"sha256": future.result()}, "computed")
+    for filename, (found, _source) in hashes.items():
+        chosen = files[filename]
+        if chosen.installed:
+            _check_allowed(chosen.link, found, allowed_hashes.get(chosen.name))
+    return hashes
 
 
 def _timed(timings: Timings, phase: str, function: Callable[..., Any], *args: Any) -> Any:
