@@ -150,6 +150,24 @@ def build_artifact(
 def _merge_one(
     group: Sequence[tuple[Role, Artifact]], order: Sequence[str], several: bool
 ) -> Artifact:
+    """One artifact for a file the roles of ``group`` all chose."""
+    first = _same_file(group)
+    installed = any(not role.build for role, _ in group)
+    targets, build_targets = _served(group, order, several)
+    dependencies = sorted({(d.name, d.requirement) for _, a in group for d in a.dependencies})
+    return replace(
+        first,
+        dependencies=tuple(Dependency(name=n, requirement=r) for n, r in dependencies),
+        requested=any(a.requested for _, a in group),
+        extras=tuple(sorted({e for _, a in group for e in a.extras})),
+        build_dependency=not installed,
+        targets=targets,
+        build_targets=build_targets,
+    )
+
+
+def _same_file(group: Sequence[tuple[Role, Artifact]]) -> Artifact:
+    """The artifact of ``group``'s first role, once every role's is the same file."""
     first = group[0][1]
     for _role, other in group[1:]:
         if other.url != first.url or other.sha256 != first.sha256:
@@ -157,28 +175,21 @@ def _merge_one(
                 f"{first.filename}: two different files of this name were chosen "
                 f"({first.url} and {other.url}); plan the targets separately"
             )
-    runtime = {r.resolved.target.name for r, _ in group if not r.build}
-    builds = {r.resolved.target.name for r, _ in group if r.build}
-    dependencies = sorted(
-        {(d.name, d.requirement) for _, a in group for d in a.dependencies},
-    )
+    return first
+
+
+def _served(
+    group: Sequence[tuple[Role, Artifact]], order: Sequence[str], several: bool
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The ``targets`` and ``build_targets`` of a file (see the module docstring), in the
+    plan's target order."""
+    runtime = {role.resolved.target.name for role, _ in group if not role.build}
+    builds = {role.resolved.target.name for role, _ in group if role.build}
     ordered_runtime = tuple(n for n in order if n in runtime)
     ordered_builds = tuple(n for n in order if n in builds)
     if runtime:
-        targets = ordered_runtime if several else None
-        build_targets = ordered_builds or None
-    else:
-        targets = ordered_builds if several else None
-        build_targets = None
-    return replace(
-        first,
-        dependencies=tuple(Dependency(name=n, requirement=r) for n, r in dependencies),
-        requested=any(a.requested for _, a in group),
-        extras=tuple(sorted({e for _, a in group for e in a.extras})),
-        build_dependency=not runtime,
-        targets=targets,
-        build_targets=build_targets,
-    )
+        return (ordered_runtime if several else None), (ordered_builds or None)
+    return (ordered_builds if several else None), None
 
 
 def merge_artifacts(
