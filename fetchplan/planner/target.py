@@ -237,11 +237,7 @@ def make_target(
     markers = (
         dict(base) if base is not None else {k: str(v) for k, v in default_environment().items()}
     )
-    impl = implementation if implementation is not None else pt.interpreter_name()
-    if impl not in _IMPLEMENTATIONS and not re.fullmatch(r"[a-z]{2}", impl):
-        raise InputError(
-            f"--implementation {impl!r}: expected cp, pp, ip, jy or another 2-letter code"
-        )
+    impl = _implementation(implementation)
     if python_version is not None:
         version = _parse_python_version(python_version)
     else:
@@ -249,41 +245,79 @@ def make_target(
             int(p) for p in markers["python_full_version"].split(".")[:3] if p.isdigit()
         )
     major_minor = version[:2]
-    full = ".".join(str(p) for p in (*version, 0, 0)[:3])
-    markers["python_version"] = ".".join(str(p) for p in major_minor)
-    markers["python_full_version"] = full
-    impl_name, impl_display = _IMPLEMENTATIONS.get(impl, (impl, impl))
-    markers["implementation_name"] = impl_name
-    markers["platform_python_implementation"] = impl_display
-    if implementation is not None or python_version is not None:
-        markers["implementation_version"] = (
-            full if impl == "cp" else markers.get("implementation_version", full)
-        )
-
+    _set_python_markers(
+        markers,
+        impl,
+        version,
+        implementation_given=implementation is not None or python_version is not None,
+    )
     expanded: list[str] | None = None
     if platforms:
-        expanded = []
-        for platform in platforms:
-            for item in expand_platform(platform):
-                if item not in expanded:
-                    expanded.append(item)
+        expanded = _expanded_platforms(platforms)
         markers.update(_platform_markers(platforms[0]))
         markers["platform_release"] = ""
         markers["platform_version"] = ""
-
     interpreter = f"{impl}{''.join(str(p) for p in major_minor)}"
-    tag_list: list[pt.Tag] = []
-    if impl == "cp":
-        tag_list.extend(
-            pt.cpython_tags(major_minor, abis=list(abis) if abis else None, platforms=expanded)
-        )
-    else:
-        tag_list.extend(
-            pt.generic_tags(interpreter, abis=list(abis) if abis else None, platforms=expanded)
-        )
-    tag_list.extend(pt.compatible_tags(major_minor, interpreter, expanded))
-    tags = tuple(dict.fromkeys(tag_list))
+    tags = _tags(impl, interpreter, major_minor, abis, expanded)
     if not tags:
         raise InputError("the target environment supports no wheel tags at all")
     first_platform = platforms[0] if platforms else tags[0].platform
     return TargetEnv(name=f"{interpreter}-{first_platform}", markers=markers, tags=tags)
+
+
+def _implementation(given: str | None) -> str:
+    """The interpreter abbreviation: ``given``, else this interpreter's."""
+    impl = given if given is not None else pt.interpreter_name()
+    if impl not in _IMPLEMENTATIONS and not re.fullmatch(r"[a-z]{2}", impl):
+        raise InputError(
+            f"--implementation {impl!r}: expected cp, pp, ip, jy or another 2-letter code"
+        )
+    return impl
+
+
+def _set_python_markers(
+    markers: dict[str, str],
+    impl: str,
+    version: tuple[int, ...],
+    *,
+    implementation_given: bool,
+) -> None:
+    """The markers of the interpreter ``impl`` at ``version``, into ``markers``."""
+    full = ".".join(str(p) for p in (*version, 0, 0)[:3])
+    markers["python_version"] = ".".join(str(p) for p in version[:2])
+    markers["python_full_version"] = full
+    impl_name, impl_display = _IMPLEMENTATIONS.get(impl, (impl, impl))
+    markers["implementation_name"] = impl_name
+    markers["platform_python_implementation"] = impl_display
+    if implementation_given:
+        markers["implementation_version"] = (
+            full if impl == "cp" else markers.get("implementation_version", full)
+        )
+
+
+def _expanded_platforms(platforms: Sequence[str]) -> list[str]:
+    """Every platform tag ``platforms`` stand for, each once, in order."""
+    expanded: list[str] = []
+    for platform in platforms:
+        for item in expand_platform(platform):
+            if item not in expanded:
+                expanded.append(item)
+    return expanded
+
+
+def _tags(
+    impl: str,
+    interpreter: str,
+    major_minor: tuple[int, ...],
+    abis: Sequence[str],
+    platforms: list[str] | None,
+) -> tuple[pt.Tag, ...]:
+    """The wheel tags of the target, most preferred first, each once."""
+    abi_list = list(abis) if abis else None
+    tag_list: list[pt.Tag] = []
+    if impl == "cp":
+        tag_list.extend(pt.cpython_tags(major_minor, abis=abi_list, platforms=platforms))
+    else:
+        tag_list.extend(pt.generic_tags(interpreter, abis=abi_list, platforms=platforms))
+    tag_list.extend(pt.compatible_tags(major_minor, interpreter, platforms))
+    return tuple(dict.fromkeys(tag_list))
