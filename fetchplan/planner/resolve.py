@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
@@ -237,6 +238,29 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
     specifier = provider.specifier_for(identifier, [info.requirement])
     constraint = provider.constraints.get(name)
     asked = f"{info.requirement}" + (f" (constrained to {constraint})" if constraint else "")
+    rejected = _rejected_matches(provider, found, specifier)
+    parts = [f"no version of {name} satisfies {asked}, which {_who_short(info)}"]
+    if rejected:
+        shown = ", ".join(f"{v} ({why})" for v, why in rejected[:_LIST_LIMIT])
+        more = f" and {len(rejected) - _LIST_LIMIT} more" if len(rejected) > _LIST_LIMIT else ""
+        parts.append(f"rejected: {shown}{more}")
+    available = _usable_versions(found, _LIST_LIMIT + 1, provider.unusable)
+    if available:
+        parts.append(
+            "usable versions: "
+            + ", ".join(available[:_LIST_LIMIT])
+            + (" ..." if len(available) > _LIST_LIMIT else "")
+        )
+    elif not rejected:
+        parts.append(_nothing_usable(found))
+    return "; ".join(parts)
+
+
+def _rejected_matches(
+    provider: PlanProvider, found: ProjectCandidates, specifier: SpecifierSet
+) -> list[tuple[Version, str]]:
+    """The versions ``specifier`` matches that were not taken, and why, newest first."""
+    name = found.name
     rejected: list[tuple[Version, str]] = []
     matching = list(specifier.filter(found.versions, prereleases=True))
     usable = [c for v in matching if (c := found.candidate(v)) is not None]
@@ -258,32 +282,21 @@ def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: In
         if isinstance(choice, Rejection):
             rejected.append((version, "; ".join(choice.reasons)))
     rejected.sort(key=lambda item: item[0], reverse=True)
-    parts = [f"no version of {name} satisfies {asked}, which {_who_short(info)}"]
-    if rejected:
-        shown = ", ".join(f"{v} ({why})" for v, why in rejected[:_LIST_LIMIT])
-        more = f" and {len(rejected) - _LIST_LIMIT} more" if len(rejected) > _LIST_LIMIT else ""
-        parts.append(f"rejected: {shown}{more}")
-    available = _usable_versions(found, _LIST_LIMIT + 1, provider.unusable)
-    if available:
-        parts.append(
-            "usable versions: "
-            + ", ".join(available[:_LIST_LIMIT])
-            + (" ..." if len(available) > _LIST_LIMIT else "")
+    return rejected
+
+
+def _nothing_usable(found: ProjectCandidates) -> str:
+    """Why no version of ``found`` is usable at all (pip's "Ignored the following versions
+    that require a different python version")."""
+    ignored = _rejected_versions(found, _LIST_LIMIT + 1)
+    if ignored:
+        more = " ..." if len(ignored) > _LIST_LIMIT else ""
+        return (
+            "no version is usable at all; the index lists "
+            + ", ".join(ignored[:_LIST_LIMIT])
+            + more
         )
-    elif not rejected:
-        # Nothing usable at all: say why each listed version is not (pip's "Ignored the
-        # following versions that require a different python version").
-        ignored = _rejected_versions(found, _LIST_LIMIT + 1)
-        if ignored:
-            more = " ..." if len(ignored) > _LIST_LIMIT else ""
-            parts.append(
-                "no version is usable at all; the index lists "
-                + ", ".join(ignored[:_LIST_LIMIT])
-                + more
-            )
-        else:
-            parts.append("the index lists no files for it")
-    return "; ".join(parts)
+    return "the index lists no files for it"
 
 
 def _usable_versions(
