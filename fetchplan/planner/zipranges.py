@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -123,38 +124,15 @@ def locate_central_directory(tail: bytes, tail_start: int) -> CentralDirectory |
     eocd_at = tail_start + pos
     end_of_cd = eocd_at
     needs_zip64 = _U16_MAX in (entries, disk_entries) or _U32_MAX in (cd_size, cd_offset)
-    locator_at = eocd_at - _ZIP64_LOCATOR.size
-    locator: tuple[bytes, int, int, int] | None = None
-    if locator_at >= tail_start:
-        fields = _ZIP64_LOCATOR.unpack_from(tail, locator_at - tail_start)
-        if fields[0] == _ZIP64_LOCATOR_SIG:
-            locator = fields
-    elif locator_at >= 0:
-        # A ZIP64 locator may sit there even when the classic record looks complete.
-        return NeedBytes(max(0, locator_at - _ZIP64_EOCD.size))
+    locator = _zip64_locator(tail, tail_start, eocd_at)
+    if isinstance(locator, NeedBytes):
+        return locator
     if locator is not None:
-        _, locator_disk, record_offset, disks = locator
-        if locator_disk != 0 or disks > 1:
-            raise ZipFormatError("multi-disk zip archives are not supported")
-        # Like CPython's zipfile, look for the record right before its locator first: the
-        # offset the locator gives is relative to the archive, not to the file, when data is
-        # prepended. The offset is the fallback, for a record with an extensible data sector.
-        record_at = locator_at - _ZIP64_EOCD.size
-        if record_at < 0:
-            raise ZipFormatError("ZIP64 end record lies before the start of the file")
-        if record_at < tail_start:
-            return NeedBytes(record_at)
-        if tail[record_at - tail_start : record_at - tail_start + 4] != _ZIP64_EOCD_SIG:
-            record_at = record_offset
-            if record_at >= locator_at - _ZIP64_EOCD.size:
-                raise ZipFormatError("ZIP64 locator does not point at a ZIP64 end record")
-            if record_at < tail_start:
-                return NeedBytes(record_at)
-        record = _ZIP64_EOCD.unpack_from(tail, record_at - tail_start)
-        if record[0] != _ZIP64_EOCD_SIG:
-            raise ZipFormatError("ZIP64 locator does not point at a ZIP64 end record")
+        found = _zip64_record(tail, tail_start, eocd_at - _ZIP64_LOCATOR.size, locator)
+        if isinstance(found, NeedBytes):
+            return found
+        record, end_of_cd = found
         (_, _, _, _, disk, cd_disk, disk_entries, entries, cd_size, cd_offset) = record
-        end_of_cd = record_at
     elif needs_zip64:
         raise ZipFormatError("end record needs ZIP64 values but there is no ZIP64 locator")
     if disk != 0 or cd_disk != 0 or disk_entries != entries:
@@ -165,6 +143,47 @@ def locate_central_directory(tail: bytes, tail_start: int) -> CentralDirectory |
     if entries > cd_size // _CD_ENTRY.size + 1 and entries > 0:
         raise ZipFormatError(f"end record claims {entries} entries in {cd_size} bytes")
     return CentralDirectory(start=cd_offset + shift, size=cd_size, entries=entries, shift=shift)
+
+
+def _zip64_locator(
+    tail: bytes, tail_start: int, eocd_at: int
+) -> tuple[bytes, int, int, int] | NeedBytes | None:
+    """The ZIP64 locator right before the end record at ``eocd_at``, None when there is none."""
+    locator_at = eocd_at - _ZIP64_LOCATOR.size
+    if locator_at >= tail_start:
+        fields = _ZIP64_LOCATOR.unpack_from(tail, locator_at - tail_start)
+        return fields if fields[0] == _ZIP64_LOCATOR_SIG else None
+    if locator_at >= 0:
+        # A ZIP64 locator may sit there even when the classic record looks complete.
+        return NeedBytes(max(0, locator_at - _ZIP64_EOCD.size))
+    return None
+
+
+def _zip64_record(
+    tail: bytes, tail_start: int, locator_at: int, locator: tuple[bytes, int, int, int]
+) -> tuple[tuple[Any, ...], int] | NeedBytes:
+    """The ZIP64 end record ``locator`` (at ``locator_at``) leads to, and its offset."""
+    _, locator_disk, record_offset, disks = locator
+    if locator_disk != 0 or disks > 1:
+        raise ZipFormatError("multi-disk zip archives are not supported")
+    # Like CPython's zipfile, look for the record right before its locator first: the
+    # offset the locator gives is relative to the archive, not to the file, when data is
+    # prepended. The offset is the fallback, for a record with an extensible data sector.
+    record_at = locator_at - _ZIP64_EOCD.size
+    if record_at < 0:
+        raise ZipFormatError("ZIP64 end record lies before the start of the file")
+    if record_at < tail_start:
+        return NeedBytes(record_at)
+    if tail[record_at - tail_start : record_at - tail_start + 4] != _ZIP64_EOCD_SIG:
+        record_at = record_offset
+        if record_at >= locator_at - _ZIP64_EOCD.size:
+            raise ZipFormatError("ZIP64 locator does not point at a ZIP64 end record")
+        if record_at < tail_start:
+            return NeedBytes(record_at)
+    record = _ZIP64_EOCD.unpack_from(tail, record_at - tail_start)
+    if record[0] != _ZIP64_EOCD_SIG:
+        raise ZipFormatError("ZIP64 locator does not point at a ZIP64 end record")
+    return record, record_at
 
 
 def _find_eocd(tail: bytes) -> int | None:
