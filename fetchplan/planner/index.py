@@ -694,7 +694,33 @@ def _entry_link(item: tuple[int, dict[str, Any]], page: CompactPage, index: str)
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     else:
         filename = entry["filename"]
-    kept = {
+    kept = _strong_hashes(hashes) or _hashes_from_fragment(fragment)
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise IndexPageError(page_url, f"{where}.size must be a non-negative integer")
+    yanked_value = entry.get("yanked", False)
+    core = entry.get("core-metadata", entry.get("dist-info-metadata"))
+    metadata_url, metadata_sha = _metadata_ref(core, url)
+    requires_python = _text(entry.get("requires-python"))
+    return link_from_filename(
+        filename,
+        url,
+        index,
+        project=cast(NormalizedName, project) if project is not None else None,
+        hashes=kept,
+        requires_python=requires_python if requires_python and requires_python.strip() else None,
+        yanked=yanked_value is True or isinstance(yanked_value, str),
+        yanked_reason=_text(yanked_value) or None,
+        size=size,
+        metadata_url=metadata_url,
+        metadata_sha256=metadata_sha,
+        upload_time=_text(entry.get("upload-time")),
+        provenance=_text(entry.get("provenance")),
+    )
+
+
+def _strong_hashes(hashes: Mapping[Any, Any]) -> dict[str, str]:
+    """The sha256/384/512 values of an entry's ``hashes``, lower-cased; others dropped."""
+    return {
         algo.lower(): value.lower()
         for algo, value in hashes.items()
         if isinstance(algo, str)
@@ -702,35 +728,11 @@ def _entry_link(item: tuple[int, dict[str, Any]], page: CompactPage, index: str)
         and isinstance(value, str)
         and _is_hex(value)
     }
-    if not kept:
-        kept = _hashes_from_fragment(fragment)
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise IndexPageError(page_url, f"{where}.size must be a non-negative integer")
-    yanked_value = entry.get("yanked", False)
-    yanked = yanked_value is True or isinstance(yanked_value, str)
-    reason = yanked_value if isinstance(yanked_value, str) and yanked_value else None
-    core = entry.get("core-metadata", entry.get("dist-info-metadata"))
-    metadata_url, metadata_sha = _metadata_ref(core, url)
-    requires_python = entry.get("requires-python")
-    upload_time = entry.get("upload-time")
-    provenance = entry.get("provenance")
-    return link_from_filename(
-        filename,
-        url,
-        index,
-        project=cast(NormalizedName, project) if project is not None else None,
-        hashes=kept,
-        requires_python=requires_python
-        if isinstance(requires_python, str) and requires_python.strip()
-        else None,
-        yanked=yanked,
-        yanked_reason=reason,
-        size=size,
-        metadata_url=metadata_url,
-        metadata_sha256=metadata_sha,
-        upload_time=upload_time if isinstance(upload_time, str) else None,
-        provenance=provenance if isinstance(provenance, str) else None,
-    )
+
+
+def _text(value: Any) -> str | None:
+    """``value`` when a page gives a string there, else None (a field of the wrong type)."""
+    return value if isinstance(value, str) else None
 
 
 def parse_html_page(
@@ -907,6 +909,18 @@ def file_url_path(url: str) -> Path:
     return Path(url2pathname(urlsplit(url).path))
 
 
+def _check_page_status(url: str, response: Fetched) -> None:
+    """Raise :class:`IndexUnavailable` for an answer that is neither a page nor a 404/410."""
+    if response.status_code == 200:
+        return
+    hint = ""
+    if response.status_code in (401, 403):
+        hint = " (check the credentials in the index URL or ~/.netrc)"
+    raise IndexUnavailable(
+        f"index {redact(url)} answered HTTP {response.status_code} {response.reason}{hint}"
+    )
+
+
 class IndexClient:
     """Reads project pages and find-links locations over one shared session.
 
@@ -953,11 +967,9 @@ class IndexClient:
         )
         headers = {"Accept": ACCEPT}
         if cache is not None and stored is not None:
-            if httpcache.is_fresh(stored.headers, stored.stored_at, time.time()):
-                compact = self._stored_page(cache, stored, name)
-                if compact is not None:
-                    cache.count("fresh")
-                    return ProjectPage(source, stored.url, compact)
+            fresh = self._fresh_page(cache, stored, source, name)
+            if fresh is not None:
+                return fresh
             headers.update(httpcache.conditional_headers(stored.headers))
         response = self._get_page(url, headers)
         if response.status_code == 304 and cache is not None and stored is not None:
@@ -972,13 +984,34 @@ class IndexClient:
             if cache is not None and key is not None:
                 cache.forget(key)
             return None
-        if response.status_code != 200:
-            hint = ""
-            if response.status_code in (401, 403):
-                hint = " (check the credentials in the index URL or ~/.netrc)"
-            raise IndexUnavailable(
-                f"index {redact(url)} answered HTTP {response.status_code} {response.reason}{hint}"
-            )
+        _check_page_status(url, response)
+        return self._fetched_page(source, name, url, response, key=key, refresh=refresh)
+
+    def _fresh_page(
+        self, cache: PageCache, stored: StoredPage, source: IndexSource, name: NormalizedName
+    ) -> ProjectPage | None:
+        """The stored page when it is still fresh (and its parsed form is kept), else None."""
+        if not httpcache.is_fresh(stored.headers, stored.stored_at, time.time()):
+            return None
+        compact = self._stored_page(cache, stored, name)
+        if compact is None:
+            return None
+        cache.count("fresh")
+        return ProjectPage(source, stored.url, compact)
+
+    def _fetched_page(
+        self,
+        source: IndexSource,
+        name: NormalizedName,
+        url: str,
+        response: Fetched,
+        *,
+        key: str | None,
+        refresh: bool,
+    ) -> ProjectPage:
+        """The page of a 200 answer, parsed (or its parsed form reused) and kept as the
+        answer's caching headers allow."""
+        cache = self._page_cache
         final_url = split_credentials(response.url)[0] if response.url else url
         codec = CompactPageCodec(
             response.headers.get("Content-Type", ""),
