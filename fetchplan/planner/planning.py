@@ -78,15 +78,9 @@ def plan(
         check_pinned(requirement_set)
 
     session = planner_session(options, sources, timings, preconnector)
-    cache_root = options.cache_dir or default_cache_dir()
-    cache = None if options.no_cache else ArtifactCache(cache_root)
-    pages = None if options.no_cache else PageCache(cache_root / "pages")
-    metadata_cache = None if options.no_cache else MetadataCache(cache_root / "metadata")
+    cache, pages, metadata_cache = _caches(options)
     refresh = _refresher(options)
-    plan_dir = options.output.absolute().parent
-    if str(options.output) == "-" or plan_dir.parts[1:2] in (("dev",), ("proc",)):
-        plan_dir = Path.cwd()  # a plan on standard output (or a device) is read from here
-    dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
+    plan_dir, dest_dir = _directories(options)
     trusted = frozenset(sources.trusted_hosts)
 
     pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="fetchplan")
@@ -178,6 +172,25 @@ def plan(
         timings.set_cache(pages=dict(pages.stats), metadata=dict(metadata_cache.stats))
     timings.finish()
     return PlanResult(plan=plan, timings=timings, cache=cache)
+
+
+def _caches(
+    options: PlanOptions,
+) -> tuple[ArtifactCache | None, PageCache | None, MetadataCache | None]:
+    """The artifact, page and metadata caches of ``options``: none with ``no_cache``."""
+    if options.no_cache:
+        return None, None, None
+    root = options.cache_dir or default_cache_dir()
+    return ArtifactCache(root), PageCache(root / "pages"), MetadataCache(root / "metadata")
+
+
+def _directories(options: PlanOptions) -> tuple[Path, Path]:
+    """The directory the plan will be read from and the destination directory, absolute."""
+    plan_dir = options.output.absolute().parent
+    if str(options.output) == "-" or plan_dir.parts[1:2] in (("dev",), ("proc",)):
+        plan_dir = Path.cwd()  # a plan on standard output (or a device) is read from here
+    dest_dir = (plan_dir / "wheels") if options.dest is None else options.dest.absolute()
+    return plan_dir, dest_dir
 
 
 def _refresher(options: PlanOptions) -> Callable[[NormalizedName], bool]:
