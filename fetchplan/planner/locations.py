@@ -68,18 +68,18 @@ def find_sources(
     """The indexes, find-links locations and trusted hosts for ``options``, ``file_options``
     (the requirements files' options) and ``pip`` (read when None): :func:`.settings.settings`
     by pip's precedence, asking pip's default index only if needed, then checked by
-    :func:`.locations.locate`."""
+    :func:`locate`."""
     if pip is None:
         pip = pip_settings(options)
     merged = settings(options, file_options, pip, default_index=pip_default_index)
     return locate(merged, offline=options.offline)
 
 
-def locate(settings: PlanSettings, *, offline: bool = False) -> Sources:
-    """The checked locations of ``settings``, indexes first (see the module docstring);
+def locate(plan_settings: PlanSettings, *, offline: bool = False) -> Sources:
+    """The checked locations of ``plan_settings``, indexes first (see the module docstring);
     ``offline`` refuses every location but ``file://`` ones."""
-    indexes = _unique_sources(settings.index_urls, "index")
-    flat = _unique_sources(settings.find_links, "find-links")
+    indexes = _unique_sources(plan_settings.index_urls, "index")
+    flat = _unique_sources(plan_settings.find_links, "find-links")
     if offline:
         remote = [s.url for s in (*indexes, *flat) if not s.url.startswith("file:")]
         if remote:
@@ -87,14 +87,14 @@ def locate(settings: PlanSettings, *, offline: bool = False) -> Sources:
                 f"--offline: {redact(remote[0])} needs the network; use file:// indexes and "
                 "find-links directories only"
             )
-    trusted = frozenset(settings.trusted_hosts)
+    trusted = frozenset(plan_settings.trusted_hosts)
     for source in (*indexes, *flat):
         if not is_secure_or_trusted(source.url, trusted):
             raise InputError(
                 f"{redact(source.url)}: plain http:// is accepted only for loopback hosts and "
                 "hosts given with --trusted-host"
             )
-    return Sources(settings=settings, indexes=indexes, find_links=flat)
+    return Sources(settings=plan_settings, indexes=indexes, find_links=flat)
 
 
 def _unique_sources(urls: Iterable[str], kind: SourceKind) -> tuple[IndexSource, ...]:
