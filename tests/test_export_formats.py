@@ -285,7 +285,7 @@ def test_foreign_pylock_selects_by_marker_and_tags(tmp_path: Path) -> None:
         (
             'lock-version = "1.0"\ncreated-by = "x"\n[[packages]]\nname = "d"\nversion = "1"\n'
             'directory = {path = "src"}',
-            "pylock.toml: packages[0]: a VCS checkout or local directory cannot be part",
+            "pylock.toml: packages[0]: a VCS checkout or local directory cannot be imported",
         ),
     ],
 )

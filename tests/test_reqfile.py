@@ -88,7 +88,7 @@ def test_error(case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as info:
         parse_requirements_file(Path("requirements.txt"), environ={})
-    assert str(info.value) == case["error"]
+    assert str(info.value).replace(tmp_path.resolve().as_posix(), "/TMP") == case["error"]
     assert "\n" not in str(info.value)
 
 
@@ -158,15 +158,11 @@ def test_requirement_string(text: str, expected: str) -> None:
     ("text", "message"),
     [
         ("foo>=", "<command line>: malformed requirement 'foo>=': Expected semicolon"),
-        ("-e .", "<command line>: editable requirements (-e) are not supported yet"),
+        ("-e ./no-such-dir", "<command line>: './no-such-dir': no such file or directory"),
         ("", "<command line>: empty requirement"),
-        (".", "<command line>: direct URL or path requirements are not supported yet: '.'"),
-        (
-            "x @ file:x.whl",
-            "<command line>: direct URL or path requirements are not supported yet: "
-            "'x @ file:x.whl'",
-        ),
-        ("x @ y", "<command line>: direct URL requirements are not supported yet: 'x @ y'"),
+        ("./nothing-here.whl", "<command line>: './nothing-here.whl': no such file or directory"),
+        ("x @ y", "<command line>: 'y': no such file or directory"),
+        ("x @ hg+https://h/r", "<command line>: 'hg+https://h/r': only git is supported"),
     ],
 )
 def test_requirement_string_errors(text: str, message: str) -> None:

@@ -128,7 +128,9 @@ def _archive_members(archive: Path, filename: str) -> Iterator[list[tuple[str, i
                     for info in zf.infolist()
                 ]
             else:
-                tf = stack.enter_context(tarfile.open(archive, "r:gz"))
+                # A plain .tar is a source tree's archive (fetchplan._sourcetree).
+                mode = "r:" if filename.endswith(".tar") else "r:gz"
+                tf = stack.enter_context(tarfile.open(archive, mode))  # type: ignore[call-overload]
                 members = [(m.name, _tar_mode(m), m.size, (tf, m)) for m in tf.getmembers()]
         except _READ_ERRORS as exc:
             raise BuildError(f"{filename}: cannot read the sdist: {exc}") from None

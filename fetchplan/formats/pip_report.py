@@ -28,6 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from fetchplan import __version__
+from fetchplan._directurl import direct_url
 from fetchplan._urls import split_credentials
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
@@ -107,14 +108,9 @@ def _kept_metadata(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _item(artifact: Artifact) -> dict[str, Any]:
-    archive_info: dict[str, Any] = {}
-    if artifact.sha256 is not None:
-        archive_info["hash"] = f"sha256={artifact.sha256}"
-    if artifact.hashes:
-        archive_info["hashes"] = dict(sorted(artifact.hashes.items()))
     item: dict[str, Any] = {
-        "download_info": {"url": artifact.url, "archive_info": archive_info},
-        "is_direct": False,
+        "download_info": direct_url(artifact),
+        "is_direct": artifact.direct,
         "is_yanked": artifact.yanked,
         "requested": artifact.requested,
         "metadata": _metadata(artifact),
@@ -133,6 +129,8 @@ def _item(artifact: Artifact) -> dict[str, Any]:
         "destination": artifact.destination,
         "metadata_recorded": artifact.metadata is not None,
     }
+    if artifact.path is not None:
+        item["fetchplan"]["path"] = artifact.path
     return item
 
 
@@ -337,7 +335,8 @@ def _artifact(
         reader.problems.append(
             FieldProblem(
                 f"{path}.download_info",
-                "not an archive (VCS checkouts and local directories cannot be planned)",
+                "not an archive (plan VCS checkouts and local directories from requirements; "
+                "a report cannot say what their source tree is)",
             )
         )
         return None
@@ -380,4 +379,6 @@ def _artifact(
         destination=ext.get("destination") or filename,
         # What the export made up for a plan without metadata must not come back as recorded.
         metadata=None if ext.get("metadata_recorded") is False else _kept_metadata(metadata),
+        direct=bool(item.get("is_direct", False)),
+        path=ext.get("path") if isinstance(ext.get("path"), str) else None,
     )

@@ -19,7 +19,8 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
 
 import tomli_w
 from packaging.pylock import (
@@ -70,6 +71,38 @@ def _file_entry(artifact: Artifact) -> dict[str, Any]:
         entry["size"] = artifact.size
     entry["hashes"] = dict(sorted(artifact.hashes.items()))
     return entry
+
+
+def _direct_entry(artifact: Artifact, members: Sequence[Artifact]) -> dict[str, Any]:
+    """PEP 751's ``vcs``, ``directory`` or ``archive`` table of a direct artifact."""
+    if len(members) > 1:
+        raise ExportError(
+            f"{members[1].filename}: {artifact.name} {artifact.version} is a direct reference "
+            "with several files; PEP 751 allows one"
+        )
+    if artifact.vcs is not None:
+        vcs: dict[str, Any] = {"type": artifact.vcs.type, "url": artifact.vcs.url}
+        if artifact.vcs.requested_revision is not None:
+            vcs["requested-revision"] = artifact.vcs.requested_revision
+        vcs["commit-id"] = artifact.vcs.commit_id
+        if artifact.vcs.subdirectory is not None:
+            vcs["subdirectory"] = artifact.vcs.subdirectory
+        return {"vcs": vcs}
+    if artifact.kind == "directory":
+        local = Path(url2pathname(urlsplit(artifact.url).path))
+        directory: dict[str, Any] = {"path": local.as_posix()}
+        if artifact.editable:
+            directory["editable"] = True
+        return {"directory": directory}
+    if not artifact.hashes:
+        raise ExportError(
+            f"{artifact.filename}: has no hash, and PEP 751 requires one for every archive"
+        )
+    archive: dict[str, Any] = {"url": artifact.url}
+    if artifact.size is not None:
+        archive["size"] = artifact.size
+    archive["hashes"] = dict(sorted(artifact.hashes.items()))
+    return {"archive": archive}
 
 
 def _file_tool(artifact: Artifact) -> dict[str, Any]:
@@ -134,6 +167,18 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
         dep_names = sorted({d.name for m in members for d in m.dependencies} & locked_names)
         if dep_names:
             package["dependencies"] = [{"name": dep} for dep in dep_names]
+        if first.direct:
+            package.update(_direct_entry(first, members))
+            package["tool"] = {
+                "fetchplan": {
+                    "requested": any(m.requested for m in members),
+                    "extras": sorted({e for m in members for e in m.extras}),
+                    "dependencies": _dependencies(members),
+                    "files": {m.filename: _file_tool(m) for m in members},
+                }
+            }
+            packages.append(package)
+            continue
         package["index"] = first.index
         sdists = [m for m in members if m.kind == "sdist"]
         if len(sdists) > 1:
@@ -280,7 +325,11 @@ def _artifact(
 ) -> Artifact | None:
     if not isinstance(dist, PackageWheel | PackageSdist | PackageArchive):
         problems.append(
-            FieldProblem(path, "a VCS checkout or local directory cannot be part of a plan")
+            FieldProblem(
+                path,
+                "a VCS checkout or local directory cannot be imported (a lock file does not "
+                "say what its source tree is): plan it from requirements",
+            )
         )
         return None
     url = dist.url
@@ -323,7 +372,7 @@ def _artifact(
         kind=kind,
         filename=filename,
         url=url,
-        index=package.index or origin_url(url),
+        index=package.index or (url if isinstance(dist, PackageArchive) else origin_url(url)),
         hashes={str(k).lower(): str(v).lower() for k, v in dist.hashes.items()},
         hash_source=info.get("hash-source", "requirements"),
         size=dist.size,
@@ -336,4 +385,5 @@ def _artifact(
         requested=bool(requested) if requested is not None else package.name not in depended,
         extras=tuple((ours or {}).get("extras", ())),
         destination=info.get("destination", filename),
+        direct=isinstance(dist, PackageArchive),
     )

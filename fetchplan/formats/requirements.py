@@ -26,7 +26,7 @@ from typing import Any
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from fetchplan import __version__
 from fetchplan._parse import load_json
@@ -37,7 +37,9 @@ from fetchplan.formats._common import (
     assemble_plan,
     check_exportable,
     check_url,
+    filename_of,
     installable,
+    kind_of,
     select_for_target,
     targets_marker,
 )
@@ -81,7 +83,27 @@ def _note(artifact: Artifact) -> str:
     }
     if artifact.targets is not None:
         info["targets"] = list(artifact.targets)
+    if artifact.direct:
+        info["direct"] = True
+    if artifact.path is not None:
+        info["path"] = artifact.path
     return f"{_FILE_NOTE} {json.dumps(info, separators=(',', ':'), ensure_ascii=False)}"
+
+
+def _direct_pin(artifact: Artifact, members: Sequence[Artifact], extras: Sequence[str]) -> str:
+    """``name[extras] @ URL`` for a direct archive; pip cannot check hashes of the others."""
+    if artifact.kind in ("directory", "vcs"):
+        what = "a VCS checkout" if artifact.kind == "vcs" else "a local directory"
+        raise ExportError(
+            f"{artifact.filename}: {artifact.name} is {what}, which a hashed requirements file "
+            "cannot hold (pip checks no hash of a source tree)"
+        )
+    if len(members) > 1:
+        raise ExportError(
+            f"{members[1].filename}: {artifact.name} is a direct reference with several files"
+        )
+    named = f"{artifact.name}[{','.join(extras)}]" if extras else artifact.name
+    return f"{named} @ {check_url(artifact.url, artifact.filename)}"
 
 
 def to_requirements(plan: Plan) -> str:
@@ -129,6 +151,8 @@ def to_requirements(plan: Plan) -> str:
             hashes.extend(h for h in usable if h not in hashes)
         extras = sorted({e for m in members for e in m.extras})
         pin = f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}"
+        if members[0].direct:
+            pin = _direct_pin(members[0], members, extras)
         marker = targets_marker(plan.targets, served, members[0].filename)
         if marker is not None:
             pin += f" ; {marker}"
@@ -149,6 +173,8 @@ class Pin:
     hashes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Digests by algorithm, as listed in the ``--hash`` options."""
     line: int = 0
+    url: str | None = None
+    """A direct reference's URL (``name @ URL``)."""
 
     def allows(self, hashes: Mapping[str, str]) -> bool:
         """True when one of ``hashes`` (algorithm -> digest) is among the pin's."""
@@ -276,6 +302,22 @@ def _pin(line: str, number: int, problems: list[FieldProblem]) -> Pin | None:
         problems.append(FieldProblem(where, str(exc).splitlines()[0]))
         return None
     specifiers = list(req.specifier)
+    if req.url is not None and hashes:
+        # A direct archive: its version is its file name's.
+        kind = kind_of(filename_of(req.url))
+        if kind is None:
+            problems.append(FieldProblem(where, f"{req.name}: not a wheel or sdist URL"))
+            return None
+        version = _archive_version(filename_of(req.url))
+        return Pin(
+            name=canonicalize_name(req.name),
+            version=version,
+            extras=tuple(sorted(req.extras)),
+            marker=None if req.marker is None else str(req.marker),
+            hashes={alg: tuple(d) for alg, d in hashes.items()},
+            line=number,
+            url=req.url,
+        )
     if (
         len(specifiers) != 1
         or specifiers[0].operator not in {"==", "==="}
@@ -338,7 +380,38 @@ def _from_note(note: Mapping[str, Any], pin: Pin) -> Artifact:
         extras=pin.extras,
         destination=str(note.get("destination", filename)),
         targets=tuple(note["targets"]) if isinstance(note.get("targets"), list) else None,
+        direct=bool(note.get("direct", False)),
+        path=note.get("path") if isinstance(note.get("path"), str) else None,
     )
+
+
+def _from_direct_pin(pin: Pin) -> Artifact:
+    """A ``name @ URL --hash=...`` line without a fetchplan note: the archive it names."""
+    assert pin.url is not None
+    url, _ = split_credentials(pin.url.split("#", 1)[0])
+    filename = filename_of(url)
+    hashes = {alg: digests[0] for alg, digests in pin.hashes.items()}
+    return Artifact(
+        name=canonicalize_name(pin.name),
+        version=pin.version,
+        kind=kind_of(filename) or "sdist",
+        filename=filename,
+        url=url,
+        index=url,
+        hashes=hashes,
+        hash_source="requirements",
+        size=None,
+        requested=True,
+        extras=pin.extras,
+        destination=filename,
+        direct=True,
+    )
+
+
+def _archive_version(filename: str) -> str:
+    if filename.endswith(".whl"):
+        return str(parse_wheel_filename(filename)[1])
+    return str(parse_sdist_filename(filename)[1])
 
 
 def from_requirements(
@@ -379,6 +452,8 @@ def from_requirements(
                     problems.append(
                         FieldProblem(f"line {pin.line}", f"bad fetchplan-file note: {exc}")
                     )
+        if not candidates and pin.url is not None:
+            candidates.append(_from_direct_pin(pin))
         from_notes.append(candidates)
     unexplained = [pin for pin, found in zip(wanted, from_notes, strict=True) if not found]
     looked_up: dict[int, Found] = {}

@@ -43,7 +43,12 @@ from fetchplan.build.source import read_build_system, unpack_sdist
 from fetchplan.errors import HashMismatch
 from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
-from fetchplan.install.selection import WheelToInstall, build_closure, match_manifest
+from fetchplan.install.selection import (
+    WheelToInstall,
+    build_closure,
+    direct_url_json,
+    match_manifest,
+)
 from fetchplan.schemas.plan import Artifact
 
 if TYPE_CHECKING:
@@ -96,6 +101,7 @@ def _wheel_spec(built: Path, artifact: Artifact) -> WheelToInstall:
         sha256=sha256_file(built),
         size=built.stat().st_size,
         requested=artifact.requested,
+        direct_url=direct_url_json(artifact),
     )
 
 

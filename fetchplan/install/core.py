@@ -304,7 +304,13 @@ def _store_and_link(
         prestaged.cancel()
     _check_entry(entry, wheel)
     return link_wheel(
-        entry, target, staging, requested=wheel.requested, compile=compile, linker=linker
+        entry,
+        target,
+        staging,
+        requested=wheel.requested,
+        compile=compile,
+        linker=linker,
+        direct_url=wheel.direct_url,
     )
 
 

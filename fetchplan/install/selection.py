@@ -10,6 +10,7 @@ anything the manifest does not vouch for exactly.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from fetchplan._directurl import direct_url
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact
 from fetchplan.schemas.plan import Artifact, Plan, Target
@@ -67,6 +69,15 @@ class WheelToInstall:
     sha256: str
     size: int
     requested: bool = False
+    direct_url: bytes | None = None
+    """PEP 610 ``direct_url.json`` to write, for a direct artifact (as pip writes it)."""
+
+
+def direct_url_json(artifact: Artifact, directory: Path | None = None) -> bytes | None:
+    """The ``direct_url.json`` pip writes for ``artifact``; None when it is not direct."""
+    if not artifact.direct:
+        return None
+    return json.dumps(direct_url(artifact, directory), sort_keys=True).encode("utf-8")
 
 
 def target_matches(target: Target, markers: Mapping[str, str], tags: Collection[str]) -> bool:
@@ -311,6 +322,7 @@ def match_manifest(
                 sha256=entry.sha256,
                 size=entry.size,
                 requested=artifact.requested,
+                direct_url=direct_url_json(artifact),
             )
         )
     if missing:

@@ -200,6 +200,7 @@ def link_wheel(
     requested: bool,
     compile: bool,
     linker: Linker,
+    direct_url: bytes | None = None,
 ) -> StagedWheel:
     """Place the stored wheel ``entry`` for ``target`` into the empty directory ``staging``.
 
@@ -225,6 +226,8 @@ def link_wheel(
     metadata = {"INSTALLER": f"{INSTALLER_NAME}\n".encode()}
     if requested:
         metadata["REQUESTED"] = b""
+    if direct_url is not None:
+        metadata["direct_url.json"] = direct_url
     try:
         for script in entry.scripts:
             record = destination.write_script(

@@ -252,7 +252,7 @@ def _link_problem(
             return "no wheel for the target's tags"
     elif Format.SOURCE not in formats:
         return "only an sdist, and binaries are required (--only-binary)"
-    elif not link.filename.endswith(SDIST_SUFFIXES):
+    elif link.kind == "sdist" and not link.filename.endswith(SDIST_SUFFIXES):
         suffix = next(s for s in LEGACY_SDIST_SUFFIXES if link.filename.endswith(s))
         return f"only a legacy {suffix} sdist (fetchplan reads .tar.gz and .zip sdists)"
     if not target.python_matches(link.requires_python):

@@ -118,6 +118,8 @@ class ResolveContext:
     pre: bool = False
     exclude_newer: _dt.datetime | None = None
     """Files uploaded after this (aware) time, or of unknown upload time, are no candidates."""
+    direct: Callable[[NormalizedName], Link | None] = lambda _name: None
+    """The one candidate file of a project a direct reference names (see :mod:`.direct`)."""
 
     def resolve(
         self,
@@ -149,6 +151,7 @@ class ResolveContext:
             timings=self.timings,
             pre=self.pre,
             exclude_newer=self.exclude_newer,
+            direct=self.direct,
         )
         provider = PlanProvider(
             finder, target, pre=self.pre, prefer_binary=prefer_binary, constraints=constraints

@@ -112,7 +112,7 @@ log = logging.getLogger(__name__)
 _STRONG_HASHES = ("sha256", "sha384", "sha512")
 _NOT_FOUND = (404, 410)
 
-DistKind = Literal["wheel", "sdist"]
+DistKind = Literal["wheel", "sdist", "directory", "vcs"]
 
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 """The sdist archives fetchplan reads and builds (PEP 625 names ``.tar.gz`` only)."""

@@ -33,6 +33,7 @@ from fetchplan.planner.build import (
 )
 from fetchplan.planner.candidates import FormatControl
 from fetchplan.planner.context import CachingIndexClient, ResolveContext, TargetResolution
+from fetchplan.planner.direct import DirectPlanner
 from fetchplan.planner.facts import file_facts
 from fetchplan.planner.fetch_metadata import metadata_fetcher
 from fetchplan.planner.locations import Sources
@@ -48,7 +49,7 @@ from fetchplan.planner.sdist import WHEELS_ONLY, SdistBuildError, SdistPlanner, 
 from fetchplan.planner.target import TargetEnv, make_target
 from fetchplan.planner.targets import make_targets, parse_target_spec
 from fetchplan.planner.timings import Timings
-from fetchplan.schemas.plan import IndexRef
+from fetchplan.schemas.plan import BUILT_KINDS, IndexRef
 
 __all__ = ["plan"]
 
@@ -76,18 +77,35 @@ def plan(
     require_hashes = settings.require_hashes or hashed
     if require_hashes:
         check_pinned(requirement_set)
+    plan_file = None if str(options.output) == "-" else options.output.absolute()
 
     session = planner_session(options, sources, timings, preconnector)
     cache, pages, metadata_cache = _caches(options)
     refresh = _refresher(options)
     plan_dir, dest_dir = _directories(options)
     trusted = frozenset(sources.trusted_hosts)
+    direct = DirectPlanner(
+        requirement_set,
+        plan_dir=plan_dir,
+        plan_file=plan_file,
+        dest_dir=dest_dir,
+        several_targets=len(targets) > 1,
+    )
 
     pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="fetchplan")
     # Speculative work may still write here when planning fails: cleanup must not raise then.
     scratch = tempfile.TemporaryDirectory(prefix="fetchplan-plan-", ignore_cleanup_errors=True)
     succeeded = False
     try:
+        fetch_metadata = metadata_fetcher(
+            session,
+            cache,
+            dest_dir,
+            options.timeout,
+            lambda: sdists,
+            metadata_cache=metadata_cache,
+            refresh=refresh,
+        )
         context = ResolveContext(
             client=CachingIndexClient(
                 session, timeout=options.timeout, timings=timings, pages=pages, refresh=refresh
@@ -96,19 +114,12 @@ def plan(
             find_links=sources.find_links,
             strategy=options.index_strategy,
             url_ok=lambda url: is_secure_or_trusted(url, trusted),
-            fetch_metadata=metadata_fetcher(
-                session,
-                cache,
-                dest_dir,
-                options.timeout,
-                lambda: sdists,
-                metadata_cache=metadata_cache,
-                refresh=refresh,
-            ),
+            fetch_metadata=direct.wrap(fetch_metadata),
             executor=pool,
             timings=timings,
             pre=pre,
             exclude_newer=options.exclude_newer,
+            direct=direct.link_for,
         )
         sdists = SdistPlanner(
             session=session,
@@ -117,6 +128,14 @@ def plan(
             scratch=Path(scratch.name),
             timeout=options.timeout,
             build=options.build_deps,
+        )
+        direct.prepare(
+            session=session,
+            cache=cache,
+            sdists=sdists,
+            fetch_metadata=fetch_metadata,
+            scratch=Path(scratch.name),
+            timeout=options.timeout,
         )
 
         def roles_of(target: TargetEnv) -> list[Role]:
@@ -130,7 +149,7 @@ def plan(
                 prefer_binary=prefer_binary,
             )
             if require_hashes:
-                check_hashes_given(resolved.resolution, wanted.hashes)
+                check_hashes_given(resolved.resolution, wanted.hashes, direct.names)
             roles = [Role(resolved)]
             if options.build_deps:
                 build = _resolve_build(context, sdists, resolved)
@@ -159,14 +178,18 @@ def plan(
         session.close()
         scratch.cleanup()
 
-    plan = build_plan(
-        roles=roles,
-        facts=facts,
-        targets=targets,
-        inputs=plan_inputs(requirement_set, options, settings),
-        indexes=[IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)],
-        destination=relative_destination(dest_dir, plan_dir),
-        created=created_now(),
+    plan = direct.finish_plan(
+        build_plan(
+            roles=roles,
+            facts=facts,
+            targets=targets,
+            inputs=plan_inputs(requirement_set, options, settings),
+            indexes=[
+                IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
+            ],
+            destination=relative_destination(dest_dir, plan_dir),
+            created=created_now(),
+        )
     )
     if pages is not None and metadata_cache is not None:
         timings.set_cache(pages=dict(pages.stats), metadata=dict(metadata_cache.stats))
@@ -261,7 +284,7 @@ def _resolve_build(
     chosen = [
         (candidate, sdists.facts(candidate.link))
         for candidate in resolved.resolution.pins.values()
-        if candidate.link is not None and candidate.link.kind == "sdist"
+        if candidate.link is not None and candidate.link.kind in BUILT_KINDS
     ]
     if not chosen:
         return None

@@ -137,7 +137,9 @@ class PrefetchFinder:
         timings: Timings | None = None,
         pre: bool = False,
         exclude_newer: _dt.datetime | None = None,
+        direct: Callable[[NormalizedName], Link | None] = lambda _name: None,
     ) -> None:
+        self._direct = direct
         self._client = client
         self._indexes = tuple(indexes)
         self._find_links = tuple(find_links)
@@ -252,6 +254,19 @@ class PrefetchFinder:
                 )
 
     def _load_project(self, name: NormalizedName) -> ProjectCandidates:
+        link = self._direct(name)
+        if link is not None:
+            # A direct reference is the project's one candidate (no index is asked, and no
+            # --exclude-newer applies: it has no upload time, and the user named the file).
+            return ProjectCandidates(
+                name,
+                [ProjectPage.from_links(None, link.url, [link])],
+                self._target,
+                formats=self._formats,
+                allowed_hashes=self._hashes.get(name),
+                url_ok=self._url_ok,
+                sources=[link.url],
+            )
         started = time.monotonic()
         pages: list[ProjectPage] = []
         sources: list[str] = []

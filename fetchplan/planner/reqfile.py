@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name
 
 from fetchplan._urls import redact
 from fetchplan.errors import InputError
+from fetchplan.planner.directref import DirectRef, parse_direct
 
 __all__ = [
     "COMMAND_LINE",
@@ -67,6 +68,8 @@ class ParsedRequirement:
     """``path/to/req.txt:12`` (first physical line of a continued line) or ``<command line>``."""
     constraint: bool = False
     """True when the line came from a constraints file (``-c``)."""
+    direct: DirectRef | None = None
+    """A direct reference (URL, path, directory, VCS; ``-e``): see :mod:`.directref`."""
 
     @property
     def name(self) -> str:
@@ -145,7 +148,7 @@ _OPTIONS = (
     _Option("no-index", None, False, "global"),
     _Option("constraint", "c", True, "global"),
     _Option("requirement", "r", True, "global"),
-    _Option("editable", "e", True, "global", "editable requirements (-e) are not supported yet"),
+    _Option("editable", "e", True, "global"),
     _Option("find-links", "f", True, "global"),
     _Option("no-binary", None, True, "global"),
     _Option("only-binary", None, True, "global"),
@@ -315,11 +318,20 @@ def _looks_like_url_or_path(text: str) -> bool:
     )
 
 
+def _direct(
+    text: str, where: str, base_dir: Path, reader: Callable[[Path], str], *, editable: bool = False
+) -> tuple[Requirement, DirectRef] | None:
+    """The direct reference ``text`` is (a URL, a path, ``name @ ...``), or None."""
+    if (
+        not editable
+        and not _looks_like_url_or_path(text)
+        and "@" not in text.split(";", maxsplit=1)[0]
+    ):
+        return None
+    return parse_direct(text, where, base_dir, editable=editable, reader=reader)
+
+
 def _requirement(text: str, where: str) -> Requirement:
-    if _looks_like_url_or_path(text):
-        raise InputError(
-            f"{where}: direct URL or path requirements are not supported yet: '{redact(text)}'"
-        )
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
@@ -363,10 +375,17 @@ def parse_requirement_string(text: str, source: str = COMMAND_LINE) -> ParsedReq
     editable, direct URL or path requirement (not supported yet).
     """
     stripped = text.strip()
-    if stripped.startswith(("-e", "--editable")):
-        raise InputError(f"{source}: editable requirements (-e) are not supported yet")
+    editable = False
+    for flag in ("--editable", "-e"):
+        if stripped.startswith(flag):
+            stripped = stripped[len(flag) :].lstrip("= ").strip()
+            editable = True
+            break
     if not stripped:
         raise InputError(f"{source}: empty requirement")
+    direct = _direct(stripped, source, Path.cwd(), _read_text, editable=editable)
+    if direct is not None:
+        return ParsedRequirement(requirement=direct[0], source=source, direct=direct[1])
     return ParsedRequirement(requirement=_requirement(stripped, source), source=source)
 
 
@@ -435,12 +454,21 @@ class _Collector:
                     f"{where}: option '--{misplaced[0].long}' must be on a line of its own, "
                     "not after a requirement"
                 )
-            req = _requirement(args, where)
+            direct = _direct(args, where, frame.base_dir, self.reader)
+            if direct is not None and frame.constraint:
+                raise InputError(
+                    f"{where}: direct references in constraints are not supported: '{redact(args)}'"
+                )
+            req = direct[0] if direct is not None else _requirement(args, where)
             if frame.constraint and req.extras:
                 raise InputError(f"{where}: constraints cannot have extras: '{args}'")
             hashes = _hashes([value or "" for opt, value in options if opt.long == "hash"], where)
             parsed = ParsedRequirement(
-                requirement=req, hashes=hashes, source=where, constraint=frame.constraint
+                requirement=req,
+                hashes=hashes,
+                source=where,
+                constraint=frame.constraint,
+                direct=None if direct is None else direct[1],
             )
             (self.constraints if frame.constraint else self.requirements).append(parsed)
             return
@@ -472,6 +500,14 @@ class _Collector:
                 self.require_hashes = True
             case "use-feature":
                 pass  # pip feature flags change pip's own behaviour, not what is requested
+            case "editable":
+                if frame.constraint:
+                    raise InputError(f"{where}: editable requirements cannot be constraints")
+                found = _direct(value, where, frame.base_dir, self.reader, editable=True)
+                assert found is not None
+                self.requirements.append(
+                    ParsedRequirement(requirement=found[0], source=where, direct=found[1])
+                )
             case "no-binary" | "only-binary":
                 op: FormatOp = ("no_binary" if opt.long == "no-binary" else "only_binary", value)
                 _apply_format(op, self.only_binary, self.no_binary, where)

@@ -54,7 +54,7 @@ def requirements_for(
     hashes: dict[NormalizedName, dict[str, set[str]]] = {}
     for parsed in (*requirement_set.requirements, *requirement_set.constraints):
         requirement = parsed.requirement
-        if requirement.url is not None:
+        if requirement.url is not None and parsed.direct is None:
             raise InputError(
                 f"{parsed.source}: direct URL requirements ({requirement.name} @ ...) are not "
                 "supported; put the file on an index or in a --find-links directory"
@@ -94,17 +94,23 @@ def merged_hashes(
 def check_pinned(requirement_set: reqfile.RequirementSet) -> None:
     """Hash-checking mode: every requirement must be pinned with ``==``."""
     for parsed in requirement_set.requirements:
-        if not is_pinned(parsed.requirement.specifier):
+        # A direct reference names its file: there is nothing to pin.
+        if parsed.direct is None and not is_pinned(parsed.requirement.specifier):
             raise InputError(
                 f"{parsed.source}: in hash-checking mode every requirement must be pinned "
                 f"with ==, but {parsed.requirement} is not"
             )
 
 
-def check_hashes_given(resolution: Resolution, allowed: AllowedHashes) -> None:
-    """Hash-checking mode: every resolved project must have a ``--hash``."""
+def check_hashes_given(
+    resolution: Resolution,
+    allowed: AllowedHashes,
+    direct: frozenset[NormalizedName] = frozenset(),
+) -> None:
+    """Hash-checking mode: every resolved project must have a ``--hash``, but those a direct
+    reference names (its file is named, and hashed while planning when it has no hash)."""
     for name, candidate in resolution.pins.items():
-        if name not in allowed:
+        if name not in allowed and name not in direct:
             raise InputError(
                 f"hash-checking mode: {name} {candidate.version} has no --hash in the "
                 "requirements (every dependency needs one, as with pip --require-hashes)"

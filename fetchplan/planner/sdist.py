@@ -332,6 +332,13 @@ class SdistPlanner:
     def _prepare(
         self, link: Link, local: _LocalFile, build_system: BuildSystem
     ) -> tuple[bytes, tuple[Requirement, ...]]:
+        return self._prepare_source(
+            f"{link.name} {link.version}", link.filename, local, build_system
+        )
+
+    def _prepare_source(
+        self, what: str, filename: str, local: _LocalFile, build_system: BuildSystem
+    ) -> tuple[bytes, tuple[Requirement, ...]]:
         kept = self._load_prepared(local.sha256)
         if kept is not None:
             return kept
@@ -340,23 +347,30 @@ class SdistPlanner:
         from fetchplan.build.source import unpack_sdist
         from fetchplan.install import InstallError
 
-        what = f"{link.name} {link.version}"
         host = host_target()
-        candidate = Candidate(name=link.name, version=link.version, link=link)
-        facts = SdistFacts(build_system)
-        log.info("preparing the metadata of %s with %s", link.filename, build_system.backend)
+
+        def needs(requirements: Iterable[Requirement]) -> list[Req]:
+            origin = f"to build {what}"
+            return [
+                Req.from_requirement(r, origin=origin)
+                for r in requirements
+                if host.evaluate(r.marker)
+            ]
+
+        log.info("preparing the metadata of %s with %s", filename, build_system.backend)
         self._scratch.mkdir(parents=True, exist_ok=True)
         try:
             with tempfile.TemporaryDirectory(dir=self._scratch, prefix="build-") as work_name:
                 work = Path(work_name)
-                first = self._resolve_host(build_requirements([(candidate, facts)], host), what)
+                first = self._resolve_host(needs(build_system.requires), what)
                 env = create_build_env(work / "env", self._wheels(first))
-                source = unpack_sdist(local.path, link.filename, work / "src")
-                backend = Backend(source, build_system, env.python, where=link.filename)
+                source = unpack_sdist(local.path, filename, work / "src")
+                backend = Backend(source, build_system, env.python, where=filename)
                 backend_requires = backend.get_requires_for_build_wheel()
                 if unsatisfied(backend_requires, env.installed, host.markers):
-                    more = SdistFacts(build_system, backend_requires)
-                    again = self._resolve_host(build_requirements([(candidate, more)], host), what)
+                    again = self._resolve_host(
+                        needs((*build_system.requires, *backend_requires)), what
+                    )
                     added = [
                         w for w in self._wheels(again) if env.installed.get(w.name) != w.version
                     ]
@@ -366,6 +380,27 @@ class SdistPlanner:
             raise SdistBuildError(f"cannot prepare the metadata of {what}: {exc}") from None
         self._store_prepared(local.sha256, raw, backend_requires)
         return raw, backend_requires
+
+    def prepare_tree(
+        self, what: str, archive: Path, sha256: str, size: int
+    ) -> tuple[bytes, SdistFacts]:
+        """The metadata (``METADATA`` bytes) of a source tree archive
+        (:mod:`fetchplan._sourcetree`), always prepared by its backend, and what building it
+        needs. ``what`` names it in errors."""
+        local = _LocalFile(archive, sha256, size)
+        try:
+            build_system = read_build_system(archive, archive.name)
+        except BuildError as exc:
+            raise SdistBuildError(f"{what}: {exc}") from None
+        raw, backend_requires = self._prepare_source(what, archive.name, local, build_system)
+        return raw, SdistFacts(build_system, backend_requires, prepared=True)
+
+    def register(self, link: Link, metadata: DistMetadata, facts: SdistFacts) -> None:
+        """Make ``link`` (a directory or VCS commit) known with what :meth:`prepare_tree`
+        learnt, so that :meth:`metadata` and :meth:`facts` answer for it."""
+        with self._lock:
+            self._facts[link.url] = facts
+        self._metadata.get(link.url, lambda: metadata)
 
     def _resolve_host(self, requirements: Sequence[Req], what: str) -> TargetResolution:
         try:

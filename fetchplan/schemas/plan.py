@@ -21,7 +21,9 @@ from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.schemas import dump_document, load_document
 
 __all__ = [
+    "BUILT_KINDS",
     "FORMAT",
+    "SOURCE_TREE_KINDS",
     "VERSION",
     "Artifact",
     "Creator",
@@ -31,6 +33,7 @@ __all__ = [
     "Plan",
     "SatisfiedBy",
     "Target",
+    "VcsInfo",
     "load_plan",
     "plan_problems",
     "url_problem",
@@ -41,8 +44,13 @@ __all__ = [
 FORMAT = "fetchplan.plan"
 VERSION = 1
 
-ArtifactKind = Literal["wheel", "sdist"]
-HashSource = Literal["index", "requirements", "computed"]
+ArtifactKind = Literal["wheel", "sdist", "directory", "vcs"]
+HashSource = Literal["index", "url", "requirements", "computed"]
+
+SOURCE_TREE_KINDS: frozenset[str] = frozenset({"directory", "vcs"})
+"""Kinds whose destination file is the archive of a source tree the executor makes."""
+BUILT_KINDS: frozenset[str] = frozenset({"sdist", "directory", "vcs"})
+"""Kinds ``install`` builds into a wheel (PEP 517) before installing."""
 SatisfiedSource = Literal["destination", "cache"]
 IndexKind = Literal["index", "find-links"]
 
@@ -142,6 +150,38 @@ class SatisfiedBy:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class VcsInfo:
+    """A VCS requirement's commit, as pylock's ``[packages.vcs]`` table records it."""
+
+    type: Literal["git"]
+    url: str
+    commit_id: str
+    requested_revision: str | None = None
+    subdirectory: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type, "url": self.url}
+        if self.requested_revision is not None:
+            d["requested_revision"] = self.requested_revision
+        d["commit_id"] = self.commit_id
+        if self.subdirectory is not None:
+            d["subdirectory"] = self.subdirectory
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> VcsInfo | None:
+        if d is None:
+            return None
+        return cls(
+            type=d["type"],
+            url=d["url"],
+            commit_id=d["commit_id"],
+            requested_revision=d.get("requested_revision"),
+            subdirectory=d.get("subdirectory"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Artifact:
     name: NormalizedName
     version: str
@@ -169,10 +209,26 @@ class Artifact:
     satisfied_by: SatisfiedBy | None = None
     metadata: dict[str, Any] | None = None
     """Core metadata in PEP 566 JSON form (no description), when the planner read it."""
+    direct: bool = False
+    """Named by a direct reference (URL, path, directory, VCS), not found on an index."""
+    editable: bool = False
+    path: str | None = None
+    """A local archive's or directory's path (POSIX; relative to the plan's directory when
+    below it)."""
+    exclude: tuple[str, ...] = ()
+    """A directory's paths (relative to it) left out of its source tree."""
+    vcs: VcsInfo | None = None
 
     @property
     def sha256(self) -> str | None:
         return self.hashes.get("sha256")
+
+    def local_path(self, plan_dir: Path) -> Path | None:
+        """Where a local archive or directory is, for a plan in ``plan_dir``; else None."""
+        if self.path is None:
+            return None
+        path = Path(self.path)
+        return path if path.is_absolute() else plan_dir / path
 
     @property
     def parsed_version(self) -> Version:
@@ -207,6 +263,16 @@ class Artifact:
         d["satisfied_by"] = None if self.satisfied_by is None else self.satisfied_by.to_dict()
         if self.metadata is not None:
             d["metadata"] = dict(self.metadata)
+        if self.direct:
+            d["direct"] = True
+        if self.editable:
+            d["editable"] = True
+        if self.path is not None:
+            d["path"] = self.path
+        if self.exclude:
+            d["exclude"] = list(self.exclude)
+        if self.vcs is not None:
+            d["vcs"] = self.vcs.to_dict()
         return d
 
     @classmethod
@@ -237,6 +303,11 @@ class Artifact:
             destination=d["destination"],
             satisfied_by=SatisfiedBy.from_dict(d["satisfied_by"]),
             metadata=None if d.get("metadata") is None else dict(d["metadata"]),
+            direct=d.get("direct", False),
+            editable=d.get("editable", False),
+            path=d.get("path"),
+            exclude=tuple(d.get("exclude", ())),
+            vcs=VcsInfo.from_dict(d.get("vcs")),
         )
 
 
@@ -328,6 +399,18 @@ def plan_problems(document: dict[str, Any]) -> list[FieldProblem]:
             why = url_problem(artifact[field_name])
             if why is not None:
                 problems.append(FieldProblem(f"artifacts[{i}].{field_name}", why))
+        vcs = artifact.get("vcs")
+        if isinstance(vcs, dict) and isinstance(vcs.get("url"), str):
+            why = url_problem(vcs["url"])
+            if why is not None:
+                problems.append(FieldProblem(f"artifacts[{i}].vcs.url", why))
+        for j, excluded in enumerate(artifact.get("exclude", ())):
+            if isinstance(excluded, str) and (
+                excluded.startswith("/") or ".." in excluded.split("/")
+            ):
+                problems.append(
+                    FieldProblem(f"artifacts[{i}].exclude[{j}]", f"{excluded!r} leaves the tree")
+                )
     return problems
 
 

@@ -1,0 +1,34 @@
+"""PEP 610 ``direct_url.json`` of a direct artifact: pip's report and the installer share it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fetchplan.schemas.plan import Artifact
+
+__all__ = ["direct_url"]
+
+
+def direct_url(artifact: Artifact, directory: Path | None = None) -> dict[str, Any]:
+    """What pip writes in ``direct_url.json`` (and its report's ``download_info``) for
+    ``artifact``: ``archive_info`` with its hashes, ``dir_info`` (``editable`` when it is),
+    or ``vcs_info`` with the commit. ``directory`` is where a directory is (for its URL)."""
+    if artifact.vcs is not None:
+        info: dict[str, Any] = {"vcs": artifact.vcs.type}
+        if artifact.vcs.requested_revision is not None:
+            info["requested_revision"] = artifact.vcs.requested_revision
+        info["commit_id"] = artifact.vcs.commit_id
+        found: dict[str, Any] = {"url": artifact.vcs.url, "vcs_info": info}
+        if artifact.vcs.subdirectory is not None:
+            found["subdirectory"] = artifact.vcs.subdirectory
+        return found
+    if artifact.kind == "directory":
+        url = artifact.url if directory is None else directory.resolve().as_uri()
+        return {"url": url, "dir_info": {"editable": True} if artifact.editable else {}}
+    archive: dict[str, Any] = {}
+    if artifact.sha256 is not None:
+        archive["hash"] = f"sha256={artifact.sha256}"
+    if artifact.hashes:
+        archive["hashes"] = dict(sorted(artifact.hashes.items()))
+    return {"url": artifact.url, "archive_info": archive}

@@ -1,0 +1,407 @@
+"""Direct references in a plan: each becomes the one candidate of its project.
+
+Before resolving, :class:`DirectPlanner` prepares every direct reference of the requirements
+(:mod:`.directref`) once, whatever the number of targets, and each failure names the
+requirement's file and line:
+
+* an archive URL (kind ``url``): its sha256 is the URL's ``#sha256=`` fragment, else the
+  user's single ``--hash``, else the file is downloaded (into the cache) and hashed now; its
+  metadata is read as an index file's (range requests, or the whole file; an sdist's PKG-INFO,
+  or prepared by its backend);
+* a local archive (kind ``file``): hashed now (and checked against a fragment or ``--hash``);
+* a project directory (kind ``directory``): archived as :mod:`fetchplan._sourcetree` says, the
+  archive's sha256 being the tree's digest; its metadata prepared by its PEP 517 backend from
+  that archive, and its build requirements resolved into the plan as an sdist's are;
+* a git commit (kind ``vcs``): the revision resolved to its commit (:mod:`fetchplan._vcs`), the
+  commit's tree checked out and archived as a directory's.
+
+The resolver's finder then answers for the project with that single candidate
+(:meth:`DirectPlanner.link_for`), the metadata already known (:meth:`DirectPlanner.wrap`), and
+:meth:`DirectPlanner.finish` marks the plan's artifacts ``direct`` with their ``path``,
+``exclude``, ``vcs`` and where their sha256 came from.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import requests
+from packaging.utils import (
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from fetchplan._fs import sha256_file
+from fetchplan._sourcetree import write_tree_archive
+from fetchplan.cache import ArtifactCache
+from fetchplan.errors import FetchplanError, InputError
+from fetchplan.planner import metadata as md
+from fetchplan.planner.candidates import DistMetadata
+from fetchplan.planner.directref import DirectRef, archive_name
+from fetchplan.planner.index import Link
+from fetchplan.planner.reqfile import ParsedRequirement, RequirementSet
+from fetchplan.planner.sdist import SdistPlanner
+from fetchplan.schemas.plan import Artifact, HashSource, Plan, VcsInfo
+
+__all__ = ["DirectPlanner", "relative_or_absolute"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    parsed: ParsedRequirement
+    ref: DirectRef
+    link: Link
+    metadata: DistMetadata
+    hash_source: HashSource | None
+    path: str | None = None
+    exclude: tuple[str, ...] = ()
+    vcs: VcsInfo | None = None
+
+
+def relative_or_absolute(path: Path, start: Path) -> str:
+    """``path`` (absolute) relative to ``start`` when it lies below it, else absolute; POSIX."""
+    try:
+        return path.relative_to(start).as_posix() or "."
+    except ValueError:
+        return path.as_posix()
+
+
+def _inside(path: Path, root: Path) -> str | None:
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        return None
+    return relative if relative not in ("", ".") else None
+
+
+class DirectPlanner:
+    """The direct references of one planning run (see the module's docstring)."""
+
+    def __init__(
+        self,
+        requirement_set: RequirementSet,
+        *,
+        plan_dir: Path,
+        plan_file: Path | None,
+        dest_dir: Path,
+        several_targets: bool,
+    ) -> None:
+        self._plan_dir = plan_dir
+        self._plan_file = plan_file
+        self._dest_dir = dest_dir
+        self._refs: dict[NormalizedName, ParsedRequirement] = {}
+        self._prepared: dict[NormalizedName, _Prepared] = {}
+        self._by_url: dict[str, _Prepared] = {}
+        for parsed in requirement_set.requirements:
+            ref = parsed.direct
+            if ref is None:
+                continue
+            if ref.editable and several_targets:
+                raise InputError(
+                    f"{parsed.source}: '{ref.text}': an editable requirement cannot be part of "
+                    "a plan for several targets (it is installed from this directory)"
+                )
+            name = canonicalize_name(parsed.requirement.name)
+            earlier = self._refs.get(name)
+            if earlier is not None and earlier.direct is not None:
+                if earlier.direct.url != ref.url or earlier.direct.revision != ref.revision:
+                    raise InputError(
+                        f"{parsed.source}: {name} is named by two direct references: "
+                        f"'{earlier.direct.text}' ({earlier.source}) and '{ref.text}'"
+                    )
+                continue
+            self._refs[name] = parsed
+
+    @property
+    def names(self) -> frozenset[NormalizedName]:
+        return frozenset(self._refs)
+
+    def link_for(self, name: NormalizedName) -> Link | None:
+        """The one candidate file of ``name`` when a direct reference names it."""
+        prepared = self._prepared.get(name)
+        return None if prepared is None else prepared.link
+
+    def wrap(self, fetch: Callable[[Link], DistMetadata]) -> Callable[[Link], DistMetadata]:
+        """``fetch``, answering for the prepared direct references without fetching again."""
+
+        def fetch_metadata(link: Link) -> DistMetadata:
+            prepared = self._by_url.get(link.url)
+            if prepared is not None:
+                return prepared.metadata
+            return fetch(link)
+
+        return fetch_metadata
+
+    # -- preparing ---------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        *,
+        session: requests.Session,
+        cache: ArtifactCache | None,
+        sdists: SdistPlanner,
+        fetch_metadata: Callable[[Link], DistMetadata],
+        scratch: Path,
+        timeout: float,
+    ) -> None:
+        """Prepare every direct reference (see the module's docstring), in input order.
+
+        Raises :class:`InputError` naming the requirement's file and line and the cause.
+        """
+        for name, parsed in self._refs.items():
+            ref = parsed.direct
+            assert ref is not None
+            try:
+                prepared = self._prepare_one(
+                    name,
+                    parsed,
+                    ref,
+                    session=session,
+                    cache=cache,
+                    sdists=sdists,
+                    fetch_metadata=fetch_metadata,
+                    scratch=scratch,
+                    timeout=timeout,
+                )
+            except InputError:
+                raise
+            except FetchplanError as exc:
+                # The cause names the URL or path already.
+                raise InputError(f"{parsed.source}: {name}: {exc}") from None
+            self._prepared[name] = prepared
+            self._by_url[prepared.link.url] = prepared
+
+    def _prepare_one(
+        self,
+        name: NormalizedName,
+        parsed: ParsedRequirement,
+        ref: DirectRef,
+        *,
+        session: requests.Session,
+        cache: ArtifactCache | None,
+        sdists: SdistPlanner,
+        fetch_metadata: Callable[[Link], DistMetadata],
+        scratch: Path,
+        timeout: float,
+    ) -> _Prepared:
+        if ref.kind in ("url", "file"):
+            return self._archive(
+                name,
+                parsed,
+                ref,
+                session=session,
+                cache=cache,
+                fetch=fetch_metadata,
+                timeout=timeout,
+            )
+        if ref.kind == "directory":
+            assert ref.path is not None
+            exclude = self._exclusions(ref.path)
+            return self._tree(name, parsed, ref, ref.path, exclude, sdists, scratch)
+        raise InputError(f"{parsed.source}: '{ref.text}': VCS requirements are not supported yet")
+
+    def _exclusions(self, directory: Path) -> tuple[str, ...]:
+        found = []
+        if self._plan_file is not None:
+            inside = _inside(self._plan_file, directory)
+            if inside is not None:
+                found.append(inside)
+        inside = _inside(self._dest_dir, directory)
+        if inside is not None:
+            found.append(inside)
+        return tuple(sorted(set(found)))
+
+    def _archive(
+        self,
+        name: NormalizedName,
+        parsed: ParsedRequirement,
+        ref: DirectRef,
+        *,
+        session: requests.Session,
+        cache: ArtifactCache | None,
+        fetch: Callable[[Link], DistMetadata],
+        timeout: float,
+    ) -> _Prepared:
+        filename = ref.path.name if ref.path is not None else archive_name(ref.url)
+        link = _archive_link(name, filename, ref.url)
+        given = set(parsed.hashes.get("sha256", ()))
+        fragment = ref.hashes.get("sha256")
+        source: HashSource
+        if fragment is not None:
+            if given and fragment not in given:
+                raise InputError(
+                    f"{parsed.source}: '{ref.text}': the URL's #sha256={fragment} is not among "
+                    "the requirement's --hash values"
+                )
+            sha256, source = fragment, "url"
+        elif len(given) == 1:
+            (sha256,) = given
+            source = "requirements"
+        else:
+            sha256, source = "", "computed"
+        if ref.path is not None:
+            actual = sha256_file(ref.path)
+            if sha256 and actual != sha256:
+                raise InputError(
+                    f"{parsed.source}: '{ref.text}': hash mismatch: {ref.path} has sha256 "
+                    f"{actual}, not {sha256}"
+                )
+            if given and actual not in given:
+                raise InputError(
+                    f"{parsed.source}: '{ref.text}': hash mismatch: {ref.path} has sha256 "
+                    f"{actual}, not any of the requirement's --hash values"
+                )
+            sha256 = actual
+            size: int | None = ref.path.stat().st_size
+        else:
+            size = None
+            if not sha256:
+                log.info("%s: no sha256 given; downloading %s to hash it", parsed.source, ref.url)
+                sha256 = md.download_whole(
+                    session, ref.url, sha256=None, cache=cache, timeout=timeout
+                )
+                if given and sha256 not in given:
+                    raise InputError(
+                        f"{parsed.source}: '{ref.text}': hash mismatch: the file has sha256 "
+                        f"{sha256}, not any of the requirement's --hash values"
+                    )
+        link = replace(link, hashes={"sha256": sha256}, size=size)
+        metadata = fetch(link)
+        path = None
+        if ref.path is not None:
+            path = relative_or_absolute(ref.path, self._plan_dir)
+        return _Prepared(parsed, ref, link, metadata, source, path=path)
+
+    def _tree(  # noqa: PLR0917 - one call site, each argument distinct
+        self,
+        name: NormalizedName,
+        parsed: ParsedRequirement,
+        ref: DirectRef,
+        root: Path,
+        exclude: tuple[str, ...],
+        sdists: SdistPlanner,
+        scratch: Path,
+        *,
+        vcs: VcsInfo | None = None,
+    ) -> _Prepared:
+        trees = scratch / "trees"
+        trees.mkdir(parents=True, exist_ok=True)
+        fd, archive_name_ = tempfile.mkstemp(dir=trees, prefix=f"{name}-", suffix=".tar")
+        archive = Path(archive_name_)
+        with os.fdopen(fd, "wb") as out:
+            sha256, size = write_tree_archive(root, out, exclude)
+        raw, facts = sdists.prepare_tree(f"{name} ({ref.text})", archive, sha256, size)
+        headers = email.parser.BytesHeaderParser().parsebytes(raw)
+        project, version = str(headers.get("Name", "")), str(headers.get("Version", ""))
+        if canonicalize_name(project) != name:
+            raise InputError(
+                f"{parsed.source}: '{ref.text}': the project there is {project or 'unnamed'}, "
+                f"not {parsed.requirement.name}"
+            )
+        where = f"{name} ({ref.text})"
+        meta = md.parse_metadata(raw, where=where, project=project, version=version)
+        metadata = DistMetadata(
+            name=name,
+            version=meta.version,
+            requires_dist=tuple(meta.requires_dist or ()),
+            requires_python=meta.requires_python,
+            provides_extra=frozenset(canonicalize_name(e) for e in meta.provides_extra or ()),
+            source="local",
+            total_size=size,
+            sha256=sha256,
+            json=md.metadata_json(raw),
+        )
+        if vcs is not None:
+            filename = f"{name}-{meta.version}-git-{vcs.commit_id[:12]}.src.tar"
+            url = vcs.url
+        else:
+            filename = f"{name}-{meta.version}.src.tar"
+            url = ref.url
+        link = Link(
+            filename=filename,
+            url=url,
+            index=url,
+            name=name,
+            version=meta.version,
+            kind="vcs" if vcs is not None else "directory",
+            hashes={"sha256": sha256},
+            size=size,
+            requires_python=None if meta.requires_python is None else str(meta.requires_python),
+        )
+        sdists.register(link, metadata, facts)
+        return _Prepared(
+            parsed,
+            ref,
+            link,
+            metadata,
+            "computed",
+            path=relative_or_absolute(root, self._plan_dir),
+            exclude=exclude,
+            vcs=vcs,
+        )
+
+    # -- the plan ----------------------------------------------------------------------------
+
+    def exempt_from_hashes(self) -> frozenset[NormalizedName]:
+        """Projects whose direct reference fixes the file: no ``--hash`` is needed for them."""
+        return frozenset(self._prepared)
+
+    def finish_plan(self, plan: Plan) -> Plan:
+        """``plan`` with its direct artifacts marked (see :meth:`finish`)."""
+        return replace(plan, artifacts=self.finish(plan.artifacts))
+
+    def finish(self, artifacts: Sequence[Artifact]) -> tuple[Artifact, ...]:
+        """``artifacts`` with the direct ones marked (``direct``, ``path``, ``vcs``...)."""
+        result = []
+        for artifact in artifacts:
+            prepared = self._by_url.get(artifact.url)
+            if prepared is None or prepared.link.filename != artifact.filename:
+                result.append(artifact)
+                continue
+            result.append(
+                replace(
+                    artifact,
+                    direct=True,
+                    editable=prepared.ref.editable,
+                    path=prepared.path,
+                    exclude=prepared.exclude,
+                    vcs=prepared.vcs,
+                    hash_source=prepared.hash_source if artifact.sha256 else None,
+                )
+            )
+        return tuple(result)
+
+
+def _archive_link(name: NormalizedName, filename: str, url: str) -> Link:
+    try:
+        if filename.endswith(".whl"):
+            project, version, build, tags = parse_wheel_filename(filename)
+            kind = "wheel"
+        else:
+            project, version = parse_sdist_filename(filename)
+            build, tags, kind = (), frozenset(), "sdist"
+    except (ValueError, InvalidVersion) as exc:
+        raise InputError(f"{filename}: not a valid wheel or sdist file name ({exc})") from None
+    if canonicalize_name(str(project)) != name:
+        raise InputError(f"{filename} is {project}, not {name}")
+    return Link(
+        filename=filename,
+        url=url,
+        index=url,
+        name=name,
+        version=Version(str(version)),
+        kind="wheel" if kind == "wheel" else "sdist",
+        tags=tags,
+        build=build,
+    )

@@ -1,0 +1,263 @@
+"""Direct references end to end: ``name @ URL`` archives and local archives.
+
+Each input is planned, fetched and installed into a fresh virtual environment (which must pass
+``pip check`` and import the project), against wheels and sdists served by nginx on loopback,
+and what pip's own ``install --dry-run --report`` resolves for the same input is compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+from fetchplan.formats import export_plan
+from fetchplan.schemas.plan import Plan, load_plan
+from tests.conftest import MakeNginxServer, RunCli
+from tests.support.hostile import new_venv
+from tests.support.nginx import NginxServer
+from tests.support.wheels import Dist, build_sdist, build_wheel
+
+TIMEOUT = 300
+ALPHA_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "alpha"
+version = "1.0"
+dependencies = ["beta>=2"]
+"""
+
+
+def _ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert done.returncode == 0, f"{done.args}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def build_tools(test_tools: Path) -> list[Path]:
+    """The newest setuptools and wheel wheels of the test tools, to build sdists with."""
+    found = []
+    for project in ("setuptools", "wheel"):
+        wheels = sorted(
+            test_tools.glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
+        )
+        if not wheels:
+            pytest.fail(f"no {project} wheel in {test_tools}")
+        found.append(wheels[-1])
+    return found
+
+
+@pytest.fixture
+def served(
+    nginx_server: MakeNginxServer, tmp_path: Path, build_tools: list[Path]
+) -> tuple[NginxServer, Path]:
+    """An index of beta (alpha's dependency) and the build tools, with alpha's wheel and
+    sdist among its files (named by URL only: the index does not list alpha)."""
+    dists = tmp_path / "dists"
+    beta = build_wheel(dists, Dist("beta", "2.0"))
+    server = nginx_server([beta, *build_tools])
+    files = server.root / "files"
+    build_wheel(files, Dist("alpha", "1.0", requires=["beta>=2"]))
+    build_sdist(
+        files,
+        Dist("alpha", "1.0", requires=["beta>=2"], metadata_version="2.2"),
+        pyproject=ALPHA_PYPROJECT,
+    )
+    return server, files
+
+
+def _plan_fetch_install(
+    run_cli: RunCli, tmp_path: Path, index_url: str, *requirement: str
+) -> tuple[Plan, Path]:
+    _ok(run_cli("plan", *requirement, "--index-url", index_url, "-o", "plan.json"))
+    plan, _ = load_plan(tmp_path / "plan.json")
+    _ok(run_cli("fetch", "plan.json"))
+    python = new_venv(tmp_path / "venv")
+    _ok(run_cli("install", "wheels/manifest.json", "--python", python))
+    return plan, python
+
+
+def _pip_check_and_import(python: Path, module: str) -> None:
+    # The environment has no pip: the outer one checks it (pip's --python).
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
+    _ok(_run([*pip, "check"]))
+    _ok(_run([str(python), "-c", f"import {module}"]))
+
+
+def _pips_report(tmp_path: Path, index_url: str, *requirement: str) -> dict[str, Any]:
+    report = tmp_path / "pip-report.json"
+    _ok(
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--no-cache-dir",
+                "--quiet",
+                "--report",
+                str(report),
+                "--index-url",
+                index_url,
+                *requirement,
+            ],
+            cwd=tmp_path,
+        )
+    )
+    loaded: dict[str, Any] = json.loads(report.read_text())
+    return loaded
+
+
+def _identities(report: dict[str, Any]) -> set[tuple[str, str, str, bool]]:
+    return {
+        (
+            item["metadata"]["name"].lower(),
+            item["metadata"]["version"],
+            item["download_info"]["url"].split("#")[0],
+            item["is_direct"],
+        )
+        for item in report["install"]
+    }
+
+
+@pytest.mark.parametrize("filename", ["alpha-1.0-py3-none-any.whl", "alpha-1.0.tar.gz"])
+def test_direct_url_planned_fetched_installed_as_pip_resolves(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path, filename: str
+) -> None:
+    server, files = served
+    url = f"{server.url}/files/{filename}"
+    requirement = f"alpha @ {url}"
+    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, requirement)
+
+    alpha = next(a for a in plan.artifacts if a.name == "alpha")
+    assert alpha.direct and alpha.url == url and alpha.filename == filename
+    assert alpha.sha256 == _sha256(files / filename) and alpha.hash_source == "computed"
+    assert alpha.size == (files / filename).stat().st_size
+    assert alpha.kind == ("wheel" if filename.endswith(".whl") else "sdist")
+    beta = next(a for a in plan.artifacts if a.name == "beta")
+    assert not beta.direct
+    _pip_check_and_import(python, "alpha")
+
+    ours = _identities(json.loads(export_plan(plan, "pip-report")))
+    assert ours == _identities(_pips_report(tmp_path, server.index_url, requirement))
+    # pip writes direct_url.json for a direct URL install: so does fetchplan.
+    direct_url = _ok(
+        _run(
+            [
+                str(python),
+                "-c",
+                "import importlib.metadata as m; print(m.distribution('alpha')"
+                ".read_text('direct_url.json'))",
+            ]
+        )
+    ).stdout
+    recorded = json.loads(direct_url)
+    assert recorded["url"] == url
+    assert recorded["archive_info"]["hashes"] == {"sha256": alpha.sha256}
+
+
+def test_fragment_and_hash_option_give_the_hash_source(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, files = served
+    wheel = files / "alpha-1.0-py3-none-any.whl"
+    digest = _sha256(wheel)
+    url = f"{server.url}/files/{wheel.name}"
+    _ok(run_cli("plan", f"alpha @ {url}#sha256={digest}", "--index-url", server.index_url))
+    plan, _ = load_plan(tmp_path / "plan.json")
+    alpha = next(a for a in plan.artifacts if a.name == "alpha")
+    assert (alpha.sha256, alpha.hash_source) == (digest, "url")
+
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text(f"alpha @ {url} --hash=sha256:{digest}\nbeta==2.0 --hash=sha256:{'0' * 64}\n")
+    done = run_cli("plan", "-r", reqs, "--index-url", server.index_url, "-o", "hashed.json")
+    # beta's hash is wrong on purpose: the plan fails, but only after alpha's hash was taken.
+    assert done.returncode != 0 and "beta" in done.stderr
+    beta = _sha256(files / "beta-2.0-py3-none-any.whl")
+    reqs.write_text(f"alpha @ {url} --hash=sha256:{digest}\nbeta==2.0 --hash=sha256:{beta}\n")
+    _ok(run_cli("plan", "-r", reqs, "--index-url", server.index_url, "-o", "hashed.json"))
+    plan, _ = load_plan(tmp_path / "hashed.json")
+    alpha = next(a for a in plan.artifacts if a.name == "alpha")
+    assert (alpha.sha256, alpha.hash_source) == (digest, "requirements")
+
+
+def test_direct_url_errors_name_the_requirement(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    reqs = tmp_path / "reqs.txt"
+    missing = f"{server.url}/files/alpha-9.0-py3-none-any.whl"
+    reqs.write_text(f"# direct\nalpha @ {missing}\n")
+    done = run_cli("plan", "-r", reqs.name, "--index-url", server.index_url, "-o", "plan.json")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(f"fetchplan: error: {reqs.name}:2: ")
+    assert "404" in done.stderr
+    assert not (tmp_path / "plan.json").exists()
+
+    wrong = "1" * 64
+    url = f"{server.url}/files/alpha-1.0-py3-none-any.whl#sha256={wrong}"
+    reqs.write_text(f"alpha @ {url}\n")
+    done = run_cli("plan", "-r", reqs.name, "--index-url", server.index_url, "-o", "plan.json")
+    assert done.returncode != 0
+    assert f"{reqs.name}:1:" in done.stderr and wrong in done.stderr
+    assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("spelling", ["path", "file-url"])
+def test_local_archive_planned_copied_installed(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path, spelling: str
+) -> None:
+    server, files = served
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    wheel = dist / "alpha-1.0-py3-none-any.whl"
+    wheel.write_bytes((files / wheel.name).read_bytes())
+    requirement = "./dist/alpha-1.0-py3-none-any.whl"
+    if spelling == "file-url":
+        requirement = f"alpha @ {wheel.as_uri()}"
+    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, requirement)
+
+    alpha = next(a for a in plan.artifacts if a.name == "alpha")
+    assert alpha.direct and alpha.url == wheel.as_uri()
+    assert alpha.path == "dist/alpha-1.0-py3-none-any.whl"
+    assert (alpha.sha256, alpha.hash_source) == (_sha256(wheel), "computed")
+    assert (tmp_path / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
+    _pip_check_and_import(python, "alpha")
+    ours = _identities(json.loads(export_plan(plan, "pip-report")))
+    assert ours == _identities(_pips_report(tmp_path, server.index_url, requirement))
+
+
+def test_local_archive_changed_after_planning_fails_the_fetch(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, files = served
+    wheel = tmp_path / "alpha-1.0-py3-none-any.whl"
+    wheel.write_bytes((files / wheel.name).read_bytes())
+    _ok(run_cli("plan", f"./{wheel.name}", "--index-url", server.index_url))
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    done = run_cli("fetch", "plan.json")
+    assert done.returncode != 0
+    assert wheel.name in done.stderr
+    assert not (tmp_path / "wheels" / wheel.name).exists()
