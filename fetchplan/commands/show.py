@@ -56,8 +56,12 @@ def status_of(artifact: Artifact) -> str:
         notes.append("no hash")
     if artifact.yanked:
         notes.append("yanked")
-    if artifact.kind == "sdist":
-        notes.append("sdist")
+    if artifact.kind != "wheel":
+        notes.append(artifact.kind)
+    if artifact.editable:
+        notes.append("editable")
+    if artifact.direct:
+        notes.append("direct")
     if artifact.build_dependency:
         notes.append("build dependency")
     return f"{status} ({', '.join(notes)})" if notes else status

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from fetchplan._text import human_size
 from fetchplan._urls import is_loopback
 from fetchplan.review._text import table
-from fetchplan.schemas.plan import Artifact, Plan
+from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan
 
 if TYPE_CHECKING:
     from fetchplan.review.vulns import Advisory, VulnFinding
@@ -33,6 +33,7 @@ __all__ = [
     "FileNote",
     "HostUse",
     "audit_plan",
+    "direct_source",
     "render_audit",
 ]
 
@@ -104,6 +105,8 @@ class Audit:
     provenance: tuple[FileNote, ...]
     vulnerabilities: tuple[VulnFinding, ...] | None = None
     """Known vulnerabilities per artifact; None when no database was consulted."""
+    direct: tuple[FileNote, ...] = ()
+    """Artifacts named by a direct reference (URL, local archive, directory, VCS commit)."""
 
     def to_dict(self) -> dict[str, Any]:
         def notes(items: tuple[FileNote, ...]) -> list[dict[str, Any]]:
@@ -133,6 +136,7 @@ class Audit:
             "vulnerabilities": None
             if self.vulnerabilities is None
             else [v.to_dict() for v in self.vulnerabilities],
+            "direct": notes(self.direct),
         }
 
 
@@ -158,7 +162,8 @@ def _hosts(plan: Plan) -> tuple[HostUse, ...]:
     for index in plan.indexes:
         touch(index.url, index.kind)
     for artifact in plan.artifacts:
-        touch(artifact.index, "index")
+        if not artifact.direct:  # a direct reference's "index" is its own URL
+            touch(artifact.index, "index")
         host = touch(artifact.url, "files")
         counts[host][0] += 1
         if artifact.size is None:
@@ -216,7 +221,7 @@ def audit_plan(
             if a.sha256 is None
         ),
         yanked=tuple(_note(a, a.yanked_reason) for a in artifacts if a.yanked),
-        sdists=tuple(_note(a) for a in artifacts if a.kind == "sdist"),
+        sdists=tuple(_note(a, a.kind) for a in artifacts if a.kind in BUILT_KINDS),
         several_indexes=tuple(
             (name, tuple(urls)) for name, urls in by_project.items() if len(urls) > 1
         ),
@@ -234,7 +239,21 @@ def audit_plan(
         upload_times=tuple(_note(a, a.upload_time) for a in artifacts if a.upload_time),
         provenance=tuple(_note(a, a.provenance) for a in artifacts if a.provenance),
         vulnerabilities=vulnerabilities,
+        direct=tuple(_note(a, direct_source(a)) for a in artifacts if a.direct),
     )
+
+
+def direct_source(artifact: Artifact) -> str:
+    """Where a direct artifact comes from, in words: the URL, path or commit."""
+    if artifact.vcs is not None:
+        revision = artifact.vcs.requested_revision
+        asked = f" (asked for {revision})" if revision else ""
+        return f"git {artifact.vcs.url} commit {artifact.vcs.commit_id}{asked}"
+    if artifact.kind == "directory":
+        return f"{'editable ' if artifact.editable else ''}directory {artifact.path}"
+    if artifact.path is not None:
+        return f"local file {artifact.path}"
+    return f"URL {artifact.url}"
 
 
 def _notes(items: tuple[FileNote, ...], detail: str | None = None) -> str:
@@ -279,8 +298,11 @@ def render_audit(audit: Audit) -> str:
         "Yanked artifacts:",
         _notes(audit.yanked, "reason"),
         "",
-        "Sdists (building them runs their code):",
-        _notes(audit.sdists),
+        "Sdists and source trees (building them runs their code):",
+        _notes(audit.sdists, "kind"),
+        "",
+        "Direct references (named by the requirements, not found on an index):",
+        _notes(audit.direct, "from"),
         "",
         "Projects whose files come from more than one index:",
         table(["project", "indexes"], [[n, " ".join(u)] for n, u in audit.several_indexes]),

@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from fetchplan._text import human_size
 from fetchplan.review._text import table
-from fetchplan.schemas.plan import Artifact, Plan
+from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Artifact, Plan
 
 __all__ = ["FileChange", "HashChange", "PlanDiff", "ProjectChange", "diff_plans", "render_diff"]
 
@@ -102,11 +102,23 @@ class PlanDiff:
     new_total: int
     old_unknown: int
     new_unknown: int
+    trees: tuple[HashChange, ...] = ()
+    """Source trees (a directory's, a VCS commit's) of an unchanged version whose digest
+    changed: expected once their source was edited, so not among ``hashes``' warnings."""
+    origins: tuple[tuple[str, str, str], ...] = ()
+    """(project, old origin, new origin) for projects whose files now come from elsewhere:
+    an index, a direct URL, a local path or a VCS commit (see ``audit.direct_source``)."""
 
     @property
     def empty(self) -> bool:
         return not (
-            self.projects or self.files or self.hashes or self.files_added or self.files_removed
+            self.projects
+            or self.files
+            or self.hashes
+            or self.files_added
+            or self.files_removed
+            or self.trees
+            or self.origins
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +128,10 @@ class PlanDiff:
             "hash_changes": [c.to_dict() for c in self.hashes],
             "files_added": list(self.files_added),
             "files_removed": list(self.files_removed),
+            "source_trees": [c.to_dict() for c in self.trees],
+            "origins": [
+                {"project": name, "old": old, "new": new} for name, old, new in self.origins
+            ],
             "size": {
                 "old_total": self.old_total,
                 "new_total": self.new_total,
@@ -170,11 +186,13 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     old_files, new_files = _files(old), _files(new)
     file_changes: list[FileChange] = []
     hash_changes: list[HashChange] = []
+    tree_changes: list[HashChange] = []
     for key in sorted(old_files.keys() & new_files.keys()):
         a, b = old_files[key], new_files[key]
         for algorithm in sorted(a.hashes.keys() & b.hashes.keys()):
             if a.hashes[algorithm] != b.hashes[algorithm]:
-                hash_changes.append(
+                into = tree_changes if {a.kind, b.kind} <= SOURCE_TREE_KINDS else hash_changes
+                into.append(
                     HashChange(
                         project=a.name,
                         version=a.version,
@@ -210,7 +228,37 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         new_total=sum(a.size for a in new.artifacts if a.size is not None),
         old_unknown=sum(1 for a in old.artifacts if a.size is None),
         new_unknown=sum(1 for a in new.artifacts if a.size is None),
+        trees=tuple(tree_changes),
+        origins=_origins(old, new),
     )
+
+
+def _origin(artifact: Artifact) -> str:
+    if not artifact.direct:
+        return f"index {artifact.index}"
+    from fetchplan.review.audit import direct_source
+
+    return direct_source(artifact)
+
+
+def _origins(old: Plan, new: Plan) -> tuple[tuple[str, str, str], ...]:
+    def origins(plan: Plan) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for artifact in plan.artifacts:
+            if not artifact.build_dependency:
+                found.setdefault(artifact.name, set()).add(_origin(artifact))
+        return found
+
+    before, after = origins(old), origins(new)
+    changed = []
+    for name in sorted(before.keys() & after.keys()):
+        was, now = before[name], after[name]
+        # Index files of a new version come from the same index: only a change of kind counts.
+        if {o.split()[0] for o in was} != {o.split()[0] for o in now} or (
+            any(not o.startswith("index ") for o in was | now) and was != now
+        ):
+            changed.append((name, "; ".join(sorted(was)), "; ".join(sorted(now))))
+    return tuple(changed)
 
 
 def _signed_bytes(delta: int) -> str:
@@ -269,6 +317,19 @@ def render_diff(diff: PlanDiff) -> str:
             table(
                 ["file", "old", "new"],
                 [[c.filename, human_size(c.old_size), human_size(c.new_size)] for c in resized],
+            )
+        )
+        out.append("")
+    if diff.origins:
+        out.append("Changed origins (where a project's files come from):")
+        out.append(table(["project", "old", "new"], [list(row) for row in diff.origins]))
+        out.append("")
+    if diff.trees:
+        out.append("Changed source trees (their source was edited, or another commit taken):")
+        out.append(
+            table(
+                ["project", "version", "file", "old", "new"],
+                [[c.project, c.version, c.filename, c.old, c.new] for c in diff.trees],
             )
         )
         out.append("")

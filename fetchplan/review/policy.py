@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fetchplan._age import format_duration, parse_duration, parse_time
 from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
 from fetchplan.schemas import load_document, validate
-from fetchplan.schemas.plan import Artifact, Plan
+from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan
 
 if TYPE_CHECKING:
     from fetchplan.review.vulns import Level, VulnFinding
@@ -49,6 +49,8 @@ Rule = Literal[
     "require_hashes",
     "yanked",
     "sdists",
+    "allow_direct_urls",
+    "allow_vcs",
     "max_file_size",
     "max_total_size",
     "deny",
@@ -97,6 +99,8 @@ class Policy:
     sdist_default: Choice = "allow"
     sdist_allow: frozenset[NormalizedName] = frozenset()
     sdist_forbid: frozenset[NormalizedName] = frozenset()
+    allow_direct_urls: bool = True
+    allow_vcs: bool = True
     max_file_size: int | None = None
     max_total_size: int | None = None
     deny: tuple[Requirement, ...] = ()
@@ -243,6 +247,8 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
         sdist_default=sdists.get("default", "allow"),
         sdist_allow=frozenset(canonicalize_name(n) for n in sdists.get("allow", [])),
         sdist_forbid=frozenset(canonicalize_name(n) for n in sdists.get("forbid", [])),
+        allow_direct_urls=document.get("allow_direct_urls", True),
+        allow_vcs=document.get("allow_vcs", True),
         max_file_size=sizes["max_file_size"],
         max_total_size=sizes["max_total_size"],
         deny=tuple(deny),
@@ -348,6 +354,7 @@ def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) 
     found = _url_violations(policy, artifact.url, "file URL", base)
     if (
         policy.allowed_indexes is not None
+        and not artifact.direct  # no index: allow_direct_urls governs it
         and _norm_url(artifact.index) not in policy.allowed_indexes
     ):
         found.append(
@@ -358,9 +365,22 @@ def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) 
     if policy.yanked == "forbid" and artifact.yanked:
         reason = f" ({artifact.yanked_reason})" if artifact.yanked_reason else ""
         found.append(Violation(rule="yanked", message=f"is yanked{reason}", **base))
-    if artifact.kind == "sdist" and not policy.sdist_allowed(artifact.name):
+    if artifact.kind in BUILT_KINDS and not policy.sdist_allowed(artifact.name):
+        what = "sdists" if artifact.kind == "sdist" else f"source builds ({artifact.kind})"
         found.append(
-            Violation(rule="sdists", message=f"sdists of {artifact.name} are forbidden", **base)
+            Violation(rule="sdists", message=f"{what} of {artifact.name} are forbidden", **base)
+        )
+    if artifact.kind == "vcs" and not policy.allow_vcs:
+        found.append(
+            Violation(rule="allow_vcs", message="is a VCS checkout (allow_vcs: false)", **base)
+        )
+    elif artifact.direct and not policy.allow_direct_urls:
+        found.append(
+            Violation(
+                rule="allow_direct_urls",
+                message="is a direct reference, not from an index (allow_direct_urls: false)",
+                **base,
+            )
         )
     if policy.max_file_size is not None:
         if artifact.size is None:
