@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,140 @@ def test_local_archive_changed_after_planning_fails_the_fetch(
     assert done.returncode != 0
     assert wheel.name in done.stderr
     assert not (tmp_path / "wheels" / wheel.name).exists()
+
+
+# -- local project directories ----------------------------------------------------------------
+
+GAMMA_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "gamma"
+version = "1.0"
+dependencies = ["beta>=2"]
+
+[tool.setuptools]
+packages = ["gamma"]
+"""
+
+
+def _project(root: Path) -> Path:
+    (root / "gamma").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(GAMMA_PYPROJECT)
+    (root / "gamma" / "__init__.py").write_text("VALUE = 1\n")
+    return root
+
+
+def _value(python: Path) -> str:
+    return _ok(_run([str(python), "-c", "import gamma; print(gamma.VALUE)"])).stdout.strip()
+
+
+def _direct_url(python: Path, project: str) -> dict[str, Any]:
+    out = _ok(
+        _run(
+            [
+                str(python),
+                "-c",
+                "import importlib.metadata as m, sys;"
+                f"sys.stdout.write(m.distribution({project!r}).read_text('direct_url.json'))",
+            ]
+        )
+    ).stdout
+    loaded: dict[str, Any] = json.loads(out)
+    return loaded
+
+
+def test_directory_planned_archived_built_installed(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    project = _project(tmp_path / "libs" / "gamma")
+    (project / "gamma" / "__pycache__").mkdir()
+    (project / "gamma" / "__pycache__" / "x.pyc").write_bytes(b"left out")
+    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, "./libs/gamma")
+
+    gamma = next(a for a in plan.artifacts if a.name == "gamma")
+    assert (gamma.kind, gamma.direct, gamma.path) == ("directory", True, "libs/gamma")
+    assert gamma.filename == "gamma-1.0.src.tar" and gamma.hash_source == "computed"
+    archive = tmp_path / "wheels" / gamma.filename
+    assert _sha256(archive) == gamma.sha256 and archive.stat().st_size == gamma.size
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["source/gamma/__init__.py", "source/pyproject.toml"]
+    # The backend's build requirements are in the plan, as for an sdist.
+    assert any(a.name == "setuptools" and a.build_dependency for a in plan.artifacts)
+    assert _value(python) == "1"
+    _pip_check_and_import(python, "gamma")
+    assert _direct_url(python, "gamma") == {"url": project.as_uri(), "dir_info": {}}
+    ours = _identities(json.loads(export_plan(plan, "pip-report")))
+    assert ours == _identities(_pips_report(tmp_path, server.index_url, "./libs/gamma"))
+    # A directory has no hash pip could check: the requirements export says so.
+    done = run_cli("export", "plan.json", "--format", "requirements")
+    assert done.returncode != 0 and "gamma-1.0.src.tar" in done.stderr
+    assert "local directory" in done.stderr
+
+
+def test_directory_edited_after_planning_fails_the_fetch(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    project = _project(tmp_path / "gamma")
+    _ok(run_cli("plan", "./gamma", "--index-url", server.index_url, "-o", "plan.json"))
+    (project / "gamma" / "__init__.py").write_text("VALUE = 2\n")
+    done = run_cli("fetch", "plan.json")
+    assert done.returncode != 0
+    assert "changed since planning" in done.stderr
+    assert not (tmp_path / "wheels" / "gamma-1.0.src.tar").exists()
+
+
+def test_editable_reflects_edits_and_records_direct_url(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    project = _project(tmp_path / "gamma")
+    (tmp_path / "requirements.txt").write_text("-e ./gamma\n")
+    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url))
+    plan, _ = load_plan(tmp_path / "plan.json")
+    gamma = next(a for a in plan.artifacts if a.name == "gamma")
+    assert gamma.editable and gamma.kind == "directory"
+    _ok(run_cli("fetch", "plan.json"))
+    assert not (tmp_path / "wheels" / gamma.filename).exists()  # nothing to fetch
+    python = new_venv(tmp_path / "venv")
+    _ok(run_cli("install", "wheels/manifest.json", "--python", python))
+    assert _value(python) == "1"
+    (project / "gamma" / "__init__.py").write_text("VALUE = 2\n")
+    assert _value(python) == "2"
+    _pip_check_and_import(python, "gamma")
+    assert _direct_url(python, "gamma") == {
+        "url": project.as_uri(),
+        "dir_info": {"editable": True},
+    }
+
+
+def test_editable_in_a_plan_for_several_targets_is_refused(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    _project(tmp_path / "gamma")
+    (tmp_path / "requirements.txt").write_text("beta\n-e ./gamma\n")
+    done = run_cli(
+        "plan",
+        "-r",
+        "requirements.txt",
+        "--index-url",
+        server.index_url,
+        "--target",
+        "py=3.11,platform=manylinux_2_28_x86_64",
+        "--target",
+        "py=3.12,platform=manylinux_2_28_x86_64",
+    )
+    assert done.returncode != 0
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "fetchplan: error: requirements.txt:2: './gamma': an editable requirement cannot"
+        )
+    )
+    assert not (tmp_path / "plan.json").exists()

@@ -145,6 +145,34 @@ class Backend:
         except InvalidRequirement as exc:
             raise BuildError(f"{self.where}: get_requires_for_build_wheel: {exc}") from None
 
+    def get_requires_for_build_editable(self) -> tuple[Requirement, ...]:
+        """What the backend asks for beyond ``[build-system] requires`` for an editable
+        (PEP 660); nothing when it has no such hook."""
+        raw: Any = self._call(
+            "get_requires_for_build_editable", self._hooks.get_requires_for_build_editable
+        )
+        if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+            raise BuildError(
+                f"{self.where}: get_requires_for_build_editable returned {raw!r}, not a list"
+            )
+        try:
+            return tuple(Requirement(r) for r in raw)
+        except InvalidRequirement as exc:
+            raise BuildError(f"{self.where}: get_requires_for_build_editable: {exc}") from None
+
+    def build_editable(self, directory: Path) -> Path:
+        """Build the editable wheel (PEP 660) into ``directory``; return its path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        name: Any = self._call(
+            "build_editable", lambda: self._hooks.build_editable(str(directory.resolve()))
+        )
+        wheel = directory / str(name)
+        if not isinstance(name, str) or "/" in name or not name.endswith(".whl"):
+            raise BuildError(f"{self.where}: build_editable returned {name!r}, not a wheel name")
+        if not wheel.is_file():
+            raise BuildError(f"{self.where}: build_editable reported {name} but wrote nothing")
+        return wheel
+
     def prepare_metadata(self, directory: Path) -> bytes:
         """The core metadata of the wheel the backend would build (``METADATA`` bytes).
 

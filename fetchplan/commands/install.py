@@ -271,13 +271,16 @@ def _dry_run(
     from fetchplan.install.core import select_checked
     from fetchplan.install.preview import preview_changes, preview_install
     from fetchplan.install.selection import match_manifest
+    from fetchplan.schemas.plan import BUILT_KINDS
 
     maker = args.python if args.python is not None else Path(sys.executable)
     target = TargetInterpreter.query(python if python is not None else maker)
     selection = select_checked(manifest_path, target, plan_path=args.plan, checked=checked)
     # The manifest must vouch for every wheel, as for a real install.
     match_manifest(
-        [a for a in selection.artifacts if a.kind != "sdist"], selection.manifest, manifest_path
+        [a for a in selection.artifacts if a.kind not in BUILT_KINDS],
+        selection.manifest,
+        manifest_path,
     )
     wanted = [(a.name, a.version) for a in selection.artifacts]
     if python is None:

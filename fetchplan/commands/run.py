@@ -246,10 +246,10 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
     from fetchplan.executor import open_execution
     from fetchplan.install import StagedInstall, WheelToInstall
     from fetchplan.install.prestage import prestage_min_size
-    from fetchplan.install.selection import select_artifacts, select_target
+    from fetchplan.install.selection import direct_url_json, select_artifacts, select_target
     from fetchplan.install.store import WheelStore, default_store_dir
     from fetchplan.schemas import dump_document
-    from fetchplan.schemas.plan import write_plan
+    from fetchplan.schemas.plan import BUILT_KINDS, write_plan
 
     quiet = (getattr(args, "quiet", None) or 0) > 0
     options = options_from_args(args)
@@ -326,7 +326,7 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
                     )
             for verified in execution:
                 artifact = needed.get(verified.artifact.destination)
-                if artifact is None or artifact.kind == "sdist":
+                if artifact is None or artifact.kind in BUILT_KINDS:
                     continue  # not needed here, or built once everything is verified
                 install.add(
                     WheelToInstall(
@@ -337,6 +337,7 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
                         sha256=verified.sha256,
                         size=verified.size,
                         requested=artifact.requested,
+                        direct_url=direct_url_json(artifact),
                     )
                 )
         fetched = execution.result
@@ -358,7 +359,7 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         # The time said is what installing took beyond the downloads it overlapped.
         started = time.monotonic()
         with progress:
-            if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path:
+            if any(a.kind in BUILT_KINDS for a in needed.values()) and fetched.manifest_path:
                 from fetchplan.install.build import build_manifest_sdists
 
                 for wheel in build_manifest_sdists(

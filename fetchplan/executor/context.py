@@ -143,6 +143,8 @@ class Context:
     """No request may leave the machine: a file not found locally fails."""
     seeds: tuple[Path, ...] = ()
     """Directories that may already hold the plan's files under their destination names."""
+    plan_dir: Path = Path()
+    """The plan file's directory: local archives and directories are relative to it."""
     cancel: threading.Event = field(default_factory=threading.Event)
     random: Callable[[], float] = random.random
     clock_origin: float = field(default_factory=time.monotonic)

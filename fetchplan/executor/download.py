@@ -46,7 +46,7 @@ from fetchplan.executor.transfer import (
     matches,
     rehash_partial,
 )
-from fetchplan.schemas.plan import Artifact
+from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Artifact
 
 __all__ = ["ArtifactFailed", "Cancelled", "Context", "FileTiming", "Verified", "obtain"]
 
@@ -92,6 +92,10 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
         )
         if found is None and ctx.mirror is not None:
             found = _from_mirror(artifact, final, ctx, timing)
+        if found is None and (artifact.kind in SOURCE_TREE_KINDS or artifact.path is not None):
+            from fetchplan.executor.local import obtain_local
+
+            found = obtain_local(artifact, final, ctx, timing)
         if found is None:
             if ctx.offline and urlsplit(artifact.url).scheme != "file":
                 # (With a mirror, _from_mirror has already failed the artifact.)

@@ -159,7 +159,8 @@ class Execution:
             if options.destination is not None
             else plan.destination_dir(self.plan_path)
         )
-        artifacts: list[Artifact] = list(plan.artifacts)
+        # An editable is installed from its directory: there is nothing to fetch.
+        artifacts: list[Artifact] = [a for a in plan.artifacts if not a.editable]
         if options.shard is not None:
             index, count = options.shard
             artifacts = [artifacts[i] for i in shard_members(artifacts, index, count)]
@@ -231,6 +232,7 @@ class Execution:
                 mirror=mirror,
                 offline=options.offline,
                 seeds=seeds,
+                plan_dir=self.plan_path.parent,
             )
             (self.destination / ".fetchplan" / "partial").mkdir(parents=True, exist_ok=True)
         except BaseException:

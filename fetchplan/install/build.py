@@ -39,7 +39,12 @@ from fetchplan._fs import CHUNK_SIZE, sha256_file
 from fetchplan.build.backend import Backend
 from fetchplan.build.env import add_to_build_env, create_build_env, unsatisfied
 from fetchplan.build.errors import BuildError
-from fetchplan.build.source import read_build_system, unpack_sdist
+from fetchplan.build.source import (
+    BuildSystem,
+    parse_build_system,
+    read_build_system,
+    unpack_sdist,
+)
 from fetchplan.errors import HashMismatch
 from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
@@ -80,7 +85,26 @@ def _copy_verified(spec: WheelToInstall, into: Path) -> Path:
     return copy
 
 
-def _wheel_spec(built: Path, artifact: Artifact) -> WheelToInstall:
+def _editable_directory(artifact: Artifact, plan_path: Path) -> Path:
+    directory = artifact.local_path(plan_path.parent)
+    if directory is None or not directory.is_dir():
+        raise InstallError(
+            f"{plan_path}: artifacts: {artifact.filename}: the editable's directory "
+            f"{artifact.path} is not there"
+        )
+    return directory
+
+
+def _directory_build_system(directory: Path, artifact: Artifact) -> BuildSystem:
+    pyproject = directory / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{pyproject}: cannot read: {exc}") from None
+    return parse_build_system(text, f"{artifact.filename}: {pyproject}")
+
+
+def _wheel_spec(built: Path, artifact: Artifact, directory: Path | None = None) -> WheelToInstall:
     try:
         name, version, _build, _tags = parse_wheel_filename(built.name)
         same = canonicalize_name(str(name)) == artifact.name and version == Version(
@@ -101,17 +125,20 @@ def _wheel_spec(built: Path, artifact: Artifact) -> WheelToInstall:
         sha256=sha256_file(built),
         size=built.stat().st_size,
         requested=artifact.requested,
-        direct_url=direct_url_json(artifact),
+        direct_url=direct_url_json(artifact, directory),
     )
 
 
 def _build_one(
     artifact: Artifact,
-    spec: WheelToInstall,
+    spec: WheelToInstall | None,
     selection: Selection,
     interpreter: TargetInterpreter,
     out_dir: Path,
 ) -> WheelToInstall:
+    """Build ``artifact``: from its verified archive ``spec``, or, for an editable (``spec``
+    None), from its directory through the PEP 660 hooks."""
+
     def closure(
         requirements: Sequence[Requirement],
         chosen: Mapping[NormalizedName, Artifact] | None = None,
@@ -128,25 +155,39 @@ def _build_one(
         )
 
     manifest, manifest_path = selection.manifest, selection.manifest_path
+    directory = None
     with tempfile.TemporaryDirectory(prefix="fetchplan-build-") as work_name:
         work = Path(work_name)
-        copy = _copy_verified(spec, work)
-        build_system = read_build_system(copy, artifact.filename)
+        if spec is None:
+            directory = _editable_directory(artifact, selection.plan_path)
+            build_system = _directory_build_system(directory, artifact)
+        else:
+            copy = _copy_verified(spec, work)
+            build_system = read_build_system(copy, artifact.filename)
 
         deps = closure(build_system.requires)
         wheels = match_manifest(list(deps.values()), manifest, manifest_path)
         log.info("building %s with %s", artifact.filename, ", ".join(w.filename for w in wheels))
         env = create_build_env(work / "env", wheels, python=Path(interpreter.executable))
-        source = unpack_sdist(copy, artifact.filename, work / "src")
+        if directory is None:
+            source = unpack_sdist(copy, artifact.filename, work / "src")
+        else:
+            source = directory
         backend = Backend(source, build_system, env.python, where=artifact.filename)
-        asked = backend.get_requires_for_build_wheel()
+        if directory is None:
+            asked = backend.get_requires_for_build_wheel()
+        else:
+            asked = backend.get_requires_for_build_editable()
         more = unsatisfied(asked, env.installed, interpreter.markers)
         if more:
             extended = closure(more, chosen=deps)
             added = [a for name, a in extended.items() if name not in deps]
             env = add_to_build_env(env, match_manifest(added, manifest, manifest_path))
-        built = backend.build_wheel(work / "dist")
-        result = _wheel_spec(built, artifact)
+        if directory is None:
+            built = backend.build_wheel(work / "dist")
+        else:
+            built = backend.build_editable(work / "dist")
+        result = _wheel_spec(built, artifact, directory)
         final = out_dir / built.name
         shutil.move(str(built), final)
         log.info("built %s from %s", built.name, artifact.filename)
@@ -164,11 +205,14 @@ def build_sdists(
     :class:`HashMismatch` or :class:`~fetchplan.build.BuildError` naming the sdist at fault;
     the target environment is never written to.
     """
-    sdists = selection.sdists
+    sdists = [a for a in selection.sdists if not a.editable]
     specs = match_manifest(sdists, selection.manifest, selection.manifest_path)
     built: dict[str, WheelToInstall] = {}
     for artifact, spec in zip(sdists, specs, strict=True):
         built[artifact.filename] = _build_one(artifact, spec, selection, interpreter, out_dir)
+    for artifact in selection.sdists:
+        if artifact.editable:
+            built[artifact.filename] = _build_one(artifact, None, selection, interpreter, out_dir)
     return built
 
 

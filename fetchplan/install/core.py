@@ -50,7 +50,7 @@ from fetchplan.install.transaction import Recovered, Transaction, environment_lo
 from fetchplan.install.wheel import open_wheel
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.manifest import Manifest, load_manifest
-from fetchplan.schemas.plan import Artifact, Plan, Target, load_plan
+from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan, Target, load_plan
 
 __all__ = [
     "INSTALLER_TOOLS",
@@ -139,8 +139,9 @@ class Selection:
 
     @property
     def sdists(self) -> list[Artifact]:
-        """The selected artifacts that are sdists, in plan order."""
-        return [a for a in self.artifacts if a.kind == "sdist"]
+        """The selected artifacts to build (sdists, source trees; editables too), in plan
+        order."""
+        return [a for a in self.artifacts if a.kind in BUILT_KINDS]
 
 
 def select_checked(
@@ -194,7 +195,7 @@ def wheels_for_interpreter(
     artifacts = selection.artifacts
     sdists = selection.sdists
     wheels = match_manifest(
-        [a for a in artifacts if a.kind != "sdist"], selection.manifest, manifest_path
+        [a for a in artifacts if a.kind not in BUILT_KINDS], selection.manifest, manifest_path
     )
     if not sdists:
         return wheels
@@ -207,7 +208,7 @@ def wheels_for_interpreter(
 
     built = build_sdists(selection, target, out_dir=build_dir)
     by_file = {w.filename: w for w in wheels}
-    return [built[a.filename] if a.kind == "sdist" else by_file[a.filename] for a in artifacts]
+    return [built[a.filename] if a.kind in BUILT_KINDS else by_file[a.filename] for a in artifacts]
 
 
 def install_manifest(

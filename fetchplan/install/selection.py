@@ -29,7 +29,7 @@ from packaging.version import InvalidVersion, Version
 from fetchplan._directurl import direct_url
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact
-from fetchplan.schemas.plan import Artifact, Plan, Target
+from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan, Target
 
 __all__ = [
     "STABLE_MARKERS",
@@ -166,7 +166,7 @@ def select_artifacts(
             for a in candidates
             if a.kind == "wheel" and (rank := _tag_rank(a.filename, ranks)) is not None
         ]
-        sdists = [a for a in candidates if a.kind == "sdist"]
+        sdists = [a for a in candidates if a.kind in BUILT_KINDS]
         if ranked:
             chosen.append(min(ranked, key=lambda pair: pair[0])[1])
         elif sdists:

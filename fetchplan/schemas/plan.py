@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -224,11 +225,19 @@ class Artifact:
         return self.hashes.get("sha256")
 
     def local_path(self, plan_dir: Path) -> Path | None:
-        """Where a local archive or directory is, for a plan in ``plan_dir``; else None."""
+        """Where a local archive or directory is, for a plan in ``plan_dir``; else None.
+
+        ``path`` is taken against ``plan_dir``; when nothing is there (the plan was copied,
+        into a fetch's destination for one), the absolute path of the ``file://`` URL.
+        """
         if self.path is None:
             return None
         path = Path(self.path)
-        return path if path.is_absolute() else plan_dir / path
+        if path.is_absolute():
+            return path
+        if (plan_dir / path).exists() or not self.url.startswith("file:"):
+            return plan_dir / path
+        return Path(url2pathname(urlsplit(self.url).path))
 
     @property
     def parsed_version(self) -> Version:
