@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -399,3 +401,114 @@ def test_editable_in_a_plan_for_several_targets_is_refused(
         )
     )
     assert not (tmp_path / "plan.json").exists()
+
+
+# -- VCS --------------------------------------------------------------------------------------
+
+
+def _git(*args: str | Path, cwd: Path) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@localhost",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@localhost",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "HOME": str(cwd),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        ["git", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def bare_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A bare repository of the gamma project: v1.2 tagged, then one more commit on main."""
+    work = _project(tmp_path / "work")
+    _git("init", "--quiet", "--initial-branch=main", cwd=work)
+    _git("add", ".", cwd=work)
+    _git("commit", "--quiet", "-m", "gamma 1.0", cwd=work)
+    _git("tag", "-a", "v1.2", "-m", "v1.2", cwd=work)
+    tagged = _git("rev-parse", "v1.2^{commit}", cwd=work)
+    (work / "gamma" / "__init__.py").write_text("VALUE = 3\n")
+    _git("commit", "--quiet", "-am", "later", cwd=work)
+    bare = tmp_path / "repo.git"
+    _git("clone", "--quiet", "--bare", work, bare, cwd=tmp_path)
+    return bare, tagged
+
+
+def test_vcs_pinned_to_its_commit_fetched_built_installed(
+    served: tuple[NginxServer, Path],
+    run_cli: RunCli,
+    tmp_path: Path,
+    bare_repo: tuple[Path, str],
+) -> None:
+    server, _files = served
+    bare, commit = bare_repo
+    requirement = f"gamma @ git+{bare.as_uri()}@v1.2"
+    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, requirement)
+
+    gamma = next(a for a in plan.artifacts if a.name == "gamma")
+    assert gamma.kind == "vcs" and gamma.direct and gamma.vcs is not None
+    assert (gamma.vcs.url, gamma.vcs.commit_id) == (bare.as_uri(), commit)
+    assert gamma.vcs.requested_revision == "v1.2"
+    assert gamma.filename == f"gamma-1.0-git-{commit[:12]}.src.tar"
+    assert _sha256(tmp_path / "wheels" / gamma.filename) == gamma.sha256
+    assert _value(python) == "1"  # the tagged commit, not the branch's newer one
+    _pip_check_and_import(python, "gamma")
+    recorded = _direct_url(python, "gamma")
+    assert recorded == {
+        "url": bare.as_uri(),
+        "vcs_info": {"vcs": "git", "requested_revision": "v1.2", "commit_id": commit},
+    }
+    pips = _pips_report(tmp_path, server.index_url, requirement)
+    ours = json.loads(export_plan(plan, "pip-report"))
+    assert _identities(ours) == _identities(pips)
+    pip_gamma = next(i for i in pips["install"] if i["metadata"]["name"] == "gamma")
+    assert pip_gamma["download_info"]["vcs_info"]["commit_id"] == commit
+    lock = export_plan(plan, "pylock")
+    assert f'commit-id = "{commit}"' in lock and 'requested-revision = "v1.2"' in lock
+
+
+def test_vcs_errors_name_the_requirement(
+    served: tuple[NginxServer, Path],
+    run_cli: RunCli,
+    tmp_path: Path,
+    bare_repo: tuple[Path, str],
+) -> None:
+    server, _files = served
+    bare, _commit = bare_repo
+    reqs = tmp_path / "requirements.txt"
+    for revision, expected in (
+        ("v9.9", "no branch or tag 'v9.9'"),
+        ("0123456789abcdef0123456789abcdef01234567", "is not in the repository"),
+    ):
+        reqs.write_text(f"beta\ngamma @ git+{bare.as_uri()}@{revision}\n")
+        done = run_cli("plan", "-r", reqs.name, "--index-url", server.index_url)
+        assert done.returncode != 0
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("fetchplan: error: requirements.txt:2: gamma: ") and expected in last
+        assert not (tmp_path / "plan.json").exists()
+    env = {**os.environ, "PATH": str(tmp_path / "no-git-here")}
+    reqs.write_text(f"gamma @ git+{bare.as_uri()}@v1.2\n")
+    done = run_cli("plan", "-r", reqs.name, "--index-url", server.index_url, env=env)
+    assert done.returncode != 0 and "git is not on PATH" in done.stderr
+
+
+def test_vcs_commit_gone_fails_the_fetch_with_one_line(
+    served: tuple[NginxServer, Path],
+    run_cli: RunCli,
+    tmp_path: Path,
+    bare_repo: tuple[Path, str],
+) -> None:
+    server, _files = served
+    bare, commit = bare_repo
+    _ok(run_cli("plan", f"gamma @ git+{bare.as_uri()}@v1.2", "--index-url", server.index_url))
+    shutil.rmtree(bare)
+    done = run_cli("fetch", "plan.json", "--no-cache")
+    assert done.returncode != 0
+    assert f"gamma-1.0-git-{commit[:12]}.src.tar" in done.stderr
+    assert bare.as_uri() in done.stderr

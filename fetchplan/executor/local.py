@@ -18,6 +18,7 @@ from pathlib import Path
 from fetchplan._fs import CHUNK_SIZE, fsync_dir
 from fetchplan._sourcetree import SourceTreeError, write_tree_archive
 from fetchplan._vcs import VcsError, checkout
+from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, utc_now
 from fetchplan.executor.context import ArtifactFailed, Context, FileTiming
 from fetchplan.executor.download import Verified
@@ -53,6 +54,12 @@ def _make(artifact: Artifact, part: Path, ctx: Context) -> tuple[str, int, str]:
     """Write the artifact's bytes to ``part``; return sha256, size and what they came from."""
     if artifact.vcs is not None:
         vcs = artifact.vcs
+        if ctx.offline and not vcs.url.startswith("file:"):
+            raise ArtifactFailed(
+                artifact.destination,
+                f"offline: commit {vcs.commit_id} of {vcs.url} is not in the destination or the "
+                "cache, and git would need the network",
+            )
         with tempfile.TemporaryDirectory(prefix="fetchplan-git-") as work:
             tree = checkout(vcs.url, vcs.commit_id, Path(work) / "tree")
             if vcs.subdirectory is not None:
@@ -105,6 +112,12 @@ def obtain_local(
         ArtifactState.of(artifact, "verified", received=size, source="downloaded")
     )
     log.info("%s: %s, verified", artifact.destination, what)
+    if artifact.kind == "vcs" and ctx.cache is not None:
+        # A commit's archive never changes: kept for offline runs and other destinations.
+        try:
+            ctx.cache.add(final, sha256)
+        except (OSError, HashMismatch) as exc:
+            log.warning("could not add %s to the cache: %s", final.name, exc)
     return Verified(
         artifact=artifact,
         path=final,

@@ -154,6 +154,7 @@ class DirectPlanner:
         fetch_metadata: Callable[[Link], DistMetadata],
         scratch: Path,
         timeout: float,
+        offline: bool = False,
     ) -> None:
         """Prepare every direct reference (see the module's docstring), in input order.
 
@@ -173,6 +174,7 @@ class DirectPlanner:
                     fetch_metadata=fetch_metadata,
                     scratch=scratch,
                     timeout=timeout,
+                    offline=offline,
                 )
             except InputError:
                 raise
@@ -194,6 +196,7 @@ class DirectPlanner:
         fetch_metadata: Callable[[Link], DistMetadata],
         scratch: Path,
         timeout: float,
+        offline: bool,
     ) -> _Prepared:
         if ref.kind in ("url", "file"):
             return self._archive(
@@ -209,7 +212,40 @@ class DirectPlanner:
             assert ref.path is not None
             exclude = self._exclusions(ref.path)
             return self._tree(name, parsed, ref, ref.path, exclude, sdists, scratch)
-        raise InputError(f"{parsed.source}: '{ref.text}': VCS requirements are not supported yet")
+        return self._vcs(name, parsed, ref, sdists, scratch, offline=offline)
+
+    def _vcs(
+        self,
+        name: NormalizedName,
+        parsed: ParsedRequirement,
+        ref: DirectRef,
+        sdists: SdistPlanner,
+        scratch: Path,
+        *,
+        offline: bool,
+    ) -> _Prepared:
+        from fetchplan._vcs import checkout, resolve_revision
+
+        if offline and not ref.url.startswith("file:"):
+            raise InputError(f"{parsed.source}: {name}: --offline, and {ref.url} needs the network")
+        commit = resolve_revision(ref.url, ref.revision)
+        tree = checkout(ref.url, commit, Path(tempfile.mkdtemp(dir=scratch, prefix="git-")) / name)
+        root = tree
+        if ref.subdirectory is not None:
+            root = tree / ref.subdirectory
+            if not root.is_dir():
+                raise InputError(
+                    f"{parsed.source}: {name}: commit {commit} has no directory {ref.subdirectory}"
+                )
+        vcs = VcsInfo(
+            type="git",
+            url=ref.url,
+            commit_id=commit,
+            requested_revision=ref.revision,
+            subdirectory=ref.subdirectory,
+        )
+        prepared = self._tree(name, parsed, ref, root, (), sdists, scratch, vcs=vcs)
+        return replace(prepared, path=None)
 
     def _exclusions(self, directory: Path) -> tuple[str, ...]:
         found = []

@@ -136,6 +136,7 @@ def plan(
             fetch_metadata=fetch_metadata,
             scratch=Path(scratch.name),
             timeout=options.timeout,
+            offline=options.offline,
         )
 
         def roles_of(target: TargetEnv) -> list[Role]:
