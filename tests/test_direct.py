@@ -512,3 +512,177 @@ def test_vcs_commit_gone_fails_the_fetch_with_one_line(
     assert done.returncode != 0
     assert f"gamma-1.0-git-{commit[:12]}.src.tar" in done.stderr
     assert bare.as_uri() in done.stderr
+
+
+# -- bundles, offline -------------------------------------------------------------------------
+
+
+def test_bundle_carries_direct_artifacts_to_an_offline_install(
+    served: tuple[NginxServer, Path],
+    run_cli: RunCli,
+    tmp_path: Path,
+    bare_repo: tuple[Path, str],
+) -> None:
+    server, _files = served
+    bare, _commit = bare_repo
+    (tmp_path / "requirements.txt").write_text(
+        f"alpha @ {server.url}/files/alpha-1.0-py3-none-any.whl\ngamma @ git+{bare.as_uri()}@v1.2\n"
+    )
+    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url))
+    _ok(run_cli("fetch", "plan.json"))
+    _ok(run_cli("bundle", "plan.json", "-o", "bundle"))
+    _ok(run_cli("verify", "bundle"))
+    server.close()
+    shutil.rmtree(bare)
+    python = new_venv(tmp_path / "venv")
+    _ok(run_cli("install", "bundle", "--python", python, "--offline"))
+    _pip_check_and_import(python, "alpha")
+    assert _value(python) == "1"
+    assert _direct_url(python, "alpha")["url"].endswith("/files/alpha-1.0-py3-none-any.whl")
+
+
+def test_offline_plan_of_a_local_archive_and_directory(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, files = served
+    _project(tmp_path / "gamma")
+    index = tmp_path / "index"
+    for wheel in (server.root / "files").glob("*.whl"):
+        (index / "files").mkdir(parents=True, exist_ok=True)
+        shutil.copy(wheel, index / "files")
+    (tmp_path / "dist").mkdir()
+    shutil.copy(files / "alpha-1.0-py3-none-any.whl", tmp_path / "dist")
+    done = run_cli(
+        "plan",
+        "./dist/alpha-1.0-py3-none-any.whl",
+        "./gamma",
+        "--no-index",
+        "--find-links",
+        index / "files",
+        "--offline",
+    )
+    _ok(done)
+    plan, _ = load_plan(tmp_path / "plan.json")
+    assert {a.name for a in plan.artifacts if a.direct} == {"alpha", "gamma"}
+    _ok(run_cli("fetch", "plan.json", "--offline"))
+    python = new_venv(tmp_path / "venv")
+    _ok(run_cli("install", "wheels/manifest.json", "--python", python, "--offline"))
+    _pip_check_and_import(python, "gamma")
+
+
+# -- exports, imports, review -----------------------------------------------------------------
+
+
+def _uv() -> str:
+    beside = Path(sys.executable).parent / "uv"
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is not installed (it is in the dev extras: pip install -e '.[dev]')")
+    return found
+
+
+def test_exports_of_a_direct_archive_work_with_pip_and_uv(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, files = served
+    url = f"{server.url}/files/alpha-1.0-py3-none-any.whl"
+    _ok(run_cli("plan", f"alpha @ {url}", "--index-url", server.index_url))
+    plan, _ = load_plan(tmp_path / "plan.json")
+
+    text = export_plan(plan, "requirements")
+    assert (
+        f"alpha @ {url} \\\n    --hash=sha256:{_sha256(files / 'alpha-1.0-py3-none-any.whl')}"
+        in text
+    )
+    (tmp_path / "hashed.txt").write_text(text)
+    report = tmp_path / "pip.json"
+    _ok(
+        _run(
+            [
+                *(sys.executable, "-m", "pip", "--disable-pip-version-check", "install"),
+                *("--dry-run", "--ignore-installed", "--no-cache-dir", "--quiet"),
+                *("--require-hashes", "--report", str(report), "-r", "hashed.txt"),
+            ],
+            cwd=tmp_path,
+        )
+    )
+    assert _identities(json.loads(report.read_text())) == _identities(
+        json.loads(export_plan(plan, "pip-report"))
+    )
+
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(export_plan(plan, "pylock"))
+    assert "[packages.archive]" in lock.read_text()
+    python = new_venv(tmp_path / "venv")
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_NO_CONFIG": "1"}
+    done = subprocess.run(
+        [_uv(), "pip", "install", "--no-index", "--python", str(python), "-r", str(lock)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    _pip_check_and_import(python, "alpha")
+
+    # Each export comes back as the same direct artifacts.
+    for fmt, name in (
+        ("pylock", "pylock.toml"),
+        ("pip-report", "r.json"),
+        ("requirements", "h.txt"),
+    ):
+        (tmp_path / name).write_text(export_plan(plan, fmt))
+        _ok(run_cli("import", name, "-o", f"back-{fmt}.json", "--index-url", server.index_url))
+        back, _ = load_plan(tmp_path / f"back-{fmt}.json")
+        alpha = next(a for a in back.artifacts if a.name == "alpha")
+        assert (alpha.direct, alpha.url, alpha.sha256) == (True, url, plan_sha(plan, "alpha"))
+
+
+def plan_sha(plan: Plan, name: str) -> str | None:
+    return next(a.sha256 for a in plan.artifacts if a.name == name)
+
+
+def test_review_commands_name_direct_artifacts(
+    served: tuple[NginxServer, Path],
+    run_cli: RunCli,
+    tmp_path: Path,
+    bare_repo: tuple[Path, str],
+) -> None:
+    server, _files = served
+    bare, commit = bare_repo
+    project = _project(tmp_path / "proj")
+    url = f"{server.url}/files/alpha-1.0-py3-none-any.whl"
+    (tmp_path / "requirements.txt").write_text(
+        f"alpha @ {url}\ngit+{bare.as_uri()}@v1.2#egg=gamma\n"
+    )
+    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url))
+    audit = json.loads(_ok(run_cli("audit", "plan.json", "--format", "json")).stdout)["audit"]
+    sources = {n["project"]: n["detail"] for n in audit["direct"]}
+    assert sources == {
+        "alpha": f"URL {url}",
+        "gamma": f"git {bare.as_uri()} commit {commit} (asked for v1.2)",
+    }
+    assert {n["project"]: n["detail"] for n in audit["sdists"]} == {"gamma": "vcs"}
+    assert url not in audit["indexes"]
+
+    (tmp_path / "policy.yaml").write_text("allow_direct_urls: false\nallow_vcs: false\n")
+    done = run_cli("audit", "plan.json", "--policy", "policy.yaml")
+    assert done.returncode == 1
+    assert "allow_direct_urls" in done.stdout + done.stderr
+    assert "allow_vcs" in done.stdout + done.stderr
+    done = run_cli("fetch", "plan.json", "--policy", "policy.yaml")
+    assert done.returncode != 0 and not (tmp_path / "wheels" / "manifest.json").exists()
+
+    shown = _ok(run_cli("show", "plan.json")).stdout
+    assert "vcs, direct" in shown and "direct" in shown.split("alpha", 1)[1].splitlines()[0]
+
+    # The same inputs with gamma from a directory instead: diff names the change of origin.
+    (tmp_path / "requirements.txt").write_text(f"alpha @ {url}\n./proj\n")
+    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url, "-o", "b.json"))
+    diff = _ok(run_cli("diff", "plan.json", "b.json")).stdout
+    assert "Changed origins" in diff and "directory proj" in diff
+    (project / "gamma" / "__init__.py").write_text("VALUE = 5\n")
+    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url, "-o", "c.json"))
+    diff = _ok(run_cli("diff", "b.json", "c.json")).stdout
+    assert "Changed source trees" in diff and "WARNING" not in diff
