@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from packaging.utils import parse_wheel_filename
@@ -627,11 +627,12 @@ def test_exports_of_a_direct_archive_work_with_pip_and_uv(
     _pip_check_and_import(python, "alpha")
 
     # Each export comes back as the same direct artifacts.
-    for fmt, name in (
+    formats: tuple[tuple[Literal["pip-report", "pylock", "requirements"], str], ...] = (
         ("pylock", "pylock.toml"),
         ("pip-report", "r.json"),
         ("requirements", "h.txt"),
-    ):
+    )
+    for fmt, name in formats:
         (tmp_path / name).write_text(export_plan(plan, fmt))
         _ok(run_cli("import", name, "-o", f"back-{fmt}.json", "--index-url", server.index_url))
         back, _ = load_plan(tmp_path / f"back-{fmt}.json")
