@@ -687,3 +687,68 @@ def test_review_commands_name_direct_artifacts(
     _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url, "-o", "c.json"))
     diff = _ok(run_cli("diff", "b.json", "c.json")).stdout
     assert "Changed source trees" in diff and "WARNING" not in diff
+
+
+def test_plan_inside_the_project_leaves_itself_out_of_the_tree(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    _project(tmp_path / "p")
+    args = ("--index-url", server.index_url, "-o", "p/plan.json")
+    _ok(run_cli("plan", "./p", *args))
+    plan, _ = load_plan(tmp_path / "p" / "plan.json")
+    gamma = next(a for a in plan.artifacts if a.name == "gamma")
+    assert gamma.path == "." and gamma.exclude == ("plan.json", "wheels")
+    # Planned again over its own plan, after a fetch filled p/wheels: the same digest.
+    _ok(run_cli("fetch", "p/plan.json"))
+    _ok(run_cli("plan", "./p", *args))
+    again, _ = load_plan(tmp_path / "p" / "plan.json")
+    assert next(a for a in again.artifacts if a.name == "gamma").sha256 == gamma.sha256
+    _ok(run_cli("fetch", "p/plan.json"))
+
+
+def test_local_paths_are_relative_to_the_plan(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, files = served
+    project = _project(tmp_path / "p")
+    (project / "dist").mkdir()
+    shutil.copy(files / "alpha-1.0-py3-none-any.whl", project / "dist")
+    (project / "requirements.txt").write_text("./dist/alpha-1.0-py3-none-any.whl\n.\n")
+    _ok(
+        run_cli(
+            "plan", "-r", "p/requirements.txt", "--index-url", server.index_url, "-o", "p/plan.json"
+        )
+    )
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    _ok(run_cli("fetch", "moved/plan.json"))
+    python = new_venv(tmp_path / "venv")
+    _ok(run_cli("install", "moved/wheels/manifest.json", "--python", python))
+    _pip_check_and_import(python, "gamma")
+    _pip_check_and_import(python, "alpha")
+
+
+def test_run_installs_an_editable_and_a_direct_url(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    project = _project(tmp_path / "gamma")
+    url = f"{server.url}/files/alpha-1.0-py3-none-any.whl"
+    python = new_venv(tmp_path / "venv")
+    done = run_cli(
+        "run",
+        "-e",
+        "./gamma",
+        f"alpha @ {url}",
+        "--index-url",
+        server.index_url,
+        "--python",
+        python,
+    )
+    _ok(done)
+    assert "+ gamma==1.0" in done.stdout and "+ alpha==1.0" in done.stdout
+    (project / "gamma" / "__init__.py").write_text("VALUE = 7\n")
+    assert _value(python) == "7"
+    assert _direct_url(python, "alpha")["url"] == url
+    _pip_check_and_import(python, "alpha")

@@ -181,7 +181,14 @@ def index_values(args: argparse.Namespace) -> IndexValues:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The planning options, shared by ``plan`` and ``run``."""
-    p.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'requests>=2'")
+    p.add_argument(
+        "requirements", nargs="*", metavar="REQUIREMENT",
+        help="e.g. 'requests>=2', 'name @ URL', ./dist/name-1.0.whl, ./libs/foo, git+URL@rev",
+    )  # fmt: skip
+    p.add_argument(
+        "-e", "--editable", dest="editables", action="append", default=[], metavar="DIR",
+        help="a project directory to install editable (PEP 660; repeatable)",
+    )  # fmt: skip
     p.add_argument(
         "-r", "--requirement", dest="requirement_files", action="append", type=Path,
         default=[], metavar="FILE", help="read requirements from FILE (repeatable)",
@@ -313,7 +320,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     if args.retries < 0:
         raise InputError(f"--retries must be 0 or more, not {args.retries}")
     return PlanOptions(
-        requirements=tuple(args.requirements),
+        requirements=(*args.requirements, *(f"-e {d}" for d in args.editables)),
         requirement_files=tuple(args.requirement_files),
         constraint_files=tuple(args.constraint_files),
         **index_values(args),

@@ -144,7 +144,8 @@ def early_pages(
         or parts.netloc.lower() in trusted
     ):
         return ()
-    names = dict.fromkeys(r.name for r in requirement_set.requirements)
+    # A direct reference's project is never looked up on an index.
+    names = dict.fromkeys(r.name for r in requirement_set.requirements if r.direct is None)
     return tuple(index.page_url(name) for name in list(names)[:limit])
 
 
