@@ -373,6 +373,16 @@ def test_editable_reflects_edits_and_records_direct_url(
         "url": project.as_uri(),
         "dir_info": {"editable": True},
     }
+    ours = _identities(json.loads(export_plan(plan, "pip-report")))
+    pips = _pips_report(tmp_path, server.index_url, "-r", "requirements.txt")
+    assert ours == _identities(pips)
+    pip_gamma = next(i for i in pips["install"] if i["metadata"]["name"] == "gamma")
+    assert pip_gamma["download_info"] == {"url": project.as_uri(), "dir_info": {"editable": True}}
+    ours_gamma = json.loads(export_plan(plan, "pip-report"))["install"]
+    assert (
+        next(i for i in ours_gamma if i["metadata"]["name"] == "gamma")["download_info"]
+        == (pip_gamma["download_info"])
+    )
 
 
 def test_editable_in_a_plan_for_several_targets_is_refused(
