@@ -44,8 +44,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def status_of(artifact: Artifact) -> str:
-    """``fetch``, ``in destination`` or ``in cache``, flagged when it has no hash or is yanked."""
-    if artifact.satisfied_by is None:
+    """``fetch``, ``in destination``, ``in cache`` or (an editable) ``in place``, flagged when
+    it has no hash, is yanked, is not a wheel, is editable or direct."""
+    if artifact.editable:
+        status = "in place"  # installed from its directory: nothing is fetched
+    elif artifact.satisfied_by is None:
         status = "fetch"
     elif artifact.satisfied_by.source == "destination":
         status = "in destination"

@@ -352,7 +352,9 @@ def _artifact(
         return None
     hashes = _hashes(archive_info)
     requires_python = metadata.get("requires_python")
-    index = ext.get("index") or index_url or origin_url(url)
+    direct = bool(item.get("is_direct", False))
+    # A direct reference has no index: its "index" is its own URL, as the planner records it.
+    index = ext.get("index") or (url if direct else index_url or origin_url(url))
     dependencies = tuple(
         Dependency(name=canonicalize_name(req.name), requirement=str(req))
         for req in requirements
@@ -379,6 +381,6 @@ def _artifact(
         destination=ext.get("destination") or filename,
         # What the export made up for a plan without metadata must not come back as recorded.
         metadata=None if ext.get("metadata_recorded") is False else _kept_metadata(metadata),
-        direct=bool(item.get("is_direct", False)),
+        direct=direct,
         path=ext.get("path") if isinstance(ext.get("path"), str) else None,
     )
