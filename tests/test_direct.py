@@ -283,9 +283,81 @@ packages = ["gamma"]
 """
 
 
-def _project(root: Path) -> Path:
+# An in-tree backend (no build requirements, so no setuptools to install in each build
+# environment): metadata, a wheel of the gamma package, and an editable wheel whose .pth file
+# puts the source directory on sys.path (PEP 660).
+INHOUSE_BACKEND = """\
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "gamma", "1.0"
+INFO = f"{NAME}-{VERSION}.dist-info"
+METADATA = (
+    f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n"
+    "Requires-Dist: beta>=2\\n\\n"
+)
+
+
+def _row(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def _wheel(directory, members):
+    members[f"{INFO}/METADATA"] = METADATA.encode()
+    members[f"{INFO}/WHEEL"] = (
+        b"Wheel-Version: 1.0\\nGenerator: inhouse\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    )
+    rows = [_row(n, d) for n, d in members.items()] + [f"{INFO}/RECORD,,"]
+    members[f"{INFO}/RECORD"] = ("\\n".join(rows) + "\\n").encode()
+    filename = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(directory, filename), "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return filename
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+get_requires_for_build_editable = get_requires_for_build_wheel
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    os.makedirs(os.path.join(metadata_directory, INFO))
+    with open(os.path.join(metadata_directory, INFO, "METADATA"), "w") as out:
+        out.write(METADATA)
+    return INFO
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(os.path.join("gamma", "__init__.py"), "rb") as source:
+        return _wheel(wheel_directory, {"gamma/__init__.py": source.read()})
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory, {"gamma.pth": (os.getcwd() + "\\n").encode()})
+"""
+INHOUSE_PYPROJECT = """\
+[build-system]
+requires = []
+build-backend = "gamma_backend"
+backend-path = ["."]
+
+[project]
+name = "gamma"
+dynamic = ["version", "dependencies"]
+"""
+
+
+def _project(root: Path, *, setuptools: bool = False) -> Path:
+    """The gamma project (VALUE = 1), built by setuptools or by its own in-tree backend."""
     (root / "gamma").mkdir(parents=True)
-    (root / "pyproject.toml").write_text(GAMMA_PYPROJECT)
+    if setuptools:
+        (root / "pyproject.toml").write_text(GAMMA_PYPROJECT)
+    else:
+        (root / "pyproject.toml").write_text(INHOUSE_PYPROJECT)
+        (root / "gamma_backend.py").write_text(INHOUSE_BACKEND)
     (root / "gamma" / "__init__.py").write_text("VALUE = 1\n")
     return root
 
@@ -313,7 +385,7 @@ def test_directory_planned_archived_built_installed(
     served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
 ) -> None:
     server, _files = served
-    project = _project(tmp_path / "libs" / "gamma")
+    project = _project(tmp_path / "libs" / "gamma", setuptools=True)
     (project / "gamma" / "__pycache__").mkdir()
     (project / "gamma" / "__pycache__" / "x.pyc").write_bytes(b"left out")
     plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, "./libs/gamma")
@@ -355,7 +427,7 @@ def test_editable_reflects_edits_and_records_direct_url(
     served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
 ) -> None:
     server, _files = served
-    project = _project(tmp_path / "gamma")
+    project = _project(tmp_path / "gamma", setuptools=True)
     (tmp_path / "requirements.txt").write_text("-e ./gamma\n")
     _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url))
     plan, _ = load_plan(tmp_path / "plan.json")
