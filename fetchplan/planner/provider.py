@@ -13,6 +13,12 @@ candidate; this module only applies pip's selection rules on top:
 * yanked files (PEP 592) are used only when the requirement pins a version with ``==``/``===``
   and every matching version is yanked;
 * newest version first, or, with ``--prefer-binary``, versions with a wheel first;
+* a candidate that no solution can hold is learned once and rejected at once afterwards
+  (see :meth:`PlanProvider.get_dependencies`): one whose metadata cannot be prepared, one that
+  requires what the user's requirements or constraints exclude, one that requires a project
+  none of whose versions allowed there can be held. resolvelib forgets what it learned about a
+  project when it backtracks past the pin that brought it in; this knowledge does not depend
+  on any pin, so it is kept for the whole resolution;
 * lazily: :meth:`PlanProvider.find_matches` gives resolvelib an iterator factory, and a
   version's files are turned into its candidate only when resolvelib iterates to it
   (:func:`iter_matches`), so a resolution reads a few versions of a page of hundreds
@@ -57,7 +63,22 @@ CONFLICT_PROMOTION = 5
 """Conflicts a project takes part in (unpinned) before it is pinned ahead of others (pip's)."""
 UNUSABLE = "<unusable>"
 """What a candidate whose metadata cannot be prepared depends on: it has no candidates, so
-the resolver drops that candidate and goes on (pip and uv skip such a version too)."""
+the resolver drops that candidate and goes on (pip and uv skip such a version too). A
+candidate that cannot be part of any solution depends on it too, with why."""
+_REASON_LIMIT = 300
+"""Characters of a why-not kept in a reason built from another (a chain stays one line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Dead:
+    """Why a candidate can be part of no solution."""
+
+    reason: str
+    """The whole reason, for messages: ``requires x>=2, which the user's x<2 excludes``."""
+    native: bool
+    """True when resolvelib sees the clash itself as soon as the candidate's dependencies are
+    added (a requirement against the user's own on the same identifier, or a constraint):
+    the real dependencies are then given, so a failure is explained as the clash it is."""
 
 
 class Finder(Protocol):
@@ -220,6 +241,14 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self._promoted: set[str] = set()
         self.unusable: dict[tuple[NormalizedName, Version], str] = {}
         """Versions whose metadata could not be prepared, with why (for error messages)."""
+        self._root_by_identifier: dict[str, SpecifierSet] = {}
+        self._root_by_name: dict[NormalizedName, SpecifierSet] = {}
+        self._root_text: dict[NormalizedName, str] = {}
+        self._dead: dict[tuple[str, Version], _Dead] = {}
+        self._deps: dict[tuple[str, Version], list[Req]] = {}
+        # A dependency's newest version known to be holdable, with the specifier it was
+        # found under; keyed by the Req's identity (each kept alive in ``_deps``).
+        self._witness: dict[int, tuple[Req, SpecifierSet, SpecifierSet, Version | None]] = {}
         # resolvelib asks on every round whether each pin still satisfies each requirement on
         # it: tens of thousands of SpecifierSet.contains calls over a few thousand pairs.
         # Keyed by identity (hashing a SpecifierSet costs more than the check); each entry
@@ -237,9 +266,25 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         return make_identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
 
     def set_requested(self, requirements: Iterable[Req]) -> None:
-        """The user's requirements, whose order breaks ties in :meth:`get_preference`."""
+        """The user's requirements: their order breaks ties in :meth:`get_preference`, and
+        what they exclude no candidate can require (see :meth:`get_dependencies`).
+
+        A requirement on ``a[x]`` limits every identifier of ``a``: the extras' candidate
+        depends on ``a`` at its own version, so ``a`` and ``a[y]`` take that version too.
+        """
         for req in requirements:
             self._requested.setdefault(req.identifier, len(self._requested))
+            if req.name in (PYTHON, UNUSABLE):
+                continue
+            self._root_by_identifier[req.identifier] = (
+                self._root_by_identifier.get(req.identifier, SpecifierSet()) & req.specifier
+            )
+            self._root_by_name[req.name] = (
+                self._root_by_name.get(req.name, SpecifierSet()) & req.specifier
+            )
+            if req.specifier:
+                shown = self._root_text.get(req.name)
+                self._root_text[req.name] = f"{shown} and {req}" if shown else str(req)
 
     def narrow_requirement_selection(
         self,
@@ -427,27 +472,123 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         return deps
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        """``candidate``'s requirements, or, when it can be part of no solution, one
+        requirement that nothing satisfies, saying why.
+
+        A candidate can be part of no solution when its metadata cannot be prepared, or when
+        one of its requirements is met by no version that the user's requirements and
+        constraints allow and that could itself be held. resolvelib would find each of these
+        out again after every backtrack past the pin that brought the candidate in (trying
+        every version of every project in between): the FastAPI template's newest
+        ``fastapi[standard]`` needs a ``fastapi-cloud-cli`` that needs ``sentry-sdk>=2.20``
+        where the user asks for ``sentry-sdk<2``, and each of some fifty ``fastapi``
+        versions would have tried some thirty ``fastapi-cli`` versions each trying forty
+        ``fastapi-cloud-cli`` versions. Learned once, each of them is one step.
+        """
         if candidate.name == PYTHON:
             return []
-        try:
-            metadata = self.finder.metadata(candidate)
-        except UnusableMetadata as exc:
-            return [self._unusable(candidate, exc)]
-        deps = self.dependencies_of(candidate, metadata)
-        for dep in deps:
-            if dep.name != PYTHON:
-                self.finder.prefetch(dep.name, dep.specifier, dep.extras)
-        return deps
+        key = (self.identify(candidate), candidate.version)
+        # The base project's version dead is every extras' dead: they depend on it.
+        base = self._dead.get((candidate.name, candidate.version))
+        if base is not None and not base.native:
+            return [self._cannot_hold(candidate, base.reason)]
+        deps = self._deps.get(key)
+        if deps is None:
+            try:
+                metadata = self.finder.metadata(candidate)
+            except UnusableMetadata as exc:
+                return [self._unusable(candidate, exc)]
+            deps = self.dependencies_of(candidate, metadata)
+            self._deps[key] = deps
+            for dep in deps:
+                if dep.name != PYTHON:
+                    self.finder.prefetch(dep.name, dep.specifier, dep.extras)
+        dead = self._dead.get(key) or self._learn(key, deps)
+        if dead is None or dead.native:
+            return deps
+        return [self._cannot_hold(candidate, dead.reason)]
 
-    def _unusable(self, candidate: Candidate, error: UnusableMetadata) -> Req:
-        key = (candidate.name, candidate.version)
-        reason = str(error)
-        if key not in self.unusable:
-            self.unusable[key] = reason
-            log.info("%s %s is unusable, trying another version: %s", *key, reason)
+    def _learn(self, key: tuple[str, Version], deps: Sequence[Req]) -> _Dead | None:
+        """Whether the candidate of ``key`` with ``deps`` can be part of no solution (kept)."""
+        for dep in deps:
+            if dep.name in (PYTHON, UNUSABLE):
+                continue
+            dead = self._unholdable(dep)
+            if dead is not None:
+                self._dead[key] = dead
+                log.debug("%s %s can be part of no solution: %s", *key, dead.reason)
+                return dead
+        return None
+
+    def _unholdable(self, dep: Req) -> _Dead | None:
+        """Why no version could meet ``dep``, or None when one may.
+
+        Versions are read as resolvelib could see them in some state, pre-releases and
+        yanked ones included, under the user's requirements on the project and its
+        constraints; the newest one found holdable is remembered and checked first.
+        """
+        known = self._witness.get(id(dep))
+        if known is None:
+            native = dep.specifier & self._root_by_identifier.get(dep.identifier, SpecifierSet())
+            constraint = self.constraints.get(dep.name)
+            if constraint is not None:
+                native &= constraint
+            allowed = native & self._root_by_name.get(dep.name, SpecifierSet())
+        else:
+            _dep, native, allowed, held = known
+            if held is not None and not self._is_dead(dep, held):
+                return None
+        found = self.finder.project(dep.name)
+        if not found.found:
+            return None  # resolvelib names the missing project, as it should
+        first_dead: Version | None = None
+        for version in allowed.filter(found.versions, prereleases=True):
+            if found.candidate(version) is None:
+                continue
+            if not self._is_dead(dep, version):
+                self._witness[id(dep)] = (dep, native, allowed, version)
+                return None
+            if first_dead is None:
+                first_dead = version
+        self._witness[id(dep)] = (dep, native, allowed, None)
+        if first_dead is not None:
+            example = self._dead_reason(dep, first_dead)[:_REASON_LIMIT]
+            return _Dead(
+                f"requires {dep}; no version of {dep.name} can be used: "
+                f"{dep.name} {first_dead} {example}",
+                native=False,
+            )
+        # No version is allowed at all. resolvelib meets that clash itself when no version
+        # passes the requirements it holds on this very identifier (the user's own on it
+        # and the constraints), and explains it as the clash it is.
+        if not any(
+            found.candidate(v) is not None for v in native.filter(found.versions, prereleases=True)
+        ):
+            return _Dead(f"requires {dep}, which no usable version satisfies", native=True)
+        excluded = self._root_text.get(dep.name, str(allowed))
+        return _Dead(f"requires {dep}, which the user's {excluded} excludes", native=False)
+
+    def _is_dead(self, dep: Req, version: Version) -> bool:
+        return (dep.identifier, version) in self._dead or (dep.name, version) in self._dead
+
+    def _dead_reason(self, dep: Req, version: Version) -> str:
+        dead = self._dead.get((dep.identifier, version)) or self._dead[(dep.name, version)]
+        return dead.reason
+
+    def _cannot_hold(self, candidate: Candidate, reason: str) -> Req:
         return Req(
             name=cast(NormalizedName, UNUSABLE),
             specifier=SpecifierSet(),
             text=reason,
             origin=f"{candidate.name} {candidate.version}",
         )
+
+    def _unusable(self, candidate: Candidate, error: UnusableMetadata) -> Req:
+        key = (candidate.name, candidate.version)
+        reason = str(error)
+        if key not in self.unusable:
+            self.unusable[key] = reason
+            # Every identifier of the project at this version: its extras need the base.
+            self._dead[key] = _Dead(reason, native=False)
+            log.info("%s %s is unusable, trying another version: %s", *key, reason)
+        return self._cannot_hold(candidate, reason)
