@@ -39,3 +39,29 @@ def test_dependencies_of_a_requested_extra_are_prefetched(
     # deep's page was asked for while slow's was held: before the resolver reached lib[x].
     assert while_held == [True]
     assert '"deep"' in (tmp_path / "plan.json").read_text()
+
+
+def test_versions_after_a_rejected_one_have_their_metadata_fetched_ahead(
+    index_server: MakeIndexServer, tmp_path: Path, run_cli: RunCli
+) -> None:
+    # Every app but the oldest needs a lib the user excludes: the resolver goes through the
+    # versions one by one. Once past the first, the next ones' metadata is asked for at once,
+    # not each after the previous one was rejected: app 3.0's arrives while app 11.0's is held.
+    dists = [Dist("app", f"{n}.0", requires=["lib>=2"]) for n in range(2, 13)]
+    server = index_server([*dists, Dist("app", "1.0", requires=["lib"]), Dist("lib", "1.0")])
+    third_asked = threading.Event()
+    while_held: list[bool] = []
+
+    def hold_second(handler: IndexRequestHandler) -> bool:
+        if handler.url_path.endswith("app-3.0-py3-none-any.whl.metadata"):
+            third_asked.set()
+        elif handler.url_path.endswith("app-11.0-py3-none-any.whl.metadata"):
+            while_held.append(third_asked.wait(timeout=5))
+        return False
+
+    server.set_handler_hook(hold_second)
+    done = run_cli("plan", "app", "lib<2", "--index-url", server.index_url, "-o", "plan.json")
+    assert done.returncode == 0, done.stderr
+    assert while_held == [True]
+    plan = (tmp_path / "plan.json").read_text()
+    assert "app-1.0-py3-none-any.whl" in plan

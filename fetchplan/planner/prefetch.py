@@ -180,6 +180,10 @@ class PrefetchFinder:
             self._prefetched.add(key)
         self._project_cell(name).then(lambda found: self._prefetch_likely(found, specifier, extras))
 
+    def prefetch_metadata(self, candidate: Candidate) -> None:
+        if candidate.link is not None:
+            self._metadata_cell(candidate.link)
+
     def searched(self) -> list[str]:
         return [source.url for source in (*self._indexes, *self._find_links)]
 

@@ -27,8 +27,10 @@ candidate; this module only applies pip's selection rules on top:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
@@ -65,6 +67,10 @@ UNUSABLE = "<unusable>"
 """What a candidate whose metadata cannot be prepared depends on: it has no candidates, so
 the resolver drops that candidate and goes on (pip and uv skip such a version too). A
 candidate that cannot be part of any solution depends on it too, with why."""
+LOOKAHEAD = 8
+"""Versions of a project whose metadata is fetched ahead once the resolver is past its first
+choice: it is then going through the versions one by one, each rejected in a moment once its
+metadata is in (a hundred fastapi versions, on the FastAPI template)."""
 _REASON_LIMIT = 300
 """Characters of a why-not kept in a reason built from another (a chain stays one line)."""
 
@@ -100,6 +106,10 @@ class Finder(Protocol):
     ) -> None:
         """Start fetching ``name``'s page and its likely candidate's metadata (and, with
         ``extras``, what those extras require); never blocks."""
+        ...
+
+    def prefetch_metadata(self, candidate: Candidate) -> None:
+        """Start fetching ``candidate``'s metadata; never blocks."""
         ...
 
     def searched(self) -> Sequence[str]:
@@ -400,7 +410,14 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         found = self.finder.project(name)
 
         def matches() -> Iterator[Candidate]:
-            for candidate in iter_matches(found, specifier, pre=self.pre, exclude=bad):
+            source = iter_matches(found, specifier, pre=self.pre, exclude=bad)
+            ahead: deque[Candidate] = deque()
+            for served in itertools.count():
+                candidate = ahead.popleft() if ahead else next(source, None)
+                if candidate is None:
+                    return
+                if served:
+                    self._look_ahead(source, ahead)
                 if candidate.yanked:
                     self._warn_yanked(candidate)
                 yield candidate.with_extras(extras) if extras else candidate
@@ -410,6 +427,24 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             return sorted(matches(), key=lambda c: c.link is None or c.link.kind != "wheel")
         # resolvelib calls this once and iterates as far as it needs: one version, mostly.
         return matches
+
+    def _look_ahead(self, source: Iterator[Candidate], ahead: deque[Candidate]) -> None:
+        """Queue the metadata of the next :data:`LOOKAHEAD` versions from ``source`` (kept in
+        ``ahead``). Wheels only: an sdist's metadata may need its backend run, which is for
+        the resolver to decide on, not a guess."""
+        while len(ahead) < LOOKAHEAD:
+            candidate = next(source, None)
+            if candidate is None:
+                return
+            ahead.append(candidate)
+            key = (candidate.name, candidate.version)
+            if (
+                candidate.link is not None
+                and candidate.link.kind == "wheel"
+                and key not in self._deps
+                and key not in self._dead
+            ):
+                self.finder.prefetch_metadata(candidate)
 
     def _warn_yanked(self, candidate: Candidate) -> None:
         key = (candidate.name, str(candidate.version))
