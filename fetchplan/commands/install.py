@@ -303,6 +303,10 @@ def _refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None
         )
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(f"{line}\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
     from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest, venv_python
@@ -336,7 +340,12 @@ def run(args: argparse.Namespace) -> int:
         elif args.venv is None:
             python = args.python
         else:
-            python = ensure_venv(args.venv, python=args.python)
+            python = ensure_venv(
+                args.venv,
+                python=args.python,
+                wait=not args.no_wait,
+                on_wait=None if quiet else _say,
+            )
         target = TargetInterpreter.query(python)
         if active and not quiet:
             sys.stderr.write(f"{using_line(target)}\n")

@@ -138,13 +138,23 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
     )
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(f"{line}\n")
+
+
 def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
     from fetchplan.install import TargetInterpreter, ensure_venv
 
     if active is not None:
         python = active
     elif args.venv is not None:
-        python = ensure_venv(args.venv, python=args.venv_python)
+        quiet = (getattr(args, "quiet", None) or 0) > 0
+        python = ensure_venv(
+            args.venv,
+            python=args.venv_python,
+            wait=not args.no_wait,
+            on_wait=None if quiet else _say,
+        )
     else:
         python = args.python
     return TargetInterpreter.query(python)
