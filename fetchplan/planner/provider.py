@@ -43,6 +43,7 @@ from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
+from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.metadata import UnusableMetadata
 from fetchplan.planner.target import TargetEnv
 
@@ -411,11 +412,13 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
 
         def matches() -> Iterator[Candidate]:
             source = iter_matches(found, specifier, pre=self.pre, exclude=bad)
-            ahead: deque[Candidate] = deque()
+            ahead: deque[Candidate | IndexPageError] = deque()
             for served in itertools.count():
                 candidate = ahead.popleft() if ahead else next(source, None)
                 if candidate is None:
                     return
+                if isinstance(candidate, IndexPageError):
+                    raise candidate  # where the resolver reaches it, as without looking ahead
                 if served:
                     self._look_ahead(source, ahead)
                 if candidate.yanked:
@@ -428,12 +431,21 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         # resolvelib calls this once and iterates as far as it needs: one version, mostly.
         return matches
 
-    def _look_ahead(self, source: Iterator[Candidate], ahead: deque[Candidate]) -> None:
+    def _look_ahead(
+        self, source: Iterator[Candidate], ahead: deque[Candidate | IndexPageError]
+    ) -> None:
         """Queue the metadata of the next :data:`LOOKAHEAD` versions from ``source`` (kept in
         ``ahead``). Wheels only: an sdist's metadata may need its backend run, which is for
-        the resolver to decide on, not a guess."""
+        the resolver to decide on, not a guess. A malformed file met on the way is kept in
+        ``ahead`` too, to be raised only if the resolver gets that far."""
+        if ahead and isinstance(ahead[-1], IndexPageError):
+            return
         while len(ahead) < LOOKAHEAD:
-            candidate = next(source, None)
+            try:
+                candidate = next(source, None)
+            except IndexPageError as exc:
+                ahead.append(exc)
+                return
             if candidate is None:
                 return
             ahead.append(candidate)
