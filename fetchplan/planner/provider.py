@@ -82,6 +82,9 @@ class _Dead:
 
     reason: str
     """The whole reason, for messages: ``requires x>=2, which the user's x<2 excludes``."""
+    cause: str
+    """The end of the chain, naming its candidate: ``c 2.0 requires b>=3, which the user's
+    b<2 excludes`` (what many dead versions of a project share, for a short message)."""
     native: bool
     """True when resolvelib sees the clash itself as soon as the candidate's dependencies are
     added (a requirement against the user's own on the same identifier, or a constraint):
@@ -142,6 +145,9 @@ class Req:
     and line (``None`` when unknown)."""
     via: frozenset[str] = frozenset()
     """The extras of the depending candidate that bring this requirement (for messages)."""
+    cause: str = ""
+    """For the requirement of a candidate no solution can hold: the end of the chain of why
+    (see ``text``), shared by the versions that fail for one reason."""
 
     @property
     def identifier(self) -> str:
@@ -538,7 +544,7 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         # The base project's version dead is every extras' dead: they depend on it.
         base = self._dead.get((candidate.name, candidate.version))
         if base is not None and not base.native:
-            return [self._cannot_hold(candidate, base.reason)]
+            return [self._cannot_hold(candidate, base)]
         deps = self._deps.get(key)
         if deps is None:
             try:
@@ -553,7 +559,7 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         dead = self._dead.get(key) or self._learn(key, deps)
         if dead is None or dead.native:
             return deps
-        return [self._cannot_hold(candidate, dead.reason)]
+        return [self._cannot_hold(candidate, dead)]
 
     def _learn(self, key: tuple[str, Version], deps: Sequence[Req]) -> _Dead | None:
         """Whether the candidate of ``key`` with ``deps`` can be part of no solution (kept)."""
@@ -562,6 +568,8 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 continue
             dead = self._unholdable(dep)
             if dead is not None:
+                if not dead.cause:
+                    dead = replace(dead, cause=f"{key[0]} {key[1]} {dead.reason}")
                 self._dead[key] = dead
                 log.debug("%s %s can be part of no solution: %s", *key, dead.reason)
                 return dead
@@ -599,10 +607,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 first_dead = version
         self._witness[id(dep)] = (dep, native, allowed, None)
         if first_dead is not None:
-            example = self._dead_reason(dep, first_dead)[:_REASON_LIMIT]
+            example = self._dead_of(dep, first_dead)
             return _Dead(
                 f"requires {dep}; no version of {dep.name} can be used: "
-                f"{dep.name} {first_dead} {example}",
+                f"{dep.name} {first_dead} {example.reason[:_REASON_LIMIT]}",
+                cause=example.cause,
                 native=False,
             )
         # No version is allowed at all. resolvelib meets that clash itself when no version
@@ -611,23 +620,27 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         if not any(
             found.candidate(v) is not None for v in native.filter(found.versions, prereleases=True)
         ):
-            return _Dead(f"requires {dep}, which no usable version satisfies", native=True)
+            return _Dead(
+                f"requires {dep}, which no usable version satisfies", cause="", native=True
+            )
         excluded = self._root_text.get(dep.name, str(allowed))
-        return _Dead(f"requires {dep}, which the user's {excluded} excludes", native=False)
+        return _Dead(
+            f"requires {dep}, which the user's {excluded} excludes", cause="", native=False
+        )
 
     def _is_dead(self, dep: Req, version: Version) -> bool:
         return (dep.identifier, version) in self._dead or (dep.name, version) in self._dead
 
-    def _dead_reason(self, dep: Req, version: Version) -> str:
-        dead = self._dead.get((dep.identifier, version)) or self._dead[(dep.name, version)]
-        return dead.reason
+    def _dead_of(self, dep: Req, version: Version) -> _Dead:
+        return self._dead.get((dep.identifier, version)) or self._dead[(dep.name, version)]
 
-    def _cannot_hold(self, candidate: Candidate, reason: str) -> Req:
+    def _cannot_hold(self, candidate: Candidate, dead: _Dead) -> Req:
         return Req(
             name=cast(NormalizedName, UNUSABLE),
             specifier=SpecifierSet(),
-            text=reason,
+            text=dead.reason,
             origin=f"{candidate.name} {candidate.version}",
+            cause=dead.cause,
         )
 
     def _unusable(self, candidate: Candidate, error: UnusableMetadata) -> Req:
@@ -636,6 +649,6 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         if key not in self.unusable:
             self.unusable[key] = reason
             # Every identifier of the project at this version: its extras need the base.
-            self._dead[key] = _Dead(reason, native=False)
+            self._dead[key] = _Dead(reason, cause=reason, native=False)
             log.info("%s %s is unusable, trying another version: %s", *key, reason)
-        return self._cannot_hold(candidate, reason)
+        return self._cannot_hold(candidate, _Dead(reason, cause=reason, native=False))
