@@ -65,3 +65,35 @@ def test_versions_after_a_rejected_one_have_their_metadata_fetched_ahead(
     assert while_held == [True]
     plan = (tmp_path / "plan.json").read_text()
     assert "app-1.0-py3-none-any.whl" in plan
+
+
+def test_a_page_that_fails_behind_a_requirement_already_in_conflict_is_not_needed(
+    index_server: MakeIndexServer, tmp_path: Path, run_cli: RunCli
+) -> None:
+    # app 2.0 clashes with pin's x<2 on its first requirement; resolvelib drops it there and
+    # never needs the page of "broken" (its second), which fails: the plan takes app 1.0.
+    server = index_server(
+        [
+            Dist("app", "2.0", requires=["x>=2", "broken"]),
+            Dist("app", "1.0", requires=["x"]),
+            Dist("pin", "1.0", requires=["x<2"]),
+            Dist("x", "1.0"),
+            Dist("x", "2.0"),
+            Dist("broken", "1.0"),
+        ]
+    )
+
+    def fail_broken(handler: IndexRequestHandler) -> bool:
+        if handler.url_path.rstrip("/").endswith("/simple/broken"):
+            handler.respond(500, b"no")
+            return True
+        return False
+
+    server.set_handler_hook(fail_broken)
+    done = run_cli(
+        "plan", "app", "pin==1.0", "--index-url", server.index_url, "--retries", "0",
+        "-o", "plan.json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = (tmp_path / "plan.json").read_text()
+    assert "app-1.0-py3-none-any.whl" in plan and "broken" not in plan

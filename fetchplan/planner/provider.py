@@ -42,6 +42,7 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
+from fetchplan.errors import FetchplanError
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
 from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.metadata import UnusableMetadata
@@ -566,7 +567,12 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         for dep in deps:
             if dep.name in (PYTHON, UNUSABLE):
                 continue
-            dead = self._unholdable(dep)
+            try:
+                dead = self._unholdable(dep)
+            except FetchplanError:
+                # A page that cannot be read, or a malformed file: resolvelib meets it (or
+                # not, if another requirement rules the candidate out first), as without this.
+                continue
             if dead is not None:
                 if not dead.cause:
                     dead = replace(dead, cause=f"{key[0]} {key[1]} {dead.reason}")
