@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,20 +17,11 @@ from fetchplan.commands._args import add_link_mode_argument
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
-    from fetchplan.commands._status import Change
     from fetchplan.install import InstallReport, TargetInterpreter
     from fetchplan.schemas.manifest import Manifest
     from fetchplan.schemas.plan import Plan
 
-__all__ = [
-    "InstallProgressLine",
-    "active_environment",
-    "discovered_venv",
-    "register",
-    "run",
-    "summary_lines",
-    "using_line",
-]
+__all__ = ["register", "run"]
 
 
 def register(
@@ -129,134 +119,6 @@ def register(
     p.set_defaults(func=run)
 
 
-def active_environment(command: str) -> Path:
-    """The interpreter of the environment uv would pick when given none: the active virtual
-    environment (``VIRTUAL_ENV``), else a ``.venv`` in the current directory or a parent;
-    :class:`InputError` when there is neither or it has no interpreter."""
-    from fetchplan.install import venv_python
-
-    active = os.environ.get("VIRTUAL_ENV")
-    if not active:
-        found = discovered_venv(Path.cwd())
-        if found is None:
-            raise InputError(
-                f"{command}: give the environment with --venv DIR or --python PY (or "
-                "activate a virtual environment)"
-            )
-        return venv_python(found)
-    python = venv_python(Path(active))
-    if not python.exists():
-        raise InputError(f"VIRTUAL_ENV: {active}: no interpreter at {python}")
-    return python
-
-
-def discovered_venv(start: Path) -> Path | None:
-    """The nearest ``.venv`` at or above ``start`` that is a virtual environment with an
-    interpreter, as uv looks for one (a ``.venv`` that is a file or lacks ``pyvenv.cfg`` is
-    passed over, so a stray name never receives an install)."""
-    from fetchplan.install import venv_python
-
-    for directory in (start, *start.parents):
-        candidate = directory / ".venv"
-        if (candidate / "pyvenv.cfg").is_file() and venv_python(candidate).exists():
-            return candidate
-    return None
-
-
-def using_line(target: TargetInterpreter) -> str:
-    """uv's ``Using Python 3.12.4 environment at: DIR``, for the environment found through
-    ``VIRTUAL_ENV`` or a ``.venv`` (given none, the user is told which one is used)."""
-    version = target.markers.get("python_full_version") or target.python_version
-    active = os.environ.get("VIRTUAL_ENV")
-    if active:
-        return f"Using Python {version} environment at: {active} (VIRTUAL_ENV)"
-    found = discovered_venv(Path.cwd())
-    where = found if found is not None else target.prefix
-    return f"Using Python {version} environment at: {where} (.venv)"
-
-
-def _changes(report: InstallReport) -> list[Change]:
-    """Every change ``report`` records, as ``(sign, name, version)``."""
-    changes: list[Change] = []
-    for project in report.projects:
-        if project.action == "unchanged":
-            continue
-        if project.action == "reinstalled":
-            changes.append(("~", project.name, project.version))
-            continue
-        changes.extend(("-", project.name, old) for old in project.previous)
-        if project.action != "removed":
-            changes.append(("+", project.name, project.version))
-    return changes
-
-
-def summary_lines(report: InstallReport, seconds: float, *, dry_run: bool = False) -> list[str]:
-    """uv's summary of an install: how many were uninstalled and installed, then one
-    `` + name==version`` (`` - name==old`` removed, `` ~ name==version`` reinstalled) line per
-    change, sorted by name. ``Audited N packages`` when nothing changed. With ``dry_run``,
-    what would be (and what would be left alone, as `` = name==version``)."""
-    from fetchplan.commands._status import change_lines, elapsed, packages
-
-    uninstalled = sum(1 for p in report.projects if p.action != "unchanged" and p.previous)
-    installed = sum(1 for p in report.projects if p.action not in ("unchanged", "removed"))
-    unchanged = [p for p in report.projects if p.action == "unchanged"]
-    lines: list[str] = []
-    if dry_run:
-        if uninstalled:
-            lines.append(f"Would uninstall {packages(uninstalled)}")
-        if installed:
-            lines.append(f"Would install {packages(installed)}")
-        lines.extend(change_lines(_changes(report)))
-        if unchanged:
-            lines.append(f"Would leave {packages(len(unchanged))} as installed")
-            lines.extend(sorted(f" = {p.name}=={p.version}" for p in unchanged))
-        if not report.projects:
-            lines.append("Would make no changes")
-        return lines
-    if not (uninstalled or installed):
-        return [f"Audited {packages(len(report.projects))} in {elapsed(seconds)}"]
-    if uninstalled:
-        lines.append(f"Uninstalled {packages(uninstalled)}")
-    if installed:
-        lines.append(f"Installed {packages(installed)} in {elapsed(seconds)}")
-    lines.extend(change_lines(_changes(report)))
-    return lines
-
-
-class InstallProgressLine:
-    """A live ``installing 12/34 pandas`` line on a terminal while a block installs; call the
-    object (from any thread) with each project's name as its wheel is staged."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        from fetchplan.commands._status import LiveLine
-
-        self._total = total
-        self._done = 0
-        self._last = ""
-        self._lock = threading.Lock()
-        self._line = LiveLine(sys.stderr, self._render, enabled=enabled and total > 0)
-
-    def _render(self) -> str:
-        with self._lock:
-            return f"installing {self._done}/{self._total} {self._last}".rstrip()
-
-    def __call__(self, name: str) -> None:
-        with self._lock:  # the installer's workers call this at once
-            self._done += 1
-            self._last = name
-
-    def note(self, message: str) -> None:
-        """A line the user must see (a lock waited for), in the live line's place."""
-        self._line.write(f"fetchplan: {message}\n")
-
-    def __enter__(self) -> InstallProgressLine:
-        self._line.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._line.__exit__(None, None, None)
-
-
 def _dry_run(
     args: argparse.Namespace,
     manifest_path: Path,
@@ -305,6 +167,12 @@ def _refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
+    from fetchplan.commands._shared import (
+        InstallProgressLine,
+        active_environment,
+        install_summary_lines,
+        using_line,
+    )
     from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest, venv_python
     from fetchplan.install.core import load_checked, select_checked
     from fetchplan.install.store import WheelStore, default_store_dir
@@ -328,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             if not quiet:
                 if existing is None:
                     sys.stdout.write(f"Would create virtual environment at: {args.venv}\n")
-                for line in summary_lines(report, 0.0, dry_run=True):
+                for line in install_summary_lines(report, 0.0, dry_run=True):
                     sys.stdout.write(f"{line}\n")
             return 0
         if chosen is not None:
@@ -361,6 +229,6 @@ def run(args: argparse.Namespace) -> int:
             )
         seconds = time.monotonic() - started
     if not quiet:
-        for line in summary_lines(report, seconds):
+        for line in install_summary_lines(report, seconds):
             sys.stdout.write(f"{line}\n")
     return 0

@@ -115,7 +115,7 @@ def _fetch_timings_path(plan_timings: Path | None) -> Path | None:
 
 
 def _fetch_options(args: argparse.Namespace) -> FetchOptions:
-    from fetchplan.commands.fetch import env_policies
+    from fetchplan.commands._shared import env_policies
     from fetchplan.executor import FetchOptions
     from fetchplan.executor.run import DEFAULT_PER_HOST
 
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     """Plan, then fetch while staging each verified wheel, then install all at once."""
     if args.venv is None and args.venv_python is not None:
         raise InputError("--venv-python only goes with --venv")
-    from fetchplan.commands.install import active_environment
+    from fetchplan.commands._shared import active_environment
 
     active = active_environment("run") if args.venv is None and args.python is None else None
     with _workspace(args) as workspace:
@@ -240,8 +240,15 @@ def _shown(path: Path) -> str:
 
 def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> int:
     """:func:`run` once the plan's place is known; ``temporary``: it goes away afterwards."""
-    from fetchplan.commands.fetch import _reporter, _sigterm_interrupts, _summary_lines
-    from fetchplan.commands.install import InstallProgressLine, summary_lines, using_line
+    from fetchplan.commands._shared import (
+        InstallProgressLine,
+        enforce_plan_policy,
+        fetch_summary_lines,
+        install_summary_lines,
+        reporter,
+        sigterm_interrupts,
+        using_line,
+    )
     from fetchplan.commands.plan import options_from_args, resolve_with_status, resolved_line
     from fetchplan.executor import open_execution
     from fetchplan.install import StagedInstall, WheelToInstall
@@ -286,15 +293,13 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         sys.stdout.write(f"{resolved_line(plan, resolve_seconds)}\n")
         sys.stdout.flush()
     if args.policy is not None:
-        from fetchplan.commands.fetch import enforce_plan_policy
-
         enforce_plan_policy(plan_path, args.policy)
 
     plan_target = select_target(plan, plan_path, target.markers, target.tags)
     needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
     # Piped, run writes its summaries only (as uv does); `--progress plain` asks for lines.
     mode = "none" if args.progress == "auto" and not sys.stderr.isatty() else args.progress
-    reporter = _reporter(mode, quiet, sys.stderr)
+    shown = reporter(mode, quiet, sys.stderr)
     progress = InstallProgressLine(len(needed), enabled=not quiet)
     with (
         tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
@@ -303,14 +308,14 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
             reinstall=args.reinstall,
             compile=not args.no_compile,
             wait=not args.no_wait,
-            on_wait=reporter.note,
+            on_wait=shown.note,
             store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
             link_mode=args.link_mode,
             progress=progress,
         ) as install,
-        _sigterm_interrupts(),
+        sigterm_interrupts(),
     ):
-        execution = open_execution(plan_path, _fetch_options(args), reporter)
+        execution = open_execution(plan_path, _fetch_options(args), shown)
         with execution:
             # Large wheels are unpacked while they download; staging checks every file.
             smallest = prestage_min_size()
@@ -343,7 +348,7 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         if fetched is None:  # pragma: no cover - the execution always sets it on exit
             raise RuntimeError("execution produced no result")
         if not quiet:
-            for line in _summary_lines(fetched):
+            for line in fetch_summary_lines(fetched):
                 if not line.startswith("manifest: "):
                     sys.stdout.write(f"{line}\n")
             if fetched.manifest_path is not None and not temporary:
@@ -367,6 +372,6 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
                     install.add(wheel)
             report = install.commit()
     if not quiet:
-        for line in summary_lines(report, time.monotonic() - started):
+        for line in install_summary_lines(report, time.monotonic() - started):
             sys.stdout.write(f"{line}\n")
     return 0
