@@ -5,7 +5,11 @@
 * :mod:`.backend` — the backend's hooks, run through ``pyproject_hooks`` in an isolated
   interpreter, failures turned into one-line errors;
 * :mod:`.env` — an isolated build environment: a fresh virtual environment without pip, into
-  which exactly the given, verified wheels are installed by fetchplan's own installer.
+  which exactly the given, verified wheels are installed by fetchplan's own installer;
+* :mod:`.prepare` — an sdist's metadata prepared by its backend, for the planner.
+
+The package sits above the installer (a build environment is filled by it) and below the
+planner; the installer knows no builds.
 """
 
 from __future__ import annotations
