@@ -1,7 +1,8 @@
 """``fetchplan install``: install the wheels of a verified manifest (or a bundle) into an
 environment.
 
-sdists in it are built into wheels first (:mod:`fetchplan.install.build`).
+The command checks its arguments, finds the environment and prints; opening the source and
+installing it (sdists built into wheels first) is :mod:`fetchplan.pipeline`'s.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
     from fetchplan.install import InstallReport, TargetInterpreter
-    from fetchplan.schemas.manifest import Manifest
-    from fetchplan.schemas.plan import Plan
+    from fetchplan.pipeline import InstallOptions, Source
 
 __all__ = ["register", "run"]
 
@@ -119,27 +119,23 @@ def register(
     p.set_defaults(func=run)
 
 
-def _dry_run(
-    args: argparse.Namespace,
-    manifest_path: Path,
-    checked: tuple[Manifest, Plan, Path],
-    python: Path | None,
-) -> InstallReport:
+def _dry_run(args: argparse.Namespace, source: Source, python: Path | None) -> InstallReport:
     """What installing would change, reading the manifest, the plan and the environment only.
 
     ``python`` is the environment's interpreter; None for a venv still to be made (which
     would get everything; the interpreter it would be made with is asked for its tags)."""
     from fetchplan.install import InstallReport, TargetInterpreter
-    from fetchplan.install.core import select_checked
     from fetchplan.install.preview import preview_changes, preview_install
     from fetchplan.install.selection import match_manifest
 
     maker = args.python if args.python is not None else Path(sys.executable)
     target = TargetInterpreter.query(python if python is not None else maker)
-    selection = select_checked(manifest_path, target, plan_path=args.plan, checked=checked)
+    selection = source.select(target)
     # The manifest must vouch for every wheel, as for a real install.
     match_manifest(
-        [a for a in selection.artifacts if a.kind != "sdist"], selection.manifest, manifest_path
+        [a for a in selection.artifacts if a.kind != "sdist"],
+        selection.manifest,
+        source.manifest_path,
     )
     wanted = [(a.name, a.version) for a in selection.artifacts]
     if python is None:
@@ -149,6 +145,38 @@ def _dry_run(
             projects=preview_changes(wanted, {}, reinstall=args.reinstall),
         )
     return preview_install(wanted, target, reinstall=args.reinstall, exact=args.exact)
+
+
+def _show_dry_run(args: argparse.Namespace, source: Source, chosen: Path | None) -> None:
+    """``--dry-run``: say what installing would change, changing nothing."""
+    from fetchplan.commands._shared import install_summary_lines
+    from fetchplan.install import venv_python
+
+    existing = chosen if chosen is not None else args.python
+    if args.venv is not None:
+        made = venv_python(args.venv)
+        existing = made if (args.venv / "pyvenv.cfg").is_file() and made.exists() else None
+    report = _dry_run(args, source, existing)
+    if (getattr(args, "quiet", None) or 0) > 0:
+        return
+    if existing is None:
+        sys.stdout.write(f"Would create virtual environment at: {args.venv}\n")
+    for line in install_summary_lines(report, 0.0, dry_run=True):
+        sys.stdout.write(f"{line}\n")
+
+
+def _install_options(args: argparse.Namespace) -> InstallOptions:
+    from fetchplan.install.store import WheelStore, default_store_dir
+    from fetchplan.pipeline import InstallOptions
+
+    return InstallOptions(
+        reinstall=args.reinstall,
+        compile=args.compile,
+        wait=not args.no_wait,
+        store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
+        link_mode=args.link_mode,
+        exact=args.exact,
+    )
 
 
 def _refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None:
@@ -166,38 +194,23 @@ def _refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
     from fetchplan.commands._shared import (
         InstallProgressLine,
         active_environment,
         install_summary_lines,
         using_line,
     )
-    from fetchplan.install import TargetInterpreter, ensure_venv, install_manifest, venv_python
-    from fetchplan.install.core import load_checked, select_checked
-    from fetchplan.install.store import WheelStore, default_store_dir
+    from fetchplan.install import TargetInterpreter, ensure_venv
+    from fetchplan.pipeline import install_selection, open_source
 
     quiet = (getattr(args, "quiet", None) or 0) > 0
     active = args.venv is None and args.python is None
     chosen = active_environment("install") if active else None
-    with open_bundle(args.manifest) as source:
-        if source.is_bundle:
-            whole = check_bundle(source)
-            if whole.problems:
-                raise BundleInvalid(whole.where, whole.problems)
-        # A manifest that cannot be installed must not leave a new, empty venv behind.
-        checked = load_checked(source.manifest_path, plan_path=args.plan)
+    # A source that cannot be installed must not leave a new, empty venv behind: it is
+    # opened and checked first.
+    with open_source(args.manifest, plan_path=args.plan) as source:
         if args.dry_run:
-            existing = chosen if chosen is not None else args.python
-            if args.venv is not None:
-                made = venv_python(args.venv)
-                existing = made if (args.venv / "pyvenv.cfg").is_file() and made.exists() else None
-            report = _dry_run(args, source.manifest_path, checked, existing)
-            if not quiet:
-                if existing is None:
-                    sys.stdout.write(f"Would create virtual environment at: {args.venv}\n")
-                for line in install_summary_lines(report, 0.0, dry_run=True):
-                    sys.stdout.write(f"{line}\n")
+            _show_dry_run(args, source, chosen)
             return 0
         if chosen is not None:
             python: Path = chosen
@@ -208,24 +221,13 @@ def run(args: argparse.Namespace) -> int:
         target = TargetInterpreter.query(python)
         if active and not quiet:
             sys.stderr.write(f"{using_line(target)}\n")
-        selected = select_checked(source.manifest_path, target, checked=checked).artifacts
+        selection = source.select(target)
         if args.exact:
-            _refuse_removing_itself(target, {a.name for a in selected})
+            _refuse_removing_itself(target, {a.name for a in selection.artifacts})
         started = time.monotonic()
-        with InstallProgressLine(len(selected), enabled=not quiet) as progress:
-            report = install_manifest(
-                source.manifest_path,
-                target,
-                plan_path=args.plan,
-                reinstall=args.reinstall,
-                compile=args.compile,
-                checked=checked,
-                wait=not args.no_wait,
-                on_wait=progress.note,
-                store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
-                link_mode=args.link_mode,
-                exact=args.exact,
-                progress=progress,
+        with InstallProgressLine(len(selection.artifacts), enabled=not quiet) as progress:
+            report = install_selection(
+                selection, target, _install_options(args), on_wait=progress.note, progress=progress
             )
         seconds = time.monotonic() - started
     if not quiet:

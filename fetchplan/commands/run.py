@@ -364,7 +364,7 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         started = time.monotonic()
         with progress:
             if any(a.kind == "sdist" for a in needed.values()) and fetched.manifest_path:
-                from fetchplan.install.build import build_manifest_sdists
+                from fetchplan.build.sdists import build_manifest_sdists
 
                 for wheel in build_manifest_sdists(
                     fetched.manifest_path, target, out_dir=Path(built_dir), plan_path=plan_path
