@@ -107,3 +107,21 @@ def test_importing_fetchplan_imports_no_stage(cli_env: dict[str, str]) -> None:
     first, second = done.stdout.splitlines()
     assert first == "[]"
     assert second == "True True"
+
+
+def test_installing_from_a_manifest_imports_no_planner(cli_env: dict[str, str]) -> None:
+    # An offline machine installs through the pipeline with the planner's dependencies absent.
+    code = (
+        "import sys, fetchplan.pipeline, fetchplan.build.sdists, fetchplan.commands.install\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fetchplan.planner')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
