@@ -181,8 +181,9 @@ def install_selection(
     on_wait: Callable[[str], None] | None = None,
     progress: InstallProgress | None = None,
 ) -> InstallReport:
-    """Build the sdists of ``selection`` into wheels, then install every wheel into
-    ``target``, all or nothing: nothing is installed unless every build succeeded.
+    """Check the wheels of ``selection`` against its manifest, build its sdists into wheels,
+    then install every wheel into ``target``, all or nothing: nothing is installed unless
+    every build succeeded.
 
     ``on_wait`` is told when another install holds the environment; ``progress`` is told of
     each wheel as it is staged.
@@ -190,11 +191,15 @@ def install_selection(
     from fetchplan.build.sdists import build_sdists
     from fetchplan.install import install_wheels
     from fetchplan.install.core import selected_wheels
+    from fetchplan.wheels import WheelToInstall
 
     with tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir:
-        built = build_sdists(selection, target, out_dir=Path(built_dir))
+
+        def build(selection: Selection) -> dict[str, WheelToInstall]:
+            return build_sdists(selection, target, out_dir=Path(built_dir))
+
         return install_wheels(
-            selected_wheels(selection, built),
+            selected_wheels(selection, build),
             target,
             reinstall=options.reinstall,
             compile=options.compile,

@@ -58,6 +58,7 @@ __all__ = [
     "InstallProgress",
     "InstallReport",
     "ProjectOutcome",
+    "SdistBuilder",
     "Selection",
     "StagedInstall",
     "install_manifest",
@@ -172,28 +173,35 @@ def select_checked(
     )
 
 
+SdistBuilder = Callable[["Selection"], Mapping[str, WheelToInstall]]
+"""Builds the sdists of a selection; returns each one's wheel by the sdist's file name (see
+:func:`fetchplan.build.sdists.build_sdists`)."""
+
+
 def selected_wheels(
-    selection: Selection, built: Mapping[str, WheelToInstall] | None = None
+    selection: Selection, build: SdistBuilder | None = None
 ) -> list[WheelToInstall]:
     """The wheels of ``selection``, in plan order, each paired with the manifest entry that
     vouches for it (:class:`ManifestMismatch` otherwise).
 
-    An sdist stands replaced by the wheel built from it, ``built`` mapping the sdist's file
-    name to that wheel (see :mod:`fetchplan.build.sdists`); a selection with an sdist not
-    built is refused: the installer builds nothing.
+    The wheels are checked first; then, when the selection holds sdists, ``build`` is called
+    and each sdist stands replaced by the wheel built from it. Without ``build`` such a
+    selection is refused: the installer builds nothing itself.
     """
-    built = {} if built is None else built
     wheels = match_manifest(
         [a for a in selection.artifacts if a.kind != "sdist"],
         selection.manifest,
         selection.manifest_path,
     )
-    missing = [a.filename for a in selection.sdists if a.filename not in built]
-    if missing:
+    sdists = selection.sdists
+    if not sdists:
+        return wheels
+    if build is None:
+        names = ", ".join(a.filename for a in sdists)
         raise InstallError(
-            f"{selection.plan_path}: artifacts: these sdists must be built first: "
-            f"{', '.join(missing)}"
+            f"{selection.plan_path}: artifacts: these sdists must be built first: {names}"
         )
+    built = build(selection)
     by_file = {w.filename: w for w in wheels}
     return [
         built[a.filename] if a.kind == "sdist" else by_file[a.filename] for a in selection.artifacts
