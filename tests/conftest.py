@@ -22,6 +22,7 @@ from tests.support.faults import FaultServer
 from tests.support.index import IndexOptions, write_index
 from tests.support.netguard import loopback_only
 from tests.support.nginx import NginxOptions, NginxServer
+from tests.support.processes import Processes
 from tests.support.pypiserver import PypiServer
 from tests.support.servers import IndexServer, ServerOptions
 from tests.support.wheels import Dist, build_wheel
@@ -34,6 +35,18 @@ def only_loopback() -> Iterator[None]:
     """No socket of the test process connects anywhere but loopback (see tests.support.netguard)."""
     with loopback_only():
         yield
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """``processes.start(argv, **popen) -> Popen``: child processes that do not outlive the
+    test. At teardown any still running is stopped (SIGTERM, then SIGKILL), every one is
+    reaped and its pipes closed, whether the test passed or failed."""
+    owned = Processes()
+    try:
+        yield owned
+    finally:
+        owned.close()
 
 
 @pytest.fixture(autouse=True)

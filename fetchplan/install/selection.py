@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.markers import Marker
@@ -28,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact
 from fetchplan.schemas.plan import Artifact, Plan, Target
+from fetchplan.wheels import WheelToInstall
 
 __all__ = [
     "STABLE_MARKERS",
@@ -54,19 +54,6 @@ STABLE_MARKERS = (
     "platform_system",
     "platform_machine",
 )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WheelToInstall:
-    """A wheel file and what it must be: the expectations it is verified against."""
-
-    path: Path
-    filename: str
-    name: NormalizedName
-    version: str
-    sha256: str
-    size: int
-    requested: bool = False
 
 
 def target_matches(target: Target, markers: Mapping[str, str], tags: Collection[str]) -> bool:
