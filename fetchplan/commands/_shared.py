@@ -35,6 +35,7 @@ __all__ = [
     "env_policies",
     "fetch_summary_lines",
     "install_summary_lines",
+    "refuse_removing_itself",
     "reporter",
     "sigterm_interrupts",
     "using_line",
@@ -255,3 +256,17 @@ class InstallProgressLine:
 
     def __exit__(self, *exc_info: object) -> None:
         self._line.__exit__(None, None, None)
+
+
+def refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None:
+    """``--exact`` into the environment fetchplan runs from must not remove fetchplan."""
+    from fetchplan.install.environment import installed_distributions
+
+    if os.path.realpath(target.prefix) != os.path.realpath(sys.prefix):
+        return
+    if "fetchplan" in installed_distributions(target) and "fetchplan" not in listed:
+        raise InputError(
+            f"--exact: {target.prefix} is the environment fetchplan runs from, and the "
+            "manifest does not list fetchplan: it would remove itself; install into another "
+            "environment"
+        )

@@ -8,17 +8,15 @@ installing it (sdists built into wheels first) is :mod:`fetchplan.pipeline`'s.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fetchplan.commands._args import add_link_mode_argument
-from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
-    from fetchplan.install import InstallReport, TargetInterpreter
+    from fetchplan.install import InstallReport
     from fetchplan.pipeline import InstallOptions, Source
 
 __all__ = ["register", "run"]
@@ -179,20 +177,6 @@ def _install_options(args: argparse.Namespace) -> InstallOptions:
     )
 
 
-def _refuse_removing_itself(target: TargetInterpreter, listed: set[str]) -> None:
-    """``--exact`` into the environment fetchplan runs from must not remove fetchplan."""
-    from fetchplan.install.environment import installed_distributions
-
-    if os.path.realpath(target.prefix) != os.path.realpath(sys.prefix):
-        return
-    if "fetchplan" in installed_distributions(target) and "fetchplan" not in listed:
-        raise InputError(
-            f"--exact: {target.prefix} is the environment fetchplan runs from, and the "
-            "manifest does not list fetchplan: it would remove itself; install into another "
-            "environment"
-        )
-
-
 def _say(line: str) -> None:
     sys.stderr.write(f"{line}\n")
 
@@ -202,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         InstallProgressLine,
         active_environment,
         install_summary_lines,
+        refuse_removing_itself,
         using_line,
     )
     from fetchplan.install import TargetInterpreter, ensure_venv
@@ -232,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{using_line(target)}\n")
         selection = source.select(target)
         if args.exact:
-            _refuse_removing_itself(target, {a.name for a in selection.artifacts})
+            refuse_removing_itself(target, {a.name for a in selection.artifacts})
         started = time.monotonic()
         with InstallProgressLine(len(selection.artifacts), enabled=not quiet) as progress:
             report = install_selection(

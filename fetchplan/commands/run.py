@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from fetchplan.install import TargetInterpreter
     from fetchplan.pipeline import InstallOptions
     from fetchplan.planner.api import PlanOptions, PlanResult
+    from fetchplan.schemas.plan import Artifact
 
 __all__ = ["register"]
 
@@ -94,6 +95,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     env.add_argument("--reinstall", action="store_true", help="reinstall planned projects")
     env.add_argument("--no-compile", action="store_true", help="do not byte-compile")
+    env.add_argument(
+        "--exact",
+        action="store_true",
+        help="also remove what the plan does not list (as `uv pip sync` does), except pip, "
+        "setuptools and wheel unless it lists them",
+    )
+    env.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resolve, then say what would be installed, replaced and removed: nothing is "
+        "fetched, and neither a missing --venv nor anything in an environment is made",
+    )
     add_link_mode_argument(env)
     fetch = p.add_argument_group("fetching")
     add_per_host_argument(fetch)
@@ -256,7 +269,50 @@ def _install_options(args: argparse.Namespace) -> InstallOptions:
         wait=not args.no_wait,
         store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
         link_mode=args.link_mode,
+        exact=args.exact,
     )
+
+
+def _existing_interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
+    """``--dry-run``'s interpreter: the environment's when it exists, else the one a new
+    ``--venv`` would be made with (asked only for its tags and markers); nothing is made."""
+    from fetchplan.install import TargetInterpreter, venv_python
+
+    if active is not None:
+        return TargetInterpreter.query(active)
+    if args.python is not None:
+        return TargetInterpreter.query(args.python)
+    made = venv_python(args.venv)
+    if (args.venv / "pyvenv.cfg").is_file() and made.exists():
+        return TargetInterpreter.query(made)
+    return TargetInterpreter.query(args.venv_python or Path(sys.executable))
+
+
+def _show_dry_run(
+    args: argparse.Namespace, needed: dict[str, Artifact], target: TargetInterpreter
+) -> int:
+    """What installing the plan's ``needed`` artifacts into ``target`` would change."""
+    from fetchplan.commands._shared import install_summary_lines
+    from fetchplan.install import InstallReport
+    from fetchplan.install.preview import preview_changes, preview_install
+
+    wanted = [(a.name, a.version) for a in needed.values()]
+    new = args.venv is not None and not (args.venv / "pyvenv.cfg").is_file()
+    if new:
+        report = InstallReport(
+            interpreter=target.executable,
+            prefix=str(args.venv),
+            projects=preview_changes(wanted, {}, reinstall=args.reinstall),
+        )
+    else:
+        report = preview_install(wanted, target, reinstall=args.reinstall, exact=args.exact)
+    if (getattr(args, "quiet", None) or 0) > 0:
+        return 0
+    if new:
+        sys.stdout.write(f"Would create virtual environment at: {args.venv}\n")
+    for line in install_summary_lines(report, 0.0, dry_run=True):
+        sys.stdout.write(f"{line}\n")
+    return 0
 
 
 def _show_fetched(fetched: FetchResult, *, temporary: bool) -> None:
@@ -281,6 +337,7 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         InstallProgressLine,
         enforce_plan_policy,
         install_summary_lines,
+        refuse_removing_itself,
         reporter,
         sigterm_interrupts,
         using_line,
@@ -299,9 +356,10 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         seconds.append(took)
         return result
 
+    find = _existing_interpreter if args.dry_run else _interpreter
     result, target = pipeline.plan_for(
         options,
-        lambda: _interpreter(args, active),
+        lambda: find(args, active),
         its_python=_plans_for_its_python(args, active),
         resolve=resolve,
     )
@@ -315,6 +373,10 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         enforce_plan_policy(plan_path, args.policy)
 
     needed = pipeline.needed_artifacts(result.plan, plan_path, target)
+    if args.dry_run:
+        return _show_dry_run(args, needed, target)
+    if args.exact:
+        refuse_removing_itself(target, {a.name for a in needed.values()})
     # Piped, run writes its summaries only (as uv does); `--progress plain` asks for lines.
     mode = "none" if args.progress == "auto" and not sys.stderr.isatty() else args.progress
     shown = reporter(mode, quiet, sys.stderr)
