@@ -318,7 +318,7 @@ def _check_api_version(url: str, version: object) -> None:
 
 # -- compact pages -----------------------------------------------------------------------------
 
-COMPACT_FORMAT = 2
+COMPACT_FORMAT = 3
 """Version of :meth:`CompactPage.to_data`'s layout; data of another version is refused."""
 
 PageKind = Literal["json", "html"]
@@ -342,7 +342,8 @@ class CompactPage:
     first appear on the page. ``unreadable`` lists the entries that cannot belong to any
     version (not an object, no file name), with why: reading every file of the page reports
     them; reading some versions does not. ``base`` is the URL the files' hrefs are relative
-    to (the page URL, or an HTML page's ``<base>``).
+    to (the page URL, or an HTML page's ``<base>``). ``api_version`` is the repository API
+    version the page states (None: none stated, 1.0).
     """
 
     kind: PageKind
@@ -351,6 +352,7 @@ class CompactPage:
     project: str | None
     releases: tuple[Release, ...]
     unreadable: tuple[tuple[int, str], ...] = ()
+    api_version: str | None = None
 
     def to_data(self) -> tuple[Any, ...]:
         """Plain nested tuples of ``str``, ``int``, ``bytes`` and ``None``, for ``marshal``;
@@ -363,6 +365,7 @@ class CompactPage:
             self.project,
             self.releases,
             self.unreadable,
+            self.api_version,
         )
 
     @classmethod
@@ -376,7 +379,7 @@ class CompactPage:
         :class:`CompactPageError`.
         """
         try:
-            fmt, kind, url, base, project, releases, unreadable = data
+            fmt, kind, url, base, project, releases, unreadable, api_version = data
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"not a compact page: {exc}") from None
         if fmt != COMPACT_FORMAT:
@@ -385,12 +388,14 @@ class CompactPage:
             raise CompactPageError("compact page: bad kind, url or base")
         if project is not None and not isinstance(project, str):
             raise CompactPageError("compact page: bad project")
+        if api_version is not None and not isinstance(api_version, str):
+            raise CompactPageError("compact page: bad API version")
         try:
             groups = tuple(_release(release) for release in releases)
             problems = tuple((int(pos), str(why)) for pos, why in unreadable)
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"compact page: bad releases: {exc}") from None
-        return cls(kind, url, base, project, groups, problems)
+        return cls(kind, url, base, project, groups, problems, api_version)
 
     @property
     def file_count(self) -> int:
@@ -565,7 +570,8 @@ def compact_json_page(
         # Not the shape of a page (or JSON msgspec refuses): read as the standard library
         # reads it, which names what is wrong, if anything.
         return _compact_json_slowly(body, page_url, project)
-    _check_api_version(page_url, head.meta.get("api-version", "1.0"))
+    api_version = head.meta.get("api-version")
+    _check_api_version(page_url, api_version)
     grouper = _Grouper(project)
     unreadable: list[tuple[int, str]] = []
     for i, raw in enumerate(head.files):
@@ -581,7 +587,9 @@ def compact_json_page(
             unreadable.append((i, f"files[{i}]: 'filename' and 'url' must be strings"))
             continue
         grouper.add(i, filename, raw)
-    return CompactPage("json", page_url, page_url, project, grouper.releases(), tuple(unreadable))
+    return CompactPage(
+        "json", page_url, page_url, project, grouper.releases(), tuple(unreadable), api_version
+    )
 
 
 def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | None) -> CompactPage:
@@ -594,7 +602,8 @@ def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | N
     meta = document.get("meta")
     if not isinstance(meta, dict):
         raise IndexPageError(page_url, "missing 'meta'")
-    _check_api_version(page_url, meta.get("api-version", "1.0"))
+    api_version = meta.get("api-version")
+    _check_api_version(page_url, api_version)
     files = document.get("files")
     if not isinstance(files, list):
         raise IndexPageError(page_url, "missing 'files' list")
@@ -610,7 +619,13 @@ def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | N
             continue
         grouper.add(i, filename, entry)
     return CompactPage(
-        "json", page_url, page_url, project, grouper.releases(_stdlib_json), tuple(unreadable)
+        "json",
+        page_url,
+        page_url,
+        project,
+        grouper.releases(_stdlib_json),
+        tuple(unreadable),
+        api_version,
     )
 
 
@@ -643,7 +658,14 @@ def compact_html_page(
         if anchor.get("data-requires-python"):
             entry["requires-python"] = anchor["data-requires-python"]
         grouper.add(i, filename, entry)
-    return CompactPage("html", page_url, base, project, grouper.releases(_ENCODE.encode))
+    return CompactPage(
+        "html",
+        page_url,
+        base,
+        project,
+        grouper.releases(_ENCODE.encode),
+        api_version=parser.repository_version,
+    )
 
 
 def _href_filename(href: str) -> str:
@@ -714,7 +736,7 @@ def _entry_link(item: tuple[int, dict[str, Any]], page: CompactPage, index: str)
         metadata_url=metadata_url,
         metadata_sha256=metadata_sha,
         upload_time=_text(entry.get("upload-time")),
-        provenance=_text(entry.get("provenance")),
+        provenance=_provenance_url(entry.get("provenance"), page),
     )
 
 
@@ -733,6 +755,28 @@ def _strong_hashes(hashes: Mapping[Any, Any]) -> dict[str, str]:
 def _text(value: Any) -> str | None:
     """``value`` when a page gives a string there, else None (a field of the wrong type)."""
     return value if isinstance(value, str) else None
+
+
+def _provenance_url(value: Any, page: CompactPage) -> str | None:
+    """The PEP 740 provenance URL of a file object, absolute and without credentials; only a
+    JSON page of API version 1.3 or later names one (the version that brought the key)."""
+    if page.kind != "json" or not isinstance(value, str) or not value.strip():
+        return None
+    if not _api_at_least(page.api_version, (1, 3)):
+        return None
+    url, _fragment = _absolute(page.base, value)
+    return url if urlsplit(url).scheme in ("http", "https", "file") else None
+
+
+def _api_at_least(version: str | None, wanted: tuple[int, int]) -> bool:
+    """Whether API ``version`` (already checked: major 1) is ``wanted`` or later."""
+    if version is None:
+        return False
+    major, _, minor = version.partition(".")
+    minor_digits = minor.split(".", 1)[0]
+    if not minor_digits.isascii() or not minor_digits.isdigit() or len(minor_digits) > 10:
+        return False
+    return (int(major), int(minor_digits)) >= wanted
 
 
 def parse_html_page(
