@@ -39,6 +39,7 @@ from fetchplan.schemas.bundle import Bundle, BundleIndex, FileRef
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact, PlanRef, Shard
 from fetchplan.schemas.plan import (
     Artifact,
+    AttestationBundle,
     Dependency,
     IndexRef,
     Inputs,
@@ -101,6 +102,12 @@ def _artifact(name: str, *, rich: bool) -> Artifact:
         yanked_reason="broken",
         upload_time="2025-06-01T10:00:00.123456Z",
         provenance=f"{BASE}/provenance",
+        attestations=(
+            AttestationBundle(
+                publisher={"kind": "GitHub", "repository": "o/r", "workflow": "w.yml"},
+                predicate_types=("https://predicates.test/publish/v1",),
+            ),
+        ),
         dependencies=(Dependency(name=NormalizedName("other"), requirement="other>=1"),),
         requested=True,
         extras=("speed",),

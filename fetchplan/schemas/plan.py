@@ -24,6 +24,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "Artifact",
+    "AttestationBundle",
     "Creator",
     "Dependency",
     "IndexRef",
@@ -142,6 +143,42 @@ class SatisfiedBy:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class AttestationBundle:
+    """One bundle of a file's PEP 740 provenance, every attestation in it verified: the
+    publisher its certificates were checked against and the attested predicate types."""
+
+    publisher: dict[str, str | None]
+    """``kind`` (GitHub, GitLab, Google, CircleCI...) and that kind's fields: ``repository``,
+    ``workflow``, ``environment`` for GitHub and GitLab."""
+    predicate_types: tuple[str, ...]
+
+    @property
+    def identity(self) -> str:
+        """The publisher as a policy names it: ``github:org/repo:workflow.yml``,
+        ``gitlab:group/project:path.yml``, ``google:email``; other kinds by every field."""
+        kind = (self.publisher.get("kind") or "").lower()
+        repository, workflow = self.publisher.get("repository"), self.publisher.get("workflow")
+        if repository:
+            return f"{kind}:{repository}" + (f":{workflow}" if workflow else "")
+        email = self.publisher.get("email")
+        if email:
+            return f"{kind}:{email}"
+        rest = ",".join(
+            f"{key}={value}"
+            for key, value in sorted(self.publisher.items())
+            if key != "kind" and value is not None
+        )
+        return f"{kind}:{rest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"publisher": dict(self.publisher), "predicate_types": list(self.predicate_types)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AttestationBundle:
+        return cls(publisher=dict(d["publisher"]), predicate_types=tuple(d["predicate_types"]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Artifact:
     name: NormalizedName
     version: str
@@ -157,6 +194,8 @@ class Artifact:
     yanked_reason: str | None = None
     upload_time: str | None = None
     provenance: str | None = None
+    attestations: tuple[AttestationBundle, ...] | None = None
+    """The verified bundles of ``provenance`` (``plan --attestations``); None: not verified."""
     dependencies: tuple[Dependency, ...] = ()
     requested: bool = False
     extras: tuple[str, ...] = ()
@@ -194,6 +233,10 @@ class Artifact:
             "yanked_reason": self.yanked_reason,
             "upload_time": self.upload_time,
             "provenance": self.provenance,
+        }
+        if self.attestations is not None:
+            d["attestations"] = [bundle.to_dict() for bundle in self.attestations]
+        d |= {
             "dependencies": [dep.to_dict() for dep in self.dependencies],
             "requested": self.requested,
             "extras": list(self.extras),
@@ -213,6 +256,7 @@ class Artifact:
     def from_dict(cls, d: dict[str, Any]) -> Artifact:
         targets = d.get("targets")
         build_targets = d.get("build_targets")
+        attestations = d.get("attestations")
         return cls(
             name=canonicalize_name(d["name"]),
             version=d["version"],
@@ -228,6 +272,9 @@ class Artifact:
             yanked_reason=d.get("yanked_reason"),
             upload_time=d.get("upload_time"),
             provenance=d.get("provenance"),
+            attestations=None
+            if attestations is None
+            else tuple(AttestationBundle.from_dict(x) for x in attestations),
             dependencies=tuple(Dependency.from_dict(x) for x in d["dependencies"]),
             requested=d["requested"],
             extras=tuple(d["extras"]),
