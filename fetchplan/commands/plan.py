@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from fetchplan.commands._args import positive_int
-from fetchplan.errors import InputError
+from fetchplan.errors import FetchplanError, InputError
 
 if TYPE_CHECKING:
     from fetchplan.planner.api import PlanOptions, PlanResult
@@ -284,6 +284,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--compute-hashes", action="store_true",
         help="download artifacts whose index gives no sha256 (into the cache) to hash them",
     )  # fmt: skip
+    net.add_argument(
+        "--attestations", action="store_true",
+        help="fetch the PEP 740 provenance the index names for each file and verify every "
+        "attestation in it against the file's sha256, offline against Sigstore's trust root; "
+        "record the verified publishers; a failure is an error (needs fetchplan[attestations])",
+    )  # fmt: skip
     add_request_arguments(net)
     net.add_argument(
         "--retries", type=int, default=3, metavar="N",
@@ -312,6 +318,11 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
     if args.retries < 0:
         raise InputError(f"--retries must be 0 or more, not {args.retries}")
+    attestations = getattr(args, "attestations", False)
+    if attestations:
+        from fetchplan.planner.attestations import require_library
+
+        require_library()
     return PlanOptions(
         requirements=tuple(args.requirements),
         requirement_files=tuple(args.requirement_files),
@@ -336,6 +347,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         refresh=args.refresh,
         refresh_packages=tuple(args.refresh_packages),
         compute_hashes=args.compute_hashes,
+        attestations=attestations,
         retries=args.retries,
         offline=args.offline,
     )
@@ -362,8 +374,15 @@ def resolve_with_status(options: PlanOptions, *, quiet: bool) -> tuple[PlanResul
         return f"resolving: {pages} projects seen, {metadata} metadata fetched"
 
     started = time.monotonic()
-    with LiveLine(sys.stderr, line, enabled=not quiet):
-        result = make_plan(options, timings=timings)
+    try:
+        with LiveLine(sys.stderr, line, enabled=not quiet):
+            result = make_plan(options, timings=timings)
+    except FetchplanError as exc:
+        from fetchplan.planner.attestations import AttestationFailure
+
+        if isinstance(exc, AttestationFailure):
+            sys.stderr.writelines(f"fetchplan: {problem}\n" for problem in exc.problems)
+        raise
     return result, time.monotonic() - started
 
 

@@ -73,6 +73,10 @@ def make_plan(options: PlanOptions, *, timings: Timings | None = None) -> PlanRe
         timings = Timings()
     if options.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {options.jobs}")
+    if options.attestations:
+        from fetchplan.planner.attestations import require_library
+
+        require_library()
     pip = pip_settings(options)
     requirement_set = read_requirements(options, pip)
     sources = find_sources(options, requirement_set.options, pip)

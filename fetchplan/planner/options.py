@@ -77,6 +77,9 @@ class PlanOptions:
     refresh_packages: Sequence[str] = ()
     """Ignore the cached pages and metadata of these projects only (``--refresh-package``)."""
     compute_hashes: bool = False
+    attestations: bool = False
+    """Fetch every chosen file's PEP 740 provenance and verify its attestations against the
+    file's sha256 (``pypi-attestations``, offline trust root); record the verified publishers."""
     jobs: int = DEFAULT_JOBS
     """Parallel index and metadata requests (and connections opened ahead to the index)."""
     timeout: float = 30.0

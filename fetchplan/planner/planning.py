@@ -14,8 +14,9 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -48,7 +49,10 @@ from fetchplan.planner.sdist import WHEELS_ONLY, SdistBuildError, SdistPlanner, 
 from fetchplan.planner.target import TargetEnv, make_target
 from fetchplan.planner.targets import make_targets, parse_target_spec
 from fetchplan.planner.timings import Timings
-from fetchplan.schemas.plan import IndexRef
+from fetchplan.schemas.plan import Artifact, IndexRef
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["plan"]
 
@@ -152,6 +156,21 @@ def plan(
             offline=options.offline,
             metadata_cache=metadata_cache,
         )
+        plan = build_plan(
+            roles=roles,
+            facts=facts,
+            targets=targets,
+            inputs=plan_inputs(requirement_set, options, settings),
+            indexes=[
+                IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
+            ],
+            destination=relative_destination(dest_dir, plan_dir),
+            created=created_now(),
+        )
+        if options.attestations:
+            plan = replace(
+                plan, artifacts=_attested(plan.artifacts, session, pool, options.timeout)
+            )
         succeeded = True
     finally:
         # On failure, do not wait for speculative fetches still running.
@@ -159,15 +178,6 @@ def plan(
         session.close()
         scratch.cleanup()
 
-    plan = build_plan(
-        roles=roles,
-        facts=facts,
-        targets=targets,
-        inputs=plan_inputs(requirement_set, options, settings),
-        indexes=[IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)],
-        destination=relative_destination(dest_dir, plan_dir),
-        created=created_now(),
-    )
     if pages is not None and metadata_cache is not None:
         timings.set_cache(pages=dict(pages.stats), metadata=dict(metadata_cache.stats))
     timings.finish()
@@ -279,3 +289,19 @@ def _resolve_build(
             f"cannot plan the build requirements of {names} for target {target.name} "
             f"(wheels only): {exc}"
         ) from None
+
+
+def _attested(
+    artifacts: tuple[Artifact, ...],
+    session: requests.Session,
+    pool: ThreadPoolExecutor,
+    timeout: float,
+) -> tuple[Artifact, ...]:
+    """``artifacts`` with their PEP 740 attestations verified and recorded; raises
+    :class:`~fetchplan.planner.attestations.AttestationFailure` naming every file that fails."""
+    from fetchplan.planner.attestations import AttestationFailure, attest_artifacts, http_getter
+
+    attested, problems = attest_artifacts(artifacts, http_getter(session, timeout), executor=pool)
+    if problems:
+        raise AttestationFailure(problems)
+    return attested

@@ -7,6 +7,7 @@ Layout under ``root``::
     simple/index.html                 PEP 503 root page
     simple/<project>/index.html       PEP 503 project page (links relative: ../../files/...)
     simple/<project>/index.json       PEP 691 JSON (api-version 1.1, with PEP 700 sizes)
+    files/<filename>.provenance       PEP 740 provenance (when given; the page is then 1.3)
 
 A server picks ``index.json`` or ``index.html`` by the ``Accept`` header; ``file://`` clients
 read ``index.html``.
@@ -46,6 +47,9 @@ class IndexOptions:
     """Advertise a wrong hash for every ``.metadata`` file."""
     upload_times: Mapping[str, str] = field(default_factory=dict)
     """Filename -> PEP 700 ``upload-time`` on the JSON page (absent when not given)."""
+    provenance: Mapping[str, bytes] = field(default_factory=dict)
+    """Filename -> its PEP 740 provenance object, served beside the file; the JSON page names
+    it (relative to the page) and says API version 1.3."""
 
 
 LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".tar")
@@ -141,6 +145,9 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
             entry["requires-python"] = rp
         if path.name in opts.upload_times:
             entry["upload-time"] = opts.upload_times[path.name]
+        if path.name in opts.provenance:
+            (path.parent / f"{path.name}.provenance").write_bytes(opts.provenance[path.name])
+            entry["provenance"] = f"../../files/{path.name}.provenance"
         yanked = opts.yanked.get(path.name)
         if yanked is not None and yanked is not False:
             reason = "" if yanked is True else str(yanked)
@@ -168,8 +175,9 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
         )
     if opts.json:
         versions = sorted({_version_of(p.name) for p in files})
+        attested = any(p.name in opts.provenance for p in files)
         document = {
-            "meta": {"api-version": "1.1"},
+            "meta": {"api-version": "1.3" if attested else "1.1"},
             "name": name,
             "versions": versions,
             "files": entries,
