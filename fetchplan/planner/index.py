@@ -94,6 +94,7 @@ __all__ = [
     "IndexUnavailable",
     "Link",
     "ProjectPage",
+    "ProjectStatus",
     "compact_html_page",
     "compact_json_page",
     "compact_page",
@@ -132,6 +133,22 @@ class IndexUnavailable(NetworkError):
     """An index did not answer usefully, after the retries the session allows."""
 
 
+ProjectStatus = tuple[str, str | None]
+"""A PEP 792 project status other than ``active``, and the index's reason (or None)."""
+
+PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
+
+
+def _project_status(status: object, reason: object, url: str) -> ProjectStatus | None:
+    """The status a page states, when it is one PEP 792 defines other than ``active``."""
+    if not isinstance(status, str) or status == "active":
+        return None
+    if status not in PROJECT_STATUSES:
+        log.debug("ignoring the unknown project status %r on %s", status[:40], redact(url))
+        return None
+    return status, (reason[:500] if isinstance(reason, str) and reason.strip() else None)
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """One distribution file an index lists. ``url`` is absolute and carries no credentials."""
@@ -153,6 +170,8 @@ class Link:
     metadata_sha256: str | None = None
     upload_time: str | None = None
     provenance: str | None = None
+    project_status: ProjectStatus | None = None
+    """The project's PEP 792 status on the page this link is from, when not ``active``."""
 
     @property
     def sha256(self) -> str | None:
@@ -290,6 +309,7 @@ class _AnchorParser(HTMLParser):
         self.base: str | None = None
         self.anchors: list[dict[str, str | None]] = []
         self.repository_version: str | None = None
+        self.meta: dict[str, str | None] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -299,7 +319,11 @@ class _AnchorParser(HTMLParser):
             self.base = values["href"]
         elif tag == "meta" and values.get("name") == "pypi:repository-version":
             self.repository_version = values.get("content")
+        elif tag == "meta" and values.get("name") in _STATUS_META:
+            self.meta.setdefault(str(values.get("name")), values.get("content"))
 
+
+_STATUS_META = ("pypi:project-status", "pypi:project-status-reason")
 
 # An API version's major part: ASCII digits only (str.isdigit also takes "²", which int()
 # refuses), and few enough that int() never meets Python's limit on an integer's digits.
@@ -318,7 +342,7 @@ def _check_api_version(url: str, version: object) -> None:
 
 # -- compact pages -----------------------------------------------------------------------------
 
-COMPACT_FORMAT = 3
+COMPACT_FORMAT = 4
 """Version of :meth:`CompactPage.to_data`'s layout; data of another version is refused."""
 
 PageKind = Literal["json", "html"]
@@ -343,7 +367,8 @@ class CompactPage:
     version (not an object, no file name), with why: reading every file of the page reports
     them; reading some versions does not. ``base`` is the URL the files' hrefs are relative
     to (the page URL, or an HTML page's ``<base>``). ``api_version`` is the repository API
-    version the page states (None: none stated, 1.0).
+    version the page states (None: none stated, 1.0); ``status`` the project's PEP 792 status
+    when not ``active``, with the index's reason.
     """
 
     kind: PageKind
@@ -353,6 +378,7 @@ class CompactPage:
     releases: tuple[Release, ...]
     unreadable: tuple[tuple[int, str], ...] = ()
     api_version: str | None = None
+    status: ProjectStatus | None = None
 
     def to_data(self) -> tuple[Any, ...]:
         """Plain nested tuples of ``str``, ``int``, ``bytes`` and ``None``, for ``marshal``;
@@ -366,6 +392,7 @@ class CompactPage:
             self.releases,
             self.unreadable,
             self.api_version,
+            self.status,
         )
 
     @classmethod
@@ -379,7 +406,7 @@ class CompactPage:
         :class:`CompactPageError`.
         """
         try:
-            fmt, kind, url, base, project, releases, unreadable, api_version = data
+            fmt, kind, url, base, project, releases, unreadable, api_version, status = data
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"not a compact page: {exc}") from None
         if fmt != COMPACT_FORMAT:
@@ -390,12 +417,20 @@ class CompactPage:
             raise CompactPageError("compact page: bad project")
         if api_version is not None and not isinstance(api_version, str):
             raise CompactPageError("compact page: bad API version")
+        if status is not None:
+            try:
+                name, reason = status
+            except (TypeError, ValueError):
+                raise CompactPageError("compact page: bad project status") from None
+            if name not in PROJECT_STATUSES or not isinstance(reason, str | None):
+                raise CompactPageError("compact page: bad project status")
+            status = (name, reason)
         try:
             groups = tuple(_release(release) for release in releases)
             problems = tuple((int(pos), str(why)) for pos, why in unreadable)
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"compact page: bad releases: {exc}") from None
-        return cls(kind, url, base, project, groups, problems, api_version)
+        return cls(kind, url, base, project, groups, problems, api_version, status)
 
     @property
     def file_count(self) -> int:
@@ -460,6 +495,7 @@ _ENCODE = msgspec.json.Encoder()
 class _PageHead(msgspec.Struct):
     meta: Any = None
     files: list[msgspec.Raw] | None = None
+    project_status: Any = msgspec.field(default=None, name="project-status")
 
 
 class _FileName(msgspec.Struct):
@@ -588,8 +624,22 @@ def compact_json_page(
             continue
         grouper.add(i, filename, raw)
     return CompactPage(
-        "json", page_url, page_url, project, grouper.releases(), tuple(unreadable), api_version
+        "json",
+        page_url,
+        page_url,
+        project,
+        grouper.releases(),
+        tuple(unreadable),
+        api_version,
+        _json_status(head.project_status, page_url),
     )
+
+
+def _json_status(value: Any, url: str) -> ProjectStatus | None:
+    """PEP 792's ``project-status`` object of a JSON page (``status`` and ``reason``)."""
+    if not isinstance(value, dict):
+        return None
+    return _project_status(value.get("status"), value.get("reason"), url)
 
 
 def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | None) -> CompactPage:
@@ -626,6 +676,7 @@ def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | N
         grouper.releases(_stdlib_json),
         tuple(unreadable),
         api_version,
+        _json_status(document.get("project-status"), page_url),
     )
 
 
@@ -665,6 +716,11 @@ def compact_html_page(
         project,
         grouper.releases(_ENCODE.encode),
         api_version=parser.repository_version,
+        status=_project_status(
+            parser.meta.get("pypi:project-status"),
+            parser.meta.get("pypi:project-status-reason"),
+            page_url,
+        ),
     )
 
 
@@ -737,6 +793,7 @@ def _entry_link(item: tuple[int, dict[str, Any]], page: CompactPage, index: str)
         metadata_sha256=metadata_sha,
         upload_time=_text(entry.get("upload-time")),
         provenance=_provenance_url(entry.get("provenance"), page),
+        project_status=page.status,
     )
 
 
@@ -904,6 +961,11 @@ class ProjectPage:
     def compact(self) -> CompactPage | None:
         """The compact page this was made from (None when made from links)."""
         return self._compact
+
+    @property
+    def status(self) -> ProjectStatus | None:
+        """The project's PEP 792 status on this page when not ``active`` (find-links: None)."""
+        return None if self._compact is None else self._compact.status
 
     def links_for(self, version: Version) -> tuple[Link, ...]:
         """The files of ``version``, checked, in page order (made on first call).

@@ -259,6 +259,7 @@ class PrefetchFinder:
         started = time.monotonic()
         pages: list[ProjectPage] = []
         sources: list[str] = []
+        quarantined: list[tuple[str, str | None]] = []
         found = False
         with self._timings.phase("index") if self._timings is not None else nullcontext():
             for location in self._find_links:
@@ -270,6 +271,14 @@ class PrefetchFinder:
             for index in self._indexes:
                 project_page = self._client.project_page(index, name)
                 if project_page is None:
+                    continue
+                status = project_page.status
+                if status is not None and status[0] == "quarantined":
+                    # Refused like a missing project, but the index has it: with first-index,
+                    # the next index is not asked for it either (that would invite confusion).
+                    quarantined.append((index.url, status[1]))
+                    if self._strategy is IndexStrategy.FIRST_INDEX:
+                        break
                     continue
                 found = True
                 pages.append(project_page)
@@ -287,6 +296,7 @@ class PrefetchFinder:
             sources=sources,
             found=found,
             exclude_newer=self._exclude_newer,
+            quarantined=quarantined,
         )
         if self._timings is not None:
             self._timings.add_task("index", time.monotonic() - started)

@@ -190,6 +190,15 @@ def _explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionErro
             continue
         name, _extras = split_identifier(identifier)
         found = provider.finder.project(name)
+        if not found.found and found.quarantined:
+            where = "; ".join(
+                f"{url}" + (f" ({reason})" if reason else "") for url, reason in found.quarantined
+            )
+            unknown[identifier] = (
+                f"project '{name}' is quarantined (PEP 792: considered unsafe, e.g. malware) "
+                f"on {where}: refused; needed because {_who(infos[0])}"
+            )
+            continue
         if not found.found:
             searched = ", ".join(provider.finder.searched()) or "no index configured"
             unknown[identifier] = (

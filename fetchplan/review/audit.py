@@ -6,7 +6,8 @@ a sha256; yanked ones; sdists (building one runs its code); projects whose files
 than one index; artifacts over a size threshold; requested versus transitive projects; and the
 upload times and PEP 740 provenance URLs the index gave; the publishers and predicate types of
 the attestations verified (when planning with ``--attestations``, or by ``audit
---attestations``), those that failed and the artifacts without any; and, given the advisories
+--attestations``), those that failed and the artifacts without any; the projects their index
+marks archived or deprecated (PEP 792); and, given the advisories
 of an OSV database (:mod:`.vulns`), the known vulnerabilities of each artifact. :func:`render_audit`
 prints it for people; :meth:`Audit.to_dict` is the machine form.
 
@@ -136,6 +137,9 @@ class Audit:
     unattested: tuple[FileNote, ...] = ()
     """Artifacts without verified attestations: the index named no provenance, or it was not
     verified (the detail says which)."""
+    project_statuses: tuple[tuple[str, str, str | None, str], ...] = ()
+    """(project, PEP 792 status, the index's reason, index URL) of each project its index
+    marks other than active, once per project and index."""
 
     def to_dict(self) -> dict[str, Any]:
         def notes(items: tuple[FileNote, ...]) -> list[dict[str, Any]]:
@@ -165,6 +169,10 @@ class Audit:
             "vulnerabilities": None
             if self.vulnerabilities is None
             else [v.to_dict() for v in self.vulnerabilities],
+            "project_statuses": [
+                {"project": name, "status": status, "reason": reason, "index": index}
+                for name, status, reason, index in self.project_statuses
+            ],
             "attestations": {
                 "verified": [n.to_dict() for n in self.attested],
                 "failed": notes(self.attestation_failures),
@@ -304,6 +312,13 @@ def audit_plan(
             _note(a, failures[a.filename]) for a in artifacts if a.filename in failures
         ),
         unattested=tuple(u for a in artifacts if (u := _unattested(a, set(failures))) is not None),
+        project_statuses=tuple(
+            dict.fromkeys(
+                (a.name, a.project_status.status, a.project_status.reason, a.index)
+                for a in artifacts
+                if a.project_status is not None
+            )
+        ),
     )
 
 
@@ -392,6 +407,17 @@ def render_audit(audit: Audit) -> str:
             _notes(audit.attestation_failures, "reason"),
         ]
     out += ["", "Artifacts without verified attestations:", _notes(audit.unattested, "why")]
+    out += [
+        "",
+        "Projects their index marks archived, deprecated or quarantined (PEP 792):",
+        table(
+            ["project", "status", "reason", "index"],
+            [
+                [n, status, reason or "", index]
+                for n, status, reason, index in audit.project_statuses
+            ],
+        ),
+    ]
     if audit.vulnerabilities is not None:
         from fetchplan.review.vulns import describe
 

@@ -59,6 +59,7 @@ Rule = Literal[
     "min_age",
     "require_attestations",
     "publishers",
+    "project_status",
 ]
 Choice = Literal["allow", "forbid"]
 
@@ -117,6 +118,8 @@ class Policy:
     """Project patterns whose files must have verified PEP 740 attestations (``*``: all)."""
     publishers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(project pattern, allowed publisher identities), an exact name first, then in order."""
+    deny_project_status: frozenset[str] = frozenset()
+    """PEP 792 statuses (``archived``, ``deprecated``, ``quarantined``) a project may not have."""
 
     def attestations_required(self, name: str) -> bool:
         """Whether ``require_attestations`` names project ``name``."""
@@ -287,6 +290,7 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
         min_age_exempt=min_age_exempt,
         require_attestations=require_attestations,
         publishers=publishers,
+        deny_project_status=frozenset(document.get("deny_project_status", [])),
     )
 
 
@@ -484,6 +488,16 @@ def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) 
             found.append(Violation(rule="pins", message=f"pinned to {req}", **base))
     found.extend(_age_violations(policy, artifact, now, base))
     found.extend(_attestation_violations(policy, artifact, base))
+    status = artifact.project_status
+    if status is not None and status.status in policy.deny_project_status:
+        reason = f" ({status.reason})" if status.reason else ""
+        found.append(
+            Violation(
+                rule="project_status",
+                message=f"{artifact.name} is {status.status} on its index{reason}",
+                **base,
+            )
+        )
     return found
 
 

@@ -30,7 +30,9 @@ __all__ = [
     "IndexRef",
     "Inputs",
     "Plan",
+    "ProjectStatus",
     "SatisfiedBy",
+    "StatusName",
     "Target",
     "load_plan",
     "plan_problems",
@@ -46,6 +48,7 @@ ArtifactKind = Literal["wheel", "sdist"]
 HashSource = Literal["index", "requirements", "computed"]
 SatisfiedSource = Literal["destination", "cache"]
 IndexKind = Literal["index", "find-links"]
+StatusName = Literal["archived", "quarantined", "deprecated"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -179,6 +182,21 @@ class AttestationBundle:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectStatus:
+    """A PEP 792 project status other than ``active``, as the index page stated it."""
+
+    status: StatusName
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProjectStatus:
+        return cls(status=d["status"], reason=d["reason"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Artifact:
     name: NormalizedName
     version: str
@@ -196,6 +214,8 @@ class Artifact:
     provenance: str | None = None
     attestations: tuple[AttestationBundle, ...] | None = None
     """The verified bundles of ``provenance`` (``plan --attestations``); None: not verified."""
+    project_status: ProjectStatus | None = None
+    """The project's PEP 792 status on its index page when not ``active``."""
     dependencies: tuple[Dependency, ...] = ()
     requested: bool = False
     extras: tuple[str, ...] = ()
@@ -236,6 +256,8 @@ class Artifact:
         }
         if self.attestations is not None:
             d["attestations"] = [bundle.to_dict() for bundle in self.attestations]
+        if self.project_status is not None:
+            d["project_status"] = self.project_status.to_dict()
         d |= {
             "dependencies": [dep.to_dict() for dep in self.dependencies],
             "requested": self.requested,
@@ -257,6 +279,7 @@ class Artifact:
         targets = d.get("targets")
         build_targets = d.get("build_targets")
         attestations = d.get("attestations")
+        status = d.get("project_status")
         return cls(
             name=canonicalize_name(d["name"]),
             version=d["version"],
@@ -275,6 +298,7 @@ class Artifact:
             attestations=None
             if attestations is None
             else tuple(AttestationBundle.from_dict(x) for x in attestations),
+            project_status=None if status is None else ProjectStatus.from_dict(status),
             dependencies=tuple(Dependency.from_dict(x) for x in d["dependencies"]),
             requested=d["requested"],
             extras=tuple(d["extras"]),

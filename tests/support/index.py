@@ -50,6 +50,9 @@ class IndexOptions:
     provenance: Mapping[str, bytes] = field(default_factory=dict)
     """Filename -> its PEP 740 provenance object, served beside the file; the JSON page names
     it (relative to the page) and says API version 1.3."""
+    project_status: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Project -> its PEP 792 (status, reason): JSON ``project-status``, HTML ``meta`` tags, and
+    API version 1.4 on both pages."""
 
 
 LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".tar")
@@ -166,9 +169,17 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
         anchors.append(f'<a href="{html.escape(href)}"{rendered}>{path.name}</a>')
         entries.append(entry)
     name = directory.name
+    status = opts.project_status.get(name)
     if opts.html:
+        meta = '<meta name="pypi:repository-version" content="1.1">'
+        if status is not None:
+            meta = '<meta name="pypi:repository-version" content="1.4">'
+            meta += f'<meta name="pypi:project-status" content="{html.escape(status[0])}">'
+            if status[1] is not None:
+                reason = html.escape(status[1])
+                meta += f'<meta name="pypi:project-status-reason" content="{reason}">'
         (directory / "index.html").write_text(
-            '<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.1">'
+            f"<!DOCTYPE html><html><head>{meta}"
             f"<title>Links for {name}</title></head><body>\n"
             + "\n".join(anchors)
             + "\n</body></html>\n"
@@ -176,12 +187,15 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
     if opts.json:
         versions = sorted({_version_of(p.name) for p in files})
         attested = any(p.name in opts.provenance for p in files)
-        document = {
+        document: dict[str, object] = {
             "meta": {"api-version": "1.3" if attested else "1.1"},
             "name": name,
             "versions": versions,
             "files": entries,
         }
+        if status is not None:
+            document["meta"] = {"api-version": "1.4"}
+            document["project-status"] = {"status": status[0], "reason": status[1]}
         (directory / "index.json").write_text(json.dumps(document, indent=1))
 
 
