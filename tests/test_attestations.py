@@ -28,6 +28,7 @@ from pypi_attestations import AttestationType
 from fetchplan.planner.api import PlanOptions, make_plan
 from fetchplan.planner.attestations import (
     AttestationFailure,
+    attest_artifacts,
     verify_provenance,
 )
 from fetchplan.planner.index import parse_json_page
@@ -188,6 +189,43 @@ def test_a_changed_envelope_or_another_publisher_fails(change: str, reason: str)
 def test_what_is_no_provenance_is_named(body: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         verify_provenance(body, SDIST, SDIST_SHA256)
+
+
+def test_attest_artifacts_reports_each_file_on_one_line() -> None:
+    sdist = replace(
+        _artifact("pypi-attestations", "https://index.test/p/1"),
+        version="0.0.19",
+        kind="sdist",
+        filename=SDIST,
+        hashes={"sha256": SDIST_SHA256},
+    )
+    hostile = json.loads(PROVENANCE)
+    hostile["attestation_bundles"][0]["publisher"]["repository"] = "evil/\x1b[2Jrepo\nok"
+    bodies = {
+        "https://index.test/p/1": PROVENANCE,
+        "https://index.test/p/2": json.dumps(hostile).encode(),
+    }
+
+    def get(url: str) -> bytes:
+        if url not in bodies:
+            raise ValueError(f"provenance {url} answered HTTP 404 Not Found")
+        return bodies[url]
+
+    artifacts = (
+        sdist,
+        replace(sdist, provenance="https://index.test/p/2"),
+        replace(sdist, provenance="https://index.test/p/3"),
+        replace(sdist, hashes={}),
+        _artifact("plain", None),
+    )
+    done, problems = attest_artifacts(artifacts, get)
+    assert done[0].attestations is not None and done[0].attestations[0].identity == IDENTITY
+    assert done[1:] == artifacts[1:]  # failed or unattested files are left as they were
+    reasons = [p.reason for p in problems]
+    assert len(reasons) == 3 and all(r.isprintable() for r in reasons)
+    assert reasons[0].startswith("attestation 0 of bundle 0 (publisher github:evil/\\x1b[2Jrepo")
+    assert reasons[1] == "provenance https://index.test/p/3 answered HTTP 404 Not Found"
+    assert reasons[2] == "the plan has no sha256 of the file to verify against"
 
 
 def test_provenance_url_only_from_json_pages_of_api_1_3() -> None:

@@ -37,6 +37,7 @@ FILES = [{"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz", "hashes": {}}
     [
         ({"status": "archived", "reason": "moved to demo2"}, ("archived", "moved to demo2")),
         ({"status": "deprecated"}, ("deprecated", None)),
+        ({"status": "archived", "reason": "gone\n\x1b[2Jaway"}, ("archived", "gone  [2Jaway")),
         ({"status": "quarantined", "reason": " "}, ("quarantined", None)),
         ({"status": "active", "reason": "fine"}, None),
         ({"status": "haunted"}, None),

@@ -37,6 +37,7 @@ __all__ = [
     "AttestationProblem",
     "attest_artifacts",
     "http_getter",
+    "one_line",
     "plan_session",
     "require_library",
     "verify_provenance",
@@ -167,6 +168,13 @@ def verify_provenance(body: bytes, filename: str, sha256: str) -> tuple[Attestat
     return tuple(bundles)
 
 
+def one_line(text: str, limit: int = 1000) -> str:
+    """``text`` (which may quote what a server sent) as one printable line: control characters
+    escaped, at most ``limit`` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 Getter = Callable[[str], bytes]
 """Fetches a provenance URL's body; raises :class:`ValueError` with the reason it cannot."""
 
@@ -195,7 +203,7 @@ def attest_artifacts(
                 project=artifact.name,
                 version=artifact.version,
                 filename=artifact.filename,
-                reason=str(exc),
+                reason=one_line(str(exc)),
             )
         return replace(artifact, attestations=bundles)
 

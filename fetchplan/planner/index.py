@@ -146,7 +146,11 @@ def _project_status(status: object, reason: object, url: str) -> ProjectStatus |
     if status not in PROJECT_STATUSES:
         log.debug("ignoring the unknown project status %r on %s", status[:40], redact(url))
         return None
-    return status, (reason[:500] if isinstance(reason, str) and reason.strip() else None)
+    if not isinstance(reason, str) or not reason.strip():
+        return status, None
+    # Free text from the index, shown in audits: one printable line.
+    shown = "".join(c if c.isprintable() else " " for c in reason[:500])
+    return status, shown.strip()
 
 
 @dataclass(frozen=True, slots=True)
