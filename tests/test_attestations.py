@@ -482,3 +482,36 @@ def test_diff_warns_when_a_publisher_changes_or_attestations_disappear(
     shown = run_cli("diff", tmp_path / "old.json", tmp_path / "new.json")
     assert shown.returncode == 1
     assert shown.stdout.startswith("WARNING: 3 project(s) changed PEP 740 publisher")
+
+
+def test_run_verifies_and_refuses_a_plan_that_breaks_the_policy(
+    tmp_path: Path, setup: Setup, index_server: MakeIndexServer, run_cli: RunCli
+) -> None:
+    root = _index(tmp_path, setup.sdist, setup.tools, extra=(Dist("plain", "1.0"),))
+    server = index_server(root)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "require_attestations": ["plain"],
+                "publishers": {"pypi-attestations": ["github:trailofbits/other"]},
+            }
+        )
+    )
+    refused = run_cli(
+        "run", "pypi-attestations==0.0.19", "plain", "--index-url", server.index_url,
+        "--isolated", "--cache-dir", setup.cache, "--attestations", "--policy", policy,
+        "--venv", tmp_path / "venv", "--progress", "none", "-o", "plan.json",
+    )  # fmt: skip
+    assert refused.returncode != 0
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("fetchplan: policy:")]
+    assert lines == [
+        "fetchplan: policy: plain-1.0-py3-none-any.whl: require_attestations: no verified "
+        "attestations: the index named no PEP 740 provenance for it",
+        f"fetchplan: policy: {SDIST}: publishers: attested by {IDENTITY}, not by an allowed "
+        "publisher (github:trailofbits/other)",
+    ]
+    # The plan run wrote records what was verified; nothing was fetched.
+    plan = load_plan(tmp_path / "plan.json")[0]
+    assert [b.identity for a in plan.artifacts for b in a.attestations or ()] == [IDENTITY]
+    assert not [r for r in server.requests("/files/plain-") if r.path.endswith(".whl")]
