@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import re
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -515,3 +516,36 @@ def test_run_verifies_and_refuses_a_plan_that_breaks_the_policy(
     plan = load_plan(tmp_path / "plan.json")[0]
     assert [b.identity for a in plan.artifacts for b in a.attestations or ()] == [IDENTITY]
     assert not [r for r in server.requests("/files/plain-") if r.path.endswith(".whl")]
+
+
+def test_exports_carry_the_verified_publishers() -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from packaging.pylock import Pylock
+
+    from fetchplan.formats import export_plan
+    from fetchplan.formats.cyclonedx import dumps_cyclonedx
+
+    url = "https://index.test/integrity/x/provenance"
+    plan = _plan(
+        replace(
+            _artifact("signed", url, ("org/signed", "release.yml"), ("org/signed", "release.yml")),
+            requested=True,
+        ),
+        replace(_artifact("plain", None), requested=True),
+    )
+    lock = Pylock.from_dict(tomllib.loads(export_plan(plan, "pylock")))
+    identities = {p.name: p.attestation_identities for p in lock.packages}
+    assert identities == {
+        "plain": None,
+        "signed": [{"kind": "GitHub", "repository": "org/signed", "workflow": "release.yml"}],
+    }
+    text = dumps_cyclonedx(plan)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    properties = {
+        component["name"]: [
+            p["value"] for p in component["properties"] if p["name"].endswith("publisher")
+        ]
+        for component in json.loads(text)["components"]
+    }
+    assert properties == {"plain": [], "signed": ["github:org/signed:release.yml"]}
