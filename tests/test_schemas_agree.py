@@ -44,6 +44,7 @@ from fetchplan.schemas.plan import (
     IndexRef,
     Inputs,
     Plan,
+    ProjectStatus,
     SatisfiedBy,
     Target,
 )
@@ -108,6 +109,7 @@ def _artifact(name: str, *, rich: bool) -> Artifact:
                 predicate_types=("https://predicates.test/publish/v1",),
             ),
         ),
+        project_status=ProjectStatus(status="archived", reason="superseded"),
         dependencies=(Dependency(name=NormalizedName("other"), requirement="other>=1"),),
         requested=True,
         extras=("speed",),
