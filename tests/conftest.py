@@ -25,6 +25,7 @@ from tests.support.nginx import NginxOptions, NginxServer
 from tests.support.processes import Processes
 from tests.support.pypiserver import PypiServer
 from tests.support.servers import IndexServer, ServerOptions
+from tests.support.tools import install_newest_pip
 from tests.support.wheels import Dist, build_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,13 @@ def test_tools() -> Path:
             "wheels"
         )
     return tools
+
+
+@pytest.fixture(scope="session")
+def newest_pip(tmp_path_factory: pytest.TempPathFactory, test_tools: Path) -> Path:
+    """A Python whose pip is the newest of the test tools (26.1+: reads pylock.toml, takes
+    --group), installed from its wheel."""
+    return install_newest_pip(test_tools, tmp_path_factory.mktemp("newest-pip") / "venv")
 
 
 @pytest.fixture
