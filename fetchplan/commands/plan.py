@@ -184,7 +184,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'requests>=2'")
     p.add_argument(
         "-r", "--requirement", dest="requirement_files", action="append", type=Path,
-        default=[], metavar="FILE", help="read requirements from FILE (repeatable)",
+        default=[], metavar="FILE",
+        help="read requirements from FILE (repeatable); a pyproject.toml gives its "
+        "[project] dependencies (a pyproject.toml argument too)",
+    )  # fmt: skip
+    p.add_argument(
+        "--extra", dest="extras", action="append", default=[], metavar="NAME",
+        help="also plan this extra of the pyproject.toml inputs' optional dependencies "
+        "(repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--all-extras", action="store_true",
+        help="plan every extra of the pyproject.toml inputs",
     )  # fmt: skip
     p.add_argument(
         "-c", "--constraint", dest="constraint_files", action="append", type=Path, default=[],
@@ -327,6 +338,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         requirements=tuple(args.requirements),
         requirement_files=tuple(args.requirement_files),
         constraint_files=tuple(args.constraint_files),
+        extras=tuple(getattr(args, "extras", ())),
+        all_extras=getattr(args, "all_extras", False),
         **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,

@@ -39,7 +39,11 @@ class PlanOptions:
 
     requirements: Sequence[str] = ()
     requirement_files: Sequence[Path] = ()
+    """Requirements files; a ``pyproject.toml`` among them is read by :mod:`.pyproject`."""
     constraint_files: Sequence[Path] = ()
+    extras: Sequence[str] = ()
+    """Optional dependencies of the ``pyproject.toml`` inputs to plan (``--extra``)."""
+    all_extras: bool = False
     index_url: str | None = None
     extra_index_urls: Sequence[str] = ()
     find_links: Sequence[str] = ()

@@ -1,0 +1,185 @@
+"""``pyproject.toml`` as an input (``-r pyproject.toml``, or as an argument) with ``--extra``
+and ``--all-extras``: planned through the CLI against a real loopback index, compared with
+what uv compiles for the same input on the same index."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from fetchplan.schemas.plan import load_plan
+from tests.conftest import MakeIndexServer, RunCli
+from tests.support.servers import IndexServer
+from tests.support.tools import run_ok, uv_command
+from tests.support.wheels import Dist
+
+DISTS = [
+    Dist("base", "1.0", requires=["leaf>=1"]),
+    Dist("leaf", "1.0"),
+    Dist("leaf", "2.0"),
+    Dist("fast", "1.0"),
+    Dist("docs-tool", "3.0"),
+    Dist("lint", "0.5"),
+    Dist("testing", "8.0", requires=["leaf<2"]),
+]
+
+PYPROJECT = dedent(
+    """\
+    [build-system]
+    requires = ["setuptools"]
+    build-backend = "setuptools.build_meta"
+
+    [project]
+    name = "My_App"
+    version = "0.1"
+    dependencies = ["base"]
+
+    [project.optional-dependencies]
+    fast = ["fast"]
+    Docs = ["docs-tool>=2"]
+    all = ["my-app[fast,docs]"]
+
+    [dependency-groups]
+    lint = ["lint"]
+    test = ["testing", {include-group = "lint"}]
+    """
+)
+
+
+@pytest.fixture
+def index(index_server: MakeIndexServer) -> IndexServer:
+    return index_server(DISTS)
+
+
+def _write(tmp_path: Path, text: str = PYPROJECT, name: str = "pyproject.toml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _planned(tmp_path: Path, name: str = "plan.json") -> dict[str, str]:
+    plan, _document = load_plan(tmp_path / name)
+    return {a.name: a.version for a in plan.artifacts}
+
+
+def _plan(run_cli: RunCli, index: IndexServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("plan", *args, "-i", index.index_url, "--isolated", "--no-cache")
+
+
+def _uv_pins(tmp_path: Path, index: IndexServer, *args: str) -> dict[str, str]:
+    out = tmp_path / "uv-out.txt"
+    env = {
+        **os.environ,
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "UV_NO_CONFIG": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
+    run_ok(
+        [
+            *uv_command(),
+            "pip",
+            "compile",
+            "--quiet",
+            "--python",
+            sys.executable,
+            "--index-url",
+            index.index_url,
+            "--no-header",
+            "--no-annotate",
+            *args,
+            "-o",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    pins: dict[str, str] = {}
+    for line in out.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, _, version = line.strip().partition("==")
+            pins[canonicalize_name(name)] = version.split()[0]
+    return pins
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("-r", "pyproject.toml"),
+        ("pyproject.toml",),
+        ("-r", "pyproject.toml", "--extra", "fast"),
+        ("-r", "pyproject.toml", "--extra", "DOCS", "--extra", "fast"),
+        ("-r", "pyproject.toml", "--extra", "all"),
+        ("-r", "pyproject.toml", "--all-extras"),
+    ],
+    ids=["r", "argument", "extra", "two-extras", "self-referring-extra", "all-extras"],
+)
+def test_project_and_extras_plan_what_uv_compiles(
+    index: IndexServer, run_cli: RunCli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    _write(tmp_path)
+    out = _plan(run_cli, index, *args)
+    assert out.returncode == 0, out.stderr
+    uv_args = [a for a in args if a != "-r"]
+    assert _planned(tmp_path) == _uv_pins(tmp_path, index, *uv_args)
+    _plan_obj, document = load_plan(tmp_path / "plan.json")
+    # What was read is recorded as the requirements it gave (re-planning needs no pyproject).
+    assert "base" in document["inputs"]["requirements"]
+
+
+def test_all_extras_names_every_extra(index: IndexServer, run_cli: RunCli, tmp_path: Path) -> None:
+    _write(tmp_path)
+    out = _plan(run_cli, index, "-r", "pyproject.toml", "--all-extras")
+    assert out.returncode == 0, out.stderr
+    assert _planned(tmp_path) == {
+        "base": "1.0",
+        "leaf": "2.0",
+        "fast": "1.0",
+        "docs-tool": "3.0",
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (
+            PYPROJECT.replace('dependencies = ["base"]', 'dynamic = ["dependencies"]'),
+            ("-r", "pyproject.toml"),
+            "pyproject.toml: project.dependencies is dynamic",
+        ),
+        (PYPROJECT, ("-r", "pyproject.toml", "--extra", "nope"), "--extra 'nope': no such extra"),
+        (PYPROJECT, ("base", "--extra", "fast"), "--extra and --all-extras need a pyproject"),
+        (
+            PYPROJECT.replace('"base"', '"base >>> 1"'),
+            ("-r", "pyproject.toml"),
+            "pyproject.toml:project.dependencies[0]: malformed requirement",
+        ),
+        ("[tool.x]\n", ("-r", "pyproject.toml"), "pyproject.toml: no [project] table"),
+        ("[project\n", ("-r", "pyproject.toml"), "pyproject.toml: not valid TOML"),
+    ],
+    ids=[
+        "dynamic",
+        "unknown-extra",
+        "extra-without-pyproject",
+        "malformed",
+        "no-project",
+        "bad-toml",
+    ],
+)
+def test_bad_inputs_are_one_line_errors(
+    index: IndexServer, run_cli: RunCli, tmp_path: Path, case: tuple[str, tuple[str, ...], str]
+) -> None:
+    text, args, message = case
+    _write(tmp_path, text)
+    out = _plan(run_cli, index, *args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "plan.json").exists()
