@@ -1,9 +1,11 @@
 """``pyproject.toml`` as an input (``-r pyproject.toml``, or as an argument) with ``--extra``
-and ``--all-extras``: planned through the CLI against a real loopback index, compared with
-what uv compiles for the same input on the same index."""
+and ``--all-extras``, and PEP 735 ``--group [PATH:]NAME``: planned through the CLI against a
+real loopback index, compared with what uv (project and extras) and the newest pip (groups)
+resolve for the same input on the same index."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -145,6 +147,57 @@ def test_all_extras_names_every_extra(index: IndexServer, run_cli: RunCli, tmp_p
     }
 
 
+def test_groups_plan_what_the_newest_pip_installs(
+    index: IndexServer, run_cli: RunCli, tmp_path: Path, newest_pip: Path
+) -> None:
+    _write(tmp_path / "sub", name="pyproject.toml")
+    _write(tmp_path)
+    out = _plan(run_cli, index, "--group", "test", "--group", "sub/pyproject.toml:lint")
+    assert out.returncode == 0, out.stderr
+    planned = _planned(tmp_path)
+    assert planned == {"testing": "8.0", "leaf": "1.0", "lint": "0.5"}
+    report = tmp_path / "report.json"
+    run_ok(
+        [
+            str(newest_pip),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--index-url",
+            index.index_url,
+            "--group",
+            "test",
+            "--group",
+            "sub/pyproject.toml:lint",
+            "--report",
+            str(report),
+        ],
+        cwd=tmp_path,
+    )
+    pips = {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert planned == pips
+
+
+def test_groups_combine_with_the_project(
+    index: IndexServer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    _write(tmp_path)
+    out = _plan(run_cli, index, "-r", "pyproject.toml", "--group", "lint")
+    assert out.returncode == 0, out.stderr
+    assert _planned(tmp_path) == {"base": "1.0", "leaf": "2.0", "lint": "0.5"}
+    assert _planned(tmp_path) == _uv_pins(
+        tmp_path, index, "pyproject.toml", "--group", "pyproject.toml:lint"
+    )
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -156,20 +209,31 @@ def test_all_extras_names_every_extra(index: IndexServer, run_cli: RunCli, tmp_p
         (PYPROJECT, ("-r", "pyproject.toml", "--extra", "nope"), "--extra 'nope': no such extra"),
         (PYPROJECT, ("base", "--extra", "fast"), "--extra and --all-extras need a pyproject"),
         (
+            PYPROJECT + 'loop-a = [{include-group = "loop-b"}]\n'
+            'loop-b = [{include-group = "loop-a"}]\n',
+            ("--group", "loop-a"),
+            "pyproject.toml: [dependency-groups]: Cyclic",
+        ),
+        (PYPROJECT, ("--group", "missing"), "Dependency group 'missing' not found"),
+        (
             PYPROJECT.replace('"base"', '"base >>> 1"'),
             ("-r", "pyproject.toml"),
             "pyproject.toml:project.dependencies[0]: malformed requirement",
         ),
         ("[tool.x]\n", ("-r", "pyproject.toml"), "pyproject.toml: no [project] table"),
         ("[project\n", ("-r", "pyproject.toml"), "pyproject.toml: not valid TOML"),
+        (PYPROJECT, ("--group", "other.toml:lint"), "the path must name a pyproject.toml"),
     ],
     ids=[
         "dynamic",
         "unknown-extra",
         "extra-without-pyproject",
+        "group-cycle",
+        "missing-group",
         "malformed",
         "no-project",
         "bad-toml",
+        "group-path",
     ],
 )
 def test_bad_inputs_are_one_line_errors(

@@ -198,6 +198,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="plan every extra of the pyproject.toml inputs",
     )  # fmt: skip
     p.add_argument(
+        "--group", dest="groups", action="append", default=[], metavar="[PATH:]NAME",
+        help="plan this PEP 735 dependency group of ./pyproject.toml (or of PATH, a "
+        "pyproject.toml), includes expanded (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
         "-c", "--constraint", dest="constraint_files", action="append", type=Path, default=[],
         metavar="FILE", help="constrain versions with FILE (repeatable)",
     )  # fmt: skip
@@ -340,6 +345,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         constraint_files=tuple(args.constraint_files),
         extras=tuple(getattr(args, "extras", ())),
         all_extras=getattr(args, "all_extras", False),
+        groups=tuple(getattr(args, "groups", ())),
         **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,

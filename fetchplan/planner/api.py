@@ -206,6 +206,7 @@ def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.Require
         options.requirements,
         extras=options.extras,
         all_extras=options.all_extras,
+        groups=options.groups,
     )
     command_line = reqfile.RequirementSet(
         requirements=tuple(reqfile.parse_requirement_string(text) for text in arguments),
@@ -224,5 +225,7 @@ def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.Require
     )
     merged = reqfile.merge(*sets)
     if not merged.requirements:
-        raise InputError("nothing to plan: give requirements as arguments or with -r FILE")
+        raise InputError(
+            "nothing to plan: give requirements as arguments, with -r FILE or --group NAME"
+        )
     return merged

@@ -44,6 +44,8 @@ class PlanOptions:
     extras: Sequence[str] = ()
     """Optional dependencies of the ``pyproject.toml`` inputs to plan (``--extra``)."""
     all_extras: bool = False
+    groups: Sequence[str] = ()
+    """PEP 735 dependency groups, ``NAME`` or ``PATH:NAME`` (``--group``, as pip takes it)."""
     index_url: str | None = None
     extra_index_urls: Sequence[str] = ()
     find_links: Sequence[str] = ()

@@ -1,10 +1,14 @@
-"""Requirements read from a ``pyproject.toml``: its ``[project]`` table.
+"""Requirements read from a ``pyproject.toml``: its ``[project]`` table and PEP 735 groups.
 
 ``-r pyproject.toml`` (or ``pyproject.toml`` as a requirement argument) plans what uv plans
 for it: ``[project].dependencies``, plus the ``[project.optional-dependencies]`` named by
 ``--extra`` (or all of them, ``--all-extras``). An extra naming the project itself
 (``all = ["me[a,b]"]``) brings those extras' requirements, as uv and pip read it. Dependencies
 that are ``dynamic`` are known only to the build backend: that is an error naming the file.
+
+``--group [PATH:]NAME`` takes a dependency group of ``PATH`` (default ``./pyproject.toml``), as
+``pip install --group`` does; ``{include-group = ...}`` entries are expanded and a cycle is an
+error (:mod:`packaging.dependency_groups`, the reference implementation of PEP 735).
 
 Parsing is pure (the ``*_text`` functions take the text); :func:`read_pyproject` reads a file.
 Each requirement's ``source`` names the file and the TOML key, like ``pyproject.toml:
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.dependency_groups import DependencyGroupResolver
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
 
@@ -26,7 +32,10 @@ from fetchplan.planner.reqfile import ParsedRequirement
 
 __all__ = [
     "PYPROJECT",
+    "GroupRequest",
+    "group_requirements_text",
     "is_pyproject",
+    "parse_group_request",
     "project_inputs",
     "project_requirements_text",
     "read_pyproject",
@@ -170,6 +179,65 @@ def _parsed(entry: object, where: str) -> ParsedRequirement:
     return ParsedRequirement(requirement=_requirement(entry, where), source=where)
 
 
+# -- dependency groups ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRequest:
+    """One ``--group`` value: the ``pyproject.toml`` it reads and the group's name."""
+
+    path: Path
+    name: str
+
+
+def parse_group_request(value: str) -> GroupRequest:
+    """``NAME`` or ``PATH:NAME`` (pip's form; the path may itself hold colons)."""
+    path, sep, name = value.rpartition(":")
+    if not sep:
+        return GroupRequest(Path(PYPROJECT), value)
+    if not path or not name:
+        raise InputError(f"--group {value!r}: give NAME or PATH:NAME")
+    if not is_pyproject(path):
+        raise InputError(f"--group {value!r}: the path must name a {PYPROJECT}")
+    return GroupRequest(Path(path), name)
+
+
+def group_requirements_text(
+    text: str, display: str, names: Sequence[str]
+) -> tuple[ParsedRequirement, ...]:
+    """The requirements of the dependency groups ``names`` of a ``pyproject.toml`` text,
+    includes expanded. Raises :class:`InputError` naming ``display`` for a missing table or
+    group, a cycle of includes or a malformed entry."""
+    table = _load(text, display).get("dependency-groups")
+    if not isinstance(table, dict):
+        raise InputError(f"{display}: no [dependency-groups] table")
+    try:
+        resolver = DependencyGroupResolver(table)
+        resolved = [(name, resolver.resolve(name)) for name in names]
+    except ExceptionGroup as group:
+        raise InputError(f"{display}: [dependency-groups]: {_first(group)}") from None
+    except (ValueError, TypeError, LookupError) as exc:
+        raise InputError(f"{display}: [dependency-groups]: {_reason(exc)}") from None
+    return tuple(
+        ParsedRequirement(requirement=req, source=f"{display}:dependency-groups.{name}")
+        for name, requirements in resolved
+        for req in requirements
+    )
+
+
+def _first(group: BaseExceptionGroup[Any]) -> str:
+    first = group.exceptions[0]
+    if isinstance(first, BaseExceptionGroup):
+        return _first(first)
+    return _reason(first)
+
+
+def _reason(exc: BaseException) -> str:
+    # LookupError's str() is its repr-quoted argument.
+    text = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
+    return str(text).splitlines()[0]
+
+
 # -- the command line's inputs ----------------------------------------------------------------
 
 
@@ -179,10 +247,11 @@ def project_inputs(
     *,
     extras: Sequence[str] = (),
     all_extras: bool = False,
+    groups: Sequence[str] = (),
 ) -> tuple[list[ParsedRequirement], list[str]]:
     """The requirements of the ``pyproject.toml`` files among ``requirement_files`` and
-    ``arguments`` (an argument naming an existing ``pyproject.toml``), with their extras; and
-    the arguments that remain requirements.
+    ``arguments`` (an argument naming an existing ``pyproject.toml``), with their extras, and
+    of the ``groups``; and the arguments that remain requirements.
 
     Raises :class:`InputError` for extras asked for without a ``pyproject.toml``.
     """
@@ -204,4 +273,10 @@ def project_inputs(
                 read_pyproject(path), str(path), extras=extras, all_extras=all_extras
             )
         )
+    by_path: dict[Path, list[str]] = {}
+    for value in groups:
+        request = parse_group_request(value)
+        by_path.setdefault(request.path, []).append(request.name)
+    for path, names in by_path.items():
+        found.extend(group_requirements_text(read_pyproject(path), str(path), names))
     return found, rest
