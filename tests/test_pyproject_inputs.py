@@ -6,9 +6,7 @@ resolve for the same input on the same index."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -18,7 +16,7 @@ from packaging.utils import canonicalize_name
 from fetchplan.schemas.plan import load_plan
 from tests.conftest import MakeIndexServer, RunCli
 from tests.support.servers import IndexServer
-from tests.support.tools import run_ok, uv_command
+from tests.support.tools import run_ok, uv_pins
 from tests.support.wheels import Dist
 
 DISTS = [
@@ -76,38 +74,7 @@ def _plan(run_cli: RunCli, index: IndexServer, *args: str) -> subprocess.Complet
 
 
 def _uv_pins(tmp_path: Path, index: IndexServer, *args: str) -> dict[str, str]:
-    out = tmp_path / "uv-out.txt"
-    env = {
-        **os.environ,
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "UV_NO_CONFIG": "1",
-        "UV_PYTHON_DOWNLOADS": "never",
-    }
-    run_ok(
-        [
-            *uv_command(),
-            "pip",
-            "compile",
-            "--quiet",
-            "--python",
-            sys.executable,
-            "--index-url",
-            index.index_url,
-            "--no-header",
-            "--no-annotate",
-            *args,
-            "-o",
-            str(out),
-        ],
-        cwd=tmp_path,
-        env=env,
-    )
-    pins: dict[str, str] = {}
-    for line in out.read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, _, version = line.strip().partition("==")
-            pins[canonicalize_name(name)] = version.split()[0]
-    return pins
+    return uv_pins(tmp_path, index.index_url, *args)
 
 
 @pytest.mark.parametrize(

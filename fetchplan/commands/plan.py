@@ -203,6 +203,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "pyproject.toml), includes expanded (repeatable)",
     )  # fmt: skip
     p.add_argument(
+        "--override", dest="override_files", action="append", type=Path, default=[],
+        metavar="FILE",
+        help="requirements that replace every requirement on their projects, anywhere in the "
+        "graph, as uv's --override (repeatable); recorded in the plan",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-deps", action="store_true",
+        help="plan the requirements alone, without their dependencies (recorded in the plan)",
+    )  # fmt: skip
+    p.add_argument(
         "-c", "--constraint", dest="constraint_files", action="append", type=Path, default=[],
         metavar="FILE", help="constrain versions with FILE (repeatable)",
     )  # fmt: skip
@@ -346,6 +356,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         extras=tuple(getattr(args, "extras", ())),
         all_extras=getattr(args, "all_extras", False),
         groups=tuple(getattr(args, "groups", ())),
+        override_files=tuple(getattr(args, "override_files", ())),
+        no_deps=getattr(args, "no_deps", False),
         **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,

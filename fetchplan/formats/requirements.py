@@ -84,6 +84,23 @@ def _note(artifact: Artifact) -> str:
     return f"{_FILE_NOTE} {json.dumps(info, separators=(',', ':'), ensure_ascii=False)}"
 
 
+def _install_advice(plan: Plan) -> list[str]:
+    """How pip installs the file: a plan made with --no-deps or --override is not what pip's
+    resolver would choose again from the pins' metadata, so pip must take the pins as they
+    are (``--no-deps``)."""
+    why = []
+    if plan.inputs.options.get("no_deps"):
+        why.append("--no-deps")
+    if plan.inputs.overrides:
+        why.append("--override " + ", ".join(plan.inputs.overrides))
+    if not why:
+        return ["# Install with: pip install --require-hashes -r THIS_FILE"]
+    return [
+        "# Install with: pip install --no-deps --require-hashes -r THIS_FILE",
+        f"# (planned with {'; '.join(why)}: pip must not resolve the pins again)",
+    ]
+
+
 def to_requirements(plan: Plan) -> str:
     """``plan`` as a hashed requirements file (text with a final newline).
 
@@ -92,7 +109,7 @@ def to_requirements(plan: Plan) -> str:
     """
     lines = [
         f"# Written by fetchplan {__version__} from a plan created {plan.created}.",
-        "# Install with: pip install --require-hashes -r THIS_FILE",
+        *_install_advice(plan),
         "# The fetchplan-* comments let `fetchplan import` rebuild the plan; pip ignores them.",
     ]
     for target in plan.targets:

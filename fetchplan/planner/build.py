@@ -263,6 +263,8 @@ def plan_inputs(
         opts["exclude_newer"] = format_time(options.exclude_newer)
     if not options.build_deps:
         opts["build_deps"] = False
+    if options.no_deps:
+        opts["no_deps"] = True
     return Inputs(
         requirements=tuple(str(p.requirement) for p in requirement_set.requirements),
         constraints=tuple(str(p.requirement) for p in requirement_set.constraints),

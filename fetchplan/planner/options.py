@@ -46,6 +46,10 @@ class PlanOptions:
     all_extras: bool = False
     groups: Sequence[str] = ()
     """PEP 735 dependency groups, ``NAME`` or ``PATH:NAME`` (``--group``, as pip takes it)."""
+    override_files: Sequence[Path] = ()
+    """Requirements replacing every requirement on their projects (uv's ``--override``)."""
+    no_deps: bool = False
+    """Plan the requirements alone, none of their dependencies (pip's ``--no-deps``)."""
     index_url: str | None = None
     extra_index_urls: Sequence[str] = ()
     find_links: Sequence[str] = ()

@@ -38,6 +38,7 @@ from fetchplan.planner.facts import file_facts
 from fetchplan.planner.fetch_metadata import metadata_fetcher
 from fetchplan.planner.locations import Sources
 from fetchplan.planner.options import PlanOptions, PlanResult
+from fetchplan.planner.overrides import read_overrides
 from fetchplan.planner.preconnect import Preconnector
 from fetchplan.planner.requested import (
     check_hashes_given,
@@ -75,7 +76,12 @@ def plan(
     formats = FormatControl(
         only_binary=frozenset(settings.only_binary), no_binary=frozenset(settings.no_binary)
     )
-    per_target = {t.name: requirements_for(requirement_set, t) for t in targets}
+    overrides = read_overrides(options.override_files)
+    # The user's own requirements are overridden too; the plan's inputs keep them as given.
+    resolved_set = replace(
+        requirement_set, requirements=overrides.apply_to_user(requirement_set.requirements)
+    )
+    per_target = {t.name: requirements_for(resolved_set, t) for t in targets}
     hashed = any(wanted.hashes for wanted in per_target.values())
     require_hashes = settings.require_hashes or hashed
     if require_hashes:
@@ -132,6 +138,8 @@ def plan(
                 allowed_hashes=wanted.hashes,
                 constraints=wanted.constraints,
                 prefer_binary=prefer_binary,
+                overrides=overrides,
+                no_deps=options.no_deps,
             )
             if require_hashes:
                 check_hashes_given(resolved.resolution, wanted.hashes)
@@ -160,7 +168,9 @@ def plan(
             roles=roles,
             facts=facts,
             targets=targets,
-            inputs=plan_inputs(requirement_set, options, settings),
+            inputs=replace(
+                plan_inputs(requirement_set, options, settings), overrides=overrides.texts()
+            ),
             indexes=[
                 IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
             ],

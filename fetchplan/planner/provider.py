@@ -46,6 +46,7 @@ from fetchplan.errors import FetchplanError
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
 from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.metadata import UnusableMetadata
+from fetchplan.planner.overrides import Overrides
 from fetchplan.planner.target import TargetEnv
 
 __all__ = [
@@ -247,8 +248,14 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         pre: bool = False,
         prefer_binary: bool = False,
         constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+        overrides: Overrides | None = None,
+        no_deps: bool = False,
     ) -> None:
         self.finder = finder
+        self.overrides = overrides or Overrides()
+        """Requirements standing in for every dependency on their projects (``--override``)."""
+        self.no_deps = no_deps
+        """Candidates bring no dependencies (``--no-deps``), only their Python requirement."""
         self.target = target
         self.pre = pre
         self.prefer_binary = prefer_binary
@@ -498,6 +505,8 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             missing = candidate.extras - {canonicalize_name(e) for e in metadata.provides_extra}
             for extra in sorted(missing):
                 log.warning("%s does not provide the extra '%s'", parent, extra)
+            if self.no_deps:
+                return deps
             for requirement in metadata.requires_dist:
                 if requirement.marker is None or self.target.evaluate(requirement.marker):
                     continue  # the base candidate brings these
@@ -506,8 +515,10 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                     via = frozenset(
                         e for e in candidate.extras if self.target.evaluate(marker, frozenset({e}))
                     )
-                    dep = Req.from_requirement(requirement, parent)
-                    deps.append(replace(dep, via=via or candidate.extras))
+                    deps.extend(
+                        replace(dep, via=via or candidate.extras)
+                        for dep in self._overridden(requirement, parent)
+                    )
             return deps
         if metadata.requires_python is not None:
             deps.append(
@@ -518,12 +529,22 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                     origin=parent,
                 )
             )
+        if self.no_deps:
+            return deps
         for requirement in metadata.requires_dist:
             if self.target.evaluate(requirement.marker):
                 if requirement.url is not None:
                     log.warning("%s: ignoring direct URL in dependency %s", parent, requirement)
-                deps.append(Req.from_requirement(requirement, parent))
+                deps.extend(self._overridden(requirement, parent))
         return deps
+
+    def _overridden(self, requirement: Requirement, parent: str) -> list[Req]:
+        """``requirement`` of ``parent`` as a Req, or what ``--override`` puts in its place."""
+        replaced = self.overrides.replace(requirement, self.target.evaluate)
+        if replaced is None:
+            return [Req.from_requirement(requirement, parent)]
+        overrides = (Req.from_requirement(override, parent) for override in replaced)
+        return [replace(req, text=f"{req} (--override)") for req in overrides]
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         """``candidate``'s requirements, or, when it can be part of no solution, one

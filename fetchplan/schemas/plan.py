@@ -69,13 +69,18 @@ class Inputs:
     requirements: tuple[str, ...]
     constraints: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    """``--override`` requirements, which stood in for every requirement on their projects."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "requirements": list(self.requirements),
             "constraints": list(self.constraints),
             "options": dict(self.options),
         }
+        if self.overrides:
+            d["overrides"] = list(self.overrides)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Inputs:
@@ -83,6 +88,7 @@ class Inputs:
             requirements=tuple(d["requirements"]),
             constraints=tuple(d["constraints"]),
             options=dict(d["options"]),
+            overrides=tuple(d.get("overrides", ())),
         )
 
 

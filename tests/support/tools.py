@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-__all__ = ["install_newest_pip", "run_ok", "uv_command"]
+__all__ = ["install_newest_pip", "run_ok", "uv_command", "uv_pins"]
 
 TIMEOUT = float(os.environ.get("FETCHPLAN_TEST_TIMEOUT", "120"))
 
@@ -68,3 +68,40 @@ def install_newest_pip(tools: Path, directory: Path) -> Path:
         ]
     )
     return python
+
+
+def uv_pins(directory: Path, index_url: str, *args: str) -> dict[str, str]:
+    """What ``uv pip compile ARGS`` pins (canonical name -> version), run in ``directory``
+    for this interpreter against ``index_url`` only (no config, no Python downloads)."""
+    out = directory / "uv-out.txt"
+    env = {
+        **os.environ,
+        "UV_CACHE_DIR": str(directory / "uv-cache"),
+        "UV_NO_CONFIG": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
+    run_ok(
+        [
+            *uv_command(),
+            "pip",
+            "compile",
+            "--quiet",
+            "--python",
+            sys.executable,
+            "--index-url",
+            index_url,
+            "--no-header",
+            "--no-annotate",
+            *args,
+            "-o",
+            str(out),
+        ],
+        cwd=directory,
+        env=env,
+    )
+    pins: dict[str, str] = {}
+    for line in out.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, _, version = line.strip().partition("==")
+            pins[canonicalize_name(name.split("[")[0])] = version.split()[0]
+    return pins
