@@ -213,6 +213,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="plan the requirements alone, without their dependencies (recorded in the plan)",
     )  # fmt: skip
     p.add_argument(
+        "--from", dest="pins_from", type=Path, metavar="PLAN_OR_LOCK",
+        help="keep the pins of this plan, pylock.toml or pinned requirements file where they "
+        "still satisfy the requirements (default: those of the plan -o overwrites)",
+    )  # fmt: skip
+    p.add_argument(
+        "-U", "--upgrade", action="store_true",
+        help="keep no earlier pins: take the newest versions the requirements allow",
+    )  # fmt: skip
+    p.add_argument(
+        "-P", "--upgrade-package", dest="upgrade_packages", action="append", default=[],
+        metavar="NAME[SPEC]",
+        help="keep no earlier pin of NAME; with a specifier (NAME==2.1, 'NAME<3') NAME is "
+        "constrained to it, as uv takes it (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
         "-c", "--constraint", dest="constraint_files", action="append", type=Path, default=[],
         metavar="FILE", help="constrain versions with FILE (repeatable)",
     )  # fmt: skip
@@ -358,6 +373,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
         groups=tuple(getattr(args, "groups", ())),
         override_files=tuple(getattr(args, "override_files", ())),
         no_deps=getattr(args, "no_deps", False),
+        pins_from=getattr(args, "pins_from", None),
+        upgrade=getattr(args, "upgrade", False),
+        upgrade_packages=tuple(getattr(args, "upgrade_packages", ())),
         **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,

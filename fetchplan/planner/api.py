@@ -30,7 +30,7 @@ from fetchplan._netrc import keyring_installed, netrc_credentials
 from fetchplan._urls import origin
 from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings
-from fetchplan.planner import preconnect, pyproject, reqfile
+from fetchplan.planner import pins, preconnect, pyproject, reqfile
 from fetchplan.planner.locations import Sources, find_sources, pip_settings
 from fetchplan.planner.options import DEFAULT_JOBS, FormatOp, PlanOptions, PlanResult
 from fetchplan.planner.settings import PlanSettings
@@ -211,7 +211,11 @@ def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.Require
     command_line = reqfile.RequirementSet(
         requirements=tuple(reqfile.parse_requirement_string(text) for text in arguments),
     )
-    sets = [command_line, reqfile.RequirementSet(requirements=tuple(projects))]
+    sets = [
+        command_line,
+        reqfile.RequirementSet(requirements=tuple(projects)),
+        reqfile.RequirementSet(constraints=pins.upgrade_constraints(options.upgrade_packages)),
+    ]
     sets.extend(
         reqfile.parse_requirements_file(Path(path), constraint=True) for path in pip.constraints
     )

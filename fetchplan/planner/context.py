@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
+from packaging.version import Version
 
 from fetchplan.cache import PageCache
 from fetchplan.planner.candidates import DistMetadata, FormatControl
@@ -132,11 +133,13 @@ class ResolveContext:
         record_resolver: bool = True,
         overrides: Overrides | None = None,
         no_deps: bool = False,
+        preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> TargetResolution:
         """Resolve ``requirements`` (markers already applied) for ``target``.
 
         ``overrides`` stand in for the requirements on their projects and ``no_deps`` leaves
-        every dependency out (:class:`PlanProvider`). ``record_resolver`` adds the resolver's
+        every dependency out; the ``preferred`` versions are tried first where they match
+        (:class:`PlanProvider`). ``record_resolver`` adds the resolver's
         time to the run's timings (off for the resolutions made while fetching metadata, which
         overlap the main one).
         """
@@ -163,6 +166,7 @@ class ResolveContext:
             constraints=constraints,
             overrides=overrides,
             no_deps=no_deps,
+            preferred=preferred,
         )
         try:
             resolution = resolve(

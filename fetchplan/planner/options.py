@@ -50,6 +50,13 @@ class PlanOptions:
     """Requirements replacing every requirement on their projects (uv's ``--override``)."""
     no_deps: bool = False
     """Plan the requirements alone, none of their dependencies (pip's ``--no-deps``)."""
+    pins_from: Path | None = None
+    """An earlier plan, ``pylock.toml`` or pinned requirements file whose pins are kept where
+    they still satisfy the inputs (``--from``); default: the plan at ``output``, if any."""
+    upgrade: bool = False
+    """Keep no earlier pins (``--upgrade``)."""
+    upgrade_packages: Sequence[str] = ()
+    """``NAME`` or ``NAME<SPECIFIER>``: keep no earlier pin of NAME, and constrain it so."""
     index_url: str | None = None
     extra_index_urls: Sequence[str] = ()
     find_links: Sequence[str] = ()

@@ -39,6 +39,7 @@ from fetchplan.planner.fetch_metadata import metadata_fetcher
 from fetchplan.planner.locations import Sources
 from fetchplan.planner.options import PlanOptions, PlanResult
 from fetchplan.planner.overrides import read_overrides
+from fetchplan.planner.pins import kept_pins
 from fetchplan.planner.preconnect import Preconnector
 from fetchplan.planner.requested import (
     check_hashes_given,
@@ -82,6 +83,12 @@ def plan(
         requirement_set, requirements=overrides.apply_to_user(requirement_set.requirements)
     )
     per_target = {t.name: requirements_for(resolved_set, t) for t in targets}
+    kept = kept_pins(
+        output=options.output,
+        from_file=options.pins_from,
+        upgrade=options.upgrade,
+        upgrade_packages=options.upgrade_packages,
+    )
     hashed = any(wanted.hashes for wanted in per_target.values())
     require_hashes = settings.require_hashes or hashed
     if require_hashes:
@@ -140,6 +147,7 @@ def plan(
                 prefer_binary=prefer_binary,
                 overrides=overrides,
                 no_deps=options.no_deps,
+                preferred=kept.for_target(target.name),
             )
             if require_hashes:
                 check_hashes_given(resolved.resolution, wanted.hashes)

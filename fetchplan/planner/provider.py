@@ -237,6 +237,32 @@ def iter_matches(
         yield from (c for c in yanked if c.version not in exclude)
 
 
+def preferred_first(
+    matches: Iterator[Candidate], preferred: Collection[Version]
+) -> Iterator[Candidate]:
+    """``matches`` (newest first) with the newest of the ``preferred`` versions among them
+    moved to the front: an earlier plan's pin is kept while it still matches. The versions
+    newer than it are decided to get there (file choice only: no metadata is fetched); a
+    malformed file met on the way is raised after the versions before it."""
+    if not preferred:
+        yield from matches
+        return
+    held: list[Candidate] = []
+    try:
+        for candidate in matches:
+            if candidate.version in preferred:
+                yield candidate
+                break
+            held.append(candidate)
+    except IndexPageError:
+        # A malformed file before any preferred version: raised where the resolver would
+        # have met it, after the versions before it.
+        yield from held
+        raise
+    yield from held
+    yield from matches
+
+
 class PlanProvider(AbstractProvider[Req, Candidate, str]):
     """resolvelib provider over a :class:`Finder`, for one target environment."""
 
@@ -250,12 +276,15 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
         overrides: Overrides | None = None,
         no_deps: bool = False,
+        preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> None:
         self.finder = finder
         self.overrides = overrides or Overrides()
         """Requirements standing in for every dependency on their projects (``--override``)."""
         self.no_deps = no_deps
         """Candidates bring no dependencies (``--no-deps``), only their Python requirement."""
+        self.preferred = dict(preferred or {})
+        """Versions tried first where they match (the pins kept from an earlier plan)."""
         self.target = target
         self.pre = pre
         self.prefer_binary = prefer_binary
@@ -424,8 +453,12 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         specifier = self.specifier_for(identifier, reqs)
         found = self.finder.project(name)
 
+        preferred = frozenset(self.preferred.get(name, ()))
+
         def matches() -> Iterator[Candidate]:
-            source = iter_matches(found, specifier, pre=self.pre, exclude=bad)
+            source = preferred_first(
+                iter_matches(found, specifier, pre=self.pre, exclude=bad), preferred
+            )
             ahead: deque[Candidate | IndexPageError] = deque()
             for served in itertools.count():
                 candidate = ahead.popleft() if ahead else next(source, None)
@@ -441,7 +474,13 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
 
         if self.prefer_binary:
             # Versions with a wheel first: every match is decided to know which have one.
-            return sorted(matches(), key=lambda c: c.link is None or c.link.kind != "wheel")
+            return sorted(
+                matches(),
+                key=lambda c: (
+                    c.version not in preferred,
+                    c.link is None or c.link.kind != "wheel",
+                ),
+            )
         # resolvelib calls this once and iterates as far as it needs: one version, mostly.
         return matches
 
