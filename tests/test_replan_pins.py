@@ -203,3 +203,20 @@ def test_an_unreadable_plan_to_overwrite_is_planned_afresh(
     out = _plan(run_cli, new, "other")
     assert "plan.json: its pins are not kept" in out.stderr
     assert _pins(tmp_path) == {"other": "2.0"}
+
+
+def test_kept_pins_are_what_is_fetched(
+    indexes: tuple[IndexServer, IndexServer], run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The metadata prefetched ahead of the resolver is that of the kept pins: a re-plan that
+    moves nothing reads no metadata of the newer releases."""
+    old, new = indexes
+    (tmp_path / "in.txt").write_text("app\nother\n")
+    _plan(run_cli, old, "-r", "in.txt")
+    new.reset_counters()
+    _plan(run_cli, new, "-r", "in.txt")
+    assert _pins(tmp_path) == FIRST
+    fetched = sorted(r.path for r in new.requests(".metadata"))
+    assert fetched == sorted(
+        f"/files/{name}-{version}-py3-none-any.whl.metadata" for name, version in FIRST.items()
+    )

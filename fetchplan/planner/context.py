@@ -157,6 +157,7 @@ class ResolveContext:
             timings=self.timings,
             pre=self.pre,
             exclude_newer=self.exclude_newer,
+            preferred=preferred,
         )
         provider = PlanProvider(
             finder,

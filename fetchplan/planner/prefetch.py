@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from fetchplan.errors import FetchplanError
 from fetchplan.planner.candidates import (
@@ -39,7 +40,7 @@ from fetchplan.planner.candidates import (
 )
 from fetchplan.planner.index import IndexClient, Link, ProjectPage
 from fetchplan.planner.metadata import UnusableMetadata
-from fetchplan.planner.provider import iter_matches
+from fetchplan.planner.provider import iter_matches, preferred_first
 from fetchplan.planner.sources import IndexSource, IndexStrategy
 from fetchplan.planner.target import TargetEnv
 from fetchplan.planner.timings import Timings
@@ -137,8 +138,11 @@ class PrefetchFinder:
         timings: Timings | None = None,
         pre: bool = False,
         exclude_newer: _dt.datetime | None = None,
+        preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> None:
         self._client = client
+        # The versions the provider tries first (kept pins) are the likely ones to prefetch.
+        self._preferred = {name: frozenset(v) for name, v in (preferred or {}).items()}
         self._indexes = tuple(indexes)
         self._find_links = tuple(find_links)
         self._strategy = strategy
@@ -232,7 +236,8 @@ class PrefetchFinder:
     def _prefetch_likely(
         self, found: ProjectCandidates, specifier: SpecifierSet, extras: frozenset[str]
     ) -> None:
-        likely = next(iter_matches(found, specifier, pre=self._pre), None)
+        matches = iter_matches(found, specifier, pre=self._pre)
+        likely = next(preferred_first(matches, self._preferred.get(found.name, ())), None)
         if likely is not None and likely.link is not None:
             cell = self._metadata_cell(likely.link)
             if extras:
