@@ -35,6 +35,9 @@ PYPROJECT = dedent(
     requires = ["setuptools"]
     build-backend = "setuptools.build_meta"
 
+    [tool.setuptools]
+    py-modules = []
+
     [project]
     name = "My_App"
     version = "0.1"
@@ -55,6 +58,16 @@ PYPROJECT = dedent(
 @pytest.fixture
 def index(index_server: MakeIndexServer) -> IndexServer:
     return index_server(DISTS)
+
+
+@pytest.fixture
+def index_with_setuptools(index_server: MakeIndexServer, test_tools: Path) -> IndexServer:
+    """The index and the setuptools wheel of the test tools, for pip to build the project's
+    metadata with."""
+    setuptools = sorted(test_tools.glob("setuptools-*.whl"))
+    if not setuptools:
+        pytest.fail(f"no setuptools wheel in {test_tools}")
+    return index_server([*DISTS, setuptools[-1]])
 
 
 def _write(tmp_path: Path, text: str = PYPROJECT, name: str = "pyproject.toml") -> Path:
@@ -100,6 +113,37 @@ def test_project_and_extras_plan_what_uv_compiles(
     _plan_obj, document = load_plan(tmp_path / "plan.json")
     # What was read is recorded as the requirements it gave (re-planning needs no pyproject).
     assert "base" in document["inputs"]["requirements"]
+
+
+@pytest.mark.parametrize("extras", ["", "fast", "all"])
+def test_project_and_extras_plan_what_the_newest_pip_installs(
+    index_with_setuptools: IndexServer,
+    run_cli: RunCli,
+    tmp_path: Path,
+    newest_pip: Path,
+    extras: str,
+) -> None:
+    project = _write(tmp_path / "proj")
+    index = index_with_setuptools
+    option = ("--extra", extras) if extras else ()
+    out = _plan(run_cli, index, "-r", str(project), *option)
+    assert out.returncode == 0, out.stderr
+    report = tmp_path / "report.json"
+    run_ok(
+        [
+            str(newest_pip), "-m", "pip", "install", "--dry-run", "--ignore-installed",
+            "--quiet", "--no-cache-dir", "--disable-pip-version-check",
+            "--index-url", index.index_url, f"./proj[{extras}]" if extras else "./proj",
+            "--report", str(report),
+        ],
+        cwd=tmp_path,
+    )  # fmt: skip
+    pips = {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+        if canonicalize_name(item["metadata"]["name"]) != "my-app"
+    }
+    assert _planned(tmp_path) == pips
 
 
 def test_all_extras_names_every_extra(index: IndexServer, run_cli: RunCli, tmp_path: Path) -> None:
