@@ -63,9 +63,6 @@ class Preferences:
 
         return Preferences(keep(self.everywhere), {t: keep(p) for t, p in self.by_target.items()})
 
-    def __bool__(self) -> bool:
-        return bool(self.everywhere)
-
 
 def _add(pins: dict[NormalizedName, list[Version]], name: str, version: Version) -> None:
     found = pins.setdefault(canonicalize_name(name), [])
