@@ -250,7 +250,7 @@ def project_inputs(
     groups: Sequence[str] = (),
 ) -> tuple[list[ParsedRequirement], list[str]]:
     """The requirements of the ``pyproject.toml`` files among ``requirement_files`` and
-    ``arguments`` (an argument naming an existing ``pyproject.toml``), with their extras, and
+    ``arguments`` (an argument naming a ``pyproject.toml``), with their extras, and
     of the ``groups``; and the arguments that remain requirements.
 
     Raises :class:`InputError` for extras asked for without a ``pyproject.toml``.
@@ -258,7 +258,8 @@ def project_inputs(
     files = [Path(p) for p in requirement_files if is_pyproject(p)]
     rest: list[str] = []
     for text in arguments:
-        if is_pyproject(text.strip()) and Path(text.strip()).is_file():
+        # No project is named pyproject.toml: such an argument is the file, present or not.
+        if is_pyproject(text.strip()):
             files.append(Path(text.strip()))
         else:
             rest.append(text)
