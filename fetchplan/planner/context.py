@@ -139,9 +139,9 @@ class ResolveContext:
 
         ``overrides`` stand in for the requirements on their projects and ``no_deps`` leaves
         every dependency out; the ``preferred`` versions are tried first where they match
-        (:class:`PlanProvider`). ``record_resolver`` adds the resolver's
-        time to the run's timings (off for the resolutions made while fetching metadata, which
-        overlap the main one).
+        (:class:`PlanProvider`). ``record_resolver`` adds the resolver's time to the run's
+        timings (off for the resolutions made while fetching metadata, which overlap the main
+        one).
         """
         finder = PrefetchFinder(
             client=self.client,
