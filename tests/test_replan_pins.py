@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
+from fetchplan.planner.candidates import Candidate
+from fetchplan.planner.index import IndexPageError
+from fetchplan.planner.provider import preferred_first
 from fetchplan.schemas.plan import load_plan
 from tests.conftest import MakeIndexServer, RunCli
 from tests.support.servers import IndexServer
@@ -220,3 +225,24 @@ def test_kept_pins_are_what_is_fetched(
     assert fetched == sorted(
         f"/files/{name}-{version}-py3-none-any.whl.metadata" for name, version in FIRST.items()
     )
+
+
+def _candidates(*versions: str, broken_after: int | None = None) -> Iterator[Candidate]:
+    for index, version in enumerate(versions):
+        if broken_after is not None and index == broken_after:
+            raise IndexPageError("http://127.0.0.1/simple/lib/", "a malformed file")
+        yield Candidate(name=canonicalize_name("lib"), version=Version(version), link=None)
+
+
+def test_preferred_first_moves_the_kept_pin_to_the_front() -> None:
+    found = preferred_first(_candidates("3.0", "2.0", "1.0"), {Version("2.0"), Version("1.0")})
+    assert [str(c.version) for c in found] == ["2.0", "3.0", "1.0"]
+    found = preferred_first(_candidates("3.0", "2.0"), {Version("0.5")})
+    assert [str(c.version) for c in found] == ["3.0", "2.0"]
+
+
+def test_preferred_first_raises_a_malformed_file_where_the_resolver_meets_it() -> None:
+    found = preferred_first(_candidates("3.0", "2.0", "1.0", broken_after=1), {Version("1.0")})
+    assert str(next(found).version) == "3.0"
+    with pytest.raises(IndexPageError, match="a malformed file"):
+        next(found)
