@@ -22,8 +22,10 @@ from tests.support.faults import FaultServer
 from tests.support.index import IndexOptions, write_index
 from tests.support.netguard import loopback_only
 from tests.support.nginx import NginxOptions, NginxServer
+from tests.support.processes import Processes
 from tests.support.pypiserver import PypiServer
 from tests.support.servers import IndexServer, ServerOptions
+from tests.support.tools import install_newest_pip
 from tests.support.wheels import Dist, build_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,18 @@ def only_loopback() -> Iterator[None]:
     """No socket of the test process connects anywhere but loopback (see tests.support.netguard)."""
     with loopback_only():
         yield
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """``processes.start(argv, **popen) -> Popen``: child processes that do not outlive the
+    test. At teardown any still running is stopped (SIGTERM, then SIGKILL), every one is
+    reaped and its pipes closed, whether the test passed or failed."""
+    owned = Processes()
+    try:
+        yield owned
+    finally:
+        owned.close()
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +93,13 @@ def test_tools() -> Path:
             "wheels"
         )
     return tools
+
+
+@pytest.fixture(scope="session")
+def newest_pip(tmp_path_factory: pytest.TempPathFactory, test_tools: Path) -> Path:
+    """A Python whose pip is the newest of the test tools (26.1+: reads pylock.toml, takes
+    --group), installed from its wheel."""
+    return install_newest_pip(test_tools, tmp_path_factory.mktemp("newest-pip") / "venv")
 
 
 @pytest.fixture

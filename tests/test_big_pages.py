@@ -174,3 +174,26 @@ def test_several_targets_read_each_page_and_metadata_file_once(
     metadata = [r.path for r in server.requests(".metadata")]
     assert len(metadata) == len(set(metadata)), metadata
     assert _padding_requested(server) == []
+
+
+def test_malformed_entry_just_past_the_version_chosen_while_going_back_changes_nothing(
+    tmp_path: Path, index_server: MakeIndexServer
+) -> None:
+    # app 3.0 needs a lib the user excludes: the resolver goes on to app 2.0 and fetches the
+    # next versions' metadata ahead; the malformed app 1.5 after it is never the resolver's
+    # business, so it must not fail the plan.
+    dists = [
+        Dist("app", "3.0", requires=["lib>=2"]),
+        Dist("app", "2.0", requires=["lib"]),
+        Dist("app", "1.0", requires=["lib"]),
+        Dist("lib", "0.5"),
+        Dist("lib", "2.0"),
+    ]
+    built = [build_wheel(tmp_path / "dists", dist) for dist in dists]
+    root = tmp_path / "index"
+    write_index(root, built)
+    broken = {"filename": "app-1.5-py3-none-any.whl", "url": 7, "hashes": {}}
+    pad_project(root / "simple" / "app" / "index.json", [broken])
+    server = index_server(root)
+    plan = make_plan(_options(tmp_path, server, requirements=("app", "lib<2"))).plan
+    assert _pins(plan) == {"app": "2.0", "lib": "0.5"}

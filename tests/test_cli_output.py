@@ -476,6 +476,70 @@ def test_run_leaves_nothing_in_the_current_directory(  # noqa: PLR0917 - fixture
     assert "(VIRTUAL_ENV)" not in named.stderr
 
 
+def test_run_dry_run_resolves_and_changes_nothing_then_exact_removes_the_unlisted(
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    fetchplan_cmd: list[str],
+    index_server: MakeIndexServer,
+    make_index: MakeIndex,
+) -> None:
+    server = index_server(
+        make_index(
+            [
+                Dist("app", "1.0", requires=["lib"]),
+                Dist("app", "2.0", requires=["lib"]),
+                Dist("lib", "1.0"),
+                Dist("stray", "3.0"),
+            ]
+        )
+    )
+    python = new_venv(tmp_path / "venv")
+    work = tmp_path / "work"
+    work.mkdir()
+    run = [*fetchplan_cmd, "run", "-i", server.index_url, "--python", str(python)]
+    first = _run([*run, "app==1.0", "stray"], cli_env, work)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "venv")
+
+    dry = _run([*run, "app", "--dry-run"], cli_env, work)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert re.fullmatch(rf"Resolved 2 packages in {ELAPSED}", lines[0])
+    assert lines[1:] == [
+        "Would uninstall 1 package",
+        "Would install 1 package",
+        " - app==1.0",
+        " + app==2.0",
+        "Would leave 1 package as installed",
+        " = lib==1.0",
+    ]
+    assert snapshot(tmp_path / "venv") == before
+    assert list(work.iterdir()) == []
+    # Nothing was fetched: the cache holds the first run's three wheels only.
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "fetchplan"
+    assert len([p for p in (cache / "sha256").rglob("*") if p.is_file()]) == 3
+
+    absent = tmp_path / "absent"
+    made = _run(
+        [*fetchplan_cmd, "run", "-i", server.index_url, "app", "--venv", str(absent), "--dry-run"],
+        cli_env,
+        work,
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.splitlines()[1:] == [
+        f"Would create virtual environment at: {absent}",
+        "Would install 2 packages",
+        " + app==2.0",
+        " + lib==1.0",
+    ]
+    assert not absent.exists()
+
+    exact = _run([*run, "app", "--exact"], cli_env, work)
+    assert exact.returncode == 0, exact.stderr
+    assert _installed(python) == {"app": "2.0", "lib": "1.0"}
+    assert " - stray==3.0" in exact.stdout.splitlines()
+
+
 def test_cache_prune_removes_the_work_directory_a_killed_run_left(
     tmp_path: Path, run_cli: RunCli
 ) -> None:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from packaging.version import Version
 from fetchplan.formats import current_target, export_plan, import_plan
 from fetchplan.schemas.plan import Artifact, Dependency, IndexRef, Inputs, Plan, write_plan
 from tests.support.index import write_index
+from tests.support.tools import uv_command
 from tests.support.wheels import Dist, build_wheel
 
 TIMEOUT = float(os.environ.get("FETCHPLAN_TEST_TIMEOUT", "120"))
@@ -327,38 +327,7 @@ def test_planned_metadata_is_pips_metadata(
 
 
 def _uv() -> str:
-    beside = Path(sys.executable).parent / "uv"
-    found = str(beside) if beside.exists() else shutil.which("uv")
-    if found is None:
-        pytest.fail("uv is not installed (it is in the dev extras: pip install -e '.[dev]')")
-    return found
-
-
-@pytest.fixture(scope="session")
-def newest_pip(tmp_path_factory: pytest.TempPathFactory, test_tools: Path) -> Path:
-    """A Python whose pip reads pylock.toml (26.1+), installed from the test tools' wheel."""
-    tools = test_tools
-    wheels = sorted(Path(tools).glob("pip-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1])
-    if not wheels or parse_wheel_filename(wheels[-1].name)[1] < Version("26.1"):
-        pytest.fail(f"no pip>=26.1 wheel in {tools}")
-    python = _venv(tmp_path_factory.mktemp("newest-pip") / "venv")
-    wheel = wheels[-1]
-    # pip runs from its own wheel to install itself: the bootstrap pip documents.
-    _ok(
-        _run(
-            [
-                str(python),
-                f"{wheel}/pip",
-                "install",
-                "--no-index",
-                "--no-cache-dir",
-                "--disable-pip-version-check",
-                "--quiet",
-                str(wheel),
-            ]
-        )
-    )
-    return python
+    return uv_command()[0]
 
 
 def _write_pylock(served: Served, directory: Path) -> Path:

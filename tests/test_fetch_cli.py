@@ -17,6 +17,7 @@ import pytest
 from fetchplan.schemas import load_document
 from fetchplan.schemas.manifest import load_manifest
 from tests.support.faults import Fault, FaultServer, PlanFile, write_plan
+from tests.support.processes import Processes
 
 FAST_ENV = {
     "FETCHPLAN_RETRY_BASE": "0.01",
@@ -56,14 +57,10 @@ def _fetch(
     )
 
 
-def _start(cmd: list[str], env: dict[str, str], *args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*cmd, "fetch", *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _start(
+    processes: Processes, cmd: list[str], env: dict[str, str], *args: str | Path
+) -> subprocess.Popen[str]:
+    return processes.start([*cmd, "fetch", *args], env=env)
 
 
 def _assert_all_verified(dest: Path, files: list[PlanFile]) -> None:
@@ -148,12 +145,16 @@ def test_failures_exit_1_and_keep_verified_files(
 
 
 def test_two_executors_on_one_destination(
-    server: FaultServer, tmp_path: Path, fetchplan_cmd: list[str], env: dict[str, str]
+    server: FaultServer,
+    tmp_path: Path,
+    fetchplan_cmd: list[str],
+    env: dict[str, str],
+    processes: Processes,
 ) -> None:
     files = _files(server, 4, 300_000, Fault(rate=200_000))
     plan = write_plan(tmp_path / "plan.json", files)
-    first = _start(fetchplan_cmd, env, plan, "--isolated")
-    second = _start(fetchplan_cmd, env, plan, "--isolated")
+    first = _start(processes, fetchplan_cmd, env, plan, "--isolated")
+    second = _start(processes, fetchplan_cmd, env, plan, "--isolated")
     outs = [p.communicate(timeout=60) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outs
     assert sum("waiting for another fetchplan (pid" in err for _, err in outs) == 1, outs
@@ -164,14 +165,18 @@ def test_two_executors_on_one_destination(
 
 
 def test_no_wait_fails_at_once_while_locked(
-    server: FaultServer, tmp_path: Path, fetchplan_cmd: list[str], env: dict[str, str]
+    server: FaultServer,
+    tmp_path: Path,
+    fetchplan_cmd: list[str],
+    env: dict[str, str],
+    processes: Processes,
 ) -> None:
     # The first fetch's bodies wait for the gate, so it holds the lock until the second has
     # answered, however slowly either process starts.
     gate = threading.Event()
     files = _files(server, 2, 200_000, Fault(gate=gate))
     plan = write_plan(tmp_path / "plan.json", files)
-    first = _start(fetchplan_cmd, env, plan, "--isolated")
+    first = _start(processes, fetchplan_cmd, env, plan, "--isolated")
     try:
         owner = tmp_path / "wheels" / ".fetchplan" / "owner.json"
         deadline = time.monotonic() + 30
@@ -228,14 +233,18 @@ def test_timings_log_and_no_credentials_anywhere(
 
 
 def test_shards_share_a_log_and_merge(
-    server: FaultServer, tmp_path: Path, fetchplan_cmd: list[str], env: dict[str, str]
+    server: FaultServer,
+    tmp_path: Path,
+    fetchplan_cmd: list[str],
+    env: dict[str, str],
+    processes: Processes,
 ) -> None:
     files = _files(server, 5, 40_000)
     plan = write_plan(tmp_path / "plan.json", files)
     log = tmp_path / "shared.log"
     runs = [
         _start(
-            fetchplan_cmd, env, plan, "--isolated", "--shard", f"{i}/2",
+            processes, fetchplan_cmd, env, plan, "--isolated", "--shard", f"{i}/2",
             "--dest", tmp_path / f"d{i}", "--log", log, "-v",
         )
         for i in (1, 2)
@@ -280,7 +289,11 @@ def test_shards_share_a_log_and_merge(
 
 
 def test_interrupt_writes_manifest_and_rerun_finishes(
-    server: FaultServer, tmp_path: Path, fetchplan_cmd: list[str], env: dict[str, str]
+    server: FaultServer,
+    tmp_path: Path,
+    fetchplan_cmd: list[str],
+    env: dict[str, str],
+    processes: Processes,
 ) -> None:
     small = _files(server, 2, 10_000)
     big = PlanFile(
@@ -290,7 +303,7 @@ def test_interrupt_writes_manifest_and_rerun_finishes(
     )
     files = [*small, big]
     plan = write_plan(tmp_path / "plan.json", files)
-    run = _start(fetchplan_cmd, env, plan, "--isolated")
+    run = _start(processes, fetchplan_cmd, env, plan, "--isolated")
     part = tmp_path / "wheels" / ".fetchplan" / "partial" / "big.whl.part"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 100_000):

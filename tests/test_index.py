@@ -374,7 +374,7 @@ def test_compact_page_round_trips_as_plain_data_and_refuses_other_data() -> None
     ]
 
     data = compact.to_data()
-    for bad in (None, (), data[:-1], (99, *data[1:]), (*data[:5], [(1, ())], ())):
+    for bad in (None, (), data[:-1], (99, *data[1:]), (*data[:5], [(1, ())], (), None, None)):
         with pytest.raises(CompactPageError):
             CompactPage.from_data(bad)
     with pytest.raises(CompactPageError, match="not the page"):
@@ -383,7 +383,7 @@ def test_compact_page_round_trips_as_plain_data_and_refuses_other_data() -> None
         codec.from_data(codec.to_data(compact)[:-9])
     # A release damaged in store fails when it is read, as a CompactPageError.
     releases = tuple((version, pos, b'["damaged"]') for version, pos, _ in compact.releases)
-    damaged = CompactPage.from_data((*data[:5], releases, ()))
+    damaged = CompactPage.from_data((*data[:5], releases, (), None, None))
     with pytest.raises(CompactPageError, match="damaged release"):
         ProjectPage(None, PAGE, damaged).links_for(Version("1.0"))
 

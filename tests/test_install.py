@@ -330,7 +330,10 @@ def test_cli_python_option_and_refusals(
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [*fetchplan_cmd, "install", str(manifest), *args]
-        return subprocess.run(argv, capture_output=True, text=True, env=cli_env, check=False)
+        # In tmp_path: from a checkout, the checkout's own .venv would be found and used.
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=cli_env, cwd=tmp_path, check=False
+        )
 
     done = cli("--python", str(python), "--no-compile")
     assert done.returncode == 0, done.stderr

@@ -23,6 +23,7 @@ from fetchplan.install.environment import installed_distributions, uninstall
 from fetchplan.install.selection import target_matches
 from fetchplan.install.store import WheelStore
 from fetchplan.install.wheel import open_wheel
+from fetchplan.pipeline import install_from
 from fetchplan.schemas.plan import Target, load_plan, write_plan
 from tests.support.hostile import default_target, make_fetched_dest, new_venv, snapshot
 from tests.support.wheels import Dist, build_sdist, build_wheel
@@ -39,7 +40,7 @@ def _refused(
 ) -> str:
     before = snapshot(Path(target.prefix))
     with pytest.raises(error) as info:
-        install_manifest(manifest, target, **kw)  # type: ignore[arg-type]
+        install_from(manifest, target, **kw)  # type: ignore[arg-type]
     assert snapshot(Path(target.prefix)) == before
     message = str(info.value)
     assert "\n" not in message

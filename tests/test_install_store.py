@@ -21,6 +21,7 @@ from fetchplan.install.link import LinkMode
 from fetchplan.install.store import WheelStore
 from tests.conftest import REPO_ROOT, RunCli
 from tests.support.hostile import make_fetched_dest, new_venv
+from tests.support.processes import Processes
 from tests.support.wheels import Dist
 
 
@@ -238,7 +239,7 @@ print(entry.directory, len(entry.files))
 """
 
 
-def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path) -> None:
+def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path, processes: Processes) -> None:
     files = {f"many/m{i:04d}.py": f"VALUE = {i}\n".encode() * 40 for i in range(600)}
     files["many/__init__.py"] = b""
     manifest = make_fetched_dest(tmp_path, [Dist("many", "1.0", files=files)])
@@ -250,12 +251,11 @@ def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path) -> None:
     root, go = tmp_path / "store", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-c", _FILL, described, str(root), str(go)]
-    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    processes = [subprocess.Popen(argv, text=True, env=env, **pipes) for _ in range(2)]
+    started = [processes.start(argv, env=env) for _ in range(2)]
     time.sleep(1.0)  # both started and waiting
     go.touch()
-    results = [p.communicate(timeout=120) for p in processes]
-    for process, (_, err) in zip(processes, results, strict=True):
+    results = [p.communicate(timeout=120) for p in started]
+    for process, (_, err) in zip(started, results, strict=True):
         assert process.returncode == 0, err
     store = WheelStore(root)
     assert list(store.digests()) == [spec.sha256]

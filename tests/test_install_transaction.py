@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from fetchplan.install import TargetInterpreter
+from fetchplan._lock import hold_lock
+from fetchplan.errors import FetchplanError
+from fetchplan.install import TargetInterpreter, venv_python
 from fetchplan.install.transaction import JOURNAL, STAGING_PREFIX, environment_lock
 from tests.conftest import REPO_ROOT, MakeNginxServer, RunCli
 from tests.support.hostile import assert_no_leftovers, make_fetched_dest, new_venv
@@ -212,6 +214,94 @@ def test_installs_into_one_environment_wait_for_each_other(tmp_path: Path, run_c
             child.stderr.close()
         versions = check_environment(target, projects)
         assert set(versions.values()) in ({"1.0"}, {"2.0"})
+
+
+# Two command lines started at one moment: each waits for the given wall-clock time first.
+AT_ONCE = r"""
+import sys, time
+start = float(sys.argv[1])
+while time.time() < start:
+    pass
+from fetchplan.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_installs_creating_one_environment_at_once_make_it_once(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    projects = PROJECTS[:2]
+    releases = _releases(tmp_path, projects, modules=5)
+    venv = tmp_path / "venv"
+    # Whoever holds the lock of an environment still to be made: the others wait for it.
+    with hold_lock(venv / ".fetchplan", wait=False, busy=FetchplanError):
+        busy = run_cli("install", releases["1.0"], "--venv", venv, "--no-wait")
+        assert busy.returncode == 75, busy.stderr
+        assert busy.stderr.count("\n") == 1, busy.stderr
+        assert "is creating or installing into it (--no-wait was given)" in busy.stderr
+        log = tmp_path / "waiting.err"
+        with log.open("w") as err:
+            child = subprocess.Popen(
+                _install_argv(releases["1.0"], venv),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=_env(),
+            )
+        _wait_for(log, f"waiting for another fetchplan (pid {os.getpid()} on ")
+        assert child.poll() is None
+        assert not (venv / "pyvenv.cfg").exists()
+    assert child.wait(timeout=120) == 0, log.read_text()
+    check_environment(TargetInterpreter.query(venv_python(venv)), projects)
+    # Unsynchronised: pairs started at one moment into a new environment, both making it.
+    for attempt in range(3):
+        venv = tmp_path / f"venv-{attempt}"
+        start = time.time() + 1.0
+        racing = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    AT_ONCE,
+                    str(start),
+                    "install",
+                    str(releases[version]),
+                    "--venv",
+                    str(venv),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(),
+            )
+            for version in ("1.0", "2.0")
+        ]
+        outcomes = [(child.wait(timeout=120), child.communicate()[1]) for child in racing]
+        assert [code for code, _err in outcomes] == [0, 0], outcomes
+        versions = check_environment(TargetInterpreter.query(venv_python(venv)), projects)
+        assert set(versions.values()) in ({"1.0"}, {"2.0"})
+
+
+def test_a_creation_killed_midway_is_made_again_by_the_next(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    releases = _releases(tmp_path, PROJECTS[:1], modules=2)
+    venv = tmp_path / "venv"
+    # What a creation killed after the venv module had written a little leaves behind.
+    (venv / ".fetchplan").mkdir(parents=True)
+    (venv / ".fetchplan" / "creating").touch()
+    (venv / "lib").mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /nowhere\n")
+    done = run_cli("install", releases["1.0"], "--venv", venv)
+    assert done.returncode == 0, done.stderr
+    check_environment(TargetInterpreter.query(venv_python(venv)), PROJECTS[:1])
+    # Without the mark, what is there is someone else's: refused, untouched.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    refused = run_cli("install", releases["1.0"], "--venv", other)
+    assert refused.returncode != 0
+    assert f"{other}: exists and is not a virtual environment" in refused.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
 def _dist_infos(site: Path) -> set[str]:

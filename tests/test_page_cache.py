@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from fetchplan.planner.index import (
 )
 from tests.conftest import CLI_TIMEOUT, MakeIndex, MakeIndexServer, MakeNginxServer, RunCli
 from tests.support.index import IndexOptions, write_index
+from tests.support.processes import Processes
 from tests.support.servers import IndexServer, ServerOptions
 from tests.support.wheels import Dist, build_wheel
 
@@ -243,14 +243,15 @@ def test_two_plans_at_once_share_the_cache(
     fetchplan_cmd: list[str],
     cli_env: dict[str, str],
     tmp_path: Path,
+    processes: Processes,
 ) -> None:
     dists = [Dist("app", "1.0", requires=[f"dep{i}" for i in range(12)])]
     dists += [Dist(f"dep{i}", "1.0") for i in range(12)]
     server = index_server(dists, options=ServerOptions(delay=0.02))
 
     def plan_twice_at_once(tag: str) -> list[dict[str, Any]]:
-        processes = [
-            subprocess.Popen(
+        started = [
+            processes.start(
                 [
                     *fetchplan_cmd,
                     "plan",
@@ -266,14 +267,11 @@ def test_two_plans_at_once_share_the_cache(
                 ],
                 env=cli_env,
                 cwd=tmp_path,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
             )
             for i in range(2)
         ]
         plans = []
-        for i, process in enumerate(processes):
+        for i, process in enumerate(started):
             _out, err = process.communicate(timeout=CLI_TIMEOUT)
             assert process.returncode == 0, err
             document = json.loads((tmp_path / f"{tag}{i}" / "plan.json").read_text())

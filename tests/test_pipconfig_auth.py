@@ -79,9 +79,11 @@ def test_plan_honours_pip_config_constraint_and_pre(
     env = {**cli_env, "PIP_CONFIG_FILE": str(conf)}
 
     def planned(*extra: str) -> str:
-        done = run_cli("plan", "lib", "-i", server.index_url, "-o", "p.json", *extra, env=env)
+        # A plan file of its own each time: over an earlier plan, its pin would be kept.
+        output = f"p{len(list(tmp_path.glob('p*.json')))}.json"
+        done = run_cli("plan", "lib", "-i", server.index_url, "-o", output, *extra, env=env)
         assert done.returncode == 0, done.stderr
-        plan = json.loads((tmp_path / "p.json").read_text())
+        plan = json.loads((tmp_path / output).read_text())
         return str(plan["artifacts"][0]["version"])
 
     assert planned() == "2.0"  # the configured constraint rules out the release candidate

@@ -122,6 +122,8 @@ def test_scenario(path: Path, tmp_path: Path) -> None:
         assert versions == expected["resolved"]
     for name, version in expected.get("resolved_subset", {}).items():
         assert versions.get(name) == version, (name, versions)
+    for name in expected.get("absent", []):
+        assert name not in versions, (name, versions)
     if "rounds_at_most" in expected:
         assert rounds <= expected["rounds_at_most"], rounds
     if "requested" in expected:

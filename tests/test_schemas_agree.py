@@ -39,10 +39,12 @@ from fetchplan.schemas.bundle import Bundle, BundleIndex, FileRef
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact, PlanRef, Shard
 from fetchplan.schemas.plan import (
     Artifact,
+    AttestationBundle,
     Dependency,
     IndexRef,
     Inputs,
     Plan,
+    ProjectStatus,
     SatisfiedBy,
     Target,
 )
@@ -101,6 +103,13 @@ def _artifact(name: str, *, rich: bool) -> Artifact:
         yanked_reason="broken",
         upload_time="2025-06-01T10:00:00.123456Z",
         provenance=f"{BASE}/provenance",
+        attestations=(
+            AttestationBundle(
+                publisher={"kind": "GitHub", "repository": "o/r", "workflow": "w.yml"},
+                predicate_types=("https://predicates.test/publish/v1",),
+            ),
+        ),
+        project_status=ProjectStatus(status="archived", reason="superseded"),
         dependencies=(Dependency(name=NormalizedName("other"), requirement="other>=1"),),
         requested=True,
         extras=("speed",),

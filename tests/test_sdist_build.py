@@ -21,8 +21,9 @@ from packaging.version import Version
 
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import LEGACY_BACKEND, parse_build_system, unpack_sdist
-from fetchplan.install import TargetInterpreter, install_manifest
+from fetchplan.install import TargetInterpreter
 from fetchplan.install.environment import installed_distributions
+from fetchplan.pipeline import InstallOptions, install_from
 from fetchplan.planner.api import PlanOptions, make_plan
 from fetchplan.schemas import dumps_document
 from fetchplan.schemas.plan import Artifact, Plan, load_plan, write_plan
@@ -254,7 +255,7 @@ def test_failed_build_writes_nothing(
     target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
     before = snapshot(Path(target.prefix))
     with pytest.raises(BuildError) as caught:
-        install_manifest(manifest, target)
+        install_from(manifest, target)
     message = str(caught.value)
     assert message.startswith("legacy-1.0.tar.gz: build_wheel failed: exit status 1: ")
     assert message.endswith("legacy refuses to build a wheel today")
@@ -279,7 +280,7 @@ def test_backend_without_prepare_hook_and_no_build_requirements(
     assert [d.requirement for d in plan.artifacts[1].dependencies] == ["dep>=1"]
 
     target = TargetInterpreter.query(new_venv(tmp_path / "venv"))
-    report = install_manifest(manifest, target, compile=False)
+    report = install_from(manifest, target, InstallOptions(compile=False))
     assert [(p.name, p.action) for p in report.projects] == [
         ("dep", "installed"),
         ("inhouse", "installed"),

@@ -18,7 +18,8 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from fetchplan.install import TargetInterpreter, WheelToInstall, ensure_venv, install_wheels
+from fetchplan.install import TargetInterpreter, ensure_venv, install_wheels
+from fetchplan.wheels import WheelToInstall
 
 __all__ = ["BuildEnv", "add_to_build_env", "create_build_env", "unsatisfied"]
 

@@ -6,7 +6,7 @@ Library entry points::
     report = verify_bundle(Path("bundle/"))                            # or the tar
     with open_bundle(Path("bundle.tar")) as opened:                    # extracted, checked
         report = check_bundle(opened)
-        install_manifest(opened.manifest_path, target)
+    report = install_from(Path("bundle.tar"), target)                  # fetchplan.pipeline
 
 Modules: ``layout`` (names, index pages and README, pure), ``make`` (runs the executor and
 writes the rest), ``archive`` (deterministic tar out, defensive tar in), ``verify``.

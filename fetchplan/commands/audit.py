@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fetchplan.errors import InputError
 from fetchplan.review.audit import DEFAULT_LARGE_FILE, audit_plan, render_audit
 from fetchplan.review.policy import check_policy, check_vulns, load_policy, parse_size
-from fetchplan.schemas.plan import load_plan
+from fetchplan.schemas.plan import Plan, load_plan
+
+if TYPE_CHECKING:
+    from fetchplan.planner.attestations import AttestationProblem
 
 __all__ = ["register", "run"]
 
@@ -26,9 +31,11 @@ def register(
         description=(
             "Report what PLAN would contact and fetch: hosts and schemes, bytes per host, "
             "artifacts without sha256, yanked files, sdists, large files, requested versus "
-            "transitive projects, upload times and provenance; with --vulns, the known "
-            "vulnerabilities of each artifact from an OSV database, read offline. With "
-            "--policy, list every violation and exit with status 1 if there is one."
+            "transitive projects, upload times, provenance and verified attestations; with "
+            "--attestations, each file's PEP 740 attestations fetched and verified now; with "
+            "--vulns, the known vulnerabilities of each artifact from an OSV database, read "
+            "offline. With --policy, list every violation and exit with status 1 if there is "
+            "one (or if an attestation fails to verify)."
         ),
     )
     p.add_argument("plan", type=Path, metavar="PLAN")
@@ -39,6 +46,13 @@ def register(
         metavar="DB",
         help="an OSV database of the PyPI ecosystem: OSV's all.zip export, or a directory of "
         "its <ID>.json records",
+    )
+    p.add_argument(
+        "--attestations",
+        action="store_true",
+        help="fetch the PEP 740 provenance of every file that has one and verify each "
+        "attestation against the file's sha256 from the plan (offline trust root; needs "
+        "fetchplan[attestations]); a failure is listed and makes the exit status 1",
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.add_argument(
@@ -57,12 +71,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--large-file: {exc}") from exc
     plan, _ = load_plan(args.plan)
     policy = None if args.policy is None else load_policy(args.policy)
+    failures: list[AttestationProblem] = []
+    if args.attestations:
+        plan, failures = _verify_attestations(plan)
     advisories = None
     if args.vulns is not None:
         from fetchplan.review.vulns import load_osv_database
 
         advisories = load_osv_database(args.vulns, {a.name for a in plan.artifacts})
-    audit = audit_plan(plan, large_threshold=threshold, advisories=advisories)
+    audit = audit_plan(
+        plan,
+        large_threshold=threshold,
+        advisories=advisories,
+        attestation_failures=[(f.filename, f.reason) for f in failures],
+    )
     violations = []
     if policy is not None:
         violations = check_policy(plan, policy) + check_vulns(policy, audit.vulnerabilities)
@@ -83,4 +105,30 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.writelines(f"  {v}\n" for v in violations)
             else:
                 sys.stdout.write("no violations\n")
-    return 1 if violations else 0
+    for failure in failures:
+        sys.stderr.write(f"fetchplan: {failure}\n")
+    return 1 if violations or failures else 0
+
+
+def _verify_attestations(plan: Plan) -> tuple[Plan, list[AttestationProblem]]:
+    """``plan`` with every file's attestations verified now (what was recorded replaced), and
+    the files that failed."""
+    from fetchplan.planner.attestations import (
+        attest_artifacts,
+        http_getter,
+        plan_session,
+        require_library,
+    )
+
+    require_library()
+    session = plan_session(plan)
+    try:
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetchplan-attest") as pool:
+            artifacts, problems = attest_artifacts(
+                (replace(a, attestations=None) for a in plan.artifacts),
+                http_getter(session, 30.0),
+                executor=pool,
+            )
+    finally:
+        session.close()
+    return replace(plan, artifacts=artifacts), list(problems)

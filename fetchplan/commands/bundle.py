@@ -48,23 +48,19 @@ def register(
 
 def run(args: argparse.Namespace) -> int:
     from fetchplan.bundle import make_bundle
-    from fetchplan.commands.fetch import (
-        _reporter,
-        _sigterm_interrupts,
-        _summary_lines,
-        fetch_options,
-    )
+    from fetchplan.commands._shared import fetch_summary_lines, reporter, sigterm_interrupts
+    from fetchplan.commands.fetch import fetch_options
 
     options = fetch_options(args)
     quiet = (getattr(args, "quiet", None) or 0) > 0
-    reporter = _reporter(args.progress, quiet, sys.stderr)
-    with _sigterm_interrupts():
-        result = make_bundle(args.plan, args.output, options, reporter)
+    shown = reporter(args.progress, quiet, sys.stderr)
+    with sigterm_interrupts():
+        result = make_bundle(args.plan, args.output, options, shown)
     fetched = result.fetch
     for failure in fetched.failures:
         sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
     if not quiet:
-        for line in _summary_lines(fetched)[:2]:
+        for line in fetch_summary_lines(fetched)[:2]:
             sys.stdout.write(f"{line}\n")
         if result.path is not None:
             sys.stdout.write(f"bundle: {result.path} ({len(result.files)} files)\n")

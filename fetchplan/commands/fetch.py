@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple
 
 from fetchplan.commands._args import (
     add_allow_unhashed_argument,
@@ -21,20 +16,13 @@ from fetchplan.commands._args import (
     add_progress_argument,
     positive_int,
 )
-from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
-    from fetchplan.executor.limits import TransferLimits
-    from fetchplan.executor.progress import Reporter
-    from fetchplan.executor.retry import RetryPolicy
     from fetchplan.executor.run import FetchOptions
-    from fetchplan.executor.summary import FetchResult
 
 __all__ = [
     "FetchGroups",
     "add_fetch_arguments",
-    "enforce_plan_policy",
-    "env_policies",
     "fetch_options",
     "register",
     "run",
@@ -200,41 +188,13 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
     return FetchGroups(parallelism, trust, output)
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the run like Ctrl-C: workers stop, the manifest is written."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def env_policies() -> tuple[RetryPolicy, TransferLimits]:
-    """The retry policy and transfer limits, with ``FETCHPLAN_*`` environment overrides."""
-    from fetchplan.executor.limits import TransferLimits
-    from fetchplan.executor.retry import RetryPolicy
-
-    try:
-        return RetryPolicy().with_env(os.environ), TransferLimits().with_env(os.environ)
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_* environment variable: {exc}") from exc
-
-
 def fetch_options(args: argparse.Namespace) -> FetchOptions:
     """:class:`FetchOptions` from the options of :func:`add_fetch_arguments`.
 
     Retries and limits start from :func:`env_policies` (``FETCHPLAN_*``); the destination,
     shard and timings file are left to the command.
     """
+    from fetchplan.commands._shared import env_policies
     from fetchplan.executor.run import DEFAULT_PER_HOST, FetchOptions
 
     retry, limits = env_policies()
@@ -278,75 +238,24 @@ def _options(args: argparse.Namespace) -> FetchOptions:
     )
 
 
-def enforce_plan_policy(plan_path: Path, policy_path: Path) -> None:
-    """Raise ``PolicyViolationError`` listing every violation before anything is fetched."""
-    from fetchplan.review.policy import PolicyViolationError, enforce_policy, load_policy
-    from fetchplan.schemas.plan import load_plan
-
-    policy = load_policy(policy_path)
-    plan, _ = load_plan(plan_path)
-    try:
-        enforce_policy(plan, policy, str(plan_path))
-    except PolicyViolationError as exc:
-        for violation in exc.violations:
-            sys.stderr.write(f"fetchplan: policy: {violation}\n")
-        raise
-
-
-def _reporter(mode: str, quiet: bool, stream: TextIO) -> Reporter:
-    from fetchplan.executor.reporters import BarReporter, LineReporter, NotesReporter
-
-    if quiet or mode == "none":
-        return NotesReporter(stream)
-    if mode == "auto":
-        mode = "bar" if stream.isatty() else "plain"
-    if mode == "bar":
-        from rich.console import Console
-
-        return BarReporter(Console(file=stream))
-    try:
-        interval = float(os.environ.get("FETCHPLAN_PROGRESS_INTERVAL", "10"))
-    except ValueError as exc:
-        raise InputError(f"FETCHPLAN_PROGRESS_INTERVAL: {exc}") from exc
-    return LineReporter(stream, interval=interval)
-
-
-def _summary_lines(result: FetchResult) -> list[str]:
-    from rich.filesize import decimal
-
-    from fetchplan.executor.reporters import format_rate
-
-    summary = result.summary()
-    files = summary["files"]
-    sources = ", ".join(f"{files[k]} {k}" for k in ("downloaded", "resumed", "cache", "existing"))
-    if files["mirror"]:
-        sources += f", {files['mirror']} mirror"
-    lines = [
-        f"{len(result.verified)} verified ({sources}), {files['failed']} failed"
-        + (f", {result.skipped} left to other shards" if result.skipped else ""),
-        f"{decimal(summary['bytes'])} in place, {decimal(summary['network_bytes'])} received "
-        f"in {summary['wall_seconds']:.1f}s ({format_rate(summary['throughput'])}), "
-        f"{summary['retries']} retries",
-    ]
-    if result.resumed_bytes:
-        lines[-1] += f", {decimal(result.resumed_bytes)} resumed from an earlier run"
-    if result.manifest_path is not None:
-        lines.append(f"manifest: {result.manifest_path}")
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
+    from fetchplan.commands._shared import (
+        enforce_plan_policy,
+        fetch_summary_lines,
+        reporter,
+        sigterm_interrupts,
+    )
     from fetchplan.executor.run import execute_plan
 
     options = _options(args)
     if args.policy is not None:
         enforce_plan_policy(args.plan, args.policy)
     quiet = (getattr(args, "quiet", None) or 0) > 0
-    reporter = _reporter(args.progress, quiet, sys.stderr)
-    with _sigterm_interrupts():
-        result = execute_plan(args.plan, options, reporter)
+    shown = reporter(args.progress, quiet, sys.stderr)
+    with sigterm_interrupts():
+        result = execute_plan(args.plan, options, shown)
     if not quiet:
-        for line in _summary_lines(result):
+        for line in fetch_summary_lines(result):
             sys.stdout.write(f"{line}\n")
     if result.interrupted:
         return 130

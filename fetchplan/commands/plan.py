@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from fetchplan.commands._args import positive_int
-from fetchplan.errors import InputError
+from fetchplan.errors import FetchplanError, InputError
 
 if TYPE_CHECKING:
     from fetchplan.planner.api import PlanOptions, PlanResult
@@ -191,7 +191,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "-r", "--requirement", dest="requirement_files", action="append", type=Path,
-        default=[], metavar="FILE", help="read requirements from FILE (repeatable)",
+        default=[], metavar="FILE",
+        help="read requirements from FILE (repeatable); a pyproject.toml gives its "
+        "[project] dependencies (a pyproject.toml argument too)",
+    )  # fmt: skip
+    p.add_argument(
+        "--extra", dest="extras", action="append", default=[], metavar="NAME",
+        help="also plan this extra of the pyproject.toml inputs' optional dependencies "
+        "(repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--all-extras", action="store_true",
+        help="plan every extra of the pyproject.toml inputs",
+    )  # fmt: skip
+    p.add_argument(
+        "--group", dest="groups", action="append", default=[], metavar="[PATH:]NAME",
+        help="plan this PEP 735 dependency group of ./pyproject.toml (or of PATH, a "
+        "pyproject.toml), includes expanded (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--override", dest="override_files", action="append", type=Path, default=[],
+        metavar="FILE",
+        help="requirements that replace every requirement on their projects, anywhere in the "
+        "graph, as uv's --override (repeatable); recorded in the plan",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-deps", action="store_true",
+        help="plan the requirements alone, without their dependencies (recorded in the plan)",
+    )  # fmt: skip
+    p.add_argument(
+        "--from", dest="pins_from", type=Path, metavar="PLAN_OR_LOCK",
+        help="keep the pins of this plan, pylock.toml or pinned requirements file where they "
+        "still satisfy the requirements (default: those of the plan -o overwrites)",
+    )  # fmt: skip
+    p.add_argument(
+        "-U", "--upgrade", action="store_true",
+        help="keep no earlier pins: take the newest versions the requirements allow",
+    )  # fmt: skip
+    p.add_argument(
+        "-P", "--upgrade-package", dest="upgrade_packages", action="append", default=[],
+        metavar="NAME[SPEC]",
+        help="keep no earlier pin of NAME; with a specifier (NAME==2.1, 'NAME<3') NAME is "
+        "constrained to it, as uv takes it (repeatable)",
     )  # fmt: skip
     p.add_argument(
         "-c", "--constraint", dest="constraint_files", action="append", type=Path, default=[],
@@ -291,6 +332,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--compute-hashes", action="store_true",
         help="download artifacts whose index gives no sha256 (into the cache) to hash them",
     )  # fmt: skip
+    net.add_argument(
+        "--attestations", action="store_true",
+        help="fetch the PEP 740 provenance the index names for each file and verify every "
+        "attestation in it against the file's sha256, offline against Sigstore's trust root; "
+        "record the verified publishers; a failure is an error (needs fetchplan[attestations])",
+    )  # fmt: skip
     add_request_arguments(net)
     net.add_argument(
         "--retries", type=int, default=3, metavar="N",
@@ -319,10 +366,23 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
     if args.retries < 0:
         raise InputError(f"--retries must be 0 or more, not {args.retries}")
+    attestations = getattr(args, "attestations", False)
+    if attestations:
+        from fetchplan.planner.attestations import require_library
+
+        require_library()
     return PlanOptions(
         requirements=(*args.requirements, *(f"-e {d}" for d in args.editables)),
         requirement_files=tuple(args.requirement_files),
         constraint_files=tuple(args.constraint_files),
+        extras=tuple(getattr(args, "extras", ())),
+        all_extras=getattr(args, "all_extras", False),
+        groups=tuple(getattr(args, "groups", ())),
+        override_files=tuple(getattr(args, "override_files", ())),
+        no_deps=getattr(args, "no_deps", False),
+        pins_from=getattr(args, "pins_from", None),
+        upgrade=getattr(args, "upgrade", False),
+        upgrade_packages=tuple(getattr(args, "upgrade_packages", ())),
         **index_values(args),
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,
@@ -343,6 +403,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         refresh=args.refresh,
         refresh_packages=tuple(args.refresh_packages),
         compute_hashes=args.compute_hashes,
+        attestations=attestations,
         retries=args.retries,
         offline=args.offline,
     )
@@ -369,8 +430,15 @@ def resolve_with_status(options: PlanOptions, *, quiet: bool) -> tuple[PlanResul
         return f"resolving: {pages} projects seen, {metadata} metadata fetched"
 
     started = time.monotonic()
-    with LiveLine(sys.stderr, line, enabled=not quiet):
-        result = make_plan(options, timings=timings)
+    try:
+        with LiveLine(sys.stderr, line, enabled=not quiet):
+            result = make_plan(options, timings=timings)
+    except FetchplanError as exc:
+        from fetchplan.planner.attestations import AttestationFailure
+
+        if isinstance(exc, AttestationFailure):
+            sys.stderr.writelines(f"fetchplan: {problem}\n" for problem in exc.problems)
+        raise
     return result, time.monotonic() - started
 
 

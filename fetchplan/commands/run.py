@@ -1,25 +1,25 @@
 """``fetchplan run``: plan, fetch and install in one command, leaving the plan and manifest.
 
-The stages overlap where that is safe: the virtual environment is created (and its
-interpreter asked to describe itself) while the plan is resolved, and each wheel is verified
-and unpacked into staging inside the environment as soon as the executor has verified it,
-while the other downloads go on. Nothing reaches the environment until every download is
-verified and every wheel staged: a failed download or a hostile wheel leaves it untouched.
+The stages overlap where that is safe (see :mod:`fetchplan.pipeline`, which wires them): the
+virtual environment is created (and its interpreter asked to describe itself) while the plan
+is resolved, and each wheel is verified and unpacked into staging inside the environment as
+soon as the executor has verified it, while the other downloads go on. Nothing reaches the
+environment until every download is verified and every wheel staged: a failed download or a
+hostile wheel leaves it untouched. The command checks its arguments, finds the plan's place
+and the environment, and prints between the stages.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,11 @@ from fetchplan.commands._args import (
 from fetchplan.errors import InputError
 
 if TYPE_CHECKING:
-    from fetchplan.executor import FetchOptions
+    from fetchplan.executor import FetchOptions, FetchResult
     from fetchplan.install import TargetInterpreter
+    from fetchplan.pipeline import InstallOptions
+    from fetchplan.planner.api import PlanOptions, PlanResult
+    from fetchplan.schemas.plan import Artifact
 
 __all__ = ["register"]
 
@@ -92,6 +95,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     env.add_argument("--reinstall", action="store_true", help="reinstall planned projects")
     env.add_argument("--no-compile", action="store_true", help="do not byte-compile")
+    env.add_argument(
+        "--exact",
+        action="store_true",
+        help="also remove what the plan does not list (as `uv pip sync` does), except pip, "
+        "setuptools and wheel unless it lists them",
+    )
+    env.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resolve, then say what would be installed, replaced and removed: nothing is "
+        "fetched, and neither a missing --venv nor anything in an environment is made",
+    )
     add_link_mode_argument(env)
     fetch = p.add_argument_group("fetching")
     add_per_host_argument(fetch)
@@ -115,7 +130,7 @@ def _fetch_timings_path(plan_timings: Path | None) -> Path | None:
 
 
 def _fetch_options(args: argparse.Namespace) -> FetchOptions:
-    from fetchplan.commands.fetch import env_policies
+    from fetchplan.commands._shared import env_policies
     from fetchplan.executor import FetchOptions
     from fetchplan.executor.run import DEFAULT_PER_HOST
 
@@ -138,13 +153,23 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
     )
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(f"{line}\n")
+
+
 def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
     from fetchplan.install import TargetInterpreter, ensure_venv
 
     if active is not None:
         python = active
     elif args.venv is not None:
-        python = ensure_venv(args.venv, python=args.venv_python)
+        quiet = (getattr(args, "quiet", None) or 0) > 0
+        python = ensure_venv(
+            args.venv,
+            python=args.venv_python,
+            wait=not args.no_wait,
+            on_wait=None if quiet else _say,
+        )
     else:
         python = args.python
     return TargetInterpreter.query(python)
@@ -194,27 +219,11 @@ def _workspace(args: argparse.Namespace) -> Iterator[_Workspace]:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _full_python_version(interpreter: TargetInterpreter) -> str:
-    """The interpreter's ``X.Y.Z`` (from its ``python_full_version`` marker), else ``X.Y``."""
-    found = re.match(r"\d+\.\d+\.\d+", interpreter.markers.get("python_full_version", ""))
-    return found.group(0) if found else interpreter.python_version
-
-
-def _load_fetch_and_install() -> None:
-    """Import the executor and build the validators its files need (tens of milliseconds of
-    CPU) while the planner mostly waits on the network."""
-    import fetchplan.executor  # noqa: F401
-    from fetchplan.schemas import prepare_validator
-
-    for name in ("plan", "checkpoint", "manifest", "fetch-timings"):
-        prepare_validator(name)
-
-
 def run(args: argparse.Namespace) -> int:
     """Plan, then fetch while staging each verified wheel, then install all at once."""
     if args.venv is None and args.venv_python is not None:
         raise InputError("--venv-python only goes with --venv")
-    from fetchplan.commands.install import active_environment
+    from fetchplan.commands._shared import active_environment
 
     active = active_environment("run") if args.venv is None and args.python is None else None
     with _workspace(args) as workspace:
@@ -238,118 +247,154 @@ def _shown(path: Path) -> str:
     return str(absolute.relative_to(here) if absolute.is_relative_to(here) else absolute)
 
 
-def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> int:
-    """:func:`run` once the plan's place is known; ``temporary``: it goes away afterwards."""
-    from fetchplan.commands.fetch import _reporter, _sigterm_interrupts, _summary_lines
-    from fetchplan.commands.install import InstallProgressLine, summary_lines, using_line
-    from fetchplan.commands.plan import options_from_args, resolve_with_status, resolved_line
-    from fetchplan.executor import open_execution
-    from fetchplan.install import StagedInstall, WheelToInstall
-    from fetchplan.install.prestage import prestage_min_size
-    from fetchplan.install.selection import direct_url_json, select_artifacts, select_target
+def _plans_for_its_python(args: argparse.Namespace, active: Path | None) -> bool:
+    """Another interpreter and no target asked for: the plan is for that interpreter."""
+    other = args.python is not None or active is not None
+    return other and not (
+        args.python_version
+        or args.platforms
+        or args.implementation
+        or args.abis
+        or args.target_specs
+    )
+
+
+def _install_options(args: argparse.Namespace) -> InstallOptions:
     from fetchplan.install.store import WheelStore, default_store_dir
-    from fetchplan.schemas import dump_document
-    from fetchplan.schemas.plan import BUILT_KINDS, write_plan
+    from fetchplan.pipeline import InstallOptions
+
+    return InstallOptions(
+        reinstall=args.reinstall,
+        compile=not args.no_compile,
+        wait=not args.no_wait,
+        store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
+        link_mode=args.link_mode,
+        exact=args.exact,
+    )
+
+
+def _existing_interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
+    """``--dry-run``'s interpreter: the environment's when it exists, else the one a new
+    ``--venv`` would be made with (asked only for its tags and markers); nothing is made."""
+    from fetchplan.install import TargetInterpreter, venv_python
+
+    if active is not None:
+        return TargetInterpreter.query(active)
+    if args.python is not None:
+        return TargetInterpreter.query(args.python)
+    made = venv_python(args.venv)
+    if (args.venv / "pyvenv.cfg").is_file() and made.exists():
+        return TargetInterpreter.query(made)
+    return TargetInterpreter.query(args.venv_python or Path(sys.executable))
+
+
+def _show_dry_run(
+    args: argparse.Namespace, needed: dict[str, Artifact], target: TargetInterpreter
+) -> int:
+    """What installing the plan's ``needed`` artifacts into ``target`` would change."""
+    from fetchplan.commands._shared import install_summary_lines
+    from fetchplan.install import InstallReport
+    from fetchplan.install.preview import preview_changes, preview_install
+
+    wanted = [(a.name, a.version) for a in needed.values()]
+    new = args.venv is not None and not (args.venv / "pyvenv.cfg").is_file()
+    if new:
+        report = InstallReport(
+            interpreter=target.executable,
+            prefix=str(args.venv),
+            projects=preview_changes(wanted, {}, reinstall=args.reinstall),
+        )
+    else:
+        report = preview_install(wanted, target, reinstall=args.reinstall, exact=args.exact)
+    if (getattr(args, "quiet", None) or 0) > 0:
+        return 0
+    if new:
+        sys.stdout.write(f"Would create virtual environment at: {args.venv}\n")
+    for line in install_summary_lines(report, 0.0, dry_run=True):
+        sys.stdout.write(f"{line}\n")
+    return 0
+
+
+def _show_fetched(fetched: FetchResult, *, temporary: bool) -> None:
+    """The fetch's summary; the manifest's path only when it stays."""
+    from fetchplan.commands._shared import fetch_summary_lines
+
+    for line in fetch_summary_lines(fetched):
+        if not line.startswith("manifest: "):
+            sys.stdout.write(f"{line}\n")
+    if fetched.manifest_path is not None and not temporary:
+        sys.stdout.write(f"manifest: {_shown(fetched.manifest_path)}\n")
+    sys.stdout.flush()
+
+
+def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> int:
+    """:func:`run` once the plan's place is known; ``temporary``: it goes away afterwards.
+
+    The stages and their overlap are :mod:`fetchplan.pipeline`'s; here are the arguments,
+    what is printed between the stages, and the exit code."""
+    from fetchplan import pipeline
+    from fetchplan.commands._shared import (
+        InstallProgressLine,
+        enforce_plan_policy,
+        install_summary_lines,
+        refuse_removing_itself,
+        reporter,
+        sigterm_interrupts,
+        using_line,
+    )
+    from fetchplan.commands.plan import options_from_args, resolve_with_status, resolved_line
 
     quiet = (getattr(args, "quiet", None) or 0) > 0
     options = options_from_args(args)
     plan_path: Path = options.output
     if str(plan_path) == "-":
         raise InputError("-o -: run fetches the plan it writes, so it needs a file name")
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetchplan-venv") as pool:
-        interpreter_future: Future[TargetInterpreter] = pool.submit(_interpreter, args, active)
-        loaded = pool.submit(_load_fetch_and_install)
-        if (args.python is not None or active is not None) and not (
-            args.python_version
-            or args.platforms
-            or args.implementation
-            or args.abis
-            or args.target_specs
-        ):
-            # Another interpreter: plan for its Python version, not this one's, to the micro
-            # release (Requires-Python >=3.11.5 must see 3.11.7, not 3.11).
-            other = interpreter_future.result()
-            options = replace(options, python_version=_full_python_version(other))
-        result, resolve_seconds = resolve_with_status(options, quiet=quiet)
-        target = interpreter_future.result()
-        loaded.result()
-    try:
-        write_plan(plan_path, result.plan, output=True)
-        if args.timings is not None:
-            dump_document(args.timings, result.timings.to_dict(), "plan-timings", output=True)
-    except OSError as exc:
-        raise InputError(f"{exc.filename or plan_path}: cannot write: {exc.strerror}") from exc
-    plan = result.plan
+    seconds: list[float] = []
+
+    def resolve(options: PlanOptions) -> PlanResult:
+        result, took = resolve_with_status(options, quiet=quiet)
+        seconds.append(took)
+        return result
+
+    find = _existing_interpreter if args.dry_run else _interpreter
+    result, target = pipeline.plan_for(
+        options,
+        lambda: find(args, active),
+        its_python=_plans_for_its_python(args, active),
+        resolve=resolve,
+    )
+    pipeline.write_plan_files(plan_path, result, timings=args.timings)
     if not quiet:
         if active is not None:
             sys.stderr.write(f"{using_line(target)}\n")
-        sys.stdout.write(f"{resolved_line(plan, resolve_seconds)}\n")
+        sys.stdout.write(f"{resolved_line(result.plan, seconds[0])}\n")
         sys.stdout.flush()
     if args.policy is not None:
-        from fetchplan.commands.fetch import enforce_plan_policy
-
         enforce_plan_policy(plan_path, args.policy)
 
-    plan_target = select_target(plan, plan_path, target.markers, target.tags)
-    needed = {a.destination: a for a in select_artifacts(plan, plan_path, plan_target, target.tags)}
+    needed = pipeline.needed_artifacts(result.plan, plan_path, target)
+    if args.dry_run:
+        return _show_dry_run(args, needed, target)
+    if args.exact:
+        refuse_removing_itself(target, {a.name for a in needed.values()})
     # Piped, run writes its summaries only (as uv does); `--progress plain` asks for lines.
     mode = "none" if args.progress == "auto" and not sys.stderr.isatty() else args.progress
-    reporter = _reporter(mode, quiet, sys.stderr)
+    shown = reporter(mode, quiet, sys.stderr)
     progress = InstallProgressLine(len(needed), enabled=not quiet)
     with (
-        tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir,
-        StagedInstall(
+        pipeline.Overlap(
+            plan_path,
+            needed,
             target,
-            reinstall=args.reinstall,
-            compile=not args.no_compile,
-            wait=not args.no_wait,
-            on_wait=reporter.note,
-            store=None if args.no_cache else WheelStore(default_store_dir(args.cache_dir)),
-            link_mode=args.link_mode,
+            _install_options(args),
+            on_wait=shown.note,
             progress=progress,
-        ) as install,
-        _sigterm_interrupts(),
+        ) as overlap,
+        sigterm_interrupts(),
     ):
-        execution = open_execution(plan_path, _fetch_options(args), reporter)
-        with execution:
-            # Large wheels are unpacked while they download; staging checks every file.
-            smallest = prestage_min_size()
-            for large in needed.values():
-                if large.kind == "wheel" and (large.size or 0) >= smallest:
-                    install.prestage(
-                        filename=large.filename,
-                        name=large.name,
-                        size=large.size or 0,
-                        partial=execution.partial_path(large),
-                        final=execution.final_path(large),
-                        sha256=large.sha256,
-                    )
-            for verified in execution:
-                artifact = needed.get(verified.artifact.destination)
-                if artifact is None or artifact.kind in BUILT_KINDS:
-                    continue  # not needed here, or built once everything is verified
-                install.add(
-                    WheelToInstall(
-                        path=verified.path,
-                        filename=artifact.filename,
-                        name=artifact.name,
-                        version=artifact.version,
-                        sha256=verified.sha256,
-                        size=verified.size,
-                        requested=artifact.requested,
-                        direct_url=direct_url_json(artifact),
-                    )
-                )
-        fetched = execution.result
-        if fetched is None:  # pragma: no cover - the execution always sets it on exit
-            raise RuntimeError("execution produced no result")
+        fetched = overlap.fetch(_fetch_options(args), shown)
         if not quiet:
-            for line in _summary_lines(fetched):
-                if not line.startswith("manifest: "):
-                    sys.stdout.write(f"{line}\n")
-            if fetched.manifest_path is not None and not temporary:
-                sys.stdout.write(f"manifest: {_shown(fetched.manifest_path)}\n")
-            sys.stdout.flush()
+            _show_fetched(fetched, temporary=temporary)
         if fetched.interrupted:
             return 130
         if not fetched.ok:
@@ -359,15 +404,8 @@ def _run(args: argparse.Namespace, active: Path | None, *, temporary: bool) -> i
         # The time said is what installing took beyond the downloads it overlapped.
         started = time.monotonic()
         with progress:
-            if any(a.kind in BUILT_KINDS for a in needed.values()) and fetched.manifest_path:
-                from fetchplan.install.build import build_manifest_sdists
-
-                for wheel in build_manifest_sdists(
-                    fetched.manifest_path, target, out_dir=Path(built_dir), plan_path=plan_path
-                ):
-                    install.add(wheel)
-            report = install.commit()
+            report = overlap.install(fetched)
     if not quiet:
-        for line in summary_lines(report, time.monotonic() - started):
+        for line in install_summary_lines(report, time.monotonic() - started):
             sys.stdout.write(f"{line}\n")
     return 0

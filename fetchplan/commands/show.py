@@ -124,6 +124,10 @@ def render_table(plan: Plan) -> str:
     exclude_newer = plan.inputs.options.get("exclude_newer")
     if exclude_newer is not None:
         lines.append(f"files uploaded after {exclude_newer} excluded (--exclude-newer)")
+    if plan.inputs.options.get("no_deps"):
+        lines.append("planned without dependencies (--no-deps)")
+    if plan.inputs.overrides:
+        lines.append(f"overrides: {', '.join(plan.inputs.overrides)} (--override)")
     return "\n".join(lines) + "\n"
 
 

@@ -150,6 +150,11 @@ def dumps_cyclonedx(plan: Plan) -> str:
                 ("index", artifact.index),
                 ("upload_time", artifact.upload_time),
                 ("provenance", artifact.provenance),
+                *(("attestation:publisher", b.identity) for b in artifact.attestations or ()),
+                (
+                    "project_status",
+                    None if artifact.project_status is None else artifact.project_status.status,
+                ),
                 ("yanked", "true" if artifact.yanked else None),
                 ("build_dependency", "true" if artifact.build_dependency else None),
                 *(("target", t) for t in artifact.targets or ()),

@@ -105,6 +105,17 @@ def _direct_entry(artifact: Artifact, members: Sequence[Artifact]) -> dict[str, 
     return {"archive": archive}
 
 
+def _attestation_identities(members: Sequence[Artifact]) -> list[dict[str, str]]:
+    """PEP 751's ``attestation-identities``: the Trusted Publishers whose attestations of the
+    package's files were verified (``plan --attestations``), each once, TOML having no null."""
+    seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for member in members:
+        for bundle in member.attestations or ():
+            fields = {k: v for k, v in bundle.publisher.items() if v is not None}
+            seen.setdefault(tuple(sorted(fields.items())), fields)
+    return list(seen.values())
+
+
 def _file_tool(artifact: Artifact) -> dict[str, Any]:
     info: dict[str, Any] = {"destination": artifact.destination, "yanked": artifact.yanked}
     if artifact.hash_source is not None:
@@ -191,6 +202,9 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
         wheels = [_file_entry(m) for m in members if m.kind == "wheel"]
         if wheels:
             package["wheels"] = wheels
+        identities = _attestation_identities(members)
+        if identities:
+            package["attestation-identities"] = identities
         package["tool"] = {
             "fetchplan": {
                 "requested": any(m.requested for m in members),

@@ -106,6 +106,23 @@ def _direct_pin(artifact: Artifact, members: Sequence[Artifact], extras: Sequenc
     return f"{named} @ {check_url(artifact.url, artifact.filename)}"
 
 
+def _install_advice(plan: Plan) -> list[str]:
+    """How pip installs the file: a plan made with --no-deps or --override is not what pip's
+    resolver would choose again from the pins' metadata, so pip must take the pins as they
+    are (``--no-deps``)."""
+    why = []
+    if plan.inputs.options.get("no_deps"):
+        why.append("--no-deps")
+    if plan.inputs.overrides:
+        why.append("--override " + ", ".join(plan.inputs.overrides))
+    if not why:
+        return ["# Install with: pip install --require-hashes -r THIS_FILE"]
+    return [
+        "# Install with: pip install --no-deps --require-hashes -r THIS_FILE",
+        f"# (planned with {'; '.join(why)}: pip must not resolve the pins again)",
+    ]
+
+
 def to_requirements(plan: Plan) -> str:
     """``plan`` as a hashed requirements file (text with a final newline).
 
@@ -114,7 +131,7 @@ def to_requirements(plan: Plan) -> str:
     """
     lines = [
         f"# Written by fetchplan {__version__} from a plan created {plan.created}.",
-        "# Install with: pip install --require-hashes -r THIS_FILE",
+        *_install_advice(plan),
         "# The fetchplan-* comments let `fetchplan import` rebuild the plan; pip ignores them.",
     ]
     for target in plan.targets:
@@ -435,62 +452,27 @@ def from_requirements(
     """
     parsed = parse_requirements(text, filename)
     problems: list[FieldProblem] = []
-    wanted = [
-        pin
-        for pin in parsed.pins
-        if pin.marker is None or Marker(pin.marker).evaluate({**target.markers, "extra": ""})
+    wanted = [pin for pin in parsed.pins if _applies(pin, target)]
+    from_notes = [_noted_files(pin, parsed.notes, problems) for pin in wanted]
+    # A direct pin (name @ URL --hash=...) without a note names its archive itself.
+    from_notes = [
+        found or ([_from_direct_pin(pin)] if pin.url is not None else [])
+        for pin, found in zip(wanted, from_notes, strict=True)
     ]
-    from_notes: list[list[Artifact]] = []
-    for pin in wanted:
-        candidates: list[Artifact] = []
-        for note in parsed.notes:
-            hashes = note.get("hashes")
-            if isinstance(hashes, dict) and pin.allows(hashes):
-                try:
-                    candidates.append(_from_note(note, pin))
-                except (KeyError, TypeError, ValueError, InvalidRequirement) as exc:
-                    problems.append(
-                        FieldProblem(f"line {pin.line}", f"bad fetchplan-file note: {exc}")
-                    )
-        if not candidates and pin.url is not None:
-            candidates.append(_from_direct_pin(pin))
-        from_notes.append(candidates)
-    unexplained = [pin for pin, found in zip(wanted, from_notes, strict=True) if not found]
-    looked_up: dict[int, Found] = {}
-    if unexplained and lookup is not None:
-        results = lookup(unexplained, target)
-        looked_up = {id(pin): found for pin, found in zip(unexplained, results, strict=True)}
+    looked_up = _look_up(
+        [pin for pin, found in zip(wanted, from_notes, strict=True) if not found], target, lookup
+    )
     artifacts: list[Artifact] = []
     for pin, noted in zip(wanted, from_notes, strict=True):
-        where = f"line {pin.line}"
-        candidates = noted
-        if not candidates:
-            found = looked_up.get(id(pin))
-            if found is None:
-                problems.append(
-                    FieldProblem(
-                        where,
-                        f"{pin.name}=={pin.version}: no fetchplan-file note names its files, "
-                        "and finding them by hash on an index is not available here",
-                    )
-                )
-                continue
-            if found.problem is not None:
-                problems.append(FieldProblem(where, found.problem))
-                continue
-            strangers = [a.filename for a in found.files if not pin.allows(a.hashes)]
-            if strangers:
-                problems.append(
-                    FieldProblem(where, f"files not matching the pin's hashes: {strangers}")
-                )
-                continue
-            candidates = [replace(a, requested=True, extras=pin.extras) for a in found.files]
-        if not candidates:
-            problems.append(FieldProblem(where, f"no file found for {pin.name}=={pin.version}"))
+        candidates = noted or _looked_up_files(pin, looked_up.get(id(pin)), problems)
+        if candidates is None:
             continue
-        served = [a for a in candidates if a.targets is None or target.name in a.targets]
-        chosen = select_for_target([replace(a, targets=None) for a in served or candidates], target)
-        artifacts.extend(chosen)
+        if not candidates:
+            problems.append(
+                FieldProblem(f"line {pin.line}", f"no file found for {pin.name}=={pin.version}")
+            )
+            continue
+        artifacts.extend(_for_target(candidates, target))
     if problems:
         raise FileFormatError(filename, problems)
     return assemble_plan(
@@ -498,14 +480,78 @@ def from_requirements(
         target,
         created=created,
         destination=destination,
-        indexes=[
-            *(IndexRef(url=_location_url(url, base_dir)) for url in parsed.index_urls),
-            *(
-                IndexRef(url=_location_url(url, base_dir), kind="find-links")
-                for url in parsed.find_links
-            ),
-        ],
+        indexes=_index_refs(parsed, base_dir),
     )
+
+
+def _look_up(pins: Sequence[Pin], target: Target, lookup: FileLookup | None) -> dict[int, Found]:
+    """What ``lookup`` finds for ``pins`` (the pins no note explains), by ``id`` of the pin."""
+    if not pins or lookup is None:
+        return {}
+    return {id(pin): found for pin, found in zip(pins, lookup(pins, target), strict=True)}
+
+
+def _for_target(candidates: Sequence[Artifact], target: Target) -> list[Artifact]:
+    """The file of a pin ``target`` installs: among those serving it (or all, when the notes
+    name other targets only), the best wheel for its tags, else the sdist."""
+    served = [a for a in candidates if a.targets is None or target.name in a.targets]
+    return select_for_target([replace(a, targets=None) for a in served or candidates], target)
+
+
+def _applies(pin: Pin, target: Target) -> bool:
+    """False for a pin whose marker is false for ``target``."""
+    return pin.marker is None or Marker(pin.marker).evaluate({**target.markers, "extra": ""})
+
+
+def _noted_files(
+    pin: Pin, notes: Sequence[Mapping[str, Any]], problems: list[FieldProblem]
+) -> list[Artifact]:
+    """The files of ``pin`` that ``fetchplan-file`` notes describe (by the pin's hashes); a
+    bad note is a problem of the pin's line."""
+    found: list[Artifact] = []
+    for note in notes:
+        hashes = note.get("hashes")
+        if isinstance(hashes, dict) and pin.allows(hashes):
+            try:
+                found.append(_from_note(note, pin))
+            except (KeyError, TypeError, ValueError, InvalidRequirement) as exc:
+                problems.append(FieldProblem(f"line {pin.line}", f"bad fetchplan-file note: {exc}"))
+    return found
+
+
+def _looked_up_files(
+    pin: Pin, found: Found | None, problems: list[FieldProblem]
+) -> list[Artifact] | None:
+    """The files ``lookup`` found for ``pin`` (``found``; None when there was no lookup), or
+    None with the reason added to ``problems``."""
+    where = f"line {pin.line}"
+    if found is None:
+        problems.append(
+            FieldProblem(
+                where,
+                f"{pin.name}=={pin.version}: no fetchplan-file note names its files, "
+                "and finding them by hash on an index is not available here",
+            )
+        )
+        return None
+    if found.problem is not None:
+        problems.append(FieldProblem(where, found.problem))
+        return None
+    strangers = [a.filename for a in found.files if not pin.allows(a.hashes)]
+    if strangers:
+        problems.append(FieldProblem(where, f"files not matching the pin's hashes: {strangers}"))
+        return None
+    return [replace(a, requested=True, extras=pin.extras) for a in found.files]
+
+
+def _index_refs(parsed: ParsedRequirements, base_dir: Path | None) -> list[IndexRef]:
+    return [
+        *(IndexRef(url=_location_url(url, base_dir)) for url in parsed.index_urls),
+        *(
+            IndexRef(url=_location_url(url, base_dir), kind="find-links")
+            for url in parsed.find_links
+        ),
+    ]
 
 
 def _location_url(value: str, base_dir: Path | None) -> str:

@@ -1,9 +1,10 @@
 """The installer: installs the wheels of a verified manifest into a target interpreter.
 
-sdists the interpreter needs are first built into wheels, offline, from the plan's build
-dependencies (:mod:`fetchplan.install.build`).
+It knows no builds: sdists the interpreter needs are built into wheels first, offline, from
+the plan's build dependencies (:mod:`fetchplan.build.sdists`, which
+:func:`fetchplan.pipeline.install_from` calls), and hand their wheels over.
 
-Library entry points: :func:`install_manifest` (what ``fetchplan install`` does),
+Library entry points: :func:`install_manifest` (a manifest of wheels),
 :func:`wheels_for_interpreter` (the manifest and plan checks alone) and :func:`install_wheels`
 (install already-described wheels) and :class:`StagedInstall` (stage wheels as they are
 verified, commit them at the end). Wheels are unpacked once into a :class:`WheelStore` and

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +58,14 @@ __all__ = [
     "InstallProgress",
     "InstallReport",
     "ProjectOutcome",
+    "SdistBuilder",
     "Selection",
     "StagedInstall",
     "install_manifest",
     "install_wheels",
     "load_checked",
     "select_checked",
+    "selected_wheels",
     "wheels_for_interpreter",
 ]
 
@@ -172,43 +174,61 @@ def select_checked(
     )
 
 
+SdistBuilder = Callable[["Selection"], Mapping[str, WheelToInstall]]
+"""Builds the sdists of a selection; returns each one's wheel by the sdist's file name (see
+:func:`fetchplan.build.sdists.build_sdists`)."""
+
+
+def selected_wheels(
+    selection: Selection, build: SdistBuilder | None = None
+) -> list[WheelToInstall]:
+    """The wheels of ``selection``, in plan order, each paired with the manifest entry that
+    vouches for it (:class:`ManifestMismatch` otherwise).
+
+    The wheels are checked first; then, when the selection holds sdists, ``build`` is called
+    and each sdist stands replaced by the wheel built from it. Without ``build`` such a
+    selection is refused: the installer builds nothing itself.
+    """
+    wheels = match_manifest(
+        [a for a in selection.artifacts if a.kind not in BUILT_KINDS],
+        selection.manifest,
+        selection.manifest_path,
+    )
+    sdists = selection.sdists
+    if not sdists:
+        return wheels
+    if build is None:
+        names = ", ".join(a.filename for a in sdists)
+        raise InstallError(
+            f"{selection.plan_path}: artifacts: these sdists must be built first: {names}"
+        )
+    built = build(selection)
+    by_file = {w.filename: w for w in wheels}
+    return [
+        built[a.filename] if a.kind in BUILT_KINDS else by_file[a.filename]
+        for a in selection.artifacts
+    ]
+
+
 def wheels_for_interpreter(
     manifest_path: Path,
     target: TargetInterpreter,
     *,
     plan_path: Path | None = None,
-    build_dir: Path | None = None,
     checked: tuple[Manifest, Plan, Path] | None = None,
 ) -> list[WheelToInstall]:
     """The wheels ``manifest_path`` vouches for that ``target`` needs, per the manifest's plan.
 
     Checks the manifest and plan with :func:`load_checked`, selects the plan target and
-    artifacts for the interpreter, and pairs each with its manifest entry. Raises
-    :class:`ManifestMismatch` (or a schema/selection error) naming the file at fault.
-
-    An sdist the interpreter needs is built into a wheel in ``build_dir`` (see
-    :mod:`fetchplan.install.build`), which then stands in its place; without ``build_dir``
-    such a plan is refused. ``checked`` is what :func:`load_checked` returned for these
-    same paths, when the caller has it already (it is not read again).
+    artifacts for the interpreter, and pairs each with its manifest entry
+    (:func:`selected_wheels`). Raises :class:`ManifestMismatch` (or a schema/selection error)
+    naming the file at fault; a plan whose target needs an sdist is refused (it must be built
+    first: :func:`fetchplan.pipeline.install_from` does). ``checked`` is what
+    :func:`load_checked` returned for these same paths, when the caller has it already (it is
+    not read again).
     """
     selection = select_checked(manifest_path, target, plan_path=plan_path, checked=checked)
-    artifacts = selection.artifacts
-    sdists = selection.sdists
-    wheels = match_manifest(
-        [a for a in artifacts if a.kind not in BUILT_KINDS], selection.manifest, manifest_path
-    )
-    if not sdists:
-        return wheels
-    if build_dir is None:
-        names = ", ".join(a.filename for a in sdists)
-        raise InstallError(
-            f"{selection.plan_path}: artifacts: these sdists must be built first: {names}"
-        )
-    from fetchplan.install.build import build_sdists
-
-    built = build_sdists(selection, target, out_dir=build_dir)
-    by_file = {w.filename: w for w in wheels}
-    return [built[a.filename] if a.kind in BUILT_KINDS else by_file[a.filename] for a in artifacts]
+    return selected_wheels(selection)
 
 
 def install_manifest(
@@ -229,27 +249,23 @@ def install_manifest(
     """Install into ``target`` the wheels of a verified manifest that the interpreter needs.
 
     See :func:`wheels_for_interpreter` for what is checked about the manifest (and for
-    ``checked``) and
-    :func:`install_wheels` for the installation itself. sdists are built first, each in its
-    own isolated environment of the plan's build dependencies; nothing is installed unless
-    every build succeeded. ``store`` and ``link_mode`` are :class:`StagedInstall`'s.
+    ``checked``; an sdist is refused: :func:`fetchplan.pipeline.install_from` builds them
+    first) and :func:`install_wheels` for the installation itself. ``store`` and
+    ``link_mode`` are :class:`StagedInstall`'s.
     """
-    with tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built:
-        wheels = wheels_for_interpreter(
-            manifest_path, target, plan_path=plan_path, build_dir=Path(built), checked=checked
-        )
-        return install_wheels(
-            wheels,
-            target,
-            reinstall=reinstall,
-            compile=compile,
-            wait=wait,
-            on_wait=on_wait,
-            store=store,
-            link_mode=link_mode,
-            exact=exact,
-            progress=progress,
-        )
+    wheels = wheels_for_interpreter(manifest_path, target, plan_path=plan_path, checked=checked)
+    return install_wheels(
+        wheels,
+        target,
+        reinstall=reinstall,
+        compile=compile,
+        wait=wait,
+        on_wait=on_wait,
+        store=store,
+        link_mode=link_mode,
+        exact=exact,
+        progress=progress,
+    )
 
 
 def _same_version(a: str, b: str) -> bool:

@@ -10,19 +10,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import packaging
 
-from fetchplan.install.errors import InterpreterError
+from fetchplan._lock import hold_lock
+from fetchplan.install.errors import EnvironmentBusy, InterpreterError
 
-__all__ = ["NO_SITE", "TargetInterpreter", "ensure_venv", "venv_python"]
+__all__ = ["NO_SITE", "STATE_DIR", "TargetInterpreter", "ensure_venv", "venv_python"]
 
 log = logging.getLogger(__name__)
+
+STATE_DIR = ".fetchplan"
+"""fetchplan's directory in an environment: its lock and its install journal."""
 
 NO_SITE = ("-I", "-S")
 """How fetchplan starts the target interpreter: isolated (no ``PYTHON*`` variables, user site
@@ -154,7 +160,13 @@ def venv_python(directory: Path) -> Path:
     return directory / "bin" / "python"
 
 
-def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
+def ensure_venv(
+    directory: Path,
+    *,
+    python: Path | None = None,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> Path:
     """Return the interpreter of the virtual environment ``directory``, creating it if absent.
 
     A new environment is made with ``<python> -I -S -m venv --without-pip`` (``python``
@@ -162,12 +174,84 @@ def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
     its own environment do not run: to build an sdist, the target makes the build
     environment), so afterwards it holds exactly what we install. An existing
     directory that is not a virtual environment is refused rather than touched.
+
+    Creation holds the environment's own lock (``<directory>/.fetchplan/lock``, the one
+    installs take), so two commands making one environment at once make it once: the second
+    waits (``on_wait`` is told whom for), or with ``wait=False`` raises
+    :class:`EnvironmentBusy`, then finds it made. A creation that was killed is marked as
+    under way; the next one clears what it left and starts again. (The environment is not
+    made elsewhere and renamed: its activate scripts name the directory they were made in.)
     """
     interpreter = venv_python(directory)
-    if (directory / "pyvenv.cfg").is_file() and interpreter.exists():
+    if _is_venv(directory, interpreter):
         return interpreter
-    if directory.exists() and any(directory.iterdir()):
+    state = directory / STATE_DIR
+    under_way = state / _CREATING
+    if not under_way.exists():
+        _refuse_foreign(directory)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InterpreterError(
+            f"{directory}: cannot create virtual environment: {exc.strerror or exc}"
+        ) from exc
+    with hold_lock(
+        state,
+        wait=wait,
+        on_wait=on_wait,
+        busy=lambda holder: EnvironmentBusy(
+            f"{directory}: another fetchplan ({holder}) is creating or installing into it "
+            "(--no-wait was given)"
+        ),
+        waiting=lambda holder: (
+            f"waiting for another fetchplan ({holder}) to finish with {directory}"
+        ),
+    ):
+        if _is_venv(directory, interpreter):
+            return interpreter  # made by whoever held the lock
+        if under_way.exists():
+            log.info("%s: clearing what an interrupted creation left", directory)
+            _clear_all_but_state(directory)
+        else:
+            _refuse_foreign(directory)
+        try:
+            under_way.touch()
+        except OSError as exc:
+            raise InterpreterError(
+                f"{directory}: cannot create virtual environment: {exc.strerror or exc}"
+            ) from exc
+        _create(directory, interpreter, python)
+        under_way.unlink()
+    return interpreter
+
+
+_CREATING = "creating"
+"""In the environment's state directory while :func:`ensure_venv` makes it."""
+
+
+def _is_venv(directory: Path, interpreter: Path) -> bool:
+    return (directory / "pyvenv.cfg").is_file() and interpreter.exists()
+
+
+def _refuse_foreign(directory: Path) -> None:
+    """Refuse a directory holding anything but fetchplan's state: it is someone else's."""
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
         raise InterpreterError(f"{directory}: exists and is not a virtual environment")
+    if directory.exists() and any(entry.name != STATE_DIR for entry in directory.iterdir()):
+        raise InterpreterError(f"{directory}: exists and is not a virtual environment")
+
+
+def _clear_all_but_state(directory: Path) -> None:
+    for entry in directory.iterdir():
+        if entry.name == STATE_DIR:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _create(directory: Path, interpreter: Path, python: Path | None) -> None:
     creator = str(python) if python is not None else sys.executable
     log.info("creating virtual environment %s with %s", directory, creator)
     try:
@@ -183,4 +267,3 @@ def ensure_venv(directory: Path, *, python: Path | None = None) -> Path:
     if done.returncode != 0 or not interpreter.exists():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InterpreterError(f"{directory}: cannot create virtual environment: {last}")
-    return interpreter

@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetchplan.install.errors import UnsafeWheel
-from fetchplan.install.interpreter import TargetInterpreter
+from fetchplan.install.interpreter import STATE_DIR, TargetInterpreter
 from fetchplan.install.wheel import OpenWheel
 
 __all__ = ["STAGING_PREFIX", "STATE_DIR", "Protected", "check_wheel"]
 
-STATE_DIR = ".fetchplan"
-"""fetchplan's directory in the environment's prefix: its lock and transaction journal."""
 STAGING_PREFIX = ".fetchplan-staging-"
 """How the staging directories in the environment's prefix are named."""
 

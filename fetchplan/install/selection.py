@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.markers import Marker
@@ -30,6 +29,7 @@ from fetchplan._directurl import direct_url
 from fetchplan.install.errors import InstallError, ManifestMismatch
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact
 from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan, Target
+from fetchplan.wheels import WheelToInstall
 
 __all__ = [
     "STABLE_MARKERS",
@@ -56,21 +56,6 @@ STABLE_MARKERS = (
     "platform_system",
     "platform_machine",
 )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WheelToInstall:
-    """A wheel file and what it must be: the expectations it is verified against."""
-
-    path: Path
-    filename: str
-    name: NormalizedName
-    version: str
-    sha256: str
-    size: int
-    requested: bool = False
-    direct_url: bytes | None = None
-    """PEP 610 ``direct_url.json`` to write, for a direct artifact (as pip writes it)."""
 
 
 def direct_url_json(artifact: Artifact, directory: Path | None = None) -> bytes | None:

@@ -21,6 +21,7 @@ from fetchplan.planner.index import IndexClient, IndexSource
 from fetchplan.planner.locations import Sources, find_sources
 from fetchplan.planner.options import PlanOptions
 from fetchplan.planner.preconnect import Preconnector
+from fetchplan.planner.pyproject import is_pyproject
 from fetchplan.planner.timings import Timings
 
 __all__ = ["IndexAccess", "open_indexes", "planner_session"]
@@ -55,7 +56,11 @@ def open_indexes(options: PlanOptions) -> IndexAccess:
     plain-http location that is neither loopback nor trusted, as make_plan does.
     """
     file_options = reqfile.merge(
-        *(reqfile.parse_requirements_file(path) for path in options.requirement_files)
+        *(
+            reqfile.parse_requirements_file(path)
+            for path in options.requirement_files
+            if not is_pyproject(path)
+        )
     ).options
     sources = find_sources(options, file_options)
     session = planner_session(options, sources, None)

@@ -30,7 +30,7 @@ from fetchplan._netrc import keyring_installed, netrc_credentials
 from fetchplan._urls import origin
 from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings
-from fetchplan.planner import preconnect, reqfile
+from fetchplan.planner import pins, preconnect, pyproject, reqfile
 from fetchplan.planner.locations import Sources, find_sources, pip_settings
 from fetchplan.planner.options import DEFAULT_JOBS, FormatOp, PlanOptions, PlanResult
 from fetchplan.planner.settings import PlanSettings
@@ -73,6 +73,10 @@ def make_plan(options: PlanOptions, *, timings: Timings | None = None) -> PlanRe
         timings = Timings()
     if options.jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {options.jobs}")
+    if options.attestations:
+        from fetchplan.planner.attestations import require_library
+
+        require_library()
     pip = pip_settings(options)
     requirement_set = read_requirements(options, pip)
     sources = find_sources(options, requirement_set.options, pip)
@@ -198,18 +202,35 @@ def read_requirements(options: PlanOptions, pip: PipSettings) -> reqfile.Require
     """The requirements and constraints of ``options`` and ``pip`` (its ``constraint``
     files), files read and merged. The merged ``options`` are the files' alone: the command
     line's and pip's come in with :func:`.settings.settings`."""
-    command_line = reqfile.RequirementSet(
-        requirements=tuple(reqfile.parse_requirement_string(text) for text in options.requirements),
+    projects, arguments = pyproject.project_inputs(
+        options.requirement_files,
+        options.requirements,
+        extras=options.extras,
+        all_extras=options.all_extras,
+        groups=options.groups,
     )
-    sets = [command_line]
+    command_line = reqfile.RequirementSet(
+        requirements=tuple(reqfile.parse_requirement_string(text) for text in arguments),
+    )
+    sets = [
+        command_line,
+        reqfile.RequirementSet(requirements=tuple(projects)),
+        reqfile.RequirementSet(constraints=pins.upgrade_constraints(options.upgrade_packages)),
+    ]
     sets.extend(
         reqfile.parse_requirements_file(Path(path), constraint=True) for path in pip.constraints
     )
-    sets.extend(reqfile.parse_requirements_file(path) for path in options.requirement_files)
+    sets.extend(
+        reqfile.parse_requirements_file(path)
+        for path in options.requirement_files
+        if not pyproject.is_pyproject(path)
+    )
     sets.extend(
         reqfile.parse_requirements_file(path, constraint=True) for path in options.constraint_files
     )
     merged = reqfile.merge(*sets)
     if not merged.requirements:
-        raise InputError("nothing to plan: give requirements as arguments or with -r FILE")
+        raise InputError(
+            "nothing to plan: give requirements as arguments, with -r FILE or --group NAME"
+        )
     return merged

@@ -32,6 +32,7 @@ from fetchplan.errors import InputError
 from fetchplan.planner import reqfile
 from fetchplan.planner.candidates import Candidate, DistMetadata
 from fetchplan.planner.context import TargetResolution
+from fetchplan.planner.index import Link
 from fetchplan.planner.options import PlanOptions
 from fetchplan.planner.settings import PlanSettings
 from fetchplan.planner.target import TargetEnv
@@ -42,7 +43,9 @@ from fetchplan.schemas.plan import (
     IndexRef,
     Inputs,
     Plan,
+    ProjectStatus,
     SatisfiedBy,
+    StatusName,
 )
 
 __all__ = [
@@ -106,6 +109,21 @@ def dependency_edges(
     )
 
 
+_STATUSES: dict[str, StatusName] = {
+    "archived": "archived",
+    "quarantined": "quarantined",
+    "deprecated": "deprecated",
+}
+
+
+def _status(link: Link) -> ProjectStatus | None:
+    if link.project_status is None:
+        return None
+    status, reason = link.project_status
+    name = _STATUSES.get(status)
+    return None if name is None else ProjectStatus(status=name, reason=reason)
+
+
 def build_artifact(
     candidate: Candidate,
     metadata: DistMetadata,
@@ -138,6 +156,7 @@ def build_artifact(
         yanked_reason=link.yanked_reason,
         upload_time=link.upload_time,
         provenance=link.provenance,
+        project_status=_status(link),
         dependencies=dependency_edges(metadata, extras, target, resolved),
         requested=requested,
         extras=tuple(sorted(extras)),
@@ -244,6 +263,8 @@ def plan_inputs(
         opts["exclude_newer"] = format_time(options.exclude_newer)
     if not options.build_deps:
         opts["build_deps"] = False
+    if options.no_deps:
+        opts["no_deps"] = True
     return Inputs(
         requirements=tuple(str(p.requirement) for p in requirement_set.requirements),
         constraints=tuple(str(p.requirement) for p in requirement_set.constraints),

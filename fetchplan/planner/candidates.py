@@ -145,11 +145,15 @@ class ProjectCandidates:
         sources: Sequence[str] = (),
         found: bool = True,
         exclude_newer: _dt.datetime | None = None,
+        quarantined: Sequence[tuple[str, str | None]] = (),
     ) -> None:
         self.name = name
         self.sources = tuple(sources)
         self.found = found
         """False when no index or find-links location knows the project at all."""
+        self.quarantined = tuple(quarantined)
+        """(index URL, reason) of each index whose page marks the project quarantined (PEP
+        792): refused there, as if the index did not have it."""
         self._pages = tuple(pages)
         self._target = target
         self._allowed = (formats or FormatControl()).allowed(name)

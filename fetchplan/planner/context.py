@@ -20,10 +20,12 @@ from typing import Generic, TypeVar
 import requests
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
+from packaging.version import Version
 
 from fetchplan.cache import PageCache
 from fetchplan.planner.candidates import DistMetadata, FormatControl
 from fetchplan.planner.index import IndexClient, IndexSource, Link, ProjectPage
+from fetchplan.planner.overrides import Overrides
 from fetchplan.planner.prefetch import PrefetchFinder
 from fetchplan.planner.provider import PlanProvider, Req
 from fetchplan.planner.resolve import Resolution, resolve
@@ -131,11 +133,17 @@ class ResolveContext:
         constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
         prefer_binary: bool = False,
         record_resolver: bool = True,
+        overrides: Overrides | None = None,
+        no_deps: bool = False,
+        preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> TargetResolution:
         """Resolve ``requirements`` (markers already applied) for ``target``.
 
-        ``record_resolver`` adds the resolver's time to the run's timings (off for the
-        resolutions made while fetching metadata, which overlap the main one).
+        ``overrides`` stand in for the requirements on their projects and ``no_deps`` leaves
+        every dependency out; the ``preferred`` versions are tried first where they match
+        (:class:`PlanProvider`). ``record_resolver`` adds the resolver's time to the run's
+        timings (off for the resolutions made while fetching metadata, which overlap the main
+        one).
         """
         finder = PrefetchFinder(
             client=self.client,
@@ -152,9 +160,17 @@ class ResolveContext:
             pre=self.pre,
             exclude_newer=self.exclude_newer,
             direct=self.direct,
+            preferred=preferred,
         )
         provider = PlanProvider(
-            finder, target, pre=self.pre, prefer_binary=prefer_binary, constraints=constraints
+            finder,
+            target,
+            pre=self.pre,
+            prefer_binary=prefer_binary,
+            constraints=constraints,
+            overrides=overrides,
+            no_deps=no_deps,
+            preferred=preferred,
         )
         try:
             resolution = resolve(

@@ -94,6 +94,7 @@ __all__ = [
     "IndexUnavailable",
     "Link",
     "ProjectPage",
+    "ProjectStatus",
     "compact_html_page",
     "compact_json_page",
     "compact_page",
@@ -132,6 +133,26 @@ class IndexUnavailable(NetworkError):
     """An index did not answer usefully, after the retries the session allows."""
 
 
+ProjectStatus = tuple[str, str | None]
+"""A PEP 792 project status other than ``active``, and the index's reason (or None)."""
+
+PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
+
+
+def _project_status(status: object, reason: object, url: str) -> ProjectStatus | None:
+    """The status a page states, when it is one PEP 792 defines other than ``active``."""
+    if not isinstance(status, str) or status == "active":
+        return None
+    if status not in PROJECT_STATUSES:
+        log.debug("ignoring the unknown project status %r on %s", status[:40], redact(url))
+        return None
+    if not isinstance(reason, str) or not reason.strip():
+        return status, None
+    # Free text from the index, shown in audits: one printable line.
+    shown = "".join(c if c.isprintable() else " " for c in reason[:500])
+    return status, shown.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """One distribution file an index lists. ``url`` is absolute and carries no credentials."""
@@ -153,6 +174,8 @@ class Link:
     metadata_sha256: str | None = None
     upload_time: str | None = None
     provenance: str | None = None
+    project_status: ProjectStatus | None = None
+    """The project's PEP 792 status on the page this link is from, when not ``active``."""
 
     @property
     def sha256(self) -> str | None:
@@ -290,6 +313,7 @@ class _AnchorParser(HTMLParser):
         self.base: str | None = None
         self.anchors: list[dict[str, str | None]] = []
         self.repository_version: str | None = None
+        self.meta: dict[str, str | None] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -299,7 +323,11 @@ class _AnchorParser(HTMLParser):
             self.base = values["href"]
         elif tag == "meta" and values.get("name") == "pypi:repository-version":
             self.repository_version = values.get("content")
+        elif tag == "meta" and values.get("name") in _STATUS_META:
+            self.meta.setdefault(str(values.get("name")), values.get("content"))
 
+
+_STATUS_META = ("pypi:project-status", "pypi:project-status-reason")
 
 # An API version's major part: ASCII digits only (str.isdigit also takes "²", which int()
 # refuses), and few enough that int() never meets Python's limit on an integer's digits.
@@ -318,7 +346,7 @@ def _check_api_version(url: str, version: object) -> None:
 
 # -- compact pages -----------------------------------------------------------------------------
 
-COMPACT_FORMAT = 2
+COMPACT_FORMAT = 4
 """Version of :meth:`CompactPage.to_data`'s layout; data of another version is refused."""
 
 PageKind = Literal["json", "html"]
@@ -342,7 +370,9 @@ class CompactPage:
     first appear on the page. ``unreadable`` lists the entries that cannot belong to any
     version (not an object, no file name), with why: reading every file of the page reports
     them; reading some versions does not. ``base`` is the URL the files' hrefs are relative
-    to (the page URL, or an HTML page's ``<base>``).
+    to (the page URL, or an HTML page's ``<base>``). ``api_version`` is the repository API
+    version the page states (None: none stated, 1.0); ``status`` the project's PEP 792 status
+    when not ``active``, with the index's reason.
     """
 
     kind: PageKind
@@ -351,6 +381,8 @@ class CompactPage:
     project: str | None
     releases: tuple[Release, ...]
     unreadable: tuple[tuple[int, str], ...] = ()
+    api_version: str | None = None
+    status: ProjectStatus | None = None
 
     def to_data(self) -> tuple[Any, ...]:
         """Plain nested tuples of ``str``, ``int``, ``bytes`` and ``None``, for ``marshal``;
@@ -363,6 +395,8 @@ class CompactPage:
             self.project,
             self.releases,
             self.unreadable,
+            self.api_version,
+            self.status,
         )
 
     @classmethod
@@ -376,7 +410,7 @@ class CompactPage:
         :class:`CompactPageError`.
         """
         try:
-            fmt, kind, url, base, project, releases, unreadable = data
+            fmt, kind, url, base, project, releases, unreadable, api_version, status = data
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"not a compact page: {exc}") from None
         if fmt != COMPACT_FORMAT:
@@ -385,12 +419,22 @@ class CompactPage:
             raise CompactPageError("compact page: bad kind, url or base")
         if project is not None and not isinstance(project, str):
             raise CompactPageError("compact page: bad project")
+        if api_version is not None and not isinstance(api_version, str):
+            raise CompactPageError("compact page: bad API version")
+        if status is not None:
+            try:
+                name, reason = status
+            except (TypeError, ValueError):
+                raise CompactPageError("compact page: bad project status") from None
+            if name not in PROJECT_STATUSES or not isinstance(reason, str | None):
+                raise CompactPageError("compact page: bad project status")
+            status = (name, reason)
         try:
             groups = tuple(_release(release) for release in releases)
             problems = tuple((int(pos), str(why)) for pos, why in unreadable)
         except (TypeError, ValueError) as exc:
             raise CompactPageError(f"compact page: bad releases: {exc}") from None
-        return cls(kind, url, base, project, groups, problems)
+        return cls(kind, url, base, project, groups, problems, api_version, status)
 
     @property
     def file_count(self) -> int:
@@ -455,6 +499,7 @@ _ENCODE = msgspec.json.Encoder()
 class _PageHead(msgspec.Struct):
     meta: Any = None
     files: list[msgspec.Raw] | None = None
+    project_status: Any = msgspec.field(default=None, name="project-status")
 
 
 class _FileName(msgspec.Struct):
@@ -565,7 +610,8 @@ def compact_json_page(
         # Not the shape of a page (or JSON msgspec refuses): read as the standard library
         # reads it, which names what is wrong, if anything.
         return _compact_json_slowly(body, page_url, project)
-    _check_api_version(page_url, head.meta.get("api-version", "1.0"))
+    api_version = head.meta.get("api-version")
+    _check_api_version(page_url, api_version)
     grouper = _Grouper(project)
     unreadable: list[tuple[int, str]] = []
     for i, raw in enumerate(head.files):
@@ -581,7 +627,23 @@ def compact_json_page(
             unreadable.append((i, f"files[{i}]: 'filename' and 'url' must be strings"))
             continue
         grouper.add(i, filename, raw)
-    return CompactPage("json", page_url, page_url, project, grouper.releases(), tuple(unreadable))
+    return CompactPage(
+        "json",
+        page_url,
+        page_url,
+        project,
+        grouper.releases(),
+        tuple(unreadable),
+        api_version,
+        _json_status(head.project_status, page_url),
+    )
+
+
+def _json_status(value: Any, url: str) -> ProjectStatus | None:
+    """PEP 792's ``project-status`` object of a JSON page (``status`` and ``reason``)."""
+    if not isinstance(value, dict):
+        return None
+    return _project_status(value.get("status"), value.get("reason"), url)
 
 
 def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | None) -> CompactPage:
@@ -594,7 +656,8 @@ def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | N
     meta = document.get("meta")
     if not isinstance(meta, dict):
         raise IndexPageError(page_url, "missing 'meta'")
-    _check_api_version(page_url, meta.get("api-version", "1.0"))
+    api_version = meta.get("api-version")
+    _check_api_version(page_url, api_version)
     files = document.get("files")
     if not isinstance(files, list):
         raise IndexPageError(page_url, "missing 'files' list")
@@ -610,7 +673,14 @@ def _compact_json_slowly(data: bytes, page_url: str, project: NormalizedName | N
             continue
         grouper.add(i, filename, entry)
     return CompactPage(
-        "json", page_url, page_url, project, grouper.releases(_stdlib_json), tuple(unreadable)
+        "json",
+        page_url,
+        page_url,
+        project,
+        grouper.releases(_stdlib_json),
+        tuple(unreadable),
+        api_version,
+        _json_status(document.get("project-status"), page_url),
     )
 
 
@@ -643,7 +713,19 @@ def compact_html_page(
         if anchor.get("data-requires-python"):
             entry["requires-python"] = anchor["data-requires-python"]
         grouper.add(i, filename, entry)
-    return CompactPage("html", page_url, base, project, grouper.releases(_ENCODE.encode))
+    return CompactPage(
+        "html",
+        page_url,
+        base,
+        project,
+        grouper.releases(_ENCODE.encode),
+        api_version=parser.repository_version,
+        status=_project_status(
+            parser.meta.get("pypi:project-status"),
+            parser.meta.get("pypi:project-status-reason"),
+            page_url,
+        ),
+    )
 
 
 def _href_filename(href: str) -> str:
@@ -714,7 +796,8 @@ def _entry_link(item: tuple[int, dict[str, Any]], page: CompactPage, index: str)
         metadata_url=metadata_url,
         metadata_sha256=metadata_sha,
         upload_time=_text(entry.get("upload-time")),
-        provenance=_text(entry.get("provenance")),
+        provenance=_provenance_url(entry.get("provenance"), page),
+        project_status=page.status,
     )
 
 
@@ -733,6 +816,28 @@ def _strong_hashes(hashes: Mapping[Any, Any]) -> dict[str, str]:
 def _text(value: Any) -> str | None:
     """``value`` when a page gives a string there, else None (a field of the wrong type)."""
     return value if isinstance(value, str) else None
+
+
+def _provenance_url(value: Any, page: CompactPage) -> str | None:
+    """The PEP 740 provenance URL of a file object, absolute and without credentials; only a
+    JSON page of API version 1.3 or later names one (the version that brought the key)."""
+    if page.kind != "json" or not isinstance(value, str) or not value.strip():
+        return None
+    if not _api_at_least(page.api_version, (1, 3)):
+        return None
+    url, _fragment = _absolute(page.base, value)
+    return url if urlsplit(url).scheme in ("http", "https", "file") else None
+
+
+def _api_at_least(version: str | None, wanted: tuple[int, int]) -> bool:
+    """Whether API ``version`` (already checked: major 1) is ``wanted`` or later."""
+    if version is None:
+        return False
+    major, _, minor = version.partition(".")
+    minor_digits = minor.split(".", 1)[0]
+    if not minor_digits.isascii() or not minor_digits.isdigit() or len(minor_digits) > 10:
+        return False
+    return (int(major), int(minor_digits)) >= wanted
 
 
 def parse_html_page(
@@ -860,6 +965,11 @@ class ProjectPage:
     def compact(self) -> CompactPage | None:
         """The compact page this was made from (None when made from links)."""
         return self._compact
+
+    @property
+    def status(self) -> ProjectStatus | None:
+        """The project's PEP 792 status on this page when not ``active`` (find-links: None)."""
+        return None if self._compact is None else self._compact.status
 
     def links_for(self, version: Version) -> tuple[Link, ...]:
         """The files of ``version``, checked, in page order (made on first call).

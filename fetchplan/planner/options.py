@@ -39,7 +39,24 @@ class PlanOptions:
 
     requirements: Sequence[str] = ()
     requirement_files: Sequence[Path] = ()
+    """Requirements files; a ``pyproject.toml`` among them is read by :mod:`.pyproject`."""
     constraint_files: Sequence[Path] = ()
+    extras: Sequence[str] = ()
+    """Optional dependencies of the ``pyproject.toml`` inputs to plan (``--extra``)."""
+    all_extras: bool = False
+    groups: Sequence[str] = ()
+    """PEP 735 dependency groups, ``NAME`` or ``PATH:NAME`` (``--group``, as pip takes it)."""
+    override_files: Sequence[Path] = ()
+    """Requirements replacing every requirement on their projects (uv's ``--override``)."""
+    no_deps: bool = False
+    """Plan the requirements alone, none of their dependencies (pip's ``--no-deps``)."""
+    pins_from: Path | None = None
+    """An earlier plan, ``pylock.toml`` or pinned requirements file whose pins are kept where
+    they still satisfy the inputs (``--from``); default: the plan at ``output``, if any."""
+    upgrade: bool = False
+    """Keep no earlier pins (``--upgrade``)."""
+    upgrade_packages: Sequence[str] = ()
+    """``NAME`` or ``NAME<SPECIFIER>``: keep no earlier pin of NAME, and constrain it so."""
     index_url: str | None = None
     extra_index_urls: Sequence[str] = ()
     find_links: Sequence[str] = ()
@@ -77,6 +94,9 @@ class PlanOptions:
     refresh_packages: Sequence[str] = ()
     """Ignore the cached pages and metadata of these projects only (``--refresh-package``)."""
     compute_hashes: bool = False
+    attestations: bool = False
+    """Fetch every chosen file's PEP 740 provenance and verify its attestations against the
+    file's sha256 (``pypi-attestations``, offline trust root); record the verified publishers."""
     jobs: int = DEFAULT_JOBS
     """Parallel index and metadata requests (and connections opened ahead to the index)."""
     timeout: float = 30.0

@@ -14,8 +14,9 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -38,6 +39,8 @@ from fetchplan.planner.facts import file_facts
 from fetchplan.planner.fetch_metadata import metadata_fetcher
 from fetchplan.planner.locations import Sources
 from fetchplan.planner.options import PlanOptions, PlanResult
+from fetchplan.planner.overrides import read_overrides
+from fetchplan.planner.pins import kept_pins
 from fetchplan.planner.preconnect import Preconnector
 from fetchplan.planner.requested import (
     check_hashes_given,
@@ -49,7 +52,10 @@ from fetchplan.planner.sdist import WHEELS_ONLY, SdistBuildError, SdistPlanner, 
 from fetchplan.planner.target import TargetEnv, make_target
 from fetchplan.planner.targets import make_targets, parse_target_spec
 from fetchplan.planner.timings import Timings
-from fetchplan.schemas.plan import BUILT_KINDS, IndexRef
+from fetchplan.schemas.plan import BUILT_KINDS, Artifact, IndexRef
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["plan"]
 
@@ -72,7 +78,18 @@ def plan(
     formats = FormatControl(
         only_binary=frozenset(settings.only_binary), no_binary=frozenset(settings.no_binary)
     )
-    per_target = {t.name: requirements_for(requirement_set, t) for t in targets}
+    overrides = read_overrides(options.override_files)
+    # The user's own requirements are overridden too; the plan's inputs keep them as given.
+    resolved_set = replace(
+        requirement_set, requirements=overrides.apply_to_user(requirement_set.requirements)
+    )
+    per_target = {t.name: requirements_for(resolved_set, t) for t in targets}
+    kept = kept_pins(
+        output=options.output,
+        from_file=options.pins_from,
+        upgrade=options.upgrade,
+        upgrade_packages=options.upgrade_packages,
+    )
     hashed = any(wanted.hashes for wanted in per_target.values())
     require_hashes = settings.require_hashes or hashed
     if require_hashes:
@@ -148,6 +165,9 @@ def plan(
                 allowed_hashes=wanted.hashes,
                 constraints=wanted.constraints,
                 prefer_binary=prefer_binary,
+                overrides=overrides,
+                no_deps=options.no_deps,
+                preferred=kept.for_target(target.name),
             )
             if require_hashes:
                 check_hashes_given(resolved.resolution, wanted.hashes, direct.names)
@@ -172,6 +192,24 @@ def plan(
             offline=options.offline,
             metadata_cache=metadata_cache,
         )
+        plan = build_plan(
+            roles=roles,
+            facts=facts,
+            targets=targets,
+            inputs=replace(
+                plan_inputs(requirement_set, options, settings), overrides=overrides.texts()
+            ),
+            indexes=[
+                IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
+            ],
+            destination=relative_destination(dest_dir, plan_dir),
+            created=created_now(),
+        )
+        plan = direct.finish_plan(plan)
+        if options.attestations:
+            plan = replace(
+                plan, artifacts=_attested(plan.artifacts, session, pool, options.timeout)
+            )
         succeeded = True
     finally:
         # On failure, do not wait for speculative fetches still running.
@@ -179,19 +217,6 @@ def plan(
         session.close()
         scratch.cleanup()
 
-    plan = direct.finish_plan(
-        build_plan(
-            roles=roles,
-            facts=facts,
-            targets=targets,
-            inputs=plan_inputs(requirement_set, options, settings),
-            indexes=[
-                IndexRef(url=s.url, kind=s.kind) for s in (*sources.indexes, *sources.find_links)
-            ],
-            destination=relative_destination(dest_dir, plan_dir),
-            created=created_now(),
-        )
-    )
     if pages is not None and metadata_cache is not None:
         timings.set_cache(pages=dict(pages.stats), metadata=dict(metadata_cache.stats))
     timings.finish()
@@ -303,3 +328,19 @@ def _resolve_build(
             f"cannot plan the build requirements of {names} for target {target.name} "
             f"(wheels only): {exc}"
         ) from None
+
+
+def _attested(
+    artifacts: tuple[Artifact, ...],
+    session: requests.Session,
+    pool: ThreadPoolExecutor,
+    timeout: float,
+) -> tuple[Artifact, ...]:
+    """``artifacts`` with their PEP 740 attestations verified and recorded; raises
+    :class:`~fetchplan.planner.attestations.AttestationFailure` naming every file that fails."""
+    from fetchplan.planner.attestations import AttestationFailure, attest_artifacts, http_getter
+
+    attested, problems = attest_artifacts(artifacts, http_getter(session, timeout), executor=pool)
+    if problems:
+        raise AttestationFailure(problems)
+    return attested

@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from fetchplan.errors import FetchplanError
 from fetchplan.planner.candidates import (
@@ -39,7 +40,7 @@ from fetchplan.planner.candidates import (
 )
 from fetchplan.planner.index import IndexClient, Link, ProjectPage
 from fetchplan.planner.metadata import UnusableMetadata
-from fetchplan.planner.provider import iter_matches
+from fetchplan.planner.provider import iter_matches, preferred_first
 from fetchplan.planner.sources import IndexSource, IndexStrategy
 from fetchplan.planner.target import TargetEnv
 from fetchplan.planner.timings import Timings
@@ -138,9 +139,12 @@ class PrefetchFinder:
         pre: bool = False,
         exclude_newer: _dt.datetime | None = None,
         direct: Callable[[NormalizedName], Link | None] = lambda _name: None,
+        preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> None:
         self._direct = direct
         self._client = client
+        # The versions the provider tries first (kept pins) are the likely ones to prefetch.
+        self._preferred = {name: frozenset(v) for name, v in (preferred or {}).items()}
         self._indexes = tuple(indexes)
         self._find_links = tuple(find_links)
         self._strategy = strategy
@@ -181,6 +185,10 @@ class PrefetchFinder:
                 return
             self._prefetched.add(key)
         self._project_cell(name).then(lambda found: self._prefetch_likely(found, specifier, extras))
+
+    def prefetch_metadata(self, candidate: Candidate) -> None:
+        if candidate.link is not None:
+            self._metadata_cell(candidate.link)
 
     def searched(self) -> list[str]:
         return [source.url for source in (*self._indexes, *self._find_links)]
@@ -230,7 +238,8 @@ class PrefetchFinder:
     def _prefetch_likely(
         self, found: ProjectCandidates, specifier: SpecifierSet, extras: frozenset[str]
     ) -> None:
-        likely = next(iter_matches(found, specifier, pre=self._pre), None)
+        matches = iter_matches(found, specifier, pre=self._pre)
+        likely = next(preferred_first(matches, self._preferred.get(found.name, ())), None)
         if likely is not None and likely.link is not None:
             cell = self._metadata_cell(likely.link)
             if extras:
@@ -270,6 +279,7 @@ class PrefetchFinder:
         started = time.monotonic()
         pages: list[ProjectPage] = []
         sources: list[str] = []
+        quarantined: list[tuple[str, str | None]] = []
         found = False
         with self._timings.phase("index") if self._timings is not None else nullcontext():
             for location in self._find_links:
@@ -281,6 +291,14 @@ class PrefetchFinder:
             for index in self._indexes:
                 project_page = self._client.project_page(index, name)
                 if project_page is None:
+                    continue
+                status = project_page.status
+                if status is not None and status[0] == "quarantined":
+                    # Refused like a missing project, but the index has it: with first-index,
+                    # the next index is not asked for it either (that would invite confusion).
+                    quarantined.append((index.url, status[1]))
+                    if self._strategy is IndexStrategy.FIRST_INDEX:
+                        break
                     continue
                 found = True
                 pages.append(project_page)
@@ -298,6 +316,7 @@ class PrefetchFinder:
             sources=sources,
             found=found,
             exclude_newer=self._exclude_newer,
+            quarantined=quarantined,
         )
         if self._timings is not None:
             self._timings.add_task("index", time.monotonic() - started)

@@ -13,6 +13,12 @@ candidate; this module only applies pip's selection rules on top:
 * yanked files (PEP 592) are used only when the requirement pins a version with ``==``/``===``
   and every matching version is yanked;
 * newest version first, or, with ``--prefer-binary``, versions with a wheel first;
+* a candidate that no solution can hold is learned once and rejected at once afterwards
+  (see :meth:`PlanProvider.get_dependencies`): one whose metadata cannot be prepared, one that
+  requires what the user's requirements or constraints exclude, one that requires a project
+  none of whose versions allowed there can be held. resolvelib forgets what it learned about a
+  project when it backtracks past the pin that brought it in; this knowledge does not depend
+  on any pin, so it is kept for the whole resolution;
 * lazily: :meth:`PlanProvider.find_matches` gives resolvelib an iterator factory, and a
   version's files are turned into its candidate only when resolvelib iterates to it
   (:func:`iter_matches`), so a resolution reads a few versions of a page of hundreds
@@ -21,8 +27,10 @@ candidate; this module only applies pip's selection rules on top:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
@@ -34,8 +42,11 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import Matches, RequirementInformation
 
+from fetchplan.errors import FetchplanError
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
+from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.metadata import UnusableMetadata
+from fetchplan.planner.overrides import Overrides
 from fetchplan.planner.target import TargetEnv
 
 __all__ = [
@@ -57,7 +68,29 @@ CONFLICT_PROMOTION = 5
 """Conflicts a project takes part in (unpinned) before it is pinned ahead of others (pip's)."""
 UNUSABLE = "<unusable>"
 """What a candidate whose metadata cannot be prepared depends on: it has no candidates, so
-the resolver drops that candidate and goes on (pip and uv skip such a version too)."""
+the resolver drops that candidate and goes on (pip and uv skip such a version too). A
+candidate that cannot be part of any solution depends on it too, with why."""
+LOOKAHEAD = 8
+"""Versions of a project whose metadata is fetched ahead once the resolver is past its first
+choice: it is then going through the versions one by one, each rejected in a moment once its
+metadata is in (a hundred fastapi versions, on the FastAPI template)."""
+_REASON_LIMIT = 300
+"""Characters of a why-not kept in a reason built from another (a chain stays one line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Dead:
+    """Why a candidate can be part of no solution."""
+
+    reason: str
+    """The whole reason, for messages: ``requires x>=2, which the user's x<2 excludes``."""
+    cause: str
+    """The end of the chain, naming its candidate: ``c 2.0 requires b>=3, which the user's
+    b<2 excludes`` (what many dead versions of a project share, for a short message)."""
+    native: bool
+    """True when resolvelib sees the clash itself as soon as the candidate's dependencies are
+    added (a requirement against the user's own on the same identifier, or a constraint):
+    the real dependencies are then given, so a failure is explained as the clash it is."""
 
 
 class Finder(Protocol):
@@ -79,6 +112,10 @@ class Finder(Protocol):
     ) -> None:
         """Start fetching ``name``'s page and its likely candidate's metadata (and, with
         ``extras``, what those extras require); never blocks."""
+        ...
+
+    def prefetch_metadata(self, candidate: Candidate) -> None:
+        """Start fetching ``candidate``'s metadata; never blocks."""
         ...
 
     def searched(self) -> Sequence[str]:
@@ -110,6 +147,9 @@ class Req:
     and line (``None`` when unknown)."""
     via: frozenset[str] = frozenset()
     """The extras of the depending candidate that bring this requirement (for messages)."""
+    cause: str = ""
+    """For the requirement of a candidate no solution can hold: the end of the chain of why
+    (see ``text``), shared by the versions that fail for one reason."""
 
     @property
     def identifier(self) -> str:
@@ -197,6 +237,32 @@ def iter_matches(
         yield from (c for c in yanked if c.version not in exclude)
 
 
+def preferred_first(
+    matches: Iterator[Candidate], preferred: Collection[Version]
+) -> Iterator[Candidate]:
+    """``matches`` (newest first) with the newest of the ``preferred`` versions among them
+    moved to the front: an earlier plan's pin is kept while it still matches. The versions
+    newer than it are decided to get there (file choice only: no metadata is fetched); a
+    malformed file met on the way is raised after the versions before it."""
+    if not preferred:
+        yield from matches
+        return
+    held: list[Candidate] = []
+    try:
+        for candidate in matches:
+            if candidate.version in preferred:
+                yield candidate
+                break
+            held.append(candidate)
+    except IndexPageError:
+        # A malformed file before any preferred version: raised where the resolver would
+        # have met it, after the versions before it.
+        yield from held
+        raise
+    yield from held
+    yield from matches
+
+
 class PlanProvider(AbstractProvider[Req, Candidate, str]):
     """resolvelib provider over a :class:`Finder`, for one target environment."""
 
@@ -208,8 +274,17 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         pre: bool = False,
         prefer_binary: bool = False,
         constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+        overrides: Overrides | None = None,
+        no_deps: bool = False,
+        preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> None:
         self.finder = finder
+        self.overrides = overrides or Overrides()
+        """Requirements standing in for every dependency on their projects (``--override``)."""
+        self.no_deps = no_deps
+        """Candidates bring no dependencies (``--no-deps``), only their Python requirement."""
+        self.preferred = dict(preferred or {})
+        """Versions tried first where they match (the pins kept from an earlier plan)."""
         self.target = target
         self.pre = pre
         self.prefer_binary = prefer_binary
@@ -220,6 +295,14 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self._promoted: set[str] = set()
         self.unusable: dict[tuple[NormalizedName, Version], str] = {}
         """Versions whose metadata could not be prepared, with why (for error messages)."""
+        self._root_by_identifier: dict[str, SpecifierSet] = {}
+        self._root_by_name: dict[NormalizedName, SpecifierSet] = {}
+        self._root_text: dict[NormalizedName, str] = {}
+        self._dead: dict[tuple[str, Version], _Dead] = {}
+        self._deps: dict[tuple[str, Version], list[Req]] = {}
+        # A dependency's newest version known to be holdable, with the specifier it was
+        # found under; keyed by the Req's identity (each kept alive in ``_deps``).
+        self._witness: dict[int, tuple[Req, SpecifierSet, SpecifierSet, Version | None]] = {}
         # resolvelib asks on every round whether each pin still satisfies each requirement on
         # it: tens of thousands of SpecifierSet.contains calls over a few thousand pairs.
         # Keyed by identity (hashing a SpecifierSet costs more than the check); each entry
@@ -237,9 +320,25 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         return make_identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
 
     def set_requested(self, requirements: Iterable[Req]) -> None:
-        """The user's requirements, whose order breaks ties in :meth:`get_preference`."""
+        """The user's requirements: their order breaks ties in :meth:`get_preference`, and
+        what they exclude no candidate can require (see :meth:`get_dependencies`).
+
+        A requirement on ``a[x]`` limits every identifier of ``a``: the extras' candidate
+        depends on ``a`` at its own version, so ``a`` and ``a[y]`` take that version too.
+        """
         for req in requirements:
             self._requested.setdefault(req.identifier, len(self._requested))
+            if req.name in (PYTHON, UNUSABLE):
+                continue
+            self._root_by_identifier[req.identifier] = (
+                self._root_by_identifier.get(req.identifier, SpecifierSet()) & req.specifier
+            )
+            self._root_by_name[req.name] = (
+                self._root_by_name.get(req.name, SpecifierSet()) & req.specifier
+            )
+            if req.specifier:
+                shown = self._root_text.get(req.name)
+                self._root_text[req.name] = f"{shown} and {req}" if shown else str(req)
 
     def narrow_requirement_selection(
         self,
@@ -354,17 +453,63 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         specifier = self.specifier_for(identifier, reqs)
         found = self.finder.project(name)
 
+        preferred = frozenset(self.preferred.get(name, ()))
+
         def matches() -> Iterator[Candidate]:
-            for candidate in iter_matches(found, specifier, pre=self.pre, exclude=bad):
+            source = preferred_first(
+                iter_matches(found, specifier, pre=self.pre, exclude=bad), preferred
+            )
+            ahead: deque[Candidate | IndexPageError] = deque()
+            for served in itertools.count():
+                candidate = ahead.popleft() if ahead else next(source, None)
+                if candidate is None:
+                    return
+                if isinstance(candidate, IndexPageError):
+                    raise candidate  # where the resolver reaches it, as without looking ahead
+                if served:
+                    self._look_ahead(source, ahead)
                 if candidate.yanked:
                     self._warn_yanked(candidate)
                 yield candidate.with_extras(extras) if extras else candidate
 
         if self.prefer_binary:
             # Versions with a wheel first: every match is decided to know which have one.
-            return sorted(matches(), key=lambda c: c.link is None or c.link.kind != "wheel")
+            return sorted(
+                matches(),
+                key=lambda c: (
+                    c.version not in preferred,
+                    c.link is None or c.link.kind != "wheel",
+                ),
+            )
         # resolvelib calls this once and iterates as far as it needs: one version, mostly.
         return matches
+
+    def _look_ahead(
+        self, source: Iterator[Candidate], ahead: deque[Candidate | IndexPageError]
+    ) -> None:
+        """Queue the metadata of the next :data:`LOOKAHEAD` versions from ``source`` (kept in
+        ``ahead``). Wheels only: an sdist's metadata may need its backend run, which is for
+        the resolver to decide on, not a guess. A malformed file met on the way is kept in
+        ``ahead`` too, to be raised only if the resolver gets that far."""
+        if ahead and isinstance(ahead[-1], IndexPageError):
+            return
+        while len(ahead) < LOOKAHEAD:
+            try:
+                candidate = next(source, None)
+            except IndexPageError as exc:
+                ahead.append(exc)
+                return
+            if candidate is None:
+                return
+            ahead.append(candidate)
+            key = (candidate.name, candidate.version)
+            if (
+                candidate.link is not None
+                and candidate.link.kind == "wheel"
+                and key not in self._deps
+                and key not in self._dead
+            ):
+                self.finder.prefetch_metadata(candidate)
 
     def _warn_yanked(self, candidate: Candidate) -> None:
         key = (candidate.name, str(candidate.version))
@@ -399,6 +544,8 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             missing = candidate.extras - {canonicalize_name(e) for e in metadata.provides_extra}
             for extra in sorted(missing):
                 log.warning("%s does not provide the extra '%s'", parent, extra)
+            if self.no_deps:
+                return deps
             for requirement in metadata.requires_dist:
                 if requirement.marker is None or self.target.evaluate(requirement.marker):
                     continue  # the base candidate brings these
@@ -407,8 +554,10 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                     via = frozenset(
                         e for e in candidate.extras if self.target.evaluate(marker, frozenset({e}))
                     )
-                    dep = Req.from_requirement(requirement, parent)
-                    deps.append(replace(dep, via=via or candidate.extras))
+                    deps.extend(
+                        replace(dep, via=via or candidate.extras)
+                        for dep in self._overridden(requirement, parent)
+                    )
             return deps
         if metadata.requires_python is not None:
             deps.append(
@@ -419,35 +568,153 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                     origin=parent,
                 )
             )
+        if self.no_deps:
+            return deps
         for requirement in metadata.requires_dist:
             if self.target.evaluate(requirement.marker):
                 if requirement.url is not None:
                     log.warning("%s: ignoring direct URL in dependency %s", parent, requirement)
-                deps.append(Req.from_requirement(requirement, parent))
+                deps.extend(self._overridden(requirement, parent))
         return deps
 
+    def _overridden(self, requirement: Requirement, parent: str) -> list[Req]:
+        """``requirement`` of ``parent`` as a Req, or what ``--override`` puts in its place."""
+        replaced = self.overrides.replace(requirement, self.target.evaluate)
+        if replaced is None:
+            return [Req.from_requirement(requirement, parent)]
+        overrides = (Req.from_requirement(override, parent) for override in replaced)
+        return [replace(req, text=f"{req} (--override)") for req in overrides]
+
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        """``candidate``'s requirements, or, when it can be part of no solution, one
+        requirement that nothing satisfies, saying why.
+
+        A candidate can be part of no solution when its metadata cannot be prepared, or when
+        one of its requirements is met by no version that the user's requirements and
+        constraints allow and that could itself be held. resolvelib would find each of these
+        out again after every backtrack past the pin that brought the candidate in (trying
+        every version of every project in between): the FastAPI template's newest
+        ``fastapi[standard]`` needs a ``fastapi-cloud-cli`` that needs ``sentry-sdk>=2.20``
+        where the user asks for ``sentry-sdk<2``, and each of some fifty ``fastapi``
+        versions would have tried some thirty ``fastapi-cli`` versions each trying forty
+        ``fastapi-cloud-cli`` versions. Learned once, each of them is one step.
+        """
         if candidate.name == PYTHON:
             return []
-        try:
-            metadata = self.finder.metadata(candidate)
-        except UnusableMetadata as exc:
-            return [self._unusable(candidate, exc)]
-        deps = self.dependencies_of(candidate, metadata)
+        key = (self.identify(candidate), candidate.version)
+        # The base project's version dead is every extras' dead: they depend on it.
+        base = self._dead.get((candidate.name, candidate.version))
+        if base is not None and not base.native:
+            return [self._cannot_hold(candidate, base)]
+        deps = self._deps.get(key)
+        if deps is None:
+            try:
+                metadata = self.finder.metadata(candidate)
+            except UnusableMetadata as exc:
+                return [self._unusable(candidate, exc)]
+            deps = self.dependencies_of(candidate, metadata)
+            self._deps[key] = deps
+            for dep in deps:
+                if dep.name != PYTHON:
+                    self.finder.prefetch(dep.name, dep.specifier, dep.extras)
+        dead = self._dead.get(key) or self._learn(key, deps)
+        if dead is None or dead.native:
+            return deps
+        return [self._cannot_hold(candidate, dead)]
+
+    def _learn(self, key: tuple[str, Version], deps: Sequence[Req]) -> _Dead | None:
+        """Whether the candidate of ``key`` with ``deps`` can be part of no solution (kept)."""
         for dep in deps:
-            if dep.name != PYTHON:
-                self.finder.prefetch(dep.name, dep.specifier, dep.extras)
-        return deps
+            if dep.name in (PYTHON, UNUSABLE):
+                continue
+            try:
+                dead = self._unholdable(dep)
+            except FetchplanError:
+                # A page that cannot be read, or a malformed file: resolvelib meets it (or
+                # not, if another requirement rules the candidate out first), as without this.
+                continue
+            if dead is not None:
+                if not dead.cause:
+                    dead = replace(dead, cause=f"{key[0]} {key[1]} {dead.reason}")
+                self._dead[key] = dead
+                log.debug("%s %s can be part of no solution: %s", *key, dead.reason)
+                return dead
+        return None
+
+    def _unholdable(self, dep: Req) -> _Dead | None:
+        """Why no version could meet ``dep``, or None when one may.
+
+        Versions are read as resolvelib could see them in some state, pre-releases and
+        yanked ones included, under the user's requirements on the project and its
+        constraints; the newest one found holdable is remembered and checked first.
+        """
+        known = self._witness.get(id(dep))
+        if known is None:
+            native = dep.specifier & self._root_by_identifier.get(dep.identifier, SpecifierSet())
+            constraint = self.constraints.get(dep.name)
+            if constraint is not None:
+                native &= constraint
+            allowed = native & self._root_by_name.get(dep.name, SpecifierSet())
+        else:
+            _dep, native, allowed, held = known
+            if held is not None and not self._is_dead(dep, held):
+                return None
+        found = self.finder.project(dep.name)
+        if not found.found:
+            return None  # resolvelib names the missing project, as it should
+        first_dead: Version | None = None
+        for version in allowed.filter(found.versions, prereleases=True):
+            if found.candidate(version) is None:
+                continue
+            if not self._is_dead(dep, version):
+                self._witness[id(dep)] = (dep, native, allowed, version)
+                return None
+            if first_dead is None:
+                first_dead = version
+        self._witness[id(dep)] = (dep, native, allowed, None)
+        if first_dead is not None:
+            example = self._dead_of(dep, first_dead)
+            return _Dead(
+                f"requires {dep}; no version of {dep.name} can be used: "
+                f"{dep.name} {first_dead} {example.reason[:_REASON_LIMIT]}",
+                cause=example.cause,
+                native=False,
+            )
+        # No version is allowed at all. resolvelib meets that clash itself when no version
+        # passes the requirements it holds on this very identifier (the user's own on it
+        # and the constraints), and explains it as the clash it is.
+        if not any(
+            found.candidate(v) is not None for v in native.filter(found.versions, prereleases=True)
+        ):
+            return _Dead(
+                f"requires {dep}, which no usable version satisfies", cause="", native=True
+            )
+        excluded = self._root_text.get(dep.name, str(allowed))
+        return _Dead(
+            f"requires {dep}, which the user's {excluded} excludes", cause="", native=False
+        )
+
+    def _is_dead(self, dep: Req, version: Version) -> bool:
+        return (dep.identifier, version) in self._dead or (dep.name, version) in self._dead
+
+    def _dead_of(self, dep: Req, version: Version) -> _Dead:
+        return self._dead.get((dep.identifier, version)) or self._dead[(dep.name, version)]
+
+    def _cannot_hold(self, candidate: Candidate, dead: _Dead) -> Req:
+        return Req(
+            name=cast(NormalizedName, UNUSABLE),
+            specifier=SpecifierSet(),
+            text=dead.reason,
+            origin=f"{candidate.name} {candidate.version}",
+            cause=dead.cause,
+        )
 
     def _unusable(self, candidate: Candidate, error: UnusableMetadata) -> Req:
         key = (candidate.name, candidate.version)
         reason = str(error)
         if key not in self.unusable:
             self.unusable[key] = reason
+            # Every identifier of the project at this version: its extras need the base.
+            self._dead[key] = _Dead(reason, cause=reason, native=False)
             log.info("%s %s is unusable, trying another version: %s", *key, reason)
-        return Req(
-            name=cast(NormalizedName, UNUSABLE),
-            specifier=SpecifierSet(),
-            text=reason,
-            origin=f"{candidate.name} {candidate.version}",
-        )
+        return self._cannot_hold(candidate, _Dead(reason, cause=reason, native=False))

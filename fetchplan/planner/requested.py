@@ -92,8 +92,15 @@ def merged_hashes(
 
 
 def check_pinned(requirement_set: reqfile.RequirementSet) -> None:
-    """Hash-checking mode: every requirement must be pinned with ``==``."""
+    """Hash-checking mode: every requirement must be pinned with ``==``, its own or a
+    constraint's (pip's rule: a hashed lock file given with ``-c`` keeps an unpinned
+    requirements file in hash-checking mode)."""
+    pinned_by_constraint = {
+        c.name for c in requirement_set.constraints if is_pinned(c.requirement.specifier)
+    }
     for parsed in requirement_set.requirements:
+        if parsed.name in pinned_by_constraint:
+            continue
         # A direct reference names its file: there is nothing to pin.
         if parsed.direct is None and not is_pinned(parsed.requirement.specifier):
             raise InputError(

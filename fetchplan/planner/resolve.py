@@ -190,6 +190,15 @@ def _explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionErro
             continue
         name, _extras = split_identifier(identifier)
         found = provider.finder.project(name)
+        if not found.found and found.quarantined:
+            where = "; ".join(
+                f"{url}" + (f" ({reason})" if reason else "") for url, reason in found.quarantined
+            )
+            unknown[identifier] = (
+                f"project '{name}' is quarantined (PEP 792: considered unsafe, e.g. malware) "
+                f"on {where}: refused; needed because {_who(infos[0])}"
+            )
+            continue
         if not found.found:
             searched = ", ".join(provider.finder.searched()) or "no index configured"
             unknown[identifier] = (
@@ -341,16 +350,32 @@ def _rejected_versions(found: ProjectCandidates, limit: int) -> list[str]:
 
 
 def _unusable_message(infos: Sequence[Info]) -> str:
-    """Every version tried was unusable: say which, and why, project by project."""
-    by_project: dict[str, list[str]] = defaultdict(list)
+    """Every version tried was unusable: say which, and why, project by project.
+
+    Versions failing for one cause (``cause`` of their requirement: fifty fastapi versions
+    each needing what one user requirement excludes) are named after the first, which says
+    why in full.
+    """
+    by_project: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(dict)
     for info in infos:
         if info.parent is not None:
-            by_project[info.parent.name].append(f"{info.parent.version} ({info.requirement})")
+            req = info.requirement
+            groups = by_project[info.parent.name]
+            key = req.cause or f"{info.parent.version}: {req}"
+            groups.setdefault(key, []).append((str(info.parent.version), str(req)))
     parts = []
-    for name, tried in sorted(by_project.items()):
-        shown = ", ".join(tried[:_LIST_LIMIT])
-        more = f" and {len(tried) - _LIST_LIMIT} more" if len(tried) > _LIST_LIMIT else ""
-        parts.append(f"no usable version of {name}: rejected: {shown}{more}")
+    for name, groups in sorted(by_project.items()):
+        shown = []
+        for tried in list(groups.values())[:_LIST_LIMIT]:
+            versions = list(dict.fromkeys(v for v, _why in tried))
+            first = f"{versions[0]} ({tried[0][1]})"
+            if len(versions) > 1:
+                others = ", ".join(versions[1 : _LIST_LIMIT + 1])
+                left = len(versions) - 1 - _LIST_LIMIT
+                first += f"; {others}{f' and {left} more' if left > 0 else ''}: the same cause"
+            shown.append(first)
+        more = f" and {len(groups) - _LIST_LIMIT} more" if len(groups) > _LIST_LIMIT else ""
+        parts.append(f"no usable version of {name}: rejected: {', '.join(shown)}{more}")
     return "; ".join(parts)
 
 

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from packaging.requirements import InvalidRequirement, Requirement
@@ -49,9 +49,7 @@ from fetchplan.planner.context import Memo, ResolveContext, TargetResolution
 from fetchplan.planner.index import Link, file_url_path
 from fetchplan.planner.provider import Req
 from fetchplan.planner.target import TargetEnv, host_target
-
-if TYPE_CHECKING:
-    from fetchplan.install import WheelToInstall
+from fetchplan.wheels import WheelToInstall
 
 __all__ = [
     "WHEELS_ONLY",
@@ -342,10 +340,7 @@ class SdistPlanner:
         kept = self._load_prepared(local.sha256)
         if kept is not None:
             return kept
-        from fetchplan.build.backend import Backend
-        from fetchplan.build.env import add_to_build_env, create_build_env, unsatisfied
-        from fetchplan.build.source import unpack_sdist
-        from fetchplan.install import InstallError
+        from fetchplan.build.prepare import prepare_metadata
 
         host = host_target()
 
@@ -357,26 +352,26 @@ class SdistPlanner:
                 if host.evaluate(r.marker)
             ]
 
+        def more(backend_requires: tuple[Requirement, ...]) -> list[WheelToInstall]:
+            return self._wheels(
+                self._resolve_host(needs((*build_system.requires, *backend_requires)), what)
+            )
+
         log.info("preparing the metadata of %s with %s", filename, build_system.backend)
         self._scratch.mkdir(parents=True, exist_ok=True)
         try:
             with tempfile.TemporaryDirectory(dir=self._scratch, prefix="build-") as work_name:
-                work = Path(work_name)
                 first = self._resolve_host(needs(build_system.requires), what)
-                env = create_build_env(work / "env", self._wheels(first))
-                source = unpack_sdist(local.path, filename, work / "src")
-                backend = Backend(source, build_system, env.python, where=filename)
-                backend_requires = backend.get_requires_for_build_wheel()
-                if unsatisfied(backend_requires, env.installed, host.markers):
-                    again = self._resolve_host(
-                        needs((*build_system.requires, *backend_requires)), what
-                    )
-                    added = [
-                        w for w in self._wheels(again) if env.installed.get(w.name) != w.version
-                    ]
-                    env = add_to_build_env(env, added)
-                raw = backend.prepare_metadata(work / "metadata")
-        except (BuildError, InstallError) as exc:
+                raw, backend_requires = prepare_metadata(
+                    local.path,
+                    filename,
+                    build_system,
+                    Path(work_name),
+                    wheels=self._wheels(first),
+                    more=more,
+                    markers=host.markers,
+                )
+        except BuildError as exc:
             raise SdistBuildError(f"cannot prepare the metadata of {what}: {exc}") from None
         self._store_prepared(local.sha256, raw, backend_requires)
         return raw, backend_requires
@@ -416,8 +411,6 @@ class SdistPlanner:
             ) from None
 
     def _wheels(self, resolved: TargetResolution) -> list[WheelToInstall]:
-        from fetchplan.install import WheelToInstall
-
         wheels = []
         for name, candidate in resolved.resolution.pins.items():
             link = candidate.link

@@ -4,8 +4,11 @@
 planning, file hosts when fetching) with bytes and artifact counts per host; artifacts without
 a sha256; yanked ones; sdists (building one runs its code); projects whose files came from more
 than one index; artifacts over a size threshold; requested versus transitive projects; and the
-upload times and PEP 740 provenance URLs the index gave; and, given the advisories of an OSV
-database (:mod:`.vulns`), the known vulnerabilities of each artifact. :func:`render_audit`
+upload times and PEP 740 provenance URLs the index gave; the publishers and predicate types of
+the attestations verified (when planning with ``--attestations``, or by ``audit
+--attestations``), those that failed and the artifacts without any; the projects their index
+marks archived or deprecated (PEP 792); and, given the advisories
+of an OSV database (:mod:`.vulns`), the known vulnerabilities of each artifact. :func:`render_audit`
 prints it for people; :meth:`Audit.to_dict` is the machine form.
 
 The plan records the index each artifact was taken from, not every index that offered the
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LARGE_FILE",
+    "AttestedNote",
     "Audit",
     "FileNote",
     "HostUse",
@@ -84,6 +88,29 @@ class FileNote:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class AttestedNote:
+    """An artifact whose PEP 740 attestations were verified: by whom, attesting what."""
+
+    project: str
+    version: str
+    filename: str
+    publishers: tuple[dict[str, str | None], ...]
+    identities: tuple[str, ...]
+    """The publishers as a policy names them (``github:org/repo:workflow.yml``)."""
+    predicate_types: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "version": self.version,
+            "filename": self.filename,
+            "publishers": [dict(p) for p in self.publishers],
+            "identities": list(self.identities),
+            "predicate_types": list(self.predicate_types),
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Audit:
     """The audit of one plan; every tuple is in plan order."""
 
@@ -107,6 +134,15 @@ class Audit:
     """Known vulnerabilities per artifact; None when no database was consulted."""
     direct: tuple[FileNote, ...] = ()
     """Artifacts named by a direct reference (URL, local archive, directory, VCS commit)."""
+    attested: tuple[AttestedNote, ...] = ()
+    attestation_failures: tuple[FileNote, ...] = ()
+    """Artifacts whose attestations failed to verify (``audit --attestations``), with why."""
+    unattested: tuple[FileNote, ...] = ()
+    """Artifacts without verified attestations: the index named no provenance, or it was not
+    verified (the detail says which)."""
+    project_statuses: tuple[tuple[str, str, str | None, str], ...] = ()
+    """(project, PEP 792 status, the index's reason, index URL) of each project its index
+    marks other than active, once per project and index."""
 
     def to_dict(self) -> dict[str, Any]:
         def notes(items: tuple[FileNote, ...]) -> list[dict[str, Any]]:
@@ -137,6 +173,15 @@ class Audit:
             if self.vulnerabilities is None
             else [v.to_dict() for v in self.vulnerabilities],
             "direct": notes(self.direct),
+            "project_statuses": [
+                {"project": name, "status": status, "reason": reason, "index": index}
+                for name, status, reason, index in self.project_statuses
+            ],
+            "attestations": {
+                "verified": [n.to_dict() for n in self.attested],
+                "failed": notes(self.attestation_failures),
+                "unattested": notes(self.unattested),
+            },
         }
 
 
@@ -185,17 +230,45 @@ def _hosts(plan: Plan) -> tuple[HostUse, ...]:
     )
 
 
+def _attested(artifact: Artifact) -> AttestedNote | None:
+    if not artifact.attestations:
+        return None
+    types: list[str] = []
+    for bundle in artifact.attestations:
+        types.extend(t for t in bundle.predicate_types if t not in types)
+    return AttestedNote(
+        project=artifact.name,
+        version=artifact.version,
+        filename=artifact.filename,
+        publishers=tuple(dict(b.publisher) for b in artifact.attestations),
+        identities=tuple(dict.fromkeys(b.identity for b in artifact.attestations)),
+        predicate_types=tuple(types),
+    )
+
+
+def _unattested(artifact: Artifact, failed: set[str]) -> FileNote | None:
+    if artifact.attestations or artifact.filename in failed:
+        return None
+    if artifact.provenance is None:
+        return _note(artifact, "the index named no provenance")
+    return _note(artifact, "provenance not verified (plan or audit with --attestations)")
+
+
 def audit_plan(
     plan: Plan,
     *,
     large_threshold: int = DEFAULT_LARGE_FILE,
     advisories: Iterable[Advisory] | None = None,
+    attestation_failures: Iterable[tuple[str, str]] = (),
 ) -> Audit:
     """Everything :mod:`fetchplan.review.audit` reports, for ``plan``; pure.
 
     ``advisories`` (from :func:`fetchplan.review.vulns.load_osv_database`) are matched
     against every artifact; None leaves ``vulnerabilities`` unchecked.
+    ``attestation_failures`` are (file name, reason) pairs of the artifacts whose
+    attestations failed to verify.
     """
+    failures = dict(attestation_failures)
     artifacts = plan.artifacts
     vulnerabilities = None
     if advisories is not None:
@@ -240,6 +313,18 @@ def audit_plan(
         provenance=tuple(_note(a, a.provenance) for a in artifacts if a.provenance),
         vulnerabilities=vulnerabilities,
         direct=tuple(_note(a, direct_source(a)) for a in artifacts if a.direct),
+        attested=tuple(n for a in artifacts if (n := _attested(a)) is not None),
+        attestation_failures=tuple(
+            _note(a, failures[a.filename]) for a in artifacts if a.filename in failures
+        ),
+        unattested=tuple(u for a in artifacts if (u := _unattested(a, set(failures))) is not None),
+        project_statuses=tuple(
+            dict.fromkeys(
+                (a.name, a.project_status.status, a.project_status.reason, a.index)
+                for a in artifacts
+                if a.project_status is not None
+            )
+        ),
     )
 
 
@@ -322,6 +407,38 @@ def render_audit(audit: Audit) -> str:
         "",
         "PEP 740 provenance (from the index):",
         _notes(audit.provenance, "provenance"),
+        "",
+        "Verified attestations (PEP 740):",
+        table(
+            ["project", "version", "file", "publisher", "predicate types"],
+            [
+                [
+                    n.project,
+                    n.version,
+                    n.filename,
+                    *map(" ".join, (n.identities, n.predicate_types)),
+                ]
+                for n in audit.attested
+            ],
+        ),
+    ]
+    if audit.attestation_failures:
+        out += [
+            "",
+            f"ATTESTATIONS THAT FAILED TO VERIFY ({len(audit.attestation_failures)}):",
+            _notes(audit.attestation_failures, "reason"),
+        ]
+    out += ["", "Artifacts without verified attestations:", _notes(audit.unattested, "why")]
+    out += [
+        "",
+        "Projects their index marks archived, deprecated or quarantined (PEP 792):",
+        table(
+            ["project", "status", "reason", "index"],
+            [
+                [n, status, reason or "", index]
+                for n, status, reason, index in audit.project_statuses
+            ],
+        ),
     ]
     if audit.vulnerabilities is not None:
         from fetchplan.review.vulns import describe

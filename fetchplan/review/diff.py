@@ -1,7 +1,9 @@
 """What changed between two plans: projects added, removed, upgraded or downgraded; files whose
 URL, host or size changed; and, loudest, files of the same project version whose hashes changed
 (the same release should never change bytes: an index serving different content for it is a
-red flag).
+red flag), projects whose PEP 740 publisher changed (another repository or workflow now
+publishes them) and projects whose attestations disappeared (a provenance URL or verified
+attestations before, none now).
 
 Projects are compared by name over all targets: a project's versions are the set of versions
 its artifacts have. Files are compared by (project, version, filename).
@@ -19,7 +21,15 @@ from fetchplan._text import human_size
 from fetchplan.review._text import table
 from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Artifact, Plan
 
-__all__ = ["FileChange", "HashChange", "PlanDiff", "ProjectChange", "diff_plans", "render_diff"]
+__all__ = [
+    "AttestationChange",
+    "FileChange",
+    "HashChange",
+    "PlanDiff",
+    "ProjectChange",
+    "diff_plans",
+    "render_diff",
+]
 
 ChangeKind = Literal["added", "removed", "upgraded", "downgraded", "changed"]
 
@@ -91,6 +101,27 @@ class HashChange:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class AttestationChange:
+    """A project whose verified publishers changed, or whose attestations disappeared."""
+
+    project: str
+    kind: Literal["publisher_changed", "disappeared"]
+    old: tuple[str, ...]
+    """The publisher identities verified in the old plan (``github:org/repo:workflow``)."""
+    new: tuple[str, ...]
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "kind": self.kind,
+            "old": list(self.old),
+            "new": list(self.new),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PlanDiff:
     projects: tuple[ProjectChange, ...]
     files: tuple[FileChange, ...]
@@ -108,6 +139,7 @@ class PlanDiff:
     origins: tuple[tuple[str, str, str], ...] = ()
     """(project, old origin, new origin) for projects whose files now come from elsewhere:
     an index, a direct URL, a local path or a VCS commit (see ``audit.direct_source``)."""
+    attestations: tuple[AttestationChange, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -119,6 +151,7 @@ class PlanDiff:
             or self.files_removed
             or self.trees
             or self.origins
+            or self.attestations
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +165,7 @@ class PlanDiff:
             "origins": [
                 {"project": name, "old": old, "new": new} for name, old, new in self.origins
             ],
+            "attestation_changes": [c.to_dict() for c in self.attestations],
             "size": {
                 "old_total": self.old_total,
                 "new_total": self.new_total,
@@ -168,6 +202,60 @@ def _project_change(name: str, old: set[str], new: set[str]) -> ProjectChange | 
 
 def _files(plan: Plan) -> dict[tuple[str, str, str], Artifact]:
     return {(a.name, a.version, a.filename): a for a in plan.artifacts}
+
+
+def _attestation_state(plan: Plan) -> dict[str, tuple[set[str], bool, bool]]:
+    """Per project: the verified publisher identities, whether some file has a provenance URL
+    or verified attestations, and whether some file has a provenance URL not verified."""
+    out: dict[str, tuple[set[str], bool, bool]] = {}
+    for artifact in plan.artifacts:
+        identities, attested, unverified = out.get(artifact.name, (set(), False, False))
+        identities |= {bundle.identity for bundle in artifact.attestations or ()}
+        attested = attested or artifact.provenance is not None or bool(artifact.attestations)
+        unverified = unverified or (artifact.provenance is not None and not artifact.attestations)
+        out[artifact.name] = (identities, attested, unverified)
+    return out
+
+
+def _attestation_changes(old: Plan, new: Plan) -> list[AttestationChange]:
+    before, after = _attestation_state(old), _attestation_state(new)
+    changes: list[AttestationChange] = []
+    for name in sorted(before.keys() & after.keys()):
+        (old_ids, old_attested, _), (new_ids, new_attested, new_unverified) = (
+            before[name],
+            after[name],
+        )
+        if old_ids and new_ids and old_ids != new_ids:
+            changes.append(
+                AttestationChange(
+                    project=name,
+                    kind="publisher_changed",
+                    old=tuple(sorted(old_ids)),
+                    new=tuple(sorted(new_ids)),
+                    detail="another publisher attests this project's files now",
+                )
+            )
+        elif old_attested and not new_attested:
+            changes.append(
+                AttestationChange(
+                    project=name,
+                    kind="disappeared",
+                    old=tuple(sorted(old_ids)),
+                    new=(),
+                    detail="the index names no provenance for its files any more",
+                )
+            )
+        elif old_ids and not new_ids and new_unverified:
+            changes.append(
+                AttestationChange(
+                    project=name,
+                    kind="disappeared",
+                    old=tuple(sorted(old_ids)),
+                    new=(),
+                    detail="the new plan has no verified attestations (plan with --attestations)",
+                )
+            )
+    return changes
 
 
 def diff_plans(old: Plan, new: Plan) -> PlanDiff:
@@ -230,6 +318,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         new_unknown=sum(1 for a in new.artifacts if a.size is None),
         trees=tuple(tree_changes),
         origins=_origins(old, new),
+        attestations=tuple(_attestation_changes(old, new)),
     )
 
 
@@ -280,6 +369,28 @@ def render_diff(diff: PlanDiff) -> str:
                 [
                     [c.project, c.version, c.filename, c.algorithm, c.old, c.new]
                     for c in diff.hashes
+                ],
+            )
+        )
+        out.append("")
+    if diff.attestations:
+        out.append(
+            f"WARNING: {len(diff.attestations)} project(s) changed PEP 740 publisher or lost "
+            "their attestations. A new publisher or none at all can mean the project's release "
+            "path was taken over; find out why before fetching."
+        )
+        out.append(
+            table(
+                ["project", "change", "old publisher", "new publisher", "note"],
+                [
+                    [
+                        c.project,
+                        "PUBLISHER CHANGED" if c.kind == "publisher_changed" else "DISAPPEARED",
+                        " ".join(c.old) or "-",
+                        " ".join(c.new) or "-",
+                        c.detail,
+                    ]
+                    for c in diff.attestations
                 ],
             )
         )

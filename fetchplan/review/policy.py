@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fetchplan._age import format_duration, parse_duration, parse_time
 from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
 from fetchplan.schemas import load_document, validate
-from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan
+from fetchplan.schemas.plan import BUILT_KINDS, Artifact, AttestationBundle, Plan
 
 if TYPE_CHECKING:
     from fetchplan.review.vulns import Level, VulnFinding
@@ -40,6 +40,7 @@ __all__ = [
     "load_policy",
     "parse_size",
     "policy_from_dict",
+    "publisher_allowed",
 ]
 
 Rule = Literal[
@@ -58,6 +59,9 @@ Rule = Literal[
     "deny_vulns",
     "max_severity",
     "min_age",
+    "require_attestations",
+    "publishers",
+    "project_status",
 ]
 Choice = Literal["allow", "forbid"]
 
@@ -114,6 +118,28 @@ class Policy:
     """(project pattern, minimum age), first match wins; an exact name beats any pattern."""
     min_age_exempt: tuple[str, ...] = ()
     """Project patterns (``fnmatch``, on canonical names) ``min_age`` does not apply to."""
+    require_attestations: tuple[str, ...] = ()
+    """Project patterns whose files must have verified PEP 740 attestations (``*``: all)."""
+    publishers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(project pattern, allowed publisher identities), an exact name first, then in order."""
+    deny_project_status: frozenset[str] = frozenset()
+    """PEP 792 statuses (``archived``, ``deprecated``, ``quarantined``) a project may not have."""
+
+    def attestations_required(self, name: str) -> bool:
+        """Whether ``require_attestations`` names project ``name``."""
+        project = canonicalize_name(name)
+        return any(fnmatchcase(project, pattern) for pattern in self.require_attestations)
+
+    def allowed_publishers(self, name: str) -> tuple[str, ...] | None:
+        """The publisher identities ``publishers`` allows for project ``name``, or None."""
+        project = canonicalize_name(name)
+        for pattern, allowed in self.publishers:
+            if pattern == project:
+                return allowed
+        for pattern, allowed in self.publishers:
+            if fnmatchcase(project, pattern):
+                return allowed
+        return None
 
     def required_age(self, name: str) -> _dt.timedelta | None:
         """The minimum age ``min_age`` asks of project ``name``'s files, or None."""
@@ -230,6 +256,15 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
         except ValueError as exc:
             problems.append(FieldProblem(key, str(exc)))
     min_age, min_age_projects, min_age_exempt = _min_age(document.get("min_age"), problems)
+    required = document.get("require_attestations", False)
+    if isinstance(required, bool):
+        require_attestations: tuple[str, ...] = ("*",) if required else ()
+    else:
+        require_attestations = tuple(canonicalize_name(p) for p in required)
+    publishers = tuple(
+        (canonicalize_name(pattern), tuple(allowed))
+        for pattern, allowed in document.get("publishers", {}).items()
+    )
     deny = _requirements(document.get("deny", []), "deny", problems)
     pins = _requirements(document.get("pins", []), "pins", problems)
     if problems:
@@ -259,6 +294,9 @@ def policy_from_dict(document: dict[str, Any], filename: str) -> Policy:
         min_age=min_age,
         min_age_projects=min_age_projects,
         min_age_exempt=min_age_exempt,
+        require_attestations=require_attestations,
+        publishers=publishers,
+        deny_project_status=frozenset(document.get("deny_project_status", [])),
     )
 
 
@@ -345,6 +383,68 @@ def _age_violations(
     ]
 
 
+def publisher_allowed(bundle: AttestationBundle, allowed: str) -> bool:
+    """Whether ``bundle``'s verified publisher is the identity ``allowed`` names:
+    ``github:org/repo`` (any workflow), ``github:org/repo:release.yml``, likewise ``gitlab:``;
+    another kind by its whole identity. Kinds and repositories compare case-insensitively."""
+    kind, _, rest = allowed.partition(":")
+    publisher = bundle.publisher
+    if (publisher.get("kind") or "").lower() != kind.lower():
+        return False
+    repository = publisher.get("repository")
+    if repository is None:
+        return bundle.identity.lower() == allowed.lower()
+    wanted_repository, _, workflow = rest.partition(":")
+    if repository.lower() != wanted_repository.lower():
+        return False
+    return not workflow or publisher.get("workflow") == workflow
+
+
+def _unattested_reason(artifact: Artifact) -> str:
+    if artifact.provenance is None:
+        return "the index named no PEP 740 provenance for it"
+    return "its attestations were not verified (plan with --attestations, or audit --attestations)"
+
+
+def _attestation_violations(
+    policy: Policy, artifact: Artifact, base: dict[str, Any]
+) -> list[Violation]:
+    found: list[Violation] = []
+    allowed = policy.allowed_publishers(artifact.name)
+    if not artifact.attestations:
+        if policy.attestations_required(artifact.name):
+            found.append(
+                Violation(
+                    rule="require_attestations",
+                    message=f"no verified attestations: {_unattested_reason(artifact)}",
+                    **base,
+                )
+            )
+        if allowed is not None:
+            found.append(
+                Violation(
+                    rule="publishers",
+                    message="no verified attestations, so its publisher cannot be checked: "
+                    + _unattested_reason(artifact),
+                    **base,
+                )
+            )
+        return found
+    if allowed is None:
+        return found
+    for bundle in artifact.attestations:
+        if not any(publisher_allowed(bundle, entry) for entry in allowed):
+            found.append(
+                Violation(
+                    rule="publishers",
+                    message=f"attested by {bundle.identity}, not by an allowed publisher "
+                    f"({', '.join(allowed)})",
+                    **base,
+                )
+            )
+    return found
+
+
 def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) -> list[Violation]:
     base: dict[str, Any] = {
         "filename": artifact.filename,
@@ -407,6 +507,17 @@ def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) 
         ):
             found.append(Violation(rule="pins", message=f"pinned to {req}", **base))
     found.extend(_age_violations(policy, artifact, now, base))
+    found.extend(_attestation_violations(policy, artifact, base))
+    status = artifact.project_status
+    if status is not None and status.status in policy.deny_project_status:
+        reason = f" ({status.reason})" if status.reason else ""
+        found.append(
+            Violation(
+                rule="project_status",
+                message=f"{artifact.name} is {status.status} on its index{reason}",
+                **base,
+            )
+        )
     return found
 
 

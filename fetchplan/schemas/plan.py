@@ -27,12 +27,15 @@ __all__ = [
     "SOURCE_TREE_KINDS",
     "VERSION",
     "Artifact",
+    "AttestationBundle",
     "Creator",
     "Dependency",
     "IndexRef",
     "Inputs",
     "Plan",
+    "ProjectStatus",
     "SatisfiedBy",
+    "StatusName",
     "Target",
     "VcsInfo",
     "load_plan",
@@ -54,6 +57,7 @@ BUILT_KINDS: frozenset[str] = frozenset({"sdist", "directory", "vcs"})
 """Kinds ``install`` builds into a wheel (PEP 517) before installing."""
 SatisfiedSource = Literal["destination", "cache"]
 IndexKind = Literal["index", "find-links"]
+StatusName = Literal["archived", "quarantined", "deprecated"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,13 +78,18 @@ class Inputs:
     requirements: tuple[str, ...]
     constraints: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    """``--override`` requirements, which stood in for every requirement on their projects."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "requirements": list(self.requirements),
             "constraints": list(self.constraints),
             "options": dict(self.options),
         }
+        if self.overrides:
+            d["overrides"] = list(self.overrides)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Inputs:
@@ -88,6 +97,7 @@ class Inputs:
             requirements=tuple(d["requirements"]),
             constraints=tuple(d["constraints"]),
             options=dict(d["options"]),
+            overrides=tuple(d.get("overrides", ())),
         )
 
 
@@ -183,6 +193,57 @@ class VcsInfo:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class AttestationBundle:
+    """One bundle of a file's PEP 740 provenance, every attestation in it verified: the
+    publisher its certificates were checked against and the attested predicate types."""
+
+    publisher: dict[str, str | None]
+    """``kind`` (GitHub, GitLab, Google, CircleCI...) and that kind's fields: ``repository``,
+    ``workflow``, ``environment`` for GitHub and GitLab."""
+    predicate_types: tuple[str, ...]
+
+    @property
+    def identity(self) -> str:
+        """The publisher as a policy names it: ``github:org/repo:workflow.yml``,
+        ``gitlab:group/project:path.yml``, ``google:email``; other kinds by every field."""
+        kind = (self.publisher.get("kind") or "").lower()
+        repository, workflow = self.publisher.get("repository"), self.publisher.get("workflow")
+        if repository:
+            return f"{kind}:{repository}" + (f":{workflow}" if workflow else "")
+        email = self.publisher.get("email")
+        if email:
+            return f"{kind}:{email}"
+        rest = ",".join(
+            f"{key}={value}"
+            for key, value in sorted(self.publisher.items())
+            if key != "kind" and value is not None
+        )
+        return f"{kind}:{rest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"publisher": dict(self.publisher), "predicate_types": list(self.predicate_types)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AttestationBundle:
+        return cls(publisher=dict(d["publisher"]), predicate_types=tuple(d["predicate_types"]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectStatus:
+    """A PEP 792 project status other than ``active``, as the index page stated it."""
+
+    status: StatusName
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProjectStatus:
+        return cls(status=d["status"], reason=d["reason"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Artifact:
     name: NormalizedName
     version: str
@@ -198,6 +259,10 @@ class Artifact:
     yanked_reason: str | None = None
     upload_time: str | None = None
     provenance: str | None = None
+    attestations: tuple[AttestationBundle, ...] | None = None
+    """The verified bundles of ``provenance`` (``plan --attestations``); None: not verified."""
+    project_status: ProjectStatus | None = None
+    """The project's PEP 792 status on its index page when not ``active``."""
     dependencies: tuple[Dependency, ...] = ()
     requested: bool = False
     extras: tuple[str, ...] = ()
@@ -259,6 +324,12 @@ class Artifact:
             "yanked_reason": self.yanked_reason,
             "upload_time": self.upload_time,
             "provenance": self.provenance,
+        }
+        if self.attestations is not None:
+            d["attestations"] = [bundle.to_dict() for bundle in self.attestations]
+        if self.project_status is not None:
+            d["project_status"] = self.project_status.to_dict()
+        d |= {
             "dependencies": [dep.to_dict() for dep in self.dependencies],
             "requested": self.requested,
             "extras": list(self.extras),
@@ -288,6 +359,8 @@ class Artifact:
     def from_dict(cls, d: dict[str, Any]) -> Artifact:
         targets = d.get("targets")
         build_targets = d.get("build_targets")
+        attestations = d.get("attestations")
+        status = d.get("project_status")
         return cls(
             name=canonicalize_name(d["name"]),
             version=d["version"],
@@ -303,6 +376,10 @@ class Artifact:
             yanked_reason=d.get("yanked_reason"),
             upload_time=d.get("upload_time"),
             provenance=d.get("provenance"),
+            attestations=None
+            if attestations is None
+            else tuple(AttestationBundle.from_dict(x) for x in attestations),
+            project_status=None if status is None else ProjectStatus.from_dict(status),
             dependencies=tuple(Dependency.from_dict(x) for x in d["dependencies"]),
             requested=d["requested"],
             extras=tuple(d["extras"]),

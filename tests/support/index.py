@@ -7,6 +7,7 @@ Layout under ``root``::
     simple/index.html                 PEP 503 root page
     simple/<project>/index.html       PEP 503 project page (links relative: ../../files/...)
     simple/<project>/index.json       PEP 691 JSON (api-version 1.1, with PEP 700 sizes)
+    files/<filename>.provenance       PEP 740 provenance (when given; the page is then 1.3)
 
 A server picks ``index.json`` or ``index.html`` by the ``Accept`` header; ``file://`` clients
 read ``index.html``.
@@ -46,6 +47,12 @@ class IndexOptions:
     """Advertise a wrong hash for every ``.metadata`` file."""
     upload_times: Mapping[str, str] = field(default_factory=dict)
     """Filename -> PEP 700 ``upload-time`` on the JSON page (absent when not given)."""
+    provenance: Mapping[str, bytes] = field(default_factory=dict)
+    """Filename -> its PEP 740 provenance object, served beside the file; the JSON page names
+    it (relative to the page) and says API version 1.3."""
+    project_status: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Project -> its PEP 792 (status, reason): JSON ``project-status``, HTML ``meta`` tags, and
+    API version 1.4 on both pages."""
 
 
 LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".tar")
@@ -141,6 +148,9 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
             entry["requires-python"] = rp
         if path.name in opts.upload_times:
             entry["upload-time"] = opts.upload_times[path.name]
+        if path.name in opts.provenance:
+            (path.parent / f"{path.name}.provenance").write_bytes(opts.provenance[path.name])
+            entry["provenance"] = f"../../files/{path.name}.provenance"
         yanked = opts.yanked.get(path.name)
         if yanked is not None and yanked is not False:
             reason = "" if yanked is True else str(yanked)
@@ -159,21 +169,33 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
         anchors.append(f'<a href="{html.escape(href)}"{rendered}>{path.name}</a>')
         entries.append(entry)
     name = directory.name
+    status = opts.project_status.get(name)
     if opts.html:
+        meta = '<meta name="pypi:repository-version" content="1.1">'
+        if status is not None:
+            meta = '<meta name="pypi:repository-version" content="1.4">'
+            meta += f'<meta name="pypi:project-status" content="{html.escape(status[0])}">'
+            if status[1] is not None:
+                reason = html.escape(status[1])
+                meta += f'<meta name="pypi:project-status-reason" content="{reason}">'
         (directory / "index.html").write_text(
-            '<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.1">'
+            f"<!DOCTYPE html><html><head>{meta}"
             f"<title>Links for {name}</title></head><body>\n"
             + "\n".join(anchors)
             + "\n</body></html>\n"
         )
     if opts.json:
         versions = sorted({_version_of(p.name) for p in files})
-        document = {
-            "meta": {"api-version": "1.1"},
+        attested = any(p.name in opts.provenance for p in files)
+        document: dict[str, object] = {
+            "meta": {"api-version": "1.3" if attested else "1.1"},
             "name": name,
             "versions": versions,
             "files": entries,
         }
+        if status is not None:
+            document["meta"] = {"api-version": "1.4"}
+            document["project-status"] = {"status": status[0], "reason": status[1]}
         (directory / "index.json").write_text(json.dumps(document, indent=1))
 
 

@@ -12,7 +12,8 @@ directory outside the target environment:
    ``build_wheel`` runs, offline, and the wheel must carry the sdist's name and version.
 
 Nothing touches the target environment here: the caller installs the built wheels, with every
-other wheel, only when all builds succeeded.
+other wheel, only when all builds succeeded (:func:`fetchplan.pipeline.install_from`); the
+installer itself knows no builds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import (
@@ -46,18 +46,12 @@ from fetchplan.build.source import (
     unpack_sdist,
 )
 from fetchplan.errors import HashMismatch
+from fetchplan.install.core import Selection, select_checked
 from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
-from fetchplan.install.selection import (
-    WheelToInstall,
-    build_closure,
-    direct_url_json,
-    match_manifest,
-)
+from fetchplan.install.selection import build_closure, direct_url_json, match_manifest
 from fetchplan.schemas.plan import Artifact
-
-if TYPE_CHECKING:
-    from fetchplan.install.core import Selection
+from fetchplan.wheels import WheelToInstall
 
 __all__ = ["build_manifest_sdists", "build_sdists"]
 
@@ -230,8 +224,6 @@ def build_manifest_sdists(
     built by :func:`build_sdists`. For callers that install the wheels as they arrive
     (``fetchplan run``); returns an empty list when the interpreter needs no sdist.
     """
-    from fetchplan.install.core import select_checked
-
     selection = select_checked(manifest_path, interpreter, plan_path=plan_path)
     built = build_sdists(selection, interpreter, out_dir=out_dir)
     return [built[a.filename] for a in selection.sdists]
