@@ -834,3 +834,17 @@ def test_run_installs_an_editable_and_a_direct_url(
     assert _value(python) == "7"
     assert _direct_url(python, "alpha")["url"] == url
     _pip_check_and_import(python, "alpha")
+
+
+def test_pyproject_dependency_by_url(
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    server, _files = served
+    url = f"{server.url}/files/alpha-1.0-py3-none-any.whl"
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "app"\nversion = "0"\ndependencies = ["alpha @ {url}"]\n'
+    )
+    _ok(run_cli("plan", "-r", "pyproject.toml", "--index-url", server.index_url))
+    plan, _ = load_plan(tmp_path / "plan.json")
+    alpha = next(a for a in plan.artifacts if a.name == "alpha")
+    assert alpha.direct and alpha.url == url

@@ -176,7 +176,16 @@ def _expand_extras(
 
 
 def _parsed(entry: object, where: str) -> ParsedRequirement:
-    return ParsedRequirement(requirement=_requirement(entry, where), source=where)
+    requirement = _requirement(entry, where)
+    if requirement.url is not None:
+        # name @ URL (PEP 508 allows no relative path here): a direct reference.
+        from fetchplan.planner.directref import parse_direct
+
+        found, ref = parse_direct(
+            str(entry), where, Path.cwd(), reader=lambda p: p.read_text(encoding="utf-8")
+        )
+        return ParsedRequirement(requirement=found, source=where, direct=ref)
+    return ParsedRequirement(requirement=requirement, source=where)
 
 
 # -- dependency groups ------------------------------------------------------------------------
