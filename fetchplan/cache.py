@@ -54,10 +54,10 @@ from typing import Any, Protocol, TypeVar
 
 import platformdirs
 
-from fetchplan._fs import CHUNK_SIZE, fsync_dir, make_temp
+from fetchplan._fs import fsync_dir, make_temp, read_chunks, write_verified
 from fetchplan._parse import load_json
 from fetchplan._urls import origin
-from fetchplan.errors import FileFormatError, HashMismatch
+from fetchplan.errors import FileFormatError
 
 __all__ = [
     "SECTIONS",
@@ -104,24 +104,8 @@ class ArtifactCache:
         final = self.path_for(sha256)
         if final.is_file():
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = make_temp(final.parent, prefix=".add.")
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                while chunk := src.read(CHUNK_SIZE):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            actual = digest.hexdigest()
-            if actual != sha256:
-                raise HashMismatch(str(source), "sha256", sha256, actual)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(final.parent)
+        with source.open("rb") as src:
+            write_verified(read_chunks(src), final, sha256=sha256, shown=str(source))
         log.debug("cached %s as %s", source.name, sha256)
         return final
 
