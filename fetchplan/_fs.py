@@ -308,6 +308,10 @@ class StagedFile:
     path: Path
     out: BinaryIO
 
+    def close(self) -> None:
+        """Close the file once written, to use it by its path."""
+        self.out.close()
+
 
 def write_verified(
     chunks: Iterable[bytes],

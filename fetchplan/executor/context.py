@@ -159,6 +159,11 @@ class Context:
     def now(self) -> float:
         return time.monotonic() - self.clock_origin
 
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`Cancelled` once the run is interrupted (the cancel hook of copies)."""
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
+
     def interrupt(self) -> None:
         """Stop every worker soon: set the cancel flag and wake blocked reads."""
         self.cancel.set()

@@ -19,7 +19,7 @@ once more from zero before the artifact fails.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import logging
 import os
 import shutil
@@ -31,7 +31,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from fetchplan._coremeta import MetadataDiffers, check_wheel_metadata
-from fetchplan._fs import CHUNK_SIZE, fsync_dir
+from fetchplan._fs import fsync_dir, hash_file
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, ObtainedFrom, utc_now
 from fetchplan.executor.context import ArtifactFailed, Cancelled, Context, FileTiming
@@ -147,16 +147,12 @@ def _check_metadata(found: Verified) -> None:
 
 
 def _hash_file(path: Path, ctx: Context, destination: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            if ctx.cancel.is_set():
-                raise Cancelled("interrupted")
-            digest.update(chunk)
-            size += len(chunk)
-            ctx.progress.advance(destination, len(chunk), network=False)
-    return digest.hexdigest(), size
+    hashed = hash_file(
+        path,
+        cancel=ctx.raise_if_cancelled,
+        progress=functools.partial(ctx.progress.advance, destination, network=False),
+    )
+    return hashed.sha256, hashed.size
 
 
 def _verified(
