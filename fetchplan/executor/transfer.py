@@ -2,25 +2,23 @@
 
 :func:`attempt` streams the body into ``<dest>/.fetchplan/partial/<name>.part`` while hashing
 it, resuming with ``Range``/``If-Range`` from the offset it is given, capped at the plan's
-size, checkpointing progress; :func:`check_body` then says whether the bytes are the planned
-file. Each outcome that is not a complete body is an exception that tells the caller what to
-do next: :class:`TryAgain` (transient: retry per policy), :class:`StartOver` (the partial is
-wrong: drop it), :class:`GiveUp` (no point retrying). Redirects are followed here, by hand,
-so credentials go only to their own origin and https never downgrades to http.
+size, checkpointing progress, and returns what came of it as an
+:mod:`outcome <fetchplan.executor.outcome>` value: a complete :class:`Received` body (for
+:func:`~fetchplan.executor.verify.check_body` to judge), or :class:`Retry`, :class:`Restart`
+or :class:`Fail`. Inside a try the same three are raised, as :class:`TryAgain`,
+:class:`StartOver` and :class:`GiveUp`, from wherever they are found. Redirects are followed
+here, by hand, so credentials go only to their own origin and https never downgrades to http.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
 import logging
 import os
 import socket
 import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -33,18 +31,16 @@ from fetchplan._deadline import deadline, expired
 from fetchplan._fs import (
     CHUNK_SIZE,
     Hasher,
-    SizeMismatch,
     TooLarge,
     copy_hashing,
     hash_file,
     read_chunks,
-    write_verified,
 )
 from fetchplan._reasons import failure_reason
-from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState
 from fetchplan.executor.context import Cancelled, Context, FileTiming
-from fetchplan.executor.limits import MAX_UNSIZED_BYTES, StallMeter
+from fetchplan.executor.limits import StallMeter
+from fetchplan.executor.outcome import Body, Fail, Outcome, Received, Restart, Retry
 from fetchplan.executor.protocol import (
     REDIRECT_STATUSES,
     RedirectRefused,
@@ -61,37 +57,22 @@ from fetchplan.schemas.plan import Artifact
 
 __all__ = [
     "MAX_REDIRECTS",
-    "Body",
     "GiveUp",
     "StartOver",
     "TryAgain",
     "attempt",
-    "check_body",
     "host_port",
-    "matches",
     "open_url",
-    "rehash_partial",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 10
 _READ_SIZE = CHUNK_SIZE
-_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-def matches(artifact: Artifact, sha256: str, size: int) -> bool:
-    """Whether content of this digest and size is the file the plan asks for."""
-    if artifact.size is not None and size != artifact.size:
-        return False
-    return artifact.sha256 is None or sha256 == artifact.sha256
 
 
 class TryAgain(Exception):
-    """Worth another try. ``progress``: the try received at least a stall window's worth of
-    bytes; ``reached``: how long the partial then was. The caller counts the try as progress
-    (not using up one of the policy's attempts) only when it extended the partial beyond what
-    any try before it had reached."""
+    """Worth another try: raised inside a try, returned as a :class:`Retry` (which see)."""
 
     def __init__(
         self,
@@ -109,7 +90,7 @@ class TryAgain(Exception):
 
 
 class StartOver(Exception):
-    """The partial is wrong; drop it. ``final`` when this uses up the one fresh start."""
+    """The partial is wrong: raised inside a try, returned as a :class:`Restart`."""
 
     def __init__(self, reason: str, *, final: bool) -> None:
         super().__init__(reason)
@@ -118,69 +99,14 @@ class StartOver(Exception):
 
 
 class GiveUp(Exception):
-    """Retrying cannot help (a 404, a TLS error, a refused redirect); ``str()`` says why."""
+    """Retrying cannot help (a 404, a TLS error, a refused redirect); ``str()`` says why.
+    Raised inside a try (and by :func:`open_url`), returned as a :class:`Fail`."""
 
 
-@dataclass(slots=True)
-class Body:
-    """A complete body in the partial file: its digest and size as received."""
-
-    sha256: str
-    size: int
-    encoding: str
-    resumed: bool
-
-
-def rehash_partial(artifact: Artifact, part: Path, ctx: Context) -> Body:
+def _rehash_partial(part: Path) -> Body:
     """A partial already as long as the plan's size (killed before its rename): hash it."""
     hashed = hash_file(part)
     return Body(sha256=hashed.sha256, size=hashed.size, encoding="identity", resumed=True)
-
-
-def check_body(
-    artifact: Artifact, part: Path, body: Body, *, unsized: int = MAX_UNSIZED_BYTES
-) -> Body:
-    """The body if it is the planned file; else its decoded form if that is (a server that
-    compressed it despite ``Accept-Encoding: identity``); else :class:`StartOver`."""
-    if matches(artifact, body.sha256, body.size):
-        return body
-    if body.encoding in _DECODERS:
-        decoded = _decode_partial(artifact, part, body.encoding, unsized)
-        if decoded is not None:
-            return decoded
-    if artifact.size is not None and body.size != artifact.size:
-        raise StartOver(f"got {body.size} bytes, the plan says {artifact.size}", final=True)
-    error = HashMismatch(artifact.destination, "sha256", artifact.sha256 or "", body.sha256)
-    raise StartOver(str(error).split(": ", 1)[1], final=True)
-
-
-def _decode_partial(artifact: Artifact, part: Path, encoding: str, unsized: int) -> Body | None:
-    """The server ignored ``Accept-Encoding: identity``: try the body decoded, capped at the
-    plan's size (``unsized`` when it gives none); it replaces the partial only if it matches."""
-    limit = artifact.size if artifact.size is not None else unsized
-    try:
-        hashed = write_verified(
-            _decoded(part, encoding), part, sha256=artifact.sha256, size=artifact.size, limit=limit
-        )
-    except TooLarge:
-        raise StartOver(f"decoded body is larger than {limit} bytes", final=True) from None
-    except (zlib.error, gzip.BadGzipFile, EOFError, SizeMismatch, HashMismatch):
-        return None
-    log.info(
-        "%s: server sent it %s-encoded; the decoded file matches", artifact.destination, encoding
-    )
-    return Body(sha256=hashed.sha256, size=hashed.size, encoding="identity", resumed=False)
-
-
-def _decoded(part: Path, encoding: str) -> Iterator[bytes]:
-    """The partial's bytes decoded, in pieces of at most a chunk (a zip bomb stays small)."""
-    decoder = zlib.decompressobj(_DECODERS[encoding])
-    with part.open("rb") as src:
-        for chunk in read_chunks(src):
-            yield decoder.decompress(chunk, CHUNK_SIZE)
-            while decoder.unconsumed_tail:
-                yield decoder.decompress(decoder.unconsumed_tail, CHUNK_SIZE)
-    yield decoder.flush()
 
 
 @contextlib.contextmanager
@@ -257,11 +183,37 @@ def attempt(
     validator: Validator | None,
     ctx: Context,
     timing: FileTiming,
+) -> Outcome:
+    """One try at the artifact's bytes from ``offset`` on into ``part`` (resuming with
+    ``validator``): a partial already complete is hashed, a ``file://`` URL copied, else the
+    URL fetched. Raises only :class:`Cancelled` and local I/O errors."""
+    try:
+        if artifact.size is not None and offset == artifact.size and offset > 0:
+            return Received(_rehash_partial(part))
+        if urlsplit(artifact.url).scheme == "file":
+            return Received(_copy_local(artifact, part, ctx))
+        return Received(
+            _fetch(artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing)
+        )
+    except TryAgain as exc:
+        return Retry(
+            exc.reason, retry_after=exc.retry_after, progress=exc.progress, reached=exc.reached
+        )
+    except StartOver as exc:
+        return Restart(exc.reason, final=exc.final)
+    except GiveUp as exc:
+        return Fail(str(exc))
+
+
+def _fetch(
+    artifact: Artifact,
+    part: Path,
+    *,
+    offset: int,
+    validator: Validator | None,
+    ctx: Context,
+    timing: FileTiming,
 ) -> Body:
-    """Fetch the artifact's bytes from ``offset`` on into ``part`` (resuming with
-    ``validator``), or copy a ``file://`` URL; return the complete body or raise an outcome."""
-    if urlsplit(artifact.url).scheme == "file":
-        return _copy_local(artifact, part, ctx)
     # The headers within a stall window of each request, the whole try within the deadline,
     # however slowly a server trickles them. _stream ends a try at its deadline between two
     # reads; the watchdog, a stall window later, ends one whose reads never return.
