@@ -187,14 +187,30 @@ def attempt(
     """One try at the artifact's bytes from ``offset`` on into ``part`` (resuming with
     ``validator``): a partial already complete is hashed, a ``file://`` URL copied, else the
     URL fetched. Raises only :class:`Cancelled` and local I/O errors."""
+    limits = ctx.limits
     try:
         if artifact.size is not None and offset == artifact.size and offset > 0:
             return Received(_rehash_partial(part))
         if urlsplit(artifact.url).scheme == "file":
             return Received(_copy_local(artifact, part, ctx))
-        return Received(
-            _fetch(artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing)
-        )
+        # The headers within a stall window of each request, the whole try within the
+        # deadline, however slowly a server trickles them. _stream ends a try at its deadline
+        # between two reads; the watchdog, a stall window later, ends one whose reads never
+        # return.
+        with deadline(headers=limits.stall_window, total=limits.deadline + limits.stall_window):
+            try:
+                return Received(
+                    _attempt(
+                        artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
+                    )
+                )
+            except TryAgain as exc:
+                if expired():
+                    exc.reason = (
+                        f"ran past its deadline (headers within {limits.stall_window:g}s of "
+                        f"asking, the whole try within {limits.deadline:g}s)"
+                    )
+                raise
     except TryAgain as exc:
         return Retry(
             exc.reason, retry_after=exc.retry_after, progress=exc.progress, reached=exc.reached
@@ -203,33 +219,6 @@ def attempt(
         return Restart(exc.reason, final=exc.final)
     except GiveUp as exc:
         return Fail(str(exc))
-
-
-def _fetch(
-    artifact: Artifact,
-    part: Path,
-    *,
-    offset: int,
-    validator: Validator | None,
-    ctx: Context,
-    timing: FileTiming,
-) -> Body:
-    # The headers within a stall window of each request, the whole try within the deadline,
-    # however slowly a server trickles them. _stream ends a try at its deadline between two
-    # reads; the watchdog, a stall window later, ends one whose reads never return.
-    limits = ctx.limits
-    with deadline(headers=limits.stall_window, total=limits.deadline + limits.stall_window):
-        try:
-            return _attempt(
-                artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
-            )
-        except TryAgain as exc:
-            if expired():
-                exc.reason = (
-                    f"ran past its deadline (headers within {limits.stall_window:g}s of asking, "
-                    f"the whole try within {limits.deadline:g}s)"
-                )
-            raise
 
 
 def _attempt(
