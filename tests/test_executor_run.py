@@ -318,3 +318,22 @@ def test_the_set_up_of_a_run_is_decided_before_anything_opens(tmp_path: Path) ->
         set_up_run(
             loaded, plan, FetchOptions(offline=True), trusted_hosts=frozenset(), mirror=mirror
         )
+
+
+def test_merge_problems_carry_their_files(server: FaultServer, tmp_path: Path) -> None:
+    files = _files(server, [3000, 4000])
+    plan = write_plan(tmp_path / "plan.json", files)
+    opts = _options(tmp_path, destination=tmp_path / "d1", shard=(1, 2))
+    assert execute_plan(plan, opts).ok
+    first = tmp_path / "d1" / "manifest.json"
+    (tmp_path / "d1" / load_manifest(first).artifacts[0].path).unlink()
+    out = tmp_path / "merged" / "manifest.json"
+    with pytest.raises(FileFormatError) as caught:
+        merge_manifests([first], out)
+    assert caught.value.filename == str(first)
+    assert [(p.path, p.file) for p in caught.value.problems] == [
+        ("artifacts[0].path", str(first)),
+        ("artifacts", str(out)),
+    ]
+    assert caught.value.problems[1].message.endswith(f"not in any manifest: f0.whl, f1.whl ({out})")
+    assert not out.exists()
