@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from stat import S_ISREG
 from typing import NoReturn
@@ -32,32 +32,18 @@ from urllib.parse import urlsplit
 from fetchplan._fs import fsync_dir
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, ObtainedFrom, utc_now
-from fetchplan.executor.context import ArtifactFailed, Cancelled, Context, FileTiming
+from fetchplan.executor.context import ArtifactFailed, Cancelled, Context
 from fetchplan.executor.outcome import Body, Received, Restart, Retry
 from fetchplan.executor.protocol import Validator
 from fetchplan.executor.retry import Step, Tries
 from fetchplan.executor.transfer import attempt, host_port
+from fetchplan.executor.verified import FileTiming, Verified
 from fetchplan.executor.verify import check_body, check_metadata, hash_local, matches
 from fetchplan.schemas.plan import Artifact
 
 __all__ = ["ArtifactFailed", "Cancelled", "Context", "FileTiming", "Verified", "obtain"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """An artifact whose file at ``path`` matched the plan when ``verified_at``."""
-
-    artifact: Artifact
-    path: Path
-    sha256: str
-    size: int
-    source: ObtainedFrom
-    verified_at: str
-    timing: FileTiming
-    fetched_from: str | None = None
-    """The URL the bytes came from when it was not the plan's (a mirror); no credentials."""
 
 
 def obtain(artifact: Artifact, ctx: Context) -> Verified:
@@ -230,7 +216,7 @@ def _from_mirror(
             raise ArtifactFailed(
                 artifact.destination,
                 f"offline: {artifact.filename} is not in the mirror "
-                f"{ctx.mirror.location.url} (nor in the destination or the cache)",
+                f"{ctx.mirror.url} (nor in the destination or the cache)",
             )
         return None
     plan_host = timing.host

@@ -15,7 +15,7 @@ from typing import Any
 
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.executor.checkpoint import utc_now
-from fetchplan.executor.download import Verified
+from fetchplan.executor.verified import Verified
 from fetchplan.schemas import dump_document, load_document, plan_digest
 from fetchplan.schemas.manifest import (
     Manifest,
