@@ -1,4 +1,9 @@
-"""Small filesystem helpers shared by every stage: atomic writes and hashing."""
+"""Small filesystem helpers shared by every stage: atomic writes and hashing.
+
+Every byte fetchplan hashes on its way (a download, a copy, a re-check of a file) goes through
+:func:`copy_hashing`, one loop with its cap, its cancel hook and its fsync; :func:`hash_file`
+and :func:`write_verified` are it applied to a file and to a verified copy at a final name.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,36 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, Protocol
 
-from fetchplan.errors import FetchplanError
+from fetchplan.errors import FetchplanError, HashMismatch
 
 __all__ = [
     "CHUNK_SIZE",
     "DIR_MODE",
     "STDOUT",
+    "Hashed",
+    "Hasher",
+    "Readable",
+    "SizeMismatch",
+    "StagedFile",
+    "TooLarge",
     "atomic_write_bytes",
+    "check_hashed",
+    "copy_hashing",
     "fsync_dir",
+    "hash_file",
     "make_temp",
+    "read_chunks",
     "sha256_file",
     "sha256_stream",
+    "staged",
     "write_output",
+    "write_verified",
 ]
 
 # Large enough that hashing and copying cost little CPU per byte.
@@ -148,15 +168,184 @@ def _replace(path: Path, shown: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+class Hasher(Protocol):
+    """What :mod:`hashlib` objects offer and :func:`copy_hashing` needs of one."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
+
+
+class TooLarge(FetchplanError):
+    """A copy would have passed its cap; nothing past the cap was written or hashed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"more than {limit} bytes")
+
+
+class SizeMismatch(FetchplanError):
+    """A verified copy came out of another size than expected; nothing kept at its name."""
+
+    def __init__(self, path: str, expected: int, actual: int) -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{path}: size {actual} differs from the expected {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    """What a copy (or a read) went through: its size, its sha256, and the hasher itself
+    (to continue it, as a resumed download continues the hash of its partial)."""
+
+    size: int
+    sha256: str
+    hasher: Hasher
+
+
+class Readable(Protocol):
+    """A binary file, or anything else with its ``read``."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def read_chunks(source: Readable, size: int | None = None) -> Iterator[bytes]:
+    """``source`` read in :data:`CHUNK_SIZE` pieces to its end, or to ``size`` bytes."""
+    left = size
+    while left is None or left > 0:
+        chunk = source.read(CHUNK_SIZE if left is None else min(CHUNK_SIZE, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+
+
+def copy_hashing(
+    chunks: Iterable[bytes],
+    out: IO[bytes] | None = None,
+    *,
+    limit: int | None = None,
+    cancel: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    hasher: Hasher | None = None,
+    also: Sequence[Hasher] = (),
+    fsync: bool = False,
+) -> Hashed:
+    """Hash ``chunks`` with sha256 (and each of ``also``), writing them to ``out`` if given.
+
+    The one loop of fetchplan that hashes bytes on their way (pypa/installer's
+    ``copyfileobj_with_hashing``, generalised). ``limit``: raise :class:`TooLarge` before the
+    chunk that would pass it is written. ``cancel``: called before each chunk, raises to stop
+    the copy (the executor's raises ``Cancelled``). ``progress``: called with each chunk's
+    length once it is written. ``hasher``: a sha256 already fed (a partial's prefix) to
+    continue. ``fsync``: flush ``out`` to the disk at the end. Errors of ``chunks``, ``out``
+    and the callbacks propagate as they are.
+    """
+    digest = hasher if hasher is not None else hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        if cancel is not None:
+            cancel()
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise TooLarge(limit)
+        if out is not None:
+            view = memoryview(chunk)
+            while view:  # an unbuffered file may take a write in parts
+                view = view[out.write(view) :]
+        digest.update(chunk)
+        for other in also:
+            other.update(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    if out is not None and fsync:
+        out.flush()
+        os.fsync(out.fileno())
+    return Hashed(size=size, sha256=digest.hexdigest(), hasher=digest)
+
+
+def hash_file(
+    path: Path,
+    *,
+    size: int | None = None,
+    cancel: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Hashed:
+    """The sha256 and size of the file at ``path`` (of its first ``size`` bytes if given)."""
+    with path.open("rb") as fh:
+        return copy_hashing(read_chunks(fh, size), cancel=cancel, progress=progress)
+
+
+def check_hashed(shown: str, hashed: Hashed, *, sha256: str | None, size: int | None) -> None:
+    """Raise :class:`SizeMismatch` or :class:`HashMismatch` (naming ``shown``) unless
+    ``hashed`` is of the expected ``size`` and ``sha256`` (None: anything)."""
+    if size is not None and hashed.size != size:
+        raise SizeMismatch(shown, size, hashed.size)
+    if sha256 is not None and hashed.sha256 != sha256:
+        raise HashMismatch(shown, "sha256", sha256, hashed.sha256)
+
+
+@contextmanager
+def staged(directory: Path | None, prefix: str, suffix: str = ".part") -> Iterator[StagedFile]:
+    """A new temporary file in ``directory`` (None: the system's), open for writing; removed
+    on leaving unless it was renamed away (its name then holds something else, or nothing)."""
+    if directory is None:
+        directory = Path(tempfile.gettempdir())
+    fd, path = make_temp(directory, prefix=prefix, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield StagedFile(path, out)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """A temporary file :func:`staged` made: its path, and the file open for writing."""
+
+    path: Path
+    out: BinaryIO
+
+    def close(self) -> None:
+        """Close the file once written, to use it by its path."""
+        self.out.close()
+
+
+def write_verified(
+    chunks: Iterable[bytes],
+    final: Path,
+    *,
+    sha256: str | None,
+    size: int | None = None,
+    shown: str | None = None,
+    limit: int | None = None,
+    cancel: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Hashed:
+    """Put ``chunks`` at ``final`` only if they are ``size`` bytes of ``sha256`` (None:
+    anything): written to a temporary file beside it while hashed, fsynced, checked, then
+    renamed over ``final``. Whatever fails (a mismatch, the cap, a cancel, an error of the
+    chunks), no file appears at ``final`` and the temporary one is gone; the error names
+    ``shown`` (default ``final``) and propagates.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with staged(final.parent, prefix=f".{final.name}.", suffix=".tmp") as temp:
+        hashed = copy_hashing(
+            chunks, temp.out, limit=limit, cancel=cancel, progress=progress, fsync=True
+        )
+        check_hashed(str(final) if shown is None else shown, hashed, sha256=sha256, size=size)
+        os.replace(temp.path, final)
+    fsync_dir(final.parent)
+    return hashed
+
+
 def sha256_stream(stream: BinaryIO) -> str:
     """Hex sha256 of everything left in ``stream``."""
-    digest = hashlib.sha256()
-    while chunk := stream.read(CHUNK_SIZE):
-        digest.update(chunk)
-    return digest.hexdigest()
+    return copy_hashing(read_chunks(stream)).sha256
 
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of the file at ``path``."""
-    with path.open("rb") as fh:
-        return sha256_stream(fh)
+    return hash_file(path).sha256

@@ -54,10 +54,10 @@ from typing import Any, Protocol, TypeVar
 
 import platformdirs
 
-from fetchplan._fs import CHUNK_SIZE, fsync_dir, make_temp
+from fetchplan._fs import fsync_dir, make_temp, read_chunks, write_verified
 from fetchplan._parse import load_json
 from fetchplan._urls import origin
-from fetchplan.errors import FileFormatError, HashMismatch
+from fetchplan.errors import FileFormatError
 
 __all__ = [
     "SECTIONS",
@@ -104,34 +104,18 @@ class ArtifactCache:
         final = self.path_for(sha256)
         if final.is_file():
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = make_temp(final.parent, prefix=".add.")
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                while chunk := src.read(CHUNK_SIZE):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            actual = digest.hexdigest()
-            if actual != sha256:
-                raise HashMismatch(str(source), "sha256", sha256, actual)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(final.parent)
+        with source.open("rb") as src:
+            write_verified(read_chunks(src), final, sha256=sha256, shown=str(source))
         log.debug("cached %s as %s", source.name, sha256)
         return final
 
-    def staging_file(self, prefix: str) -> tuple[int, Path]:
-        """A new temporary file inside the cache, for :meth:`adopt` once it is written."""
+    def staging_dir(self) -> Path:
+        """Where to write a temporary file for :meth:`adopt` (the cache's root, made if needed)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return make_temp(self.root, prefix=prefix, suffix=".part")
+        return self.root
 
     def adopt(self, staged: Path, sha256: str) -> Path:
-        """Rename ``staged`` (from :meth:`staging_file`) into the cache under ``sha256``.
+        """Rename ``staged`` (written in :meth:`staging_dir`) into the cache under ``sha256``.
 
         The caller hashed the bytes as it wrote them and passes that digest: no second copy or
         hash. If the entry exists already, ``staged`` is removed and the entry kept.
@@ -507,7 +491,7 @@ def prune(
     untouched for a day (killed runs). Returns (files, bytes) removed."""
     now = time.time() if now is None else now
     removed, freed = _prune_runs(root / "runs", now)
-    # Downloads are staged at the top (ArtifactCache.staging_file), sections below.
+    # Downloads are staged at the top (ArtifactCache.staging_dir), sections below.
     top = [entry for entry in root.iterdir() if entry.is_file()] if root.is_dir() else []
     # Not the store: a wheel's own files may be named ".something"; it prunes itself.
     sections = [section for section in SECTIONS if section.name != "store"]

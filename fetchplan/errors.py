@@ -32,10 +32,12 @@ class InputError(FetchplanError):
 
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
-    """One problem in a file: the dotted path of the field and what is wrong with it."""
+    """One problem in a file: the dotted path of the field and what is wrong with it, and the
+    file when it is not the one the error names (a merge reads several)."""
 
     path: str
     message: str
+    file: str | None = None
 
     def __str__(self) -> str:
         where = self.path if self.path else "(document)"

@@ -10,7 +10,8 @@ from email.utils import format_datetime
 import pytest
 
 from fetchplan.executor.limits import StallMeter, TransferLimits
-from fetchplan.executor.retry import RetryPolicy, parse_retry_after
+from fetchplan.executor.outcome import Fail, Restart, Retry
+from fetchplan.executor.retry import RetryPolicy, Step, Tries, parse_retry_after
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -81,3 +82,91 @@ def test_stall_meter_trips_on_a_drip_not_on_a_flow() -> None:
     assert not meter.add(200, 1.5)
     assert not meter.add(0, 2.1)  # 200 bytes in the last window: fine
     assert meter.add(1, 3.2)
+
+
+# -- the retry table: outcomes of one artifact's tries -> the policy's steps -------------------
+
+RETRY_NO_PROGRESS = Retry("HTTP 503 Service Unavailable")
+WRONG = Restart("sha256 mismatch", final=True)
+CANNOT_CONTINUE = Restart("server cannot continue the partial (416)", final=False)
+NOT_FOUND = Fail("HTTP 404 Not Found")
+
+
+def _further(reached: int) -> Retry:
+    return Retry("connection lost", progress=True, reached=reached)
+
+
+def _steps(policy: RetryPolicy, tries: list[tuple[int, Retry | Restart | Fail]]) -> list[str]:
+    """Run ``(offset the try started at, its outcome)`` through the policy: each step taken."""
+    state = Tries()
+    steps = []
+    for offset, outcome in tries:
+        state = state.started(offset)
+        decision = policy.increment(state, outcome)
+        state = decision.tries
+        steps.append(decision.step.value)
+    return steps
+
+
+@pytest.mark.parametrize(
+    ("tries", "steps"),
+    [
+        pytest.param([(0, NOT_FOUND)], ["give up"], id="a failure is final"),
+        pytest.param(
+            [(0, RETRY_NO_PROGRESS)] * 3, ["retry", "retry", "give up"], id="three fruitless"
+        ),
+        pytest.param(
+            [(n * 10, _further(n * 10 + 10)) for n in range(6)],
+            ["retry"] * 5 + ["give up"],
+            id="every try goes further: only max_tries bounds them",
+        ),
+        pytest.param(
+            [(0, _further(10))] * 4,
+            ["retry", "retry", "retry", "give up"],
+            id="cut at the same place from zero (no resume): progress only once",
+        ),
+        pytest.param(
+            [(0, WRONG), (0, RETRY_NO_PROGRESS), (0, WRONG)],
+            ["restart", "retry", "give up"],
+            id="wrong content twice",
+        ),
+        pytest.param(
+            [(5, CANNOT_CONTINUE)] * 6,
+            ["restart"] * 5 + ["give up"],
+            id="a restart that is not final is bounded by max_tries",
+        ),
+        pytest.param(
+            [(0, _further(10)), (10, WRONG), (0, _further(10)), (10, _further(20))],
+            ["retry", "restart", "retry", "retry"],
+            id="a restart forgets how far the partial had come",
+        ),
+    ],
+)
+def test_retry_table(tries: list[tuple[int, Retry | Restart | Fail]], steps: list[str]) -> None:
+    assert _steps(RetryPolicy(attempts=3, max_tries=6), tries) == steps
+
+
+def test_giving_up_after_retries_says_how_many_tries_and_keeps_the_history() -> None:
+    policy = RetryPolicy(attempts=2)
+    state = Tries().started(0)
+    first = policy.increment(state, RETRY_NO_PROGRESS)
+    assert (first.step, first.reason) == (Step.RETRY, "HTTP 503 Service Unavailable")
+    second = policy.increment(first.tries.started(0), RETRY_NO_PROGRESS)
+    assert second.step is Step.GIVE_UP
+    assert second.reason == "HTTP 503 Service Unavailable (gave up after 2 tries)"
+    assert second.tries.history == (RETRY_NO_PROGRESS, RETRY_NO_PROGRESS)
+    assert (second.tries.count, second.tries.failures) == (2, 2)
+    assert state == Tries(count=1, reached=0)  # values: the tries before are left as they were
+
+
+def test_the_wait_follows_the_failures_and_the_last_retry_after() -> None:
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=10.0, retry_after_cap=60.0)
+    state = Tries().started(0)
+    once = policy.increment(state, RETRY_NO_PROGRESS).tries
+    assert policy.wait(once, 0.0) == 0.5
+    twice = policy.increment(once.started(0), RETRY_NO_PROGRESS).tries
+    assert policy.wait(twice, 0.0) == 1.0
+    told = policy.increment(twice.started(0), Retry("HTTP 429", retry_after=42.0)).tries
+    assert policy.wait(told, 0.0) == 42.0
+    progressed = policy.increment(Tries().started(0), _further(10)).tries
+    assert progressed.failures == 0 and policy.wait(progressed, 0.0) == 0.5

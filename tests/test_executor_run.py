@@ -17,10 +17,12 @@ from rich.console import Console
 from fetchplan.errors import FileFormatError, InputError
 from fetchplan.executor.lock import DestinationBusy, destination_lock
 from fetchplan.executor.manifests import merge_manifests
+from fetchplan.executor.mirror import MirrorLocation
+from fetchplan.executor.plancheck import read_plan
 from fetchplan.executor.progress import InFlight, Snapshot
 from fetchplan.executor.reporters import BarReporter, LineReporter
 from fetchplan.executor.retry import RetryPolicy
-from fetchplan.executor.run import FetchOptions, execute_plan, open_execution
+from fetchplan.executor.run import FetchOptions, execute_plan, open_execution, set_up_run
 from fetchplan.executor.scheduler import Scheduler
 from fetchplan.executor.shard import assign_shards, parse_shard, shard_members
 from fetchplan.schemas.manifest import load_manifest
@@ -276,3 +278,62 @@ def test_plan_inside_its_destination_is_not_rewritten(server: FaultServer, tmp_p
     assert plan.read_bytes() == before
     assert (dest / "f0.whl").read_bytes() == f.content
     assert load_manifest(dest / "manifest.json").plan.path == "plan.json"
+
+
+def test_the_set_up_of_a_run_is_decided_before_anything_opens(tmp_path: Path) -> None:
+    files = [
+        PlanFile(f"https://h{i % 2}.example.test/f{i}.whl", b"x" * i, f"f{i}.whl")
+        for i in range(1, 7)
+    ]
+    files.append(PlanFile((tmp_path / "local.whl").as_uri(), b"local", "local.whl"))
+    plan = write_plan(tmp_path / "plan.json", files)
+    loaded = read_plan(plan, allow_unhashed=False, trusted_hosts=(), destination_given=False)
+    mirror = MirrorLocation(
+        url="https://mirror.example.test/", given="https://u:p@mirror.example.test/"
+    )
+    setup = set_up_run(
+        loaded,
+        plan,
+        FetchOptions(per_host=2, shard=(1, 2)),
+        trusted_hosts=frozenset(),
+        pip_urls=("https://pip.example.test/simple/",),
+        mirror=mirror,
+    )
+    members = shard_members(list(loaded.plan.artifacts), 1, 2)
+    assert [a.destination for a in setup.artifacts] == [
+        loaded.plan.artifacts[i].destination for i in members
+    ]
+    assert setup.skipped == 7 - len(members)
+    assert setup.destination == tmp_path / "wheels"
+    assert setup.credential_urls == ("https://pip.example.test/simple/", mirror.given)
+    remote = [a.url for a in setup.artifacts if not a.url.startswith("file:")]
+    assert setup.preload == (*remote, mirror.url)
+    assert setup.jobs == min(len(setup.artifacts), setup.hosts * 2)
+    assert not (tmp_path / "wheels").exists()  # nothing made, locked or opened
+    offline = set_up_run(
+        loaded, plan, FetchOptions(offline=True, jobs=3), trusted_hosts=frozenset()
+    )
+    assert (offline.preload, offline.jobs, offline.skipped) == ((), 3, 0)
+    with pytest.raises(InputError, match="--offline forbids it"):
+        set_up_run(
+            loaded, plan, FetchOptions(offline=True), trusted_hosts=frozenset(), mirror=mirror
+        )
+
+
+def test_merge_problems_carry_their_files(server: FaultServer, tmp_path: Path) -> None:
+    files = _files(server, [3000, 4000])
+    plan = write_plan(tmp_path / "plan.json", files)
+    opts = _options(tmp_path, destination=tmp_path / "d1", shard=(1, 2))
+    assert execute_plan(plan, opts).ok
+    first = tmp_path / "d1" / "manifest.json"
+    (tmp_path / "d1" / load_manifest(first).artifacts[0].path).unlink()
+    out = tmp_path / "merged" / "manifest.json"
+    with pytest.raises(FileFormatError) as caught:
+        merge_manifests([first], out)
+    assert caught.value.filename == str(first)
+    assert [(p.path, p.file) for p in caught.value.problems] == [
+        ("artifacts[0].path", str(first)),
+        ("artifacts", str(out)),
+    ]
+    assert caught.value.problems[1].message.endswith(f"not in any manifest: f0.whl, f1.whl ({out})")
+    assert not out.exists()

@@ -54,23 +54,7 @@ STAGE_IMPORTS: Mapping[str, frozenset[str]] = {
 }
 """The stages a stage may import (none where not listed)."""
 
-KNOWN_CIRCLES: tuple[tuple[frozenset[str], str], ...] = (
-    (
-        # Type-only. Branch `executor-shape` (redesign 3) reworks these modules: drop this
-        # entry once it no longer applies.
-        frozenset(
-            {
-                "fetchplan.executor.context",
-                "fetchplan.executor.download",
-                "fetchplan.executor.mirror",
-                "fetchplan.executor.progress",
-                "fetchplan.executor.summary",
-                "fetchplan.executor.transfer",
-            }
-        ),
-        "type-only",
-    ),
-)
+KNOWN_CIRCLES: tuple[tuple[frozenset[str], str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

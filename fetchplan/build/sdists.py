@@ -18,7 +18,6 @@ installer itself knows no builds.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -35,7 +34,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from fetchplan._fs import CHUNK_SIZE, sha256_file
+from fetchplan._fs import check_hashed, copy_hashing, read_chunks, sha256_file
 from fetchplan.build.backend import Backend
 from fetchplan.build.env import add_to_build_env, create_build_env, unsatisfied
 from fetchplan.build.errors import BuildError
@@ -45,7 +44,6 @@ from fetchplan.build.source import (
     read_build_system,
     unpack_sdist,
 )
-from fetchplan.errors import HashMismatch
 from fetchplan.install.core import Selection, select_checked
 from fetchplan.install.errors import InstallError
 from fetchplan.install.interpreter import TargetInterpreter
@@ -61,21 +59,14 @@ log = logging.getLogger(__name__)
 def _copy_verified(spec: WheelToInstall, into: Path) -> Path:
     """Copy the sdist ``spec`` names into ``into``, checking its size and sha256 on the way."""
     copy = into / spec.filename
-    digest = hashlib.sha256()
-    size = 0
     try:
         with spec.path.open("rb") as source, copy.open("xb") as out:
-            while chunk := source.read(CHUNK_SIZE):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+            hashed = copy_hashing(read_chunks(source), out)
     except OSError as exc:
         raise InstallError(f"{spec.path}: cannot read: {exc.strerror or exc}") from exc
-    if size != spec.size:
-        raise InstallError(f"{spec.path}: size {size} != the manifest's {spec.size}")
-    actual = digest.hexdigest()
-    if actual != spec.sha256:
-        raise HashMismatch(str(spec.path), "sha256", spec.sha256, actual)
+    if hashed.size != spec.size:
+        raise InstallError(f"{spec.path}: size {hashed.size} != the manifest's {spec.size}")
+    check_hashed(str(spec.path), hashed, sha256=spec.sha256, size=None)
     return copy
 
 

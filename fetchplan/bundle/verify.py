@@ -11,7 +11,6 @@ Files nobody listed are warnings.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from stat import S_ISLNK, S_ISREG
 
-from fetchplan._fs import CHUNK_SIZE
+from fetchplan._fs import hash_file
 from fetchplan.bundle.archive import OpenedBundle, open_bundle
 from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, render_index
 from fetchplan.errors import FileFormatError
@@ -62,13 +61,8 @@ def _safe_relative(path: str) -> PurePosixPath | None:
 
 
 def _hash(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    hashed = hash_file(path)
+    return hashed.sha256, hashed.size
 
 
 def _format_problems(exc: FileFormatError) -> list[str]:

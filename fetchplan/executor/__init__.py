@@ -10,9 +10,10 @@ Library entry points (see :mod:`fetchplan.executor.run`)::
 
 Modules: ``plancheck`` (semantic plan checks), ``retry`` and ``limits`` (immutable policies),
 ``protocol`` (pure HTTP resume/redirect rules), ``checkpoint`` (the journal), ``download``
-(one artifact, returns only a verified file), ``scheduler`` (bounded pool, per-host cap),
-``lock``, ``shard``, ``manifests`` (write and merge), ``progress`` and ``reporters``,
-``summary`` (result and ``--timings``).
+(one artifact, returns only a verified file: its sources in order, then the tries),
+``transfer`` (one try, returning an ``outcome``), ``verify`` (every check of content),
+``scheduler`` (bounded pool, per-host cap), ``lock``, ``shard``, ``manifests`` (write and
+merge), ``progress`` and ``reporters``, ``summary`` (result and ``--timings``).
 """
 
 from fetchplan.executor.download import ArtifactFailed, Cancelled, Verified

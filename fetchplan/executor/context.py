@@ -2,7 +2,8 @@
 
 :class:`Context` carries the read-only settings and the thread-safe services (HTTP session,
 credentials, checkpoint, cache, progress); :meth:`Context.interrupt` stops every worker soon,
-waking those blocked in a socket read. :class:`FileTiming` records how one artifact went.
+waking those blocked in a socket read. A mirror is any :class:`Mirror`, so this module needs
+none of the modules that use it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,15 +30,17 @@ from fetchplan.executor.checkpoint import CheckpointStore
 from fetchplan.executor.limits import TransferLimits
 from fetchplan.executor.progress import ProgressState
 from fetchplan.executor.retry import RetryPolicy
+from fetchplan.executor.verified import FileTiming
 
 if TYPE_CHECKING:
-    from fetchplan.executor.mirror import MirrorIndex
+    from fetchplan.schemas.plan import Artifact
 
 __all__ = [
     "ArtifactFailed",
     "Cancelled",
     "Context",
     "FileTiming",
+    "Mirror",
     "SocketRegistry",
     "build_session",
 ]
@@ -59,45 +62,18 @@ class Cancelled(FetchplanError):
     exit_code = 130
 
 
-@dataclass(slots=True)
-class FileTiming:
-    """When and how one artifact was obtained (seconds since the run started)."""
+class Mirror(Protocol):
+    """Where files are looked for before their own URLs (a
+    :class:`~fetchplan.executor.mirror.MirrorIndex`)."""
 
-    destination: str
-    host: str
-    size: int | None
-    start: float = 0.0
-    end: float = 0.0
-    worker: str = ""
-    connections: list[int] = field(default_factory=list)
-    phases: list[tuple[str, float, float]] = field(default_factory=list)
-    tries: int = 0
-    retries: int = 0
-    network_bytes: int = 0
-    resumed_bytes: int = 0
-    """Bytes of a partial an earlier run left that this one continued (not in ``to_dict``)."""
-    source: str | None = None
-    error: str | None = None
+    @property
+    def url(self) -> str:
+        """The mirror's URL, without credentials."""
+        ...
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "destination": self.destination,
-            "host": self.host,
-            "size": self.size,
-            "source": self.source,
-            "start": round(self.start, 6),
-            "end": round(self.end, 6),
-            "worker": self.worker,
-            "connections": list(self.connections),
-            "tries": self.tries,
-            "retries": self.retries,
-            "network_bytes": self.network_bytes,
-            "phases": [
-                {"name": name, "start": round(s, 6), "end": round(e, 6)}
-                for name, s, e in self.phases
-            ],
-            "error": self.error,
-        }
+    def locate(self, artifact: Artifact, ctx: Context) -> str | None:
+        """The URL where the mirror offers ``artifact``'s file, or None."""
+        ...
 
 
 class SocketRegistry:
@@ -137,7 +113,7 @@ class Context:
     limits: TransferLimits
     progress: ProgressState
     trusted_hosts: frozenset[str] = frozenset()
-    mirror: MirrorIndex | None = None
+    mirror: Mirror | None = None
     """Where to look for each file before its own URL."""
     offline: bool = False
     """No request may leave the machine: a file not found locally fails."""
@@ -160,6 +136,11 @@ class Context:
 
     def now(self) -> float:
         return time.monotonic() - self.clock_origin
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`Cancelled` once the run is interrupted (the cancel hook of copies)."""
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
 
     def interrupt(self) -> None:
         """Stop every worker soon: set the cancel flag and wake blocked reads."""

@@ -19,53 +19,31 @@ once more from zero before the artifact fails.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from stat import S_ISREG
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from fetchplan._coremeta import MetadataDiffers, check_wheel_metadata
-from fetchplan._fs import CHUNK_SIZE, fsync_dir
+from fetchplan._fs import fsync_dir
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, ObtainedFrom, utc_now
-from fetchplan.executor.context import ArtifactFailed, Cancelled, Context, FileTiming
+from fetchplan.executor.context import ArtifactFailed, Cancelled, Context
+from fetchplan.executor.outcome import Body, Received, Restart, Retry
 from fetchplan.executor.protocol import Validator
-from fetchplan.executor.transfer import (
-    GiveUp,
-    StartOver,
-    TryAgain,
-    attempt,
-    check_body,
-    host_port,
-    matches,
-    rehash_partial,
-)
+from fetchplan.executor.retry import Step, Tries
+from fetchplan.executor.transfer import attempt, host_port
+from fetchplan.executor.verified import FileTiming, Verified
+from fetchplan.executor.verify import check_body, check_metadata, hash_local, matches
 from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Artifact
 
 __all__ = ["ArtifactFailed", "Cancelled", "Context", "FileTiming", "Verified", "obtain"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    """An artifact whose file at ``path`` matched the plan when ``verified_at``."""
-
-    artifact: Artifact
-    path: Path
-    sha256: str
-    size: int
-    source: ObtainedFrom
-    verified_at: str
-    timing: FileTiming
-    fetched_from: str | None = None
-    """The URL the bytes came from when it was not the plan's (a mirror); no credentials."""
 
 
 def obtain(artifact: Artifact, ctx: Context) -> Verified:
@@ -105,7 +83,7 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
                     f"(it would come from {artifact.url})",
                 )
             found = _download(artifact, final, ctx, timing)
-        _check_metadata(found)
+        check_metadata(found.artifact, found.path)
     except OSError as exc:
         timing.end = ctx.now()
         timing.error = f"local I/O error: {exc}"
@@ -134,33 +112,6 @@ def obtain(artifact: Artifact, ctx: Context) -> Verified:
         timing.tries,
     )
     return found
-
-
-def _check_metadata(found: Verified) -> None:
-    """Fail a wheel whose own METADATA is not what the plan was resolved from.
-
-    The file stays where it is (it is the file the plan pins); the manifest does not list it.
-    """
-    artifact = found.artifact
-    if artifact.kind != "wheel" or artifact.metadata is None:
-        return
-    try:
-        check_wheel_metadata(found.path, artifact.filename, artifact.metadata)
-    except MetadataDiffers as exc:
-        raise ArtifactFailed(artifact.destination, str(exc)) from None
-
-
-def _hash_file(path: Path, ctx: Context, destination: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            if ctx.cancel.is_set():
-                raise Cancelled("interrupted")
-            digest.update(chunk)
-            size += len(chunk)
-            ctx.progress.advance(destination, len(chunk), network=False)
-    return digest.hexdigest(), size
 
 
 def _verified(
@@ -198,7 +149,7 @@ def _existing(artifact: Artifact, final: Path, ctx: Context, timing: FileTiming)
         log.warning("%s: existing file has the wrong size; fetching it again", final)
         return None
     started = ctx.now()
-    sha256, size = _hash_file(final, ctx, artifact.destination)
+    sha256, size = hash_local(final, ctx, artifact.destination)
     timing.phases.append(("verify", started, ctx.now()))
     if not matches(artifact, sha256, size):
         log.warning("%s: existing file does not match the plan's sha256; fetching it again", final)
@@ -233,7 +184,7 @@ def _from_seed(
                 os.link(source, staging)
             except OSError:
                 shutil.copyfile(source, staging)
-            sha256, size = _hash_file(staging, ctx, artifact.destination)
+            sha256, size = hash_local(staging, ctx, artifact.destination)
         except OSError as exc:
             log.warning("%s: cannot take it from %s (%s)", artifact.destination, seed, exc)
             staging.unlink(missing_ok=True)
@@ -269,7 +220,7 @@ def _from_mirror(
             raise ArtifactFailed(
                 artifact.destination,
                 f"offline: {artifact.filename} is not in the mirror "
-                f"{ctx.mirror.location.url} (nor in the destination or the cache)",
+                f"{ctx.mirror.url} (nor in the destination or the cache)",
             )
         return None
     plan_host = timing.host
@@ -303,7 +254,7 @@ def _from_cache(
     try:
         if not ctx.cache.materialize(expected, staging):
             return None
-        sha256, size = _hash_file(staging, ctx, artifact.destination)
+        sha256, size = hash_local(staging, ctx, artifact.destination)
     except OSError as exc:
         log.warning("%s: cache unusable (%s); downloading", artifact.destination, exc)
         staging.unlink(missing_ok=True)
@@ -336,85 +287,96 @@ def _download(
     *,
     source: ObtainedFrom | None = None,
 ) -> Verified:
+    """Tries at the artifact's URL until one brings the planned file or the policy gives up."""
     part = ctx.partial_path(artifact.destination)
     part.parent.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    fresh_starts = 0
-    # The longest the partial has been: a try counts as progress only when it goes further,
-    # so tries that each start from zero (no resume) and are cut off use up the attempts.
-    reached = -1
+    # A mirror's tries before these count too: max_tries bounds the artifact's tries.
+    tries = Tries(count=timing.tries)
     # Bytes of a partial left by an earlier run that this run continues from.
     carried = -1
     while True:
-        if ctx.cancel.is_set():
-            raise Cancelled("interrupted")
-        timing.tries += 1
+        ctx.raise_if_cancelled()
         offset, validator = _resume_point(artifact, part, ctx)
-        if carried < 0:
-            carried = offset
-        reached = max(reached, offset)
+        carried = offset if carried < 0 else carried
+        tries = tries.started(offset)
+        timing.tries = tries.count
         started = ctx.now()
-        try:
-            if artifact.size is not None and offset == artifact.size and offset > 0:
-                body = rehash_partial(artifact, part, ctx)
-            else:
-                body = attempt(
-                    artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
-                )
-            timing.phases.append(("download", started, ctx.now()))
-            verify_started = ctx.now()
-            body = check_body(artifact, part, body, unsized=ctx.limits.max_unsized_bytes)
-        except TryAgain as exc:
-            timing.phases.append(("download", started, ctx.now()))
-            if exc.progress and exc.reached > reached:
-                reached = exc.reached
-            else:
-                failures += 1
-            if ctx.cancel.is_set():
-                raise Cancelled("interrupted") from None
-            if not ctx.retry.may_retry(failures, timing.tries):
-                _give_up(artifact, part, ctx, f"{exc.reason} (gave up after {timing.tries} tries)")
-            wait = ctx.retry.delay(max(failures, 1), ctx.random(), exc.retry_after)
-            log.info("%s: %s; retrying in %.2fs", artifact.destination, exc.reason, wait)
-            timing.retries += 1
-            ctx.progress.retried()
-            if not ctx.retry.sleep(wait, ctx.cancel):
-                raise Cancelled("interrupted") from None
-            continue
-        except StartOver as exc:
-            timing.phases.append(("download", started, ctx.now()))
-            _discard(artifact, part, ctx, exc.reason)
-            carried = 0
-            reached = -1
-            if exc.final:
-                fresh_starts += 1
-                if fresh_starts > 1:
-                    _give_up(artifact, part, ctx, exc.reason)
-            elif timing.tries >= ctx.retry.max_tries:
-                _give_up(artifact, part, ctx, exc.reason)
-            log.info("%s: %s; starting again from zero", artifact.destination, exc.reason)
-            continue
-        except GiveUp as exc:
-            timing.phases.append(("download", started, ctx.now()))
-            _give_up(artifact, part, ctx, str(exc))
-        os.replace(part, final)
-        fsync_dir(final.parent)
-        timing.phases.append(("verify", verify_started, ctx.now()))
-        if body.resumed and carried > 0:
-            timing.resumed_bytes = carried
-        if source is None:
-            source = "resumed" if body.resumed else "downloaded"
-        verified = _verified(
-            artifact,
-            final,
-            sha256=body.sha256,
-            size=body.size,
-            source=source,
-            ctx=ctx,
-            timing=timing,
+        outcome = attempt(
+            artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
         )
-        _fill_cache(verified, ctx)
-        return verified
+        timing.phases.append(("download", started, ctx.now()))
+        if isinstance(outcome, Received):
+            verify_started = ctx.now()
+            outcome = check_body(artifact, part, outcome.body, unsized=ctx.limits.max_unsized_bytes)
+            if isinstance(outcome, Received):
+                return _place(
+                    artifact,
+                    part,
+                    final,
+                    body=outcome.body,
+                    ctx=ctx,
+                    timing=timing,
+                    source=source,
+                    carried=carried,
+                    verify_started=verify_started,
+                )
+            # A body that fails its check: the try's download phase runs to the check's end.
+            timing.phases.append(("download", started, ctx.now()))
+        if isinstance(outcome, Restart):
+            _discard(artifact, part, ctx, outcome.reason)
+            carried = 0
+        elif isinstance(outcome, Retry) and ctx.cancel.is_set():
+            raise Cancelled("interrupted")
+        decision = ctx.retry.increment(tries, outcome)
+        tries = decision.tries
+        if decision.step is Step.GIVE_UP:
+            _give_up(artifact, part, ctx, decision.reason)
+        if decision.step is Step.RESTART:
+            log.info("%s: %s; starting again from zero", artifact.destination, decision.reason)
+            continue
+        _wait(artifact, decision.reason, ctx.retry.wait(tries, ctx.random()), ctx, timing)
+
+
+def _wait(artifact: Artifact, reason: str, wait: float, ctx: Context, timing: FileTiming) -> None:
+    """The pause before a retry, cut short (with :class:`Cancelled`) by an interrupt."""
+    log.info("%s: %s; retrying in %.2fs", artifact.destination, reason, wait)
+    timing.retries += 1
+    ctx.progress.retried()
+    if not ctx.retry.sleep(wait, ctx.cancel):
+        raise Cancelled("interrupted")
+
+
+def _place(
+    artifact: Artifact,
+    part: Path,
+    final: Path,
+    *,
+    body: Body,
+    ctx: Context,
+    timing: FileTiming,
+    source: ObtainedFrom | None,
+    carried: int,
+    verify_started: float,
+) -> Verified:
+    """The checked partial renamed to its final name, recorded, and added to the cache."""
+    os.replace(part, final)
+    fsync_dir(final.parent)
+    timing.phases.append(("verify", verify_started, ctx.now()))
+    if body.resumed and carried > 0:
+        timing.resumed_bytes = carried
+    if source is None:
+        source = "resumed" if body.resumed else "downloaded"
+    verified = _verified(
+        artifact,
+        final,
+        sha256=body.sha256,
+        size=body.size,
+        source=source,
+        ctx=ctx,
+        timing=timing,
+    )
+    _fill_cache(verified, ctx)
+    return verified
 
 
 def _give_up(artifact: Artifact, part: Path, ctx: Context, reason: str) -> NoReturn:

@@ -20,8 +20,8 @@ from fetchplan._sourcetree import SourceTreeError, write_tree_archive
 from fetchplan._vcs import VcsError, checkout
 from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, utc_now
-from fetchplan.executor.context import ArtifactFailed, Context, FileTiming
-from fetchplan.executor.download import Verified
+from fetchplan.executor.context import ArtifactFailed, Context
+from fetchplan.executor.verified import FileTiming, Verified
 from fetchplan.schemas.plan import Artifact
 
 __all__ = ["obtain_local"]

@@ -147,6 +147,11 @@ class MirrorIndex:
         self._pages: dict[str, dict[str, str]] = {}
         self._page_locks: dict[str, threading.Lock] = {}
 
+    @property
+    def url(self) -> str:
+        """The mirror's URL, without credentials."""
+        return self.location.url
+
     def locate(self, artifact: Artifact, ctx: Context) -> str | None:
         """The URL (``file://`` or ``http(s)://``, no credentials) where the mirror offers
         ``artifact.filename``, or None when it has no such file. Never raises for an

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,33 +80,158 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def _check_url(
-    url: Any, where: str, trusted_hosts: frozenset[str], problems: list[FieldProblem]
-) -> None:
-    if not isinstance(url, str):
-        return
+def _url_problem(url: str, trusted_hosts: frozenset[str]) -> str | None:
     why = url_problem(url)
     if why is not None:
-        problems.append(FieldProblem(where, why))
-        return
+        return why
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            problems.append(FieldProblem(where, f"file URL on another host {parts.netloc!r}"))
-        return
+            return f"file URL on another host {parts.netloc!r}"
+        return None
     if parts.scheme not in ("http", "https"):
-        return  # the schema reports it
+        return None  # the schema reports it
     if not parts.hostname:
-        problems.append(FieldProblem(where, "URL has no host"))
-        return
+        return "URL has no host"
     if not is_secure_or_trusted(url, trusted_hosts):
         host = parts.hostname
-        problems.append(
-            FieldProblem(
-                where,
-                f"plain http to {host!r}, which is neither loopback nor a trusted host "
-                f"(use https, or pass --trusted-host {host})",
-            )
+        return (
+            f"plain http to {host!r}, which is neither loopback nor a trusted host "
+            f"(use https, or pass --trusted-host {host})"
+        )
+    return None
+
+
+@dataclass(slots=True)
+class _Checking:
+    """What the rules of one plan's artifacts know beyond the artifact at hand."""
+
+    allow_unhashed: bool
+    trusted_hosts: frozenset[str]
+    seen: dict[str, int] = field(default_factory=dict)
+    """Each destination so far, folded, and the first artifact that had it."""
+
+
+_Rule = Callable[[dict[str, Any], str, int, _Checking], Iterator[FieldProblem]]
+"""A rule over one artifact (its dict, its dotted path, its index): the problems it finds."""
+
+
+def _destination_is_safe(
+    artifact: dict[str, Any], at: str, i: int, checking: _Checking
+) -> Iterator[FieldProblem]:
+    destination = artifact.get("destination")
+    if isinstance(destination, str):
+        why = check_destination_name(destination)
+        if why is not None:
+            yield FieldProblem(f"{at}.destination", why)
+
+
+def _destination_is_unique(
+    artifact: dict[str, Any], at: str, i: int, checking: _Checking
+) -> Iterator[FieldProblem]:
+    destination = artifact.get("destination")
+    if not isinstance(destination, str):
+        return
+    key = _fold(destination)
+    if key in checking.seen:
+        yield FieldProblem(
+            f"{at}.destination",
+            f"{destination!r} duplicates artifacts[{checking.seen[key]}].destination "
+            "(names are compared case-insensitively)",
+        )
+    else:
+        checking.seen[key] = i
+
+
+def _filename_is_the_destination(
+    artifact: dict[str, Any], at: str, i: int, checking: _Checking
+) -> Iterator[FieldProblem]:
+    filename = artifact.get("filename")
+    if not isinstance(filename, str):
+        return
+    why = check_destination_name(filename)
+    if why is not None:
+        yield FieldProblem(f"{at}.filename", why)
+        return
+    destination = artifact.get("destination")
+    if (
+        isinstance(destination, str)
+        and check_destination_name(destination) is None
+        and destination != filename
+    ):
+        yield FieldProblem(f"{at}.destination", f"{destination!r} is not the filename {filename!r}")
+
+
+def _sha256_of(artifact: dict[str, Any]) -> Any:
+    hashes = artifact.get("hashes")
+    return hashes.get("sha256") if isinstance(hashes, dict) else None
+
+
+def _has_a_sha256(
+    artifact: dict[str, Any], at: str, i: int, checking: _Checking
+) -> Iterator[FieldProblem]:
+    hashes = artifact.get("hashes")
+    if not isinstance(hashes, dict):
+        return
+    sha256 = hashes.get("sha256")
+    if sha256 is None and not checking.allow_unhashed:
+        weak = sorted(_WEAK & set(hashes))
+        hint = f" ({' and '.join(weak)} never count)" if weak else ""
+        yield FieldProblem(
+            f"{at}.hashes.sha256",
+            f"missing: every artifact needs a sha256{hint}; "
+            "--allow-unhashed accepts artifacts without one",
+        )
+    elif isinstance(sha256, str) and _SHA256.match(sha256) is None:
+        yield FieldProblem(f"{at}.hashes.sha256", "not a 64-digit lowercase hex sha256")
+
+
+def _satisfied_by_agrees(
+    artifact: dict[str, Any], at: str, i: int, checking: _Checking
+) -> Iterator[FieldProblem]:
+    satisfied = artifact.get("satisfied_by")
+    sha256 = _sha256_of(artifact)
+    if (
+        isinstance(satisfied, dict)
+        and isinstance(sha256, str)
+        and satisfied.get("sha256") not in (None, sha256)
+    ):
+        yield FieldProblem(f"{at}.satisfied_by.sha256", "differs from hashes.sha256")
+
+
+def _url_is_allowed(
+    artifact: dict[str, Any], at: str, i: int, checking: _Checking
+) -> Iterator[FieldProblem]:
+    url = artifact.get("url")
+    if isinstance(url, str):
+        why = _url_problem(url, checking.trusted_hosts)
+        if why is not None:
+            yield FieldProblem(f"{at}.url", why)
+
+
+_ARTIFACT_RULES: tuple[_Rule, ...] = (
+    _destination_is_safe,
+    _destination_is_unique,
+    _filename_is_the_destination,
+    _has_a_sha256,
+    _satisfied_by_agrees,
+    _url_is_allowed,
+)
+"""The rules every artifact of a plan is checked by, in the order their problems are listed."""
+
+
+def _destination_is_relative(
+    document: dict[str, Any], destination_given: bool
+) -> Iterator[FieldProblem]:
+    plan_destination = document.get("destination")
+    if (
+        isinstance(plan_destination, str)
+        and not destination_given
+        and (Path(plan_destination).is_absolute() or plan_destination.startswith("~"))
+    ):
+        yield FieldProblem(
+            "destination",
+            f"{plan_destination!r} is absolute: give --dest to fetch this plan there",
         )
 
 
@@ -130,87 +255,17 @@ def check_plan(
     only for loopback and ``trusted_hosts``, as pip does). Fields of the wrong type are left
     to the schema.
     """
-    trusted = frozenset(h.lower() for h in trusted_hosts)
-    problems: list[FieldProblem] = []
     if not isinstance(document, dict):
-        return problems
-    plan_destination = document.get("destination")
-    if (
-        isinstance(plan_destination, str)
-        and not destination_given
-        and (Path(plan_destination).is_absolute() or plan_destination.startswith("~"))
-    ):
-        problems.append(
-            FieldProblem(
-                "destination",
-                f"{plan_destination!r} is absolute: give --dest to fetch this plan there",
-            )
-        )
+        return []
+    problems = list(_destination_is_relative(document, destination_given))
     artifacts = document.get("artifacts")
     if not isinstance(artifacts, list):
         return problems
-    seen: dict[str, int] = {}
+    checking = _Checking(allow_unhashed, frozenset(h.lower() for h in trusted_hosts))
     for i, artifact in enumerate(artifacts):
-        at = f"artifacts[{i}]"
-        if not isinstance(artifact, dict):
-            continue
-        destination = artifact.get("destination")
-        if isinstance(destination, str):
-            why = check_destination_name(destination)
-            if why is not None:
-                problems.append(FieldProblem(f"{at}.destination", why))
-            key = _fold(destination)
-            if key in seen:
-                problems.append(
-                    FieldProblem(
-                        f"{at}.destination",
-                        f"{destination!r} duplicates artifacts[{seen[key]}].destination "
-                        "(names are compared case-insensitively)",
-                    )
-                )
-            else:
-                seen[key] = i
-        filename = artifact.get("filename")
-        if isinstance(filename, str):
-            why = check_destination_name(filename)
-            if why is not None:
-                problems.append(FieldProblem(f"{at}.filename", why))
-            elif (
-                isinstance(destination, str)
-                and check_destination_name(destination) is None
-                and destination != filename
-            ):
-                problems.append(
-                    FieldProblem(
-                        f"{at}.destination", f"{destination!r} is not the filename {filename!r}"
-                    )
-                )
-        hashes = artifact.get("hashes")
-        sha256: Any = None
-        if isinstance(hashes, dict):
-            sha256 = hashes.get("sha256")
-            if sha256 is None and not allow_unhashed:
-                weak = sorted(_WEAK & set(hashes))
-                hint = f" ({' and '.join(weak)} never count)" if weak else ""
-                problems.append(
-                    FieldProblem(
-                        f"{at}.hashes.sha256",
-                        f"missing: every artifact needs a sha256{hint}; "
-                        "--allow-unhashed accepts artifacts without one",
-                    )
-                )
-            elif isinstance(sha256, str) and _SHA256.match(sha256) is None:
-                problems.append(
-                    FieldProblem(f"{at}.hashes.sha256", "not a 64-digit lowercase hex sha256")
-                )
-        satisfied = artifact.get("satisfied_by")
-        if (
-            isinstance(satisfied, dict)
-            and isinstance(sha256, str)
-            and satisfied.get("sha256") not in (None, sha256)
-        ):
-            problems.append(FieldProblem(f"{at}.satisfied_by.sha256", "differs from hashes.sha256"))
-        _check_url(artifact.get("url"), f"{at}.url", trusted, problems)
+        if isinstance(artifact, dict):
+            for rule in _ARTIFACT_RULES:
+                problems.extend(rule(artifact, f"artifacts[{i}]", i, checking))
     return problems
 
 

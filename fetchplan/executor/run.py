@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from fetchplan.executor.download import Verified, obtain
 from fetchplan.executor.limits import TransferLimits
 from fetchplan.executor.lock import destination_lock
 from fetchplan.executor.manifests import build_manifest, write_run_outputs
-from fetchplan.executor.mirror import MirrorIndex, parse_mirror
+from fetchplan.executor.mirror import MirrorIndex, MirrorLocation, parse_mirror
 from fetchplan.executor.plancheck import LoadedPlan, read_plan
 from fetchplan.executor.progress import NullReporter, ProgressState, Reporter
 from fetchplan.executor.retry import RetryPolicy
@@ -47,7 +47,7 @@ from fetchplan.pipconfig import PipSettings, read_pip_settings
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.plan import Artifact
 
-__all__ = ["Execution", "FetchOptions", "execute_plan", "open_execution"]
+__all__ = ["Execution", "FetchOptions", "RunSetup", "execute_plan", "open_execution", "set_up_run"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,87 @@ def _default_jobs(count: int, hosts: int, per_host: int) -> int:
     return max(1, min(MAX_DEFAULT_JOBS, count, hosts * per_host))
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunSetup:
+    """What a run is to do, decided from the plan and the options before anything is opened."""
+
+    loaded: LoadedPlan
+    plan_sha256: str
+    destination: Path
+    artifacts: tuple[Artifact, ...]
+    """The plan's artifacts, or those of the shard asked for."""
+    skipped: int
+    """Artifacts left to other shards."""
+    trusted_hosts: frozenset[str]
+    mirror: MirrorLocation | None
+    credential_urls: tuple[str, ...]
+    """URLs whose credentials the run may use (for the credential store)."""
+    preload: tuple[str, ...]
+    """URLs whose credentials are settled before any worker starts (none offline)."""
+    hosts: int
+    jobs: int
+    per_host: int
+
+
+def set_up_run(
+    loaded: LoadedPlan,
+    plan_path: Path,
+    options: FetchOptions,
+    *,
+    trusted_hosts: frozenset[str],
+    pip_urls: Sequence[str] = (),
+    mirror: MirrorLocation | None = None,
+) -> RunSetup:
+    """The set-up of a run of ``loaded`` (read from ``plan_path``); pure.
+
+    Raises :class:`InputError` for a mirror URL with ``offline``.
+    """
+    if mirror is not None and options.offline and not mirror.is_local:
+        raise InputError(
+            f"--mirror {mirror.url}: a URL needs the network, but --offline forbids it; "
+            "give a directory"
+        )
+    plan = loaded.plan
+    # An editable is installed from its directory: there is nothing to fetch.
+    artifacts: list[Artifact] = [a for a in plan.artifacts if not a.editable]
+    if options.shard is not None:
+        index, count = options.shard
+        artifacts = [artifacts[i] for i in shard_members(artifacts, index, count)]
+    preload: list[str] = []
+    if not options.offline:
+        preload = [a.url for a in artifacts if urlsplit(a.url).scheme != "file"]
+        if mirror is not None and not mirror.is_local:
+            preload.append(mirror.url)
+    hosts = len({_host_key(a) for a in artifacts})
+    per_host = max(1, options.per_host)
+    return RunSetup(
+        loaded=loaded,
+        plan_sha256=plan_digest(loaded.document),
+        destination=(
+            options.destination
+            if options.destination is not None
+            else plan.destination_dir(plan_path)
+        ),
+        artifacts=tuple(artifacts),
+        skipped=len(plan.artifacts) - len(artifacts),
+        trusted_hosts=trusted_hosts,
+        mirror=mirror,
+        credential_urls=(
+            *options.credential_urls,
+            *pip_urls,
+            *([] if mirror is None else [mirror.given]),
+        ),
+        preload=tuple(preload),
+        hosts=hosts,
+        jobs=(
+            options.jobs
+            if options.jobs is not None
+            else _default_jobs(len(artifacts), hosts, per_host)
+        ),
+        per_host=per_host,
+    )
+
+
 class Execution:
     """One run of a plan; a context manager to iterate for verified artifacts.
 
@@ -145,107 +226,96 @@ class Execution:
         self._t0 = time.monotonic()
         pip_settings = _pip_settings(options)
         pip_urls, pip_trusted = _pip_sources(pip_settings)
-        trusted = tuple(options.trusted_hosts) + tuple(pip_trusted)
-        self.loaded: LoadedPlan = read_plan(
+        trusted = (*options.trusted_hosts, *pip_trusted)
+        loaded = read_plan(
             self.plan_path,
             allow_unhashed=options.allow_unhashed,
             trusted_hosts=trusted,
             destination_given=options.destination is not None,
         )
-        plan = self.loaded.plan
-        self.plan_sha256 = plan_digest(self.loaded.document)
-        self.destination = (
-            options.destination
-            if options.destination is not None
-            else plan.destination_dir(self.plan_path)
-        )
-        # An editable is installed from its directory: there is nothing to fetch.
-        artifacts: list[Artifact] = [a for a in plan.artifacts if not a.editable]
-        if options.shard is not None:
-            index, count = options.shard
-            artifacts = [artifacts[i] for i in shard_members(artifacts, index, count)]
-        self.artifacts = artifacts
-        self.skipped = len(plan.artifacts) - len(artifacts)
         trusted_set = frozenset(h.lower() for h in trusted)
-        mirror = None
-        if options.mirror is not None:
-            mirror = MirrorIndex(parse_mirror(options.mirror, trusted_set), trusted_set)
-            if options.offline and not mirror.location.is_local:
-                raise InputError(
-                    f"--mirror {mirror.location.url}: a URL needs the network, but --offline "
-                    "forbids it; give a directory"
-                )
+        mirror = None if options.mirror is None else parse_mirror(options.mirror, trusted_set)
+        setup = set_up_run(
+            loaded,
+            self.plan_path,
+            options,
+            trusted_hosts=trusted_set,
+            pip_urls=pip_urls,
+            mirror=mirror,
+        )
+        self.setup = setup
+        self.loaded = setup.loaded
+        self.plan_sha256 = setup.plan_sha256
+        self.destination = setup.destination
+        self.artifacts = list(setup.artifacts)
+        self.skipped = setup.skipped
+        self.jobs = setup.jobs
+        self.per_host = setup.per_host
+        self.context = self._open_services(setup, pip_settings)
+        self.progress = self.context.progress
+        log.info(
+            "fetching %d artifact(s) of %s into %s with %d worker(s)",
+            len(self.artifacts),
+            self.plan_path,
+            self.destination,
+            self.jobs,
+        )
+        return self
+
+    def _open_services(self, setup: RunSetup, pip_settings: PipSettings) -> Context:
+        """Credentials settled, the destination made and locked, the checkpoint, session and
+        cache open: the context the workers share. What is opened closes with the run."""
+        options = self.options
         # Credentials are settled here, on the caller's thread: no worker ever prompts.
-        credentials = CredentialStore(
-            [
-                *options.credential_urls,
-                *pip_urls,
-                *([] if mirror is None else [mirror.location.given]),
-            ],
-            use_netrc=options.use_netrc,
-        )
+        credentials = CredentialStore(list(setup.credential_urls), use_netrc=options.use_netrc)
         if not options.offline:
-            remote = [a.url for a in artifacts if urlsplit(a.url).scheme != "file"]
-            if mirror is not None and not mirror.location.is_local:
-                remote.append(mirror.location.url)
-            credentials.preload(remote)
-        self.destination.mkdir(parents=True, exist_ok=True)
+            credentials.preload(list(setup.preload))
+        setup.destination.mkdir(parents=True, exist_ok=True)
         seeds = tuple(
-            d for d in options.seed_dirs if d.is_dir() and not _same_dir(d, self.destination)
+            d for d in options.seed_dirs if d.is_dir() and not _same_dir(d, setup.destination)
         )
+        stack = self._stack
         try:
-            self._stack.enter_context(
+            stack.enter_context(
                 destination_lock(
-                    self.destination, wait=options.wait_for_lock, on_wait=self.reporter.note
+                    setup.destination, wait=options.wait_for_lock, on_wait=self.reporter.note
                 )
             )
-            checkpoint = self._stack.enter_context(CheckpointStore(self.destination / ".fetchplan"))
-            hosts = {_host_key(a) for a in artifacts}
-            self.per_host = max(1, options.per_host)
-            self.jobs = (
-                options.jobs
-                if options.jobs is not None
-                else _default_jobs(len(artifacts), len(hosts), self.per_host)
-            )
+            checkpoint = stack.enter_context(CheckpointStore(setup.destination / ".fetchplan"))
             session = (
-                offline_session() if options.offline else build_session(self.jobs, len(hosts) + 1)
+                offline_session() if options.offline else build_session(setup.jobs, setup.hosts + 1)
             )
             pip_settings.apply_tls(session)
-            self._stack.callback(session.close)
+            stack.callback(session.close)
             cache = None
             if options.use_cache:
                 cache = ArtifactCache(
                     options.cache_dir if options.cache_dir is not None else default_cache_dir()
                 )
-            self.progress = ProgressState(len(artifacts), sum(a.size or 0 for a in artifacts))
-            self.context = Context(
-                destination=self.destination,
+            artifacts = setup.artifacts
+            context = Context(
+                destination=setup.destination,
                 session=session,
                 credentials=credentials,
                 checkpoint=checkpoint,
                 cache=cache,
                 retry=options.retry,
                 limits=options.limits,
-                progress=self.progress,
-                trusted_hosts=trusted_set,
+                progress=ProgressState(len(artifacts), sum(a.size or 0 for a in artifacts)),
+                trusted_hosts=setup.trusted_hosts,
                 clock_origin=self._t0,
-                mirror=mirror,
+                mirror=None
+                if setup.mirror is None
+                else MirrorIndex(setup.mirror, setup.trusted_hosts),
                 offline=options.offline,
                 seeds=seeds,
                 plan_dir=self.plan_path.parent,
             )
-            (self.destination / ".fetchplan" / "partial").mkdir(parents=True, exist_ok=True)
+            context.partial_dir.mkdir(parents=True, exist_ok=True)
         except BaseException:
-            self._stack.close()
+            stack.close()
             raise
-        log.info(
-            "fetching %d artifact(s) of %s into %s with %d worker(s)",
-            len(artifacts),
-            self.plan_path,
-            self.destination,
-            self.jobs,
-        )
-        return self
+        return context
 
     def partial_path(self, artifact: Artifact) -> Path:
         """Where ``artifact``'s bytes arrive while it downloads (renamed once verified)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fetchplan.executor.download import FileTiming, Verified
+from fetchplan.executor.verified import FileTiming, Verified
 from fetchplan.schemas import dump_document
 
 __all__ = ["Failure", "FetchResult", "write_timings"]

@@ -2,28 +2,25 @@
 
 :func:`attempt` streams the body into ``<dest>/.fetchplan/partial/<name>.part`` while hashing
 it, resuming with ``Range``/``If-Range`` from the offset it is given, capped at the plan's
-size, checkpointing progress; :func:`check_body` then says whether the bytes are the planned
-file. Each outcome that is not a complete body is an exception that tells the caller what to
-do next: :class:`TryAgain` (transient: retry per policy), :class:`StartOver` (the partial is
-wrong: drop it), :class:`GiveUp` (no point retrying). Redirects are followed here, by hand,
-so credentials go only to their own origin and https never downgrades to http.
+size, checkpointing progress, and returns what came of it as an
+:mod:`outcome <fetchplan.executor.outcome>` value: a complete :class:`Received` body (for
+:func:`~fetchplan.executor.verify.check_body` to judge), or :class:`Retry`, :class:`Restart`
+or :class:`Fail`. Inside a try the same three are raised, as :class:`TryAgain`,
+:class:`StartOver` and :class:`GiveUp`, from wherever they are found. Redirects are followed
+here, by hand, so credentials go only to their own origin and https never downgrades to http.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
-import hashlib
+import functools
 import logging
 import os
 import socket
 import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -31,12 +28,19 @@ import urllib3
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from fetchplan._deadline import deadline, expired
-from fetchplan._fs import CHUNK_SIZE
+from fetchplan._fs import (
+    CHUNK_SIZE,
+    Hasher,
+    TooLarge,
+    copy_hashing,
+    hash_file,
+    read_chunks,
+)
 from fetchplan._reasons import failure_reason
-from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState
 from fetchplan.executor.context import Cancelled, Context, FileTiming
-from fetchplan.executor.limits import MAX_UNSIZED_BYTES, StallMeter
+from fetchplan.executor.limits import StallMeter
+from fetchplan.executor.outcome import Body, Fail, Outcome, Received, Restart, Retry
 from fetchplan.executor.protocol import (
     REDIRECT_STATUSES,
     RedirectRefused,
@@ -53,37 +57,22 @@ from fetchplan.schemas.plan import Artifact
 
 __all__ = [
     "MAX_REDIRECTS",
-    "Body",
     "GiveUp",
     "StartOver",
     "TryAgain",
     "attempt",
-    "check_body",
     "host_port",
-    "matches",
     "open_url",
-    "rehash_partial",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 10
 _READ_SIZE = CHUNK_SIZE
-_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-def matches(artifact: Artifact, sha256: str, size: int) -> bool:
-    """Whether content of this digest and size is the file the plan asks for."""
-    if artifact.size is not None and size != artifact.size:
-        return False
-    return artifact.sha256 is None or sha256 == artifact.sha256
 
 
 class TryAgain(Exception):
-    """Worth another try. ``progress``: the try received at least a stall window's worth of
-    bytes; ``reached``: how long the partial then was. The caller counts the try as progress
-    (not using up one of the policy's attempts) only when it extended the partial beyond what
-    any try before it had reached."""
+    """Worth another try: raised inside a try, returned as a :class:`Retry` (which see)."""
 
     def __init__(
         self,
@@ -101,7 +90,7 @@ class TryAgain(Exception):
 
 
 class StartOver(Exception):
-    """The partial is wrong; drop it. ``final`` when this uses up the one fresh start."""
+    """The partial is wrong: raised inside a try, returned as a :class:`Restart`."""
 
     def __init__(self, reason: str, *, final: bool) -> None:
         super().__init__(reason)
@@ -110,90 +99,14 @@ class StartOver(Exception):
 
 
 class GiveUp(Exception):
-    """Retrying cannot help (a 404, a TLS error, a refused redirect); ``str()`` says why."""
+    """Retrying cannot help (a 404, a TLS error, a refused redirect); ``str()`` says why.
+    Raised inside a try (and by :func:`open_url`), returned as a :class:`Fail`."""
 
 
-@dataclass(slots=True)
-class Body:
-    """A complete body in the partial file: its digest and size as received."""
-
-    sha256: str
-    size: int
-    encoding: str
-    resumed: bool
-
-
-def rehash_partial(artifact: Artifact, part: Path, ctx: Context) -> Body:
+def _rehash_partial(part: Path) -> Body:
     """A partial already as long as the plan's size (killed before its rename): hash it."""
-    digest = hashlib.sha256()
-    size = 0
-    with part.open("rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
-    return Body(sha256=digest.hexdigest(), size=size, encoding="identity", resumed=True)
-
-
-def check_body(
-    artifact: Artifact, part: Path, body: Body, *, unsized: int = MAX_UNSIZED_BYTES
-) -> Body:
-    """The body if it is the planned file; else its decoded form if that is (a server that
-    compressed it despite ``Accept-Encoding: identity``); else :class:`StartOver`."""
-    if matches(artifact, body.sha256, body.size):
-        return body
-    if body.encoding in _DECODERS:
-        decoded = _decode_partial(artifact, part, body.encoding, unsized)
-        if decoded is not None:
-            return decoded
-    if artifact.size is not None and body.size != artifact.size:
-        raise StartOver(f"got {body.size} bytes, the plan says {artifact.size}", final=True)
-    error = HashMismatch(artifact.destination, "sha256", artifact.sha256 or "", body.sha256)
-    raise StartOver(str(error).split(": ", 1)[1], final=True)
-
-
-def _decode_partial(artifact: Artifact, part: Path, encoding: str, unsized: int) -> Body | None:
-    """The server ignored ``Accept-Encoding: identity``: try the body decoded, capped at the
-    plan's size (``unsized`` when it gives none)."""
-    limit = artifact.size if artifact.size is not None else unsized
-    decoded_path = part.with_name(part.name + ".decoded")
-    decoder = zlib.decompressobj(_DECODERS[encoding])
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with part.open("rb") as src, decoded_path.open("wb", buffering=0) as out:
-            while chunk := src.read(CHUNK_SIZE):
-                data = decoder.decompress(chunk, CHUNK_SIZE)
-                while True:
-                    size += len(data)
-                    if size > limit:
-                        raise StartOver(f"decoded body is larger than {limit} bytes", final=True)
-                    digest.update(data)
-                    out.write(data)
-                    if not decoder.unconsumed_tail:
-                        break
-                    data = decoder.decompress(decoder.unconsumed_tail, CHUNK_SIZE)
-            tail = decoder.flush()
-            size += len(tail)
-            if size > limit:
-                raise StartOver(f"decoded body is larger than {limit} bytes", final=True)
-            digest.update(tail)
-            out.write(tail)
-            os.fsync(out.fileno())
-    except (zlib.error, gzip.BadGzipFile, EOFError):
-        decoded_path.unlink(missing_ok=True)
-        return None
-    except BaseException:
-        decoded_path.unlink(missing_ok=True)
-        raise
-    body = Body(sha256=digest.hexdigest(), size=size, encoding="identity", resumed=False)
-    if not matches(artifact, body.sha256, body.size):
-        decoded_path.unlink(missing_ok=True)
-        return None
-    os.replace(decoded_path, part)
-    log.info(
-        "%s: server sent it %s-encoded; the decoded file matches", artifact.destination, encoding
-    )
-    return body
+    hashed = hash_file(part)
+    return Body(sha256=hashed.sha256, size=hashed.size, encoding="identity", resumed=True)
 
 
 @contextlib.contextmanager
@@ -270,27 +183,42 @@ def attempt(
     validator: Validator | None,
     ctx: Context,
     timing: FileTiming,
-) -> Body:
-    """Fetch the artifact's bytes from ``offset`` on into ``part`` (resuming with
-    ``validator``), or copy a ``file://`` URL; return the complete body or raise an outcome."""
-    if urlsplit(artifact.url).scheme == "file":
-        return _copy_local(artifact, part, ctx)
-    # The headers within a stall window of each request, the whole try within the deadline,
-    # however slowly a server trickles them. _stream ends a try at its deadline between two
-    # reads; the watchdog, a stall window later, ends one whose reads never return.
+) -> Outcome:
+    """One try at the artifact's bytes from ``offset`` on into ``part`` (resuming with
+    ``validator``): a partial already complete is hashed, a ``file://`` URL copied, else the
+    URL fetched. Raises only :class:`Cancelled` and local I/O errors."""
     limits = ctx.limits
-    with deadline(headers=limits.stall_window, total=limits.deadline + limits.stall_window):
-        try:
-            return _attempt(
-                artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
-            )
-        except TryAgain as exc:
-            if expired():
-                exc.reason = (
-                    f"ran past its deadline (headers within {limits.stall_window:g}s of asking, "
-                    f"the whole try within {limits.deadline:g}s)"
+    try:
+        if artifact.size is not None and offset == artifact.size and offset > 0:
+            return Received(_rehash_partial(part))
+        if urlsplit(artifact.url).scheme == "file":
+            return Received(_copy_local(artifact, part, ctx))
+        # The headers within a stall window of each request, the whole try within the
+        # deadline, however slowly a server trickles them. _stream ends a try at its deadline
+        # between two reads; the watchdog, a stall window later, ends one whose reads never
+        # return.
+        with deadline(headers=limits.stall_window, total=limits.deadline + limits.stall_window):
+            try:
+                return Received(
+                    _attempt(
+                        artifact, part, offset=offset, validator=validator, ctx=ctx, timing=timing
+                    )
                 )
-            raise
+            except TryAgain as exc:
+                if expired():
+                    exc.reason = (
+                        f"ran past its deadline (headers within {limits.stall_window:g}s of "
+                        f"asking, the whole try within {limits.deadline:g}s)"
+                    )
+                raise
+    except TryAgain as exc:
+        return Retry(
+            exc.reason, retry_after=exc.retry_after, progress=exc.progress, reached=exc.reached
+        )
+    except StartOver as exc:
+        return Restart(exc.reason, final=exc.final)
+    except GiveUp as exc:
+        return Fail(str(exc))
 
 
 def _attempt(
@@ -342,24 +270,70 @@ def _stream(
     encoding = content_encoding(response.headers)
     length_header = response.headers.get("Content-Length")
     length = int(length_header) if length_header and length_header.isdigit() else None
+    hasher: Hasher | None = None
     if offset == 0:
-        if (
-            encoding == "identity"
-            and artifact.size is not None
-            and length is not None
-            and length != artifact.size
-        ):
-            raise StartOver(
-                f"server announces {length} bytes, the plan says {artifact.size}", final=True
-            )
+        _start_partial(artifact, part, encoding=encoding, length=length, ctx=ctx)
+        # The validator to resume with, only for an identity body.
         validator = strong_validator(response.headers) if encoding == "identity" else None
-        with part.open("wb"):
-            pass
         _record_progress(artifact, 0, validator, ctx)
-        digest = hashlib.sha256()
     else:
         validator = _current_validator(artifact, ctx)
-        digest = _hash_prefix(part, offset, ctx)
+        hasher = _hash_prefix(part, offset, ctx)
+    cap = _try_cap(artifact, encoding, offset, length, ctx)
+    receiver = _Receiver(artifact, ctx, timing, validator, offset)
+    with part.open("r+b", buffering=0) as out:
+        out.seek(offset)
+        out.truncate()
+        try:
+            hashed = copy_hashing(
+                receiver.reads(response.raw),
+                out,
+                limit=cap - offset,
+                hasher=hasher,
+                progress=receiver.advance,
+            )
+        except TooLarge:
+            if artifact.size is None:
+                raise StartOver(
+                    f"server sent more than the {cap} bytes allowed for a file the plan gives "
+                    "no size",
+                    final=True,
+                ) from None
+            raise StartOver(f"server sent more than the plan's {cap} bytes", final=True) from None
+        except (TryAgain, Cancelled):
+            receiver.record()
+            raise
+        if length is not None and receiver.total < offset + length:
+            receiver.record()
+            raise receiver.try_again(
+                f"connection closed after {receiver.total} of {offset + length} bytes"
+            )
+        os.fsync(out.fileno())
+    return Body(sha256=hashed.sha256, size=receiver.total, encoding=encoding, resumed=offset > 0)
+
+
+def _start_partial(
+    artifact: Artifact, part: Path, *, encoding: str, length: int | None, ctx: Context
+) -> None:
+    """An empty partial for a body from byte zero, once its announced length is plausible."""
+    if (
+        encoding == "identity"
+        and artifact.size is not None
+        and length is not None
+        and length != artifact.size
+    ):
+        raise StartOver(
+            f"server announces {length} bytes, the plan says {artifact.size}", final=True
+        )
+    with part.open("wb"):
+        pass
+
+
+def _try_cap(
+    artifact: Artifact, encoding: str, offset: int, length: int | None, ctx: Context
+) -> int:
+    """Where the partial must end at the latest: the plan's size (give or take an encoding),
+    or for a file the plan gives no size, what the server announces within the limit."""
     cap = _body_cap(artifact.size, encoding, ctx.limits.max_unsized_bytes)
     if artifact.size is None and length is not None:
         if offset + length > cap:
@@ -368,84 +342,83 @@ def _stream(
                 f"{cap} allowed for a file the plan gives no size"
             )
         cap = offset + length
-    expected_end = offset + length if length is not None else None
-    raw: urllib3.HTTPResponse = response.raw
-    received = 0
-    total = offset
-    now = time.monotonic()
-    deadline = now + ctx.limits.deadline
-    meter = StallMeter(ctx.limits.stall_window, ctx.limits.stall_min_bytes, now)
-    last_record = (now, total)
-    with part.open("r+b", buffering=0) as out:
-        out.seek(offset)
-        out.truncate()
-        try:
-            while True:
-                try:
-                    chunk = raw.read1(_READ_SIZE, decode_content=False)
-                except (
-                    requests.RequestException,
-                    urllib3.exceptions.HTTPError,
-                    OSError,
-                    ValueError,
-                ) as exc:
-                    if ctx.cancel.is_set():
-                        raise Cancelled("interrupted") from exc
-                    raise TryAgain(
-                        f"connection lost after {total} bytes: {failure_reason(exc)}",
-                        progress=received >= ctx.limits.stall_min_bytes,
-                        reached=total,
-                    ) from exc
-                if ctx.cancel.is_set():
-                    raise Cancelled("interrupted")
-                if not chunk:
-                    break
-                if total + len(chunk) > cap:
-                    if artifact.size is None:
-                        raise StartOver(
-                            f"server sent more than the {cap} bytes allowed for a file the "
-                            "plan gives no size",
-                            final=True,
-                        )
-                    raise StartOver(f"server sent more than the plan's {cap} bytes", final=True)
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                total += len(chunk)
-                timing.network_bytes += len(chunk)
-                ctx.progress.advance(artifact.destination, len(chunk), network=True)
-                now = time.monotonic()
-                if meter.add(len(chunk), now):
-                    raise TryAgain(
-                        f"transfer stalled (under {ctx.limits.stall_min_bytes} bytes in "
-                        f"{ctx.limits.stall_window:g}s)",
-                        progress=received >= ctx.limits.stall_min_bytes,
-                        reached=total,
-                    )
-                if now > deadline:
-                    raise TryAgain(
-                        f"took longer than the {ctx.limits.deadline:g}s deadline",
-                        progress=received >= ctx.limits.stall_min_bytes,
-                        reached=total,
-                    )
-                if (
-                    total - last_record[1] >= ctx.limits.checkpoint_bytes
-                    or now - last_record[0] >= ctx.limits.checkpoint_seconds
-                ):
-                    _record_progress(artifact, total, validator, ctx)
-                    last_record = (now, total)
-        except (TryAgain, Cancelled):
-            _record_progress(artifact, total, validator, ctx)
-            raise
-        if expected_end is not None and total < expected_end:
-            _record_progress(artifact, total, validator, ctx)
-            raise TryAgain(
-                f"connection closed after {total} of {expected_end} bytes",
-                progress=received >= ctx.limits.stall_min_bytes,
-                reached=total,
+    return cap
+
+
+class _Receiver:
+    """One try's bytes as they arrive: what they add up to, the progress shown, the stall and
+    deadline checks, and the checkpoint kept every so often (so a kill loses little)."""
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        ctx: Context,
+        timing: FileTiming,
+        validator: Validator | None,
+        offset: int,
+    ) -> None:
+        self.artifact = artifact
+        self.ctx = ctx
+        self.timing = timing
+        self.validator = validator
+        self.total = offset
+        self.received = 0
+        now = time.monotonic()
+        self.deadline = now + ctx.limits.deadline
+        self.meter = StallMeter(ctx.limits.stall_window, ctx.limits.stall_min_bytes, now)
+        self.recorded = (now, offset)
+
+    def reads(self, raw: urllib3.HTTPResponse) -> Iterator[bytes]:
+        """The body's bytes as the connection gives them; a lost connection is a retry."""
+        while True:
+            try:
+                chunk = raw.read1(_READ_SIZE, decode_content=False)
+            except (
+                requests.RequestException,
+                urllib3.exceptions.HTTPError,
+                OSError,
+                ValueError,
+            ) as exc:
+                if self.ctx.cancel.is_set():
+                    raise Cancelled("interrupted") from exc
+                raise self.try_again(
+                    f"connection lost after {self.total} bytes: {failure_reason(exc)}"
+                ) from exc
+            self.ctx.raise_if_cancelled()
+            if not chunk:
+                return
+            yield chunk
+
+    def try_again(self, reason: str) -> TryAgain:
+        """A retry that counts as progress when this try got a stall window's worth of bytes."""
+        limits = self.ctx.limits
+        return TryAgain(
+            reason, progress=self.received >= limits.stall_min_bytes, reached=self.total
+        )
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes are in the partial."""
+        limits = self.ctx.limits
+        self.received += count
+        self.total += count
+        self.timing.network_bytes += count
+        self.ctx.progress.advance(self.artifact.destination, count, network=True)
+        now = time.monotonic()
+        if self.meter.add(count, now):
+            raise self.try_again(
+                f"transfer stalled (under {limits.stall_min_bytes} bytes in "
+                f"{limits.stall_window:g}s)"
             )
-        os.fsync(out.fileno())
-    return Body(sha256=digest.hexdigest(), size=total, encoding=encoding, resumed=offset > 0)
+        if now > self.deadline:
+            raise self.try_again(f"took longer than the {limits.deadline:g}s deadline")
+        since, at = self.recorded
+        if self.total - at >= limits.checkpoint_bytes or now - since >= limits.checkpoint_seconds:
+            self.record()
+            self.recorded = (now, self.total)
+
+    def record(self) -> None:
+        """Checkpoint how far the partial has come."""
+        _record_progress(self.artifact, self.total, self.validator, self.ctx)
 
 
 def _body_cap(size: int | None, encoding: str, unsized: int) -> int:
@@ -472,43 +445,35 @@ def _record_progress(
     )
 
 
-def _hash_prefix(part: Path, offset: int, ctx: Context) -> Any:
-    digest = hashlib.sha256()
-    left = offset
-    with part.open("rb") as fh:
-        while left > 0:
-            chunk = fh.read(min(CHUNK_SIZE, left))
-            if not chunk:
-                raise StartOver("partial shrank while resuming", final=False)
-            if ctx.cancel.is_set():
-                raise Cancelled("interrupted")
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest
+def _hash_prefix(part: Path, offset: int, ctx: Context) -> Hasher:
+    hashed = hash_file(part, size=offset, cancel=ctx.raise_if_cancelled)
+    if hashed.size < offset:
+        raise StartOver("partial shrank while resuming", final=False)
+    return hashed.hasher
 
 
 def _copy_local(artifact: Artifact, part: Path, ctx: Context) -> Body:
     path = Path(unquote(urlsplit(artifact.url).path))
-    unsized = ctx.limits.max_unsized_bytes
-    digest = hashlib.sha256()
-    total = 0
+    limit = artifact.size if artifact.size is not None else ctx.limits.max_unsized_bytes
     try:
         with path.open("rb") as src, part.open("wb", buffering=0) as out:
-            while chunk := src.read(CHUNK_SIZE):
-                if ctx.cancel.is_set():
-                    raise Cancelled("interrupted")
-                total += len(chunk)
-                if total > (artifact.size if artifact.size is not None else unsized):
-                    raise StartOver(f"{path} is larger than the plan's size", final=True)
-                out.write(chunk)
-                digest.update(chunk)
-                ctx.progress.advance(artifact.destination, len(chunk), network=False)
-            os.fsync(out.fileno())
+            hashed = copy_hashing(
+                read_chunks(src),
+                out,
+                limit=limit,
+                cancel=ctx.raise_if_cancelled,
+                progress=functools.partial(
+                    ctx.progress.advance, artifact.destination, network=False
+                ),
+                fsync=True,
+            )
+    except TooLarge:
+        raise StartOver(f"{path} is larger than the plan's size", final=True) from None
     except FileNotFoundError as exc:
         raise GiveUp(f"{path} does not exist") from exc
     except OSError as exc:
         raise TryAgain(f"cannot read {path}: {exc}") from exc
-    return Body(sha256=digest.hexdigest(), size=total, encoding="identity", resumed=False)
+    return Body(sha256=hashed.sha256, size=hashed.size, encoding="identity", resumed=False)
 
 
 def host_port(url: str) -> str:

@@ -25,17 +25,17 @@ or when told to stop.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import struct
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetchplan._fs import CHUNK_SIZE
+from fetchplan._fs import CHUNK_SIZE, TooLarge, copy_hashing
 from fetchplan.install.wheel import check_member_path
 
 __all__ = ["MAX_EXPANSION", "PreFile", "Prestager", "prestage_min_size"]
@@ -287,8 +287,22 @@ class Prestager:
             while csize > 0:  # not ours to unpack: skip its bytes
                 csize -= len(source.read(min(CHUNK_SIZE, csize)))
             return None
-        digest = hashlib.sha256() if out >= 0 else None
-        size = 0
+        pieces = self._data(method, csize)
+        try:
+            if out < 0:  # of unknown size, so read through, but not kept
+                hashed = copy_hashing(pieces, limit=self._limit - self._total)
+            else:
+                with open(out, "wb", buffering=0, closefd=False) as sink:
+                    hashed = copy_hashing(pieces, sink, limit=self._limit - self._total)
+        except TooLarge:
+            raise _Stop("unpacked more than the archive could plausibly hold") from None
+        self._total += hashed.size
+        return PreFile(hashed.hasher.digest(), hashed.size) if out >= 0 else None
+
+    def _data(self, method: int, csize: int | None) -> Iterator[bytes]:
+        """One member's data, inflated if need be, ``csize`` bytes of the archive (None: up
+        to the end of its deflate stream); what the stream leaves goes back to the source."""
+        source = self._source
         inflate = zlib.decompressobj(-15) if method == _DEFLATED else None
         left = csize
         while left is None or left > 0:
@@ -299,16 +313,7 @@ class Prestager:
             while True:
                 if inflate is not None:
                     data = inflate.decompress(data, CHUNK_SIZE)
-                size += len(data)
-                self._total += len(data)
-                if self._total > self._limit:
-                    raise _Stop("unpacked more than the archive could plausibly hold")
-                if out >= 0 and data:
-                    assert digest is not None
-                    digest.update(data)
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(out, view) :]
+                yield data
                 if inflate is None or not inflate.unconsumed_tail:
                     break
                 data = inflate.unconsumed_tail
@@ -322,7 +327,6 @@ class Prestager:
             raise _Stop("deflate data ends early")
         if left is not None and left != 0:
             raise _Stop("member data does not match its header's size")
-        return PreFile(digest.digest(), size) if digest is not None else None
 
     def _skip_descriptor(self, zip64: bool) -> None:
         head = self._source.read_exact(4)

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from installer.utils import parse_metadata_file
 
-from fetchplan._fs import CHUNK_SIZE, DIR_MODE
+from fetchplan._fs import DIR_MODE, TooLarge, copy_hashing, read_chunks
 from fetchplan.cache import default_cache_dir
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.install.errors import InstallError, UnsafeWheel
@@ -418,23 +418,20 @@ def _check_entry(entry: StoreEntry) -> StoreProblem | None:
         hash_field, size_field = row
         algorithm, _, digest = hash_field.partition("=")
         try:
-            hashers = {algorithm: hashlib.new(algorithm), "sha256": hashlib.sha256()}
+            recorded = hashlib.new(algorithm)
         except ValueError:
             return problem(item.path, f"RECORD hash {hash_field!r} unusable")
-        size = 0
         try:
             with open(entry.source(item), "rb") as fh:  # noqa: PTH123
-                while chunk := fh.read(CHUNK_SIZE):
-                    size += len(chunk)
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
+                hashed = copy_hashing(read_chunks(fh), also=[recorded])
         except OSError as exc:
             return problem(item.path, f"unreadable: {exc.strerror or exc}")
+        size = hashed.size
         if (
             size != item.size
             or str(size) != size_field
-            or _b64(hashers[algorithm].digest()) != digest
-            or _b64(hashers["sha256"].digest()) != item.sha256
+            or _b64(recorded.digest()) != digest
+            or _b64(hashed.hasher.digest()) != item.sha256
         ):
             return problem(item.path, "changed since it was stored (hash or size)")
     return None
@@ -550,29 +547,26 @@ def _write_member(
     Returns its sha256 (urlsafe base64, unpadded).
     """
     wheel = opened.spec.filename
-    sha256 = hashlib.sha256()
     other = None if row is None or row.algorithm == "sha256" else hashlib.new(row.algorithm)
-    size = 0
     limit = row.size if row is not None else None
     fd = os.open(target, _CREATE, 0o666)
     try:
-        with opened.zipfile.open(info) as member:
-            while buf := member.read(CHUNK_SIZE):
-                size += len(buf)
-                if limit is not None and size > limit:
-                    raise UnsafeWheel(wheel, info.filename, "longer than RECORD says")
-                sha256.update(buf)
-                if other is not None:
-                    other.update(buf)
-                view = memoryview(buf)
-                while view:
-                    view = view[os.write(fd, view) :]
+        with (
+            opened.zipfile.open(info) as member,
+            open(fd, "wb", buffering=0, closefd=False) as out,
+        ):
+            hashed = copy_hashing(
+                read_chunks(member), out, limit=limit, also=() if other is None else (other,)
+            )
         if executable:
             mode = os.fstat(fd).st_mode
             os.fchmod(fd, mode | ((mode & 0o444) >> 2))
+    except TooLarge:
+        raise UnsafeWheel(wheel, info.filename, "longer than RECORD says") from None
     finally:
         os.close(fd)
-    digest = _b64(sha256.digest())
+    digest = _b64(hashed.hasher.digest())
+    size = hashed.size
     if row is not None:
         ours = digest if other is None else _b64(other.digest())
         if size != row.size or ours != row.digest:

@@ -32,8 +32,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from fetchplan._fs import CHUNK_SIZE
-from fetchplan.errors import HashMismatch
+from fetchplan._fs import check_hashed, copy_hashing, read_chunks
 from fetchplan.install.errors import InstallError, UnsafeWheel
 from fetchplan.install.selection import WheelToInstall
 
@@ -360,11 +359,9 @@ def open_wheel(spec: WheelToInstall) -> OpenWheel:
             raise InstallError(
                 f"{spec.path}: size {st.st_size} differs from the manifest's {spec.size}"
             )
-        digest = hashlib.sha256()
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-        if digest.hexdigest() != spec.sha256:
-            raise HashMismatch(str(spec.path), "sha256", spec.sha256, digest.hexdigest())
+        check_hashed(
+            str(spec.path), copy_hashing(read_chunks(handle)), sha256=spec.sha256, size=None
+        )
         handle.seek(0)
         opened = OpenWheel(spec, handle, _Identity.of(st))
     except BaseException:

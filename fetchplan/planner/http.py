@@ -336,31 +336,15 @@ class RecordingSession(requests.Session):
         answer is returned instead. Raises requests' exceptions, and :class:`BodyTooLarge`
         past ``limit`` bytes.
         """
-        if (
-            self.cookies
-            or self.params
-            or any(self.hooks.values())
-            or not (self.auth is None or isinstance(self.auth, StoreAuth))
-            or not _PLAIN_URL.fullmatch(url)
-        ):
-            return None
-        route = self._route(url)
+        route = self._route(url) if self._direct_allowed(url) else None
         if route is None:
             return None
         adapter, pool = route
-        request_headers = CaseInsensitiveDict[str]()
-        for name, value in self.headers.items():
-            request_headers[name] = value if isinstance(value, str) else value.decode("latin-1")
-        request_headers.update(headers)
-        if "Authorization" not in request_headers and isinstance(self.auth, StoreAuth):
-            authorization = self.auth.header_for(url)
-            if authorization is not None:
-                request_headers["Authorization"] = authorization
+        request_headers = self._request_headers(url, headers)
         if self.preconnector is not None:
             early = self.preconnector.answer(url, request_headers)
             if early is not None:
-                if limit is not None and len(early.content) > limit:
-                    raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
+                _check_limit(url, len(early.content), limit)
                 return Fetched(
                     url=url,
                     status_code=early.status,
@@ -368,34 +352,13 @@ class RecordingSession(requests.Session):
                     headers=CaseInsensitiveDict(early.headers),
                     content=early.content,
                 )
-        target = request_target(url)
         timings = self.timings
         started = timings.now() if timings is not None else 0.0
-        status: int | None = None
-        received = 0
+        answer = _Answer()
         try:
-            response = pool.urlopen(
-                "GET",
-                target,
-                headers=request_headers,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=True,
-                retries=adapter.max_retries,
-                timeout=Timeout(connect=timeout, read=timeout),
+            _read_whole(
+                answer, adapter, pool, url, headers=request_headers, timeout=timeout, limit=limit
             )
-            status = response.status
-            try:
-                body = response.read(None if limit is None else limit + 1)
-                received = response.tell() or len(body)
-                if limit is not None and len(body) > limit:
-                    response.close()  # the rest is never read: the connection is not reused
-                    raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
-                if response.get_redirect_location():
-                    return None
-            finally:
-                response.release_conn()
         except ClosedPoolError:
             # The pool manager dropped this origin's pool (more origins than it keeps).
             self._routes.pop(_origin(url), None)
@@ -406,14 +369,30 @@ class RecordingSession(requests.Session):
             raise requests.ConnectionError(exc) from exc
         finally:
             if timings is not None:
-                timings.record_request("GET", url, status, started, received)
-        return Fetched(
-            url=url,
-            status_code=response.status,
-            reason=response.reason or "",
-            headers=response.headers,
-            content=body,
+                timings.record_request("GET", url, answer.status, started, answer.received)
+        return answer.fetched
+
+    def _direct_allowed(self, url: str) -> bool:
+        """Whether requests would add nothing to a GET of ``url`` (see :meth:`fetch_whole`)."""
+        return not (
+            self.cookies
+            or self.params
+            or any(self.hooks.values())
+            or not (self.auth is None or isinstance(self.auth, StoreAuth))
+            or not _PLAIN_URL.fullmatch(url)
         )
+
+    def _request_headers(self, url: str, headers: Mapping[str, str]) -> CaseInsensitiveDict[str]:
+        """The session's headers, then ``headers``, then the credentials for ``url``."""
+        request_headers = CaseInsensitiveDict[str]()
+        for name, value in self.headers.items():
+            request_headers[name] = value if isinstance(value, str) else value.decode("latin-1")
+        request_headers.update(headers)
+        if "Authorization" not in request_headers and isinstance(self.auth, StoreAuth):
+            authorization = self.auth.header_for(url)
+            if authorization is not None:
+                request_headers["Authorization"] = authorization
+        return request_headers
 
     def _route(self, url: str) -> tuple[HTTPAdapter, HTTPConnectionPool] | None:
         """The adapter and connection pool ``get`` would use for ``url``'s origin without a
@@ -439,6 +418,65 @@ class RecordingSession(requests.Session):
 def _origin(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What a direct GET got, as far as it got (the timings record it, also after an error)."""
+
+    status: int | None = None
+    received: int = 0
+    fetched: Fetched | None = None
+    """None for a redirect, which ``get`` is to follow."""
+
+
+def _read_whole(
+    answer: _Answer,
+    adapter: HTTPAdapter,
+    pool: HTTPConnectionPool,
+    url: str,
+    *,
+    headers: CaseInsensitiveDict[str],
+    timeout: float,
+    limit: int | None,
+) -> None:
+    """GET ``url`` on ``pool`` into ``answer``, the whole body (:class:`BodyTooLarge` past
+    ``limit``)."""
+    response = pool.urlopen(
+        "GET",
+        request_target(url),
+        headers=headers,
+        redirect=False,
+        assert_same_host=False,
+        preload_content=False,
+        decode_content=True,
+        retries=adapter.max_retries,
+        timeout=Timeout(connect=timeout, read=timeout),
+    )
+    answer.status = response.status
+    try:
+        body = response.read(None if limit is None else limit + 1)
+        answer.received = response.tell() or len(body)
+        if limit is not None and len(body) > limit:
+            response.close()  # the rest is never read: the connection is not reused
+        _check_limit(url, len(body), limit)
+        if response.get_redirect_location():
+            return
+    finally:
+        response.release_conn()
+    answer.fetched = Fetched(
+        url=url,
+        status_code=response.status,
+        reason=response.reason or "",
+        headers=response.headers,
+        content=body,
+    )
+
+
+def _check_limit(url: str, size: int, limit: int | None) -> None:
+    """:class:`BodyTooLarge` for a body of ``size`` bytes past ``limit`` (None: no limit)."""
+    if limit is not None and size > limit:
+        raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
 
 
 def _wire_bytes(response: requests.Response) -> int:
@@ -598,7 +636,6 @@ def join_limited(chunks: Iterable[bytes], limit: int | None, url: str) -> bytes:
     received = 0
     for chunk in chunks:
         received += len(chunk)
-        if limit is not None and received > limit:
-            raise BodyTooLarge(f"{url}: response is larger than {limit} bytes")
+        _check_limit(url, received, limit)
         parts.append(chunk)
     return b"".join(parts)

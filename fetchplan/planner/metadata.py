@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import tarfile
-import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -43,7 +42,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from fetchplan._deadline import deadline, expired
-from fetchplan._fs import CHUNK_SIZE, sha256_file
+from fetchplan._fs import CHUNK_SIZE, TooLarge, check_hashed, copy_hashing, sha256_file, staged
 from fetchplan._limits import MAX_UNSIZED_BYTES
 from fetchplan._parse import long_number
 from fetchplan._reasons import failure_reason
@@ -550,38 +549,25 @@ def _downloaded(
     :class:`HashMismatch` and keeps nothing.
     """
     where = redact(url)
-    if cache is not None:
-        fd, tmp = cache.staging_file(".download.")
-    else:
-        fd, tmp_name = tempfile.mkstemp(prefix=".download.", suffix=".part")
-        tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        size = 0
-        with (
-            os.fdopen(fd, "wb") as out,
-            deadline(headers=timeout, total=_DOWNLOAD_DEADLINE),
-        ):
+    with staged(cache.staging_dir() if cache is not None else None, ".download.") as temp:
+        with deadline(headers=timeout, total=_DOWNLOAD_DEADLINE):
             response = _get(session, url, counter, timeout)
             with response:
                 if response.status_code != 200:
                     raise NetworkError(f"{where}: HTTP {response.status_code}")
-                for chunk in _iter_body(response, url, counter):
-                    size += len(chunk)
-                    if size > MAX_UNSIZED_BYTES:
-                        raise MetadataError(
-                            f"{where}: response is larger than {MAX_UNSIZED_BYTES} bytes"
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-        actual = digest.hexdigest()
-        if sha256 is not None and actual != sha256:
-            raise HashMismatch(where, "sha256", sha256, actual)
+                try:
+                    hashed = copy_hashing(
+                        _iter_body(response, url, counter), temp.out, limit=MAX_UNSIZED_BYTES
+                    )
+                except TooLarge as exc:
+                    raise MetadataError(
+                        f"{where}: response is larger than {exc.limit} bytes"
+                    ) from None
+        temp.close()
+        check_hashed(where, hashed, sha256=sha256, size=None)
         # Hashed while written: the file moves into the cache as it is, no second copy.
-        cached = cache.adopt(tmp, actual) if cache is not None else None
-        yield (cached if cached is not None else tmp), actual, size, cached
-    finally:
-        tmp.unlink(missing_ok=True)
+        cached = cache.adopt(temp.path, hashed.sha256) if cache is not None else None
+        yield (cached if cached is not None else temp.path), hashed.sha256, hashed.size, cached
 
 
 def download_whole(

@@ -20,7 +20,6 @@ of the build requirements of all that target's sdists (wheels only, for that tar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,14 +34,21 @@ import requests
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from fetchplan._fs import CHUNK_SIZE, atomic_write_bytes, sha256_file
+from fetchplan._fs import (
+    CHUNK_SIZE,
+    atomic_write_bytes,
+    check_hashed,
+    copy_hashing,
+    sha256_file,
+    staged,
+)
 from fetchplan._parse import load_json
 from fetchplan._reasons import failure_reason
 from fetchplan._urls import redact
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import BuildSystem, read_build_system
 from fetchplan.cache import ArtifactCache
-from fetchplan.errors import FetchplanError, FileFormatError, HashMismatch, NetworkError
+from fetchplan.errors import FetchplanError, FileFormatError, NetworkError
 from fetchplan.planner import metadata as md
 from fetchplan.planner.candidates import Candidate, DistMetadata, FormatControl
 from fetchplan.planner.context import Memo, ResolveContext, TargetResolution
@@ -236,45 +242,35 @@ class SdistPlanner:
     def _download(self, link: Link, sha256: str | None) -> _LocalFile:
         where = redact(link.url)
         self._scratch.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self._scratch, prefix=".download.", suffix=".part")
-        tmp = Path(tmp_name)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
+        with staged(self._scratch, ".download.") as temp:
+            try:
+                response = self._session.get(
+                    link.url,
+                    stream=True,
+                    timeout=self._timeout,
+                    headers={"Accept-Encoding": "identity"},
+                )
+            except requests.RequestException as exc:
+                raise NetworkError(f"{where}: {failure_reason(exc)}") from None
+            with response:
+                if response.status_code != 200:
+                    raise NetworkError(f"{where}: HTTP {response.status_code}")
                 try:
-                    response = self._session.get(
-                        link.url,
-                        stream=True,
-                        timeout=self._timeout,
-                        headers={"Accept-Encoding": "identity"},
-                    )
+                    hashed = copy_hashing(response.iter_content(CHUNK_SIZE), temp.out)
                 except requests.RequestException as exc:
-                    raise NetworkError(f"{where}: {failure_reason(exc)}") from None
-                with response:
-                    if response.status_code != 200:
-                        raise NetworkError(f"{where}: HTTP {response.status_code}")
-                    try:
-                        for chunk in response.iter_content(CHUNK_SIZE):
-                            digest.update(chunk)
-                            out.write(chunk)
-                            size += len(chunk)
-                    except requests.RequestException as exc:
-                        raise NetworkError(
-                            f"{where}: download interrupted: {failure_reason(exc)}"
-                        ) from None
-            actual = digest.hexdigest()
-            if sha256 is not None and actual != sha256:
-                raise HashMismatch(where, "sha256", sha256, actual)
+                    raise NetworkError(
+                        f"{where}: download interrupted: {failure_reason(exc)}"
+                    ) from None
+            temp.close()
+            check_hashed(where, hashed, sha256=sha256, size=None)
+            actual = hashed.sha256
             if self._cache is not None:
-                final = self._cache.add(tmp, actual)
+                final = self._cache.add(temp.path, actual)
             else:
                 final = self._scratch / actual / link.filename
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return _LocalFile(final, actual, size, requests=1, received=size)
+                os.replace(temp.path, final)
+        return _LocalFile(final, actual, hashed.size, requests=1, received=hashed.size)
 
     # -- preparing metadata --------------------------------------------------------------
 
