@@ -28,7 +28,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from fetchplan import __version__
-from fetchplan._directurl import direct_url
 from fetchplan._urls import split_credentials
 from fetchplan.errors import FieldProblem, FileFormatError
 from fetchplan.formats._common import (
@@ -41,6 +40,7 @@ from fetchplan.formats._common import (
     pick_target,
     select_for_target,
 )
+from fetchplan.schemas.directurl import direct_url
 from fetchplan.schemas.plan import Artifact, Dependency, Plan, Target
 
 __all__ = ["REPORT_VERSION", "embedded_targets", "from_pip_report", "to_pip_report"]

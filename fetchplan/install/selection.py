@@ -25,8 +25,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from fetchplan._directurl import direct_url
 from fetchplan.install.errors import InstallError, ManifestMismatch
+from fetchplan.schemas.directurl import direct_url
 from fetchplan.schemas.manifest import Manifest, ManifestArtifact
 from fetchplan.schemas.plan import BUILT_KINDS, Artifact, Plan, Target
 from fetchplan.wheels import WheelToInstall
