@@ -35,6 +35,7 @@ __all__ = [
     "env_policies",
     "fetch_summary_lines",
     "install_summary_lines",
+    "note_on_stderr",
     "refuse_removing_itself",
     "reporter",
     "sigterm_interrupts",
@@ -126,6 +127,11 @@ def fetch_summary_lines(result: FetchResult) -> list[str]:
     if result.manifest_path is not None:
         lines.append(f"manifest: {result.manifest_path}")
     return lines
+
+
+def note_on_stderr(line: str) -> None:
+    """A line the user must see now (a lock waited for), on stderr, for ``on_wait``."""
+    sys.stderr.write(f"{line}\n")
 
 
 def active_environment(command: str) -> Path:

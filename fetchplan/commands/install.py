@@ -178,15 +178,12 @@ def _install_options(args: argparse.Namespace) -> InstallOptions:
     )
 
 
-def _say(line: str) -> None:
-    sys.stderr.write(f"{line}\n")
-
-
 def run(args: argparse.Namespace) -> int:
     from fetchplan.commands._shared import (
         InstallProgressLine,
         active_environment,
         install_summary_lines,
+        note_on_stderr,
         refuse_removing_itself,
         using_line,
     )
@@ -211,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
                 args.venv,
                 python=args.python,
                 wait=not args.no_wait,
-                on_wait=None if quiet else _say,
+                on_wait=None if quiet else note_on_stderr,
             )
         target = TargetInterpreter.query(python)
         if active and not quiet:
