@@ -37,6 +37,7 @@ __all__ = [
     "install_summary_lines",
     "refuse_removing_itself",
     "reporter",
+    "say",
     "sigterm_interrupts",
     "using_line",
 ]
@@ -126,6 +127,11 @@ def fetch_summary_lines(result: FetchResult) -> list[str]:
     if result.manifest_path is not None:
         lines.append(f"manifest: {result.manifest_path}")
     return lines
+
+
+def say(line: str) -> None:
+    """Write ``line`` to stderr (a note such as whom a lock is waited for)."""
+    sys.stderr.write(f"{line}\n")
 
 
 def active_environment(command: str) -> Path:

@@ -177,16 +177,13 @@ def _install_options(args: argparse.Namespace) -> InstallOptions:
     )
 
 
-def _say(line: str) -> None:
-    sys.stderr.write(f"{line}\n")
-
-
 def run(args: argparse.Namespace) -> int:
     from fetchplan.commands._shared import (
         InstallProgressLine,
         active_environment,
         install_summary_lines,
         refuse_removing_itself,
+        say,
         using_line,
     )
     from fetchplan.install import TargetInterpreter, ensure_venv
@@ -210,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
                 args.venv,
                 python=args.python,
                 wait=not args.no_wait,
-                on_wait=None if quiet else _say,
+                on_wait=None if quiet else say,
             )
         target = TargetInterpreter.query(python)
         if active and not quiet:

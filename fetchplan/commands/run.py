@@ -153,11 +153,8 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
     )
 
 
-def _say(line: str) -> None:
-    sys.stderr.write(f"{line}\n")
-
-
 def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
+    from fetchplan.commands._shared import say
     from fetchplan.install import TargetInterpreter, ensure_venv
 
     if active is not None:
@@ -168,7 +165,7 @@ def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpr
             args.venv,
             python=args.venv_python,
             wait=not args.no_wait,
-            on_wait=None if quiet else _say,
+            on_wait=None if quiet else say,
         )
     else:
         python = args.python
