@@ -23,6 +23,11 @@ cache info|clean`` walk):
     Unpacked wheels, by the wheel file's sha256, linked into environments by ``install`` and
     ``run`` (:class:`fetchplan.install.store.WheelStore`, which prunes and verifies itself:
     its entries appear whole by a directory rename, and hold files of any name).
+``interpreters/`` (section ``interpreters``)
+    What each target interpreter said about itself (``TargetInterpreter.query`` in
+    :mod:`fetchplan.install.interpreter`), keyed by the interpreter binary's path and status,
+    its venv settings, the kernel and the C library: a new virtual environment of a known
+    base interpreter needs no subprocess.
 ``runs/`` (section ``runs``)
     The work directories of ``fetchplan run`` without ``-o`` or ``--dest`` (its plan and
     downloads, the files hard-linked from ``sha256/``), each removed when its run ends; one
@@ -181,6 +186,7 @@ SECTIONS: tuple[CacheSection, ...] = (
     CacheSection("metadata", "metadata", "core metadata of distributions, by file sha256"),
     CacheSection("store", "store", "unpacked wheels"),
     CacheSection("runs", "runs", "work directories of runs in progress or killed"),
+    CacheSection("interpreters", "interpreters", "descriptions of target interpreters"),
 )
 """Every section of the cache, in the order ``fetchplan cache info`` lists them."""
 
@@ -492,7 +498,7 @@ def clean(root: Path, sections: tuple[CacheSection, ...] = SECTIONS) -> tuple[in
     return removed, freed
 
 
-_CHECKSUMMED = ("pages", "metadata")
+_CHECKSUMMED = ("pages", "metadata", "interpreters")
 _STALE_TEMP_SECONDS = 3600.0
 _STALE_RUN_SECONDS = 86400.0
 """A run's work directory where nothing changed for this long belongs to no running run."""
@@ -502,9 +508,9 @@ def prune(
     root: Path, *, unused_days: float | None = None, now: float | None = None
 ) -> tuple[int, int]:
     """Trim ``root``: temporary files left by interrupted writes (an hour old), corrupt
-    entries of the checksummed sections (``pages``, ``metadata``), and with ``unused_days``
-    the entries of those sections not used for that long; and work directories of ``run``
-    untouched for a day (killed runs). Returns (files, bytes) removed."""
+    entries of the checksummed sections (``pages``, ``metadata``, ``interpreters``), and with
+    ``unused_days`` the entries of those sections not used for that long; and work
+    directories of ``run`` untouched for a day (killed runs). Returns (files, bytes) removed."""
     now = time.time() if now is None else now
     removed, freed = _prune_runs(root / "runs", now)
     # Downloads are staged at the top (ArtifactCache.staging_file), sections below.

@@ -158,6 +158,7 @@ def _say(line: str) -> None:
 
 
 def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
+    from fetchplan.commands._shared import interpreter_cache
     from fetchplan.install import TargetInterpreter, ensure_venv
 
     if active is not None:
@@ -172,7 +173,7 @@ def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpr
         )
     else:
         python = args.python
-    return TargetInterpreter.query(python)
+    return TargetInterpreter.query(python, cache_dir=interpreter_cache(args))
 
 
 @dataclass(slots=True)
