@@ -87,6 +87,17 @@ class Protected:
             or _ACTIVATE.fullmatch(bare) is not None
         )
 
+    def directory(self, directory: str) -> bool:
+        """Whether a file directly in ``directory`` (absolute and normalised, as staging
+        makes every destination) could be one of the environment's own: when not, none of
+        its files needs :meth:`path`."""
+        here = os.path.join(_norm(directory), "")  # noqa: PTH118
+        return (
+            here[:-1] == self.scripts
+            or any(os.path.dirname(f) == here[:-1] for f in self.files)  # noqa: PTH120
+            or any(here.startswith(t) or t.startswith(here) for t in self.trees)
+        )
+
     def path(self, path: str | Path) -> bool:
         """Whether writing ``path`` would replace one of the environment's own files."""
         final = _norm(path)
