@@ -118,6 +118,10 @@ def check_wheel(opened: OpenWheel, target: TargetInterpreter, protected: Protect
     wheel = opened.spec.filename
     scheme = target.scheme(opened.spec.name)
     data = layout.data_dir + "/"
+    # Members share few directories: a file needs its own look only in a directory where
+    # one of the environment's files could be (see Protected.directory). Member paths are
+    # plain (inspect_wheel refused any other), so a member's directory is its path's.
+    near: dict[str, bool] = {}
     for info in layout.members:
         name = info.filename
         if name.startswith(data):
@@ -127,7 +131,12 @@ def check_wheel(opened: OpenWheel, target: TargetInterpreter, protected: Protect
             rest = name
             roots = [scheme["purelib"], scheme["platlib"]]
         for root in roots:
-            if protected.path(os.path.join(root, rest)):  # noqa: PTH118
+            final = os.path.join(root, rest)  # noqa: PTH118
+            directory = os.path.dirname(final)  # noqa: PTH120
+            maybe = near.get(directory)
+            if maybe is None:
+                maybe = near[directory] = protected.directory(directory)
+            if maybe and protected.path(final):
                 raise UnsafeWheel(
                     wheel, name, "would replace the environment's own interpreter or files"
                 )
