@@ -23,6 +23,11 @@ cache info|clean`` walk):
     Unpacked wheels, by the wheel file's sha256, linked into environments by ``install`` and
     ``run`` (:class:`fetchplan.install.store.WheelStore`, which prunes and verifies itself:
     its entries appear whole by a directory rename, and hold files of any name).
+``interpreters/`` (section ``interpreters``)
+    What each target interpreter said about itself (``TargetInterpreter.query`` in
+    :mod:`fetchplan.install.interpreter`), keyed by the interpreter binary's path and status,
+    its venv settings, the kernel and the C library: a new virtual environment of a known
+    base interpreter needs no subprocess.
 ``runs/`` (section ``runs``)
     The work directories of ``fetchplan run`` without ``-o`` or ``--dest`` (its plan and
     downloads, the files hard-linked from ``sha256/``), each removed when its run ends; one
@@ -46,6 +51,7 @@ import os
 import shutil
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -165,28 +171,36 @@ SECTIONS: tuple[CacheSection, ...] = (
     CacheSection("metadata", "metadata", "core metadata of distributions, by file sha256"),
     CacheSection("store", "store", "unpacked wheels"),
     CacheSection("runs", "runs", "work directories of runs in progress or killed"),
+    CacheSection("interpreters", "interpreters", "descriptions of target interpreters"),
 )
 """Every section of the cache, in the order ``fetchplan cache info`` lists them."""
 
 
 # -- checksummed entries ----------------------------------------------------------------------
 
-_MAGIC = b"fetchplan-cache-entry\x01"
-_DIGEST_SIZE = hashlib.sha256().digest_size
+_MAGIC = b"fetchplan-cache-entry\x02"
+# The payload's length and CRC-32: what finds a truncated or damaged entry (the cache is
+# the user's own; nothing here defends against someone who can write to it, and a
+# sha256 of each entry cost a warm plan a tenth of a second over its 16 MB of parsed pages).
+_CHECK_SIZE = 12
+
+
+def _check(payload: bytes) -> bytes:
+    return len(payload).to_bytes(8, "big") + zlib.crc32(payload).to_bytes(4, "big")
 
 
 def write_entry(path: Path, payload: bytes) -> None:
-    """Write ``payload`` at ``path`` with a checksum, atomically (temporary file beside it, then
-    ``os.replace``); raises ``OSError``.
+    """Write ``payload`` at ``path`` with its length and checksum, atomically (temporary
+    file beside it, then ``os.replace``); raises ``OSError``.
 
-    Not fsynced: an entry a crash truncates or empties fails its checksum and is a miss, and a
+    Not fsynced: an entry a crash truncates or empties fails its check and is a miss, and a
     plan writes hundreds of entries that a sync each would slow for nothing.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = make_temp(path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
+            out.write(_MAGIC + _check(payload) + payload)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -203,12 +217,9 @@ def read_entry(path: Path) -> bytes | None:
     except OSError as exc:
         log.debug("cache entry %s unreadable: %s", path, exc)
         return None
-    head = len(_MAGIC) + _DIGEST_SIZE
+    head = len(_MAGIC) + _CHECK_SIZE
     payload = data[head:]
-    if (
-        data[: len(_MAGIC)] != _MAGIC
-        or data[len(_MAGIC) : head] != hashlib.sha256(payload).digest()
-    ):
+    if data[: len(_MAGIC)] != _MAGIC or data[len(_MAGIC) : head] != _check(payload):
         log.warning("%s: corrupt cache entry; ignoring and removing it", path)
         path.unlink(missing_ok=True)
         return None
@@ -476,7 +487,7 @@ def clean(root: Path, sections: tuple[CacheSection, ...] = SECTIONS) -> tuple[in
     return removed, freed
 
 
-_CHECKSUMMED = ("pages", "metadata")
+_CHECKSUMMED = ("pages", "metadata", "interpreters")
 _STALE_TEMP_SECONDS = 3600.0
 _STALE_RUN_SECONDS = 86400.0
 """A run's work directory where nothing changed for this long belongs to no running run."""
@@ -486,9 +497,9 @@ def prune(
     root: Path, *, unused_days: float | None = None, now: float | None = None
 ) -> tuple[int, int]:
     """Trim ``root``: temporary files left by interrupted writes (an hour old), corrupt
-    entries of the checksummed sections (``pages``, ``metadata``), and with ``unused_days``
-    the entries of those sections not used for that long; and work directories of ``run``
-    untouched for a day (killed runs). Returns (files, bytes) removed."""
+    entries of the checksummed sections (``pages``, ``metadata``, ``interpreters``), and with
+    ``unused_days`` the entries of those sections not used for that long; and work
+    directories of ``run`` untouched for a day (killed runs). Returns (files, bytes) removed."""
     now = time.time() if now is None else now
     removed, freed = _prune_runs(root / "runs", now)
     # Downloads are staged at the top (ArtifactCache.staging_dir), sections below.

@@ -476,3 +476,50 @@ def test_an_api_version_out_of_reach_is_one_short_line(version: str, problem: st
     with pytest.raises(IndexPageError, match=re.escape(problem)) as caught:
         compact_json_page(text, PAGE, DEMO)
     assert len(str(caught.value)) < 200
+
+
+_BASES = (
+    "https://index.test/simple/demo/",
+    "https://user:secret@index.test/simple/demo/",
+    "https://index.test/simple/demo/?page=2",
+    "http://127.0.0.1:8080/simple/demo",
+    "file:///srv/simple/demo/index.html",
+)
+_HREFS = (
+    "../../files/demo-1.0-py3-none-any.whl#sha256=" + "ab" * 32,
+    "../../files/demo-1.0-py3-none-any.whl",
+    "../../files/demo-1.0.tar.gz#",
+    "/files/demo-1.0.tar.gz#md5=00#second",
+    "demo-1.0.tar.gz",
+    "./demo-1.0.tar.gz",
+    "sub/../demo-1.0.tar.gz",
+    "sub/./x/demo-1.0.tar.gz",
+    "//mirror.test/files/demo-1.0.tar.gz",
+    "https://files.test/a/b/demo%2B1.0.tar.gz",
+    "https://u:p@files.test/a/demo-1.0.tar.gz#sha256=00",
+    "a?b/../demo-1.0.tar.gz",
+    "a?/demo.whl",
+    "dir/demo 1.0.tar.gz",
+    "dir/démo-1.0.tar.gz#frag é",
+    "dir/demo;type=a.whl",
+    "dir/..",
+    "dir/.",
+    "  ../../files/demo-1.0.tar.gz  ",
+    "../../../../../too/high/demo.whl",
+    "https://files.test",
+    "https://files.test/demo.whl",
+    "//files.test",
+    "a//b/demo.whl",
+    "dir/",
+)
+
+
+@pytest.mark.parametrize("base", _BASES)
+def test_links_join_as_whole_hrefs_would(base: str) -> None:
+    """The per-directory join of hrefs gives exactly the URL and fragment of joining each
+    whole href (what the index client did before)."""
+    from fetchplan.planner.index import _absolute, _absolute_whole
+
+    for href in _HREFS:
+        for _ in range(2):  # the second time from the joined directories kept
+            assert _absolute(base, href) == _absolute_whole(base, href.strip()), href

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fetchplan.install import InstallError, TargetInterpreter, UnsafeWheel, install_manifest
 from tests.support.hostile import (
@@ -242,3 +244,13 @@ def test_oversized_metadata_is_not_read(
         install_manifest(manifest, shared_venv)
     assert str(info.value).startswith(f"{FILENAME}: '{DIST_INFO}/METADATA': implausibly large")
     assert snapshot(Path(shared_venv.prefix)) == before
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(st.text(alphabet="ab./\\\x00\x1fC: é", max_size=12))
+def test_member_path_fast_check_agrees_with_the_full_one(path: str) -> None:
+    """The one-regex acceptance of plain member paths accepts exactly what the full check
+    accepts, and refuses with the full check's reason."""
+    from fetchplan.install.wheel import _member_path_problem, check_member_path
+
+    assert check_member_path(path) == _member_path_problem(path)

@@ -380,3 +380,24 @@ def test_prune_unused_days_removes_entries_no_install_took_for_that_long(
     third = run_cli("install", manifest, "--venv", "three", "--cache-dir", "cache")
     assert third.returncode == 0, third.stderr
     assert len(list(store.digests())) == 2
+
+
+@pytest.mark.parametrize(
+    ("position", "value"),
+    [(0, ""), (1, "lib"), (1, 7), (2, True), (3, ""), (4, -1), (4, "12"), (4, True), (5, 1)],
+)
+def test_an_entry_row_of_the_wrong_types_is_a_miss(
+    tmp_path: Path, position: int, value: object
+) -> None:
+    """Rows the schema lets through (six strings, integers or booleans) but that are no
+    file row make the entry unreadable: it is not used."""
+    manifest = make_fetched_dest(tmp_path, [_demo()])
+    store = WheelStore(tmp_path / "cache" / "store")
+    install_manifest(manifest, TargetInterpreter.query(new_venv(tmp_path / "one")), store=store)
+    (key,) = store.digests()
+    path = store.entry_dir(key) / "entry.json"
+    document = json.loads(path.read_text())
+    assert store.get(key) is not None
+    document["files"][-1][position] = value
+    path.write_text(json.dumps(document))
+    assert store.get(key) is None

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.utils import NormalizedName
 
 from fetchplan.errors import FileFormatError
@@ -146,3 +148,31 @@ def test_dollar_anchors_at_the_very_end() -> None:
     assert not search_pattern("^[0-9a-f]{8}$", "0123abcd\n")
     assert search_pattern(r"^a\$$", "a$")
     assert not search_pattern("^(?!(.*/)?\\.\\.(/|$))", "a/..")
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**100), max_value=2**100)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(_JSON_VALUES)
+def test_documents_are_indented_as_json_indents_them(document: object) -> None:
+    """Written documents are byte for byte what ``json.dumps(indent=2)`` gives (msgspec
+    re-indents the compact text; NaN and infinities fall back to json itself)."""
+    from fetchplan.schemas import _indented_json
+
+    expected = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    try:
+        wanted = expected.encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            _indented_json(document)
+        return
+    assert _indented_json(document) == wanted

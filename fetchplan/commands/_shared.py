@@ -7,6 +7,7 @@ import the planner at module level (the bundle side never imports it).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -35,12 +36,26 @@ __all__ = [
     "env_policies",
     "fetch_summary_lines",
     "install_summary_lines",
+    "interpreter_cache",
     "note_on_stderr",
     "refuse_removing_itself",
     "reporter",
     "sigterm_interrupts",
     "using_line",
 ]
+
+
+def interpreter_cache(args: argparse.Namespace) -> Path | None:
+    """Where a target interpreter's description is cached: the cache root, unless
+    --no-cache."""
+    if getattr(args, "no_cache", False):
+        return None
+    given: Path | None = getattr(args, "cache_dir", None)
+    if given is not None:
+        return given
+    from fetchplan.cache import default_cache_dir
+
+    return default_cache_dir()
 
 
 @contextlib.contextmanager

@@ -122,13 +122,16 @@ def _dry_run(args: argparse.Namespace, source: Source, python: Path | None) -> I
 
     ``python`` is the environment's interpreter; None for a venv still to be made (which
     would get everything; the interpreter it would be made with is asked for its tags)."""
+    from fetchplan.commands._shared import interpreter_cache
     from fetchplan.install import InstallReport, TargetInterpreter
     from fetchplan.install.preview import preview_changes, preview_install
     from fetchplan.install.selection import match_manifest
     from fetchplan.schemas.plan import BUILT_KINDS
 
     maker = args.python if args.python is not None else Path(sys.executable)
-    target = TargetInterpreter.query(python if python is not None else maker)
+    target = TargetInterpreter.query(
+        python if python is not None else maker, cache_dir=interpreter_cache(args)
+    )
     selection = source.select(target)
     # The manifest must vouch for every wheel, as for a real install.
     match_manifest(
@@ -183,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         InstallProgressLine,
         active_environment,
         install_summary_lines,
+        interpreter_cache,
         note_on_stderr,
         refuse_removing_itself,
         using_line,
@@ -210,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
                 wait=not args.no_wait,
                 on_wait=None if quiet else note_on_stderr,
             )
-        target = TargetInterpreter.query(python)
+        target = TargetInterpreter.query(python, cache_dir=interpreter_cache(args))
         if active and not quiet:
             sys.stderr.write(f"{using_line(target)}\n")
         selection = source.select(target)

@@ -154,7 +154,7 @@ def _fetch_options(args: argparse.Namespace) -> FetchOptions:
 
 
 def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
-    from fetchplan.commands._shared import note_on_stderr
+    from fetchplan.commands._shared import interpreter_cache, note_on_stderr
     from fetchplan.install import TargetInterpreter, ensure_venv
 
     if active is not None:
@@ -169,7 +169,7 @@ def _interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpr
         )
     else:
         python = args.python
-    return TargetInterpreter.query(python)
+    return TargetInterpreter.query(python, cache_dir=interpreter_cache(args))
 
 
 @dataclass(slots=True)
@@ -273,16 +273,15 @@ def _install_options(args: argparse.Namespace) -> InstallOptions:
 def _existing_interpreter(args: argparse.Namespace, active: Path | None) -> TargetInterpreter:
     """``--dry-run``'s interpreter: the environment's when it exists, else the one a new
     ``--venv`` would be made with (asked only for its tags and markers); nothing is made."""
+    from fetchplan.commands._shared import interpreter_cache
     from fetchplan.install import TargetInterpreter, venv_python
 
-    if active is not None:
-        return TargetInterpreter.query(active)
-    if args.python is not None:
-        return TargetInterpreter.query(args.python)
-    made = venv_python(args.venv)
-    if (args.venv / "pyvenv.cfg").is_file() and made.exists():
-        return TargetInterpreter.query(made)
-    return TargetInterpreter.query(args.venv_python or Path(sys.executable))
+    python = active if active is not None else args.python
+    if python is None:
+        made = venv_python(args.venv)
+        exists = (args.venv / "pyvenv.cfg").is_file() and made.exists()
+        python = made if exists else (args.venv_python or Path(sys.executable))
+    return TargetInterpreter.query(python, cache_dir=interpreter_cache(args))
 
 
 def _show_dry_run(

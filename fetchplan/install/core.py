@@ -347,8 +347,13 @@ def _check_protected(wheel: WheelToInstall, staged: StagedWheel, protected: Prot
     """Refuse a staged file bound for one of the environment's own files, however staging
     came by it (the members and entry points were checked already when the wheel was opened:
     this holds for every way of staging)."""
+    near: dict[str, bool] = {}
     for item in staged.files:
-        if protected.path(item.final):
+        directory = os.path.dirname(item.final)  # noqa: PTH120
+        maybe = near.get(directory)
+        if maybe is None:
+            maybe = near[directory] = protected.directory(directory)
+        if maybe and protected.path(item.final):
             raise UnsafeWheel(
                 wheel.filename, None, f"would replace the environment's own {item.final}"
             )

@@ -201,22 +201,29 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
     """Refuse, before anything moves, a destination whose existing directories lead outside
     the prefix (a symlinked package directory) or that is a directory."""
     prefix_real = os.path.realpath(target.prefix)
-    real_roots: dict[Path, str] = {}
+    real_roots: dict[str, str] = {}
+    # Thousands of files share a few hundred directories, and nothing moves while we check:
+    # each directory is looked at (one stat; realpath, a stat per component, only for those
+    # that exist) and judged once.
+    nearest: dict[str, tuple[str, bool]] = {}
 
-    def real_dir(directory: Path) -> tuple[str, bool]:
+    def real_dir(directory: str) -> tuple[str, bool]:
         """The real path of ``directory`` (or of its nearest existing ancestor), and whether
         it exists itself."""
-        ancestor = directory
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-        return os.path.realpath(ancestor), ancestor == directory
+        found = nearest.get(directory)
+        if found is None:
+            parent = os.path.dirname(directory)  # noqa: PTH120
+            if os.path.exists(directory) or parent == directory:  # noqa: PTH110
+                found = (os.path.realpath(directory), True)
+            else:
+                found = (real_dir(parent)[0], False)
+            nearest[directory] = found
+        return found
 
-    # Thousands of files share a few hundred directories, and nothing moves while we check:
-    # each directory is resolved (realpath costs a stat per component) and judged once.
-    checked: dict[tuple[Path, Path], bool] = {}
+    checked: dict[tuple[str, str], bool] = {}
     for wheel in staged:
         for item in wheel.files:
-            directory = item.final.parent
+            directory = os.path.dirname(item.final)  # noqa: PTH120
             parent_exists = checked.get((directory, item.root))
             if parent_exists is None:
                 real, parent_exists = real_dir(directory)
@@ -229,5 +236,13 @@ def check_destinations(staged: Iterable[StagedWheel], target: TargetInterpreter)
                     )
                 checked[(directory, item.root)] = parent_exists
             # In a directory that does not exist yet, nothing is in the way.
-            if parent_exists and item.final.is_dir() and not item.final.is_symlink():
+            if parent_exists and _is_real_dir(item.final):
                 raise InstallError(f"{item.final}: is a directory; cannot install a file there")
+
+
+def _is_real_dir(path: str) -> bool:
+    """Whether ``path`` is a directory itself (not a symlink to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

@@ -7,6 +7,7 @@ environment of another Python version is served correctly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,26 @@ class TargetInterpreter:
         )
 
     @classmethod
-    def query(cls, python: Path) -> TargetInterpreter:
-        """Ask the interpreter at ``python`` to describe itself (one subprocess)."""
+    def query(cls, python: Path, *, cache_dir: Path | None = None) -> TargetInterpreter:
+        """Ask the interpreter at ``python`` to describe itself (one subprocess).
+
+        With ``cache_dir`` (fetchplan's cache root), the description is kept in its
+        ``interpreters/`` section and reused while nothing it depends on changed (see
+        :func:`_cache_key`): the subprocess costs a tenth of a second of CPU, about what
+        installing a set of wheels from the store costs beside it.
+        """
+        place = _Place.of(python) if cache_dir is not None else None
+        if place is not None and cache_dir is not None:
+            cached = place.load(cache_dir)
+            if cached is not None:
+                return cached
+        described = cls._ask(python)
+        if place is not None and cache_dir is not None:
+            place.save(cache_dir, described)
+        return described
+
+    @classmethod
+    def _ask(cls, python: Path) -> TargetInterpreter:
         packaging_root = str(Path(packaging.__file__).resolve().parent.parent)
         argv = [os.path.abspath(python), *NO_SITE, "-c", _QUERY, packaging_root]  # noqa: PTH100
         try:
@@ -151,6 +170,125 @@ class TargetInterpreter:
             return cls.from_dict(json.loads(done.stdout))
         except (ValueError, KeyError, TypeError) as exc:
             raise InterpreterError(f"{python}: unexpected interpreter description: {exc}") from exc
+
+
+_CACHE_FORMAT = 1
+# What the key leaves out of pyvenv.cfg: the lines naming this environment itself.
+_OWN_LINES = ("command", "prompt")
+
+
+def _venv_settings(prefix: str) -> list[str]:
+    """The lines of ``prefix``'s pyvenv.cfg that say which base interpreter it uses."""
+    try:
+        with open(os.path.join(prefix, "pyvenv.cfg"), encoding="utf-8") as cfg:  # noqa: PTH118, PTH123
+            lines = cfg.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ["?"]
+    return sorted(
+        line.strip()
+        for line in lines
+        if line.strip() and line.partition("=")[0].strip().lower() not in _OWN_LINES
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where an interpreter is and what its description depends on, read without running it.
+
+    A virtual environment's description is that of its base interpreter, with the paths
+    below its prefix relative to it: so it is shared by every environment made from that
+    base with the same settings (a new venv is described without a subprocess), as uv
+    shares its interpreter cache.
+    """
+
+    invoked: str
+    prefix: str | None
+    """The virtual environment's prefix, found as the query finds it; None outside one."""
+    key: str
+
+    @classmethod
+    def of(cls, python: Path) -> _Place | None:
+        invoked = os.path.abspath(python)  # noqa: PTH100
+        bin_dir = os.path.dirname(invoked)  # noqa: PTH120
+        prefix: str | None = None
+        if any(
+            os.path.isfile(os.path.join(d, "pyvenv.cfg"))  # noqa: PTH113, PTH118
+            for d in (bin_dir, os.path.dirname(bin_dir))  # noqa: PTH120
+        ):
+            prefix = os.path.dirname(bin_dir)  # noqa: PTH120
+        real = os.path.realpath(invoked)
+        try:
+            st = os.stat(real)  # noqa: PTH116
+        except OSError:
+            return None
+        libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+        material = [
+            _CACHE_FORMAT,
+            hashlib.sha256(_QUERY.encode()).hexdigest(),
+            packaging.__version__,
+            real,
+            [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns],
+            # The markers name the running kernel; the tags depend on the C library.
+            list(os.uname()) if hasattr(os, "uname") else None,
+            libc,
+            [os.environ.get(v) for v in ("_PYTHON_HOST_PLATFORM", "MACOSX_DEPLOYMENT_TARGET")],
+        ]
+        if prefix is None:
+            material.append(invoked)
+        else:
+            material += [os.path.relpath(invoked, prefix), _venv_settings(prefix)]
+        digest = hashlib.sha256(json.dumps(material).encode()).hexdigest()
+        return cls(invoked, prefix, digest)
+
+    def _path(self, cache_dir: Path) -> Path:
+        return cache_dir / "interpreters" / f"{self.key}.json"
+
+    def load(self, cache_dir: Path) -> TargetInterpreter | None:
+        from fetchplan.cache import read_entry
+
+        payload = read_entry(self._path(cache_dir))
+        if payload is None:
+            return None
+        try:
+            d = json.loads(payload)
+            if self.prefix is not None:
+                d["executable"], d["prefix"] = self.invoked, self.prefix
+                d["paths"] = {
+                    k: self.prefix + v if below else v for k, (below, v) in d["paths"].items()
+                }
+            return TargetInterpreter.from_dict(d)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def save(self, cache_dir: Path, described: TargetInterpreter) -> None:
+        from fetchplan.cache import write_entry
+
+        d = asdict(described)
+        if self.prefix is not None:
+            prefix = self.prefix
+            if (
+                described.prefix != prefix
+                or described.executable != self.invoked
+                or described.base_prefix == prefix
+                or _below(described.base_prefix, prefix)
+            ):
+                return  # not laid out as assumed: asked again each time
+            d["executable"] = d["prefix"] = None
+            d["paths"] = {
+                k: [True, v[len(prefix) :]] if _below(v, prefix) else [False, v]
+                for k, v in described.paths.items()
+            }
+        elif described.executable != self.invoked:
+            return
+        try:
+            write_entry(self._path(cache_dir), json.dumps(d).encode())
+        except OSError as exc:
+            log.debug("cannot cache the interpreter description: %s", exc)
+
+
+def _below(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory`` or lies below it (plain string comparison)."""
+    return path == directory or path.startswith(os.path.join(directory, ""))  # noqa: PTH118
 
 
 def venv_python(directory: Path) -> Path:

@@ -87,6 +87,17 @@ class Protected:
             or _ACTIVATE.fullmatch(bare) is not None
         )
 
+    def directory(self, directory: str) -> bool:
+        """Whether a file directly in ``directory`` (absolute and normalised, as staging
+        makes every destination) could be one of the environment's own: when not, none of
+        its files needs :meth:`path`."""
+        here = os.path.join(_norm(directory), "")  # noqa: PTH118
+        return (
+            here[:-1] == self.scripts
+            or any(os.path.dirname(f) == here[:-1] for f in self.files)  # noqa: PTH120
+            or any(here.startswith(t) or t.startswith(here) for t in self.trees)
+        )
+
     def path(self, path: str | Path) -> bool:
         """Whether writing ``path`` would replace one of the environment's own files."""
         final = _norm(path)
@@ -107,6 +118,10 @@ def check_wheel(opened: OpenWheel, target: TargetInterpreter, protected: Protect
     wheel = opened.spec.filename
     scheme = target.scheme(opened.spec.name)
     data = layout.data_dir + "/"
+    # Members share few directories: a file needs its own look only in a directory where
+    # one of the environment's files could be (see Protected.directory). Member paths are
+    # plain (inspect_wheel refused any other), so a member's directory is its path's.
+    near: dict[str, bool] = {}
     for info in layout.members:
         name = info.filename
         if name.startswith(data):
@@ -116,7 +131,12 @@ def check_wheel(opened: OpenWheel, target: TargetInterpreter, protected: Protect
             rest = name
             roots = [scheme["purelib"], scheme["platlib"]]
         for root in roots:
-            if protected.path(os.path.join(root, rest)):  # noqa: PTH118
+            final = os.path.join(root, rest)  # noqa: PTH118
+            directory = os.path.dirname(final)  # noqa: PTH120
+            maybe = near.get(directory)
+            if maybe is None:
+                maybe = near[directory] = protected.directory(directory)
+            if maybe and protected.path(final):
                 raise UnsafeWheel(
                     wheel, name, "would replace the environment's own interpreter or files"
                 )

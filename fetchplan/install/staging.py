@@ -42,12 +42,16 @@ INSTALLER_NAME = "fetchplan"
 
 @dataclass(frozen=True, slots=True)
 class StagedFile:
-    """A file placed at ``staged`` that belongs at ``final`` (in scheme directory ``root``)."""
+    """A file placed at ``staged`` that belongs at ``final`` (in scheme directory ``root``).
+
+    Plain strings, absolute and normalised: thousands of files are checked and moved by
+    string operations, without a ``Path`` each.
+    """
 
     scheme: str
-    root: Path
-    final: Path
-    staged: Path
+    root: str
+    final: str
+    staged: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,9 +65,9 @@ class StagedWheel:
     def python_files(self) -> list[Path]:
         """Final paths of the installed modules, for byte-compiling."""
         return [
-            f.final
+            Path(f.final)
             for f in self.files
-            if f.scheme in ("purelib", "platlib") and f.final.suffix == ".py"
+            if f.scheme in ("purelib", "platlib") and f.final.endswith(".py")
         ]
 
 
@@ -86,9 +90,8 @@ class _StagingDestination(SchemeDictionaryDestination):
     pyc_tag: str | None = None
     staged: list[StagedFile] = field(default_factory=list)
     _made: set[str] = field(default_factory=set)
-    _roots: dict[str, Path] = field(default_factory=dict)
+    _roots: dict[str, str] = field(default_factory=dict)
     _bases: dict[str, tuple[str, str]] = field(default_factory=dict)
-    _dirs: dict[str, tuple[Path, Path]] = field(default_factory=dict)
 
     def _locate(self, scheme: Scheme, path: str) -> tuple[str, str]:
         """The final path of ``path`` in ``scheme``, and where staging puts it."""
@@ -165,16 +168,8 @@ class _StagingDestination(SchemeDictionaryDestination):
     ) -> RecordEntry:
         root = self._roots.get(scheme)
         if root is None:
-            root = self._roots[scheme] = Path(self.scheme_dict[scheme])
-        # Thousands of files share a few hundred directories: each directory's paths are
-        # parsed once, each file's name joined to them (parsing whole paths cost a third of
-        # placing a stored wheel).
-        final_dir, _, name = final.rpartition(os.sep)
-        staged_dir = staged[: len(staged) - len(name) - 1]
-        dirs = self._dirs.get(final_dir)
-        if dirs is None or str(dirs[1]) != staged_dir:
-            dirs = self._dirs[final_dir] = (Path(final_dir), Path(staged_dir))
-        self.staged.append(StagedFile(str(scheme), root, dirs[0] / name, dirs[1] / name))
+            root = self._roots[scheme] = os.path.abspath(self.scheme_dict[scheme])  # noqa: PTH100
+        self.staged.append(StagedFile(str(scheme), root, final, staged))
         return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
 
     def finalize_installation(
@@ -234,14 +229,17 @@ def link_wheel(
                 name=script.name, module=script.module, attr=script.attr, section=script.section
             )
             records.append((Scheme("scripts"), record))
+        # entry.source(item), joined once: the members' paths are the store's own.
+        files_dir = os.path.join(entry.files_dir, "")  # noqa: PTH118
         for item in entry.files:
             scheme: Scheme = item.scheme  # type: ignore[assignment]
             if scheme == "scripts":
-                with open(entry.source(item), "rb") as stream:  # noqa: PTH123
+                with open(files_dir + item.path, "rb") as stream:  # noqa: PTH123
                     record = destination.write_file(scheme, item.rel, stream, item.executable)
             else:
+                source = files_dir + item.path
                 record = destination.link_file(
-                    scheme, item.rel, source=entry.source(item), sha256=item.sha256, size=item.size
+                    scheme, item.rel, source=source, sha256=item.sha256, size=item.size
                 )
             records.append((scheme, record))
         for filename, contents in metadata.items():

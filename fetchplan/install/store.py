@@ -143,12 +143,19 @@ class StoreEntry:
         when a row's positions have the wrong types (which the schema cannot say)."""
         where = str(directory / _ENTRY)
         for number, row in enumerate(d["files"]):
+            # The schema made each row six strings, integers or booleans.
+            path, scheme, rel, sha256, size, executable = row
             if not (
-                all(type(v) is str and v for v in row[:4])
-                and row[1] in _SCHEMES
-                and type(row[4]) is int
-                and row[4] >= 0
-                and type(row[5]) is bool
+                type(path) is str
+                and path
+                and scheme in _SCHEMES
+                and type(rel) is str
+                and rel
+                and type(sha256) is str
+                and sha256
+                and type(size) is int
+                and size >= 0
+                and type(executable) is bool
             ):
                 raise FileFormatError(where, [FieldProblem(f"files.{number}", "not a file row")])
         for number, row in enumerate(d["scripts"]):

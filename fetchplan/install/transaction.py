@@ -479,16 +479,16 @@ class Transaction:
         :func:`~fetchplan.install.environment.check_destinations` first."""
         trees: tuple[str, ...] = ()  # this wheel's directories moved whole, each with a "/"
         for item in staged.files:
-            final = str(item.final)
+            final = item.final
             parent = os.path.dirname(final)  # noqa: PTH120
             if trees and final.startswith(trees):
                 self._note_dirs(parent)
                 continue
             if not self._dir_exists(parent):
-                top, staged_top = parent, str(item.staged.parent)
+                top, staged_top = parent, os.path.dirname(item.staged)  # noqa: PTH120
                 while not self._dir_exists(os.path.dirname(top)):  # noqa: PTH120
                     top, staged_top = os.path.dirname(top), os.path.dirname(staged_top)  # noqa: PTH120
-                if final[len(top) :] == str(item.staged)[len(staged_top) :]:
+                if final[len(top) :] == item.staged[len(staged_top) :]:
                     self._journal.ins.append(_In(staged_top, top, tree=True))
                     self._moved.add(top)
                     trees = (*trees, os.path.join(top, ""))  # noqa: PTH118
@@ -501,7 +501,7 @@ class Transaction:
             if final not in self._moved and _lexists(final) and not self._under_gone(final):
                 self._aside(final, tree=False)
             self._moved.add(final)
-            self._journal.ins.append(_In(str(item.staged), final, tree=False))
+            self._journal.ins.append(_In(item.staged, final, tree=False))
 
     def _note_dirs(self, directory: str) -> None:
         """``directory`` and its parents will exist once the moves in ran."""

@@ -60,6 +60,11 @@ _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 _MAX_METADATA_SIZE = 64 * 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f]")
+# One or more "/"-separated segments without a backslash or control character, none
+# empty, "." or "..": what check_member_path accepts, matched at once (every member and
+# RECORD row of every wheel is checked).
+_SEGMENT = r"(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f]+"
+_PLAIN_PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 # The entry point syntax installer's script maker accepts.
 _ENTRY_POINT = re.compile(r"^(?P<module>[\w.]+)\s*:\s*(?P<attr>[\w.]+)\s*(\[.*\])?\s*$")
 
@@ -97,6 +102,13 @@ class WheelLayout:
 
 def check_member_path(path: str) -> str | None:
     """Why the archive path ``path`` may not be written under a target directory, or None."""
+    if _PLAIN_PATH.fullmatch(path) and not _DRIVE.match(path):
+        # Segments of ordinary characters, none of them "." or "..": nothing refuses it.
+        return None
+    return _member_path_problem(path)
+
+
+def _member_path_problem(path: str) -> str | None:
     if "\\" in path:
         return "backslash in path"
     if path.startswith("/"):

@@ -280,8 +280,40 @@ _URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
 
 
 def _absolute(base: str, href: str) -> tuple[str, str]:
-    """Join ``href`` to ``base``; return (url without credentials or fragment, fragment)."""
-    joined = quote(urljoin(base, href.strip()), safe=_URL_SAFE)
+    """Join ``href`` to ``base``; return (url without credentials or fragment, fragment).
+
+    An href that is a directory path and a plain last segment (``../../files/x.whl#sha256=``,
+    as index pages write them) joins as its directory joined once per page and directory,
+    then the segment: the same URL (quoting works character by character; a plain segment
+    after a path ending in ``/`` is only appended), at a tenth of the cost of joining
+    thousands of whole hrefs.
+    """
+    stripped = href.strip()
+    head, hash_sign, fragment = stripped.partition("#")
+    directory, slash, name = head.rpartition("/")
+    # Not after "//": there the segment is a host ("https://files.test").
+    plain = slash and not directory.endswith("/") and name not in (".", "..")
+    if plain and _PLAIN_SEGMENT.fullmatch(name):
+        key = (base, directory)
+        prefix = _JOINED.get(key)
+        if prefix is None:
+            prefix = _absolute_whole(base, directory + "/")[0]
+            if len(_JOINED) > 4096:
+                _JOINED.clear()
+            _JOINED[key] = prefix
+        if prefix.endswith("/"):
+            return prefix + name, quote(fragment, safe=_URL_SAFE) if hash_sign else ""
+    return _absolute_whole(base, stripped)
+
+
+# A path segment that joining leaves as it is and quoting does not change: no "?", ";",
+# "#" or "/", nothing to percent-encode.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,=:@%-]+")
+_JOINED: dict[tuple[str, str], str] = {}
+
+
+def _absolute_whole(base: str, href: str) -> tuple[str, str]:
+    joined = quote(urljoin(base, href), safe=_URL_SAFE)
     without, fragment = urldefrag(joined)
     clean, creds = split_credentials(without)
     if creds is not None:
