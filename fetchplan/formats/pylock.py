@@ -159,62 +159,80 @@ def to_pylock(plan: Plan) -> dict[str, Any]:
     groups: dict[tuple[str, str], list[Artifact]] = {}
     for artifact in artifacts:
         groups.setdefault((artifact.name, artifact.version), []).append(artifact)
-    all_names = [t.name for t in plan.targets]
     locked_names = {name for name, _ in groups}
-    packages: list[dict[str, Any]] = []
-    for (name, version), members in groups.items():
-        served: set[str] = set()
-        for member in members:
-            served.update(all_names if member.targets is None else member.targets)
-        package: dict[str, Any] = {"name": name, "version": version}
-        marker = targets_marker(plan.targets, served, members[0].filename)
-        if marker is not None:
-            package["marker"] = marker
-        requires_python = {m.requires_python for m in members}
-        if len(requires_python) == 1 and _valid_specifier(members[0].requires_python):
-            # A legacy, unparsable Requires-Python is left out rather than made up.
-            package["requires-python"] = members[0].requires_python
-        first = members[0]
-        dep_names = sorted({d.name for m in members for d in m.dependencies} & locked_names)
-        if dep_names:
-            package["dependencies"] = [{"name": dep} for dep in dep_names]
-        if first.direct:
-            package.update(_direct_entry(first, members))
-            package["tool"] = {
-                "fetchplan": {
-                    "requested": any(m.requested for m in members),
-                    "extras": sorted({e for m in members for e in m.extras}),
-                    "dependencies": _dependencies(members),
-                    "files": {m.filename: _file_tool(m) for m in members},
-                }
-            }
-            packages.append(package)
-            continue
-        package["index"] = first.index
-        sdists = [m for m in members if m.kind == "sdist"]
-        if len(sdists) > 1:
-            raise ExportError(
-                f"{sdists[1].filename}: {name} {version} has two sdists "
-                f"({sdists[0].filename}); PEP 751 allows one"
-            )
-        if sdists:
-            package["sdist"] = _file_entry(sdists[0])
-        wheels = [_file_entry(m) for m in members if m.kind == "wheel"]
-        if wheels:
-            package["wheels"] = wheels
-        identities = _attestation_identities(members)
-        if identities:
-            package["attestation-identities"] = identities
-        package["tool"] = {
-            "fetchplan": {
-                "requested": any(m.requested for m in members),
-                "extras": sorted({e for m in members for e in m.extras}),
-                "dependencies": _dependencies(members),
-                "files": {m.filename: _file_tool(m) for m in members},
-            }
-        }
-        packages.append(package)
+    packages = [
+        _package(plan, name, version, members, locked_names)
+        for (name, version), members in groups.items()
+    ]
+    return _document(plan, packages)
 
+
+def _package(
+    plan: Plan, name: str, version: str, members: list[Artifact], locked_names: set[str]
+) -> dict[str, Any]:
+    """One ``[[packages]]`` entry: the files of ``name`` ``version`` the plan fetches."""
+    package: dict[str, Any] = {"name": name, "version": version}
+    package.update(_package_common(plan, members, locked_names))
+    first = members[0]
+    if first.direct:
+        package.update(_direct_entry(first, members))
+    else:
+        package.update(_index_files(name, version, members))
+    package["tool"] = {"fetchplan": _package_tool(members)}
+    return package
+
+
+def _package_common(plan: Plan, members: list[Artifact], locked_names: set[str]) -> dict[str, Any]:
+    """The ``marker``, ``requires-python`` and ``dependencies`` keys, those that apply."""
+    all_names = [t.name for t in plan.targets]
+    served: set[str] = set()
+    for member in members:
+        served.update(all_names if member.targets is None else member.targets)
+    common: dict[str, Any] = {}
+    marker = targets_marker(plan.targets, served, members[0].filename)
+    if marker is not None:
+        common["marker"] = marker
+    requires_python = {m.requires_python for m in members}
+    if len(requires_python) == 1 and _valid_specifier(members[0].requires_python):
+        # A legacy, unparsable Requires-Python is left out rather than made up.
+        common["requires-python"] = members[0].requires_python
+    dep_names = sorted({d.name for m in members for d in m.dependencies} & locked_names)
+    if dep_names:
+        common["dependencies"] = [{"name": dep} for dep in dep_names]
+    return common
+
+
+def _index_files(name: str, version: str, members: list[Artifact]) -> dict[str, Any]:
+    """The ``index``, ``sdist``, ``wheels`` and ``attestation-identities`` of an index package."""
+    entry: dict[str, Any] = {"index": members[0].index}
+    sdists = [m for m in members if m.kind == "sdist"]
+    if len(sdists) > 1:
+        raise ExportError(
+            f"{sdists[1].filename}: {name} {version} has two sdists "
+            f"({sdists[0].filename}); PEP 751 allows one"
+        )
+    if sdists:
+        entry["sdist"] = _file_entry(sdists[0])
+    wheels = [_file_entry(m) for m in members if m.kind == "wheel"]
+    if wheels:
+        entry["wheels"] = wheels
+    identities = _attestation_identities(members)
+    if identities:
+        entry["attestation-identities"] = identities
+    return entry
+
+
+def _package_tool(members: list[Artifact]) -> dict[str, Any]:
+    """A package's ``[tool.fetchplan]``: what PEP 751 has no key for, to import it back."""
+    return {
+        "requested": any(m.requested for m in members),
+        "extras": sorted({e for m in members for e in m.extras}),
+        "dependencies": _dependencies(members),
+        "files": {m.filename: _file_tool(m) for m in members},
+    }
+
+
+def _document(plan: Plan, packages: list[dict[str, Any]]) -> dict[str, Any]:
     document: dict[str, Any] = {"lock-version": LOCK_VERSION}
     environments = [m for t in plan.targets if (m := environment_marker(t)) is not None]
     if environments and len(environments) == len(plan.targets):
