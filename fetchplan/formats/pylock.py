@@ -364,39 +364,21 @@ def _artifact(
             )
         )
         return None
-    url = dist.url
-    if url is None and dist.path is not None:
-        if base_dir is None:
-            problems.append(FieldProblem(path, f"relative path {dist.path!r} and no base"))
-            return None
-        url = urljoin(base_dir.resolve().as_uri() + "/", dist.path)
-    assert url is not None  # packaging requires url or path
+    url = _dist_url(dist, path, problems, base_dir=base_dir)
+    if url is None:
+        return None
     filename = filename_of(url) if isinstance(dist, PackageArchive) else dist.filename
     kind = kind_of(filename)
     if kind is None:
         problems.append(FieldProblem(path, f"not a wheel or sdist: {filename}"))
         return None
-    tool = package.tool or {}
-    ours = tool.get("fetchplan") if isinstance(tool.get("fetchplan"), Mapping) else None
-    info = (ours or {}).get("files", {}).get(filename, {}) if ours is not None else {}
-    if ours is not None and isinstance(ours.get("dependencies"), list):
-        dependencies = tuple(
-            Dependency(name=canonicalize_name(d["name"]), requirement=d["requirement"])
-            for d in ours["dependencies"]
-        )
-    else:
-        dependencies = tuple(
-            Dependency(name=canonicalize_name(d["name"]), requirement=d["name"])
-            for d in package.dependencies or ()
-            if isinstance(d.get("name"), str)
-        )
+    ours = _our_tool(package)
+    info = _file_info(ours, filename)
+    dependencies = _imported_dependencies(package, ours)
     version = str(package.version) if package.version is not None else None
     if version is None:
         problems.append(FieldProblem(path, "no version (fetchplan needs one per package)"))
         return None
-    upload_time = info.get("upload-time")
-    if upload_time is None and dist.upload_time is not None:
-        upload_time = timestamp_to_iso(dist.upload_time)
     requested = ours.get("requested") if ours is not None else None
     return Artifact(
         name=package.name,
@@ -411,7 +393,7 @@ def _artifact(
         requires_python=None if package.requires_python is None else str(package.requires_python),
         yanked=bool(info.get("yanked", False)),
         yanked_reason=info.get("yanked-reason"),
-        upload_time=upload_time,
+        upload_time=_upload_time(dist, info),
         provenance=info.get("provenance"),
         dependencies=dependencies,
         requested=bool(requested) if requested is not None else package.name not in depended,
@@ -419,3 +401,49 @@ def _artifact(
         destination=info.get("destination", filename),
         direct=isinstance(dist, PackageArchive),
     )
+
+
+def _dist_url(
+    dist: Any, path: str, problems: list[FieldProblem], *, base_dir: Path | None
+) -> str | None:
+    """The file's URL; a ``path`` is made a ``file:`` URL against ``base_dir``."""
+    url: str | None = dist.url
+    if url is None and dist.path is not None:
+        if base_dir is None:
+            problems.append(FieldProblem(path, f"relative path {dist.path!r} and no base"))
+            return None
+        url = urljoin(base_dir.resolve().as_uri() + "/", dist.path)
+    assert url is not None  # packaging requires url or path
+    return url
+
+
+def _our_tool(package: Any) -> Mapping[str, Any] | None:
+    """The package's ``[tool.fetchplan]`` table, if fetchplan wrote the lock file."""
+    tool = package.tool or {}
+    return tool.get("fetchplan") if isinstance(tool.get("fetchplan"), Mapping) else None
+
+
+def _file_info(ours: Mapping[str, Any] | None, filename: str) -> Mapping[str, Any]:
+    """What ``[tool.fetchplan]`` records of one file (empty when it records nothing)."""
+    return (ours or {}).get("files", {}).get(filename, {}) if ours is not None else {}
+
+
+def _imported_dependencies(package: Any, ours: Mapping[str, Any] | None) -> tuple[Dependency, ...]:
+    """Our recorded requirements when there are some, else PEP 751's bare dependency names."""
+    if ours is not None and isinstance(ours.get("dependencies"), list):
+        return tuple(
+            Dependency(name=canonicalize_name(d["name"]), requirement=d["requirement"])
+            for d in ours["dependencies"]
+        )
+    return tuple(
+        Dependency(name=canonicalize_name(d["name"]), requirement=d["name"])
+        for d in package.dependencies or ()
+        if isinstance(d.get("name"), str)
+    )
+
+
+def _upload_time(dist: Any, info: Mapping[str, Any]) -> Any:
+    upload_time = info.get("upload-time")
+    if upload_time is None and dist.upload_time is not None:
+        upload_time = timestamp_to_iso(dist.upload_time)
+    return upload_time
