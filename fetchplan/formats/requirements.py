@@ -129,6 +129,19 @@ def to_requirements(plan: Plan) -> str:
     Raises :class:`ExportError` for an artifact with no hash pip accepts (sha256, sha384 or
     sha512). Build dependencies are left out: pip installs those itself when building.
     """
+    lines = [*_header(plan), *_index_options(plan)]
+    groups: dict[tuple[str, str], list[Artifact]] = {}
+    for artifact in installable(plan):
+        check_exportable(artifact)
+        groups.setdefault((artifact.name, artifact.version), []).append(artifact)
+    for (name, version), members in groups.items():
+        lines.append("")
+        lines.extend(_pin_lines(plan, name, version, members))
+    return "\n".join(lines) + "\n"
+
+
+def _header(plan: Plan) -> list[str]:
+    """The opening comments: who wrote the file, how to install it, and the plan's targets."""
     lines = [
         f"# Written by fetchplan {__version__} from a plan created {plan.created}.",
         *_install_advice(plan),
@@ -137,6 +150,12 @@ def to_requirements(plan: Plan) -> str:
     for target in plan.targets:
         body = {"name": target.name, "markers": dict(target.markers)}
         lines.append(f"{_TARGET_NOTE} {json.dumps(body, separators=(',', ':'))}")
+    return lines
+
+
+def _index_options(plan: Plan) -> list[str]:
+    """pip's index options: the first index is ``--index-url``, later ones are extra."""
+    lines = []
     first_index = True
     for index in plan.indexes:
         url = check_url(index.url, "indexes")
@@ -147,36 +166,42 @@ def to_requirements(plan: Plan) -> str:
             first_index = False
         else:
             lines.append(f"--extra-index-url {url}")
+    return lines
 
-    groups: dict[tuple[str, str], list[Artifact]] = {}
-    for artifact in installable(plan):
-        check_exportable(artifact)
-        groups.setdefault((artifact.name, artifact.version), []).append(artifact)
+
+def _pip_hashes(members: Sequence[Artifact]) -> list[str]:
+    """Every ``alg:digest`` pip accepts of the files, each once, in order."""
+    hashes: list[str] = []
+    for member in members:
+        usable = [
+            f"{alg}:{member.hashes[alg]}" for alg in PIP_HASH_ALGORITHMS if alg in member.hashes
+        ]
+        if not usable:
+            raise ExportError(
+                f"{member.filename}: has no sha256, sha384 or sha512 hash for pip to check"
+            )
+        hashes.extend(h for h in usable if h not in hashes)
+    return hashes
+
+
+def _pin_lines(plan: Plan, name: str, version: str, members: list[Artifact]) -> list[str]:
+    """The notes of a project version's files, then its pin with every hash."""
     all_names = [t.name for t in plan.targets]
-    for (name, version), members in groups.items():
-        served: set[str] = set()
-        hashes: list[str] = []
-        for member in members:
-            served.update(all_names if member.targets is None else member.targets)
-            usable = [
-                f"{alg}:{member.hashes[alg]}" for alg in PIP_HASH_ALGORITHMS if alg in member.hashes
-            ]
-            if not usable:
-                raise ExportError(
-                    f"{member.filename}: has no sha256, sha384 or sha512 hash for pip to check"
-                )
-            hashes.extend(h for h in usable if h not in hashes)
-        extras = sorted({e for m in members for e in m.extras})
-        pin = f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}"
-        if members[0].direct:
-            pin = _direct_pin(members[0], members, extras)
-        marker = targets_marker(plan.targets, served, members[0].filename)
-        if marker is not None:
-            pin += f" ; {marker}"
-        lines.append("")
-        lines.extend(_note(m) for m in members)
-        lines.append(" \\\n".join([pin, *(f"    --hash={h}" for h in hashes)]))
-    return "\n".join(lines) + "\n"
+    served: set[str] = set()
+    for member in members:
+        served.update(all_names if member.targets is None else member.targets)
+    hashes = _pip_hashes(members)
+    extras = sorted({e for m in members for e in m.extras})
+    pin = f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}"
+    if members[0].direct:
+        pin = _direct_pin(members[0], members, extras)
+    marker = targets_marker(plan.targets, served, members[0].filename)
+    if marker is not None:
+        pin += f" ; {marker}"
+    return [
+        *(_note(m) for m in members),
+        " \\\n".join([pin, *(f"    --hash={h}" for h in hashes)]),
+    ]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
