@@ -34,6 +34,8 @@ from fetchplan.formats._common import environment_marker, timestamp_from_iso
 from fetchplan.schemas.plan import Artifact, Plan
 
 if TYPE_CHECKING:
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component
     from cyclonedx.model.license import License
 
 __all__ = ["PROPERTY_PREFIX", "dumps_cyclonedx", "purl_of"]
@@ -109,13 +111,26 @@ def _serves_any(artifact: Artifact, targets: tuple[str, ...] | None) -> bool:
 
 def dumps_cyclonedx(plan: Plan) -> str:
     """``plan`` as the text of a CycloneDX 1.6 JSON document (ending with a newline)."""
-    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
-    from cyclonedx.model.bom import Bom, BomMetaData
-    from cyclonedx.model.component import Component, ComponentScope, ComponentType
+    from cyclonedx.model.bom import Bom
     from cyclonedx.output.json import JsonV1Dot6
-    from packageurl import PackageURL
 
     digest = hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True).encode("utf-8")).hexdigest()
+    root, metadata = _root_and_metadata(plan)
+    bom = Bom(metadata=metadata, serial_number=uuid.uuid5(_NAMESPACE, digest))
+    components: list[tuple[Artifact, Component]] = []
+    for artifact in plan.artifacts:
+        component = _component(artifact)
+        bom.components.add(component)
+        components.append((artifact, component))
+    _register_dependencies(bom, root, components)
+    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+
+
+def _root_and_metadata(plan: Plan) -> tuple[Component, BomMetaData]:
+    """The plan's own component and the BOM metadata naming it, its targets and fetchplan."""
+    from cyclonedx.model.bom import BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+
     root = Component(
         type=ComponentType.APPLICATION,
         name="plan",
@@ -138,51 +153,66 @@ def dumps_cyclonedx(plan: Plan) -> str:
     metadata.tools.components.add(
         Component(type=ComponentType.APPLICATION, name="fetchplan", version=__version__)
     )
-    bom = Bom(metadata=metadata, serial_number=uuid.uuid5(_NAMESPACE, digest))
-    components: list[tuple[Artifact, Component]] = []
-    for artifact in plan.artifacts:
-        hashes = _hashes(artifact)
-        purl = purl_of(artifact)
-        properties = _properties(
-            [
-                ("kind", artifact.kind),
-                ("size", None if artifact.size is None else str(artifact.size)),
-                ("index", artifact.index),
-                ("upload_time", artifact.upload_time),
-                ("provenance", artifact.provenance),
-                *(("attestation:publisher", b.identity) for b in artifact.attestations or ()),
-                (
-                    "project_status",
-                    None if artifact.project_status is None else artifact.project_status.status,
-                ),
-                ("yanked", "true" if artifact.yanked else None),
-                ("build_dependency", "true" if artifact.build_dependency else None),
-                *(("target", t) for t in artifact.targets or ()),
-                *(("build_target", t) for t in artifact.build_targets or ()),
-            ]
-        )
-        summary = (artifact.metadata or {}).get("summary")
-        component = Component(
-            type=ComponentType.LIBRARY,
-            name=artifact.name,
-            version=artifact.version,
-            bom_ref=purl,
-            purl=PackageURL.from_string(purl),
-            scope=ComponentScope.EXCLUDED if artifact.build_dependency else ComponentScope.REQUIRED,
-            description=summary if isinstance(summary, str) else None,
-            hashes=hashes,
-            licenses=_licenses(artifact.metadata),
-            external_references=[
-                ExternalReference(
-                    type=ExternalReferenceType.DISTRIBUTION,
-                    url=XsUri(artifact.url),
-                    hashes=hashes,
-                )
-            ],
-            properties=properties,
-        )
-        bom.components.add(component)
-        components.append((artifact, component))
+    return root, metadata
+
+
+def _artifact_properties(artifact: Artifact) -> list[Any]:
+    """What CycloneDX has no field for, as ``fetchplan:`` properties (unset ones left out)."""
+    return _properties(
+        [
+            ("kind", artifact.kind),
+            ("size", None if artifact.size is None else str(artifact.size)),
+            ("index", artifact.index),
+            ("upload_time", artifact.upload_time),
+            ("provenance", artifact.provenance),
+            *(("attestation:publisher", b.identity) for b in artifact.attestations or ()),
+            (
+                "project_status",
+                None if artifact.project_status is None else artifact.project_status.status,
+            ),
+            ("yanked", "true" if artifact.yanked else None),
+            ("build_dependency", "true" if artifact.build_dependency else None),
+            *(("target", t) for t in artifact.targets or ()),
+            *(("build_target", t) for t in artifact.build_targets or ()),
+        ]
+    )
+
+
+def _component(artifact: Artifact) -> Component:
+    """The library component of one planned file."""
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+    from cyclonedx.model.component import Component, ComponentScope, ComponentType
+    from packageurl import PackageURL
+
+    hashes = _hashes(artifact)
+    purl = purl_of(artifact)
+    properties = _artifact_properties(artifact)
+    summary = (artifact.metadata or {}).get("summary")
+    return Component(
+        type=ComponentType.LIBRARY,
+        name=artifact.name,
+        version=artifact.version,
+        bom_ref=purl,
+        purl=PackageURL.from_string(purl),
+        scope=ComponentScope.EXCLUDED if artifact.build_dependency else ComponentScope.REQUIRED,
+        description=summary if isinstance(summary, str) else None,
+        hashes=hashes,
+        licenses=_licenses(artifact.metadata),
+        external_references=[
+            ExternalReference(
+                type=ExternalReferenceType.DISTRIBUTION,
+                url=XsUri(artifact.url),
+                hashes=hashes,
+            )
+        ],
+        properties=properties,
+    )
+
+
+def _register_dependencies(
+    bom: Bom, root: Component, components: list[tuple[Artifact, Component]]
+) -> None:
+    """The plan depends on what was requested; each file on the files serving its targets."""
     by_name: dict[str, list[tuple[Artifact, Component]]] = {}
     for artifact, component in components:
         by_name.setdefault(artifact.name, []).append((artifact, component))
@@ -197,4 +227,3 @@ def dumps_cyclonedx(plan: Plan) -> str:
             if _serves_any(candidate, artifact.targets)
         ]
         bom.register_dependency(component, list(dict.fromkeys(wanted)))
-    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
