@@ -92,6 +92,12 @@ def targets_of(artifact: Artifact, plan: Plan) -> str:
 
 def render_table(plan: Plan) -> str:
     """The table and totals for ``plan``, as text ending in a newline."""
+    lines = [*_table_lines(plan), "", _totals_line(plan), *_notes(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def _table_lines(plan: Plan) -> list[str]:
+    """One line per artifact under the headers; sizes right-aligned, other cells left."""
     several = len(plan.targets) > 1
     headers = (*_HEADERS, "TARGETS") if several else _HEADERS
     rows = [
@@ -106,19 +112,28 @@ def render_table(plan: Plan) -> str:
             cell.rjust(widths[i]) if i == 2 else cell.ljust(widths[i]) for i, cell in enumerate(row)
         ]
         lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _totals_line(plan: Plan) -> str:
+    """How many artifacts, and bytes, are to download and how many are already satisfied."""
     pending = [a for a in plan.artifacts if a.satisfied_by is None]
     done = [a for a in plan.artifacts if a.satisfied_by is not None]
     to_fetch = sum(a.size or 0 for a in pending)
     satisfied = sum(a.size or 0 for a in done)
     unknown = sum(1 for a in pending if a.size is None)
-    lines.append("")
-    lines.append(
+    return (
         f"{len(plan.artifacts)} artifacts: {len(pending)} to download "
         f"({human_size(to_fetch)}, {to_fetch} bytes"
         + (f", {unknown} of unknown size" if unknown else "")
         + f"), {len(done)} already satisfied ({human_size(satisfied)}, {satisfied} bytes)"
     )
-    if several:
+
+
+def _notes(plan: Plan) -> list[str]:
+    """The targets, the destination, and the options that changed what was planned."""
+    lines = []
+    if len(plan.targets) > 1:
         lines.append(f"targets: {', '.join(t.name for t in plan.targets)}")
     lines.append(f"destination: {plan.destination}")
     exclude_newer = plan.inputs.options.get("exclude_newer")
@@ -128,7 +143,7 @@ def render_table(plan: Plan) -> str:
         lines.append("planned without dependencies (--no-deps)")
     if plan.inputs.overrides:
         lines.append(f"overrides: {', '.join(plan.inputs.overrides)} (--override)")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
