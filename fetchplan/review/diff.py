@@ -354,106 +354,133 @@ def _signed_bytes(delta: int) -> str:
     return ("+" if delta >= 0 else "-") + human_size(abs(delta))
 
 
-def render_diff(diff: PlanDiff) -> str:
-    """The diff as a readable report (text with a final newline)."""
+def _section(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A titled table and a blank line, or nothing when there are no rows."""
+    if not rows:
+        return []
+    return [title, table(headers, rows), ""]
+
+
+def _hash_warning(diff: PlanDiff) -> list[str]:
+    return _section(
+        f"WARNING: {len(diff.hashes)} file(s) of an unchanged project version have "
+        "different hashes. The same release should never change bytes; find out why "
+        "before fetching.",
+        ["project", "version", "file", "algorithm", "old", "new"],
+        [[c.project, c.version, c.filename, c.algorithm, c.old, c.new] for c in diff.hashes],
+    )
+
+
+def _attestation_warning(diff: PlanDiff) -> list[str]:
+    return _section(
+        f"WARNING: {len(diff.attestations)} project(s) changed PEP 740 publisher or lost "
+        "their attestations. A new publisher or none at all can mean the project's release "
+        "path was taken over; find out why before fetching.",
+        ["project", "change", "old publisher", "new publisher", "note"],
+        [
+            [
+                c.project,
+                "PUBLISHER CHANGED" if c.kind == "publisher_changed" else "DISAPPEARED",
+                " ".join(c.old) or "-",
+                " ".join(c.new) or "-",
+                c.detail,
+            ]
+            for c in diff.attestations
+        ],
+    )
+
+
+def _project_sections(diff: PlanDiff) -> list[str]:
     out: list[str] = []
-    if diff.hashes:
-        out.append(
-            f"WARNING: {len(diff.hashes)} file(s) of an unchanged project version have "
-            "different hashes. The same release should never change bytes; find out why "
-            "before fetching."
-        )
-        out.append(
-            table(
-                ["project", "version", "file", "algorithm", "old", "new"],
-                [
-                    [c.project, c.version, c.filename, c.algorithm, c.old, c.new]
-                    for c in diff.hashes
-                ],
-            )
-        )
-        out.append("")
-    if diff.attestations:
-        out.append(
-            f"WARNING: {len(diff.attestations)} project(s) changed PEP 740 publisher or lost "
-            "their attestations. A new publisher or none at all can mean the project's release "
-            "path was taken over; find out why before fetching."
-        )
-        out.append(
-            table(
-                ["project", "change", "old publisher", "new publisher", "note"],
-                [
-                    [
-                        c.project,
-                        "PUBLISHER CHANGED" if c.kind == "publisher_changed" else "DISAPPEARED",
-                        " ".join(c.old) or "-",
-                        " ".join(c.new) or "-",
-                        c.detail,
-                    ]
-                    for c in diff.attestations
-                ],
-            )
-        )
-        out.append("")
-    if diff.empty:
-        out.append("No differences.")
-        return "\n".join(out) + "\n"
     for kind in ("added", "removed", "upgraded", "downgraded", "changed"):
         rows = [
             [c.project, " ".join(c.old) or "-", " ".join(c.new) or "-"]
             for c in diff.projects
             if c.kind == kind
         ]
-        if rows:
-            out.append(f"{kind.capitalize()} projects:")
-            out.append(table(["project", "old", "new"], rows))
-            out.append("")
-    moved = [c for c in diff.files if c.old_url != c.new_url]
-    if moved:
-        out.append("Changed URLs:")
-        out.append(
-            table(
-                ["file", "old URL", "new URL", "note"],
-                [
-                    [c.filename, c.old_url, c.new_url, "HOST CHANGED" if c.host_changed else ""]
-                    for c in moved
-                ],
-            )
-        )
-        out.append("")
-    resized = [c for c in diff.files if c.old_size != c.new_size]
-    if resized:
-        out.append("Changed sizes:")
-        out.append(
-            table(
-                ["file", "old", "new"],
-                [[c.filename, human_size(c.old_size), human_size(c.new_size)] for c in resized],
-            )
-        )
-        out.append("")
-    if diff.origins:
-        out.append("Changed origins (where a project's files come from):")
-        out.append(table(["project", "old", "new"], [list(row) for row in diff.origins]))
-        out.append("")
-    if diff.trees:
-        out.append("Changed source trees (their source was edited, or another commit taken):")
-        out.append(
-            table(
-                ["project", "version", "file", "old", "new"],
-                [[c.project, c.version, c.filename, c.old, c.new] for c in diff.trees],
-            )
-        )
-        out.append("")
-    if diff.files_added or diff.files_removed:
-        out.append("Files of unchanged versions:")
-        out.extend(f"  + {f}" for f in diff.files_added)
-        out.extend(f"  - {f}" for f in diff.files_removed)
-        out.append("")
+        out.extend(_section(f"{kind.capitalize()} projects:", ["project", "old", "new"], rows))
+    return out
+
+
+def _url_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed URLs:",
+        ["file", "old URL", "new URL", "note"],
+        [
+            [c.filename, c.old_url, c.new_url, "HOST CHANGED" if c.host_changed else ""]
+            for c in diff.files
+            if c.old_url != c.new_url
+        ],
+    )
+
+
+def _size_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed sizes:",
+        ["file", "old", "new"],
+        [
+            [c.filename, human_size(c.old_size), human_size(c.new_size)]
+            for c in diff.files
+            if c.old_size != c.new_size
+        ],
+    )
+
+
+def _origin_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed origins (where a project's files come from):",
+        ["project", "old", "new"],
+        [list(row) for row in diff.origins],
+    )
+
+
+def _tree_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed source trees (their source was edited, or another commit taken):",
+        ["project", "version", "file", "old", "new"],
+        [[c.project, c.version, c.filename, c.old, c.new] for c in diff.trees],
+    )
+
+
+def _unchanged_version_files(diff: PlanDiff) -> list[str]:
+    if not (diff.files_added or diff.files_removed):
+        return []
+    return [
+        "Files of unchanged versions:",
+        *(f"  + {f}" for f in diff.files_added),
+        *(f"  - {f}" for f in diff.files_removed),
+        "",
+    ]
+
+
+def _total_line(diff: PlanDiff) -> str:
     unknown = ""
     if diff.old_unknown or diff.new_unknown:
         unknown = f" (unknown sizes: {diff.old_unknown} -> {diff.new_unknown})"
-    out.append(
+    return (
         f"Total size: {human_size(diff.old_total)} -> {human_size(diff.new_total)} "
         f"({_signed_bytes(diff.new_total - diff.old_total)}){unknown}"
     )
+
+
+_SECTIONS = (
+    _project_sections,
+    _url_section,
+    _size_section,
+    _origin_section,
+    _tree_section,
+    _unchanged_version_files,
+)
+"""What a non-empty diff reports after its warnings, in order."""
+
+
+def render_diff(diff: PlanDiff) -> str:
+    """The diff as a readable report (text with a final newline)."""
+    out = _hash_warning(diff) + _attestation_warning(diff)
+    if diff.empty:
+        out.append("No differences.")
+        return "\n".join(out) + "\n"
+    for section in _SECTIONS:
+        out.extend(section(diff))
+    out.append(_total_line(diff))
     return "\n".join(out) + "\n"
