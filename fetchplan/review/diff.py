@@ -258,10 +258,9 @@ def _attestation_changes(old: Plan, new: Plan) -> list[AttestationChange]:
     return changes
 
 
-def diff_plans(old: Plan, new: Plan) -> PlanDiff:
-    """The differences from ``old`` to ``new``; pure, ordered by project name then filename."""
+def _project_changes(old: Plan, new: Plan) -> tuple[ProjectChange, ...]:
     old_versions, new_versions = _versions(old), _versions(new)
-    projects = [
+    return tuple(
         change
         for name in sorted(old_versions.keys() | new_versions.keys())
         if (
@@ -270,52 +269,81 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             )
         )
         is not None
+    )
+
+
+def _hash_changes(a: Artifact, b: Artifact) -> list[HashChange]:
+    return [
+        HashChange(
+            project=a.name,
+            version=a.version,
+            filename=a.filename,
+            algorithm=algorithm,
+            old=a.hashes[algorithm],
+            new=b.hashes[algorithm],
+        )
+        for algorithm in sorted(a.hashes.keys() & b.hashes.keys())
+        if a.hashes[algorithm] != b.hashes[algorithm]
     ]
+
+
+def _file_change(a: Artifact, b: Artifact) -> FileChange | None:
+    if a.url == b.url and a.size == b.size:
+        return None
+    return FileChange(
+        project=a.name,
+        version=a.version,
+        filename=a.filename,
+        old_url=a.url,
+        new_url=b.url,
+        host_changed=urlsplit(a.url).netloc.lower() != urlsplit(b.url).netloc.lower(),
+        old_size=a.size,
+        new_size=b.size,
+    )
+
+
+def _unchanged_version_changes(
+    old_files: dict[tuple[str, str, str], Artifact], new_files: dict[tuple[str, str, str], Artifact]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(added, removed) file names of the project versions both plans have."""
+    shared = {(n, v) for n, v, _ in old_files} & {(n, v) for n, v, _ in new_files}
+    added = sorted(f for (n, v, f) in new_files.keys() - old_files.keys() if (n, v) in shared)
+    removed = sorted(f for (n, v, f) in old_files.keys() - new_files.keys() if (n, v) in shared)
+    return tuple(added), tuple(removed)
+
+
+def _total(plan: Plan) -> tuple[int, int]:
+    """(known bytes, how many sizes are unknown) of ``plan``."""
+    return (
+        sum(a.size for a in plan.artifacts if a.size is not None),
+        sum(1 for a in plan.artifacts if a.size is None),
+    )
+
+
+def diff_plans(old: Plan, new: Plan) -> PlanDiff:
+    """The differences from ``old`` to ``new``; pure, ordered by project name then filename."""
     old_files, new_files = _files(old), _files(new)
     file_changes: list[FileChange] = []
     hash_changes: list[HashChange] = []
     tree_changes: list[HashChange] = []
     for key in sorted(old_files.keys() & new_files.keys()):
         a, b = old_files[key], new_files[key]
-        for algorithm in sorted(a.hashes.keys() & b.hashes.keys()):
-            if a.hashes[algorithm] != b.hashes[algorithm]:
-                into = tree_changes if {a.kind, b.kind} <= SOURCE_TREE_KINDS else hash_changes
-                into.append(
-                    HashChange(
-                        project=a.name,
-                        version=a.version,
-                        filename=a.filename,
-                        algorithm=algorithm,
-                        old=a.hashes[algorithm],
-                        new=b.hashes[algorithm],
-                    )
-                )
-        if a.url != b.url or a.size != b.size:
-            file_changes.append(
-                FileChange(
-                    project=a.name,
-                    version=a.version,
-                    filename=a.filename,
-                    old_url=a.url,
-                    new_url=b.url,
-                    host_changed=urlsplit(a.url).netloc.lower() != urlsplit(b.url).netloc.lower(),
-                    old_size=a.size,
-                    new_size=b.size,
-                )
-            )
-    shared = {(n, v) for n, v, _ in old_files} & {(n, v) for n, v, _ in new_files}
-    added = sorted(f for (n, v, f) in new_files.keys() - old_files.keys() if (n, v) in shared)
-    removed = sorted(f for (n, v, f) in old_files.keys() - new_files.keys() if (n, v) in shared)
+        into = tree_changes if {a.kind, b.kind} <= SOURCE_TREE_KINDS else hash_changes
+        into.extend(_hash_changes(a, b))
+        if (change := _file_change(a, b)) is not None:
+            file_changes.append(change)
+    added, removed = _unchanged_version_changes(old_files, new_files)
+    (old_total, old_unknown), (new_total, new_unknown) = _total(old), _total(new)
     return PlanDiff(
-        projects=tuple(projects),
+        projects=_project_changes(old, new),
         files=tuple(file_changes),
         hashes=tuple(hash_changes),
-        files_added=tuple(added),
-        files_removed=tuple(removed),
-        old_total=sum(a.size for a in old.artifacts if a.size is not None),
-        new_total=sum(a.size for a in new.artifacts if a.size is not None),
-        old_unknown=sum(1 for a in old.artifacts if a.size is None),
-        new_unknown=sum(1 for a in new.artifacts if a.size is None),
+        files_added=added,
+        files_removed=removed,
+        old_total=old_total,
+        new_total=new_total,
+        old_unknown=old_unknown,
+        new_unknown=new_unknown,
         trees=tuple(tree_changes),
         origins=_origins(old, new),
         attestations=tuple(_attestation_changes(old, new)),
