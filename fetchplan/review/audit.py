@@ -17,7 +17,7 @@ project, so "several indexes" means a project's files in this plan come from sev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -254,6 +254,88 @@ def _unattested(artifact: Artifact, failed: set[str]) -> FileNote | None:
     return _note(artifact, "provenance not verified (plan or audit with --attestations)")
 
 
+def _vulnerabilities(
+    artifacts: tuple[Artifact, ...], advisories: Iterable[Advisory] | None
+) -> tuple[VulnFinding, ...] | None:
+    if advisories is None:
+        return None
+    from fetchplan.review.vulns import find_vulnerabilities
+
+    return find_vulnerabilities(artifacts, advisories)
+
+
+def _several_indexes(artifacts: tuple[Artifact, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    by_project: dict[str, list[str]] = {}
+    for artifact in artifacts:
+        urls = by_project.setdefault(artifact.name, [])
+        if artifact.index not in urls:
+            urls.append(artifact.index)
+    return tuple((name, tuple(urls)) for name, urls in by_project.items() if len(urls) > 1)
+
+
+def _project_roles(
+    artifacts: tuple[Artifact, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(requested, transitive, build-only) project names, each sorted."""
+    requested = sorted({a.name for a in artifacts if a.requested})
+    runtime = {a.name for a in artifacts if not a.build_dependency}
+    build = {a.name for a in artifacts if a.build_dependency}
+    return (
+        tuple(requested),
+        tuple(sorted(runtime - set(requested))),
+        tuple(sorted(build - runtime - set(requested))),
+    )
+
+
+def _without_sha256(artifacts: tuple[Artifact, ...]) -> tuple[FileNote, ...]:
+    return tuple(
+        _note(a, ", ".join(sorted(a.hashes)) or "no hash at all")
+        for a in artifacts
+        if a.sha256 is None
+    )
+
+
+def _large(artifacts: tuple[Artifact, ...], threshold: int) -> tuple[FileNote, ...]:
+    return tuple(
+        _note(a, str(a.size)) for a in artifacts if a.size is not None and a.size > threshold
+    )
+
+
+def _failed(artifacts: tuple[Artifact, ...], failures: dict[str, str]) -> tuple[FileNote, ...]:
+    return tuple(_note(a, failures[a.filename]) for a in artifacts if a.filename in failures)
+
+
+def _project_statuses(
+    artifacts: tuple[Artifact, ...],
+) -> tuple[tuple[str, str, str | None, str], ...]:
+    return tuple(
+        dict.fromkeys(
+            (a.name, a.project_status.status, a.project_status.reason, a.index)
+            for a in artifacts
+            if a.project_status is not None
+        )
+    )
+
+
+def _notes_where(
+    artifacts: tuple[Artifact, ...],
+    keep: Callable[[Artifact], object],
+    detail: Callable[[Artifact], str | None],
+) -> tuple[FileNote, ...]:
+    return tuple(_note(a, detail(a)) for a in artifacts if keep(a))
+
+
+def _attestation_sections(
+    artifacts: tuple[Artifact, ...], failures: dict[str, str]
+) -> tuple[tuple[AttestedNote, ...], tuple[FileNote, ...], tuple[FileNote, ...]]:
+    """(verified, failed, unattested) artifacts."""
+    return (
+        tuple(n for a in artifacts if (n := _attested(a)) is not None),
+        _failed(artifacts, failures),
+        tuple(u for a in artifacts if (u := _unattested(a, set(failures))) is not None),
+    )
+
+
 def audit_plan(
     plan: Plan,
     *,
@@ -270,61 +352,31 @@ def audit_plan(
     """
     failures = dict(attestation_failures)
     artifacts = plan.artifacts
-    vulnerabilities = None
-    if advisories is not None:
-        from fetchplan.review.vulns import find_vulnerabilities
-
-        vulnerabilities = find_vulnerabilities(artifacts, advisories)
-    by_project: dict[str, list[str]] = {}
-    for artifact in artifacts:
-        urls = by_project.setdefault(artifact.name, [])
-        if artifact.index not in urls:
-            urls.append(artifact.index)
-    requested = sorted({a.name for a in artifacts if a.requested})
-    runtime = {a.name for a in artifacts if not a.build_dependency}
+    requested, transitive, build_only = _project_roles(artifacts)
+    attested, failed, unattested = _attestation_sections(artifacts, failures)
     return Audit(
         artifacts=len(artifacts),
         total_bytes=sum(a.size for a in artifacts if a.size is not None),
         unknown_sizes=sum(1 for a in artifacts if a.size is None),
         indexes=tuple(i.url for i in plan.indexes),
         hosts=_hosts(plan),
-        without_sha256=tuple(
-            _note(a, ", ".join(sorted(a.hashes)) or "no hash at all")
-            for a in artifacts
-            if a.sha256 is None
-        ),
-        yanked=tuple(_note(a, a.yanked_reason) for a in artifacts if a.yanked),
-        sdists=tuple(_note(a, a.kind) for a in artifacts if a.kind in BUILT_KINDS),
-        several_indexes=tuple(
-            (name, tuple(urls)) for name, urls in by_project.items() if len(urls) > 1
-        ),
+        without_sha256=_without_sha256(artifacts),
+        several_indexes=_several_indexes(artifacts),
         large_threshold=large_threshold,
-        large=tuple(
-            _note(a, str(a.size))
-            for a in artifacts
-            if a.size is not None and a.size > large_threshold
-        ),
-        requested=tuple(requested),
-        transitive=tuple(sorted(runtime - set(requested))),
-        build_only=tuple(
-            sorted({a.name for a in artifacts if a.build_dependency} - runtime - set(requested))
-        ),
-        upload_times=tuple(_note(a, a.upload_time) for a in artifacts if a.upload_time),
-        provenance=tuple(_note(a, a.provenance) for a in artifacts if a.provenance),
-        vulnerabilities=vulnerabilities,
-        direct=tuple(_note(a, direct_source(a)) for a in artifacts if a.direct),
-        attested=tuple(n for a in artifacts if (n := _attested(a)) is not None),
-        attestation_failures=tuple(
-            _note(a, failures[a.filename]) for a in artifacts if a.filename in failures
-        ),
-        unattested=tuple(u for a in artifacts if (u := _unattested(a, set(failures))) is not None),
-        project_statuses=tuple(
-            dict.fromkeys(
-                (a.name, a.project_status.status, a.project_status.reason, a.index)
-                for a in artifacts
-                if a.project_status is not None
-            )
-        ),
+        large=_large(artifacts, large_threshold),
+        requested=requested,
+        transitive=transitive,
+        build_only=build_only,
+        vulnerabilities=_vulnerabilities(artifacts, advisories),
+        attested=attested,
+        attestation_failures=failed,
+        unattested=unattested,
+        project_statuses=_project_statuses(artifacts),
+        yanked=_notes_where(artifacts, lambda a: a.yanked, lambda a: a.yanked_reason),
+        sdists=_notes_where(artifacts, lambda a: a.kind in BUILT_KINDS, lambda a: a.kind),
+        upload_times=_notes_where(artifacts, lambda a: a.upload_time, lambda a: a.upload_time),
+        provenance=_notes_where(artifacts, lambda a: a.provenance, lambda a: a.provenance),
+        direct=_notes_where(artifacts, lambda a: a.direct, direct_source),
     )
 
 

@@ -258,10 +258,9 @@ def _attestation_changes(old: Plan, new: Plan) -> list[AttestationChange]:
     return changes
 
 
-def diff_plans(old: Plan, new: Plan) -> PlanDiff:
-    """The differences from ``old`` to ``new``; pure, ordered by project name then filename."""
+def _project_changes(old: Plan, new: Plan) -> tuple[ProjectChange, ...]:
     old_versions, new_versions = _versions(old), _versions(new)
-    projects = [
+    return tuple(
         change
         for name in sorted(old_versions.keys() | new_versions.keys())
         if (
@@ -270,52 +269,81 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             )
         )
         is not None
+    )
+
+
+def _hash_changes(a: Artifact, b: Artifact) -> list[HashChange]:
+    return [
+        HashChange(
+            project=a.name,
+            version=a.version,
+            filename=a.filename,
+            algorithm=algorithm,
+            old=a.hashes[algorithm],
+            new=b.hashes[algorithm],
+        )
+        for algorithm in sorted(a.hashes.keys() & b.hashes.keys())
+        if a.hashes[algorithm] != b.hashes[algorithm]
     ]
+
+
+def _file_change(a: Artifact, b: Artifact) -> FileChange | None:
+    if a.url == b.url and a.size == b.size:
+        return None
+    return FileChange(
+        project=a.name,
+        version=a.version,
+        filename=a.filename,
+        old_url=a.url,
+        new_url=b.url,
+        host_changed=urlsplit(a.url).netloc.lower() != urlsplit(b.url).netloc.lower(),
+        old_size=a.size,
+        new_size=b.size,
+    )
+
+
+def _unchanged_version_changes(
+    old_files: dict[tuple[str, str, str], Artifact], new_files: dict[tuple[str, str, str], Artifact]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(added, removed) file names of the project versions both plans have."""
+    shared = {(n, v) for n, v, _ in old_files} & {(n, v) for n, v, _ in new_files}
+    added = sorted(f for (n, v, f) in new_files.keys() - old_files.keys() if (n, v) in shared)
+    removed = sorted(f for (n, v, f) in old_files.keys() - new_files.keys() if (n, v) in shared)
+    return tuple(added), tuple(removed)
+
+
+def _total(plan: Plan) -> tuple[int, int]:
+    """(known bytes, how many sizes are unknown) of ``plan``."""
+    return (
+        sum(a.size for a in plan.artifacts if a.size is not None),
+        sum(1 for a in plan.artifacts if a.size is None),
+    )
+
+
+def diff_plans(old: Plan, new: Plan) -> PlanDiff:
+    """The differences from ``old`` to ``new``; pure, ordered by project name then filename."""
     old_files, new_files = _files(old), _files(new)
     file_changes: list[FileChange] = []
     hash_changes: list[HashChange] = []
     tree_changes: list[HashChange] = []
     for key in sorted(old_files.keys() & new_files.keys()):
         a, b = old_files[key], new_files[key]
-        for algorithm in sorted(a.hashes.keys() & b.hashes.keys()):
-            if a.hashes[algorithm] != b.hashes[algorithm]:
-                into = tree_changes if {a.kind, b.kind} <= SOURCE_TREE_KINDS else hash_changes
-                into.append(
-                    HashChange(
-                        project=a.name,
-                        version=a.version,
-                        filename=a.filename,
-                        algorithm=algorithm,
-                        old=a.hashes[algorithm],
-                        new=b.hashes[algorithm],
-                    )
-                )
-        if a.url != b.url or a.size != b.size:
-            file_changes.append(
-                FileChange(
-                    project=a.name,
-                    version=a.version,
-                    filename=a.filename,
-                    old_url=a.url,
-                    new_url=b.url,
-                    host_changed=urlsplit(a.url).netloc.lower() != urlsplit(b.url).netloc.lower(),
-                    old_size=a.size,
-                    new_size=b.size,
-                )
-            )
-    shared = {(n, v) for n, v, _ in old_files} & {(n, v) for n, v, _ in new_files}
-    added = sorted(f for (n, v, f) in new_files.keys() - old_files.keys() if (n, v) in shared)
-    removed = sorted(f for (n, v, f) in old_files.keys() - new_files.keys() if (n, v) in shared)
+        into = tree_changes if {a.kind, b.kind} <= SOURCE_TREE_KINDS else hash_changes
+        into.extend(_hash_changes(a, b))
+        if (change := _file_change(a, b)) is not None:
+            file_changes.append(change)
+    added, removed = _unchanged_version_changes(old_files, new_files)
+    (old_total, old_unknown), (new_total, new_unknown) = _total(old), _total(new)
     return PlanDiff(
-        projects=tuple(projects),
+        projects=_project_changes(old, new),
         files=tuple(file_changes),
         hashes=tuple(hash_changes),
-        files_added=tuple(added),
-        files_removed=tuple(removed),
-        old_total=sum(a.size for a in old.artifacts if a.size is not None),
-        new_total=sum(a.size for a in new.artifacts if a.size is not None),
-        old_unknown=sum(1 for a in old.artifacts if a.size is None),
-        new_unknown=sum(1 for a in new.artifacts if a.size is None),
+        files_added=added,
+        files_removed=removed,
+        old_total=old_total,
+        new_total=new_total,
+        old_unknown=old_unknown,
+        new_unknown=new_unknown,
         trees=tuple(tree_changes),
         origins=_origins(old, new),
         attestations=tuple(_attestation_changes(old, new)),
@@ -354,106 +382,133 @@ def _signed_bytes(delta: int) -> str:
     return ("+" if delta >= 0 else "-") + human_size(abs(delta))
 
 
-def render_diff(diff: PlanDiff) -> str:
-    """The diff as a readable report (text with a final newline)."""
+def _section(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A titled table and a blank line, or nothing when there are no rows."""
+    if not rows:
+        return []
+    return [title, table(headers, rows), ""]
+
+
+def _hash_warning(diff: PlanDiff) -> list[str]:
+    return _section(
+        f"WARNING: {len(diff.hashes)} file(s) of an unchanged project version have "
+        "different hashes. The same release should never change bytes; find out why "
+        "before fetching.",
+        ["project", "version", "file", "algorithm", "old", "new"],
+        [[c.project, c.version, c.filename, c.algorithm, c.old, c.new] for c in diff.hashes],
+    )
+
+
+def _attestation_warning(diff: PlanDiff) -> list[str]:
+    return _section(
+        f"WARNING: {len(diff.attestations)} project(s) changed PEP 740 publisher or lost "
+        "their attestations. A new publisher or none at all can mean the project's release "
+        "path was taken over; find out why before fetching.",
+        ["project", "change", "old publisher", "new publisher", "note"],
+        [
+            [
+                c.project,
+                "PUBLISHER CHANGED" if c.kind == "publisher_changed" else "DISAPPEARED",
+                " ".join(c.old) or "-",
+                " ".join(c.new) or "-",
+                c.detail,
+            ]
+            for c in diff.attestations
+        ],
+    )
+
+
+def _project_sections(diff: PlanDiff) -> list[str]:
     out: list[str] = []
-    if diff.hashes:
-        out.append(
-            f"WARNING: {len(diff.hashes)} file(s) of an unchanged project version have "
-            "different hashes. The same release should never change bytes; find out why "
-            "before fetching."
-        )
-        out.append(
-            table(
-                ["project", "version", "file", "algorithm", "old", "new"],
-                [
-                    [c.project, c.version, c.filename, c.algorithm, c.old, c.new]
-                    for c in diff.hashes
-                ],
-            )
-        )
-        out.append("")
-    if diff.attestations:
-        out.append(
-            f"WARNING: {len(diff.attestations)} project(s) changed PEP 740 publisher or lost "
-            "their attestations. A new publisher or none at all can mean the project's release "
-            "path was taken over; find out why before fetching."
-        )
-        out.append(
-            table(
-                ["project", "change", "old publisher", "new publisher", "note"],
-                [
-                    [
-                        c.project,
-                        "PUBLISHER CHANGED" if c.kind == "publisher_changed" else "DISAPPEARED",
-                        " ".join(c.old) or "-",
-                        " ".join(c.new) or "-",
-                        c.detail,
-                    ]
-                    for c in diff.attestations
-                ],
-            )
-        )
-        out.append("")
-    if diff.empty:
-        out.append("No differences.")
-        return "\n".join(out) + "\n"
     for kind in ("added", "removed", "upgraded", "downgraded", "changed"):
         rows = [
             [c.project, " ".join(c.old) or "-", " ".join(c.new) or "-"]
             for c in diff.projects
             if c.kind == kind
         ]
-        if rows:
-            out.append(f"{kind.capitalize()} projects:")
-            out.append(table(["project", "old", "new"], rows))
-            out.append("")
-    moved = [c for c in diff.files if c.old_url != c.new_url]
-    if moved:
-        out.append("Changed URLs:")
-        out.append(
-            table(
-                ["file", "old URL", "new URL", "note"],
-                [
-                    [c.filename, c.old_url, c.new_url, "HOST CHANGED" if c.host_changed else ""]
-                    for c in moved
-                ],
-            )
-        )
-        out.append("")
-    resized = [c for c in diff.files if c.old_size != c.new_size]
-    if resized:
-        out.append("Changed sizes:")
-        out.append(
-            table(
-                ["file", "old", "new"],
-                [[c.filename, human_size(c.old_size), human_size(c.new_size)] for c in resized],
-            )
-        )
-        out.append("")
-    if diff.origins:
-        out.append("Changed origins (where a project's files come from):")
-        out.append(table(["project", "old", "new"], [list(row) for row in diff.origins]))
-        out.append("")
-    if diff.trees:
-        out.append("Changed source trees (their source was edited, or another commit taken):")
-        out.append(
-            table(
-                ["project", "version", "file", "old", "new"],
-                [[c.project, c.version, c.filename, c.old, c.new] for c in diff.trees],
-            )
-        )
-        out.append("")
-    if diff.files_added or diff.files_removed:
-        out.append("Files of unchanged versions:")
-        out.extend(f"  + {f}" for f in diff.files_added)
-        out.extend(f"  - {f}" for f in diff.files_removed)
-        out.append("")
+        out.extend(_section(f"{kind.capitalize()} projects:", ["project", "old", "new"], rows))
+    return out
+
+
+def _url_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed URLs:",
+        ["file", "old URL", "new URL", "note"],
+        [
+            [c.filename, c.old_url, c.new_url, "HOST CHANGED" if c.host_changed else ""]
+            for c in diff.files
+            if c.old_url != c.new_url
+        ],
+    )
+
+
+def _size_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed sizes:",
+        ["file", "old", "new"],
+        [
+            [c.filename, human_size(c.old_size), human_size(c.new_size)]
+            for c in diff.files
+            if c.old_size != c.new_size
+        ],
+    )
+
+
+def _origin_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed origins (where a project's files come from):",
+        ["project", "old", "new"],
+        [list(row) for row in diff.origins],
+    )
+
+
+def _tree_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed source trees (their source was edited, or another commit taken):",
+        ["project", "version", "file", "old", "new"],
+        [[c.project, c.version, c.filename, c.old, c.new] for c in diff.trees],
+    )
+
+
+def _unchanged_version_files(diff: PlanDiff) -> list[str]:
+    if not (diff.files_added or diff.files_removed):
+        return []
+    return [
+        "Files of unchanged versions:",
+        *(f"  + {f}" for f in diff.files_added),
+        *(f"  - {f}" for f in diff.files_removed),
+        "",
+    ]
+
+
+def _total_line(diff: PlanDiff) -> str:
     unknown = ""
     if diff.old_unknown or diff.new_unknown:
         unknown = f" (unknown sizes: {diff.old_unknown} -> {diff.new_unknown})"
-    out.append(
+    return (
         f"Total size: {human_size(diff.old_total)} -> {human_size(diff.new_total)} "
         f"({_signed_bytes(diff.new_total - diff.old_total)}){unknown}"
     )
+
+
+_SECTIONS = (
+    _project_sections,
+    _url_section,
+    _size_section,
+    _origin_section,
+    _tree_section,
+    _unchanged_version_files,
+)
+"""What a non-empty diff reports after its warnings, in order."""
+
+
+def render_diff(diff: PlanDiff) -> str:
+    """The diff as a readable report (text with a final newline)."""
+    out = _hash_warning(diff) + _attestation_warning(diff)
+    if diff.empty:
+        out.append("No differences.")
+        return "\n".join(out) + "\n"
+    for section in _SECTIONS:
+        out.extend(section(diff))
+    out.append(_total_line(diff))
     return "\n".join(out) + "\n"

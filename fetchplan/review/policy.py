@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -445,6 +445,88 @@ def _attestation_violations(
     return found
 
 
+_Finding = Iterator[tuple[Rule, str]]
+"""(rule, message) pairs a per-artifact rule finds."""
+
+
+def _index_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    if (
+        policy.allowed_indexes is not None
+        and not artifact.direct  # no index: allow_direct_urls governs it
+        and _norm_url(artifact.index) not in policy.allowed_indexes
+    ):
+        yield "allowed_indexes", f"from index {artifact.index}"
+
+
+def _hash_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    if policy.require_hashes and artifact.sha256 is None:
+        yield "require_hashes", "has no sha256"
+
+
+def _yanked_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    if policy.yanked == "forbid" and artifact.yanked:
+        reason = f" ({artifact.yanked_reason})" if artifact.yanked_reason else ""
+        yield "yanked", f"is yanked{reason}"
+
+
+def _sdist_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    if artifact.kind in BUILT_KINDS and not policy.sdist_allowed(artifact.name):
+        what = "sdists" if artifact.kind == "sdist" else f"source builds ({artifact.kind})"
+        yield "sdists", f"{what} of {artifact.name} are forbidden"
+
+
+def _origin_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    if artifact.kind == "vcs" and not policy.allow_vcs:
+        yield "allow_vcs", "is a VCS checkout (allow_vcs: false)"
+    elif artifact.direct and not policy.allow_direct_urls:
+        yield (
+            "allow_direct_urls",
+            "is a direct reference, not from an index (allow_direct_urls: false)",
+        )
+
+
+def _size_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    if policy.max_file_size is None:
+        return
+    if artifact.size is None:
+        yield "max_file_size", "size unknown, cannot be checked"
+    elif artifact.size > policy.max_file_size:
+        yield "max_file_size", f"{artifact.size} bytes > {policy.max_file_size}"
+
+
+def _version_rules(policy: Policy, artifact: Artifact) -> _Finding:
+    version = artifact.parsed_version
+    for req in policy.deny:
+        if canonicalize_name(req.name) == artifact.name and req.specifier.contains(
+            version, prereleases=True
+        ):
+            yield "deny", f"denied by {req}"
+    for req in policy.pins:
+        if canonicalize_name(req.name) == artifact.name and not req.specifier.contains(
+            version, prereleases=True
+        ):
+            yield "pins", f"pinned to {req}"
+
+
+def _status_rule(policy: Policy, artifact: Artifact) -> _Finding:
+    status = artifact.project_status
+    if status is not None and status.status in policy.deny_project_status:
+        reason = f" ({status.reason})" if status.reason else ""
+        yield "project_status", f"{artifact.name} is {status.status} on its index{reason}"
+
+
+_RULES = (
+    _index_rule,
+    _hash_rule,
+    _yanked_rule,
+    _sdist_rule,
+    _origin_rule,
+    _size_rule,
+    _version_rules,
+)
+"""The rules that need only the policy and the artifact, in the order they are reported."""
+
+
 def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) -> list[Violation]:
     base: dict[str, Any] = {
         "filename": artifact.filename,
@@ -452,72 +534,17 @@ def _artifact_violations(policy: Policy, artifact: Artifact, now: _dt.datetime) 
         "version": artifact.version,
     }
     found = _url_violations(policy, artifact.url, "file URL", base)
-    if (
-        policy.allowed_indexes is not None
-        and not artifact.direct  # no index: allow_direct_urls governs it
-        and _norm_url(artifact.index) not in policy.allowed_indexes
-    ):
-        found.append(
-            Violation(rule="allowed_indexes", message=f"from index {artifact.index}", **base)
-        )
-    if policy.require_hashes and artifact.sha256 is None:
-        found.append(Violation(rule="require_hashes", message="has no sha256", **base))
-    if policy.yanked == "forbid" and artifact.yanked:
-        reason = f" ({artifact.yanked_reason})" if artifact.yanked_reason else ""
-        found.append(Violation(rule="yanked", message=f"is yanked{reason}", **base))
-    if artifact.kind in BUILT_KINDS and not policy.sdist_allowed(artifact.name):
-        what = "sdists" if artifact.kind == "sdist" else f"source builds ({artifact.kind})"
-        found.append(
-            Violation(rule="sdists", message=f"{what} of {artifact.name} are forbidden", **base)
-        )
-    if artifact.kind == "vcs" and not policy.allow_vcs:
-        found.append(
-            Violation(rule="allow_vcs", message="is a VCS checkout (allow_vcs: false)", **base)
-        )
-    elif artifact.direct and not policy.allow_direct_urls:
-        found.append(
-            Violation(
-                rule="allow_direct_urls",
-                message="is a direct reference, not from an index (allow_direct_urls: false)",
-                **base,
-            )
-        )
-    if policy.max_file_size is not None:
-        if artifact.size is None:
-            found.append(
-                Violation(rule="max_file_size", message="size unknown, cannot be checked", **base)
-            )
-        elif artifact.size > policy.max_file_size:
-            found.append(
-                Violation(
-                    rule="max_file_size",
-                    message=f"{artifact.size} bytes > {policy.max_file_size}",
-                    **base,
-                )
-            )
-    version = artifact.parsed_version
-    for req in policy.deny:
-        if canonicalize_name(req.name) == artifact.name and req.specifier.contains(
-            version, prereleases=True
-        ):
-            found.append(Violation(rule="deny", message=f"denied by {req}", **base))
-    for req in policy.pins:
-        if canonicalize_name(req.name) == artifact.name and not req.specifier.contains(
-            version, prereleases=True
-        ):
-            found.append(Violation(rule="pins", message=f"pinned to {req}", **base))
+    found.extend(
+        Violation(rule=rule, message=message, **base)
+        for check in _RULES
+        for rule, message in check(policy, artifact)
+    )
     found.extend(_age_violations(policy, artifact, now, base))
     found.extend(_attestation_violations(policy, artifact, base))
-    status = artifact.project_status
-    if status is not None and status.status in policy.deny_project_status:
-        reason = f" ({status.reason})" if status.reason else ""
-        found.append(
-            Violation(
-                rule="project_status",
-                message=f"{artifact.name} is {status.status} on its index{reason}",
-                **base,
-            )
-        )
+    found.extend(
+        Violation(rule=rule, message=message, **base)
+        for rule, message in _status_rule(policy, artifact)
+    )
     return found
 
 
