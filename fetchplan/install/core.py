@@ -548,55 +548,17 @@ class StagedInstall:
         """Wait for every queued wheel; if all passed, put them in place (and, ``exact``,
         remove what no wheel names) in one transaction. Raises the first failure (in the
         order the wheels were added) having written nothing."""
-        for _, _, future in self._work:
-            if future.exception() is not None:
-                break
-        staged = [future.result() for _, _, future in self._work]
+        staged = self._wait_staged()
         compiled = 0
         unlisted = self._unlisted() if self.exact else []
         if staged or unlisted:
-            for (wheel, _, _), item in zip(self._work, staged, strict=True):
-                _check_protected(wheel, item, self._protected)
-            check_destinations(staged, self.target)
-            for prestager in self._all_prestagers:
-                # Those of added wheels are done; one of a wheel never added may still write.
-                prestager.cancel()
-            transaction = Transaction(self.target, staging=[self._staging_dir()])
-            for (_, old, _), item in zip(self._work, staged, strict=True):
-                for dist in old:
-                    transaction.remove(dist)
-                transaction.add(item)
-            for dist in (dist for _, dists in unlisted for dist in dists):
-                transaction.remove(dist)
-            transaction.commit()
-            for wheel, old, _ in self._work:
-                action: Action = "installed"
-                if old:
-                    same = all(_same_version(d.version, wheel.version) for d in old)
-                    action = "reinstalled" if same else "replaced"
-                self._outcomes[wheel.name] = ProjectOutcome(
-                    name=wheel.name,
-                    version=wheel.version,
-                    action=action,
-                    previous=tuple(d.version for d in old),
-                )
-                log.info("%s %s %s", action, wheel.name, wheel.version)
+            self._check_staged(staged)
+            self._transact(staged, unlisted)
+            self._record_outcomes()
             self._stop()
-            if self.linker.used:
-                log.info(
-                    "placed from the wheel store: %s",
-                    ", ".join(f"{n} by {m}" for m, n in sorted(self.linker.used.items())),
-                )
-            if self.compile and staged:
-                compiled = compile_files(self.target, [f for s in staged for f in s.python_files()])
+            compiled = self._after_placing(staged)
         self.close()
-        removed: list[ProjectOutcome] = []
-        for name, dists in unlisted:
-            versions = tuple(d.version for d in dists)
-            removed.append(
-                ProjectOutcome(name=name, version=versions[0], action="removed", previous=versions)
-            )
-            log.info("removed %s %s (not in the manifest)", name, ", ".join(versions))
+        removed = _removed_outcomes(unlisted)
         return InstallReport(
             interpreter=self.target.executable,
             prefix=self.target.prefix,
@@ -604,6 +566,63 @@ class StagedInstall:
             compiled=compiled,
             placed={str(k): v for k, v in self.linker.used.items()},
         )
+
+    def _wait_staged(self) -> list[StagedWheel]:
+        """Every queued wheel staged, in the order added; raises the first failure."""
+        for _, _, future in self._work:
+            if future.exception() is not None:
+                break
+        return [future.result() for _, _, future in self._work]
+
+    def _check_staged(self, staged: list[StagedWheel]) -> None:
+        """Refuse what would overwrite protected or clashing files; quiet the prestagers."""
+        for (wheel, _, _), item in zip(self._work, staged, strict=True):
+            _check_protected(wheel, item, self._protected)
+        check_destinations(staged, self.target)
+        for prestager in self._all_prestagers:
+            # Those of added wheels are done; one of a wheel never added may still write.
+            prestager.cancel()
+
+    def _transact(
+        self,
+        staged: list[StagedWheel],
+        unlisted: list[tuple[NormalizedName, list[InstalledDist]]],
+    ) -> None:
+        """Replace old versions by ``staged`` and remove ``unlisted`` in one transaction."""
+        transaction = Transaction(self.target, staging=[self._staging_dir()])
+        for (_, old, _), item in zip(self._work, staged, strict=True):
+            for dist in old:
+                transaction.remove(dist)
+            transaction.add(item)
+        for dist in (dist for _, dists in unlisted for dist in dists):
+            transaction.remove(dist)
+        transaction.commit()
+
+    def _record_outcomes(self) -> None:
+        """What happened to each added wheel (installed, reinstalled or replaced), logged."""
+        for wheel, old, _ in self._work:
+            action: Action = "installed"
+            if old:
+                same = all(_same_version(d.version, wheel.version) for d in old)
+                action = "reinstalled" if same else "replaced"
+            self._outcomes[wheel.name] = ProjectOutcome(
+                name=wheel.name,
+                version=wheel.version,
+                action=action,
+                previous=tuple(d.version for d in old),
+            )
+            log.info("%s %s %s", action, wheel.name, wheel.version)
+
+    def _after_placing(self, staged: list[StagedWheel]) -> int:
+        """Log what came from the wheel store; byte-compile (``compile``): the file count."""
+        if self.linker.used:
+            log.info(
+                "placed from the wheel store: %s",
+                ", ".join(f"{n} by {m}" for m, n in sorted(self.linker.used.items())),
+            )
+        if self.compile and staged:
+            return compile_files(self.target, [f for s in staged for f in s.python_files()])
+        return 0
 
     def _unlisted(self) -> list[tuple[NormalizedName, list[InstalledDist]]]:
         """What no added wheel names, installer tools apart (``exact`` removes them)."""
@@ -613,6 +632,20 @@ class StagedInstall:
             for name, dists in sorted(self._present.items())
             if dists and name not in wanted and name not in INSTALLER_TOOLS
         ]
+
+
+def _removed_outcomes(
+    unlisted: list[tuple[NormalizedName, list[InstalledDist]]],
+) -> list[ProjectOutcome]:
+    """The outcomes of what ``exact`` removed, logged."""
+    removed: list[ProjectOutcome] = []
+    for name, dists in unlisted:
+        versions = tuple(d.version for d in dists)
+        removed.append(
+            ProjectOutcome(name=name, version=versions[0], action="removed", previous=versions)
+        )
+        log.info("removed %s %s (not in the manifest)", name, ", ".join(versions))
+    return removed
 
 
 def install_wheels(

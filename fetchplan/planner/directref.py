@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -199,66 +199,86 @@ def _reference(
     shown = redact(location)
     lower = location.lower()
     if lower.startswith(_VCS_SCHEMES):
-        if not lower.startswith("git+"):
-            raise InputError(f"{where}: '{shown}': only git is supported among VCS URLs")
-        if editable:
-            raise InputError(f"{where}: '{shown}': editable VCS requirements are not supported")
-        bare = location[4:]
-        clean, credentials = split_credentials(bare)
-        if credentials is not None:
-            raise InputError(f"{where}: '{shown}': credentials in a VCS URL are not supported")
-        parts = urlsplit(clean)
-        if parts.scheme not in ("file", "https", "http"):
-            raise InputError(f"{where}: '{shown}': git over {parts.scheme}:// is not supported")
-        _hashes, egg, subdirectory = _fragment(parts.fragment, where, shown)
-        repo_path, at, revision = parts.path.rpartition("@")
-        if not at or "/" in revision:
-            repo_path, revision = parts.path, ""
-        url = urlunsplit((parts.scheme, parts.netloc, repo_path, "", ""))
-        ref = DirectRef(
-            kind="vcs",
-            url=url,
-            text=shown,
-            revision=revision or None,
-            subdirectory=subdirectory,
-        )
-        return ref, egg
+        return _vcs_reference(location, where, shown, editable=editable)
     if "://" in location or lower.startswith("file:"):
-        parts = urlsplit(location)
-        hashes, egg, subdirectory = _fragment(parts.fragment, where, shown)
-        if subdirectory is not None:
-            raise InputError(f"{where}: '{shown}': #subdirectory= is only supported for VCS URLs")
-        if parts.scheme == "file":
-            if parts.netloc not in ("", "localhost"):
-                raise InputError(f"{where}: '{shown}': a file:// URL must name a local path")
-            path = Path(os.path.normpath(url2pathname(parts.path)))
-            ref = _local(path, where, shown, editable=editable, hashes=hashes)
-            return ref, egg or (_name_from_archive(path.name) if ref.kind == "file" else None)
-        if parts.scheme not in ("http", "https"):
-            raise InputError(f"{where}: '{shown}': unsupported URL scheme {parts.scheme!r}")
-        if editable:
-            raise InputError(f"{where}: '{shown}': an editable requirement must be a directory")
-        _clean, credentials = split_credentials(location)
-        if credentials is not None:
-            raise InputError(
-                f"{where}: '{shown}': credentials in a direct URL are not supported "
-                "(use ~/.netrc or keyring)"
-            )
-        url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-        filename = archive_name(url)
-        if not filename.endswith(ARCHIVE_SUFFIXES):
-            raise InputError(
-                f"{where}: '{shown}': {filename or 'the URL'} is not a wheel or an sdist "
-                "(.whl, .tar.gz, .zip)"
-            )
-        return DirectRef(kind="url", url=url, text=shown, hashes=hashes), egg or _name_from_archive(
-            filename
-        )
+        return _url_reference(location, where, shown, editable=editable)
     path = Path(os.path.normpath(base_dir / Path(location).expanduser()))
     ref = _local(path, where, shown, editable=editable, hashes={})
     if ref.kind == "file":
         return ref, _name_from_archive(path.name)
     return ref, _static_name(path, reader)
+
+
+def _vcs_reference(
+    location: str, where: str, shown: str, *, editable: bool
+) -> tuple[DirectRef, str | None]:
+    """The reference of a ``git+`` URL and its ``#egg=`` name; other VCSs are refused."""
+    if not location.lower().startswith("git+"):
+        raise InputError(f"{where}: '{shown}': only git is supported among VCS URLs")
+    if editable:
+        raise InputError(f"{where}: '{shown}': editable VCS requirements are not supported")
+    bare = location[4:]
+    clean, credentials = split_credentials(bare)
+    if credentials is not None:
+        raise InputError(f"{where}: '{shown}': credentials in a VCS URL are not supported")
+    parts = urlsplit(clean)
+    if parts.scheme not in ("file", "https", "http"):
+        raise InputError(f"{where}: '{shown}': git over {parts.scheme}:// is not supported")
+    _hashes, egg, subdirectory = _fragment(parts.fragment, where, shown)
+    repo_path, at, revision = parts.path.rpartition("@")
+    if not at or "/" in revision:
+        repo_path, revision = parts.path, ""
+    url = urlunsplit((parts.scheme, parts.netloc, repo_path, "", ""))
+    ref = DirectRef(
+        kind="vcs",
+        url=url,
+        text=shown,
+        revision=revision or None,
+        subdirectory=subdirectory,
+    )
+    return ref, egg
+
+
+def _url_reference(
+    location: str, where: str, shown: str, *, editable: bool
+) -> tuple[DirectRef, str | None]:
+    """The reference of a ``file:`` or http(s) URL and the name it implies."""
+    parts = urlsplit(location)
+    hashes, egg, subdirectory = _fragment(parts.fragment, where, shown)
+    if subdirectory is not None:
+        raise InputError(f"{where}: '{shown}': #subdirectory= is only supported for VCS URLs")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InputError(f"{where}: '{shown}': a file:// URL must name a local path")
+        path = Path(os.path.normpath(url2pathname(parts.path)))
+        ref = _local(path, where, shown, editable=editable, hashes=hashes)
+        return ref, egg or (_name_from_archive(path.name) if ref.kind == "file" else None)
+    if parts.scheme not in ("http", "https"):
+        raise InputError(f"{where}: '{shown}': unsupported URL scheme {parts.scheme!r}")
+    if editable:
+        raise InputError(f"{where}: '{shown}': an editable requirement must be a directory")
+    ref = _http_reference(location, parts, where, shown, hashes)
+    return ref, egg or _name_from_archive(archive_name(ref.url))
+
+
+def _http_reference(
+    location: str, parts: SplitResult, where: str, shown: str, hashes: dict[str, str]
+) -> DirectRef:
+    """The reference of an http(s) archive URL: no credentials, a wheel or sdist name."""
+    _clean, credentials = split_credentials(location)
+    if credentials is not None:
+        raise InputError(
+            f"{where}: '{shown}': credentials in a direct URL are not supported "
+            "(use ~/.netrc or keyring)"
+        )
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+    filename = archive_name(url)
+    if not filename.endswith(ARCHIVE_SUFFIXES):
+        raise InputError(
+            f"{where}: '{shown}': {filename or 'the URL'} is not a wheel or an sdist "
+            "(.whl, .tar.gz, .zip)"
+        )
+    return DirectRef(kind="url", url=url, text=shown, hashes=hashes)
 
 
 def requirement_url(ref: DirectRef) -> str:

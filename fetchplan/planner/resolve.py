@@ -190,55 +190,82 @@ def _explain(provider: PlanProvider, causes: Collection[Info]) -> ResolutionErro
             continue
         name, _extras = split_identifier(identifier)
         found = provider.finder.project(name)
-        if not found.found and found.quarantined:
-            where = "; ".join(
-                f"{url}" + (f" ({reason})" if reason else "") for url, reason in found.quarantined
-            )
-            unknown[identifier] = (
-                f"project '{name}' is quarantined (PEP 792: considered unsafe, e.g. malware) "
-                f"on {where}: refused; needed because {_who(infos[0])}"
-            )
+        missing = _missing_message(provider, name, found, infos[0])
+        if missing is not None:
+            unknown[identifier] = missing
             continue
-        if not found.found:
-            searched = ", ".join(provider.finder.searched()) or "no index configured"
-            unknown[identifier] = (
-                f"unknown project '{name}': no index has it (searched {searched}); "
-                f"needed because {_who(infos[0])}"
-            )
-            continue
-        for info in infos:
-            specifier = provider.specifier_for(identifier, [info.requirement])
-            matching = iter_matches(found, specifier, pre=provider.pre)
-            if all((c.name, c.version) in provider.unusable for c in matching):
-                return NoMatchingVersion(_no_match_message(provider, found, info))
+        no_match = _first_no_match(provider, identifier, found, infos)
+        if no_match is not None:
+            return no_match
     if unknown:
-        # A missing project is the cause only when nothing else clashes: else it was met
-        # while backtracking from the real conflict, which is what to show (as pip does).
-        clashing = {
-            i: infos
-            for i, infos in by_identifier.items()
-            if i not in unknown and i not in (PYTHON, UNUSABLE)
-        }
-        first = next(iter(unknown.values()))
-        if not clashing:
-            return UnknownProject(first)
-        return ResolutionConflict(
-            f"{_conflict_message(provider, clashing)}; and older versions fail too: {first}"
-        )
+        return _unknown_project(provider, by_identifier, unknown)
     unusable = by_identifier.get(UNUSABLE)
     if unusable and set(by_identifier) <= {UNUSABLE, PYTHON}:
         return NoMatchingVersion(_unusable_message(unusable))
     python = by_identifier.get(PYTHON)
     if python:
-        parts = "; ".join(
-            f"{i.parent.name} {i.parent.version} requires Python{i.requirement.specifier}"
-            for i in python
-            if i.parent is not None
-        )
-        return ResolutionConflict(
-            f"no candidate supports the target's Python {provider.target.python_version}: {parts}"
-        )
+        return ResolutionConflict(_python_message(provider, python))
     return ResolutionConflict(_conflict_message(provider, by_identifier))
+
+
+def _missing_message(
+    provider: PlanProvider, name: str, found: ProjectCandidates, info: Info
+) -> str | None:
+    """Why project ``name`` is missing (quarantined or on no index), or None when found."""
+    if found.found:
+        return None
+    if found.quarantined:
+        where = "; ".join(
+            f"{url}" + (f" ({reason})" if reason else "") for url, reason in found.quarantined
+        )
+        return (
+            f"project '{name}' is quarantined (PEP 792: considered unsafe, e.g. malware) "
+            f"on {where}: refused; needed because {_who(info)}"
+        )
+    searched = ", ".join(provider.finder.searched()) or "no index configured"
+    return (
+        f"unknown project '{name}': no index has it (searched {searched}); "
+        f"needed because {_who(info)}"
+    )
+
+
+def _first_no_match(
+    provider: PlanProvider, identifier: str, found: ProjectCandidates, infos: list[Info]
+) -> NoMatchingVersion | None:
+    """The error of the first requirement in ``infos`` that no usable version meets."""
+    for info in infos:
+        specifier = provider.specifier_for(identifier, [info.requirement])
+        matching = iter_matches(found, specifier, pre=provider.pre)
+        if all((c.name, c.version) in provider.unusable for c in matching):
+            return NoMatchingVersion(_no_match_message(provider, found, info))
+    return None
+
+
+def _unknown_project(
+    provider: PlanProvider, by_identifier: dict[str, list[Info]], unknown: dict[str, str]
+) -> ResolutionError:
+    # A missing project is the cause only when nothing else clashes: else it was met
+    # while backtracking from the real conflict, which is what to show (as pip does).
+    clashing = {
+        i: infos
+        for i, infos in by_identifier.items()
+        if i not in unknown and i not in (PYTHON, UNUSABLE)
+    }
+    first = next(iter(unknown.values()))
+    if not clashing:
+        return UnknownProject(first)
+    return ResolutionConflict(
+        f"{_conflict_message(provider, clashing)}; and older versions fail too: {first}"
+    )
+
+
+def _python_message(provider: PlanProvider, python: list[Info]) -> str:
+    parts = "; ".join(
+        f"{i.parent.name} {i.parent.version} requires Python{i.requirement.specifier}"
+        for i in python
+        if i.parent is not None
+    )
+    return f"no candidate supports the target's Python {provider.target.python_version}: {parts}"
 
 
 def _no_match_message(provider: PlanProvider, found: ProjectCandidates, info: Info) -> str:
