@@ -106,3 +106,24 @@ def test_a_corrupt_entry_is_asked_again_and_replaced(
     assert len(asked) == 2
     assert TargetInterpreter.query(python, cache_dir=cache) == described
     assert len(asked) == 2
+
+
+def test_a_description_read_is_marked_used_and_kept_by_prune(
+    tmp_path: Path, asked: list[list[str]]
+) -> None:
+    from fetchplan.cache import prune
+
+    cache = tmp_path / "cache"
+    python = new_venv(tmp_path / "a")
+    TargetInterpreter.query(python, cache_dir=cache)
+    (entry,) = _entries(cache)
+    month_ago = entry.stat().st_mtime - 30 * 86400
+    os.utime(entry, (month_ago, month_ago))
+    TargetInterpreter.query(python, cache_dir=cache)
+    assert len(asked) == 1
+    assert entry.stat().st_mtime > month_ago + 29 * 86400
+    prune(cache, unused_days=7)
+    assert _entries(cache) == [entry]
+    os.utime(entry, (month_ago, month_ago))
+    prune(cache, unused_days=7)
+    assert _entries(cache) == []

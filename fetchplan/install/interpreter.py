@@ -7,6 +7,7 @@ environment of another Python version is served correctly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -246,9 +247,13 @@ class _Place:
     def load(self, cache_dir: Path) -> TargetInterpreter | None:
         from fetchplan.cache import read_entry
 
-        payload = read_entry(self._path(cache_dir))
+        path = self._path(cache_dir)
+        payload = read_entry(path)
         if payload is None:
             return None
+        # Used now: `cache prune --unused-days` keeps what installs still read.
+        with contextlib.suppress(OSError):
+            os.utime(path)
         try:
             d = json.loads(payload)
             if self.prefix is not None:
