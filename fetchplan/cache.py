@@ -219,6 +219,11 @@ def read_entry(path: Path) -> bytes | None:
         return None
     head = len(_MAGIC) + _CHECK_SIZE
     payload = data[head:]
+    if data[: len(_MAGIC) - 1] == _MAGIC[:-1] and data[: len(_MAGIC)] != _MAGIC:
+        # An entry of another format version (an older fetchplan's): a miss, not damage.
+        log.debug("%s: cache entry of another format; replacing it", path)
+        path.unlink(missing_ok=True)
+        return None
     if data[: len(_MAGIC)] != _MAGIC or data[len(_MAGIC) : head] != _check(payload):
         log.warning("%s: corrupt cache entry; ignoring and removing it", path)
         path.unlink(missing_ok=True)

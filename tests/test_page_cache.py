@@ -410,6 +410,26 @@ def test_an_entry_is_read_only_whole_and_unaltered(tmp_path: Path) -> None:
     assert read_entry(tmp_path / "absent") is None
 
 
+def test_an_entry_of_an_older_format_is_a_quiet_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "entry"
+    write_entry(path, b"payload")
+    data = path.read_bytes()
+    magic_end = data.index(b"fetchplan-cache-entry") + len(b"fetchplan-cache-entry")
+    # The format byte after the magic is another version's (an older fetchplan wrote it).
+    path.write_bytes(data[:magic_end] + bytes([data[magic_end] - 1]) + data[magic_end + 1 :])
+    with caplog.at_level("DEBUG", logger="fetchplan.cache"):
+        assert read_entry(path) is None
+    assert not path.exists()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    # Damage is still said out loud.
+    path.write_bytes(data[:-1] + b"X")
+    with caplog.at_level("WARNING", logger="fetchplan.cache"):
+        assert read_entry(path) is None
+    assert any("corrupt cache entry" in r.getMessage() for r in caplog.records)
+
+
 def test_against_nginx_a_second_plan_gets_only_304s(
     nginx_server: MakeNginxServer, tmp_path: Path
 ) -> None:
