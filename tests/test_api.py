@@ -28,6 +28,21 @@ def _readme_example() -> str:
     return found.group(1)
 
 
+def _python(
+    python: str | Path, code: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code``, its output captured as text."""
+    return subprocess.run(
+        [str(python), "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+
 def test_readme_example_runs_the_whole_pipeline(
     index_server: MakeIndexServer, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -35,15 +50,7 @@ def test_readme_example_runs_the_whole_pipeline(
     assert len([line for line in code.splitlines() if line.strip()]) == 5, code  # five lines
     server = index_server(INDEX)
     env = {**cli_env, "PIP_INDEX_URL": server.index_url}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+    done = _python(sys.executable, code, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""  # the library never prints
 
@@ -52,13 +59,7 @@ def test_readme_example_runs_the_whole_pipeline(
     manifest = load_manifest(tmp_path / "wheels" / "manifest.json")
     assert sorted(a.name for a in manifest.artifacts) == ["attrs", "six"]
     python = tmp_path / "env" / "bin" / "python"
-    imported = subprocess.run(
-        [str(python), "-c", "import attrs, six; print(attrs.__version__, six.__version__)"],
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+    imported = _python(python, "import attrs, six; print(attrs.__version__, six.__version__)")
     assert imported.stdout.strip() == "23.1.0 1.16.0", imported.stderr
 
 
@@ -95,14 +96,7 @@ def test_importing_fetchplan_imports_no_stage(cli_env: dict[str, str]) -> None:
         "print(fetchplan.install_from is fetchplan.pipeline.install_from,\n"
         "      fetchplan.PlanOptions is fetchplan.planner.api.PlanOptions)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+    done = _python(sys.executable, code, env=cli_env)
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.splitlines()
     assert first == "[]"
@@ -115,13 +109,6 @@ def test_installing_from_a_manifest_imports_no_planner(cli_env: dict[str, str]) 
         "import sys, fetchplan.pipeline, fetchplan.build.sdists, fetchplan.commands.install\n"
         "print(sorted(m for m in sys.modules if m.startswith('fetchplan.planner')))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+    done = _python(sys.executable, code, env=cli_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tests.conftest import CLI_TIMEOUT, REPO_ROOT, MakeIndex, MakeIndexServer, RunCli
 from tests.support.hostile import make_fetched_dest, new_venv, snapshot
+from tests.support.processes import Processes
 from tests.support.servers import ServerOptions
 from tests.support.wheels import Dist
 
@@ -28,11 +29,13 @@ ELAPSED = r"(\d+\.\d\dms|\d+ms|\d+\.\d\ds|\d+m \d\ds)"
 ESCAPE = "\x1b"
 
 
-def _on_terminal(argv: list[str], *, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+def _on_terminal(
+    processes: Processes, argv: list[str], *, env: dict[str, str], cwd: Path
+) -> tuple[int, str]:
     """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal; its exit code and all
     it wrote there."""
     main, child = pty.openpty()
-    proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=env, cwd=cwd)
+    proc = processes.start(argv, stdin=child, stdout=child, stderr=child, env=env, cwd=cwd)
     os.close(child)
     chunks: list[bytes] = []
     deadline = time.monotonic() + CLI_TIMEOUT
@@ -53,8 +56,6 @@ def _on_terminal(argv: list[str], *, env: dict[str, str], cwd: Path) -> tuple[in
         code = proc.wait(timeout=CLI_TIMEOUT)
     finally:
         os.close(main)
-        if proc.poll() is None:
-            proc.kill()
     return code, b"".join(chunks).decode("utf-8", errors="replace")
 
 
@@ -349,18 +350,19 @@ def test_install_exact_never_removes_fetchplan_from_the_environment_it_runs_from
 # -- on a terminal ------------------------------------------------------------------------------
 
 
-def test_plan_draws_a_live_line_on_a_terminal_and_only_the_summary_when_piped(
+def test_plan_draws_a_live_line_on_a_terminal_and_only_the_summary_when_piped(  # noqa: PLR0917 - fixtures
     tmp_path: Path,
     cli_env: dict[str, str],
     fetchplan_cmd: list[str],
     index_server: MakeIndexServer,
     make_index: MakeIndex,
+    processes: Processes,
 ) -> None:
     dists = [Dist("app", "1.0", requires=["lib", "util"]), Dist("lib", "1.0"), Dist("util", "2.0")]
     # Slow answers, so that resolving lasts several redraws of the line.
     server = index_server(make_index(dists), options=ServerOptions(delay=0.15))
     argv = [*fetchplan_cmd, "plan", "app", "-i", server.index_url, "--no-cache"]
-    code, shown = _on_terminal(argv, env=cli_env, cwd=tmp_path)
+    code, shown = _on_terminal(processes, argv, env=cli_env, cwd=tmp_path)
     assert code == 0, shown
     frames = re.findall(r"\r\x1b\[2Kresolving: (\d+) projects seen, (\d+) metadata fetched", shown)
     assert frames[0] == ("0", "0")
@@ -378,20 +380,23 @@ def test_plan_draws_a_live_line_on_a_terminal_and_only_the_summary_when_piped(
     assert lines[1].startswith("wrote plan.json: 3 artifacts, 3 to fetch")
     assert len(lines) == 2
 
-    code, quiet = _on_terminal([*argv, "-q"], env=cli_env, cwd=tmp_path)
+    code, quiet = _on_terminal(processes, [*argv, "-q"], env=cli_env, cwd=tmp_path)
     assert code == 0, quiet
     assert quiet == ""
 
 
 def test_install_draws_its_progress_on_a_terminal(
-    tmp_path: Path, cli_env: dict[str, str], fetchplan_cmd: list[str]
+    tmp_path: Path, cli_env: dict[str, str], fetchplan_cmd: list[str], processes: Processes
 ) -> None:
     python = new_venv(tmp_path / "venv")
     manifest = make_fetched_dest(
         tmp_path, [Dist("one", "1.0"), Dist("two", "1.0", padding=300_000), Dist("six", "1.0")]
     )
     code, shown = _on_terminal(
-        _install_argv(fetchplan_cmd, manifest, "--python", python), env=cli_env, cwd=tmp_path
+        processes,
+        _install_argv(fetchplan_cmd, manifest, "--python", python),
+        env=cli_env,
+        cwd=tmp_path,
     )
     assert code == 0, shown
     frames = re.findall(r"\r\x1b\[2Kinstalling (\d)/3( [a-z]+)?", shown)
@@ -404,6 +409,7 @@ def test_install_draws_its_progress_on_a_terminal(
     )
 
     code, quiet = _on_terminal(
+        processes,
         _install_argv(fetchplan_cmd, manifest, "--python", python, "--reinstall", "-q"),
         env=cli_env,
         cwd=tmp_path,

@@ -88,6 +88,12 @@ def served(
     return server, files
 
 
+@pytest.fixture
+def index_url(served: tuple[NginxServer, Path]) -> str:
+    """The index URL of :func:`served` (for a test that needs nothing else of it)."""
+    return served[0].index_url
+
+
 def _plan_fetch_install(
     run_cli: RunCli, tmp_path: Path, index_url: str, *requirement: str
 ) -> tuple[Plan, Path]:
@@ -362,6 +368,12 @@ def _project(root: Path, *, setuptools: bool = False) -> Path:
     return root
 
 
+@pytest.fixture
+def gamma(tmp_path: Path) -> Path:
+    """``tmp_path/gamma``: the gamma project with its in-tree backend."""
+    return _project(tmp_path / "gamma")
+
+
 def _value(python: Path) -> str:
     return _ok(_run([str(python), "-c", "import gamma; print(gamma.VALUE)"])).stdout.strip()
 
@@ -382,13 +394,12 @@ def _direct_url(python: Path, project: str) -> dict[str, Any]:
 
 
 def test_directory_planned_archived_built_installed(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    index_url: str, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server, _files = served
     project = _project(tmp_path / "libs" / "gamma", setuptools=True)
     (project / "gamma" / "__pycache__").mkdir()
     (project / "gamma" / "__pycache__" / "x.pyc").write_bytes(b"left out")
-    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, "./libs/gamma")
+    plan, python = _plan_fetch_install(run_cli, tmp_path, index_url, "./libs/gamma")
 
     gamma = next(a for a in plan.artifacts if a.name == "gamma")
     assert (gamma.kind, gamma.direct, gamma.path) == ("directory", True, "libs/gamma")
@@ -403,7 +414,7 @@ def test_directory_planned_archived_built_installed(
     _pip_check_and_import(python, "gamma")
     assert _direct_url(python, "gamma") == {"url": project.as_uri(), "dir_info": {}}
     ours = _identities(json.loads(export_plan(plan, "pip-report")))
-    assert ours == _identities(_pips_report(tmp_path, server.index_url, "./libs/gamma"))
+    assert ours == _identities(_pips_report(tmp_path, index_url, "./libs/gamma"))
     # A directory has no hash pip could check: the requirements export says so.
     done = run_cli("export", "plan.json", "--format", "requirements")
     assert done.returncode != 0 and "gamma-1.0.src.tar" in done.stderr
@@ -411,12 +422,10 @@ def test_directory_planned_archived_built_installed(
 
 
 def test_directory_edited_after_planning_fails_the_fetch(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    index_url: str, run_cli: RunCli, tmp_path: Path, gamma: Path
 ) -> None:
-    server, _files = served
-    project = _project(tmp_path / "gamma")
-    _ok(run_cli("plan", "./gamma", "--index-url", server.index_url, "-o", "plan.json"))
-    (project / "gamma" / "__init__.py").write_text("VALUE = 2\n")
+    _ok(run_cli("plan", "./gamma", "--index-url", index_url, "-o", "plan.json"))
+    (gamma / "gamma" / "__init__.py").write_text("VALUE = 2\n")
     done = run_cli("fetch", "plan.json")
     assert done.returncode != 0
     assert "changed since planning" in done.stderr
@@ -424,12 +433,11 @@ def test_directory_edited_after_planning_fails_the_fetch(
 
 
 def test_editable_reflects_edits_and_records_direct_url(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    index_url: str, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server, _files = served
     project = _project(tmp_path / "gamma", setuptools=True)
     (tmp_path / "requirements.txt").write_text("-e ./gamma\n")
-    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", server.index_url))
+    _ok(run_cli("plan", "-r", "requirements.txt", "--index-url", index_url))
     plan, _ = load_plan(tmp_path / "plan.json")
     gamma = next(a for a in plan.artifacts if a.name == "gamma")
     assert gamma.editable and gamma.kind == "directory"
@@ -446,7 +454,7 @@ def test_editable_reflects_edits_and_records_direct_url(
         "dir_info": {"editable": True},
     }
     ours = _identities(json.loads(export_plan(plan, "pip-report")))
-    pips = _pips_report(tmp_path, server.index_url, "-r", "requirements.txt")
+    pips = _pips_report(tmp_path, index_url, "-r", "requirements.txt")
     assert ours == _identities(pips)
     pip_gamma = next(i for i in pips["install"] if i["metadata"]["name"] == "gamma")
     assert pip_gamma["download_info"] == {"url": project.as_uri(), "dir_info": {"editable": True}}
@@ -458,17 +466,15 @@ def test_editable_reflects_edits_and_records_direct_url(
 
 
 def test_editable_in_a_plan_for_several_targets_is_refused(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    index_url: str, run_cli: RunCli, tmp_path: Path, gamma: Path
 ) -> None:
-    server, _files = served
-    _project(tmp_path / "gamma")
     (tmp_path / "requirements.txt").write_text("beta\n-e ./gamma\n")
     done = run_cli(
         "plan",
         "-r",
         "requirements.txt",
         "--index-url",
-        server.index_url,
+        index_url,
         "--target",
         "py=3.11,platform=manylinux_2_28_x86_64",
         "--target",
@@ -523,15 +529,14 @@ def bare_repo(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_vcs_pinned_to_its_commit_fetched_built_installed(
-    served: tuple[NginxServer, Path],
+    index_url: str,
     run_cli: RunCli,
     tmp_path: Path,
     bare_repo: tuple[Path, str],
 ) -> None:
-    server, _files = served
     bare, commit = bare_repo
     requirement = f"gamma @ git+{bare.as_uri()}@v1.2"
-    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, requirement)
+    plan, python = _plan_fetch_install(run_cli, tmp_path, index_url, requirement)
 
     gamma = next(a for a in plan.artifacts if a.name == "gamma")
     assert gamma.kind == "vcs" and gamma.direct and gamma.vcs is not None
@@ -546,7 +551,7 @@ def test_vcs_pinned_to_its_commit_fetched_built_installed(
         "url": bare.as_uri(),
         "vcs_info": {"vcs": "git", "requested_revision": "v1.2", "commit_id": commit},
     }
-    pips = _pips_report(tmp_path, server.index_url, requirement)
+    pips = _pips_report(tmp_path, index_url, requirement)
     ours = json.loads(export_plan(plan, "pip-report"))
     assert _identities(ours) == _identities(pips)
     pip_gamma = next(i for i in pips["install"] if i["metadata"]["name"] == "gamma")
@@ -556,12 +561,11 @@ def test_vcs_pinned_to_its_commit_fetched_built_installed(
 
 
 def test_vcs_errors_name_the_requirement(
-    served: tuple[NginxServer, Path],
+    index_url: str,
     run_cli: RunCli,
     tmp_path: Path,
     bare_repo: tuple[Path, str],
 ) -> None:
-    server, _files = served
     bare, _commit = bare_repo
     reqs = tmp_path / "requirements.txt"
     for revision, expected in (
@@ -569,26 +573,25 @@ def test_vcs_errors_name_the_requirement(
         ("0123456789abcdef0123456789abcdef01234567", "is not in the repository"),
     ):
         reqs.write_text(f"beta\ngamma @ git+{bare.as_uri()}@{revision}\n")
-        done = run_cli("plan", "-r", reqs.name, "--index-url", server.index_url)
+        done = run_cli("plan", "-r", reqs.name, "--index-url", index_url)
         assert done.returncode != 0
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("fetchplan: error: requirements.txt:2: gamma: ") and expected in last
         assert not (tmp_path / "plan.json").exists()
     env = {**os.environ, "PATH": str(tmp_path / "no-git-here")}
     reqs.write_text(f"gamma @ git+{bare.as_uri()}@v1.2\n")
-    done = run_cli("plan", "-r", reqs.name, "--index-url", server.index_url, env=env)
+    done = run_cli("plan", "-r", reqs.name, "--index-url", index_url, env=env)
     assert done.returncode != 0 and "git is not on PATH" in done.stderr
 
 
 def test_vcs_commit_gone_fails_the_fetch_with_one_line(
-    served: tuple[NginxServer, Path],
+    index_url: str,
     run_cli: RunCli,
     tmp_path: Path,
     bare_repo: tuple[Path, str],
 ) -> None:
-    server, _files = served
     bare, commit = bare_repo
-    _ok(run_cli("plan", f"gamma @ git+{bare.as_uri()}@v1.2", "--index-url", server.index_url))
+    _ok(run_cli("plan", f"gamma @ git+{bare.as_uri()}@v1.2", "--index-url", index_url))
     shutil.rmtree(bare)
     done = run_cli("fetch", "plan.json", "--no-cache")
     assert done.returncode != 0
@@ -624,10 +627,9 @@ def test_bundle_carries_direct_artifacts_to_an_offline_install(
 
 
 def test_offline_plan_of_a_local_archive_and_directory(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path, gamma: Path
 ) -> None:
     server, files = served
-    _project(tmp_path / "gamma")
     index = tmp_path / "index"
     for wheel in (server.root / "files").glob("*.whl"):
         (index / "files").mkdir(parents=True, exist_ok=True)
@@ -772,11 +774,10 @@ def test_review_commands_name_direct_artifacts(
 
 
 def test_plan_inside_the_project_leaves_itself_out_of_the_tree(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    index_url: str, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    server, _files = served
     _project(tmp_path / "p")
-    args = ("--index-url", server.index_url, "-o", "p/plan.json")
+    args = ("--index-url", index_url, "-o", "p/plan.json")
     _ok(run_cli("plan", "./p", *args))
     plan, _ = load_plan(tmp_path / "p" / "plan.json")
     gamma = next(a for a in plan.artifacts if a.name == "gamma")
@@ -812,10 +813,9 @@ def test_local_paths_are_relative_to_the_plan(
 
 
 def test_run_installs_an_editable_and_a_direct_url(
-    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path
+    served: tuple[NginxServer, Path], run_cli: RunCli, tmp_path: Path, gamma: Path
 ) -> None:
     server, _files = served
-    project = _project(tmp_path / "gamma")
     url = f"{server.url}/files/alpha-1.0-py3-none-any.whl"
     python = new_venv(tmp_path / "venv")
     done = run_cli(
@@ -830,7 +830,7 @@ def test_run_installs_an_editable_and_a_direct_url(
     )
     _ok(done)
     assert "+ gamma==1.0" in done.stdout and "+ alpha==1.0" in done.stdout
-    (project / "gamma" / "__init__.py").write_text("VALUE = 7\n")
+    (gamma / "gamma" / "__init__.py").write_text("VALUE = 7\n")
     assert _value(python) == "7"
     assert _direct_url(python, "alpha")["url"] == url
     _pip_check_and_import(python, "alpha")

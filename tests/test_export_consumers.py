@@ -29,6 +29,7 @@ from packaging.version import Version
 from fetchplan.formats import current_target, export_plan, import_plan
 from fetchplan.schemas.plan import Artifact, Dependency, IndexRef, Inputs, Plan, write_plan
 from tests.support.index import write_index
+from tests.support.processes import Processes
 from tests.support.tools import uv_command
 from tests.support.wheels import Dist, build_wheel
 
@@ -74,12 +75,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("index")
     wheels = [build_wheel(root / "build", d) for d in DISTS]
     write_index(root / "www", wheels)
-    proc = subprocess.Popen(
+    # The module's processes (the ``processes`` fixture's owner, kept as long as the index).
+    owned = Processes()
+    proc = owned.start(
         [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"],
         cwd=root / "www",
-        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -93,10 +94,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             wheels={p.name: root / "www" / "files" / p.name for p in wheels},
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        owned.close()
 
 
 def _plan(served: Served) -> Plan:

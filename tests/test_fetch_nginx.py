@@ -19,6 +19,7 @@ from tests.conftest import MakeNginxServer
 from tests.support.faults import PlanFile, write_plan
 from tests.support.index import write_index
 from tests.support.nginx import NginxOptions, NginxServer
+from tests.support.processes import Processes
 from tests.support.wheels import Dist, build_wheel
 
 
@@ -105,6 +106,7 @@ def test_kill_at_several_points_then_resume(
     tmp_path: Path,
     fetchplan_cmd: list[str],
     cli_env: dict[str, str],
+    processes: Processes,
 ) -> None:
     sizes = [1_600_000, 1_400_000, 1_200_000, 900_000, 300_000, 100_000]
     root, wheels = _wheels(tmp_path, sizes)
@@ -119,7 +121,7 @@ def test_kill_at_several_points_then_resume(
     # after a fixed time, so a slow start on a loaded machine cannot make a kill land early.
     for goal in (0.2 * total, 0.45 * total, 0.7 * total):
         deadline = time.monotonic() + 30
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = processes.start(argv, env=env, stdout=subprocess.DEVNULL)
         while (
             proc.poll() is None
             and time.monotonic() < deadline
@@ -135,7 +137,7 @@ def test_kill_at_several_points_then_resume(
     assert 0 < missing_before[-1] < missing_before[0] < sum(sizes)
     assert not (dest / "manifest.json").exists()
 
-    time.sleep(0.2)  # let nginx log the requests the last kill cut off
+    server.wait_idle()  # nginx has logged the requests the last kill cut off
     server.reset_counters()
     final = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert final.returncode == 0, final.stderr

@@ -6,6 +6,9 @@ proxies) and fall back to requests wherever requests does more (redirects, cooki
 
 from __future__ import annotations
 
+import hashlib
+import re
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -13,10 +16,12 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from fetchplan.auth import CredentialStore
+from fetchplan.errors import HashMismatch, NetworkError
 from fetchplan.planner.http import (
     BodyTooLarge,
     HttpPolicy,
     RecordingSession,
+    download_file,
     get_whole,
     make_session,
 )
@@ -140,3 +145,35 @@ def test_a_pool_the_manager_dropped_is_replaced(server: IndexServer) -> None:
         cast(HTTPAdapter, session.get_adapter(url)).poolmanager.clear()  # closes every pool it kept
         assert get_whole(session, url, headers={}, timeout=10).status_code == 200
         assert get_whole(session, url, headers={}, timeout=10).status_code == 200
+
+
+# -- download_file: the planner's one whole-file download ---------------------------------------
+
+
+def test_download_file_hashes_caps_and_keeps_nothing_that_failed(
+    server: IndexServer, tmp_path: Path
+) -> None:
+    wheel = server.root / "files" / "demo-1.0-py3-none-any.whl"
+    data = wheel.read_bytes()
+    url = server.file_url(wheel.name)
+    seen: list[int] = []
+    with make_session(HttpPolicy(), CredentialStore()) as session:
+        digest = hashlib.sha256(data).hexdigest()
+        with download_file(
+            session, url, tmp_path, sha256=digest, timeout=10, received=seen.append
+        ) as (path, hashed):
+            assert path.parent == tmp_path and path.read_bytes() == data
+            assert (hashed.sha256, hashed.size, sum(seen)) == (digest, len(data), len(data))
+        assert list(tmp_path.iterdir()) == []  # not renamed away: removed
+        failing = [
+            (BodyTooLarge, url, None, 100),
+            (HashMismatch, url, "0" * 64, 10**6),
+            (NetworkError, server.file_url("missing.whl"), None, 10**6),
+        ]
+        for error, where, expected, limit in failing:
+            with (
+                pytest.raises(error, match=re.escape(where.split("/")[-1])),
+                download_file(session, where, tmp_path, sha256=expected, timeout=10, limit=limit),
+            ):
+                pass
+    assert list(tmp_path.iterdir()) == []

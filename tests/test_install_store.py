@@ -228,6 +228,7 @@ from fetchplan.install.wheel import open_wheel
 
 spec = WheelToInstall(**{**json.loads(sys.argv[1]), "path": Path(json.loads(sys.argv[1])["path"])})
 go = Path(sys.argv[3])
+print("waiting", flush=True)
 while not go.exists():
     time.sleep(0.001)
 opened = open_wheel(spec)
@@ -252,7 +253,9 @@ def test_two_processes_fill_the_same_entry_at_once(tmp_path: Path, processes: Pr
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-c", _FILL, described, str(root), str(go)]
     started = [processes.start(argv, env=env) for _ in range(2)]
-    time.sleep(1.0)  # both started and waiting
+    for process in started:  # both started and waiting
+        assert process.stdout is not None
+        assert process.stdout.readline() == "waiting\n"
     go.touch()
     results = [p.communicate(timeout=120) for p in started]
     for process, (_, err) in zip(started, results, strict=True):

@@ -31,6 +31,7 @@ from fetchplan.install import TargetInterpreter, venv_python
 from fetchplan.install.transaction import JOURNAL, STAGING_PREFIX, environment_lock
 from tests.conftest import REPO_ROOT, MakeNginxServer, RunCli
 from tests.support.hostile import assert_no_leftovers, make_fetched_dest, new_venv
+from tests.support.processes import Processes
 from tests.support.wheels import Dist
 
 PROJECTS = ("alpha", "beta", "gamma", "delta")
@@ -167,7 +168,9 @@ def _wait_for(path: Path, text: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_installs_into_one_environment_wait_for_each_other(tmp_path: Path, run_cli: RunCli) -> None:
+def test_installs_into_one_environment_wait_for_each_other(
+    tmp_path: Path, run_cli: RunCli, processes: Processes
+) -> None:
     projects = PROJECTS[:2]
     releases = _releases(tmp_path, projects, modules=10)
     venv = tmp_path / "venv"
@@ -184,7 +187,7 @@ def test_installs_into_one_environment_wait_for_each_other(tmp_path: Path, run_c
         for version, log in zip(("1.0", "2.0"), logs, strict=True):
             with log.open("w") as err:
                 children.append(
-                    subprocess.Popen(
+                    processes.start(
                         _install_argv(releases[version], venv),
                         stdout=subprocess.DEVNULL,
                         stderr=err,
@@ -200,18 +203,13 @@ def test_installs_into_one_environment_wait_for_each_other(tmp_path: Path, run_c
     # Unsynchronised: two installs of different releases started together.
     for _ in range(1):
         racing = [
-            subprocess.Popen(
-                _install_argv(releases[version], venv),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=_env(),
+            processes.start(
+                _install_argv(releases[version], venv), stdout=subprocess.DEVNULL, env=_env()
             )
             for version in ("2.0", "1.0")
         ]
-        assert [child.wait(timeout=120) for child in racing] == [0, 0]
-        for child in racing:
-            assert child.stderr is not None
-            child.stderr.close()
+        outcomes = [(child.communicate(timeout=120)[1], child.returncode) for child in racing]
+        assert [code for _err, code in outcomes] == [0, 0], outcomes
         versions = check_environment(target, projects)
         assert set(versions.values()) in ({"1.0"}, {"2.0"})
 
@@ -228,7 +226,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 def test_installs_creating_one_environment_at_once_make_it_once(
-    tmp_path: Path, run_cli: RunCli
+    tmp_path: Path, run_cli: RunCli, processes: Processes
 ) -> None:
     projects = PROJECTS[:2]
     releases = _releases(tmp_path, projects, modules=5)
@@ -241,7 +239,7 @@ def test_installs_creating_one_environment_at_once_make_it_once(
         assert "is creating or installing into it (--no-wait was given)" in busy.stderr
         log = tmp_path / "waiting.err"
         with log.open("w") as err:
-            child = subprocess.Popen(
+            child = processes.start(
                 _install_argv(releases["1.0"], venv),
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -257,7 +255,7 @@ def test_installs_creating_one_environment_at_once_make_it_once(
         venv = tmp_path / f"venv-{attempt}"
         start = time.time() + 1.0
         racing = [
-            subprocess.Popen(
+            processes.start(
                 [
                     sys.executable,
                     "-c",
@@ -269,14 +267,12 @@ def test_installs_creating_one_environment_at_once_make_it_once(
                     str(venv),
                 ],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
                 env=_env(),
             )
             for version in ("1.0", "2.0")
         ]
-        outcomes = [(child.wait(timeout=120), child.communicate()[1]) for child in racing]
-        assert [code for code, _err in outcomes] == [0, 0], outcomes
+        outcomes = [(child.communicate(timeout=120)[1], child.returncode) for child in racing]
+        assert [code for _err, code in outcomes] == [0, 0], outcomes
         versions = check_environment(TargetInterpreter.query(venv_python(venv)), projects)
         assert set(versions.values()) in ({"1.0"}, {"2.0"})
 
@@ -312,7 +308,7 @@ def _staging(prefix: Path) -> bool:
     return any(name.startswith(STAGING_PREFIX) for name in os.listdir(prefix))  # noqa: PTH208
 
 
-def _until(child: subprocess.Popen[bytes], condition: Callable[[], bool]) -> None:
+def _until(child: subprocess.Popen[str], condition: Callable[[], bool]) -> None:
     """Wait until ``condition()`` holds or ``child`` has exited."""
     deadline = time.monotonic() + 60
     while not condition() and child.poll() is None:
@@ -321,7 +317,7 @@ def _until(child: subprocess.Popen[bytes], condition: Callable[[], bool]) -> Non
 
 
 def _kill_at_random(
-    child: subprocess.Popen[bytes],
+    child: subprocess.Popen[str],
     target: TargetInterpreter,
     aim: str,
     rng: random.Random,
@@ -350,11 +346,13 @@ def _other(versions: dict[str, str]) -> str:
 
 
 def test_sigkill_at_random_moments_leaves_one_whole_version(
-    tmp_path: Path, releases: dict[str, Path]
+    tmp_path: Path, releases: dict[str, Path], processes: Processes
 ) -> None:
     venv = tmp_path / "venv"
     target = TargetInterpreter.query(new_venv(venv))
-    first = subprocess.Popen(_driver_argv(releases["1.0"], venv), env=_env())
+    first = processes.start(
+        _driver_argv(releases["1.0"], venv), stdout=None, stderr=None, env=_env()
+    )
     _until(first, lambda: _staging(venv))
     started = time.monotonic()
     assert first.wait() == 0
@@ -366,8 +364,9 @@ def test_sigkill_at_random_moments_leaves_one_whole_version(
     budget = time.monotonic() + 20
     while len(outcomes) < 16 and time.monotonic() < budget:
         aim = ("in the change", "while installing")[len(outcomes) % 2]
-        child = subprocess.Popen(
+        child = processes.start(
             _driver_argv(releases[_other(versions)], venv),
+            stdout=None,
             stderr=subprocess.DEVNULL,
             env=_env(),
         )

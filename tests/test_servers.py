@@ -338,6 +338,24 @@ def test_nginx_limit_rate_slows_transfer(nginx_server: MakeNginxServer, root: Pa
     assert time.monotonic() - started >= (size - rate) / rate * 0.7
 
 
+def test_nginx_wait_idle_waits_for_a_hung_up_request_to_be_logged(
+    nginx_server: MakeNginxServer, root: Path
+) -> None:
+    server = nginx_server(root, options=NginxOptions(limit_rate=4_000))
+    wheel = _wheel(root)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request("GET", f"/files/{wheel.name}")
+    answer = connection.getresponse()
+    assert answer.read(100)  # the response has begun and, throttled, lasts seconds more
+    with pytest.raises(TimeoutError, match="Active connections: 2"):
+        server.wait_idle(timeout=0.3)
+    connection.close()
+    server.wait_idle()
+    (logged,) = server.requests()
+    assert (logged.status, logged.completed) == (200, False)
+    assert logged.body_bytes_sent < wheel.stat().st_size
+
+
 def test_nginx_start_failure_is_loud(tmp_path: Path, root: Path) -> None:
     with pytest.raises(RuntimeError, match="unknown directive"):
         NginxServer(root, tmp_path / "bad", NginxOptions(extra_server_config="bogus_directive on;"))

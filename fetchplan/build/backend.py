@@ -131,47 +131,43 @@ class Backend:
             log.warning("%s: %s: %s", self.where, hook, warning.message)
         return result
 
-    def get_requires_for_build_wheel(self) -> tuple[Requirement, ...]:
-        """What the backend asks for beyond ``[build-system] requires`` to build a wheel."""
-        raw: Any = self._call(
-            "get_requires_for_build_wheel", self._hooks.get_requires_for_build_wheel
-        )
+    def _requires(self, hook: str, call: Callable[[], Any]) -> tuple[Requirement, ...]:
+        """The requirements a ``get_requires_for_build_*`` hook returned, checked."""
+        raw: Any = self._call(hook, call)
         if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
-            raise BuildError(
-                f"{self.where}: get_requires_for_build_wheel returned {raw!r}, not a list"
-            )
+            raise BuildError(f"{self.where}: {hook} returned {raw!r}, not a list")
         try:
             return tuple(Requirement(r) for r in raw)
         except InvalidRequirement as exc:
-            raise BuildError(f"{self.where}: get_requires_for_build_wheel: {exc}") from None
+            raise BuildError(f"{self.where}: {hook}: {exc}") from None
+
+    def _wheel(self, hook: str, directory: Path, call: Callable[[str], Any]) -> Path:
+        """The wheel a ``build_wheel`` or ``build_editable`` hook wrote into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        name: Any = self._call(hook, lambda: call(str(directory.resolve())))
+        wheel = directory / str(name)
+        if not isinstance(name, str) or "/" in name or not name.endswith(".whl"):
+            raise BuildError(f"{self.where}: {hook} returned {name!r}, not a wheel name")
+        if not wheel.is_file():
+            raise BuildError(f"{self.where}: {hook} reported {name} but wrote no such file")
+        return wheel
+
+    def get_requires_for_build_wheel(self) -> tuple[Requirement, ...]:
+        """What the backend asks for beyond ``[build-system] requires`` to build a wheel."""
+        return self._requires(
+            "get_requires_for_build_wheel", self._hooks.get_requires_for_build_wheel
+        )
 
     def get_requires_for_build_editable(self) -> tuple[Requirement, ...]:
         """What the backend asks for beyond ``[build-system] requires`` for an editable
         (PEP 660); nothing when it has no such hook."""
-        raw: Any = self._call(
+        return self._requires(
             "get_requires_for_build_editable", self._hooks.get_requires_for_build_editable
         )
-        if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
-            raise BuildError(
-                f"{self.where}: get_requires_for_build_editable returned {raw!r}, not a list"
-            )
-        try:
-            return tuple(Requirement(r) for r in raw)
-        except InvalidRequirement as exc:
-            raise BuildError(f"{self.where}: get_requires_for_build_editable: {exc}") from None
 
     def build_editable(self, directory: Path) -> Path:
         """Build the editable wheel (PEP 660) into ``directory``; return its path."""
-        directory.mkdir(parents=True, exist_ok=True)
-        name: Any = self._call(
-            "build_editable", lambda: self._hooks.build_editable(str(directory.resolve()))
-        )
-        wheel = directory / str(name)
-        if not isinstance(name, str) or "/" in name or not name.endswith(".whl"):
-            raise BuildError(f"{self.where}: build_editable returned {name!r}, not a wheel name")
-        if not wheel.is_file():
-            raise BuildError(f"{self.where}: build_editable reported {name} but wrote nothing")
-        return wheel
+        return self._wheel("build_editable", directory, self._hooks.build_editable)
 
     def prepare_metadata(self, directory: Path) -> bytes:
         """The core metadata of the wheel the backend would build (``METADATA`` bytes).
@@ -197,13 +193,4 @@ class Backend:
 
     def build_wheel(self, directory: Path) -> Path:
         """Build the wheel into ``directory``; return its path."""
-        directory.mkdir(parents=True, exist_ok=True)
-        name: Any = self._call(
-            "build_wheel", lambda: self._hooks.build_wheel(str(directory.resolve()))
-        )
-        wheel = directory / str(name)
-        if not isinstance(name, str) or "/" in name or not name.endswith(".whl"):
-            raise BuildError(f"{self.where}: build_wheel returned {name!r}, not a wheel name")
-        if not wheel.is_file():
-            raise BuildError(f"{self.where}: build_wheel reported {name} but wrote no such file")
-        return wheel
+        return self._wheel("build_wheel", directory, self._hooks.build_wheel)

@@ -35,8 +35,10 @@ import re
 import socket
 import sys
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -69,19 +71,24 @@ from fetchplan._connections import (
     watch_proxied,
 )
 from fetchplan._deadline import deadline, expired
-from fetchplan._limits import MAX_PAGE_BYTES, RETRY_AFTER_CAP
+from fetchplan._fs import CHUNK_SIZE, Hashed, TooLarge, check_hashed, copy_hashing, staged
+from fetchplan._limits import MAX_PAGE_BYTES, MAX_UNSIZED_BYTES, RETRY_AFTER_CAP
+from fetchplan._reasons import failure_reason
 from fetchplan._urls import host_of, is_loopback, is_secure_or_trusted, redact
 from fetchplan.auth import CredentialStore, StoreAuth
+from fetchplan.errors import NetworkError
 from fetchplan.planner.preconnect import Preconnector, request_target
 from fetchplan.planner.sources import SESSION_HEADERS
 from fetchplan.planner.timings import Timings
 
 __all__ = [
+    "DOWNLOAD_DEADLINE",
     "BodyTooLarge",
     "Fetched",
     "HttpPolicy",
     "RecordingSession",
     "RedirectRefused",
+    "download_file",
     "get_whole",
     "join_limited",
     "make_session",
@@ -639,3 +646,60 @@ def join_limited(chunks: Iterable[bytes], limit: int | None, url: str) -> bytes:
         _check_limit(url, received, limit)
         parts.append(chunk)
     return b"".join(parts)
+
+
+DOWNLOAD_DEADLINE = 3600.0
+"""Longest a whole-file download may take (its response headers: the timeout)."""
+
+
+@contextmanager
+def download_file(
+    session: requests.Session,
+    url: str,
+    directory: Path | None,
+    *,
+    sha256: str | None,
+    timeout: float,
+    limit: int = MAX_UNSIZED_BYTES,
+    received: Callable[[int], None] | None = None,
+) -> Iterator[tuple[Path, Hashed]]:
+    """GET ``url`` into a temporary file in ``directory`` (None: the system's), hashed while
+    written (:func:`fetchplan._fs.copy_hashing`) and checked against ``sha256`` (None:
+    anything); yield the file's path and what was hashed.
+
+    The planner's one download of a whole file (an sdist, or an archive whose metadata is
+    read from it): the exact bytes (``Accept-Encoding: identity``), at most ``limit`` of
+    them, within :data:`DOWNLOAD_DEADLINE`. ``received`` is told each chunk's length. The
+    file is removed on leaving unless the caller renamed it away. Raises
+    :class:`~fetchplan.errors.NetworkError` (the request failed, an answer other than 200,
+    the body was cut off), :class:`BodyTooLarge` past ``limit`` and
+    :class:`~fetchplan.errors.HashMismatch`, each naming the URL without credentials; nothing
+    is kept after any of them.
+    """
+    where = redact(url)
+    with staged(directory, ".download.") as temp:
+        with deadline(headers=timeout, total=DOWNLOAD_DEADLINE):
+            try:
+                response = session.get(
+                    url, headers={"Accept-Encoding": "identity"}, stream=True, timeout=timeout
+                )
+            except requests.RequestException as exc:
+                raise NetworkError(f"{where}: {failure_reason(exc)}") from None
+            with response:
+                if response.status_code != 200:
+                    raise NetworkError(f"{where}: HTTP {response.status_code}")
+                try:
+                    hashed = copy_hashing(
+                        response.iter_content(CHUNK_SIZE), temp.out, limit=limit, progress=received
+                    )
+                except requests.RequestException as exc:
+                    raise NetworkError(
+                        f"{where}: download interrupted: {failure_reason(exc)}"
+                    ) from None
+                except TooLarge as exc:
+                    raise BodyTooLarge(
+                        f"{where}: response is larger than {exc.limit} bytes"
+                    ) from None
+        temp.close()
+        check_hashed(where, hashed, sha256=sha256, size=None)
+        yield temp.path, hashed

@@ -25,7 +25,7 @@ import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -42,15 +42,20 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from fetchplan._deadline import deadline, expired
-from fetchplan._fs import CHUNK_SIZE, TooLarge, check_hashed, copy_hashing, sha256_file, staged
-from fetchplan._limits import MAX_UNSIZED_BYTES
+from fetchplan._fs import CHUNK_SIZE, sha256_file
 from fetchplan._parse import long_number
 from fetchplan._reasons import failure_reason
 from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, HashMismatch, NetworkError
 from fetchplan.planner import zipranges
-from fetchplan.planner.http import WHOLE_DEADLINE, BodyTooLarge, get_whole, join_limited
+from fetchplan.planner.http import (
+    WHOLE_DEADLINE,
+    BodyTooLarge,
+    download_file,
+    get_whole,
+    join_limited,
+)
 
 __all__ = [
     "DEFAULT_TAIL_BYTES",
@@ -74,8 +79,6 @@ DEFAULT_TAIL_BYTES = 64 * 1024
 """First suffix range: holds the end records and central directory of most wheels."""
 
 MAX_METADATA_BYTES = 16 * 1024 * 1024
-_DOWNLOAD_DEADLINE = 3600.0
-"""Longest a whole download for its metadata may take (the headers: the timeout)."""
 """Core metadata larger than this is refused (a real one is kilobytes; a bomb is not)."""
 
 # Fields PEP 643 must see as static before an sdist's PKG-INFO can stand in for a build.
@@ -392,6 +395,9 @@ class _Counter:
     requests: int = 0
     bytes_received: int = 0
 
+    def received(self, size: int) -> None:
+        self.bytes_received += size
+
 
 class _RangesUnsupported(Exception):
     """The server answered a range request with the whole file (or cannot serve ranges)."""
@@ -542,32 +548,27 @@ def _downloaded(
     counter: _Counter,
     timeout: float,
 ) -> Iterator[tuple[Path, str, int, Path | None]]:
-    """Stream ``url`` to a temporary file, verify it and add it to the cache when there is one.
+    """Download ``url`` whole (:func:`~fetchplan.planner.http.download_file`, at most
+    :data:`~fetchplan._limits.MAX_UNSIZED_BYTES`), verified, into the cache when there is one.
 
     Yields the readable path (the cache entry, else the temporary file), its sha256, its size
     and the cache path (or None). A mismatch with a known ``sha256`` raises
     :class:`HashMismatch` and keeps nothing.
     """
-    where = redact(url)
-    with staged(cache.staging_dir() if cache is not None else None, ".download.") as temp:
-        with deadline(headers=timeout, total=_DOWNLOAD_DEADLINE):
-            response = _get(session, url, counter, timeout)
-            with response:
-                if response.status_code != 200:
-                    raise NetworkError(f"{where}: HTTP {response.status_code}")
-                try:
-                    hashed = copy_hashing(
-                        _iter_body(response, url, counter), temp.out, limit=MAX_UNSIZED_BYTES
-                    )
-                except TooLarge as exc:
-                    raise MetadataError(
-                        f"{where}: response is larger than {exc.limit} bytes"
-                    ) from None
-        temp.close()
-        check_hashed(where, hashed, sha256=sha256, size=None)
+    counter.requests += 1
+    staging = cache.staging_dir() if cache is not None else None
+    with ExitStack() as stack:
+        try:
+            path, hashed = stack.enter_context(
+                download_file(
+                    session, url, staging, sha256=sha256, timeout=timeout, received=counter.received
+                )
+            )
+        except BodyTooLarge as exc:
+            raise MetadataError(str(exc)) from None
         # Hashed while written: the file moves into the cache as it is, no second copy.
-        cached = cache.adopt(temp.path, hashed.sha256) if cache is not None else None
-        yield (cached if cached is not None else temp.path), hashed.sha256, hashed.size, cached
+        cached = cache.adopt(path, hashed.sha256) if cache is not None else None
+        yield (cached if cached is not None else path), hashed.sha256, hashed.size, cached
 
 
 def download_whole(

@@ -26,6 +26,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,8 @@ import requests
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from fetchplan._fs import (
-    CHUNK_SIZE,
-    atomic_write_bytes,
-    check_hashed,
-    copy_hashing,
-    sha256_file,
-    staged,
-)
+from fetchplan._fs import atomic_write_bytes, sha256_file
 from fetchplan._parse import load_json
-from fetchplan._reasons import failure_reason
-from fetchplan._urls import redact
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import BuildSystem, read_build_system
 from fetchplan.cache import ArtifactCache
@@ -52,6 +44,7 @@ from fetchplan.errors import FetchplanError, FileFormatError, NetworkError
 from fetchplan.planner import metadata as md
 from fetchplan.planner.candidates import Candidate, DistMetadata, FormatControl
 from fetchplan.planner.context import Memo, ResolveContext, TargetResolution
+from fetchplan.planner.http import BodyTooLarge, download_file
 from fetchplan.planner.index import Link, file_url_path
 from fetchplan.planner.provider import Req
 from fetchplan.planner.target import TargetEnv, host_target
@@ -240,37 +233,25 @@ class SdistPlanner:
         return self._download(link, sha256)
 
     def _download(self, link: Link, sha256: str | None) -> _LocalFile:
-        where = redact(link.url)
+        """``link``'s file downloaded whole (the planner's one whole-file download, at most
+        :data:`~fetchplan._limits.MAX_UNSIZED_BYTES`), into the cache when there is one."""
         self._scratch.mkdir(parents=True, exist_ok=True)
-        with staged(self._scratch, ".download.") as temp:
+        with ExitStack() as stack:
             try:
-                response = self._session.get(
-                    link.url,
-                    stream=True,
-                    timeout=self._timeout,
-                    headers={"Accept-Encoding": "identity"},
+                path, hashed = stack.enter_context(
+                    download_file(
+                        self._session, link.url, self._scratch, sha256=sha256, timeout=self._timeout
+                    )
                 )
-            except requests.RequestException as exc:
-                raise NetworkError(f"{where}: {failure_reason(exc)}") from None
-            with response:
-                if response.status_code != 200:
-                    raise NetworkError(f"{where}: HTTP {response.status_code}")
-                try:
-                    hashed = copy_hashing(response.iter_content(CHUNK_SIZE), temp.out)
-                except requests.RequestException as exc:
-                    raise NetworkError(
-                        f"{where}: download interrupted: {failure_reason(exc)}"
-                    ) from None
-            temp.close()
-            check_hashed(where, hashed, sha256=sha256, size=None)
-            actual = hashed.sha256
+            except BodyTooLarge as exc:
+                raise NetworkError(str(exc)) from None
             if self._cache is not None:
-                final = self._cache.add(temp.path, actual)
+                final = self._cache.add(path, hashed.sha256)
             else:
-                final = self._scratch / actual / link.filename
+                final = self._scratch / hashed.sha256 / link.filename
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp.path, final)
-        return _LocalFile(final, actual, hashed.size, requests=1, received=hashed.size)
+                os.replace(path, final)
+        return _LocalFile(final, hashed.sha256, hashed.size, requests=1, received=hashed.size)
 
     # -- preparing metadata --------------------------------------------------------------
 

@@ -18,7 +18,8 @@ What it serves (nginx's own file handling: real ``Range`` incl. multi-range, ``E
 
 Counters come from the access log, one JSON object per finished request: nginx writes the
 line when a request ends (including a client hanging up), so ``wait_for_requests(n)`` before
-asserting on requests a client has only just finished.
+asserting on requests a client has only just finished, or ``wait_idle()`` once a client is gone
+(no connection left open: every request it made is logged).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +92,10 @@ _LOG_FORMAT = (
 )
 
 
+_STATUS_PATH = "/.nginx-status"
+"""nginx's ``stub_status`` (open connections), for :meth:`NginxServer.wait_idle`; not logged."""
+
+
 def _config(root: Path, prefix: Path, port: int, options: NginxOptions) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "".join(
@@ -131,6 +138,7 @@ http {{
             }}
         }}
         location /files/ {{ }}
+        location = {_STATUS_PATH} {{ stub_status; access_log off; }}
 {options.extra_server_config}
     }}
 }}
@@ -209,6 +217,23 @@ class NginxServer(ProcessServer):
                 raise TimeoutError(
                     f"nginx logged {len(found)} of {count} requests for {path_substring!r}: {found}"
                 )
+            time.sleep(0.02)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no connection is open but the one asking: every request a client made,
+        one it hung up on too, has ended and is in the access log.
+
+        Raises ``TimeoutError`` with the last status when connections stay open.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(f"{self.url}{_STATUS_PATH}", timeout=timeout) as answer:
+                status = answer.read().decode("ascii")
+            match = re.match(r"Active connections: (\d+)", status)
+            if match is not None and int(match.group(1)) <= 1:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nginx still has connections open: {status}")
             time.sleep(0.02)
 
     def bytes_sent(self, path_substring: str | None = None) -> int:
