@@ -31,7 +31,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
@@ -46,6 +46,7 @@ from fetchplan.errors import FetchplanError
 from fetchplan.planner.candidates import Candidate, DistMetadata, ProjectCandidates
 from fetchplan.planner.index import IndexPageError
 from fetchplan.planner.metadata import UnusableMetadata
+from fetchplan.planner.necessary import DEPENDENCY_LIMIT, Necessary
 from fetchplan.planner.overrides import Overrides
 from fetchplan.planner.target import TargetEnv
 
@@ -311,6 +312,10 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         self._python = Candidate(
             name=cast(NormalizedName, PYTHON), version=target.python_version, link=None
         )
+        self.necessary = Necessary(roots={})
+        """What every solution holds, learned from the metadata met (see
+        :mod:`fetchplan.planner.necessary`); looked into again after a conflict."""
+        self._derived_at: tuple[int, int] = (0, 0)
 
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
         if isinstance(requirement_or_candidate, Req):
@@ -339,6 +344,12 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             if req.specifier:
                 shown = self._root_text.get(req.name)
                 self._root_text[req.name] = f"{shown} and {req}" if shown else str(req)
+        roots = {}
+        for name, specifier in self._root_by_name.items():
+            constraint = self.constraints.get(name)
+            roots[name] = specifier & constraint if constraint is not None else specifier
+        texts = {name: self._root_text.get(name, name) for name in roots}
+        self.necessary = Necessary(roots=roots, root_text=texts)
 
     def narrow_requirement_selection(
         self,
@@ -354,7 +365,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         promoted by taking part in many conflicts; else all of them.
 
         Causes are matched by project name, so ``a[x]`` counts when ``a`` is in conflict.
+        A conflict is also when what every solution holds is looked into again, from what
+        has been learned since (see :meth:`_derive`).
         """
+        if backtrack_causes:
+            self._derive()
         in_conflict: set[str] = set()
         for info in backtrack_causes:
             in_conflict.add(info.requirement.name)
@@ -396,6 +411,67 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             for identifier, infos in information.items():
                 if split_identifier(identifier)[0] == current:
                     pending.extend(i.parent.name for i in infos if i.parent is not None)
+
+    def _derive(self) -> None:
+        """Learn what every solution holds from the metadata known so far (once per new
+        metadata or dead candidate); the candidates it rules out are then dead at once."""
+        seen = (len(self._deps), len(self._dead))
+        if seen == self._derived_at or self.no_deps:
+            return
+        self._derived_at = seen
+        if self.necessary.derive(self._holdable_versions, self._known_requires):
+            log.debug(
+                "every solution holds: %s",
+                "; ".join(str(c) for clauses in self.necessary.clauses.values() for c in clauses),
+            )
+
+    def _holdable_versions(
+        self, name: NormalizedName, specifier: SpecifierSet, keep: Callable[[Version], bool]
+    ) -> list[Version] | None:
+        try:
+            found = self.finder.project(name)
+        except FetchplanError:
+            return None
+        if not found.found:
+            return None
+        constraint = self.constraints.get(name)
+        if constraint is not None:
+            specifier &= constraint
+        held: list[Version] = []
+        for version in specifier.filter(found.versions, prereleases=True):
+            if (name, version) in self._dead or not keep(version):
+                continue
+            try:
+                if found.candidate(version) is None:
+                    continue
+            except FetchplanError:
+                return None
+            held.append(version)
+            if len(held) > DEPENDENCY_LIMIT:
+                break
+        return held
+
+    def _known_requires(
+        self, name: NormalizedName, version: Version
+    ) -> dict[NormalizedName, SpecifierSet] | None:
+        """The requirements of ``name`` ``version`` by project, from metadata already read,
+        or read now when its file is a wheel (never a build: that is the resolver's call)."""
+        deps = self._deps.get((name, version))
+        if deps is None:
+            candidate = self.finder.project(name).candidate(version)
+            if candidate is None or candidate.link is None or candidate.link.kind != "wheel":
+                return None
+            try:
+                metadata = self.finder.metadata(candidate)
+            except FetchplanError:
+                return None
+            deps = self.dependencies_of(candidate, metadata)
+            self._deps[(name, version)] = deps
+        requires: dict[NormalizedName, SpecifierSet] = {}
+        for dep in deps:
+            if dep.name not in (PYTHON, UNUSABLE):
+                requires[dep.name] = requires.get(dep.name, SpecifierSet()) & dep.specifier
+        return requires
 
     def get_preference(
         self,
@@ -548,7 +624,8 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 return deps
             for requirement in metadata.requires_dist:
                 if requirement.marker is None or self.target.evaluate(requirement.marker):
-                    continue  # the base candidate brings these
+                    deps.extend(self._overridden(requirement, parent))
+                    continue
                 if self.target.evaluate(requirement.marker, candidate.extras):
                     marker = requirement.marker
                     via = frozenset(
@@ -657,14 +734,23 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             allowed = native & self._root_by_name.get(dep.name, SpecifierSet())
         else:
             _dep, native, allowed, held = known
-            if held is not None and not self._is_dead(dep, held):
+            if (
+                held is not None
+                and not self._is_dead(dep, held)
+                and self.necessary.allows(dep.name, held)
+            ):
                 return None
         found = self.finder.project(dep.name)
         if not found.found:
             return None  # resolvelib names the missing project, as it should
         first_dead: Version | None = None
+        ruled_out = None
         for version in allowed.filter(found.versions, prereleases=True):
             if found.candidate(version) is None:
+                continue
+            clause = self.necessary.excluding(dep.name, version)
+            if clause is not None:
+                ruled_out = ruled_out or clause
                 continue
             if not self._is_dead(dep, version):
                 self._witness[id(dep)] = (dep, native, allowed, version)
@@ -679,6 +765,10 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 f"{dep.name} {first_dead} {example.reason[:_REASON_LIMIT]}",
                 cause=example.cause,
                 native=False,
+            )
+        if ruled_out is not None:
+            return _Dead(
+                f"requires {dep}, but {self.necessary.explain(ruled_out)}", cause="", native=False
             )
         # No version is allowed at all. resolvelib meets that clash itself when no version
         # passes the requirements it holds on this very identifier (the user's own on it
