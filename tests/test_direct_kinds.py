@@ -18,8 +18,10 @@ import pytest
 
 from fetchplan.formats import export_plan
 from fetchplan.schemas.plan import load_plan
-from tests.conftest import RunCli
+from tests.conftest import MakeNginxServer, RunCli
+from tests.support.index import IndexOptions
 from tests.support.nginx import NginxServer
+from tests.support.wheels import Dist, build_wheel
 from tests.test_direct import (
     _direct_url,
     _git,
@@ -190,3 +192,53 @@ def test_vcs_subdirectory_that_is_not_a_project_names_the_requirement(
         assert last.startswith("fetchplan: error: requirements.txt:2: "), last
         assert expected in last, last
         assert not (tmp_path / "plan.json").exists()
+
+
+# -- release age: direct artifacts have no upload time ----------------------------------------
+
+OLD = "2025-06-01T12:00:00Z"
+
+
+def test_exclude_newer_and_min_age_report_direct_artifacts_as_of_unknown_age(
+    nginx_server: MakeNginxServer, run_cli: RunCli, tmp_path: Path
+) -> None:
+    beta = build_wheel(tmp_path / "dists", Dist("beta", "2.0"))
+    server = nginx_server(
+        [beta], index_options=IndexOptions(upload_times={"beta-2.0-py3-none-any.whl": OLD})
+    )
+    alpha = build_wheel(server.root / "files", Dist("alpha", "1.0", requires=["beta>=2"]))
+    (tmp_path / "dist").mkdir()
+    shutil.copy(alpha, tmp_path / "dist")
+    _project(tmp_path / "gamma")
+    url = server.file_url(alpha.name)
+    # As pip's --uploaded-prior-to and uv's --exclude-newer: the cut-off is for index files;
+    # a file the user named is taken (it has no upload time to compare).
+    _ok(
+        run_cli(
+            *("plan", f"alpha @ {url}", "./gamma", "--index-url", server.index_url),
+            *("--exclude-newer", "2026-01-01T00:00:00Z"),
+        )
+    )
+    plan, _ = load_plan(tmp_path / "plan.json")
+    times = {a.name: (a.direct, a.upload_time) for a in plan.artifacts}
+    assert times == {"alpha": (True, None), "gamma": (True, None), "beta": (False, OLD)}
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("min_age: 7 days\n")
+    done = run_cli("audit", "plan.json", "--policy", policy, "--format", "json")
+    assert done.returncode == 1, done.stderr
+    found = {v["project"]: v["message"] for v in json.loads(done.stdout)["violations"]}
+    assert set(found) == {"alpha", "gamma"}
+    assert found["alpha"].startswith("a direct reference (URL) has no upload time")
+    assert found["gamma"].startswith("a direct reference (local directory) has no upload time")
+    done = run_cli("fetch", "plan.json", "--policy", policy)
+    assert done.returncode != 0 and not (tmp_path / "wheels" / "manifest.json").exists()
+    policy.write_text("min_age: {default: 7 days, exempt: [alpha, gamma]}\n")
+    _ok(run_cli("audit", "plan.json", "--policy", policy))
+
+    # The local archive says so too.
+    _ok(run_cli("plan", f"./dist/{alpha.name}", "--index-url", server.index_url, "-o", "b.json"))
+    policy.write_text("min_age: 7 days\n")
+    done = run_cli("audit", "b.json", "--policy", policy, "--format", "json")
+    found = {v["project"]: v["message"] for v in json.loads(done.stdout)["violations"]}
+    assert found["alpha"].startswith("a direct reference (local archive) has no upload time")
