@@ -124,3 +124,38 @@ def test_a_marker_value_no_quoting_can_hold_is_refused(tmp_path: Path) -> None:
     edited = dataclasses.replace(plan, targets=(first, second), artifacts=(artifact,))
     with pytest.raises(ExportError, match="cannot be written in a PEP 508 marker"):
         export_plan(edited, "requirements")
+
+
+# -- the fields of direct references: paths that leave their tree, commits, VCS URLs -----------
+
+_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+_VCS = {"type": "git", "url": "file:///srv/repo.git", "commit_id": _COMMIT}
+KIND_EDITS: list[tuple[str, dict[str, object]]] = [
+    ("artifacts[0].path", {"kind": "directory", "path": "../../etc"}),
+    ("artifacts[0].path", {"kind": "wheel", "path": "dist/../../../demo0.whl"}),
+    ("artifacts[0].exclude[0]", {"kind": "directory", "path": "p", "exclude": ["/etc"]}),
+    ("artifacts[0].exclude[1]", {"kind": "directory", "path": "p", "exclude": ["a", "../b"]}),
+    ("artifacts[0].vcs.commit_id", {"kind": "vcs", "vcs": {**_VCS, "commit_id": "v1.2"}}),
+    ("artifacts[0].vcs.commit_id", {"kind": "vcs", "vcs": {**_VCS, "commit_id": "A" * 40}}),
+    ("artifacts[0].vcs.commit_id", {"kind": "vcs", "vcs": {**_VCS, "commit_id": _COMMIT[:12]}}),
+    ("artifacts[0].vcs.url", {"kind": "vcs", "vcs": {**_VCS, "url": "https://u:s3cret@h/r.git"}}),
+    ("artifacts[0].vcs.url", {"kind": "vcs", "vcs": {**_VCS, "url": "ssh://h/r.git"}}),
+    ("artifacts[0].vcs.url", {"kind": "vcs", "vcs": {**_VCS, "url": "ext::sh -c id"}}),
+    ("artifacts[0].vcs.type", {"kind": "vcs", "vcs": {**_VCS, "type": "hg"}}),
+    ("artifacts[0].vcs.subdirectory", {"kind": "vcs", "vcs": {**_VCS, "subdirectory": "../up"}}),
+    ("artifacts[0].vcs.subdirectory", {"kind": "vcs", "vcs": {**_VCS, "subdirectory": "/abs"}}),
+]
+
+
+@pytest.mark.parametrize(("field", "change"), KIND_EDITS, ids=lambda v: repr(v)[:40])
+def test_direct_fields_that_leave_their_tree_or_are_no_commit_are_refused(
+    field: str, change: dict[str, object], tmp_path: Path, run_cli: RunCli
+) -> None:
+    document = json.loads(_plan_file(tmp_path).read_text())
+    document["artifacts"][0] |= {"direct": True, **change}
+    (tmp_path / "edited.json").write_text(json.dumps(document))
+    for args in (("fetch", "edited.json"), ("show", "edited.json"), ("audit", "edited.json")):
+        done = run_cli(*args)
+        _refused(done, "edited.json", field)
+        assert "s3cret" not in done.stderr
+    assert not (tmp_path / "wheels").exists()

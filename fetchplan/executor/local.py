@@ -63,7 +63,12 @@ def _make(artifact: Artifact, part: Path, ctx: Context) -> tuple[str, int, str]:
         with tempfile.TemporaryDirectory(prefix="fetchplan-git-") as work:
             tree = checkout(vcs.url, vcs.commit_id, Path(work) / "tree")
             if vcs.subdirectory is not None:
-                tree = tree / vcs.subdirectory
+                inner = tree / vcs.subdirectory
+                if not inner.is_dir() or not inner.resolve().is_relative_to(tree.resolve()):
+                    raise VcsError(
+                        f"{vcs.url}: commit {vcs.commit_id} has no directory {vcs.subdirectory}"
+                    )
+                tree = inner
             sha256, size = _archive(tree, part, artifact.exclude)
         return sha256, size, f"commit {vcs.commit_id} of {vcs.url}"
     source = artifact.local_path(ctx.plan_dir)

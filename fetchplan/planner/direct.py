@@ -46,7 +46,7 @@ from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, InputError
 from fetchplan.planner import metadata as md
 from fetchplan.planner.candidates import DistMetadata
-from fetchplan.planner.directref import DirectRef, archive_name
+from fetchplan.planner.directref import DirectRef, archive_name, directory_problem
 from fetchplan.planner.index import Link
 from fetchplan.planner.reqfile import ParsedRequirement, RequirementSet
 from fetchplan.planner.sdist import SdistPlanner
@@ -233,10 +233,17 @@ class DirectPlanner:
         root = tree
         if ref.subdirectory is not None:
             root = tree / ref.subdirectory
-            if not root.is_dir():
+            if not root.is_dir() or not root.resolve().is_relative_to(tree.resolve()):
                 raise InputError(
                     f"{parsed.source}: {name}: commit {commit} has no directory {ref.subdirectory}"
                 )
+        problem = directory_problem(root)
+        if problem is not None:
+            where = "its top" if ref.subdirectory is None else ref.subdirectory
+            raise InputError(
+                f"{parsed.source}: {name}: commit {commit}: {where} {problem}"
+                + (" (add #subdirectory=PATH)" if ref.subdirectory is None else "")
+            )
         vcs = VcsInfo(
             type="git",
             url=ref.url,

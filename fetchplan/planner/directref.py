@@ -41,12 +41,14 @@ from packaging.utils import (
 from fetchplan._parse import load_toml
 from fetchplan._urls import redact, split_credentials
 from fetchplan.errors import FileFormatError, InputError
+from fetchplan.schemas.plan import inner_path_problem
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "DirectKind",
     "DirectRef",
     "archive_name",
+    "directory_problem",
     "parse_direct",
     "path_to_url",
     "requirement_url",
@@ -114,7 +116,10 @@ def _fragment(
         elif key == "egg":
             egg = value
         elif key == "subdirectory":
-            subdirectory = value
+            subdirectory = unquote(value).rstrip("/") or value
+            why = inner_path_problem(subdirectory)
+            if why is not None:
+                raise InputError(f"{where}: '{text}': #subdirectory={value}: {why}")
     return hashes, egg, subdirectory
 
 
@@ -152,7 +157,8 @@ def _static_name(directory: Path, reader: Reader) -> str | None:
     return name.strip() if name and name.strip() else None
 
 
-def _directory_problem(directory: Path) -> str | None:
+def directory_problem(directory: Path) -> str | None:
+    """Why ``directory`` is not a Python project (no ``pyproject.toml`` nor ``setup.py``)."""
     if not (directory / "pyproject.toml").is_file() and not (directory / "setup.py").is_file():
         return "has neither pyproject.toml nor setup.py (it is not a Python project)"
     return None
@@ -164,7 +170,7 @@ def _local(
     if not path.exists():
         raise InputError(f"{where}: '{text}': no such file or directory")
     if path.is_dir():
-        problem = _directory_problem(path)
+        problem = directory_problem(path)
         if problem is not None:
             raise InputError(f"{where}: '{text}': the directory {problem}")
         return DirectRef(

@@ -347,6 +347,12 @@ def _url_violations(policy: Policy, url: str, what: str, base: dict[str, Any]) -
     return found
 
 
+def _direct_kind(artifact: Artifact) -> str:
+    if artifact.kind in ("directory", "vcs"):
+        return "local directory" if artifact.kind == "directory" else "VCS commit"
+    return "local archive" if artifact.path is not None else "URL"
+
+
 def _age_violations(
     policy: Policy, artifact: Artifact, now: _dt.datetime, base: dict[str, Any]
 ) -> list[Violation]:
@@ -354,13 +360,13 @@ def _age_violations(
     if required is None:
         return []
     if artifact.upload_time is None:
-        return [
-            Violation(
-                rule="min_age",
-                message="the index gave no upload time: its age cannot be checked",
-                **base,
+        message = "the index gave no upload time: its age cannot be checked"
+        if artifact.direct:
+            message = (
+                f"a direct reference ({_direct_kind(artifact)}) has no upload "
+                "time: its age cannot be checked (list it in min_age.exempt to accept it)"
             )
-        ]
+        return [Violation(rule="min_age", message=message, **base)]
     try:
         uploaded = parse_time(artifact.upload_time)
     except ValueError:

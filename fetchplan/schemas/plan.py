@@ -469,6 +469,49 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def inner_path_problem(path: str) -> str | None:
+    """Why ``path`` (POSIX, meant relative to a tree) is not a path inside that tree, or None:
+    absolute, with a ``..`` segment, a backslash, or empty segments."""
+    if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        return f"{path!r} is not a relative POSIX path"
+    segments = path.split("/")
+    if ".." in segments:
+        return f"{path!r} leaves the tree"
+    if any(segment in ("", ".") for segment in segments):
+        return f"{path!r} has empty or '.' segments"
+    return None
+
+
+def _path_problem(path: str) -> str | None:
+    """Why an artifact's ``path`` cannot be what the planner writes (a relative path that
+    leaves the plan's directory: the planner writes those absolute), or None."""
+    if path.startswith("/") or path == ".":
+        return None
+    if "\\" in path or ".." in path.split("/"):
+        return f"{path!r} is relative and leaves the plan's directory"
+    return None
+
+
+def _artifact_path_problems(i: int, artifact: dict[str, Any]) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    path = artifact.get("path")
+    if isinstance(path, str):
+        why = _path_problem(path)
+        if why is not None:
+            problems.append(FieldProblem(f"artifacts[{i}].path", why))
+    vcs = artifact.get("vcs")
+    if isinstance(vcs, dict) and isinstance(vcs.get("subdirectory"), str):
+        why = inner_path_problem(vcs["subdirectory"])
+        if why is not None:
+            problems.append(FieldProblem(f"artifacts[{i}].vcs.subdirectory", why))
+    for j, excluded in enumerate(artifact.get("exclude", ())):
+        if isinstance(excluded, str):
+            why = inner_path_problem(excluded)
+            if why is not None:
+                problems.append(FieldProblem(f"artifacts[{i}].exclude[{j}]", why))
+    return problems
+
+
 def plan_problems(document: dict[str, Any]) -> list[FieldProblem]:
     """What the schema cannot say about a plan that passed it: versions that are not PEP 440
     and URLs that do not parse. Each a :class:`FieldProblem` with its dotted path."""
@@ -490,13 +533,7 @@ def plan_problems(document: dict[str, Any]) -> list[FieldProblem]:
             why = url_problem(vcs["url"])
             if why is not None:
                 problems.append(FieldProblem(f"artifacts[{i}].vcs.url", why))
-        for j, excluded in enumerate(artifact.get("exclude", ())):
-            if isinstance(excluded, str) and (
-                excluded.startswith("/") or ".." in excluded.split("/")
-            ):
-                problems.append(
-                    FieldProblem(f"artifacts[{i}].exclude[{j}]", f"{excluded!r} leaves the tree")
-                )
+        problems.extend(_artifact_path_problems(i, artifact))
     return problems
 
 
