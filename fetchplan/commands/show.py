@@ -139,6 +139,12 @@ def _notes(plan: Plan) -> list[str]:
     exclude_newer = plan.inputs.options.get("exclude_newer")
     if exclude_newer is not None:
         lines.append(f"files uploaded after {exclude_newer} excluded (--exclude-newer)")
+    for name, cut_off in plan.inputs.options.get("exclude_newer_package", {}).items():
+        lines.append(
+            f"files of {name} uploaded after {cut_off} excluded (--exclude-newer-package)"
+            if cut_off
+            else f"no upload-time cut-off for {name} (--exclude-newer-package)"
+        )
     if plan.inputs.options.get("no_deps"):
         lines.append("planned without dependencies (--no-deps)")
     if plan.inputs.overrides:
