@@ -283,6 +283,16 @@ def test_plan_records_the_verified_publisher_and_policies_check_it(
     assert found["failed"] == []
     text = run_cli("audit", plan_path).stdout
     assert re.search(rf" {re.escape(SDIST)} +{re.escape(IDENTITY)} +{PUBLISH_V1}\n", text)
+    # show: a PUBLISHER column, the verified identity on the sdist's row, "-" on the others.
+    shown = run_cli("show", plan_path)
+    assert shown.returncode == 0, shown.stderr
+    rows = shown.stdout.splitlines()
+    assert rows[0].split() == ["NAME", "VERSION", "SIZE", "HOST", "STATUS", "PUBLISHER"]
+    table = rows[1 : rows.index("")]
+    (mine,) = (row for row in table if row.startswith("pypi-attestations "))
+    assert re.match(rf"pypi-attestations +0\.0\.19 .* \(sdist\) +{re.escape(IDENTITY)}$", mine)
+    assert len(table) == len(reread.artifacts)
+    assert all(row.endswith(" -") for row in table if row != mine)
 
     allowed = {"publishers": {"pypi-attestations": ["github:TrailOfBits/pypi-attestations"]}}
     assert check_policy(reread, policy_from_dict(allowed, "p.yaml")) == []

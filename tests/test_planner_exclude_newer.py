@@ -147,6 +147,7 @@ def test_run_takes_the_option(run_cli: RunCli) -> None:
     out = run_cli("run", "--help")
     assert out.returncode == 0, out.stderr
     assert "--exclude-newer" in out.stdout and "--uploaded-prior-to" in out.stdout
+    assert "--exclude-newer-package" in out.stdout
 
 
 def _link(filename: str, upload_time: str | None) -> Link:
@@ -179,3 +180,132 @@ def test_the_cut_off_is_per_file_not_per_version() -> None:
         "1.0 (no upload time)",
     ]
     assert all(isinstance(r, Rejection) for r in found.rejected)
+
+
+@pytest.fixture
+def two_dated(make_index: MakeIndex) -> str:
+    """lib and other, each with a 1.0 from 2025 and a 2.0 from 2026-03; app needs both."""
+    root = make_index(
+        [
+            Dist("app", "1.0", requires=["lib", "other"]),
+            Dist("lib", "1.0"),
+            Dist("lib", "2.0"),
+            Dist("other", "1.0"),
+            Dist("other", "2.0"),
+        ],
+        IndexOptions(
+            upload_times={
+                "app-1.0-py3-none-any.whl": OLD,
+                "lib-1.0-py3-none-any.whl": OLD,
+                "lib-2.0-py3-none-any.whl": NEW,
+                "other-1.0-py3-none-any.whl": OLD,
+                "other-2.0-py3-none-any.whl": NEW,
+            }
+        ),
+    )
+    return (root / "simple").as_uri()
+
+
+def _versions(tmp_path: Path, name: str = "plan.json") -> dict[str, str]:
+    plan, _document = load_plan(tmp_path / name)
+    return {a.name: a.version for a in plan.artifacts}
+
+
+def test_a_project_cut_off_later_than_the_global_one(
+    two_dated: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """uv's --exclude-newer-package: one project may take newer files than the rest."""
+    out = run_cli(
+        "plan", "app", "-i", two_dated, "--isolated", "--no-cache",
+        "--exclude-newer", "2026-01-01", "--exclude-newer-package", "Lib=2026-06-01T00:00:00Z",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert _versions(tmp_path) == {"app": "1.0", "lib": "2.0", "other": "1.0"}
+    _plan, document = load_plan(tmp_path / "plan.json")
+    assert document["inputs"]["options"]["exclude_newer"] == "2026-01-01T00:00:00Z"
+    assert document["inputs"]["options"]["exclude_newer_package"] == {"lib": "2026-06-01T00:00:00Z"}
+    shown = run_cli("show", "plan.json")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "files of lib uploaded after 2026-06-01T00:00:00Z excluded (--exclude-newer-package)"
+        in shown.stdout
+    )
+
+
+def test_a_project_cut_off_earlier_without_a_global_one(
+    two_dated: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The other way: only the named project is held back; a duration is resolved and
+    recorded as an absolute time."""
+    before = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+    out = run_cli(
+        "plan", "app", "-i", two_dated, "--isolated", "--no-cache",
+        "--exclude-newer-package", "other=2026-01-01",
+        "--exclude-newer-package", "app=P1D",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert _versions(tmp_path) == {"app": "1.0", "lib": "2.0", "other": "1.0"}
+    _plan, document = load_plan(tmp_path / "plan.json")
+    options = document["inputs"]["options"]
+    assert "exclude_newer" not in options
+    assert options["exclude_newer_package"]["other"] == "2026-01-01T00:00:00Z"
+    app_cut = _dt.datetime.fromisoformat(options["exclude_newer_package"]["app"])
+    assert before - _dt.timedelta(days=1) <= app_cut <= _dt.datetime.now(_dt.UTC)
+
+    # Re-planning with the recorded values gives the same plan.
+    again = run_cli(
+        "plan", "app", "-i", two_dated, "--isolated", "--no-cache", "-o", "again.json",
+        *(f"--exclude-newer-package={n}={t}" for n, t in options["exclude_newer_package"].items()),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    _plan2, document2 = load_plan(tmp_path / "again.json")
+    assert document2["inputs"]["options"] == options
+
+
+def test_false_lifts_the_cut_off_for_one_project(
+    make_index: MakeIndex, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """NAME=false: no cut-off for that project, so even its undated files are candidates."""
+    root = make_index(
+        [Dist("app", "1.0", requires=["lib"]), Dist("lib", "1.0")],
+        IndexOptions(upload_times={"app-1.0-py3-none-any.whl": OLD}),
+    )
+    index = (root / "simple").as_uri()
+    held = run_cli(
+        "plan", "app", "-i", index, "--isolated", "--no-cache", "--exclude-newer", "2026-01-01"
+    )
+    assert held.returncode != 0
+    assert "1.0 (no upload time)" in held.stderr
+    out = run_cli(
+        "plan", "app", "-i", index, "--isolated", "--no-cache",
+        "--exclude-newer", "2026-01-01", "--exclude-newer-package", "lib=false",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert _versions(tmp_path) == {"app": "1.0", "lib": "1.0"}
+    _plan, document = load_plan(tmp_path / "plan.json")
+    assert document["inputs"]["options"]["exclude_newer_package"] == {"lib": False}
+    shown = run_cli("show", "plan.json")
+    assert "no upload-time cut-off for lib (--exclude-newer-package)" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("lib", "--exclude-newer-package: 'lib' is not NAME=TIME or NAME=false"),
+        ("=2026-01-01", "--exclude-newer-package: '=2026-01-01' is not NAME=TIME"),
+        ("bad name!=2026-01-01", "--exclude-newer-package: 'bad name!=2026-01-01' is not"),
+        ("lib=", "--exclude-newer-package: 'lib=' is not NAME=TIME"),
+        ("lib=soon", "--exclude-newer-package: lib: neither a time nor a duration: 'soon'"),
+    ],
+)
+def test_a_bad_project_cut_off_is_one_line(
+    two_dated: str, run_cli: RunCli, tmp_path: Path, value: str, message: str
+) -> None:
+    out = run_cli(
+        "plan", "app", "-i", two_dated, "--isolated", "--no-cache",
+        "--exclude-newer-package", value,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"fetchplan: error: {message}"), out.stderr
+    assert not (tmp_path / "plan.json").exists()

@@ -133,6 +133,14 @@ def test_status_recorded_audited_and_denied(
     assert [
         (s["project"], s["status"]) for s in json.loads(shown.stdout)["audit"]["project_statuses"]
     ] == [("legacy", "deprecated"), ("old", "archived")]
+    table = run_cli("show", plan_path)
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"^old +1\.0 .* fetch \(archived\)$", table.stdout, flags=re.M)
+    assert re.search(r"^legacy +2\.0 .* fetch \(deprecated\)$", table.stdout, flags=re.M)
+    assert re.search(r"^fine +1\.0 .* fetch$", table.stdout, flags=re.M)
+    assert "PUBLISHER" not in table.stdout  # nothing verified: no such column
+    assert "project legacy is deprecated (PEP 792)\n" in table.stdout
+    assert "project old is archived (PEP 792): no longer maintained\n" in table.stdout
 
     policy = policy_from_dict({"deny_project_status": ["archived"]}, "policy.yaml")
     (violation,) = check_policy(plan, policy)

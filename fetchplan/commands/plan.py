@@ -281,6 +281,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "time are left out too; the time is recorded in the plan",
     )  # fmt: skip
     sel.add_argument(
+        "--exclude-newer-package", dest="exclude_newer_package", action="append", default=[],
+        metavar="NAME=TIME",
+        help="this project's own cut-off instead of --exclude-newer's, later or earlier (TIME "
+        "as there), or NAME=false for none; repeatable; recorded in the plan",
+    )  # fmt: skip
+    sel.add_argument(
         "--require-hashes", action="store_true",
         help="require a --hash for every requirement and dependency (pip's hash-checking mode)",
     )  # fmt: skip
@@ -359,6 +365,30 @@ def _exclude_newer(text: str | None) -> datetime.datetime | None:
         raise InputError(f"--exclude-newer: {exc}") from None
 
 
+def _exclude_newer_package(values: list[str]) -> dict[str, datetime.datetime | None]:
+    """``--exclude-newer-package NAME=TIME`` values by canonical name (None: ``NAME=false``)."""
+    from packaging.utils import InvalidName, canonicalize_name
+
+    cut_offs: dict[str, datetime.datetime | None] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        try:
+            project = canonicalize_name(name.strip(), validate=True)
+        except InvalidName:
+            project = None
+        if not sep or project is None or not text.strip():
+            raise InputError(f"--exclude-newer-package: {value!r} is not NAME=TIME or NAME=false")
+        if text.strip().lower() == "false":
+            cut_offs[project] = None
+            continue
+        try:
+            cut_offs[project] = _exclude_newer(text)
+        except InputError as exc:
+            detail = str(exc).removeprefix("--exclude-newer: ")
+            raise InputError(f"--exclude-newer-package: {name.strip()}: {detail}") from None
+    return cut_offs
+
+
 def options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~fetchplan.planner.api.PlanOptions` these parsed arguments describe."""
     from fetchplan.planner.api import PlanOptions
@@ -387,6 +417,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         index_strategy=IndexStrategy(args.index_strategy),
         pre=args.pre,
         exclude_newer=_exclude_newer(getattr(args, "exclude_newer", None)),
+        exclude_newer_package=_exclude_newer_package(getattr(args, "exclude_newer_package", [])),
         format_ops=tuple(args.format_ops),
         prefer_binary=args.prefer_binary,
         require_hashes=args.require_hashes,

@@ -1,9 +1,10 @@
 """``fetchplan show PLAN``: a plan as a table a person can read, with totals.
 
-One row per artifact (name, version, size, host, status, and the targets it serves when the
-plan has several) and totals: artifacts, bytes to download, bytes already satisfied by the
-destination or the cache. The plan is validated when
-read, so a bad plan is rejected with its file and the dotted path of the bad field.
+One row per artifact (name, version, size, host, status with the project's PEP 792 status
+when not active, the targets it serves when the plan has several, the verified PEP 740
+publishers when the plan records any) and totals: artifacts, bytes to download, bytes
+already satisfied by the destination or the cache. The plan is validated when read, so a bad
+plan is rejected with its file and the dotted path of the bad field.
 :func:`render_table` is pure; ``--graph dot|mermaid`` prints
 :func:`fetchplan.review.graph.render_graph` instead.
 """
@@ -20,7 +21,7 @@ from fetchplan._text import human_size
 from fetchplan.review.graph import GRAPH_FORMATS, render_graph
 from fetchplan.schemas.plan import Artifact, Plan, load_plan
 
-__all__ = ["register", "render_table", "run", "status_of", "targets_of"]
+__all__ = ["publisher_of", "register", "render_table", "run", "status_of", "targets_of"]
 
 _HEADERS = ("NAME", "VERSION", "SIZE", "HOST", "STATUS")
 
@@ -67,6 +68,8 @@ def status_of(artifact: Artifact) -> str:
         notes.append("direct")
     if artifact.build_dependency:
         notes.append("build dependency")
+    if artifact.project_status is not None:
+        notes.append(artifact.project_status.status)
     return f"{status} ({', '.join(notes)})" if notes else status
 
 
@@ -96,13 +99,28 @@ def render_table(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def publisher_of(artifact: Artifact) -> str:
+    """The verified PEP 740 publishers of ``artifact`` as a policy names them, or ``-``."""
+    identities = dict.fromkeys(b.identity for b in artifact.attestations or ())
+    return ",".join(identities) or "-"
+
+
 def _table_lines(plan: Plan) -> list[str]:
-    """One line per artifact under the headers; sizes right-aligned, other cells left."""
+    """One line per artifact under the headers; sizes right-aligned, other cells left.
+
+    A TARGETS column when the plan has several targets; a PUBLISHER column (the verified
+    PEP 740 publishers) when some artifact's attestations were verified."""
     several = len(plan.targets) > 1
-    headers = (*_HEADERS, "TARGETS") if several else _HEADERS
+    attested = any(a.attestations for a in plan.artifacts)
+    headers = (
+        *_HEADERS,
+        *(("TARGETS",) if several else ()),
+        *(("PUBLISHER",) if attested else ()),
+    )
     rows = [
         (a.name, a.version, human_size(a.size), _host(a.url), status_of(a))
         + ((targets_of(a, plan),) if several else ())
+        + ((publisher_of(a),) if attested else ())
         for a in plan.artifacts
     ]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
@@ -139,8 +157,21 @@ def _notes(plan: Plan) -> list[str]:
     exclude_newer = plan.inputs.options.get("exclude_newer")
     if exclude_newer is not None:
         lines.append(f"files uploaded after {exclude_newer} excluded (--exclude-newer)")
+    for name, cut_off in plan.inputs.options.get("exclude_newer_package", {}).items():
+        lines.append(
+            f"files of {name} uploaded after {cut_off} excluded (--exclude-newer-package)"
+            if cut_off
+            else f"no upload-time cut-off for {name} (--exclude-newer-package)"
+        )
     if plan.inputs.options.get("no_deps"):
         lines.append("planned without dependencies (--no-deps)")
+    statuses = dict.fromkeys(
+        (a.name, a.project_status.status, a.project_status.reason)
+        for a in plan.artifacts
+        if a.project_status is not None
+    )
+    for name, status, reason in statuses:
+        lines.append(f"project {name} is {status} (PEP 792)" + (f": {reason}" if reason else ""))
     if plan.inputs.overrides:
         lines.append(f"overrides: {', '.join(plan.inputs.overrides)} (--override)")
     return lines

@@ -261,6 +261,11 @@ def plan_inputs(
         opts["prefer_binary"] = True
     if options.exclude_newer is not None:
         opts["exclude_newer"] = format_time(options.exclude_newer)
+    if options.exclude_newer_package:
+        opts["exclude_newer_package"] = {
+            name: False if cut_off is None else format_time(cut_off)
+            for name, cut_off in sorted(options.exclude_newer_package.items())
+        }
     if not options.build_deps:
         opts["build_deps"] = False
     if options.no_deps:

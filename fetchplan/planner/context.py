@@ -14,7 +14,7 @@ import datetime as _dt
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import requests
@@ -120,6 +120,10 @@ class ResolveContext:
     pre: bool = False
     exclude_newer: _dt.datetime | None = None
     """Files uploaded after this (aware) time, or of unknown upload time, are no candidates."""
+    exclude_newer_package: Mapping[NormalizedName, _dt.datetime | None] = field(
+        default_factory=dict
+    )
+    """A project's own cut-off instead of ``exclude_newer`` (None: none for it)."""
     direct: Callable[[NormalizedName], Link | None] = lambda _name: None
     """The one candidate file of a project a direct reference names (see :mod:`.direct`)."""
 
@@ -159,6 +163,7 @@ class ResolveContext:
             timings=self.timings,
             pre=self.pre,
             exclude_newer=self.exclude_newer,
+            exclude_newer_package=self.exclude_newer_package,
             direct=self.direct,
             preferred=preferred,
         )

@@ -8,7 +8,7 @@ and the commands import it before the HTTP stack and the resolver are loaded.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -67,6 +67,10 @@ class PlanOptions:
     exclude_newer: datetime.datetime | None = None
     """Files uploaded after this (aware) time, or of unknown upload time, are no candidates
     (uv's ``--exclude-newer``, already resolved to an absolute time: it is recorded)."""
+    exclude_newer_package: Mapping[str, datetime.datetime | None] = field(default_factory=dict)
+    """Per project (canonical name): the cut-off that stands in for ``exclude_newer`` on its
+    files, later or earlier, or None for none at all (uv's ``--exclude-newer-package NAME=TIME``
+    and ``NAME=false``); recorded like ``exclude_newer``."""
     format_ops: Sequence[FormatOp] = ()
     """``--no-binary``/``--only-binary`` values in command-line order."""
     prefer_binary: bool = False

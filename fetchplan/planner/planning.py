@@ -136,6 +136,10 @@ def plan(
             timings=timings,
             pre=pre,
             exclude_newer=options.exclude_newer,
+            exclude_newer_package={
+                canonicalize_name(name): cut_off
+                for name, cut_off in options.exclude_newer_package.items()
+            },
             direct=direct.link_for,
         )
         sdists = SdistPlanner(

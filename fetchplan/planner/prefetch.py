@@ -138,6 +138,7 @@ class PrefetchFinder:
         timings: Timings | None = None,
         pre: bool = False,
         exclude_newer: _dt.datetime | None = None,
+        exclude_newer_package: Mapping[NormalizedName, _dt.datetime | None] | None = None,
         direct: Callable[[NormalizedName], Link | None] = lambda _name: None,
         preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
     ) -> None:
@@ -157,6 +158,7 @@ class PrefetchFinder:
         self._timings = timings
         self._pre = pre
         self._exclude_newer = exclude_newer
+        self._exclude_newer_package = dict(exclude_newer_package or {})
         self._lock = threading.Lock()
         self._projects: dict[NormalizedName, _Cell[ProjectCandidates]] = {}
         self._metadata: dict[str, _Cell[DistMetadata]] = {}
@@ -213,6 +215,12 @@ class PrefetchFinder:
         with self._lock:
             futures, self._futures = self._futures, []
         return sum(1 for future in futures if future.cancel())
+
+    def _cut_off(self, name: NormalizedName) -> _dt.datetime | None:
+        """The upload-time cut-off of ``name``'s files: its own, else the global one."""
+        if name in self._exclude_newer_package:
+            return self._exclude_newer_package[name]
+        return self._exclude_newer
 
     def _project_cell(self, name: NormalizedName) -> _Cell[ProjectCandidates]:
         with self._lock:
@@ -315,7 +323,7 @@ class PrefetchFinder:
             url_ok=self._url_ok,
             sources=sources,
             found=found,
-            exclude_newer=self._exclude_newer,
+            exclude_newer=self._cut_off(name),
             quarantined=quarantined,
         )
         if self._timings is not None:
