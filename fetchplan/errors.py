@@ -6,7 +6,7 @@ to print it and which exit code to use. Stage-specific errors subclass these in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "FetchplanError",
@@ -48,6 +48,16 @@ class FieldProblem:
 
     MAX_SHOWN = 300
 
+    def in_error_about(self, filename: str) -> FieldProblem:
+        """This problem as an error about ``filename`` lists it: unchanged when it is about
+        that file (or names none), else saying its own file at the end of its message, once."""
+        if self.file is None or self.file == filename:
+            return self
+        suffix = f" ({self.file})"
+        if self.message.endswith(suffix):
+            return self
+        return replace(self, message=self.message + suffix)
+
 
 class FileFormatError(FetchplanError):
     """A file we read (plan, manifest, checkpoint, policy, lock file) is malformed.
@@ -55,6 +65,8 @@ class FileFormatError(FetchplanError):
     Carries every problem found, each with the dotted path of its field, so a user fixes them
     all in one go. ``str()`` is one line per problem, the first naming the file; past
     ``MAX_LISTED`` problems it ends with a count of the others (``problems`` keeps them all).
+    ``filename`` is the file the error is about; a problem that carries another file (a merge
+    reads several) says it, so no caller formats file names into messages.
     """
 
     exit_code = 2
@@ -62,14 +74,18 @@ class FileFormatError(FetchplanError):
 
     def __init__(self, filename: str, problems: list[FieldProblem]) -> None:
         self.filename = filename
-        self.problems = problems
+        self.problems = [problem.in_error_about(filename) for problem in problems]
         super().__init__(self._message())
 
+    def lines(self) -> list[str]:
+        """Every problem as one line naming the file, in order (none left out)."""
+        return [f"{self.filename}: {p}" for p in self.problems]
+
     def _message(self) -> str:
-        if len(self.problems) == 1:
-            return f"{self.filename}: {self.problems[0]}"
-        lines = [f"{self.filename}: {len(self.problems)} problems"]
-        lines.extend(f"{self.filename}: {p}" for p in self.problems[: self.MAX_LISTED])
+        lines = self.lines()
+        if len(lines) == 1:
+            return lines[0]
+        lines = [f"{self.filename}: {len(self.problems)} problems", *lines[: self.MAX_LISTED]]
         hidden = len(self.problems) - self.MAX_LISTED
         if hidden > 0:
             lines.append(f"{self.filename}: (and {hidden} more)")

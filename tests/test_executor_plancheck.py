@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fetchplan.errors import FileFormatError
+from fetchplan.executor import plancheck
 from fetchplan.executor.plancheck import check_destination_name, check_plan, read_plan
 from tests.support.faults import PlanFile, write_plan
 
@@ -144,3 +145,57 @@ def test_destination_is_the_filename_and_not_absolute(tmp_path: Path) -> None:
     assert "is not the filename" in problems["artifacts[0].destination"]
     chosen = {p.path for p in check_plan(document, destination_given=True)}
     assert "destination" not in chosen
+
+
+_GOOD_ARTIFACT: dict[str, Any] = {
+    "destination": "a-1.0-py3-none-any.whl",
+    "filename": "a-1.0-py3-none-any.whl",
+    "hashes": {"sha256": SHA},
+    "url": "https://files.example.test/a-1.0-py3-none-any.whl",
+    "satisfied_by": None,
+}
+
+
+def _bad(**changes: Any) -> dict[str, Any]:
+    return {**copy.deepcopy(_GOOD_ARTIFACT), **changes}
+
+
+# Each rule of the table, fed artifacts whose last breaks it: the field it must name.
+_RULE_CASES: dict[str, tuple[list[dict[str, Any]], str]] = {
+    "_destination_is_safe": ([_bad(destination="../evil.whl")], "artifacts[0].destination"),
+    "_destination_is_unique": (
+        [_bad(), _bad(destination="A-1.0-PY3-none-any.whl", filename="A-1.0-PY3-none-any.whl")],
+        "artifacts[1].destination",
+    ),
+    "_filename_is_the_destination": ([_bad(filename="b-1.0.tar.gz")], "artifacts[0].destination"),
+    "_has_a_sha256": ([_bad(hashes={"md5": "ab"})], "artifacts[0].hashes.sha256"),
+    "_satisfied_by_agrees": (
+        [_bad(satisfied_by={"source": "cache", "sha256": "b" * 64})],
+        "artifacts[0].satisfied_by.sha256",
+    ),
+    "_url_is_allowed": ([_bad(url="http://files.example.test/a.whl")], "artifacts[0].url"),
+}
+
+
+def _run_rule(rule: Any, artifacts: list[dict[str, Any]]) -> list[str]:
+    checking = plancheck._Checking(allow_unhashed=False, trusted_hosts=frozenset())
+    return [
+        problem.path
+        for i, artifact in enumerate(artifacts)
+        for problem in rule(artifact, f"artifacts[{i}]", i, checking)
+    ]
+
+
+def test_every_artifact_rule_has_a_case() -> None:
+    assert [rule.__name__ for rule in plancheck._ARTIFACT_RULES] == list(_RULE_CASES)
+
+
+@pytest.mark.parametrize("rule", plancheck._ARTIFACT_RULES, ids=lambda rule: rule.__name__)
+def test_each_artifact_rule_fails_its_bad_artifact_alone(rule: Any) -> None:
+    """The rule names the field its case breaks, passes good artifacts, and no other rule of
+    the table objects to the case (each rule owns one check)."""
+    artifacts, field_path = _RULE_CASES[rule.__name__]
+    assert _run_rule(rule, artifacts) == [field_path]
+    assert _run_rule(rule, [_bad(), _bad(destination="b.whl", filename="b.whl")]) == []
+    others = [r for r in plancheck._ARTIFACT_RULES if r is not rule]
+    assert [p for other in others for p in _run_rule(other, artifacts)] == []

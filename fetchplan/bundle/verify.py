@@ -65,10 +65,6 @@ def _hash(path: Path) -> tuple[str, int]:
     return hashed.sha256, hashed.size
 
 
-def _format_problems(exc: FileFormatError) -> list[str]:
-    return [f"{exc.filename}: {p}" for p in exc.problems]
-
-
 @dataclass(frozen=True)
 class _Read:
     """The documents of a bundle or destination that could be read, and where they are."""
@@ -191,7 +187,7 @@ def _check_leftovers(
 
 
 def _problem_lines(exc: FileFormatError, opened: OpenedBundle) -> list[str]:
-    lines = _format_problems(exc)
+    lines = exc.lines()
     if opened.archive is None:
         return lines
     prefix = str(opened.root) + os.sep

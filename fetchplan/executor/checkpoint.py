@@ -26,7 +26,7 @@ from fetchplan._fs import atomic_write_bytes
 from fetchplan._parse import load_json
 from fetchplan.errors import FileFormatError
 from fetchplan.executor.protocol import Validator
-from fetchplan.schemas import canonical_json, validate
+from fetchplan.schemas import canonical_json, described, validate
 
 if TYPE_CHECKING:
     from fetchplan.schemas.plan import Artifact
@@ -44,6 +44,7 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@described("checkpoint")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ArtifactState:
     """One journal record: what the executor knows about one destination file."""

@@ -178,18 +178,10 @@ class _Merge:
         self.merged.setdefault(key, entry)
 
     def raise_problems(self) -> None:
-        """One :class:`FileFormatError` with every problem found, if any: it names the file of
-        the first, and each problem of another file says which."""
-        if not self.problems:
-            return
-        named = self.problems[0].file or ""
-        raise FileFormatError(
-            named,
-            [
-                p if p.file == named else replace(p, message=f"{p.message} ({p.file})")
-                for p in self.problems
-            ],
-        )
+        """One :class:`FileFormatError` with every problem found, if any, about the file of the
+        first (each problem of another file says which)."""
+        if self.problems:
+            raise FileFormatError(self.problems[0].file or "", self.problems)
 
     def read_plan(self) -> Any:
         """The plan the first manifest names, checked against its digest; None if unreadable."""

@@ -16,6 +16,7 @@ check patterns and ``date-time`` the same way (see :func:`is_date_time` and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from functools import cache, partial
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from fetchplan._fs import atomic_write_bytes, write_output
 from fetchplan._parse import dump_yaml, load_json, load_yaml
@@ -39,15 +40,18 @@ if TYPE_CHECKING:
 __all__ = [
     "SchemaName",
     "canonical_json",
+    "described",
     "dotted_path",
     "dump_document",
     "dumps_document",
+    "field_descriptions",
     "is_date_time",
     "is_url",
     "load_document",
     "parse_document",
     "plan_digest",
     "prepare_validator",
+    "schema_node",
     "search_pattern",
     "text_problems",
     "validate",
@@ -166,6 +170,57 @@ def search_pattern(pattern: str, value: str) -> bool:
 def _schema(name: SchemaName) -> Any:
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
     return json.loads(text)
+
+
+@cache
+def _read_only_schema(name: SchemaName) -> Any:
+    """The schema of ``name``, parsed once, for reading its descriptions (never to mutate)."""
+    return _schema(name)
+
+
+def schema_node(name: SchemaName, pointer: str = "") -> Any:
+    """The node of schema ``name`` at the JSON pointer ``pointer`` (without its ``#/``):
+    ``""`` is the root, ``"$defs/artifact"`` the artifact, ``"properties/indexes/items"`` an
+    index entry."""
+    node = _read_only_schema(name)
+    for part in pointer.split("/") if pointer else ():
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def field_descriptions(name: SchemaName, pointer: str = "") -> dict[str, str]:
+    """Each property of the object at ``pointer`` in schema ``name`` and its description
+    (``""`` where it has none; ``tests/test_schema_docs.py`` allows none)."""
+    properties: dict[str, Any] = schema_node(name, pointer)["properties"]
+    return {key: value.get("description", "") for key, value in properties.items()}
+
+
+_Model = TypeVar("_Model", bound=type)
+
+
+def described(name: SchemaName, pointer: str = "") -> Callable[[_Model], _Model]:
+    """Class decorator of a model whose fields are the properties of schema ``name``'s object
+    at ``pointer``: each field is described once, in the schema, and this lists those
+    descriptions in the class's docstring, so ``help()`` and the schema say the same.
+
+    The node is kept as ``__schema_node__``; ``tests/test_schema_docs.py`` holds every field
+    of every model to a described property (and back).
+    """
+
+    def decorate(cls: _Model) -> _Model:
+        cls.__schema_node__ = (name, pointer)  # type: ignore[attr-defined]
+        if cls.__doc__ is None:  # python -OO: no docstrings to extend
+            return cls
+        descriptions = field_descriptions(name, pointer)
+        where = f"``{name}.schema.json`` ``#/{pointer}``"
+        lines = [f"Fields, as {where} describes them:", ""]
+        lines.extend(
+            f"- ``{f.name}``: {descriptions.get(f.name, '')}" for f in dataclasses.fields(cls)
+        )
+        cls.__doc__ = cls.__doc__.rstrip() + "\n\n" + "\n".join(lines) + "\n"
+        return cls
+
+    return decorate
 
 
 @cache

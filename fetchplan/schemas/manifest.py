@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from fetchplan.schemas import dump_document, load_document
+from fetchplan.schemas import described, dump_document, load_document
 from fetchplan.schemas.plan import Creator
 
 __all__ = [
@@ -28,8 +28,11 @@ VERSION = 1
 Source = Literal["downloaded", "resumed", "existing", "cache", "mirror"]
 
 
+@described("manifest", "properties/plan")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PlanRef:
+    """The plan a manifest verified files of, by digest and path."""
+
     sha256: str
     path: str
 
@@ -41,8 +44,11 @@ class PlanRef:
         return cls(sha256=d["sha256"], path=d["path"])
 
 
+@described("manifest", "properties/shard")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Shard:
+    """The shard of a plan one run fetched."""
+
     index: int
     count: int
 
@@ -54,8 +60,11 @@ class Shard:
         return None if d is None else cls(index=d["index"], count=d["count"])
 
 
+@described("manifest", "properties/artifacts/items")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ManifestArtifact:
+    """One verified file in a fetch's destination."""
+
     name: NormalizedName
     version: str
     filename: str
@@ -94,8 +103,11 @@ class ManifestArtifact:
         )
 
 
+@described("manifest")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Manifest:
+    """The files of a plan that a fetch verified: what ``install`` consumes."""
+
     created: str
     creator: Creator = field(default_factory=Creator)
     plan: PlanRef

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 from fetchplan import __version__
 from fetchplan._parse import long_number
 from fetchplan.errors import FieldProblem, FileFormatError
-from fetchplan.schemas import dump_document, load_document
+from fetchplan.schemas import described, dump_document, load_document
 
 __all__ = [
     "BUILT_KINDS",
@@ -60,8 +60,11 @@ IndexKind = Literal["index", "find-links"]
 StatusName = Literal["archived", "quarantined", "deprecated"]
 
 
+@described("plan", "$defs/creator")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Creator:
+    """The program that wrote a plan or manifest."""
+
     name: str = "fetchplan"
     version: str = __version__
 
@@ -73,13 +76,15 @@ class Creator:
         return cls(name=d["name"], version=d["version"])
 
 
+@described("plan", "properties/inputs")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Inputs:
+    """What a plan was made from: requirements, constraints, overrides and options."""
+
     requirements: tuple[str, ...]
     constraints: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
-    """``--override`` requirements, which stood in for every requirement on their projects."""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -101,6 +106,7 @@ class Inputs:
         )
 
 
+@described("plan", "$defs/target")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Target:
     """An environment the plan serves: marker values and supported tags, best tag first."""
@@ -117,8 +123,11 @@ class Target:
         return cls(name=d["name"], markers=dict(d["markers"]), tags=tuple(d["tags"]))
 
 
+@described("plan", "properties/indexes/items")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class IndexRef:
+    """An index or find-links location the planner consulted."""
+
     url: str
     kind: IndexKind = "index"
 
@@ -130,8 +139,11 @@ class IndexRef:
         return cls(url=d["url"], kind=d["kind"])
 
 
+@described("plan", "$defs/dependency")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Dependency:
+    """An edge of the plan's graph: a planned project and the requirement naming it."""
+
     name: NormalizedName
     requirement: str
 
@@ -143,6 +155,7 @@ class Dependency:
         return cls(name=canonicalize_name(d["name"]), requirement=d["requirement"])
 
 
+@described("plan", "$defs/satisfied_by/oneOf/1")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SatisfiedBy:
     """A local file whose hash was checked when planning. A hint: the executor re-checks."""
@@ -160,6 +173,7 @@ class SatisfiedBy:
         return cls(source=d["source"], sha256=d["sha256"])
 
 
+@described("plan", "$defs/vcs")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class VcsInfo:
     """A VCS requirement's commit, as pylock's ``[packages.vcs]`` table records it."""
@@ -192,14 +206,13 @@ class VcsInfo:
         )
 
 
+@described("plan", "$defs/attestation")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AttestationBundle:
     """One bundle of a file's PEP 740 provenance, every attestation in it verified: the
     publisher its certificates were checked against and the attested predicate types."""
 
     publisher: dict[str, str | None]
-    """``kind`` (GitHub, GitLab, Google, CircleCI...) and that kind's fields: ``repository``,
-    ``workflow``, ``environment`` for GitHub and GitLab."""
     predicate_types: tuple[str, ...]
 
     @property
@@ -228,6 +241,7 @@ class AttestationBundle:
         return cls(publisher=dict(d["publisher"]), predicate_types=tuple(d["predicate_types"]))
 
 
+@described("plan", "$defs/project_status")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProjectStatus:
     """A PEP 792 project status other than ``active``, as the index page stated it."""
@@ -243,8 +257,11 @@ class ProjectStatus:
         return cls(status=d["status"], reason=d["reason"])
 
 
+@described("plan", "$defs/artifact")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Artifact:
+    """One file of a plan: what it is, where it comes from, how it is verified."""
+
     name: NormalizedName
     version: str
     kind: ArtifactKind
@@ -260,29 +277,20 @@ class Artifact:
     upload_time: str | None = None
     provenance: str | None = None
     attestations: tuple[AttestationBundle, ...] | None = None
-    """The verified bundles of ``provenance`` (``plan --attestations``); None: not verified."""
     project_status: ProjectStatus | None = None
-    """The project's PEP 792 status on its index page when not ``active``."""
     dependencies: tuple[Dependency, ...] = ()
     requested: bool = False
     extras: tuple[str, ...] = ()
     build_dependency: bool = False
     targets: tuple[str, ...] | None = None
     build_targets: tuple[str, ...] | None = None
-    """Targets whose sdist builds use this file too, when it is also installed (not only a
-    build dependency); None when no build uses it."""
     destination: str
     satisfied_by: SatisfiedBy | None = None
     metadata: dict[str, Any] | None = None
-    """Core metadata in PEP 566 JSON form (no description), when the planner read it."""
     direct: bool = False
-    """Named by a direct reference (URL, path, directory, VCS), not found on an index."""
     editable: bool = False
     path: str | None = None
-    """A local archive's or directory's path (POSIX; relative to the plan's directory when
-    below it)."""
     exclude: tuple[str, ...] = ()
-    """A directory's paths (relative to it) left out of its source tree."""
     vcs: VcsInfo | None = None
 
     @property
@@ -397,8 +405,11 @@ class Artifact:
         )
 
 
+@described("plan")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
+    """A download plan: its inputs, the environments it serves and every file to fetch."""
+
     created: str
     creator: Creator = field(default_factory=Creator)
     inputs: Inputs
