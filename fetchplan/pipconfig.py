@@ -68,6 +68,8 @@ class PipSettings:
     only_binary: tuple[str, ...] = ()
     """pip's ``only-binary`` values (project names, ``:all:`` or ``:none:``)."""
     no_binary: tuple[str, ...] = ()
+    uploaded_prior_to: str | None = None
+    """pip's ``uploaded-prior-to`` as written (a time, or a duration such as ``P7D``)."""
 
     def apply_tls(self, session: Any) -> None:
         """Give a requests session pip's CA bundle and client certificate, when set."""
@@ -150,6 +152,7 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
         require_hashes=flag("require-hashes"),
         only_binary=many("only-binary"),
         no_binary=many("no-binary"),
+        uploaded_prior_to=pick("uploaded-prior-to"),
     )
 
 

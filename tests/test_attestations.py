@@ -32,12 +32,14 @@ from fetchplan.planner.attestations import (
     attest_artifacts,
     verify_provenance,
 )
-from fetchplan.planner.index import parse_json_page
+from fetchplan.planner.index import parse_html_page, parse_json_page
 from fetchplan.review.diff import diff_plans, render_diff
 from fetchplan.review.policy import check_policy, policy_from_dict
 from fetchplan.schemas.plan import Artifact, AttestationBundle, Plan, load_plan, write_plan
 from tests.conftest import MakeIndexServer, RunCli
+from tests.support.airgap import run_without_network
 from tests.support.index import IndexOptions, write_index
+from tests.support.servers import ServerOptions
 from tests.support.wheels import Dist, build_wheel
 
 DATA = Path(__file__).parent / "data" / "pep740"
@@ -250,6 +252,34 @@ def test_provenance_url_only_from_json_pages_of_api_1_3() -> None:
     assert older.provenance is None
 
 
+@pytest.mark.parametrize(
+    ("version", "attribute", "expected"),
+    [
+        ("1.3", "../../integrity/demo/1.0/demo-1.0.tar.gz/provenance", True),
+        ("1.4", "https://other.test/p", "https://other.test/p"),
+        ("1.1", "../../integrity/demo/1.0/demo-1.0.tar.gz/provenance", None),
+        (None, "../../integrity/demo/1.0/demo-1.0.tar.gz/provenance", None),
+        ("1.3", "", None),
+        ("1.3", "javascript:alert(1)", None),
+    ],
+)
+def test_html_pages_name_provenance_by_data_provenance(
+    version: str | None, attribute: str, expected: str | bool | None
+) -> None:
+    """PEP 740's ``data-provenance`` attribute is read as the JSON page's ``provenance`` key:
+    joined to the page, credentials dropped, only on a page of repository version 1.3 on."""
+    meta = "" if version is None else f'<meta name="pypi:repository-version" content="{version}">'
+    html = (
+        f"<html><head>{meta}</head><body>"
+        f'<a href="../../files/demo-1.0.tar.gz" data-provenance="{attribute}">x</a></body></html>'
+    )
+    url = "https://user:secret@index.test/simple/demo/"
+    (link,) = parse_html_page(html, url, url, NormalizedName("demo"))
+    if expected is True:
+        expected = "https://index.test/integrity/demo/1.0/demo-1.0.tar.gz/provenance"
+    assert link.provenance == expected
+
+
 # -- planning, auditing, policies ----------------------------------------------------------
 
 
@@ -313,6 +343,27 @@ def test_plan_records_the_verified_publisher_and_policies_check_it(
     audited = run_cli("audit", plan_path, "--policy", policy, "--format", "json")
     assert audited.returncode == 1
     assert json.loads(audited.stdout)["violations"][0]["rule"] == "publishers"
+
+
+def test_an_html_index_names_provenance_and_the_plan_verifies_it(
+    tmp_path: Path, setup: Setup, index_server: MakeIndexServer
+) -> None:
+    """An index serving only PEP 503 HTML pages: its ``data-provenance`` attribute is taken,
+    the provenance fetched and verified as from a JSON page."""
+    server = index_server(
+        _index(tmp_path, setup.sdist, setup.tools), options=ServerOptions(formats="html")
+    )
+    result = make_plan(
+        _options(server.index_url, tmp_path / "plan.json", setup.cache, attestations=True)
+    )
+    (sdist,) = (a for a in result.plan.artifacts if a.filename == SDIST)
+    assert sdist.provenance == server.file_url(f"{SDIST}.provenance")
+    assert sdist.attestations is not None
+    assert [b.identity for b in sdist.attestations] == [IDENTITY]
+    pages = server.requests("/simple/pypi-attestations/")
+    assert pages and all(r.status == 200 for r in pages)
+    assert not server.requests("index.json")
+    assert server.requests(f"/files/{SDIST}.provenance")
 
 
 @pytest.mark.parametrize("change", ["file", "envelope", "workflow"])
@@ -387,6 +438,78 @@ def test_audit_verifies_an_existing_plan_and_lists_failures(
     gone = run_cli("audit", plan_path, "--attestations", "--format", "json")
     (failure,) = json.loads(gone.stdout)["audit"]["attestations"]["failed"]
     assert failure["detail"].endswith(f"/files/{SDIST}.provenance answered HTTP 404 Not Found")
+
+
+def test_a_bundle_carries_provenance_and_audit_verifies_it_offline(
+    tmp_path: Path,
+    setup: Setup,
+    index_server: MakeIndexServer,
+    run_cli: RunCli,
+    *,
+    fetchplan_cmd: list[str],
+    cli_env: dict[str, str],
+) -> None:
+    root = _index(tmp_path, setup.sdist, setup.tools)
+    server = index_server(root)
+    plan_path = tmp_path / "plan.json"
+    write_plan(plan_path, make_plan(_options(server.index_url, plan_path, setup.cache)).plan)
+    # The index cannot serve the provenance: no bundle, one line naming the file.
+    held = root / "files" / f"{SDIST}.provenance"
+    held.rename(tmp_path / "held")
+    failed = run_cli("bundle", plan_path, "-o", tmp_path / "failed", "--progress", "none")
+    assert failed.returncode != 0
+    assert f"{SDIST}: provenance: provenance " in failed.stderr
+    assert "answered HTTP 404" in failed.stderr
+    assert not (tmp_path / "failed" / "bundle.json").exists()
+    (tmp_path / "held").rename(held)
+
+    for output in ("bundle", "bundle.tar"):
+        made = run_cli("bundle", plan_path, "-o", tmp_path / output, "--progress", "none")
+        assert made.returncode == 0, made.stderr
+    server.close()
+    bundle, tar = tmp_path / "bundle", tmp_path / "bundle.tar"
+    description = json.loads((bundle / "bundle.json").read_text())
+    assert description["provenance"] == [
+        {
+            "filename": SDIST,
+            "path": f"provenance/{SDIST}.json",
+            "sha256": hashlib.sha256(PROVENANCE).hexdigest(),
+        }
+    ]
+    assert (bundle / "provenance" / f"{SDIST}.json").read_bytes() == PROVENANCE
+    for where in (bundle, tar):
+        checked = run_without_network([*fetchplan_cmd, "verify", str(where)], cli_env, tmp_path)
+        assert checked.returncode == 0, checked.stderr
+        audit = run_without_network(
+            [*fetchplan_cmd, "audit", str(where), "--attestations", "--format", "json"],
+            cli_env,
+            tmp_path,
+        )
+        assert audit.returncode == 0, audit.stderr
+        found = json.loads(audit.stdout)["audit"]["attestations"]
+        assert [(n["filename"], n["identities"]) for n in found["verified"]] == [
+            (SDIST, [IDENTITY])
+        ]
+        assert found["failed"] == []
+
+    # One changed byte of the carried object: verify and audit each name the file.
+    carried = bundle / "provenance" / f"{SDIST}.json"
+    carried.write_bytes(PROVENANCE.replace(b"{", b" {", 1))
+    checked = run_cli("verify", bundle)
+    assert checked.returncode != 0
+    assert f"{carried}: sha256 mismatch" in checked.stderr + checked.stdout
+    audit = run_cli("audit", bundle, "--attestations", "--format", "json")
+    assert audit.returncode == 1
+    (failure,) = json.loads(audit.stdout)["audit"]["attestations"]["failed"]
+    assert failure["detail"].startswith(f"{carried}: sha256 ")
+    assert failure["detail"].endswith(" bundle.json records")
+    # Without --attestations the bundle's plan is audited as a plan file is.
+    plain = run_cli("audit", bundle, "--format", "json")
+    assert plain.returncode == 0, plain.stderr
+    assert (
+        json.loads(plain.stdout)["audit"]
+        == json.loads(run_cli("audit", plan_path, "--format", "json").stdout)["audit"]
+    )
 
 
 def test_a_policy_requiring_attestations_fails_for_a_project_without_any(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from fetchplan.review.audit import audit_plan, render_audit
-from fetchplan.schemas.plan import load_plan
+from fetchplan.schemas.plan import AttestationBundle, ProjectStatus, load_plan, write_plan
 from tests.conftest import RunCli
 
 PLAN = Path(__file__).parent / "data" / "policy" / "plan.json"
@@ -113,3 +116,118 @@ def test_cli_exit_codes_and_formats(tmp_path: Path, run_cli: RunCli) -> None:
     threshold = run_cli("audit", str(PLAN), "--large-file", "huge")
     assert threshold.returncode == 2
     assert "--large-file: not a size: 'huge'" in threshold.stderr
+
+
+def _every_finding_plan(tmp_path: Path) -> Path:
+    """The policy test plan with each kind of finding issue 20 brought: a verified publisher,
+    a provenance URL not verified, a young upload, an archived project, and the plan's
+    upload-time cut-offs."""
+    base = load_plan(PLAN)[0]
+    bad_provenance = tmp_path / "lib.provenance"
+    bad_provenance.write_text('{"version": 1, "attestation_bundles": []}')
+    young = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    publisher: dict[str, str | None] = {
+        "kind": "GitHub",
+        "repository": "org/app",
+        "workflow": "r.yml",
+    }
+    changed: dict[str, dict[str, Any]] = {
+        # Recorded as verified (no provenance URL left: --attestations fetches nothing for it).
+        "app-1.0-py3-none-any.whl": {
+            "upload_time": young,
+            "provenance": None,
+            "project_status": ProjectStatus(status="archived", reason="moved to app2"),
+            "attestations": (
+                AttestationBundle(
+                    publisher=publisher,
+                    predicate_types=("https://docs.pypi.org/attestations/publish/v1",),
+                ),
+            ),
+        },
+        "lib-2.0.tar.gz": {"provenance": bad_provenance.as_uri()},
+    }
+    artifacts = tuple(replace(a, **changed.get(a.filename, {})) for a in base.artifacts)
+    options = {
+        **base.inputs.options,
+        "exclude_newer": "2026-01-01T00:00:00Z",
+        "exclude_newer_package": {"lib": False, "app": "2026-02-01T00:00:00Z"},
+    }
+    plan = replace(base, inputs=replace(base.inputs, options=options), artifacts=tuple(artifacts))
+    path = tmp_path / "plan.json"
+    write_plan(path, plan)
+    return path
+
+
+def test_audit_json_carries_every_finding(tmp_path: Path, run_cli: RunCli) -> None:
+    """``audit --format json``: attestations (verified, unattested, failed), provenance, upload
+    times, the plan's cut-offs, project statuses, vulnerabilities, and the policy's
+    violations of publishers, require_attestations, min_age, deny_project_status and
+    deny_vulns."""
+    plan = _every_finding_plan(tmp_path)
+    osv = tmp_path / "osv"
+    osv.mkdir()
+    record = {
+        "schema_version": "1.6.0",
+        "id": "PYSEC-2026-9",
+        "modified": "2026-03-04T05:06:07Z",
+        "summary": "app leaks",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "app"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}
+                ],
+            }
+        ],
+    }
+    (osv / "PYSEC-2026-9.json").write_text(json.dumps(record))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        json.dumps(
+            {
+                "require_attestations": ["lib"],
+                "publishers": {"app": ["github:org/other"]},
+                "min_age": "7 days",
+                "deny_project_status": ["archived"],
+                "deny_vulns": True,
+            }
+        )
+    )
+    done = run_cli("audit", plan, "--format", "json", "--vulns", osv, "--policy", policy)
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    found = document["audit"]
+    assert [n["identities"] for n in found["attestations"]["verified"]] == [
+        ["github:org/app:r.yml"]
+    ]
+    assert "lib-2.0.tar.gz" in {n["filename"] for n in found["attestations"]["unattested"]}
+    assert found["attestations"]["failed"] == []
+    assert [n["filename"] for n in found["provenance"]] == ["lib-2.0.tar.gz"]
+    assert "app-1.0-py3-none-any.whl" in {n["filename"] for n in found["upload_times"]}
+    assert found["exclude_newer"] == {
+        "cut_off": "2026-01-01T00:00:00Z",
+        "packages": {"app": "2026-02-01T00:00:00Z", "lib": None},
+    }
+    assert [(s["project"], s["status"], s["reason"]) for s in found["project_statuses"]] == [
+        ("app", "archived", "moved to app2")
+    ]
+    assert [(v["project"], v["id"]) for v in found["vulnerabilities"]] == [("app", "PYSEC-2026-9")]
+    rules = {v["rule"] for v in document["violations"]}
+    assert {
+        "publishers",
+        "require_attestations",
+        "min_age",
+        "project_status",
+        "deny_vulns",
+    } <= rules
+
+    text = run_cli("audit", plan).stdout
+    assert "Upload-time cut-off (plan --exclude-newer): 2026-01-01T00:00:00Z\n" in text
+    assert "  lib: none (--exclude-newer-package)\n" in text
+
+    # --attestations: the provenance the plan names fails to verify, and is listed as failed.
+    checked = run_cli("audit", plan, "--format", "json", "--attestations")
+    assert checked.returncode == 1
+    (failure,) = json.loads(checked.stdout)["audit"]["attestations"]["failed"]
+    assert failure["filename"] == "lib-2.0.tar.gz"
+    assert failure["detail"] == "the provenance object holds no attestation bundle"

@@ -12,7 +12,16 @@ import yaml
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from fetchplan.review.diff import diff_plans, render_diff
-from fetchplan.schemas.plan import Artifact, IndexRef, Inputs, Plan, Target, write_plan
+from fetchplan.schemas.plan import (
+    Artifact,
+    IndexRef,
+    Inputs,
+    Plan,
+    ProjectStatus,
+    Target,
+    write_plan,
+)
+from tests.conftest import RunCli
 
 DATA = Path(__file__).parent / "data" / "diff"
 CASES = sorted(DATA.glob("*.yaml"))
@@ -35,6 +44,11 @@ def _artifact(short: dict[str, Any]) -> Artifact:
         hashes={"sha256": str(short.get("sha", "0")) * 64},
         hash_source="index",
         size=short.get("size"),
+        project_status=(
+            ProjectStatus(status=short["status"], reason=short.get("reason"))
+            if "status" in short
+            else None
+        ),
         destination=filename,
     )
 
@@ -70,6 +84,9 @@ def test_diff_case(
     assert [c.filename for c in diff.hashes] == expect.get("hash_changes", [])
     assert list(diff.files_added) == expect.get("files_added", [])
     assert list(diff.files_removed) == expect.get("files_removed", [])
+    assert [[c.project, c.old, c.new, c.reason] for c in diff.statuses] == expect.get(
+        "status_changes", []
+    )
     assert diff.empty == (not expect)
 
     write_plan(tmp_path / "old.json", old)
@@ -84,7 +101,7 @@ def test_diff_case(
     )
     assert result.returncode == expect.get("exit", 0), result.stderr
     assert result.stdout == render_diff(diff)
-    assert result.stdout.startswith("WARNING:") == bool(expect.get("hash_changes"))
+    assert result.stdout.startswith("WARNING:") == (expect.get("exit", 0) == 1)
 
 
 def test_rendered_report_and_json(
@@ -123,3 +140,32 @@ def test_rendered_report_and_json(
     document = json.loads(result.stdout)
     assert document["hash_changes"][0]["new"] == "c" * 64
     assert document["projects"][0]["kind"] == "upgraded"
+
+
+def test_status_changes_rendered_and_in_json(run_cli: RunCli, tmp_path: Path) -> None:
+    data = yaml.safe_load((DATA / "status-changed.yaml").read_text())
+    old, new = _plan(data["old"]), _plan(data["new"])
+    text = render_diff(diff_plans(old, new))
+    lines = text.splitlines()
+    assert lines[0].startswith("WARNING: 2 project(s) changed PEP 792 status.")
+    warned = lines[1 : lines.index("")]
+    assert [row.split()[:3] for row in warned[2:]] == [
+        ["app", "active", "ARCHIVED"],
+        ["old", "archived", "QUARANTINED"],
+    ]
+    assert warned[2].endswith("moved to app2")
+    listed = lines.index("Changed project status:")
+    assert lines[listed + 3].split() == ["lib", "deprecated", "active"]
+    # Back to active alone is no warning: exit 0.
+    back = diff_plans(_plan(data["old"][1:2]), _plan(data["new"][1:2]))
+    assert not back.warnings and not render_diff(back).startswith("WARNING")
+    write_plan(tmp_path / "old.json", old)
+    write_plan(tmp_path / "new.json", new)
+    result = run_cli("diff", "--format", "json", tmp_path / "old.json", tmp_path / "new.json")
+    assert result.returncode == 1, result.stderr
+    changes = json.loads(result.stdout)["status_changes"]
+    assert [(c["project"], c["new"], c["warning"]) for c in changes] == [
+        ("app", "archived", True),
+        ("lib", "active", False),
+        ("old", "quarantined", True),
+    ]

@@ -4,6 +4,7 @@ cut-off, or of unknown upload time, are no candidates; the cut-off is recorded a
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,44 @@ def test_a_time_skips_the_newer_release_and_is_recorded(
     shown = run_cli("show", "plan.json")
     assert shown.returncode == 0, shown.stderr
     assert f"files uploaded after {recorded} excluded (--exclude-newer)" in shown.stdout
+
+
+def test_pips_configured_uploaded_prior_to_applies_under_the_command_lines(
+    dated: str, run_cli: RunCli, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """pip's ``uploaded-prior-to`` (here ``PIP_UPLOADED_PRIOR_TO``) is a cut-off as pip's own
+    resolver takes it, recorded in the plan; ``--exclude-newer`` overrides it; ``--isolated``
+    ignores it."""
+    env = {**cli_env, "PIP_CONFIG_FILE": os.devnull, "PIP_UPLOADED_PRIOR_TO": "2026-01-01"}
+    out = run_cli("plan", "app", "-i", dated, "--no-cache", env=env)
+    assert out.returncode == 0, out.stderr
+    plan, document = load_plan(tmp_path / "plan.json")
+    assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "1.0"}
+    assert document["inputs"]["options"]["exclude_newer"] == "2026-01-01T00:00:00Z"
+
+    later = run_cli(
+        "plan", "app", "-i", dated, "--no-cache", "--exclude-newer", "1 minute",
+        "-o", "later.json", env=env,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    plan = load_plan(tmp_path / "later.json")[0]
+    assert {a.name: a.version for a in plan.artifacts} == {"app": "1.0", "lib": "2.0"}
+
+    isolated = run_cli(
+        "plan", "app", "-i", dated, "--no-cache", "--isolated", "-o", "isolated.json", env=env
+    )
+    assert isolated.returncode == 0, isolated.stderr
+    assert "exclude_newer" not in load_plan(tmp_path / "isolated.json")[1]["inputs"]["options"]
+
+    bad = run_cli(
+        "plan", "app", "-i", dated, "--no-cache", "-o", "bad.json",
+        env={**env, "PIP_UPLOADED_PRIOR_TO": "soon"},
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "fetchplan: error: pip's configuration: uploaded-prior-to: neither a time nor a "
+        "duration: 'soon' (use e.g. 2026-01-31T12:00:00Z, 2026-01-31 or '7 days')"
+    ]
 
 
 @pytest.mark.parametrize("duration", ["7 days", "24h", "P7D"])

@@ -9,18 +9,23 @@ must keep their defaults (no index but pip's default, nothing trusted, every fla
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pytest
 
 from fetchplan.errors import InputError
-from fetchplan.pipconfig import PipSettings
+from fetchplan.pipconfig import PipSettings, settings_from
 from fetchplan.planner.options import PlanOptions
 from fetchplan.planner.reqfile import RequirementOptions
 from fetchplan.planner.settings import PlanSettings, settings
 
 DEFAULT = "https://default.invalid/simple"
+NOW = dt.datetime(2026, 3, 10, 12, 0, 0, 500000, tzinfo=dt.UTC)
+"""The settings' ``now``, which pip's duration spelling counts back from."""
+JAN = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+FEB = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,41 @@ ROWS = [
         cli={"offline": True, "no_index": True},
     ),
     Row(
+        "--exclude-newer from the command line",
+        {"exclude_newer": JAN},
+        cli={"exclude_newer": JAN},
+    ),
+    Row(
+        "pip's configured uploaded-prior-to, a time (one without a zone is UTC)",
+        {"exclude_newer": FEB},
+        pip={"uploaded_prior_to": "2026-02-01T00:00:00"},
+    ),
+    Row(
+        "pip's uploaded-prior-to as pip's P7D duration: seven days before now, whole seconds",
+        {"exclude_newer": dt.datetime(2026, 3, 3, 12, 0, 0, tzinfo=dt.UTC)},
+        pip={"uploaded_prior_to": "P7D"},
+    ),
+    Row(
+        "the command line's --exclude-newer over pip's uploaded-prior-to, earlier or later",
+        {"exclude_newer": FEB},
+        cli={"exclude_newer": FEB},
+        pip={"uploaded_prior_to": "2026-01-01"},
+    ),
+    Row(
+        "--exclude-newer-package by canonical name, sorted, with or without a global cut-off",
+        {
+            "exclude_newer": JAN,
+            "exclude_newer_package": (("demo-lib", FEB), ("zeta", None)),
+        },
+        cli={"exclude_newer_package": {"Zeta": None, "Demo_Lib": FEB}},
+        pip={"uploaded_prior_to": "2026-01-01"},
+    ),
+    Row(
+        "--exclude-newer-package alone: no global cut-off",
+        {"exclude_newer_package": (("demo", JAN),)},
+        cli={"exclude_newer_package": {"demo": JAN}},
+    ),
+    Row(
         "credentials are kept, for the credential store",
         {"index_urls": ("https://user:secret@cli.invalid/simple",)},
         cli={"index_url": "https://user:secret@cli.invalid/simple"},
@@ -207,6 +247,7 @@ def test_settings_follow_pips_precedence(row: Row) -> None:
         RequirementOptions(**row.files),
         PipSettings(**row.pip),
         default_index=default_index,
+        now=NOW,
     )
     assert got == _expected(row)
     # pip's default is asked (a pip start-up) only when it ends up in the settings.
@@ -224,6 +265,33 @@ def test_offline_without_an_index_is_an_error_before_pip_is_asked() -> None:
             PipSettings(),
             default_index=default_index,
         )
+
+
+@pytest.mark.parametrize("value", ["soon", "P7X", "2026-13-01"])
+def test_a_bad_uploaded_prior_to_in_pips_configuration_is_one_line(value: str) -> None:
+    with pytest.raises(InputError, match=r"^pip's configuration: uploaded-prior-to: neither"):
+        settings(
+            PlanOptions(),
+            RequirementOptions(),
+            PipSettings(uploaded_prior_to=value),
+            default_index=lambda: DEFAULT,
+        )
+    # The command line's value stands in for it: pip's is not read at all then.
+    given = settings(
+        PlanOptions(exclude_newer=JAN),
+        RequirementOptions(),
+        PipSettings(uploaded_prior_to=value),
+        default_index=lambda: DEFAULT,
+    )
+    assert given.exclude_newer == JAN
+
+
+def test_pip_reads_uploaded_prior_to_from_its_environment_and_files() -> None:
+    config = {"global.uploaded-prior-to": "2026-01-01", "install.uploaded-prior-to": "P3D"}
+    assert settings_from({}, config).uploaded_prior_to == "P3D"
+    env = {"PIP_UPLOADED_PRIOR_TO": "2026-02-01"}
+    assert settings_from(env, config).uploaded_prior_to == "2026-02-01"
+    assert settings_from({}, {}).uploaded_prior_to is None
 
 
 def test_every_setting_has_a_row() -> None:

@@ -29,7 +29,14 @@ from typing import IO, Literal
 from fetchplan._fs import CHUNK_SIZE, fsync_dir
 from fetchplan._parse import load_json
 from fetchplan.bundle.errors import BundleError
-from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, MANIFEST_FILE, PLAN_FILE, README_FILE
+from fetchplan.bundle.layout import (
+    BUNDLE_FILE,
+    INDEX_DIR,
+    MANIFEST_FILE,
+    PLAN_FILE,
+    PROVENANCE_DIR,
+    README_FILE,
+)
 from fetchplan.errors import FileFormatError, InputError
 from fetchplan.schemas import validate
 
@@ -206,6 +213,8 @@ def _allowed_size(relative: tuple[str, ...], sizes: dict[str, int]) -> int | Non
     if len(relative) == 1 and relative[0] in _OWN_FILES:
         return -1
     if relative[:1] == (INDEX_DIR,) and relative[-1] == "index.html" and len(relative) <= 3:
+        return -1
+    if len(relative) == 2 and relative[0] == PROVENANCE_DIR and relative[1].endswith(".json"):
         return -1
     return None
 

@@ -9,6 +9,8 @@ Layout (every name relative to the bundle's root)::
     simple/index.html        PEP 503 root page
     simple/<project>/index.html
                              PEP 503 project page: relative links with #sha256= fragments
+    provenance/<file>.json   the PEP 740 provenance object of each file whose plan entry
+                             names one (listed, with its sha256, in bundle.json)
     README.txt               how to install from it with fetchplan, pip and uv
 
 Rendering is pure and deterministic: :func:`render_index` of the same plan and manifest gives
@@ -31,8 +33,10 @@ __all__ = [
     "INDEX_DIR",
     "MANIFEST_FILE",
     "PLAN_FILE",
+    "PROVENANCE_DIR",
     "README_FILE",
     "RESERVED_NAMES",
+    "provenance_path",
     "render_index",
     "render_readme",
 ]
@@ -42,10 +46,17 @@ PLAN_FILE = "plan.json"
 MANIFEST_FILE = "manifest.json"
 README_FILE = "README.txt"
 INDEX_DIR = "simple"
+PROVENANCE_DIR = "provenance"
 # Names an artifact's destination must not take in a bundle (compared case-insensitively).
 RESERVED_NAMES = frozenset(
-    n.casefold() for n in (BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE, INDEX_DIR)
+    n.casefold()
+    for n in (BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE, INDEX_DIR, PROVENANCE_DIR)
 )
+
+
+def provenance_path(filename: str) -> str:
+    """Where a bundle carries the provenance object of the artifact ``filename``."""
+    return f"{PROVENANCE_DIR}/{filename}.json"
 
 
 def _page(title: str, anchors: Iterable[str]) -> bytes:

@@ -3,8 +3,9 @@
 The executor does the fetching and verifying (its destination is the bundle directory, so
 an interrupted bundle resumes like any fetch, and files already in the plan's own destination
 or the cache are taken from there, re-verified). Only when every artifact is verified are the
-index pages, ``README.txt`` and finally ``bundle.json`` written; for a tar, the directory is
-built beside it, archived, and removed.
+index pages, ``README.txt``, the PEP 740 provenance objects the plan names (when a getter is
+given) and finally ``bundle.json`` written; for a tar, the directory is built beside it,
+archived, and removed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fetchplan.bundle.layout import (
     render_index,
     render_readme,
 )
+from fetchplan.bundle.provenance import Getter, collect_provenance
 from fetchplan.executor import FetchOptions, FetchResult, Reporter, execute_plan
 from fetchplan.schemas.bundle import Bundle, BundleIndex, FileRef, write_bundle
 from fetchplan.schemas.manifest import load_manifest
@@ -82,6 +84,7 @@ def make_bundle(
     output: Path,
     options: FetchOptions | None = None,
     reporter: Reporter | None = None,
+    provenance: Getter | None = None,
 ) -> BundleResult:
     """Fetch every artifact of the plan at ``plan_path`` into the bundle ``output`` and
     write its index, README and ``bundle.json``.
@@ -91,6 +94,9 @@ def make_bundle(
     executor's (its destination and shard are ignored; the plan's own destination is added
     to its seed directories). Raises :class:`BundleError` for an output that is not a new,
     empty or earlier bundle or fetch destination, and what :func:`execute_plan` raises.
+    ``provenance`` fetches the PEP 740 provenance object of each artifact that names one
+    (see :mod:`fetchplan.bundle.provenance`); without it the bundle carries none. One that
+    cannot be fetched is a :class:`BundleError` (and no ``bundle.json``).
     """
     options = options if options is not None else FetchOptions()
     work = _work_directory(output)
@@ -120,6 +126,7 @@ def make_bundle(
     for rel, data in pages.items():
         atomic_write_bytes(work / rel, data)
     atomic_write_bytes(work / README_FILE, render_readme(plan))
+    carried = () if provenance is None else collect_provenance(plan, work, provenance)
     projects = tuple(sorted({str(Path(rel).parent.name) for rel in pages} - {INDEX_DIR}))
     bundle = Bundle(
         created=manifest.created,
@@ -127,6 +134,7 @@ def make_bundle(
         manifest=FileRef(path=MANIFEST_FILE, sha256=sha256_file(work / MANIFEST_FILE)),
         index=BundleIndex(path=f"{INDEX_DIR}/", projects=projects),
         readme=README_FILE,
+        provenance=carried,
     )
     write_bundle(work / BUNDLE_FILE, bundle)
     # The fetch state (journal, lock) has served its purpose; a bundle carries none.
@@ -138,6 +146,7 @@ def make_bundle(
         README_FILE,
         *(a.path for a in manifest.artifacts),
         *pages,
+        *(ref.path for ref in carried),
     )
     for rel in (BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE, *pages):
         # Atomic writes leave their files private; a bundle is made to be read by others.

@@ -5,7 +5,8 @@ each one line naming the file: the schemas of ``bundle.json``, the plan and the 
 plan's digest against the manifest (and ``bundle.json``, and a digest the operator carried
 across apart, if given); that the manifest lists every artifact of the plan, as the plan
 describes it; every listed file present as a regular file inside the bundle with the
-manifest's size and sha256; the index pages exactly as :func:`render_index` makes them.
+manifest's size and sha256; the index pages exactly as :func:`render_index` makes them; the
+PEP 740 provenance objects ``bundle.json`` lists, each with its sha256.
 Files nobody listed are warnings.
 """
 
@@ -20,7 +21,7 @@ from stat import S_ISLNK, S_ISREG
 
 from fetchplan._fs import hash_file
 from fetchplan.bundle.archive import OpenedBundle, open_bundle
-from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, render_index
+from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, provenance_path, render_index
 from fetchplan.errors import FileFormatError
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.bundle import Bundle, load_bundle
@@ -114,6 +115,7 @@ def check_bundle(opened: OpenedBundle, *, plan_sha256: str | None = None) -> Ver
     expected_files |= _check_artifacts(read, opened, report)
     if read.bundle is not None:
         _check_index(read.plan, read.manifest, read.bundle, opened, report)
+        expected_files |= _check_provenance(read.bundle, read.plan, opened, report)
     _check_leftovers(read.bundle, opened, expected_files, report)
     return report
 
@@ -164,6 +166,33 @@ def _check_artifacts(read: _Read, opened: OpenedBundle, report: VerifyReport) ->
         _check_file(
             opened.root, str(rel), size=entry.size, sha256=entry.sha256, show=show, report=report
         )
+    return listed
+
+
+def _check_provenance(
+    bundle: Bundle, plan: Plan, opened: OpenedBundle, report: VerifyReport
+) -> set[str]:
+    """Check every provenance object ``bundle.json`` lists: a file of the plan that names
+    provenance, at the path the bundle gives it, with the recorded sha256. The paths."""
+    show = opened.display
+    named = {a.filename for a in plan.artifacts if a.provenance is not None}
+    listed: set[str] = set()
+    for i, ref in enumerate(bundle.provenance):
+        where = f"{show(BUNDLE_FILE)}: provenance[{i}]"
+        if ref.filename not in named:
+            report.problems.append(f"{where}.filename: {ref.filename!r} names no provenance")
+            continue
+        if ref.path != provenance_path(ref.filename):
+            report.problems.append(
+                f"{where}.path: {ref.path!r} is not {provenance_path(ref.filename)!r}"
+            )
+            continue
+        listed.add(ref.path)
+        try:
+            size = (opened.root / ref.path).lstat().st_size
+        except OSError:
+            size = -1  # _check_file names what is wrong
+        _check_file(opened.root, ref.path, size=size, sha256=ref.sha256, show=show, report=report)
     return listed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -29,16 +30,20 @@ def register(
         parents=[common],
         help="report hosts, hashes, sdists, sizes of a plan; check it against a policy",
         description=(
-            "Report what PLAN would contact and fetch: hosts and schemes, bytes per host, "
-            "artifacts without sha256, yanked files, sdists, large files, requested versus "
-            "transitive projects, upload times, provenance and verified attestations; with "
-            "--attestations, each file's PEP 740 attestations fetched and verified now; with "
-            "--vulns, the known vulnerabilities of each artifact from an OSV database, read "
-            "offline. With --policy, list every violation and exit with status 1 if there is "
+            "Report what PLAN (a plan file, or a bundle: its plan) would contact and fetch: "
+            "hosts and schemes, bytes per host, artifacts without sha256, yanked files, "
+            "sdists, large files, requested versus transitive projects, upload times, "
+            "provenance and verified attestations; with --attestations, each file's PEP 740 "
+            "attestations fetched and verified now (a bundle's from the provenance objects it "
+            "carries, offline); with --vulns, the known vulnerabilities of each artifact from "
+            "an OSV database, read offline. With --policy, list every violation and exit with "
+            "status 1 if there is "
             "one (or if an attestation fails to verify)."
         ),
     )
-    p.add_argument("plan", type=Path, metavar="PLAN")
+    p.add_argument(
+        "plan", type=Path, metavar="PLAN", help="a plan file, or a bundle (directory or tar)"
+    )
     p.add_argument("--policy", type=Path, metavar="FILE", help="policy file (YAML or JSON)")
     p.add_argument(
         "--vulns",
@@ -69,11 +74,8 @@ def run(args: argparse.Namespace) -> int:
         threshold = parse_size(args.large_file)
     except ValueError as exc:
         raise InputError(f"--large-file: {exc}") from exc
-    plan, _ = load_plan(args.plan)
     policy = None if args.policy is None else load_policy(args.policy)
-    failures: list[AttestationProblem] = []
-    if args.attestations:
-        plan, failures = _verify_attestations(plan)
+    plan, failures = _read_plan(args.plan, attestations=args.attestations)
     advisories = None
     if args.vulns is not None:
         from fetchplan.review.vulns import load_osv_database
@@ -110,9 +112,24 @@ def run(args: argparse.Namespace) -> int:
     return 1 if violations or failures else 0
 
 
-def _verify_attestations(plan: Plan) -> tuple[Plan, list[AttestationProblem]]:
+def _read_plan(path: Path, *, attestations: bool) -> tuple[Plan, list[AttestationProblem]]:
+    """The plan at ``path`` (a plan file, or a bundle: its plan), with ``attestations`` every
+    file's attestations verified now (a bundle's from the provenance objects it carries,
+    offline), and the files that failed."""
+    from fetchplan.bundle.provenance import bundle_plan, is_bundle_path
+
+    if not is_bundle_path(path):
+        plan, _ = load_plan(path)
+        return _verify_attestations(plan, None) if attestations else (plan, [])
+    with bundle_plan(path) as (plan, carried):
+        return _verify_attestations(plan, carried) if attestations else (plan, [])
+
+
+def _verify_attestations(
+    plan: Plan, get: Callable[[str], bytes] | None
+) -> tuple[Plan, list[AttestationProblem]]:
     """``plan`` with every file's attestations verified now (what was recorded replaced), and
-    the files that failed."""
+    the files that failed. ``get`` answers provenance URLs; by default they are fetched."""
     from fetchplan.planner.attestations import (
         attest_artifacts,
         http_getter,
@@ -121,14 +138,16 @@ def _verify_attestations(plan: Plan) -> tuple[Plan, list[AttestationProblem]]:
     )
 
     require_library()
-    session = plan_session(plan)
+    session = plan_session(plan) if get is None else None
     try:
+        if session is not None:
+            get = http_getter(session, 30.0)
+        assert get is not None
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetchplan-attest") as pool:
             artifacts, problems = attest_artifacts(
-                (replace(a, attestations=None) for a in plan.artifacts),
-                http_getter(session, 30.0),
-                executor=pool,
+                (replace(a, attestations=None) for a in plan.artifacts), get, executor=pool
             )
     finally:
-        session.close()
+        if session is not None:
+            session.close()
     return replace(plan, artifacts=artifacts), list(problems)

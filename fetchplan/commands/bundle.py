@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fetchplan.bundle.provenance import Getter
 
 __all__ = ["register", "run"]
 
 _DESCRIPTION = """\
 Fetch and verify every artifact of PLAN (like `fetchplan fetch`) into OUT, and make OUT a
-bundle: plan.json, manifest.json, the files, a static PEP 503 index over them (simple/), a
-README.txt and bundle.json. OUT is a directory, or a .tar/.tar.gz/.tgz file. Files already in
-the plan's destination or the cache are taken from there (re-verified), --mirror names another
-place to look first, and --offline fetches nothing from the network at all. Carry the bundle
-across, then `fetchplan verify OUT` and `fetchplan install OUT --venv DIR`; pip and uv install
-from it too (see OUT/README.txt). Exit status: 0 bundle written, 1 some artifacts failed (run
-the same command again to resume), 2 bad plan or options, 130 interrupted.
+bundle: plan.json, manifest.json, the files, a static PEP 503 index over them (simple/), the
+PEP 740 provenance object of each file whose plan entry names one (provenance/; `fetchplan
+audit OUT --attestations` verifies them offline), a README.txt and bundle.json. OUT is a
+directory, or a .tar/.tar.gz/.tgz file. Files already in the plan's destination or the cache
+are taken from there (re-verified), --mirror names another place to look first, and --offline
+fetches nothing from the network at all (nor provenance: the bundle then carries none). Carry
+the bundle across, then `fetchplan verify OUT` and `fetchplan install OUT --venv DIR`; pip and
+uv install from it too (see OUT/README.txt). Exit status: 0 bundle written, 1 some artifacts
+failed (run the same command again to resume), 2 bad plan or options, 130 interrupted.
 """
 
 
@@ -54,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     options = fetch_options(args)
     quiet = (getattr(args, "quiet", None) or 0) > 0
     shown = reporter(args.progress, quiet, sys.stderr)
-    with sigterm_interrupts():
-        result = make_bundle(args.plan, args.output, options, shown)
+    with sigterm_interrupts(), _provenance_getter(args) as provenance:
+        result = make_bundle(args.plan, args.output, options, shown, provenance)
     fetched = result.fetch
     for failure in fetched.failures:
         sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")
@@ -70,3 +78,22 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("fetchplan: bundle not written: not every artifact was verified\n")
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _provenance_getter(args: argparse.Namespace) -> Iterator[Getter | None]:
+    """Fetches the plan's provenance URLs over a session of its indexes' credentials and
+    TLS settings; None with --offline or when the plan names no provenance."""
+    from fetchplan.schemas.plan import load_plan
+
+    plan = None if args.offline else load_plan(args.plan)[0]
+    if plan is None or all(a.provenance is None for a in plan.artifacts):
+        yield None
+        return
+    from fetchplan.planner.attestations import http_getter, plan_session
+
+    session = plan_session(plan)
+    try:
+        yield http_getter(session, 30.0)
+    finally:
+        session.close()

@@ -23,8 +23,9 @@ def register(
         description=(
             "List projects added, removed, upgraded and downgraded from OLD to NEW, files whose "
             "URL, host or size changed, and, as warnings, files of an unchanged project version "
-            "whose hashes changed and projects whose PEP 740 publisher changed or whose "
-            "attestations disappeared. Exit status 1 when there is such a warning."
+            "whose hashes changed, projects whose PEP 740 publisher changed or whose "
+            "attestations disappeared, and projects whose PEP 792 status changed to "
+            "archived, deprecated or quarantined. Exit status 1 when there is such a warning."
         ),
     )
     p.add_argument("old", type=Path, metavar="OLD")
@@ -41,4 +42,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(diff.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(render_diff(diff))
-    return 1 if diff.hashes or diff.attestations else 0
+    return 1 if diff.warnings else 0

@@ -259,12 +259,12 @@ def plan_inputs(
     }
     if settings.prefer_binary:
         opts["prefer_binary"] = True
-    if options.exclude_newer is not None:
-        opts["exclude_newer"] = format_time(options.exclude_newer)
-    if options.exclude_newer_package:
+    if settings.exclude_newer is not None:
+        opts["exclude_newer"] = format_time(settings.exclude_newer)
+    if settings.exclude_newer_package:
         opts["exclude_newer_package"] = {
             name: False if cut_off is None else format_time(cut_off)
-            for name, cut_off in sorted(options.exclude_newer_package.items())
+            for name, cut_off in settings.exclude_newer_package
         }
     if not options.build_deps:
         opts["build_deps"] = False

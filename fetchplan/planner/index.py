@@ -744,6 +744,8 @@ def compact_html_page(
             entry["yanked"] = anchor.get("data-yanked") or ""
         if anchor.get("data-requires-python"):
             entry["requires-python"] = anchor["data-requires-python"]
+        if anchor.get("data-provenance"):  # PEP 740's attribute, the JSON page's key
+            entry["provenance"] = anchor["data-provenance"]
         grouper.add(i, filename, entry)
     return CompactPage(
         "html",
@@ -851,9 +853,10 @@ def _text(value: Any) -> str | None:
 
 
 def _provenance_url(value: Any, page: CompactPage) -> str | None:
-    """The PEP 740 provenance URL of a file object, absolute and without credentials; only a
-    JSON page of API version 1.3 or later names one (the version that brought the key)."""
-    if page.kind != "json" or not isinstance(value, str) or not value.strip():
+    """The PEP 740 provenance URL of a file object (a JSON page's ``provenance``, an HTML
+    anchor's ``data-provenance``), absolute and without credentials; only a page of API
+    version 1.3 or later names one (the version that brought them)."""
+    if not isinstance(value, str) or not value.strip():
         return None
     if not _api_at_least(page.api_version, (1, 3)):
         return None

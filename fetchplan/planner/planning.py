@@ -135,11 +135,8 @@ def plan(
             executor=pool,
             timings=timings,
             pre=pre,
-            exclude_newer=options.exclude_newer,
-            exclude_newer_package={
-                canonicalize_name(name): cut_off
-                for name, cut_off in options.exclude_newer_package.items()
-            },
+            exclude_newer=settings.exclude_newer,
+            exclude_newer_package=dict(settings.exclude_newer_package),
             direct=direct.link_for,
         )
         sdists = SdistPlanner(

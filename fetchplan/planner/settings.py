@@ -16,6 +16,10 @@ configuration as the defaults of its options:
 * the binary formats (``--only-binary``/``--no-binary``): pip's configured values, then the
   command line's, then the files', replayed in that order (a later value overrides an earlier
   one, :func:`.reqfile.merge`).
+* the upload-time cut-off: the command line's ``--exclude-newer`` (or ``--uploaded-prior-to``)
+  over pip's configured ``uploaded-prior-to`` (a time, or a duration before ``now``);
+  requirements files cannot give one (pip takes no such option there). The command line's
+  ``--exclude-newer-package`` gives a project its own cut-off (or none) in place of it.
 
 The function is pure: the layers come in as values, pip's default index is asked through the
 callable given (only when it is needed), and the result is an immutable :class:`PlanSettings`.
@@ -26,10 +30,14 @@ file system, is :func:`.sources.locate`'s work. A new setting is a field here an
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from packaging.utils import NormalizedName, canonicalize_name
+
+from fetchplan._age import parse_cutoff
 from fetchplan._urls import redact
 from fetchplan.errors import InputError
 from fetchplan.pipconfig import PipSettings
@@ -63,6 +71,11 @@ class PlanSettings:
     """A CA bundle to verify servers with (pip's ``cert``)."""
     client_cert: str | None = None
     """A client certificate, key included (pip's ``client-cert``)."""
+    exclude_newer: _dt.datetime | None = None
+    """Files uploaded after this (aware, whole-second UTC) time, or of unknown upload time,
+    are no candidates."""
+    exclude_newer_package: tuple[tuple[NormalizedName, _dt.datetime | None], ...] = ()
+    """(project, its own cut-off, None for none) in place of ``exclude_newer``, by name."""
 
     def __repr__(self) -> str:
         # URLs may carry credentials; a repr is what ends up in logs and tracebacks.
@@ -83,13 +96,16 @@ def settings(
     pip: PipSettings,
     *,
     default_index: Callable[[], str],
+    now: _dt.datetime | None = None,
 ) -> PlanSettings:
     """The settings of ``command_line``, ``files`` (the merged global options of every
     requirements and constraints file) and ``pip`` (empty when isolated), by pip's precedence.
 
     ``default_index`` is called when no layer names an index and ``no_index`` is off, unless
     ``command_line.default_index`` gives it already. Raises :class:`InputError` when the
-    default is needed with ``command_line.offline`` (pip's default index is on the network).
+    default is needed with ``command_line.offline`` (pip's default index is on the network),
+    and when pip's ``uploaded-prior-to`` is neither a time nor a duration. A duration is
+    counted back from ``now`` (the current time when None).
     """
     cli = command_line
     no_index = cli.no_index or pip.no_index or files.no_index
@@ -114,7 +130,29 @@ def settings(
         no_binary=formats.no_binary,
         cert=pip.cert,
         client_cert=pip.client_cert,
+        exclude_newer=_exclude_newer(cli, pip, now),
+        exclude_newer_package=tuple(
+            sorted(
+                (canonicalize_name(name), cut_off)
+                for name, cut_off in cli.exclude_newer_package.items()
+            )
+        ),
     )
+
+
+def _exclude_newer(
+    cli: PlanOptions, pip: PipSettings, now: _dt.datetime | None
+) -> _dt.datetime | None:
+    if cli.exclude_newer is not None:
+        return cli.exclude_newer
+    if pip.uploaded_prior_to is None:
+        return None
+    when = now if now is not None else _dt.datetime.now(_dt.UTC)
+    try:
+        cut_off = parse_cutoff(pip.uploaded_prior_to, when)
+    except ValueError as exc:
+        raise InputError(f"pip's configuration: uploaded-prior-to: {exc}") from None
+    return cut_off.astimezone(_dt.UTC).replace(microsecond=0)
 
 
 def _last_given(*values: str | None) -> str | None:

@@ -143,6 +143,10 @@ class Audit:
     project_statuses: tuple[tuple[str, str, str | None, str], ...] = ()
     """(project, PEP 792 status, the index's reason, index URL) of each project its index
     marks other than active, once per project and index."""
+    exclude_newer: str | None = None
+    """The upload-time cut-off the plan was made with (``plan --exclude-newer``), if any."""
+    exclude_newer_package: tuple[tuple[str, str | None], ...] = ()
+    """(project, its own cut-off or None for none) of ``--exclude-newer-package``."""
 
     def to_dict(self) -> dict[str, Any]:
         def notes(items: tuple[FileNote, ...]) -> list[dict[str, Any]]:
@@ -181,6 +185,10 @@ class Audit:
                 "verified": [n.to_dict() for n in self.attested],
                 "failed": notes(self.attestation_failures),
                 "unattested": notes(self.unattested),
+            },
+            "exclude_newer": {
+                "cut_off": self.exclude_newer,
+                "packages": dict(self.exclude_newer_package),
             },
         }
 
@@ -377,7 +385,22 @@ def audit_plan(
         upload_times=_notes_where(artifacts, lambda a: a.upload_time, lambda a: a.upload_time),
         provenance=_notes_where(artifacts, lambda a: a.provenance, lambda a: a.provenance),
         direct=_notes_where(artifacts, lambda a: a.direct, direct_source),
+        **_cut_offs(plan),
     )
+
+
+def _cut_offs(plan: Plan) -> dict[str, Any]:
+    """The plan's recorded ``exclude_newer`` and ``exclude_newer_package`` (``false``: none)."""
+    options = plan.inputs.options
+    cut_off = options.get("exclude_newer")
+    packages = options.get("exclude_newer_package")
+    own = packages.items() if isinstance(packages, dict) else ()
+    return {
+        "exclude_newer": cut_off if isinstance(cut_off, str) else None,
+        "exclude_newer_package": tuple(
+            (str(name), value if isinstance(value, str) else None) for name, value in sorted(own)
+        ),
+    }
 
 
 def direct_source(artifact: Artifact) -> str:
@@ -453,6 +476,13 @@ def render_audit(audit: Audit) -> str:
     if audit.build_only:
         out.append("Build-only projects: " + ", ".join(audit.build_only))
     out += [
+        "",
+        "Upload-time cut-off (plan --exclude-newer): "
+        + (audit.exclude_newer or "none, files of any upload time were candidates"),
+        *(
+            f"  {name}: {cut_off or 'none'} (--exclude-newer-package)"
+            for name, cut_off in audit.exclude_newer_package
+        ),
         "",
         "Upload times (from the index):",
         _notes(audit.upload_times, "uploaded"),

@@ -2,8 +2,9 @@
 URL, host or size changed; and, loudest, files of the same project version whose hashes changed
 (the same release should never change bytes: an index serving different content for it is a
 red flag), projects whose PEP 740 publisher changed (another repository or workflow now
-publishes them) and projects whose attestations disappeared (a provenance URL or verified
-attestations before, none now).
+publishes them), projects whose attestations disappeared (a provenance URL or verified
+attestations before, none now) and projects whose PEP 792 status changed to archived,
+deprecated or quarantined (a change back to active is listed, not warned about).
 
 Projects are compared by name over all targets: a project's versions are the set of versions
 its artifacts have. Files are compared by (project, version, filename).
@@ -27,6 +28,7 @@ __all__ = [
     "HashChange",
     "PlanDiff",
     "ProjectChange",
+    "StatusChange",
     "diff_plans",
     "render_diff",
 ]
@@ -122,6 +124,31 @@ class AttestationChange:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class StatusChange:
+    """A project whose PEP 792 status differs between the plans (``active`` when a plan
+    records none); a warning unless the new status is ``active``."""
+
+    project: str
+    old: str
+    new: str
+    reason: str | None
+    """The index's reason for the new status, when it gave one."""
+
+    @property
+    def warning(self) -> bool:
+        return self.new != "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "old": self.old,
+            "new": self.new,
+            "reason": self.reason,
+            "warning": self.warning,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PlanDiff:
     projects: tuple[ProjectChange, ...]
     files: tuple[FileChange, ...]
@@ -140,6 +167,12 @@ class PlanDiff:
     """(project, old origin, new origin) for projects whose files now come from elsewhere:
     an index, a direct URL, a local path or a VCS commit (see ``audit.direct_source``)."""
     attestations: tuple[AttestationChange, ...] = ()
+    statuses: tuple[StatusChange, ...] = ()
+
+    @property
+    def warnings(self) -> bool:
+        """Whether the diff holds a warning (the CLI's exit status 1)."""
+        return bool(self.hashes or self.attestations or any(c.warning for c in self.statuses))
 
     @property
     def empty(self) -> bool:
@@ -152,6 +185,7 @@ class PlanDiff:
             or self.trees
             or self.origins
             or self.attestations
+            or self.statuses
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +200,7 @@ class PlanDiff:
                 {"project": name, "old": old, "new": new} for name, old, new in self.origins
             ],
             "attestation_changes": [c.to_dict() for c in self.attestations],
+            "status_changes": [c.to_dict() for c in self.statuses],
             "size": {
                 "old_total": self.old_total,
                 "new_total": self.new_total,
@@ -258,6 +293,31 @@ def _attestation_changes(old: Plan, new: Plan) -> list[AttestationChange]:
     return changes
 
 
+def _statuses(plan: Plan) -> dict[str, tuple[str, str | None]]:
+    """Per project: its PEP 792 status (``active`` when none is recorded; the statuses of
+    files from several indexes joined by ``/``) and the first reason given."""
+    found: dict[str, dict[str, str | None]] = {}
+    for artifact in plan.artifacts:
+        status = artifact.project_status
+        name = "active" if status is None else status.status
+        reasons = found.setdefault(artifact.name, {})
+        if reasons.get(name) is None:
+            reasons[name] = None if status is None else status.reason
+    return {
+        project: ("/".join(sorted(reasons)), next((r for r in reasons.values() if r), None))
+        for project, reasons in found.items()
+    }
+
+
+def _status_changes(old: Plan, new: Plan) -> tuple[StatusChange, ...]:
+    before, after = _statuses(old), _statuses(new)
+    return tuple(
+        StatusChange(project=name, old=before[name][0], new=after[name][0], reason=after[name][1])
+        for name in sorted(before.keys() & after.keys())
+        if before[name][0] != after[name][0]
+    )
+
+
 def _project_changes(old: Plan, new: Plan) -> tuple[ProjectChange, ...]:
     old_versions, new_versions = _versions(old), _versions(new)
     return tuple(
@@ -347,6 +407,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         trees=tuple(tree_changes),
         origins=_origins(old, new),
         attestations=tuple(_attestation_changes(old, new)),
+        statuses=_status_changes(old, new),
     )
 
 
@@ -415,6 +476,25 @@ def _attestation_warning(diff: PlanDiff) -> list[str]:
             ]
             for c in diff.attestations
         ],
+    )
+
+
+def _status_warning(diff: PlanDiff) -> list[str]:
+    changes = [c for c in diff.statuses if c.warning]
+    return _section(
+        f"WARNING: {len(changes)} project(s) changed PEP 792 status. An archived or "
+        "deprecated project gets no more fixes, a quarantined one is held unsafe by its "
+        "index; find out why before fetching.",
+        ["project", "old status", "new status", "reason"],
+        [[c.project, c.old, c.new.upper(), c.reason or "-"] for c in changes],
+    )
+
+
+def _status_section(diff: PlanDiff) -> list[str]:
+    return _section(
+        "Changed project status:",
+        ["project", "old status", "new status"],
+        [[c.project, c.old, c.new] for c in diff.statuses if not c.warning],
     )
 
 
@@ -497,6 +577,7 @@ _SECTIONS = (
     _size_section,
     _origin_section,
     _tree_section,
+    _status_section,
     _unchanged_version_files,
 )
 """What a non-empty diff reports after its warnings, in order."""
@@ -504,7 +585,7 @@ _SECTIONS = (
 
 def render_diff(diff: PlanDiff) -> str:
     """The diff as a readable report (text with a final newline)."""
-    out = _hash_warning(diff) + _attestation_warning(diff)
+    out = _hash_warning(diff) + _attestation_warning(diff) + _status_warning(diff)
     if diff.empty:
         out.append("No differences.")
         return "\n".join(out) + "\n"

@@ -9,7 +9,16 @@ from typing import Any
 from fetchplan.schemas import dump_document, load_document
 from fetchplan.schemas.plan import Creator
 
-__all__ = ["FORMAT", "VERSION", "Bundle", "BundleIndex", "FileRef", "load_bundle", "write_bundle"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Bundle",
+    "BundleIndex",
+    "FileRef",
+    "ProvenanceRef",
+    "load_bundle",
+    "write_bundle",
+]
 
 FORMAT = "fetchplan.bundle"
 VERSION = 1
@@ -28,6 +37,23 @@ class FileRef:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileRef:
         return cls(path=d["path"], sha256=d["sha256"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProvenanceRef:
+    """The PEP 740 provenance object of the plan's artifact ``filename``, carried in the
+    bundle at ``path``."""
+
+    filename: str
+    path: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"filename": self.filename, "path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProvenanceRef:
+        return cls(filename=d["filename"], path=d["path"], sha256=d["sha256"])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,6 +80,7 @@ class Bundle:
     manifest: FileRef
     index: BundleIndex
     readme: str
+    provenance: tuple[ProvenanceRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +92,7 @@ class Bundle:
             "manifest": self.manifest.to_dict(),
             "index": self.index.to_dict(),
             "readme": self.readme,
+            **({"provenance": [p.to_dict() for p in self.provenance]} if self.provenance else {}),
         }
 
     @classmethod
@@ -76,6 +104,7 @@ class Bundle:
             manifest=FileRef.from_dict(d["manifest"]),
             index=BundleIndex.from_dict(d["index"]),
             readme=d["readme"],
+            provenance=tuple(ProvenanceRef.from_dict(p) for p in d.get("provenance", ())),
         )
 
 

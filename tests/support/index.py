@@ -49,7 +49,8 @@ class IndexOptions:
     """Filename -> PEP 700 ``upload-time`` on the JSON page (absent when not given)."""
     provenance: Mapping[str, bytes] = field(default_factory=dict)
     """Filename -> its PEP 740 provenance object, served beside the file; the JSON page names
-    it (relative to the page) and says API version 1.3."""
+    it (``provenance``), the HTML one too (``data-provenance``), relative to the page, and both
+    say API version 1.3."""
     project_status: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     """Project -> its PEP 792 (status, reason): JSON ``project-status``, HTML ``meta`` tags, and
     API version 1.4 on both pages."""
@@ -150,7 +151,8 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
             entry["upload-time"] = opts.upload_times[path.name]
         if path.name in opts.provenance:
             (path.parent / f"{path.name}.provenance").write_bytes(opts.provenance[path.name])
-            entry["provenance"] = f"../../files/{path.name}.provenance"
+            provenance = f"../../files/{path.name}.provenance"
+            entry["provenance"] = attrs["data-provenance"] = provenance
         yanked = opts.yanked.get(path.name)
         if yanked is not None and yanked is not False:
             reason = "" if yanked is True else str(yanked)
@@ -170,8 +172,9 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
         entries.append(entry)
     name = directory.name
     status = opts.project_status.get(name)
+    attested = any(p.name in opts.provenance for p in files)
     if opts.html:
-        meta = '<meta name="pypi:repository-version" content="1.1">'
+        meta = f'<meta name="pypi:repository-version" content="{"1.3" if attested else "1.1"}">'
         if status is not None:
             meta = '<meta name="pypi:repository-version" content="1.4">'
             meta += f'<meta name="pypi:project-status" content="{html.escape(status[0])}">'
@@ -186,7 +189,6 @@ def _write_project(directory: Path, files: list[Path], opts: IndexOptions) -> No
         )
     if opts.json:
         versions = sorted({_version_of(p.name) for p in files})
-        attested = any(p.name in opts.provenance for p in files)
         document: dict[str, object] = {
             "meta": {"api-version": "1.3" if attested else "1.1"},
             "name": name,
