@@ -1,0 +1,89 @@
+"""Mistakes and hostile inputs met through the command line only (issue 18's last bullets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+from tests.conftest import MakeIndexServer, RunCli
+from tests.support.wheels import Dist, build_sdist, build_wheel
+
+NOISY_SETUP_PY = """\
+import sys
+from setuptools import setup
+
+print("NOISY-STDOUT from setup.py")
+print("NOISY-STDERR from setup.py", file=sys.stderr)
+if "FAIL" in open("fail-flag").read():
+    for n in range(200):
+        print(f"NOISY-LINE-{n}")
+    sys.exit("NOISY-CAUSE: this sdist refuses today")
+setup(name="noisy", version="1.0", packages=["noisy"], install_requires=["dep" + ">=1"])
+"""
+
+
+@pytest.fixture(scope="session")
+def setuptools_wheels(test_tools: Path) -> list[Path]:
+    found = []
+    for project in ("setuptools", "wheel"):
+        wheels = sorted(
+            test_tools.glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
+        )
+        if not wheels:
+            pytest.fail(f"no {project} wheel in {test_tools}")
+        found.append(wheels[-1])
+    return found
+
+
+def _noisy_index(
+    tmp_path: Path, index_server: MakeIndexServer, tools: list[Path], flag: str
+) -> str:
+    dists = tmp_path / "dists"
+    sdist = build_sdist(
+        dists,
+        Dist("noisy", "1.0", metadata_version="2.2"),
+        dynamic=["Requires-Dist"],
+        setup_py=NOISY_SETUP_PY,
+        extra_files={"fail-flag": flag},
+    )
+    return index_server([sdist, build_wheel(dists, Dist("dep", "1.0")), *tools]).index_url
+
+
+def test_sdist_backend_output_only_with_verbose(
+    tmp_path: Path,
+    index_server: MakeIndexServer,
+    run_cli: RunCli,
+    setuptools_wheels: list[Path],
+) -> None:
+    index = _noisy_index(tmp_path, index_server, setuptools_wheels, "ok")
+    base = ("plan", "noisy", "-i", index, "--isolated", "--no-cache", "-o")
+    out = run_cli(*base, "plan.json")
+    assert out.returncode == 0, out.stderr
+    assert "NOISY" not in out.stdout + out.stderr
+    out = run_cli(*base, "plan2.json", "-v")
+    assert out.returncode == 0, out.stderr
+    assert "NOISY-STDOUT" in out.stderr and "NOISY-STDERR" in out.stderr
+
+
+def test_failing_sdist_backend_quotes_its_last_lines_on_one_line(
+    tmp_path: Path,
+    index_server: MakeIndexServer,
+    run_cli: RunCli,
+    setuptools_wheels: list[Path],
+) -> None:
+    index = _noisy_index(tmp_path, index_server, setuptools_wheels, "FAIL")
+    base = ("plan", "noisy", "-i", index, "--isolated", "--no-cache", "-o", "plan.json")
+    out = run_cli(*base)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "noisy-1.0.tar.gz" in lines[0] and "NOISY-CAUSE" in lines[0]
+    # Tail-limited: the last lines only, not the 200 the backend printed.
+    assert "NOISY-LINE-199" in lines[0] and "NOISY-LINE-100" not in lines[0]
+    assert len(lines[0]) < 800
+    assert not (tmp_path / "plan.json").exists()
+    out = run_cli(*base, "-v")
+    assert out.returncode != 0
+    assert "NOISY-LINE-0\n" in out.stderr and "NOISY-LINE-150" in out.stderr
