@@ -87,3 +87,37 @@ def test_failing_sdist_backend_quotes_its_last_lines_on_one_line(
     out = run_cli(*base, "-v")
     assert out.returncode != 0
     assert "NOISY-LINE-0\n" in out.stderr and "NOISY-LINE-150" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("pln", "lib"), "invalid choice: 'pln'"),
+        (("pln", "lib"), "; did you mean plan?"),
+        (("cache", "prnue"), "; did you mean prune?"),
+        (
+            ("plan", "lib", "--inex-url=x"),
+            "unrecognized arguments: --inex-url=x; did you mean --index-url?",
+        ),
+        (("--verbse", "plan", "lib"), "did you mean --verbose?"),
+        (("fetch", "p.json", "--stall-timout", "3"), "did you mean --stall-timeout?"),
+        (("plan", "lib", "--index-strategy", "first"), "did you mean first-index?"),
+        (("plan", "lib", "-i"), "argument -i/--index-url: expected one argument"),
+        (("plan", "lib", "--timeout", "soon"), "argument --timeout: expected a number, not 'soon'"),
+        (("plan", "lib", "--timeout", "nan"), "must be a finite number more than 0, not 'nan'"),
+        (("fetch", "p.json", "--file-timeout", "inf"), "finite number more than 0, not 'inf'"),
+        (("plan", "lib", "--retries", "-1"), "argument --retries: must be at least 0, not -1"),
+        (("plan", "lib", "-j", "1e3"), "argument -j/--jobs: expected a whole number, not '1e3'"),
+        (("cache", "prune", "--unused-days", "-1"), "finite number 0 or more, not '-1'"),
+    ],
+)
+def test_every_usage_mistake_is_one_line_with_exit_2(
+    argv: tuple[str, ...], said: str, run_cli: RunCli
+) -> None:
+    out = run_cli(*argv)
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert said in lines[0]
+    assert lines[0].startswith("fetchplan") and lines[0].endswith("--help)")
+    assert out.stdout == ""

@@ -266,7 +266,9 @@ def test_a_mistyped_option_or_command_gets_a_suggestion(
 def test_an_unknown_option_like_nothing_known_gets_no_suggestion(run_cli: RunCli) -> None:
     out = run_cli("plan", "lib", "--zzzz")
     assert out.returncode == 2
-    assert out.stderr.splitlines()[-1].endswith("unrecognized arguments: --zzzz")
+    assert out.stderr.splitlines() == [
+        "fetchplan plan: error: unrecognized arguments: --zzzz (see fetchplan plan --help)"
+    ]
 
 
 def test_only_outputs_the_user_names_are_written_through_links(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from fetchplan.commands._args import positive_int
+from fetchplan.commands._args import non_negative_int, positive_int, positive_seconds
 from fetchplan.errors import FetchplanError, InputError
 
 if TYPE_CHECKING:
@@ -75,13 +75,6 @@ class _FormatAction(argparse.Action):
         ops = list(getattr(namespace, "format_ops", None) or [])
         ops.append((self.const, str(values)))
         namespace.format_ops = ops
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -147,7 +140,7 @@ def add_request_arguments(
         help=jobs_help or f"parallel requests (default: {jobs_default})",
     )  # fmt: skip
     group.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        "--timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
         help="per-request timeout (default: 30)",
     )  # fmt: skip
 
@@ -346,7 +339,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_request_arguments(net)
     net.add_argument(
-        "--retries", type=int, default=3, metavar="N",
+        "--retries", type=non_negative_int, default=3, metavar="N",
         help="retries for connection errors, 429 and 5xx (default: 3)",
     )  # fmt: skip
     p.set_defaults(format_ops=[])
