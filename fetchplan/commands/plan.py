@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -22,6 +22,7 @@ from fetchplan.errors import FetchplanError, InputError
 
 if TYPE_CHECKING:
     from fetchplan.planner.api import PlanOptions, PlanResult
+    from fetchplan.planner.sources import SourceKind
     from fetchplan.schemas import SchemaName
     from fetchplan.schemas.plan import Plan
 
@@ -90,6 +91,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def _location(kind: SourceKind) -> Callable[[str], str]:
+    """An argparse type: an index URL or find-links location any request could use, checked
+    when the options are parsed so that the error names the option (one line, exit 2)."""
+
+    def check(text: str) -> str:
+        from fetchplan._urls import redact
+        from fetchplan.planner.locations import source_problem
+
+        problem = source_problem(text, kind)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{redact(text)!r}: {problem}")
+        return text
+
+    return check
+
+
 def add_index_arguments(
     group: argparse._ActionsContainer, *, index_url_help: str = "the main index (PEP 503/691)"
 ) -> None:
@@ -99,13 +116,14 @@ def add_index_arguments(
     ``-f/--find-links``, ``--no-index``, ``--trusted-host`` and ``--isolated`` to ``group``;
     :class:`~fetchplan.planner.api.PlanOptions` takes their values by the same names.
     """
-    group.add_argument("-i", "--index-url", metavar="URL", help=index_url_help)
+    index, flat = _location("index"), _location("find-links")
+    group.add_argument("-i", "--index-url", type=index, metavar="URL", help=index_url_help)
     group.add_argument(
-        "--extra-index-url", dest="extra_index_urls", action="append", default=[], metavar="URL",
-        help="another index, consulted after the main one (repeatable)",
+        "--extra-index-url", dest="extra_index_urls", action="append", default=[], type=index,
+        metavar="URL", help="another index, consulted after the main one (repeatable)",
     )  # fmt: skip
     group.add_argument(
-        "-f", "--find-links", dest="find_links", action="append", default=[],
+        "-f", "--find-links", dest="find_links", action="append", default=[], type=flat,
         metavar="LOCATION", help="a directory or HTML page of files (repeatable)",
     )  # fmt: skip
     group.add_argument("--no-index", action="store_true", help="use only --find-links locations")
