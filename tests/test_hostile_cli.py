@@ -121,3 +121,78 @@ def test_every_usage_mistake_is_one_line_with_exit_2(
     assert said in lines[0]
     assert lines[0].startswith("fetchplan") and lines[0].endswith("--help)")
     assert out.stdout == ""
+
+
+# An in-tree backend (no build requirements: quick) whose prepared metadata asks for dep>=2,
+# which the index does not have: each version it prepares is a dead end to backtrack from.
+DEAD_END_BACKEND = """\
+import os
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    with open("PKG-INFO") as f:
+        fields = dict(line.split(": ", 1) for line in f.read().splitlines() if ": " in line)
+    name, version = fields["Name"], fields["Version"]
+    info = f"{name}-{version}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, info))
+    with open(os.path.join(metadata_directory, info, "METADATA"), "w") as f:
+        f.write(f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n")
+        f.write("Requires-Dist: dep>=2\\n\\n")
+    return info
+"""
+DEAD_END_PYPROJECT = (
+    '[build-system]\nrequires = []\nbuild-backend = "dead_end"\nbackend-path = ["."]\n'
+)
+
+
+def test_sdist_builds_per_project_are_capped_while_backtracking(
+    tmp_path: Path, index_server: MakeIndexServer, run_cli: RunCli
+) -> None:
+    dists = tmp_path / "dists"
+    files = [
+        build_sdist(
+            dists,
+            Dist("lib", version, metadata_version="2.2"),
+            dynamic=["Requires-Dist"],
+            pyproject=DEAD_END_PYPROJECT,
+            extra_files={"dead_end.py": DEAD_END_BACKEND},
+        )
+        for version in ("5.0", "4.0", "3.0", "2.0")
+    ]
+    files += [build_wheel(dists, Dist("lib", "1.0")), build_wheel(dists, Dist("dep", "1.0"))]
+    index = index_server(files).index_url
+    base = ("plan", "lib", "-i", index, "--isolated", "--no-cache", "-v", "-o")
+
+    # Unbounded enough: every sdist is prepared, each is a dead end, lib 1.0 is planned.
+    out = run_cli(*base, "all.json")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("preparing the metadata of") == 4, out.stderr
+    assert "lib-1.0-py3-none-any.whl" in (tmp_path / "all.json").read_text()
+
+    # Two builds, then lib 3.0 and 2.0 are unusable (said at -v) and the resolver goes on.
+    out = run_cli(*base, "capped.json", "--max-sdist-builds", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("preparing the metadata of") == 2, out.stderr
+    for version in ("3.0", "2.0"):
+        assert (
+            f"lib {version} is unusable, trying another version: cannot prepare the metadata"
+            in out.stderr
+        )
+    assert "the most --max-sdist-builds allows" in out.stderr
+    assert "lib-1.0-py3-none-any.whl" in (tmp_path / "capped.json").read_text()
+
+    # Metadata prepared before and kept in the cache costs no build and is not counted.
+    cached = ("plan", "lib", "-i", index, "--isolated", "--cache-dir", "cache", "-v", "-o")
+    assert run_cli(*cached, "warm.json").returncode == 0
+    out = run_cli(*cached, "again.json", "--max-sdist-builds", "0")
+    assert out.returncode == 0, out.stderr
+    assert "preparing the metadata of" not in out.stderr and "unusable" not in out.stderr
+
+    # No build at all: a pin on an sdist-only version says why in one line.
+    out = run_cli("plan", "lib==4.0", "-i", index, "--isolated", "--no-cache", "-o", "p.json",
+                  "--max-sdist-builds", "0")  # fmt: skip
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "lib 4.0" in lines[0] and "--max-sdist-builds" in lines[0]
+    assert not (tmp_path / "p.json").exists()

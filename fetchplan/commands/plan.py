@@ -271,6 +271,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "against dependency confusion; unsafe-best-match: from every index, as pip does",
     )  # fmt: skip
 
+    from fetchplan.planner.options import DEFAULT_MAX_SDIST_BUILDS
+
     sel = p.add_argument_group("selection")
     sel.add_argument("--pre", action="store_true", help="allow pre-releases and dev releases")
     sel.add_argument(
@@ -323,6 +325,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="plan sdists without their build requirements (by default these are resolved, "
         "from wheels, into the plan so that 'install' can build the sdists offline; an sdist "
         "with dynamic dependencies then cannot be planned)",
+    )  # fmt: skip
+    sel.add_argument(
+        "--max-sdist-builds", type=non_negative_int, default=DEFAULT_MAX_SDIST_BUILDS,
+        metavar="N",
+        help="prepare the metadata of at most N sdists of one project by a build (default: "
+        f"{DEFAULT_MAX_SDIST_BUILDS}); while backtracking, a further version needing one is "
+        "unusable and skipped (said at -v)",
     )  # fmt: skip
 
     net = p.add_argument_group("cache and network")
@@ -403,6 +412,7 @@ def _exclude_newer_package(values: list[str]) -> dict[str, datetime.datetime | N
 def options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~fetchplan.planner.api.PlanOptions` these parsed arguments describe."""
     from fetchplan.planner.api import PlanOptions
+    from fetchplan.planner.options import DEFAULT_MAX_SDIST_BUILDS
     from fetchplan.planner.sources import IndexStrategy
 
     if args.retries < 0:
@@ -438,6 +448,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         abis=tuple(args.abis),
         targets=tuple(getattr(args, "target_specs", ())),
         build_deps=getattr(args, "build_deps", True),
+        max_sdist_builds=getattr(args, "max_sdist_builds", DEFAULT_MAX_SDIST_BUILDS),
         output=args.output,
         dest=args.dest,
         cache_dir=args.cache_dir,
