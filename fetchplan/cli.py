@@ -82,11 +82,15 @@ def _named_command(argv: Sequence[str]) -> str | None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, whose usage errors end with the closest option or command name
-    ("did you mean --index-url?"), as Python 3.14's ``suggest_on_error`` does."""
+    """argparse's parser, whose usage errors are one line (exit status 2) ending with the
+    closest option or command name ("did you mean --index-url?"), as Python 3.14's
+    ``suggest_on_error`` does, and pointing at ``--help`` instead of printing the usage."""
 
     def error(self, message: str) -> NoReturn:
-        super().error(message + _suggestion(self, message))
+        self.exit(
+            2,
+            f"{self.prog}: error: {message}{_suggestion(self, message)} (see {self.prog} --help)\n",
+        )
 
 
 def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:

@@ -106,19 +106,46 @@ def test_a_yaml_plan_with_a_number_for_a_key(index: str, run_cli: RunCli, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("given", "said"),
+    ("option", "given", "said"),
     [
-        ("not a url", "neither a URL nor an existing directory"),
-        ("file:///nonexistent/simple", "no such directory /nonexistent/simple"),
-        ("http://[abc/simple", "not a usable URL"),
-        ("https://host:port/simple", "not a usable URL"),
-        ("ftp://host/simple", "unsupported URL scheme 'ftp'"),
+        ("-i", "not a url", "neither a URL nor an existing directory"),
+        ("-i", "file:///nonexistent/simple", "no such directory /nonexistent/simple"),
+        ("-i", "http://[abc/simple", "not a usable URL"),
+        ("-i", "https://host:port/simple", "not a usable URL"),
+        ("-i", "ftp://host/simple", "unsupported URL scheme 'ftp'"),
+        ("-i", "https:///simple", "it names no host"),
+        ("--extra-index-url", "not a url", "neither a URL nor an existing directory"),
+        ("--find-links", "/nonexistent", "neither a URL nor an existing file or directory"),
+        ("-f", "file:///nonexistent", "not an existing file or directory (/nonexistent)"),
+        ("-f", "/dev/null", "an existing file or directory"),
     ],
 )
-def test_an_index_that_is_not_one_is_named(given: str, said: str, run_cli: RunCli) -> None:
-    out = run_cli("plan", "lib", "-i", given, "-o", "plan.json", "--isolated")
-    line = _one_line(out, f"index {given!r}", said)
+def test_an_index_that_is_not_one_is_named(
+    option: str, given: str, said: str, run_cli: RunCli
+) -> None:
+    out = run_cli("plan", "lib", option, given, "-o", "plan.json", "--isolated")
+    assert out.returncode == 2
+    line = _one_line(out, f"{given!r}: ", said)
+    assert line.startswith("fetchplan plan: error: argument ") and option in line.split(":")[2]
     assert "lib" not in line.replace(given, "")  # the package is not blamed
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("-i not-a-url", "index 'not-a-url': neither a URL nor an existing directory"),
+        ("--extra-index-url file:///nonexistent", "index 'file:///nonexistent': no such"),
+        ("--find-links ./nothere", "find-links '"),
+    ],
+)
+def test_a_requirements_file_index_that_is_not_one_is_named(
+    line: str, said: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    (tmp_path / "requirements.txt").write_text(f"{line}\nlib\n")
+    out = run_cli("plan", "-r", "requirements.txt", "-o", "plan.json", "--isolated")
+    assert out.returncode == 2
+    _one_line(out, said)
+    assert not (tmp_path / "plan.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -266,7 +293,9 @@ def test_a_mistyped_option_or_command_gets_a_suggestion(
 def test_an_unknown_option_like_nothing_known_gets_no_suggestion(run_cli: RunCli) -> None:
     out = run_cli("plan", "lib", "--zzzz")
     assert out.returncode == 2
-    assert out.stderr.splitlines()[-1].endswith("unrecognized arguments: --zzzz")
+    assert out.stderr.splitlines() == [
+        "fetchplan plan: error: unrecognized arguments: --zzzz (see fetchplan plan --help)"
+    ]
 
 
 def test_only_outputs_the_user_names_are_written_through_links(tmp_path: Path) -> None:

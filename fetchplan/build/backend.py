@@ -3,8 +3,9 @@
 ``pyproject_hooks`` runs each hook in a fresh subprocess of the build environment's
 interpreter; here that subprocess gets an environment without ``PYTHONPATH``/``PYTHONHOME``
 (nothing of the calling process leaks into the build), no standard input, a time limit, and
-its output captured: logged at debug level, and its last line quoted when the hook fails.
-Backend warnings go to the log, not to the caller's ``warnings``.
+its output captured into a temporary file, never the caller's terminal: logged at info level
+(``-v``; only its last :data:`LOGGED_OUTPUT_BYTES`), and its last lines quoted, on one line, when
+the hook fails. Backend warnings go to the log, not to the caller's ``warnings``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,12 +26,18 @@ from packaging.requirements import InvalidRequirement, Requirement
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import BuildSystem
 
-__all__ = ["DEFAULT_TIMEOUT", "Backend"]
+__all__ = ["DEFAULT_TIMEOUT", "LOGGED_OUTPUT_BYTES", "Backend"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 900.0
 """Seconds one hook may run (a large C extension can take minutes)."""
+
+LOGGED_OUTPUT_BYTES = 256 * 1024
+"""Most bytes of a hook's output kept for the log (its end: where a failure's cause is); the
+rest stays in a temporary file, removed when the hook returns."""
+_QUOTED_LINES = 3
+_QUOTED_CHARS = 300
 
 _DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH")
 # warnings.catch_warnings changes process-wide state: hook calls take turns around it.
@@ -48,6 +56,29 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _tail(text: str) -> str:
+    """The last few non-empty lines of ``text`` on one line (`` | `` between), at most
+    :data:`_QUOTED_CHARS` characters, the end kept: what a failing hook printed last."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "no output"
+    quoted = " | ".join(lines[-_QUOTED_LINES:])
+    if len(quoted) > _QUOTED_CHARS:
+        quoted = "..." + quoted[-(_QUOTED_CHARS - 3) :]
+    return quoted
+
+
+def _read_tail(output: Any) -> str:
+    """The end of the hook's output file (at most :data:`LOGGED_OUTPUT_BYTES`), decoded."""
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - LOGGED_OUTPUT_BYTES))
+    data: bytes = output.read()
+    text = data.decode("utf-8", errors="replace")
+    if size > LOGGED_OUTPUT_BYTES:
+        text = f"[first {size - len(data)} bytes left out]\n" + text.partition("\n")[2]
+    return text
+
+
 def _runner(timeout: float) -> Callable[..., None]:
     def run(
         cmd: Sequence[str],
@@ -58,27 +89,33 @@ def _runner(timeout: float) -> Callable[..., None]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
         env.update(extra_environ or {})
         env["PYTHONNOUSERSITE"] = "1"
-        try:
-            done = subprocess.run(
-                list(cmd),
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise _HookFailed(hook, f"did not finish within {timeout:g} seconds") from None
-        except OSError as exc:
-            raise _HookFailed(hook, f"cannot start the build interpreter: {exc}") from None
-        output = (done.stdout or "") + (done.stderr or "")
-        if output.strip():
-            log.debug("%s output:\n%s", hook, output.rstrip())
+        # A file, not a pipe: the backend's output (stdout and stderr interleaved as written)
+        # never reaches the terminal and never fills memory, however much it prints.
+        with tempfile.TemporaryFile() as output:
+            try:
+                done = subprocess.run(
+                    list(cmd),
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                text = _read_tail(output)
+                raise _HookFailed(
+                    hook,
+                    f"did not finish within {timeout:g} seconds; its output ended: {_tail(text)}",
+                ) from None
+            except OSError as exc:
+                raise _HookFailed(hook, f"cannot start the build interpreter: {exc}") from None
+            text = _read_tail(output)
+        if text.strip():
+            log.info("%s output:\n%s", hook, text.rstrip())
         if done.returncode != 0:
-            raise _HookFailed(hook, f"exit status {done.returncode}: {_last_line(output)}")
+            raise _HookFailed(hook, f"exit status {done.returncode}: {_tail(text)}")
 
     return run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 __all__ = [
@@ -12,16 +13,52 @@ __all__ = [
     "add_no_wait_argument",
     "add_per_host_argument",
     "add_progress_argument",
+    "non_negative_int",
+    "non_negative_seconds",
     "positive_int",
+    "positive_seconds",
 ]
+
+
+def _whole(text: str, least: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+    return value
+
+
+def _seconds(text: str, *, zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        bound = "0 or more" if zero else "more than 0"
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, not {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return _whole(text, 0)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds (or other unit) above 0."""
+    return _seconds(text, zero=False)
+
+
+def non_negative_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds (or other unit), 0 or more."""
+    return _seconds(text, zero=True)
 
 
 def add_progress_argument(group: Any, help_text: str) -> None:

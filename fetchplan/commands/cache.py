@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fetchplan.commands._args import non_negative_seconds
 from fetchplan.errors import InputError
 
 __all__ = ["ACTIONS", "Action", "cache_root", "register"]
@@ -101,17 +102,10 @@ def _run_clean(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
 def _prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--unused-days",
-        type=_non_negative,
+        type=non_negative_seconds,
         metavar="DAYS",
         help="also remove index pages, metadata and unpacked wheels not used for DAYS days",
     )

@@ -14,7 +14,9 @@ from fetchplan.commands._args import (
     add_no_wait_argument,
     add_per_host_argument,
     add_progress_argument,
+    non_negative_seconds,
     positive_int,
+    positive_seconds,
 )
 
 if TYPE_CHECKING:
@@ -38,20 +40,6 @@ FETCHPLAN_STALL_WINDOW, FETCHPLAN_STALL_MIN_BYTES and FETCHPLAN_FILE_DEADLINE.
 Exit status: 0 all verified, 1 some artifacts failed, 2 bad plan or options, 75 destination
 busy (--no-wait), 130 interrupted.
 """
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _timeout(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
 
 
 def register(
@@ -166,20 +154,20 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
     )
     g.add_argument(
         "--retry-base",
-        type=_seconds,
+        type=non_negative_seconds,
         metavar="S",
         help="first backoff delay (default: 0.5; doubles, with jitter)",
     )
-    g.add_argument("--connect-timeout", type=_timeout, metavar="S", help="default: 15")
+    g.add_argument("--connect-timeout", type=positive_seconds, metavar="S", help="default: 15")
     g.add_argument(
         "--stall-timeout",
-        type=_timeout,
+        type=positive_seconds,
         metavar="S",
         help="a try fails when a window of S seconds brings under 16 KiB (default: 30)",
     )
     g.add_argument(
         "--file-timeout",
-        type=_timeout,
+        type=positive_seconds,
         metavar="S",
         help="deadline of one try of one file (default: 6 hours)",
     )

@@ -13,15 +13,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from fetchplan.commands._args import positive_int
+from fetchplan.commands._args import non_negative_int, positive_int, positive_seconds
 from fetchplan.errors import FetchplanError, InputError
 
 if TYPE_CHECKING:
     from fetchplan.planner.api import PlanOptions, PlanResult
+    from fetchplan.planner.sources import SourceKind
     from fetchplan.schemas import SchemaName
     from fetchplan.schemas.plan import Plan
 
@@ -77,13 +78,6 @@ class _FormatAction(argparse.Action):
         namespace.format_ops = ops
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
-
-
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``plan`` sub-command."""
     p = subparsers.add_parser(
@@ -97,6 +91,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def _location(kind: SourceKind) -> Callable[[str], str]:
+    """An argparse type: an index URL or find-links location any request could use, checked
+    when the options are parsed so that the error names the option (one line, exit 2)."""
+
+    def check(text: str) -> str:
+        from fetchplan._urls import redact
+        from fetchplan.planner.locations import source_problem
+
+        problem = source_problem(text, kind)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{redact(text)!r}: {problem}")
+        return text
+
+    return check
+
+
 def add_index_arguments(
     group: argparse._ActionsContainer, *, index_url_help: str = "the main index (PEP 503/691)"
 ) -> None:
@@ -106,13 +116,14 @@ def add_index_arguments(
     ``-f/--find-links``, ``--no-index``, ``--trusted-host`` and ``--isolated`` to ``group``;
     :class:`~fetchplan.planner.api.PlanOptions` takes their values by the same names.
     """
-    group.add_argument("-i", "--index-url", metavar="URL", help=index_url_help)
+    index, flat = _location("index"), _location("find-links")
+    group.add_argument("-i", "--index-url", type=index, metavar="URL", help=index_url_help)
     group.add_argument(
-        "--extra-index-url", dest="extra_index_urls", action="append", default=[], metavar="URL",
-        help="another index, consulted after the main one (repeatable)",
+        "--extra-index-url", dest="extra_index_urls", action="append", default=[], type=index,
+        metavar="URL", help="another index, consulted after the main one (repeatable)",
     )  # fmt: skip
     group.add_argument(
-        "-f", "--find-links", dest="find_links", action="append", default=[],
+        "-f", "--find-links", dest="find_links", action="append", default=[], type=flat,
         metavar="LOCATION", help="a directory or HTML page of files (repeatable)",
     )  # fmt: skip
     group.add_argument("--no-index", action="store_true", help="use only --find-links locations")
@@ -147,7 +158,7 @@ def add_request_arguments(
         help=jobs_help or f"parallel requests (default: {jobs_default})",
     )  # fmt: skip
     group.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        "--timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
         help="per-request timeout (default: 30)",
     )  # fmt: skip
 
@@ -260,6 +271,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "against dependency confusion; unsafe-best-match: from every index, as pip does",
     )  # fmt: skip
 
+    from fetchplan.planner.options import DEFAULT_MAX_SDIST_BUILDS
+
     sel = p.add_argument_group("selection")
     sel.add_argument("--pre", action="store_true", help="allow pre-releases and dev releases")
     sel.add_argument(
@@ -313,6 +326,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "from wheels, into the plan so that 'install' can build the sdists offline; an sdist "
         "with dynamic dependencies then cannot be planned)",
     )  # fmt: skip
+    sel.add_argument(
+        "--max-sdist-builds", type=non_negative_int, default=DEFAULT_MAX_SDIST_BUILDS,
+        metavar="N",
+        help="prepare the metadata of at most N sdists of one project by a build (default: "
+        f"{DEFAULT_MAX_SDIST_BUILDS}); while backtracking, a further version needing one is "
+        "unusable and skipped (said at -v)",
+    )  # fmt: skip
 
     net = p.add_argument_group("cache and network")
     net.add_argument(
@@ -346,7 +366,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_request_arguments(net)
     net.add_argument(
-        "--retries", type=int, default=3, metavar="N",
+        "--retries", type=non_negative_int, default=3, metavar="N",
         help="retries for connection errors, 429 and 5xx (default: 3)",
     )  # fmt: skip
     p.set_defaults(format_ops=[])
@@ -392,6 +412,7 @@ def _exclude_newer_package(values: list[str]) -> dict[str, datetime.datetime | N
 def options_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~fetchplan.planner.api.PlanOptions` these parsed arguments describe."""
     from fetchplan.planner.api import PlanOptions
+    from fetchplan.planner.options import DEFAULT_MAX_SDIST_BUILDS
     from fetchplan.planner.sources import IndexStrategy
 
     if args.retries < 0:
@@ -427,6 +448,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         abis=tuple(args.abis),
         targets=tuple(getattr(args, "target_specs", ())),
         build_deps=getattr(args, "build_deps", True),
+        max_sdist_builds=getattr(args, "max_sdist_builds", DEFAULT_MAX_SDIST_BUILDS),
         output=args.output,
         dest=args.dest,
         cache_dir=args.cache_dir,

@@ -28,7 +28,14 @@ from fetchplan.planner.options import PlanOptions
 from fetchplan.planner.settings import PlanSettings, settings
 from fetchplan.planner.sources import IndexSource, SourceKind, source_for
 
-__all__ = ["Sources", "checked_source", "find_sources", "locate", "pip_settings"]
+__all__ = [
+    "Sources",
+    "checked_source",
+    "find_sources",
+    "locate",
+    "pip_settings",
+    "source_problem",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,28 +113,37 @@ def _unique_sources(urls: Iterable[str], kind: SourceKind) -> tuple[IndexSource,
 
 
 def checked_source(given: str, kind: SourceKind) -> IndexSource:
-    """:func:`source_for` ``given``, refusing what no request could use: a URL whose host or
-    port does not parse, a scheme other than http(s) and file, and an index that is a local
-    directory which does not exist (pip and uv would find nothing there; the error would then
-    blame the first requirement). A missing find-links location is reported when it is read.
-    """
-    what = f"{kind} {redact(given)!r}"
+    """:func:`source_for` ``given``, refusing what no request could use (:func:`source_problem`)
+    with an :class:`InputError` naming the kind and the location."""
+    problem = source_problem(given, kind)
+    if problem is not None:
+        raise InputError(f"{kind} {redact(given)!r}: {problem}")
+    return source_for(given, kind)
+
+
+def source_problem(given: str, kind: SourceKind) -> str | None:
+    """Why no request could use the index or find-links location ``given``, or None: a URL
+    whose host or port does not parse, an http(s) URL without a host, a scheme other than
+    http(s) and file, and a local directory (an index) or file or directory (find-links) that
+    does not exist (pip and uv would find nothing there; the error would then blame the first
+    requirement). The command line checks its options with it (naming the option)."""
     if not parses(given):
-        raise InputError(f"{what}: not a usable URL (its host or port does not parse)")
+        return "not a usable URL (its host or port does not parse)"
     source = source_for(given, kind)
     parts = urlsplit(source.url)
     if parts.scheme not in ("http", "https", "file"):
-        raise InputError(
-            f"{what}: unsupported URL scheme {parts.scheme!r}; give an http(s) URL or a "
-            "local directory"
+        return f"unsupported URL scheme {parts.scheme!r}; give an http(s) URL or a local directory"
+    if parts.scheme != "file":
+        return None if parts.hostname else "not a usable URL (it names no host)"
+    path = Path(url2pathname(parts.path))
+    if kind == "index" and not path.is_dir():
+        if "://" in given:
+            return f"no such directory {path}"
+        return (
+            "neither a URL nor an existing directory; an index is an http(s) URL or a local "
+            "directory"
         )
-    if kind == "index" and parts.scheme == "file":
-        path = Path(url2pathname(parts.path))
-        if not path.is_dir():
-            if "://" in given:
-                raise InputError(f"{what}: no such directory {path}")
-            raise InputError(
-                f"{what}: neither a URL nor an existing directory; an index is an http(s) URL "
-                "or a local directory"
-            )
-    return source
+    if kind == "find-links" and not (path.is_dir() or path.is_file()):
+        what = "neither a URL nor" if "://" not in given else "not"
+        return f"{what} an existing file or directory ({path})"
+    return None

@@ -22,11 +22,14 @@ if TYPE_CHECKING:
     from fetchplan.planner.timings import Timings
     from fetchplan.schemas.plan import Plan
 
-__all__ = ["DEFAULT_JOBS", "FormatOp", "PlanOptions", "PlanResult"]
+__all__ = ["DEFAULT_JOBS", "DEFAULT_MAX_SDIST_BUILDS", "FormatOp", "PlanOptions", "PlanResult"]
 
 FormatOp = tuple[Literal["no_binary", "only_binary"], str]
 
 DEFAULT_JOBS = 50
+DEFAULT_MAX_SDIST_BUILDS = 10
+"""Most sdists of one project whose metadata a plan prepares by a build (``--max-sdist-builds``):
+backtracking can reach every old version of a project, and each costs a build."""
 """Index and metadata requests each wait a round trip for a few kB, so many in flight keep a
 high-latency link busy; with a few hundred of them, a wider fan-out also keeps the next level
 of the dependency graph from queueing behind the current one (the large bench set: 32 -> 50
@@ -85,6 +88,10 @@ class PlanOptions:
     build_deps: bool = True
     """Resolve the build requirements of every sdist into the plan (and prepare dynamic
     metadata with them); False plans sdists alone, as files to fetch."""
+    max_sdist_builds: int = DEFAULT_MAX_SDIST_BUILDS
+    """Most sdists of one project whose metadata is prepared by their backend in one run
+    (metadata already in the cache costs no build and is not counted); a further version of
+    that project needing a build is unusable, and the resolver goes on without it."""
     output: Path = Path("plan.json")
     """Where the plan will be written: the destination is recorded relative to its directory."""
     dest: Path | None = None

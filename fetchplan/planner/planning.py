@@ -146,6 +146,7 @@ def plan(
             scratch=Path(scratch.name),
             timeout=options.timeout,
             build=options.build_deps,
+            max_builds=options.max_sdist_builds,
         )
         direct.prepare(
             session=session,

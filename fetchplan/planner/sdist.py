@@ -115,6 +115,7 @@ class SdistPlanner:
 
     ``scratch`` is a private directory for downloads (when there is no cache) and build
     environments; the caller removes it. Thread-safe: each sdist is read and prepared once.
+    ``max_builds`` bounds the sdists of one project prepared by a build (None: no bound).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class SdistPlanner:
         scratch: Path,
         timeout: float,
         build: bool = True,
+        max_builds: int | None = None,
     ) -> None:
         self._session = session
         self._context = context
@@ -133,6 +135,8 @@ class SdistPlanner:
         self._scratch = scratch
         self._timeout = timeout
         self._build = build
+        self._max_builds = max_builds
+        self._builds: dict[str, int] = {}
         self._metadata: Memo[str, DistMetadata] = Memo()
         self._files: Memo[str, _LocalFile] = Memo()
         self._facts: dict[str, SdistFacts] = {}
@@ -307,9 +311,21 @@ class SdistPlanner:
     def _prepare(
         self, link: Link, local: _LocalFile, build_system: BuildSystem
     ) -> tuple[bytes, tuple[Requirement, ...]]:
-        return self._prepare_source(
-            f"{link.name} {link.version}", link.filename, local, build_system
-        )
+        what = f"{link.name} {link.version}"
+        if self._load_prepared(local.sha256) is None:
+            self._count_build(link.name, what)
+        return self._prepare_source(what, link.filename, local, build_system)
+
+    def _count_build(self, name: str, what: str) -> None:
+        """Count one more build of project ``name``'s sdists, refusing one past the bound."""
+        with self._lock:
+            done = self._builds.get(name, 0)
+            if self._max_builds is not None and done >= self._max_builds:
+                raise SdistBuildError(
+                    f"cannot prepare the metadata of {what}: {done} sdists of {name} were "
+                    f"prepared already, the most --max-sdist-builds allows"
+                )
+            self._builds[name] = done + 1
 
     def _prepare_source(
         self, what: str, filename: str, local: _LocalFile, build_system: BuildSystem
