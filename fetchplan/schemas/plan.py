@@ -284,6 +284,10 @@ class Artifact:
     exclude: tuple[str, ...] = ()
     """A directory's paths (relative to it) left out of its source tree."""
     vcs: VcsInfo | None = None
+    subdirectory: str | None = None
+    """Where the project lies in an sdist archive (below its one top-level directory when it
+    has one) or in a project directory: the ``#subdirectory=`` fragment. A VCS commit's is
+    ``vcs.subdirectory``."""
 
     @property
     def sha256(self) -> str | None:
@@ -303,6 +307,13 @@ class Artifact:
         if (plan_dir / path).exists() or not self.url.startswith("file:"):
             return plan_dir / path
         return Path(url2pathname(urlsplit(self.url).path))
+
+    def project_dir(self, plan_dir: Path) -> Path | None:
+        """A directory artifact's project: :meth:`local_path` joined with ``subdirectory``."""
+        path = self.local_path(plan_dir)
+        if path is None or self.subdirectory is None:
+            return path
+        return path.joinpath(*self.subdirectory.split("/"))
 
     @property
     def parsed_version(self) -> Version:
@@ -353,6 +364,8 @@ class Artifact:
             d["exclude"] = list(self.exclude)
         if self.vcs is not None:
             d["vcs"] = self.vcs.to_dict()
+        if self.subdirectory is not None:
+            d["subdirectory"] = self.subdirectory
         return d
 
     @classmethod
@@ -394,6 +407,7 @@ class Artifact:
             path=d.get("path"),
             exclude=tuple(d.get("exclude", ())),
             vcs=VcsInfo.from_dict(d.get("vcs")),
+            subdirectory=d.get("subdirectory"),
         )
 
 
@@ -504,6 +518,10 @@ def _artifact_path_problems(i: int, artifact: dict[str, Any]) -> list[FieldProbl
         why = inner_path_problem(vcs["subdirectory"])
         if why is not None:
             problems.append(FieldProblem(f"artifacts[{i}].vcs.subdirectory", why))
+    if isinstance(artifact.get("subdirectory"), str):
+        why = inner_path_problem(artifact["subdirectory"])
+        if why is not None:
+            problems.append(FieldProblem(f"artifacts[{i}].subdirectory", why))
     for j, excluded in enumerate(artifact.get("exclude", ())):
         if isinstance(excluded, str):
             why = inner_path_problem(excluded)
