@@ -144,6 +144,9 @@ KIND_EDITS: list[tuple[str, dict[str, object]]] = [
     ("artifacts[0].vcs.type", {"kind": "vcs", "vcs": {**_VCS, "type": "hg"}}),
     ("artifacts[0].vcs.subdirectory", {"kind": "vcs", "vcs": {**_VCS, "subdirectory": "../up"}}),
     ("artifacts[0].vcs.subdirectory", {"kind": "vcs", "vcs": {**_VCS, "subdirectory": "/abs"}}),
+    ("artifacts[0].subdirectory", {"kind": "sdist", "subdirectory": "a/../../up"}),
+    ("artifacts[0].subdirectory", {"kind": "directory", "path": "p", "subdirectory": "/abs"}),
+    ("artifacts[0]", {"kind": "wheel", "subdirectory": "sub"}),
 ]
 
 

@@ -70,14 +70,17 @@ def _copy_verified(spec: WheelToInstall, into: Path) -> Path:
     return copy
 
 
-def _editable_directory(artifact: Artifact, plan_path: Path) -> Path:
+def _editable_directory(artifact: Artifact, plan_path: Path) -> tuple[Path, Path]:
+    """The editable's directory as the plan names it, and its project's (``subdirectory``)."""
     directory = artifact.local_path(plan_path.parent)
-    if directory is None or not directory.is_dir():
+    project = artifact.project_dir(plan_path.parent)
+    if directory is None or project is None or not project.is_dir():
+        where = artifact.path if artifact.subdirectory is None else project
         raise InstallError(
             f"{plan_path}: artifacts: {artifact.filename}: the editable's directory "
-            f"{artifact.path} is not there"
+            f"{where} is not there"
         )
-    return directory
+    return directory, project
 
 
 def _directory_build_system(directory: Path, artifact: Artifact) -> BuildSystem:
@@ -140,24 +143,27 @@ def _build_one(
         )
 
     manifest, manifest_path = selection.manifest, selection.manifest_path
-    directory = None
+    directory = project = None
+    # A directory's or commit's archive holds its project's tree already; an sdist archive's
+    # project may lie in a subdirectory of it.
+    inner = artifact.subdirectory if artifact.kind == "sdist" else None
     with tempfile.TemporaryDirectory(prefix="fetchplan-build-") as work_name:
         work = Path(work_name)
         if spec is None:
-            directory = _editable_directory(artifact, selection.plan_path)
-            build_system = _directory_build_system(directory, artifact)
+            directory, project = _editable_directory(artifact, selection.plan_path)
+            build_system = _directory_build_system(project, artifact)
         else:
             copy = _copy_verified(spec, work)
-            build_system = read_build_system(copy, artifact.filename)
+            build_system = read_build_system(copy, artifact.filename, inner)
 
         deps = closure(build_system.requires)
         wheels = match_manifest(list(deps.values()), manifest, manifest_path)
         log.info("building %s with %s", artifact.filename, ", ".join(w.filename for w in wheels))
         env = create_build_env(work / "env", wheels, python=Path(interpreter.executable))
-        if directory is None:
-            source = unpack_sdist(copy, artifact.filename, work / "src")
+        if project is None:
+            source = unpack_sdist(copy, artifact.filename, work / "src", inner)
         else:
-            source = directory
+            source = project
         backend = Backend(source, build_system, env.python, where=artifact.filename)
         if directory is None:
             asked = backend.get_requires_for_build_wheel()
@@ -172,7 +178,7 @@ def _build_one(
             built = backend.build_wheel(work / "dist")
         else:
             built = backend.build_editable(work / "dist")
-        result = _wheel_spec(built, artifact, directory)
+        result = _wheel_spec(built, artifact, project)
         final = out_dir / built.name
         shutil.move(str(built), final)
         log.info("built %s from %s", built.name, artifact.filename)

@@ -109,6 +109,21 @@ def _top_directory(names: list[str], filename: str) -> str:
     return tops.pop()
 
 
+def _project_prefix(names: list[str], filename: str, subdirectory: str | None) -> str:
+    """Where the project lies among the archive's ``names``: ``top/`` for an sdist; with a
+    ``subdirectory``, below the one top-level directory all members share (as pip strips it)
+    or below the archive's root when there is none, and the subdirectory must be there."""
+    if subdirectory is None:
+        return _top_directory(names, filename) + "/"
+    parts = [PurePosixPath(n).parts for n in names if PurePosixPath(n).parts]
+    tops = {p[0] for p in parts}
+    shared = len(tops) == 1 and any(len(p) > 1 for p in parts)
+    prefix = (tops.pop() + "/" if shared else "") + subdirectory + "/"
+    if not any(n.startswith(prefix) for n in names):
+        raise BuildError(f"{filename}: has no directory {subdirectory}")
+    return prefix
+
+
 _READ_ERRORS = (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error)
 
 
@@ -166,14 +181,15 @@ def _open_member(key: Any) -> IO[bytes]:
     return handle
 
 
-def read_build_system(archive: Path, filename: str) -> BuildSystem:
+def read_build_system(archive: Path, filename: str, subdirectory: str | None = None) -> BuildSystem:
     """The build system of the sdist at ``archive`` (``filename`` names it in errors).
 
-    Reads ``<top>/pyproject.toml`` in memory; nothing is extracted.
+    Reads ``<top>/pyproject.toml`` (``<top>/<subdirectory>/pyproject.toml``, see
+    :func:`unpack_sdist`) in memory; nothing is extracted.
     """
     with _archive_members(archive, filename) as members:
-        top = _top_directory([m[0] for m in members], filename)
-        wanted = f"{top}/pyproject.toml"
+        prefix = _project_prefix([m[0] for m in members], filename, subdirectory)
+        wanted = f"{prefix}pyproject.toml"
         for name, mode, size, key in members:
             if name != wanted or not stat.S_ISREG(mode):
                 continue
@@ -202,15 +218,19 @@ def _member_problem(name: str, mode: int) -> str | None:
     return None
 
 
-def unpack_sdist(archive: Path, filename: str, into: Path) -> Path:
+def unpack_sdist(archive: Path, filename: str, into: Path, subdirectory: str | None = None) -> Path:
     """Unpack the sdist at ``archive`` under the (empty) directory ``into``; return its tree.
+
+    With ``subdirectory`` (a relative POSIX path, already checked), the tree returned is that
+    directory: below the archive's one top-level directory when all its members share one, as
+    pip strips it, else below the archive's root.
 
     Every member is checked before anything is written: only regular files and directories
     with relative names and no ``..`` component, at most :data:`MAX_UNPACKED_BYTES` in all.
     Files keep only their executable bit. Raises :class:`BuildError` naming the member.
     """
     with _archive_members(archive, filename) as members:
-        top = _top_directory([m[0] for m in members], filename)
+        prefix = _project_prefix([m[0] for m in members], filename, subdirectory)
         total = 0
         for name, mode, size, _key in members:
             problem = _member_problem(name, mode)
@@ -236,4 +256,4 @@ def unpack_sdist(archive: Path, filename: str, into: Path) -> Path:
                         break
                     out.write(chunk)
             path.chmod(0o755 if mode & 0o111 else 0o644)
-    return into / top
+    return into.joinpath(*prefix.rstrip("/").split("/"))

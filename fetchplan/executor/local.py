@@ -74,6 +74,7 @@ def _make(artifact: Artifact, part: Path, ctx: Context) -> tuple[str, int, str]:
     source = artifact.local_path(ctx.plan_dir)
     assert source is not None
     if artifact.kind == "directory":
+        source = artifact.project_dir(ctx.plan_dir) or source
         if not source.is_dir():
             raise ArtifactFailed(artifact.destination, f"{source}: no such directory")
         sha256, size = _archive(source, part, artifact.exclude)

@@ -51,7 +51,7 @@ from fetchplan.formats._common import (
     timestamp_from_iso,
     timestamp_to_iso,
 )
-from fetchplan.schemas.plan import Artifact, Dependency, Plan, Target
+from fetchplan.schemas.plan import Artifact, Dependency, Plan, Target, inner_path_problem
 
 __all__ = ["LOCK_VERSION", "dumps_pylock", "embedded_targets", "from_pylock", "to_pylock"]
 
@@ -93,6 +93,8 @@ def _direct_entry(artifact: Artifact, members: Sequence[Artifact]) -> dict[str, 
         directory: dict[str, Any] = {"path": local.as_posix()}
         if artifact.editable:
             directory["editable"] = True
+        if artifact.subdirectory is not None:
+            directory["subdirectory"] = artifact.subdirectory
         return {"directory": directory}
     if not artifact.hashes:
         raise ExportError(
@@ -102,6 +104,8 @@ def _direct_entry(artifact: Artifact, members: Sequence[Artifact]) -> dict[str, 
     if artifact.size is not None:
         archive["size"] = artifact.size
     archive["hashes"] = dict(sorted(artifact.hashes.items()))
+    if artifact.subdirectory is not None:
+        archive["subdirectory"] = artifact.subdirectory
     return {"archive": archive}
 
 
@@ -400,7 +404,24 @@ def _artifact(
         extras=tuple((ours or {}).get("extras", ())),
         destination=info.get("destination", filename),
         direct=isinstance(dist, PackageArchive),
+        subdirectory=_archive_subdirectory(dist, kind, path, problems),
     )
+
+
+def _archive_subdirectory(
+    dist: Any, kind: str, path: str, problems: list[FieldProblem]
+) -> str | None:
+    """An archive's ``subdirectory``, when it is one fetchplan can build from."""
+    subdirectory = getattr(dist, "subdirectory", None) if isinstance(dist, PackageArchive) else None
+    if subdirectory is None:
+        return None
+    why = inner_path_problem(subdirectory)
+    if why is None and kind == "wheel":
+        why = "a wheel has no subdirectory to build"
+    if why is not None:
+        problems.append(FieldProblem(f"{path}.subdirectory", why))
+        return None
+    return str(subdirectory)
 
 
 def _dist_url(

@@ -103,7 +103,10 @@ def _direct_pin(artifact: Artifact, members: Sequence[Artifact], extras: Sequenc
             f"{members[1].filename}: {artifact.name} is a direct reference with several files"
         )
     named = f"{artifact.name}[{','.join(extras)}]" if extras else artifact.name
-    return f"{named} @ {check_url(artifact.url, artifact.filename)}"
+    url = check_url(artifact.url, artifact.filename)
+    if artifact.subdirectory is not None:
+        url += f"#subdirectory={artifact.subdirectory}"
+    return f"{named} @ {url}"
 
 
 def _install_advice(plan: Plan) -> list[str]:

@@ -49,7 +49,7 @@ from fetchplan.planner.candidates import DistMetadata
 from fetchplan.planner.directref import DirectRef, archive_name, directory_problem
 from fetchplan.planner.index import Link
 from fetchplan.planner.reqfile import ParsedRequirement, RequirementSet
-from fetchplan.planner.sdist import SdistPlanner
+from fetchplan.planner.sdist import SdistFacts, SdistPlanner
 from fetchplan.schemas.plan import Artifact, HashSource, Plan, VcsInfo
 
 __all__ = ["DirectPlanner", "relative_or_absolute"]
@@ -103,6 +103,7 @@ class DirectPlanner:
         self._refs: dict[NormalizedName, ParsedRequirement] = {}
         self._prepared: dict[NormalizedName, _Prepared] = {}
         self._by_url: dict[str, _Prepared] = {}
+        named: dict[str, ParsedRequirement] = {}
         for parsed in requirement_set.requirements:
             ref = parsed.direct
             if ref is None:
@@ -115,12 +116,24 @@ class DirectPlanner:
             name = canonicalize_name(parsed.requirement.name)
             earlier = self._refs.get(name)
             if earlier is not None and earlier.direct is not None:
-                if earlier.direct.url != ref.url or earlier.direct.revision != ref.revision:
+                if (earlier.direct.url, earlier.direct.revision, earlier.direct.subdirectory) != (
+                    ref.url,
+                    ref.revision,
+                    ref.subdirectory,
+                ):
                     raise InputError(
                         f"{parsed.source}: {name} is named by two direct references: "
                         f"'{earlier.direct.text}' ({earlier.source}) and '{ref.text}'"
                     )
                 continue
+            other = named.setdefault(ref.url, parsed)
+            if other is not parsed and other.direct is not None:
+                # One archive or directory is one artifact of the plan, its URL its key.
+                raise InputError(
+                    f"{parsed.source}: '{ref.text}' and '{other.direct.text}' "
+                    f"({other.source}) name two projects in one archive or directory; "
+                    "a plan holds one project per direct URL"
+                )
             self._refs[name] = parsed
 
     @property
@@ -198,6 +211,10 @@ class DirectPlanner:
         timeout: float,
         offline: bool,
     ) -> _Prepared:
+        if ref.kind in ("url", "file") and ref.subdirectory is not None:
+            return self._archive_subdirectory(
+                name, parsed, ref, session=session, sdists=sdists, scratch=scratch, timeout=timeout
+            )
         if ref.kind in ("url", "file"):
             return self._archive(
                 name,
@@ -210,8 +227,12 @@ class DirectPlanner:
             )
         if ref.kind == "directory":
             assert ref.path is not None
-            exclude = self._exclusions(ref.path)
-            return self._tree(name, parsed, ref, ref.path, exclude, sdists, scratch)
+            root = ref.path
+            if ref.subdirectory is not None:
+                root = ref.path.joinpath(*ref.subdirectory.split("/"))
+            exclude = self._exclusions(root)
+            prepared = self._tree(name, parsed, ref, root, exclude, sdists, scratch)
+            return replace(prepared, path=relative_or_absolute(ref.path, self._plan_dir))
         return self._vcs(name, parsed, ref, sdists, scratch, offline=offline)
 
     def _vcs(
@@ -326,7 +347,117 @@ class DirectPlanner:
             path = relative_or_absolute(ref.path, self._plan_dir)
         return _Prepared(parsed, ref, link, metadata, source, path=path)
 
-    def _tree(  # noqa: PLR0917 - one call site, each argument distinct
+    def _archive_subdirectory(
+        self,
+        name: NormalizedName,
+        parsed: ParsedRequirement,
+        ref: DirectRef,
+        *,
+        session: requests.Session,
+        sdists: SdistPlanner,
+        scratch: Path,
+        timeout: float,
+    ) -> _Prepared:
+        """An archive whose project lies in ``ref.subdirectory``: the archive hashed (and
+        downloaded, for a URL), unpacked, and the project's tree prepared as a directory's;
+        the plan's file stays the archive, built from that subdirectory at install."""
+        from fetchplan.build.errors import BuildError
+        from fetchplan.build.source import unpack_sdist
+
+        assert ref.subdirectory is not None
+        filename = ref.path.name if ref.path is not None else archive_name(ref.url)
+        expected = self._expected_sha256(parsed, ref)
+        if ref.path is not None:
+            archive = ref.path
+        else:
+            archive = self._download(ref, expected, session, scratch, timeout)
+        sha256, size = sha256_file(archive), archive.stat().st_size
+        if expected is not None and sha256 != expected:
+            raise InputError(
+                f"{parsed.source}: '{ref.text}': hash mismatch: {filename} has sha256 "
+                f"{sha256}, not {expected}"
+            )
+        self._check_given(parsed, ref, sha256)
+        unpacked = Path(tempfile.mkdtemp(dir=scratch, prefix="unpacked-"))
+        try:
+            root = unpack_sdist(archive, filename, unpacked, ref.subdirectory)
+        except BuildError as exc:
+            raise InputError(f"{parsed.source}: '{ref.text}': {exc}") from None
+        problem = directory_problem(root)
+        if problem is not None:
+            raise InputError(
+                f"{parsed.source}: '{ref.text}': {filename}: {ref.subdirectory} {problem}"
+            )
+        metadata, facts = self._tree_metadata(name, parsed, ref, root, (), sdists, scratch)
+        link = Link(
+            filename=filename,
+            url=ref.url,
+            index=ref.url,
+            name=name,
+            version=metadata.version,
+            kind="sdist",
+            hashes={"sha256": sha256},
+            size=size,
+            requires_python=None
+            if metadata.requires_python is None
+            else str(metadata.requires_python),
+        )
+        metadata = replace(metadata, sha256=sha256, total_size=size)
+        sdists.register(link, metadata, facts)
+        source: HashSource = "computed"
+        if expected is not None:
+            source = "url" if "sha256" in ref.hashes else "requirements"
+        path = None if ref.path is None else relative_or_absolute(ref.path, self._plan_dir)
+        return _Prepared(parsed, ref, link, metadata, source, path=path)
+
+    @staticmethod
+    def _expected_sha256(parsed: ParsedRequirement, ref: DirectRef) -> str | None:
+        """The sha256 the user stated: the URL's fragment, or a single ``--hash``."""
+        given = set(parsed.hashes.get("sha256", ()))
+        fragment = ref.hashes.get("sha256")
+        if fragment is not None:
+            if given and fragment not in given:
+                raise InputError(
+                    f"{parsed.source}: '{ref.text}': the URL's #sha256={fragment} is not among "
+                    "the requirement's --hash values"
+                )
+            return fragment
+        return next(iter(given)) if len(given) == 1 else None
+
+    @staticmethod
+    def _check_given(parsed: ParsedRequirement, ref: DirectRef, sha256: str) -> None:
+        given = set(parsed.hashes.get("sha256", ()))
+        if given and sha256 not in given:
+            raise InputError(
+                f"{parsed.source}: '{ref.text}': hash mismatch: the file has sha256 "
+                f"{sha256}, not any of the requirement's --hash values"
+            )
+
+    @staticmethod
+    def _download(
+        ref: DirectRef,
+        sha256: str | None,
+        session: requests.Session,
+        scratch: Path,
+        timeout: float,
+    ) -> Path:
+        from fetchplan.errors import NetworkError
+        from fetchplan.planner.http import BodyTooLarge, download_file
+
+        into = Path(tempfile.mkdtemp(dir=scratch, prefix="archive-"))
+        log.info("downloading %s to read its subdirectory %s", ref.url, ref.subdirectory)
+        try:
+            with download_file(session, ref.url, into, sha256=sha256, timeout=timeout) as (
+                path,
+                _hashed,
+            ):
+                final = into / archive_name(ref.url)
+                os.replace(path, final)
+        except BodyTooLarge as exc:
+            raise NetworkError(str(exc)) from None
+        return final
+
+    def _tree_metadata(  # noqa: PLR0917 - each argument distinct
         self,
         name: NormalizedName,
         parsed: ParsedRequirement,
@@ -335,9 +466,9 @@ class DirectPlanner:
         exclude: tuple[str, ...],
         sdists: SdistPlanner,
         scratch: Path,
-        *,
-        vcs: VcsInfo | None = None,
-    ) -> _Prepared:
+    ) -> tuple[DistMetadata, SdistFacts]:
+        """The metadata of the project at ``root``, prepared from its source tree's archive
+        (whose sha256 and size the metadata carries), and what building it needs."""
         trees = scratch / "trees"
         trees.mkdir(parents=True, exist_ok=True)
         fd, archive_name_ = tempfile.mkstemp(dir=trees, prefix=f"{name}-", suffix=".tar")
@@ -365,6 +496,24 @@ class DirectPlanner:
             sha256=sha256,
             json=md.metadata_json(raw),
         )
+        return metadata, facts
+
+    def _tree(  # noqa: PLR0917 - one call site, each argument distinct
+        self,
+        name: NormalizedName,
+        parsed: ParsedRequirement,
+        ref: DirectRef,
+        root: Path,
+        exclude: tuple[str, ...],
+        sdists: SdistPlanner,
+        scratch: Path,
+        *,
+        vcs: VcsInfo | None = None,
+    ) -> _Prepared:
+        metadata, facts = self._tree_metadata(name, parsed, ref, root, exclude, sdists, scratch)
+        sha256, size = metadata.sha256, metadata.total_size
+        assert sha256 is not None
+        meta = metadata
         if vcs is not None:
             filename = f"{name}-{meta.version}-git-{vcs.commit_id[:12]}.src.tar"
             url = vcs.url
@@ -420,6 +569,7 @@ class DirectPlanner:
                     path=prepared.path,
                     exclude=prepared.exclude,
                     vcs=prepared.vcs,
+                    subdirectory=None if prepared.vcs is not None else prepared.ref.subdirectory,
                     hash_source=prepared.hash_source if artifact.sha256 else None,
                 )
             )

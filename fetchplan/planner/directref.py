@@ -165,12 +165,21 @@ def directory_problem(directory: Path) -> str | None:
 
 
 def _local(
-    path: Path, where: str, text: str, *, editable: bool, hashes: dict[str, str]
+    path: Path,
+    where: str,
+    text: str,
+    *,
+    editable: bool,
+    hashes: dict[str, str],
+    subdirectory: str | None = None,
 ) -> DirectRef:
     if not path.exists():
         raise InputError(f"{where}: '{text}': no such file or directory")
     if path.is_dir():
-        problem = directory_problem(path)
+        project = path if subdirectory is None else path.joinpath(*subdirectory.split("/"))
+        if subdirectory is not None and not project.is_dir():
+            raise InputError(f"{where}: '{text}': {path} has no directory {subdirectory}")
+        problem = directory_problem(project)
         if problem is not None:
             raise InputError(f"{where}: '{text}': the directory {problem}")
         return DirectRef(
@@ -179,14 +188,33 @@ def _local(
             text=text,
             path=path,
             editable=editable,
+            subdirectory=subdirectory,
         )
     if editable:
         raise InputError(f"{where}: '{text}': an editable requirement must be a directory")
-    if not path.name.endswith(ARCHIVE_SUFFIXES):
+    _check_archive_name(path.name, where, text, subdirectory)
+    return DirectRef(
+        kind="file",
+        url=path_to_url(path),
+        text=text,
+        path=path,
+        hashes=hashes,
+        subdirectory=subdirectory,
+    )
+
+
+def _check_archive_name(filename: str, where: str, text: str, subdirectory: str | None) -> None:
+    """Refuse a file that is no wheel or sdist, and a wheel with ``#subdirectory=``."""
+    if not filename.endswith(ARCHIVE_SUFFIXES):
         raise InputError(
-            f"{where}: '{text}': {path.name} is not a wheel or an sdist (.tar.gz, .zip)"
+            f"{where}: '{text}': {filename or 'the URL'} is not a wheel or an sdist "
+            "(.whl, .tar.gz, .zip)"
         )
-    return DirectRef(kind="file", url=path_to_url(path), text=text, path=path, hashes=hashes)
+    if subdirectory is not None and filename.endswith(".whl"):
+        raise InputError(
+            f"{where}: '{text}': #subdirectory= names a project inside a source archive; "
+            f"{filename} is a wheel"
+        )
 
 
 def _name_from_archive(filename: str) -> str | None:
@@ -207,7 +235,7 @@ def _reference(
     if lower.startswith(_VCS_SCHEMES):
         return _vcs_reference(location, where, shown, editable=editable)
     if "://" in location or lower.startswith("file:"):
-        return _url_reference(location, where, shown, editable=editable)
+        return _url_reference(location, where, shown, editable=editable, reader=reader)
     path = Path(os.path.normpath(base_dir / Path(location).expanduser()))
     ref = _local(path, where, shown, editable=editable, hashes={})
     if ref.kind == "file":
@@ -246,29 +274,42 @@ def _vcs_reference(
 
 
 def _url_reference(
-    location: str, where: str, shown: str, *, editable: bool
+    location: str, where: str, shown: str, *, editable: bool, reader: Reader
 ) -> tuple[DirectRef, str | None]:
     """The reference of a ``file:`` or http(s) URL and the name it implies."""
     parts = urlsplit(location)
     hashes, egg, subdirectory = _fragment(parts.fragment, where, shown)
-    if subdirectory is not None:
-        raise InputError(f"{where}: '{shown}': #subdirectory= is only supported for VCS URLs")
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise InputError(f"{where}: '{shown}': a file:// URL must name a local path")
         path = Path(os.path.normpath(url2pathname(parts.path)))
-        ref = _local(path, where, shown, editable=editable, hashes=hashes)
-        return ref, egg or (_name_from_archive(path.name) if ref.kind == "file" else None)
+        ref = _local(
+            path, where, shown, editable=editable, hashes=hashes, subdirectory=subdirectory
+        )
+        if egg is not None:
+            return ref, egg
+        if ref.kind == "directory":
+            project = path if subdirectory is None else path.joinpath(*subdirectory.split("/"))
+            return ref, _static_name(project, reader)
+        # The archive's name is not the project's when the project lies inside it.
+        return ref, (_name_from_archive(path.name) if subdirectory is None else None)
     if parts.scheme not in ("http", "https"):
         raise InputError(f"{where}: '{shown}': unsupported URL scheme {parts.scheme!r}")
     if editable:
         raise InputError(f"{where}: '{shown}': an editable requirement must be a directory")
-    ref = _http_reference(location, parts, where, shown, hashes)
-    return ref, egg or _name_from_archive(archive_name(ref.url))
+    ref = _http_reference(location, parts, where, shown, hashes, subdirectory)
+    if egg is not None or subdirectory is not None:
+        return ref, egg
+    return ref, _name_from_archive(archive_name(ref.url))
 
 
-def _http_reference(
-    location: str, parts: SplitResult, where: str, shown: str, hashes: dict[str, str]
+def _http_reference(  # noqa: PLR0917 - one call site
+    location: str,
+    parts: SplitResult,
+    where: str,
+    shown: str,
+    hashes: dict[str, str],
+    subdirectory: str | None,
 ) -> DirectRef:
     """The reference of an http(s) archive URL: no credentials, a wheel or sdist name."""
     _clean, credentials = split_credentials(location)
@@ -278,19 +319,14 @@ def _http_reference(
             "(use ~/.netrc or keyring)"
         )
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
-    filename = archive_name(url)
-    if not filename.endswith(ARCHIVE_SUFFIXES):
-        raise InputError(
-            f"{where}: '{shown}': {filename or 'the URL'} is not a wheel or an sdist "
-            "(.whl, .tar.gz, .zip)"
-        )
-    return DirectRef(kind="url", url=url, text=shown, hashes=hashes)
+    _check_archive_name(archive_name(url), where, shown, subdirectory)
+    return DirectRef(kind="url", url=url, text=shown, hashes=hashes, subdirectory=subdirectory)
 
 
 def requirement_url(ref: DirectRef) -> str:
     """The URL a PEP 508 requirement writes for ``ref`` (``git+URL@rev`` for VCS)."""
     if ref.kind != "vcs":
-        return ref.url
+        return ref.url + (f"#subdirectory={ref.subdirectory}" if ref.subdirectory else "")
     url = f"git+{ref.url}" + (f"@{ref.revision}" if ref.revision else "")
     return url + (f"#subdirectory={ref.subdirectory}" if ref.subdirectory else "")
 
@@ -340,7 +376,7 @@ def parse_direct(
     location, extras = _split_extras(location)
     ref, name = _reference(location, where, base_dir, editable=editable, reader=reader)
     if name is None:
-        hint = "name @ " + ref.url if ref.kind != "vcs" else f"name @ git+{ref.url}"
+        hint = "name @ " + requirement_url(ref)
         raise InputError(
             f"{where}: '{shown}': cannot tell the project's name without building it; "
             f"write it as '{redact(hint)}'" + (" or add #egg=name" if ref.kind == "vcs" else "")

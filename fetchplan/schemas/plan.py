@@ -292,6 +292,10 @@ class Artifact:
     path: str | None = None
     exclude: tuple[str, ...] = ()
     vcs: VcsInfo | None = None
+    subdirectory: str | None = None
+    """Where the project lies in an sdist archive (below its one top-level directory when it
+    has one) or in a project directory: the ``#subdirectory=`` fragment. A VCS commit's is
+    ``vcs.subdirectory``."""
 
     @property
     def sha256(self) -> str | None:
@@ -311,6 +315,13 @@ class Artifact:
         if (plan_dir / path).exists() or not self.url.startswith("file:"):
             return plan_dir / path
         return Path(url2pathname(urlsplit(self.url).path))
+
+    def project_dir(self, plan_dir: Path) -> Path | None:
+        """A directory artifact's project: :meth:`local_path` joined with ``subdirectory``."""
+        path = self.local_path(plan_dir)
+        if path is None or self.subdirectory is None:
+            return path
+        return path.joinpath(*self.subdirectory.split("/"))
 
     @property
     def parsed_version(self) -> Version:
@@ -361,6 +372,8 @@ class Artifact:
             d["exclude"] = list(self.exclude)
         if self.vcs is not None:
             d["vcs"] = self.vcs.to_dict()
+        if self.subdirectory is not None:
+            d["subdirectory"] = self.subdirectory
         return d
 
     @classmethod
@@ -402,6 +415,7 @@ class Artifact:
             path=d.get("path"),
             exclude=tuple(d.get("exclude", ())),
             vcs=VcsInfo.from_dict(d.get("vcs")),
+            subdirectory=d.get("subdirectory"),
         )
 
 
@@ -515,6 +529,10 @@ def _artifact_path_problems(i: int, artifact: dict[str, Any]) -> list[FieldProbl
         why = inner_path_problem(vcs["subdirectory"])
         if why is not None:
             problems.append(FieldProblem(f"artifacts[{i}].vcs.subdirectory", why))
+    if isinstance(artifact.get("subdirectory"), str):
+        why = inner_path_problem(artifact["subdirectory"])
+        if why is not None:
+            problems.append(FieldProblem(f"artifacts[{i}].subdirectory", why))
     for j, excluded in enumerate(artifact.get("exclude", ())):
         if isinstance(excluded, str):
             why = inner_path_problem(excluded)
