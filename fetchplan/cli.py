@@ -177,6 +177,9 @@ def entry_point() -> None:
     after planning the benchmark's large set). Only here: tests call :func:`main` in-process, where
     frozen objects would never be collected.
     """
+    from fetchplan import _malloc
+
+    _malloc.tune()
     code = main()
     gc.freeze()
     raise SystemExit(code)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fetchplan import __version__, cli
+from fetchplan import __version__, _malloc, cli
 
 
 def test_version_and_help() -> None:
@@ -25,12 +25,26 @@ def test_version_and_help() -> None:
 def test_entry_point_exits_with_the_code_of_main_and_freezes_the_heap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli, "main", lambda: 3)
+    calls: list[str] = []
+
+    # The allocator is tuned for the whole process, before main: not this test process's.
+    def tune() -> bool:
+        calls.append("tune")
+        return True
+
+    monkeypatch.setattr(_malloc, "tune", tune)
+
+    def main() -> int:
+        calls.append("main")
+        return 3
+
+    monkeypatch.setattr(cli, "main", main)
     assert gc.get_freeze_count() == 0
     try:
         with pytest.raises(SystemExit) as exited:
             cli.entry_point()
         assert exited.value.code == 3
+        assert calls == ["tune", "main"]
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
