@@ -19,7 +19,6 @@ Only the command-line entry point calls it: it changes the whole process.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 __all__ = ["tune"]
