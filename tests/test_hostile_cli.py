@@ -196,3 +196,19 @@ def test_sdist_builds_per_project_are_capped_while_backtracking(
     assert len(lines) == 1, out.stderr
     assert "lib 4.0" in lines[0] and "--max-sdist-builds" in lines[0]
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_find_links_file_past_the_page_limit_is_refused_in_one_line(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    from fetchplan._limits import MAX_PAGE_BYTES
+
+    page = tmp_path / "links.html"
+    with page.open("wb") as f:
+        f.truncate(MAX_PAGE_BYTES + 1)  # sparse: no disk used
+    out = run_cli("plan", "lib", "--isolated", "--no-index", "-f", str(page), "-o", "plan.json")
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "links.html" in lines[0] and "larger than the 128 MiB" in lines[0]
+    assert not (tmp_path / "plan.json").exists()

@@ -139,3 +139,43 @@ def test_alias_bomb_is_refused_in_bounded_memory(
     )
     _assert_one_line(done, "bomb.yaml")
     assert "aliases" in done.stderr
+
+
+TOML_DOCUMENTS = [n for n in DOCUMENTS if n.endswith(".toml")]
+
+
+@pytest.mark.parametrize("name", TOML_DOCUMENTS)
+def test_pyproject_and_lock_inputs_refuse_in_one_line(
+    name: str, tmp_path: Path, run_cli: RunCli
+) -> None:
+    # pyproject.toml as -r, as an argument and for --group, and a pylock.toml for --from: each
+    # a TOML reader of its own before, which let tomllib's errors through as tracebacks.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(DOCUMENTS[name]())
+    (tmp_path / "pylock.toml").write_text(DOCUMENTS[name]())
+    offline = ("--isolated", "--no-index", "-f", str(tmp_path), "-o", "plan.json")
+    pyproject = str(project / "pyproject.toml")
+    for args, shown in (
+        (("-r", pyproject), pyproject),
+        ((pyproject,), pyproject),
+        (("--group", f"{pyproject}:dev"), pyproject),
+        (("lib", "--from", "pylock.toml"), "pylock.toml"),
+    ):
+        done = run_cli("plan", *args, *offline)
+        _assert_one_line(done, shown)
+        assert done.returncode == 2
+        assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("name", ["bomb.yaml", "deep.json", "int.json"])
+def test_install_of_a_bundle_with_a_hostile_bundle_json_is_one_line(
+    name: str, tmp_path: Path, run_cli: RunCli
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text(DOCUMENTS[name]())
+    done = run_cli("install", "bundle", "--venv", "env")
+    _assert_one_line(done, "bundle: failed verification: ")
+    assert "bundle.json" in done.stderr
+    assert not (tmp_path / "env").exists()

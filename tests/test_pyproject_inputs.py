@@ -233,7 +233,7 @@ def test_groups_combine_with_the_project(
         ),
         ("[tool.x]\n", ("-r", "pyproject.toml"), "pyproject.toml: no [project] table"),
         (PYPROJECT, ("sub/pyproject.toml",), "sub/pyproject.toml: cannot read: No such file"),
-        ("[project\n", ("-r", "pyproject.toml"), "pyproject.toml: not valid TOML"),
+        ("[project\n", ("-r", "pyproject.toml"), "pyproject.toml: (document): not valid TOML"),
         (PYPROJECT, ("--group", "other.toml:lint"), "the path must name a pyproject.toml"),
     ],
     ids=[

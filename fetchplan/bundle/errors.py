@@ -15,12 +15,15 @@ class BundleError(FetchplanError):
 
 class BundleInvalid(BundleError):
     """A bundle failed verification; ``problems`` holds one line per problem, each naming
-    its file. ``str()`` is a headline followed by those lines."""
+    its file. ``str()`` is one line for one problem, else a headline followed by those lines."""
 
     def __init__(self, where: str, problems: Sequence[str]) -> None:
         self.where = where
         self.problems = tuple(problems)
         count = len(self.problems)
-        lines = [f"{where}: failed verification ({count} problem{'s' if count != 1 else ''})"]
+        if count == 1:
+            super().__init__(f"{where}: failed verification: {self.problems[0]}")
+            return
+        lines = [f"{where}: failed verification ({count} problems)"]
         lines.extend(self.problems)
         super().__init__("\n".join(lines))

@@ -133,6 +133,19 @@ class IndexUnavailable(NetworkError):
     """An index did not answer usefully, after the retries the session allows."""
 
 
+def _read_local_page(path: Path, url: str) -> bytes:
+    """A local index page or find-links file, refused past :data:`MAX_PAGE_BYTES` (as a page
+    from a server is) before more than that is read."""
+    with path.open("rb") as f:
+        data = f.read(MAX_PAGE_BYTES + 1)
+    if len(data) > MAX_PAGE_BYTES:
+        raise IndexUnavailable(
+            f"{redact(url)}: larger than the {MAX_PAGE_BYTES // (1024 * 1024)} MiB an index "
+            "page may have"
+        )
+    return data
+
+
 ProjectStatus = tuple[str, str | None]
 """A PEP 792 project status other than ``active``, and the index's reason (or None)."""
 
@@ -1246,7 +1259,7 @@ class IndexClient:
             if not path.is_file():
                 continue
             try:
-                data = path.read_bytes()
+                data = _read_local_page(path, url + page)
             except OSError as exc:
                 raise IndexUnavailable(f"index {url}: cannot read {page}: {exc}") from exc
             if self._timings is not None:
@@ -1290,7 +1303,10 @@ class IndexClient:
                     self._timings.record_request("LIST", url, 200, started, 0)
                 return tuple(links)
             if path.is_file():
-                text = path.read_text("utf-8", "replace")
+                try:
+                    text = _read_local_page(path, url).decode("utf-8", "replace")
+                except OSError as exc:
+                    raise IndexUnavailable(f"find-links location {url}: {exc}") from exc
                 if self._timings is not None:
                     self._timings.record_request("READ", url, 200, started, len(text))
                 return tuple(parse_html_page(text, url, url))

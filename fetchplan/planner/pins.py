@@ -16,7 +16,6 @@ reads the file.
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from fetchplan._parse import load_toml
 from fetchplan.errors import FetchplanError, FileFormatError, InputError
 from fetchplan.planner import reqfile
 
@@ -145,10 +145,7 @@ def preferences_from_text(text: str, filename: str, base_dir: Path) -> Preferenc
             raise FileFormatError(filename, problems)
         return _from_plan(document)
     if filename.lower().endswith(".toml"):
-        try:
-            return _from_pylock(tomllib.loads(text), filename)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{filename}: not valid TOML: {exc}") from None
+        return _from_pylock(load_toml(text, filename), filename)
     parsed = reqfile.parse_requirements_text(text, filename, base_dir)
     return _from_requirements((*parsed.requirements, *parsed.constraints))
 

@@ -17,7 +17,6 @@ project.dependencies[2]``, where requirements files give a line number.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from packaging.dependency_groups import DependencyGroupResolver
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
 
+from fetchplan._parse import load_toml
 from fetchplan.errors import InputError
 from fetchplan.planner.reqfile import ParsedRequirement
 
@@ -60,10 +60,8 @@ def read_pyproject(path: Path) -> str:
 
 
 def _load(text: str, display: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{display}: not valid TOML: {exc}") from None
+    # Bounded: no nesting, integer or dotted key past the readers' limits (one line each).
+    return load_toml(text, display)
 
 
 def _requirement(text: object, where: str) -> Requirement:
