@@ -242,3 +242,83 @@ def test_exclude_newer_and_min_age_report_direct_artifacts_as_of_unknown_age(
     done = run_cli("audit", "b.json", "--policy", policy, "--format", "json")
     found = {v["project"]: v["message"] for v in json.loads(done.stdout)["violations"]}
     assert found["alpha"].startswith("a direct reference (local archive) has no upload time")
+
+
+# -- direct references in constraints and in a dependency's metadata --------------------------
+
+
+def test_constraint_with_a_url_is_the_projects_file_as_pip_resolves(
+    served: Served,  # noqa: F811
+    run_cli: RunCli,
+    tmp_path: Path,
+) -> None:
+    server, files = served
+    wheel = next(files.glob("alpha-*.whl"))
+    url = server.file_url(wheel.name)
+    # pip and uv take 'name @ URL' in a constraints file: the file when the project is needed.
+    # A constraint on a project nothing requires brings nothing in.
+    gamma = _project(tmp_path / "gamma")
+    (tmp_path / "c.txt").write_text(f"alpha @ {url}\ngamma @ {gamma.as_uri()}\n")
+    (tmp_path / "requirements.txt").write_text("-c c.txt\nalpha\n")
+    plan, python = _plan_fetch_install(
+        run_cli, tmp_path, server.index_url, "-r", "requirements.txt"
+    )
+    alpha = next(a for a in plan.artifacts if a.name == "alpha")
+    assert (alpha.url, alpha.direct, alpha.requested, alpha.hash_source) == (
+        url,
+        True,
+        True,
+        "computed",
+    )
+    assert {a.name for a in plan.artifacts} == {"alpha", "beta"}
+    _pip_check_and_import(python, "alpha")
+    pips = _pips_report(tmp_path, server.index_url, "-c", "c.txt", "alpha")
+    assert _identities(json.loads(export_plan(plan, "pip-report"))) == _identities(pips)
+
+    # An unnamed constraint is refused, as pip and uv refuse it.
+    (tmp_path / "c.txt").write_text(f"{url}\n")
+    done = run_cli(
+        "plan", "-r", "requirements.txt", "--index-url", server.index_url, "-o", "x.json"
+    )
+    assert done.returncode != 0 and not (tmp_path / "x.json").exists()
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("fetchplan: error: c.txt:1: unnamed requirements are not allowed")
+
+
+def test_dependency_by_url_in_metadata_is_followed_as_pip_resolves(
+    nginx_server: MakeNginxServer,
+    run_cli: RunCli,
+    tmp_path: Path,
+) -> None:
+    dists = tmp_path / "dists"
+    beta = build_wheel(dists, Dist("beta", "2.0"))
+    server = nginx_server([beta])
+    alpha = build_wheel(server.root / "files", Dist("alpha", "1.0", requires=["beta>=2"]))
+    url = server.file_url(alpha.name)
+    outer = build_wheel(server.root / "files", Dist("outer", "1.0", requires=[f"alpha @ {url}"]))
+    requirement = f"outer @ {server.file_url(outer.name)}"
+    plan, python = _plan_fetch_install(run_cli, tmp_path, server.index_url, requirement)
+    found = {a.name: (a.direct, a.requested) for a in plan.artifacts}
+    assert found == {"outer": (True, True), "alpha": (True, False), "beta": (False, False)}
+    assert next(a for a in plan.artifacts if a.name == "alpha").url == url
+    _pip_check_and_import(python, "alpha")
+    assert _direct_url(python, "alpha")["url"] == url
+    pips = _pips_report(tmp_path, server.index_url, requirement)
+    assert _identities(json.loads(export_plan(plan, "pip-report"))) == _identities(pips)
+
+    # A dependency's URL that does not answer: one line naming the project that asks for it.
+    missing = server.file_url("gone/alpha-1.0-py3-none-any.whl")
+    outer2 = build_wheel(dists, Dist("outer", "2.0", requires=[f"alpha @ {missing}"]))
+    shutil.copy(outer2, server.root / "files")
+    done = run_cli(
+        "plan",
+        f"outer @ {server.file_url(outer2.name)}",
+        "--index-url",
+        server.index_url,
+        "-o",
+        "bad.json",
+    )
+    assert done.returncode != 0 and not (tmp_path / "bad.json").exists()
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("fetchplan: error: outer 2.0 (its metadata's Requires-Dist): alpha:")
+    assert "404" in last

@@ -241,3 +241,91 @@ def test_without_the_sbom_extra_the_export_is_one_line_naming_it(tmp_path: Path)
     assert done.stderr.count("\n") == 1, done.stderr
     assert "fetchplan[sbom]" in done.stderr and "cyclonedx" in done.stderr, done.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plan.json"]
+
+
+def test_direct_kinds_have_the_purl_spec_qualifiers_and_validate() -> None:
+    from fetchplan.schemas.plan import VcsInfo
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    archive_url = "https://host.example.org/mono-main.tar.gz"
+    artifacts = (
+        _artifact(
+            "app-1.0-py3-none-any.whl",
+            requested=True,
+            direct=True,
+            url=f"{FILES}/app-1.0-py3-none-any.whl",
+            index=f"{FILES}/app-1.0-py3-none-any.whl",
+            hash_source="url",
+        ),
+        _artifact(
+            "mono-main.tar.gz",
+            name=canonicalize_name("lib"),
+            version="2.0",
+            direct=True,
+            url=archive_url,
+            index=archive_url,
+            subdirectory="libs/lib",
+        ),
+        _artifact(
+            "local-1.0.src.tar",
+            version="1.0",
+            kind="directory",
+            direct=True,
+            editable=True,
+            url="file:///src/local",
+            index="file:///src/local",
+            path="/src/local",
+            hash_source="computed",
+        ),
+        _artifact(
+            "gitpkg-1.2.src.tar",
+            version="1.2",
+            kind="vcs",
+            direct=True,
+            url="https://git.example.org/org/gitpkg.git",
+            index="https://git.example.org/org/gitpkg.git",
+            hash_source="computed",
+            vcs=VcsInfo(
+                type="git",
+                url="https://git.example.org/org/gitpkg.git",
+                commit_id=commit,
+                requested_revision="v1.2",
+            ),
+        ),
+    )
+    plan = Plan(
+        created="2026-02-03T04:05:06Z",
+        inputs=Inputs(requirements=("app",)),
+        targets=(LINUX,),
+        indexes=(IndexRef(url=INDEX),),
+        destination="wheels",
+        artifacts=artifacts,
+    )
+    document = _valid(dumps_cyclonedx(plan))
+    by_name = {c["name"]: c for c in document["components"]}
+    assert set(by_name) == {"app", "lib", "local", "gitpkg"}
+    assert by_name["app"]["purl"] == (
+        "pkg:pypi/app@1.0?download_url=https://files.example.org/packages/"
+        "app-1.0-py3-none-any.whl&file_name=app-1.0-py3-none-any.whl"
+    )
+    assert by_name["lib"]["purl"] == (
+        f"pkg:pypi/lib@2.0?download_url={archive_url}&file_name=mono-main.tar.gz"
+    )
+    assert ("fetchplan:subdirectory", "libs/lib") in _props(by_name["lib"])
+    assert by_name["lib"]["externalReferences"][0]["url"] == archive_url
+    # The purl spec's vcs_url: the VCS tool, the repository and the commit.
+    assert by_name["gitpkg"]["purl"] == (
+        f"pkg:pypi/gitpkg@1.2?vcs_url=git%2Bhttps://git.example.org/org/gitpkg.git%40{commit}"
+    )
+    assert by_name["gitpkg"]["externalReferences"] == [
+        {"type": "vcs", "url": "https://git.example.org/org/gitpkg.git"}
+    ]
+    assert ("fetchplan:vcs:commit_id", commit) in _props(by_name["gitpkg"])
+    # A local directory has no download URL: the bare purl, its path a property.
+    assert by_name["local"]["purl"] == "pkg:pypi/local@1.0"
+    assert "externalReferences" not in by_name["local"]
+    assert ("fetchplan:path", "/src/local") in _props(by_name["local"])
+    assert ("fetchplan:editable", "true") in _props(by_name["local"])
+    for component in by_name.values():
+        assert ("fetchplan:direct", "true") in _props(component)
+        assert component["bom-ref"] == component["purl"]

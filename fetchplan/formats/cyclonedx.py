@@ -9,6 +9,9 @@ has no field for a file's size, the index, the upload time or the targets, so th
 properties in fetchplan's namespace (``fetchplan:size``, ``fetchplan:index``,
 ``fetchplan:target`` once per target served...). Build dependencies are included with scope
 ``excluded`` (CycloneDX's "not part of the runtime") and ``fetchplan:build_dependency``.
+Direct references (``fetchplan:direct``): an archive keeps ``download_url``; a VCS commit's
+purl has the purl spec's ``vcs_url`` (``git+URL@commit``) and a ``vcs`` reference; a local
+directory, with nothing to download, the bare purl and its ``fetchplan:path``.
 
 The dependency graph: the root (the plan) depends on the requested projects, and each
 component on every component of the projects its metadata requires that serves one of its
@@ -45,16 +48,19 @@ _NAMESPACE = uuid.UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
 
 
 def purl_of(artifact: Artifact) -> str:
-    """The artifact's package URL: ``pkg:pypi/name@version?download_url=...&file_name=...``."""
+    """The artifact's package URL: ``pkg:pypi/name@version?download_url=...&file_name=...``
+    for a file (a direct archive too); for a VCS commit the purl spec's ``vcs_url``
+    qualifier (``git+URL@commit``); for a local directory, which has no download URL, the
+    bare ``pkg:pypi/name@version``."""
     from packageurl import PackageURL
 
+    qualifiers: dict[str, str] = {}
+    if artifact.vcs is not None:
+        qualifiers["vcs_url"] = f"git+{artifact.vcs.url}@{artifact.vcs.commit_id}"
+    elif artifact.kind != "directory":
+        qualifiers = {"download_url": artifact.url, "file_name": artifact.filename}
     return str(
-        PackageURL(
-            type="pypi",
-            name=artifact.name,
-            version=artifact.version,
-            qualifiers={"download_url": artifact.url, "file_name": artifact.filename},
-        )
+        PackageURL(type="pypi", name=artifact.name, version=artifact.version, qualifiers=qualifiers)
     )
 
 
@@ -172,15 +178,46 @@ def _artifact_properties(artifact: Artifact) -> list[Any]:
             ),
             ("yanked", "true" if artifact.yanked else None),
             ("build_dependency", "true" if artifact.build_dependency else None),
+            ("direct", "true" if artifact.direct else None),
+            ("editable", "true" if artifact.editable else None),
+            ("path", artifact.path),
+            ("subdirectory", artifact.subdirectory),
+            *_vcs_properties(artifact),
             *(("target", t) for t in artifact.targets or ()),
             *(("build_target", t) for t in artifact.build_targets or ()),
         ]
     )
 
 
+def _vcs_properties(artifact: Artifact) -> list[tuple[str, str | None]]:
+    if artifact.vcs is None:
+        return []
+    return [
+        ("vcs:requested_revision", artifact.vcs.requested_revision),
+        ("vcs:commit_id", artifact.vcs.commit_id),
+        ("vcs:subdirectory", artifact.vcs.subdirectory),
+    ]
+
+
+def _references(artifact: Artifact, hashes: list[Any]) -> list[Any]:
+    """A file's ``distribution`` reference (with its hashes); a commit's repository as a
+    ``vcs`` reference; none for a local directory (its digest is of fetchplan's source
+    archive, which nobody downloads)."""
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+
+    if artifact.vcs is not None:
+        return [ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(artifact.vcs.url))]
+    if artifact.kind == "directory":
+        return []
+    return [
+        ExternalReference(
+            type=ExternalReferenceType.DISTRIBUTION, url=XsUri(artifact.url), hashes=hashes
+        )
+    ]
+
+
 def _component(artifact: Artifact) -> Component:
     """The library component of one planned file."""
-    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
     from cyclonedx.model.component import Component, ComponentScope, ComponentType
     from packageurl import PackageURL
 
@@ -198,13 +235,7 @@ def _component(artifact: Artifact) -> Component:
         description=summary if isinstance(summary, str) else None,
         hashes=hashes,
         licenses=_licenses(artifact.metadata),
-        external_references=[
-            ExternalReference(
-                type=ExternalReferenceType.DISTRIBUTION,
-                url=XsUri(artifact.url),
-                hashes=hashes,
-            )
-        ],
+        external_references=_references(artifact, hashes),
         properties=properties,
     )
 

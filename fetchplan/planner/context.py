@@ -176,6 +176,7 @@ class ResolveContext:
             overrides=overrides,
             no_deps=no_deps,
             preferred=preferred,
+            direct=lambda name: self.direct(name) is not None,
         )
         try:
             resolution = resolve(

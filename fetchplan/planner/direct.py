@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
+from packaging.requirements import Requirement
 from packaging.utils import (
     NormalizedName,
     canonicalize_name,
@@ -46,7 +47,12 @@ from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, InputError
 from fetchplan.planner import metadata as md
 from fetchplan.planner.candidates import DistMetadata
-from fetchplan.planner.directref import DirectRef, archive_name, directory_problem
+from fetchplan.planner.directref import (
+    DirectRef,
+    archive_name,
+    directory_problem,
+    parse_direct,
+)
 from fetchplan.planner.index import Link
 from fetchplan.planner.reqfile import ParsedRequirement, RequirementSet
 from fetchplan.planner.sdist import SdistFacts, SdistPlanner
@@ -103,38 +109,51 @@ class DirectPlanner:
         self._refs: dict[NormalizedName, ParsedRequirement] = {}
         self._prepared: dict[NormalizedName, _Prepared] = {}
         self._by_url: dict[str, _Prepared] = {}
-        named: dict[str, ParsedRequirement] = {}
-        for parsed in requirement_set.requirements:
-            ref = parsed.direct
-            if ref is None:
-                continue
-            if ref.editable and several_targets:
+        self._named: dict[str, ParsedRequirement] = {}
+        self._several_targets = several_targets
+        # A constraint's direct reference is the project's file when something requires the
+        # project, as pip and uv take ``-c`` lines of the form ``name @ URL``.
+        for parsed in (*requirement_set.requirements, *requirement_set.constraints):
+            if parsed.direct is not None:
+                self._add(parsed, parsed.direct)
+
+    def _add(self, parsed: ParsedRequirement, ref: DirectRef) -> None:
+        if ref.editable and self._several_targets:
+            raise InputError(
+                f"{parsed.source}: '{ref.text}': an editable requirement cannot be part of "
+                "a plan for several targets (it is installed from this directory)"
+            )
+        name = canonicalize_name(parsed.requirement.name)
+        earlier = self._refs.get(name)
+        if earlier is not None and earlier.direct is not None:
+            if (earlier.direct.url, earlier.direct.revision, earlier.direct.subdirectory) != (
+                ref.url,
+                ref.revision,
+                ref.subdirectory,
+            ):
                 raise InputError(
-                    f"{parsed.source}: '{ref.text}': an editable requirement cannot be part of "
-                    "a plan for several targets (it is installed from this directory)"
+                    f"{parsed.source}: {name} is named by two direct references: "
+                    f"'{earlier.direct.text}' ({earlier.source}) and '{ref.text}'"
                 )
-            name = canonicalize_name(parsed.requirement.name)
-            earlier = self._refs.get(name)
-            if earlier is not None and earlier.direct is not None:
-                if (earlier.direct.url, earlier.direct.revision, earlier.direct.subdirectory) != (
-                    ref.url,
-                    ref.revision,
-                    ref.subdirectory,
-                ):
-                    raise InputError(
-                        f"{parsed.source}: {name} is named by two direct references: "
-                        f"'{earlier.direct.text}' ({earlier.source}) and '{ref.text}'"
-                    )
-                continue
-            other = named.setdefault(ref.url, parsed)
-            if other is not parsed and other.direct is not None:
-                # One archive or directory is one artifact of the plan, its URL its key.
-                raise InputError(
-                    f"{parsed.source}: '{ref.text}' and '{other.direct.text}' "
-                    f"({other.source}) name two projects in one archive or directory; "
-                    "a plan holds one project per direct URL"
-                )
-            self._refs[name] = parsed
+            return
+        other = self._named.setdefault(ref.url, parsed)
+        if other is not parsed and other.direct is not None:
+            # One archive or directory is one artifact of the plan, its URL its key.
+            raise InputError(
+                f"{parsed.source}: '{ref.text}' and '{other.direct.text}' "
+                f"({other.source}) name two projects in one archive or directory; "
+                "a plan holds one project per direct URL"
+            )
+        self._refs[name] = parsed
+
+    def add_dependency(self, parent: str, requirement: Requirement) -> None:
+        """Take ``requirement`` (``dep @ URL`` in the Requires-Dist of ``parent``) as a direct
+        reference, prepared by the next :meth:`prepare` (pip and uv follow such URLs)."""
+        where = f"{parent} (its metadata's Requires-Dist)"
+        found, ref = parse_direct(
+            str(requirement), where, Path.cwd(), reader=lambda p: p.read_text(encoding="utf-8")
+        )
+        self._add(ParsedRequirement(requirement=found, source=where, direct=ref), ref)
 
     @property
     def names(self) -> frozenset[NormalizedName]:
@@ -176,6 +195,8 @@ class DirectPlanner:
         for name, parsed in self._refs.items():
             ref = parsed.direct
             assert ref is not None
+            if name in self._prepared:
+                continue
             try:
                 prepared = self._prepare_one(
                     name,

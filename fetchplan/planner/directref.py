@@ -49,6 +49,7 @@ __all__ = [
     "DirectRef",
     "archive_name",
     "directory_problem",
+    "is_named",
     "parse_direct",
     "path_to_url",
     "requirement_url",
@@ -86,6 +87,11 @@ class DirectRef:
     revision: str | None = None
     """A VCS URL's ``@revision`` (tag, branch or commit), when given."""
     subdirectory: str | None = None
+
+
+def is_named(text: str) -> bool:
+    """Whether the direct reference ``text`` names its project (``name[extras] @ ...``)."""
+    return _NAME_AT.match(text) is not None
 
 
 def path_to_url(path: Path) -> str:

@@ -11,6 +11,7 @@ connections to the index have started opening.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from fetchplan.planner.options import PlanOptions, PlanResult
 from fetchplan.planner.overrides import read_overrides
 from fetchplan.planner.pins import kept_pins
 from fetchplan.planner.preconnect import Preconnector
+from fetchplan.planner.provider import DependencyURL
 from fetchplan.planner.requested import (
     check_hashes_given,
     check_pinned,
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = ["plan"]
+
+log = logging.getLogger(__name__)
 
 
 def plan(
@@ -148,15 +152,19 @@ def plan(
             build=options.build_deps,
             max_builds=options.max_sdist_builds,
         )
-        direct.prepare(
-            session=session,
-            cache=cache,
-            sdists=sdists,
-            fetch_metadata=fetch_metadata,
-            scratch=Path(scratch.name),
-            timeout=options.timeout,
-            offline=options.offline,
-        )
+
+        def prepare_direct() -> None:
+            direct.prepare(
+                session=session,
+                cache=cache,
+                sdists=sdists,
+                fetch_metadata=fetch_metadata,
+                scratch=Path(scratch.name),
+                timeout=options.timeout,
+                offline=options.offline,
+            )
+
+        prepare_direct()
 
         def roles_of(target: TargetEnv) -> list[Role]:
             wanted = per_target[target.name]
@@ -180,7 +188,11 @@ def plan(
                     roles.append(Role(build, build=True))
             return roles
 
-        roles = [role for found in _side_by_side(roles_of, targets) for role in found]
+        roles = _following_dependency_urls(
+            lambda: [role for found in _side_by_side(roles_of, targets) for role in found],
+            direct,
+            prepare_direct,
+        )
         facts = file_facts(
             roles,
             allowed_hashes=merged_hashes(per_target.values()),
@@ -223,6 +235,28 @@ def plan(
         timings.set_cache(pages=dict(pages.stats), metadata=dict(metadata_cache.stats))
     timings.finish()
     return PlanResult(plan=plan, timings=timings, cache=cache)
+
+
+_MAX_DEPENDENCY_URLS = 100
+"""Direct references found in dependencies' metadata, at most, in one planning run."""
+
+
+def _following_dependency_urls(
+    resolve: Callable[[], list[Role]], direct: DirectPlanner, prepare: Callable[[], None]
+) -> list[Role]:
+    """``resolve()``, again after each ``dep @ URL`` a dependency's metadata names that no
+    direct reference had prepared: pip and uv follow those, so it is prepared as a direct
+    reference (not requested) and the resolution starts over with it known."""
+    for _ in range(_MAX_DEPENDENCY_URLS):
+        try:
+            return resolve()
+        except DependencyURL as found:
+            log.info("%s; preparing it and resolving again", found)
+            direct.add_dependency(found.parent, found.requirement)
+            prepare()
+    raise InputError(
+        f"more than {_MAX_DEPENDENCY_URLS} direct references in dependencies' metadata"
+    )
 
 
 def _caches(

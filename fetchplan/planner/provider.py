@@ -53,6 +53,7 @@ from fetchplan.planner.target import TargetEnv
 __all__ = [
     "PYTHON",
     "UNUSABLE",
+    "DependencyURL",
     "Finder",
     "PlanProvider",
     "Req",
@@ -92,6 +93,19 @@ class _Dead:
     """True when resolvelib sees the clash itself as soon as the candidate's dependencies are
     added (a requirement against the user's own on the same identifier, or a constraint):
     the real dependencies are then given, so a failure is explained as the clash it is."""
+
+
+class DependencyURL(Exception):
+    """A candidate's dependency is a direct reference (``dep @ URL`` in its Requires-Dist)
+    that the planning run has not prepared: pip and uv follow it, so the planner prepares it
+    and resolves again (:mod:`.planning`). Deliberately not a
+    :class:`~fetchplan.errors.FetchplanError`, which the provider takes for an unusable
+    candidate."""
+
+    def __init__(self, parent: str, requirement: Requirement) -> None:
+        super().__init__(f"{parent} requires {requirement}")
+        self.parent = parent
+        self.requirement = requirement
 
 
 class Finder(Protocol):
@@ -278,8 +292,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         overrides: Overrides | None = None,
         no_deps: bool = False,
         preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
+        direct: Callable[[NormalizedName], bool] = lambda _name: False,
     ) -> None:
         self.finder = finder
+        self.direct = direct
+        """Whether a direct reference of the planning run names the project."""
         self.overrides = overrides or Overrides()
         """Requirements standing in for every dependency on their projects (``--override``)."""
         self.no_deps = no_deps
@@ -624,9 +641,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 return deps
             for requirement in metadata.requires_dist:
                 if requirement.marker is None or self.target.evaluate(requirement.marker):
+                    self._check_url(requirement, parent)
                     deps.extend(self._overridden(requirement, parent))
                     continue
                 if self.target.evaluate(requirement.marker, candidate.extras):
+                    self._check_url(requirement, parent)
                     marker = requirement.marker
                     via = frozenset(
                         e for e in candidate.extras if self.target.evaluate(marker, frozenset({e}))
@@ -649,10 +668,17 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             return deps
         for requirement in metadata.requires_dist:
             if self.target.evaluate(requirement.marker):
-                if requirement.url is not None:
-                    log.warning("%s: ignoring direct URL in dependency %s", parent, requirement)
+                self._check_url(requirement, parent)
                 deps.extend(self._overridden(requirement, parent))
         return deps
+
+    def _check_url(self, requirement: Requirement, parent: str) -> None:
+        """Raise :class:`DependencyURL` for a ``dep @ URL`` no direct reference prepared."""
+        if requirement.url is None or self.direct(canonicalize_name(requirement.name)):
+            return
+        if self.overrides.replace(requirement, self.target.evaluate) is not None:
+            return  # --override stands in for it
+        raise DependencyURL(parent, requirement)
 
     def _overridden(self, requirement: Requirement, parent: str) -> list[Req]:
         """``requirement`` of ``parent`` as a Req, or what ``--override`` puts in its place."""

@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from fetchplan._urls import redact
 from fetchplan.errors import InputError
-from fetchplan.planner.directref import DirectRef, parse_direct
+from fetchplan.planner.directref import DirectRef, is_named, parse_direct
 
 __all__ = [
     "COMMAND_LINE",
@@ -455,9 +455,11 @@ class _Collector:
                     "not after a requirement"
                 )
             direct = _direct(args, where, frame.base_dir, self.reader)
-            if direct is not None and frame.constraint:
+            if direct is not None and frame.constraint and not is_named(args):
+                # pip's and uv's rule: a constraint names its project (name @ URL).
                 raise InputError(
-                    f"{where}: direct references in constraints are not supported: '{redact(args)}'"
+                    f"{where}: unnamed requirements are not allowed as constraints: "
+                    f"'{redact(args)}' (write it as 'name @ URL')"
                 )
             req = direct[0] if direct is not None else _requirement(args, where)
             if frame.constraint and req.extras:
