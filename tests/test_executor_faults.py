@@ -368,12 +368,15 @@ def test_cache_serves_other_destinations_and_heals(server: FaultServer, tmp_path
 
 def test_existing_files_are_rehashed_not_trusted(server: FaultServer, tmp_path: Path) -> None:
     plan, data, path = _serve(server, tmp_path)
-    assert execute_plan(plan, _options(tmp_path, use_cache=False)).ok
-    again = execute_plan(plan, _options(tmp_path, use_cache=False))
+    # Not a stall test: a loaded machine must not turn the download into a resumed one.
+    patient = replace(LIMITS, stall_window=60.0)
+    assert execute_plan(plan, _options(tmp_path, use_cache=False, limits=patient)).ok
+    again = execute_plan(plan, _options(tmp_path, use_cache=False, limits=patient))
     assert again.sources()["existing"] == 1
     assert server.bytes_sent(path) == SIZE
     _final(tmp_path).write_bytes(b"X" + data[1:])
-    healed = execute_plan(plan, _options(tmp_path, use_cache=False))
+    healed = execute_plan(plan, _options(tmp_path, use_cache=False, limits=patient))
+    assert healed.ok, healed.failures
     assert healed.sources()["downloaded"] == 1
     assert _final(tmp_path).read_bytes() == data
 
