@@ -8,7 +8,6 @@ module turns a :class:`FetchplanError` into a one-line message and an exit code.
 from __future__ import annotations
 
 import argparse
-import difflib
 import gc
 import importlib
 import logging
@@ -103,6 +102,8 @@ def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
         known = _option_strings(parser)
     else:
         return ""
+    import difflib  # only for a mistyped command line
+
     for word in words:
         close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
         if close:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -314,6 +313,9 @@ class Artifact:
             return path
         if (plan_dir / path).exists() or not self.url.startswith("file:"):
             return plan_dir / path
+        # urllib.request (with http.client and ssl) only for a copied plan's file: URL.
+        from urllib.request import url2pathname
+
         return Path(url2pathname(urlsplit(self.url).path))
 
     def project_dir(self, plan_dir: Path) -> Path | None:
