@@ -4,7 +4,7 @@ A plan of a local directory project (its in-tree backend notes each ``build_whee
 marker file outside the tree) is bundled with ``--build-local``; ``verify`` re-hashes the
 built wheel; an offline install from the bundle, with the index gone, installs that wheel
 without running the backend; a wheel whose recorded source is not the verified archive is
-passed over for a build from the archive.
+passed over for a build from the archive. The same for a tar bundle and a VCS artifact.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.test_direct import (
     _ok,
     _pip_check_and_import,
     _value,
+    bare_repo,  # noqa: F401 - a fixture
     build_tools,  # noqa: F401 - a fixture of served
     served,  # noqa: F401 - a fixture
 )
@@ -128,6 +129,13 @@ def test_a_changed_byte_in_the_built_wheel_fails_verify_and_install(
     assert done.returncode != 0 and WHEEL in done.stderr
     assert _builds(marker) == 1
 
+    # A wheel name with a directory in it is refused by the schema, naming the field.
+    described = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    described["built"][0]["filename"] = f"../{WHEEL}"
+    (tmp_path / "bundle" / "bundle.json").write_text(json.dumps(described))
+    done = run_cli("verify", "bundle")
+    assert done.returncode != 0 and "built[0].filename" in done.stderr, done.stderr
+
 
 def test_build_local_refuses_an_editable_in_one_line(
     served: tuple[NginxServer, Path],  # noqa: F811
@@ -161,4 +169,27 @@ def test_a_tar_bundle_carries_the_built_wheel(
     python = new_venv(tmp_path / "venv")
     _ok(run_cli("install", "bundle.tar", "--python", python, "--offline"))
     assert _builds(marker) == 1
+    assert _value(python) == "1"
+
+
+def test_build_local_builds_a_vcs_artifact_too(
+    served: tuple[NginxServer, Path],  # noqa: F811
+    run_cli: RunCli,
+    tmp_path: Path,
+    bare_repo: tuple[Path, str],  # noqa: F811
+) -> None:
+    server, _files = served
+    bare, commit = bare_repo
+    requirement = f"gamma @ git+{bare.as_uri()}@v1.2"
+    _ok(run_cli("plan", requirement, "--index-url", server.index_url, "-o", "plan.json"))
+    _ok(run_cli("bundle", "plan.json", "-o", "bundle", "--build-local"))
+    described = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    (built,) = described["built"]
+    archive = tmp_path / "bundle" / built["artifact"]
+    assert built["artifact"] == f"gamma-1.0-git-{commit[:12]}.src.tar"
+    assert built["filename"] == WHEEL and built["source_sha256"] == _sha256(archive)
+    _ok(run_cli("verify", "bundle"))
+    server.close()
+    python = new_venv(tmp_path / "venv")
+    _ok(run_cli("install", "bundle", "--python", python, "--offline"))
     assert _value(python) == "1"
