@@ -44,17 +44,24 @@ from fetchplan.install.core import InstallProgress, Selection, load_checked, sel
 from fetchplan.schemas.plan import BUILT_KINDS
 
 if TYPE_CHECKING:
+    from fetchplan.bundle import BundleResult
+    from fetchplan.bundle.provenance import Getter
     from fetchplan.executor import FetchOptions, FetchResult, Reporter, Verified
     from fetchplan.planner.api import PlanOptions, PlanResult
     from fetchplan.planner.timings import Timings
+    from fetchplan.schemas.bundle import BuiltRef
     from fetchplan.schemas.manifest import Manifest
     from fetchplan.schemas.plan import Artifact, Plan
+    from fetchplan.wheels import WheelToInstall
 
 __all__ = [
+    "SOURCE_TREES",
     "InstallOptions",
     "Overlap",
     "RunResult",
     "Source",
+    "build_local_wheels",
+    "bundle",
     "fetch",
     "install_from",
     "install_selection",
@@ -66,6 +73,9 @@ __all__ = [
     "venv_target",
     "write_plan_files",
 ]
+
+SOURCE_TREES: frozenset[str] = frozenset({"directory", "vcs"})
+"""The artifact kinds ``bundle --build-local`` builds wheels of: local projects and commits."""
 
 Resolve = Callable[["PlanOptions"], "PlanResult"]
 """Resolves plan options into a plan (the planner's ``make_plan``, or a command's wrapper
@@ -145,11 +155,68 @@ class Source:
     manifest: Manifest
     plan: Plan
     plan_path: Path
+    root: Path | None = None
+    """The bundle's root (None for a manifest or fetch destination)."""
+    built: tuple[BuiltRef, ...] = ()
+    """The wheels a bundle carries built from its source trees (``bundle --build-local``)."""
 
     def select(self, target: TargetInterpreter) -> Selection:
         """The plan target and artifacts ``target`` needs."""
         checked = (self.manifest, self.plan, self.plan_path)
         return select_checked(self.manifest_path, target, checked=checked)
+
+    def prebuilt(
+        self, selection: Selection, target: TargetInterpreter
+    ) -> dict[str, WheelToInstall]:
+        """The carried wheels ``selection`` may install instead of building, by the file name
+        of the source-tree archive each was built from: only one built from the very archive
+        the manifest verified (its sha256), whose tags fit ``target``, with the artifact's
+        name and version. The bundle was checked whole, their hashes with it."""
+        if self.root is None or not self.built:
+            return {}
+        verified = {e.filename: e.sha256 for e in self.manifest.artifacts}
+        trees = {a.filename: a for a in selection.sdists if a.kind in SOURCE_TREES}
+        usable: dict[str, WheelToInstall] = {}
+        for ref in self.built:
+            artifact = trees.get(ref.artifact)
+            if artifact is None or verified.get(ref.artifact) != ref.source_sha256:
+                continue
+            if artifact.sha256 is not None and artifact.sha256 != ref.source_sha256:
+                continue
+            wheel = _carried_wheel(self.root, ref, artifact, target)
+            if wheel is not None:
+                usable[ref.artifact] = wheel
+        return usable
+
+
+def _carried_wheel(
+    root: Path, ref: BuiltRef, artifact: Artifact, target: TargetInterpreter
+) -> WheelToInstall | None:
+    """The carried wheel ``ref`` as one to install for ``artifact``, when it is a wheel of
+    that project and version whose tags ``target`` supports; else None."""
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    from fetchplan.install.selection import direct_url_json
+    from fetchplan.wheels import WheelToInstall
+
+    try:
+        name, version, _build, tags = parse_wheel_filename(ref.filename)
+        same = canonicalize_name(name) == artifact.name and version == Version(artifact.version)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    if not same or not {str(t) for t in tags} & set(target.tags):
+        return None
+    return WheelToInstall(
+        path=root / ref.path,
+        filename=ref.filename,
+        name=artifact.name,
+        version=artifact.version,
+        sha256=ref.sha256,
+        size=ref.size,
+        requested=artifact.requested,
+        direct_url=direct_url_json(artifact),
+    )
 
 
 @contextmanager
@@ -162,15 +229,26 @@ def open_source(source: Path, *, plan_path: Path | None = None) -> Iterator[Sour
     and must belong together (:func:`~fetchplan.install.core.load_checked`).
     """
     from fetchplan.bundle import BundleInvalid, check_bundle, open_bundle
+    from fetchplan.bundle.layout import BUNDLE_FILE
+    from fetchplan.schemas.bundle import load_bundle
 
     with open_bundle(source) as opened:
+        root = None
+        built: tuple[BuiltRef, ...] = ()
         if opened.is_bundle:
             whole = check_bundle(opened)
             if whole.problems:
                 raise BundleInvalid(whole.where, whole.problems)
+            root = opened.root
+            built = load_bundle(root / BUNDLE_FILE).built
         manifest, plan_, plan_file = load_checked(opened.manifest_path, plan_path=plan_path)
         yield Source(
-            manifest_path=opened.manifest_path, manifest=manifest, plan=plan_, plan_path=plan_file
+            manifest_path=opened.manifest_path,
+            manifest=manifest,
+            plan=plan_,
+            plan_path=plan_file,
+            root=root,
+            built=built,
         )
 
 
@@ -181,23 +259,29 @@ def install_selection(
     *,
     on_wait: Callable[[str], None] | None = None,
     progress: InstallProgress | None = None,
+    prebuilt: Mapping[str, WheelToInstall] | None = None,
 ) -> InstallReport:
     """Check the wheels of ``selection`` against its manifest, build its sdists into wheels,
     then install every wheel into ``target``, all or nothing: nothing is installed unless
     every build succeeded.
 
     ``on_wait`` is told when another install holds the environment; ``progress`` is told of
-    each wheel as it is staged.
+    each wheel as it is staged. ``prebuilt`` are wheels to install instead of building the
+    sdists they name (by the sdist's file name; see :meth:`Source.prebuilt`).
     """
     from fetchplan.build.sdists import build_sdists
     from fetchplan.install import install_wheels
     from fetchplan.install.core import selected_wheels
-    from fetchplan.wheels import WheelToInstall
 
     with tempfile.TemporaryDirectory(prefix="fetchplan-built-") as built_dir:
+        carried = dict(prebuilt or {})
 
         def build(selection: Selection) -> dict[str, WheelToInstall]:
-            return build_sdists(selection, target, out_dir=Path(built_dir))
+            rest = tuple(a for a in selection.artifacts if a.filename not in carried)
+            built = build_sdists(
+                replace(selection, artifacts=rest), target, out_dir=Path(built_dir)
+            )
+            return {**built, **carried}
 
         return install_wheels(
             selected_wheels(selection, build),
@@ -229,9 +313,90 @@ def install_from(
     for the install. Never uses the network.
     """
     with open_source(source, plan_path=plan_path) as opened:
+        selection = opened.select(target)
         return install_selection(
-            opened.select(target), target, options, on_wait=on_wait, progress=progress
+            selection,
+            target,
+            options,
+            on_wait=on_wait,
+            progress=progress,
+            prebuilt=opened.prebuilt(selection, target),
         )
+
+
+# --- bundles -----------------------------------------------------------------------------
+
+
+def bundle(
+    plan_path: Path,
+    output: Path,
+    options: FetchOptions | None = None,
+    reporter: Reporter | None = None,
+    provenance: Getter | None = None,
+    *,
+    build_local: TargetInterpreter | None = None,
+) -> BundleResult:
+    """Make the bundle ``output`` of the plan at ``plan_path`` (see
+    :func:`fetchplan.bundle.make_bundle`); with ``build_local``, it also carries the wheels
+    of the plan's local directory and VCS artifacts, built for that interpreter from the
+    verified archives (:func:`build_local_wheels`), beside those archives.
+
+    A plan with an editable is refused with ``build_local`` (:class:`InputError`, before
+    anything is fetched): an editable installs from the user's directory, never a bundle.
+    """
+    from fetchplan.bundle import make_bundle
+
+    builder = None
+    if build_local is not None:
+        _refuse_editables(plan_path)
+        interpreter = build_local
+
+        def builder(work: Path) -> tuple[BuiltRef, ...]:
+            return build_local_wheels(work, interpreter)
+
+    return make_bundle(plan_path, output, options, reporter, provenance, build_local=builder)
+
+
+def _refuse_editables(plan_path: Path) -> None:
+    from fetchplan.schemas.plan import load_plan
+
+    plan_, _ = load_plan(plan_path)
+    editables = [a.filename for a in plan_.artifacts if a.editable]
+    if editables:
+        raise InputError(
+            f"{plan_path}: artifacts: {', '.join(editables)}: an editable installs from its "
+            "directory, --build-local cannot carry it"
+        )
+
+
+def build_local_wheels(work: Path, target: TargetInterpreter) -> tuple[BuiltRef, ...]:
+    """Build, for ``target``, a wheel of each directory and VCS artifact it needs of the
+    fetch destination ``work`` (a bundle being made: its ``manifest.json``), from the
+    verified archive and the plan's build dependencies (:func:`build_sdists`), into
+    ``work/built/``; describe each for ``bundle.json``."""
+    from fetchplan.build.sdists import build_sdists
+    from fetchplan.bundle.layout import BUILT_DIR, MANIFEST_FILE, built_path
+    from fetchplan.schemas.bundle import BuiltRef
+
+    selection = select_checked(work / MANIFEST_FILE, target)
+    trees = tuple(a for a in selection.artifacts if a.kind in SOURCE_TREES)
+    if not trees:
+        return ()
+    out_dir = work / BUILT_DIR
+    out_dir.mkdir(exist_ok=True)
+    built = build_sdists(replace(selection, artifacts=trees), target, out_dir=out_dir)
+    verified = {e.filename: e.sha256 for e in selection.manifest.artifacts}
+    return tuple(
+        BuiltRef(
+            artifact=a.filename,
+            filename=built[a.filename].filename,
+            path=built_path(built[a.filename].filename),
+            sha256=built[a.filename].sha256,
+            size=built[a.filename].size,
+            source_sha256=verified[a.filename],
+        )
+        for a in trees
+    )
 
 
 # --- the three overlapped ----------------------------------------------------------------

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fetchplan.bundle.archive import OpenedBundle, extract_tar, open_bundle, write_tar
     from fetchplan.bundle.errors import BundleError, BundleInvalid
     from fetchplan.bundle.layout import render_index, render_readme
-    from fetchplan.bundle.make import BundleResult, make_bundle
+    from fetchplan.bundle.make import BuildLocal, BundleResult, make_bundle
     from fetchplan.bundle.verify import VerifyReport, check_bundle, verify_bundle
 
 # Each name is imported from its module when first asked for: installing from a bundle needs
@@ -37,6 +37,7 @@ _WHERE = {
     "BundleInvalid": "errors",
     "render_index": "layout",
     "render_readme": "layout",
+    "BuildLocal": "make",
     "BundleResult": "make",
     "make_bundle": "make",
     "VerifyReport": "verify",
@@ -53,6 +54,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BuildLocal",
     "BundleError",
     "BundleInvalid",
     "BundleResult",

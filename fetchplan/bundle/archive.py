@@ -30,6 +30,7 @@ from fetchplan._fs import CHUNK_SIZE, fsync_dir
 from fetchplan._parse import load_json
 from fetchplan.bundle.errors import BundleError
 from fetchplan.bundle.layout import (
+    BUILT_DIR,
     BUNDLE_FILE,
     INDEX_DIR,
     MANIFEST_FILE,
@@ -165,7 +166,8 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
 
 MAX_BUNDLE_FILE = 256 * 1024 * 1024
 """Most bytes a bundle's own file (bundle.json, plan.json, manifest.json, README.txt, an index
-page) may have in a tar; the artifacts have the sizes their manifest lists."""
+page, a provenance object, a built wheel) may have in a tar; the artifacts have the sizes their
+manifest lists."""
 
 _OWN_FILES = frozenset({BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE})
 
@@ -216,6 +218,8 @@ def _allowed_size(relative: tuple[str, ...], sizes: dict[str, int]) -> int | Non
         return -1
     if len(relative) == 2 and relative[0] == PROVENANCE_DIR and relative[1].endswith(".json"):
         return -1
+    if len(relative) == 2 and relative[0] == BUILT_DIR and relative[1].endswith(".whl"):
+        return -1  # a wheel of bundle --build-local; verify checks the size bundle.json lists
     return None
 
 

@@ -11,6 +11,8 @@ Layout (every name relative to the bundle's root)::
                              PEP 503 project page: relative links with #sha256= fragments
     provenance/<file>.json   the PEP 740 provenance object of each file whose plan entry
                              names one (listed, with its sha256, in bundle.json)
+    built/<wheel>            wheels built from the plan's source-tree archives by
+                             ``bundle --build-local`` (listed, with their sha256, in bundle.json)
     README.txt               how to install from it with fetchplan, pip and uv
 
 Rendering is pure and deterministic: :func:`render_index` of the same plan and manifest gives
@@ -29,6 +31,7 @@ from fetchplan.schemas.manifest import Manifest
 from fetchplan.schemas.plan import Plan
 
 __all__ = [
+    "BUILT_DIR",
     "BUNDLE_FILE",
     "INDEX_DIR",
     "MANIFEST_FILE",
@@ -36,6 +39,7 @@ __all__ = [
     "PROVENANCE_DIR",
     "README_FILE",
     "RESERVED_NAMES",
+    "built_path",
     "provenance_path",
     "render_index",
     "render_readme",
@@ -47,16 +51,30 @@ MANIFEST_FILE = "manifest.json"
 README_FILE = "README.txt"
 INDEX_DIR = "simple"
 PROVENANCE_DIR = "provenance"
+BUILT_DIR = "built"
 # Names an artifact's destination must not take in a bundle (compared case-insensitively).
 RESERVED_NAMES = frozenset(
     n.casefold()
-    for n in (BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE, INDEX_DIR, PROVENANCE_DIR)
+    for n in (
+        BUNDLE_FILE,
+        PLAN_FILE,
+        MANIFEST_FILE,
+        README_FILE,
+        INDEX_DIR,
+        PROVENANCE_DIR,
+        BUILT_DIR,
+    )
 )
 
 
 def provenance_path(filename: str) -> str:
     """Where a bundle carries the provenance object of the artifact ``filename``."""
     return f"{PROVENANCE_DIR}/{filename}.json"
+
+
+def built_path(filename: str) -> str:
+    """Where a bundle carries the wheel ``filename`` built by ``bundle --build-local``."""
+    return f"{BUILT_DIR}/{filename}"
 
 
 def _page(title: str, anchors: Iterable[str]) -> bytes:

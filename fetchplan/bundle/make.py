@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from fetchplan._fs import atomic_write_bytes, sha256_file
 from fetchplan.bundle.archive import archive_kind, write_tar
 from fetchplan.bundle.errors import BundleError
 from fetchplan.bundle.layout import (
+    BUILT_DIR,
     BUNDLE_FILE,
     INDEX_DIR,
     MANIFEST_FILE,
@@ -31,11 +33,16 @@ from fetchplan.bundle.layout import (
 )
 from fetchplan.bundle.provenance import Getter, collect_provenance
 from fetchplan.executor import FetchOptions, FetchResult, Reporter, execute_plan
-from fetchplan.schemas.bundle import Bundle, BundleIndex, FileRef, write_bundle
+from fetchplan.schemas.bundle import BuiltRef, Bundle, BundleIndex, FileRef, write_bundle
 from fetchplan.schemas.manifest import load_manifest
 from fetchplan.schemas.plan import load_plan
 
-__all__ = ["BundleResult", "make_bundle"]
+__all__ = ["BuildLocal", "BundleResult", "make_bundle"]
+
+BuildLocal = Callable[[Path], tuple[BuiltRef, ...]]
+"""Builds wheels into a bundle's directory (given) from its verified files, writing each at
+its :func:`~fetchplan.bundle.layout.built_path`, and describes them
+(:func:`fetchplan.pipeline.bundle` gives one: this package cannot import the builds)."""
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,8 @@ def make_bundle(
     options: FetchOptions | None = None,
     reporter: Reporter | None = None,
     provenance: Getter | None = None,
+    *,
+    build_local: BuildLocal | None = None,
 ) -> BundleResult:
     """Fetch every artifact of the plan at ``plan_path`` into the bundle ``output`` and
     write its index, README and ``bundle.json``.
@@ -96,7 +105,8 @@ def make_bundle(
     empty or earlier bundle or fetch destination, and what :func:`execute_plan` raises.
     ``provenance`` fetches the PEP 740 provenance object of each artifact that names one
     (see :mod:`fetchplan.bundle.provenance`); without it the bundle carries none. One that
-    cannot be fetched is a :class:`BundleError` (and no ``bundle.json``).
+    cannot be fetched is a :class:`BundleError` (and no ``bundle.json``). ``build_local``
+    adds wheels built from the verified files (see :data:`BuildLocal`) before ``bundle.json``.
     """
     options = options if options is not None else FetchOptions()
     work = _work_directory(output)
@@ -127,6 +137,8 @@ def make_bundle(
         atomic_write_bytes(work / rel, data)
     atomic_write_bytes(work / README_FILE, render_readme(plan))
     carried = () if provenance is None else collect_provenance(plan, work, provenance)
+    shutil.rmtree(work / BUILT_DIR, ignore_errors=True)
+    built = () if build_local is None else build_local(work)
     projects = tuple(sorted({str(Path(rel).parent.name) for rel in pages} - {INDEX_DIR}))
     bundle = Bundle(
         created=manifest.created,
@@ -135,10 +147,12 @@ def make_bundle(
         index=BundleIndex(path=f"{INDEX_DIR}/", projects=projects),
         readme=README_FILE,
         provenance=carried,
+        built=built,
     )
     write_bundle(work / BUNDLE_FILE, bundle)
     # The fetch state (journal, lock) has served its purpose; a bundle carries none.
     shutil.rmtree(work / _STATE_DIR, ignore_errors=True)
+    built_files = [ref.path for ref in built]
     files = (
         BUNDLE_FILE,
         PLAN_FILE,
@@ -147,8 +161,9 @@ def make_bundle(
         *(a.path for a in manifest.artifacts),
         *pages,
         *(ref.path for ref in carried),
+        *(ref.path for ref in built),
     )
-    for rel in (BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE, *pages):
+    for rel in (BUNDLE_FILE, PLAN_FILE, MANIFEST_FILE, README_FILE, *pages, *built_files):
         # Atomic writes leave their files private; a bundle is made to be read by others.
         (work / rel).chmod(0o644)
     if archive_kind(output) is not None:

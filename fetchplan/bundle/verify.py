@@ -6,7 +6,8 @@ plan's digest against the manifest (and ``bundle.json``, and a digest the operat
 across apart, if given); that the manifest lists every artifact of the plan, as the plan
 describes it; every listed file present as a regular file inside the bundle with the
 manifest's size and sha256; the index pages exactly as :func:`render_index` makes them; the
-PEP 740 provenance objects ``bundle.json`` lists, each with its sha256.
+PEP 740 provenance objects and the wheels built by ``bundle --build-local`` that
+``bundle.json`` lists, each with its sha256 (and a wheel with its size).
 Files nobody listed are warnings.
 """
 
@@ -21,7 +22,13 @@ from stat import S_ISLNK, S_ISREG
 
 from fetchplan._fs import hash_file
 from fetchplan.bundle.archive import OpenedBundle, open_bundle
-from fetchplan.bundle.layout import BUNDLE_FILE, INDEX_DIR, provenance_path, render_index
+from fetchplan.bundle.layout import (
+    BUNDLE_FILE,
+    INDEX_DIR,
+    built_path,
+    provenance_path,
+    render_index,
+)
 from fetchplan.errors import FileFormatError
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.bundle import Bundle, load_bundle
@@ -116,6 +123,7 @@ def check_bundle(opened: OpenedBundle, *, plan_sha256: str | None = None) -> Ver
     if read.bundle is not None:
         _check_index(read.plan, read.manifest, read.bundle, opened, report)
         expected_files |= _check_provenance(read.bundle, read.plan, opened, report)
+        expected_files |= _check_built(read.bundle, read.plan, opened, report)
     _check_leftovers(read.bundle, opened, expected_files, report)
     return report
 
@@ -193,6 +201,36 @@ def _check_provenance(
         except OSError:
             size = -1  # _check_file names what is wrong
         _check_file(opened.root, ref.path, size=size, sha256=ref.sha256, show=show, report=report)
+    return listed
+
+
+_SOURCE_TREES = frozenset({"directory", "vcs"})
+
+
+def _check_built(
+    bundle: Bundle, plan: Plan, opened: OpenedBundle, report: VerifyReport
+) -> set[str]:
+    """Check every built wheel ``bundle.json`` lists: made from a source-tree archive of the
+    plan, at the path the bundle gives it, with the recorded size and sha256. The paths."""
+    show = opened.display
+    trees = {a.filename for a in plan.artifacts if a.kind in _SOURCE_TREES}
+    listed: set[str] = set()
+    for i, ref in enumerate(bundle.built):
+        where = f"{show(BUNDLE_FILE)}: built[{i}]"
+        if ref.artifact not in trees:
+            report.problems.append(
+                f"{where}.artifact: {ref.artifact!r} is no directory or VCS artifact of the plan"
+            )
+            continue
+        if ref.path != built_path(ref.filename):
+            report.problems.append(
+                f"{where}.path: {ref.path!r} is not {built_path(ref.filename)!r}"
+            )
+            continue
+        listed.add(ref.path)
+        _check_file(
+            opened.root, ref.path, size=ref.size, sha256=ref.sha256, show=show, report=report
+        )
     return listed
 
 

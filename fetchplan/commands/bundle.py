@@ -23,8 +23,12 @@ directory, or a .tar/.tar.gz/.tgz file. Files already in the plan's destination 
 are taken from there (re-verified), --mirror names another place to look first, and --offline
 fetches nothing from the network at all (nor provenance: the bundle then carries none). Carry
 the bundle across, then `fetchplan verify OUT` and `fetchplan install OUT --venv DIR`; pip and
-uv install from it too (see OUT/README.txt). Exit status: 0 bundle written, 1 some artifacts
-failed (run the same command again to resume), 2 bad plan or options, 130 interrupted.
+uv install from it too (see OUT/README.txt). --build-local also carries, in built/, the wheels
+of the plan's local directory and VCS artifacts built for this Python (install uses one when
+it was built from the very archive verified and fits the interpreter; else it builds from the
+archive, carried too); a plan with an editable is refused then. Exit status: 0 bundle
+written, 1 some artifacts failed (run the same command again to resume), 2 bad plan or
+options, 130 interrupted.
 """
 
 
@@ -50,20 +54,32 @@ def register(
         metavar="OUT",
         help="the bundle: a directory, or a file ending in .tar, .tar.gz or .tgz",
     )
+    p.add_argument(
+        "--build-local",
+        action="store_true",
+        help="also carry wheels of the plan's local directory and VCS artifacts, built for "
+        "the Python running fetchplan",
+    )
     add_fetch_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetchplan.bundle import make_bundle
     from fetchplan.commands._shared import fetch_summary_lines, reporter, sigterm_interrupts
     from fetchplan.commands.fetch import fetch_options
 
     options = fetch_options(args)
     quiet = (getattr(args, "quiet", None) or 0) > 0
     shown = reporter(args.progress, quiet, sys.stderr)
+    from fetchplan.pipeline import bundle
+
+    host = None
+    if args.build_local:
+        from fetchplan.install import TargetInterpreter
+
+        host = TargetInterpreter.query(Path(sys.executable))
     with sigterm_interrupts(), _provenance_getter(args) as provenance:
-        result = make_bundle(args.plan, args.output, options, shown, provenance)
+        result = bundle(args.plan, args.output, options, shown, provenance, build_local=host)
     fetched = result.fetch
     for failure in fetched.failures:
         sys.stderr.write(f"fetchplan: failed: {failure.destination}: {failure.reason}\n")

@@ -223,7 +223,12 @@ def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         with InstallProgressLine(len(selection.artifacts), enabled=not quiet) as progress:
             report = install_selection(
-                selection, target, _install_options(args), on_wait=progress.note, progress=progress
+                selection,
+                target,
+                _install_options(args),
+                on_wait=progress.note,
+                progress=progress,
+                prebuilt=source.prebuilt(selection, target),
             )
         seconds = time.monotonic() - started
     if not quiet:

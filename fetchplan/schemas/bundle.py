@@ -12,6 +12,7 @@ from fetchplan.schemas.plan import Creator
 __all__ = [
     "FORMAT",
     "VERSION",
+    "BuiltRef",
     "Bundle",
     "BundleIndex",
     "FileRef",
@@ -57,6 +58,40 @@ class ProvenanceRef:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class BuiltRef:
+    """A wheel built, when the bundle was made, from the plan's source-tree archive
+    ``artifact`` (whose sha256 was then ``source_sha256``), carried at ``path``."""
+
+    artifact: str
+    filename: str
+    path: str
+    sha256: str
+    size: int
+    source_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": self.artifact,
+            "filename": self.filename,
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "source_sha256": self.source_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuiltRef:
+        return cls(
+            artifact=d["artifact"],
+            filename=d["filename"],
+            path=d["path"],
+            sha256=d["sha256"],
+            size=d["size"],
+            source_sha256=d["source_sha256"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class BundleIndex:
     path: str
     projects: tuple[str, ...]
@@ -81,6 +116,7 @@ class Bundle:
     index: BundleIndex
     readme: str
     provenance: tuple[ProvenanceRef, ...] = ()
+    built: tuple[BuiltRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +129,7 @@ class Bundle:
             "index": self.index.to_dict(),
             "readme": self.readme,
             **({"provenance": [p.to_dict() for p in self.provenance]} if self.provenance else {}),
+            **({"built": [b.to_dict() for b in self.built]} if self.built else {}),
         }
 
     @classmethod
@@ -105,6 +142,7 @@ class Bundle:
             index=BundleIndex.from_dict(d["index"]),
             readme=d["readme"],
             provenance=tuple(ProvenanceRef.from_dict(p) for p in d.get("provenance", ())),
+            built=tuple(BuiltRef.from_dict(b) for b in d.get("built", ())),
         )
 
 
