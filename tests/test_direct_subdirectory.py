@@ -203,6 +203,8 @@ def test_subdirectory_errors_name_the_requirement(
             f"alpha @ {server.url}/files/{wheel.name}#subdirectory=x",
             f"{wheel.name} is a wheel",
         ),
+        # Without a subdirectory the archive's file name must name the project.
+        (f"gamma @ {url}", "mono-main.tar.gz: not a valid wheel or sdist file name"),
         # pip reads a plain path's '#' as part of the file name, and finds no such file.
         ("./mono#subdirectory=libs/gamma", "no such file or directory"),
     ):

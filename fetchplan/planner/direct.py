@@ -319,7 +319,10 @@ class DirectPlanner:
         timeout: float,
     ) -> _Prepared:
         filename = ref.path.name if ref.path is not None else archive_name(ref.url)
-        link = _archive_link(name, filename, ref.url)
+        try:
+            link = _archive_link(name, filename, ref.url)
+        except InputError as exc:
+            raise InputError(f"{parsed.source}: '{ref.text}': {exc}") from None
         given = set(parsed.hashes.get("sha256", ()))
         fragment = ref.hashes.get("sha256")
         source: HashSource
