@@ -14,6 +14,8 @@ from fetchplan.schemas.plan import AttestationBundle, ProjectStatus, load_plan, 
 from tests.conftest import RunCli
 
 PLAN = Path(__file__).parent / "data" / "policy" / "plan.json"
+# An in-toto predicate type as a verified bundle records it (an opaque URI to fetchplan).
+PUBLISH_PREDICATE = "https://attestations.example/publish/v1"
 
 
 def test_audit_content() -> None:
@@ -140,7 +142,7 @@ def _every_finding_plan(tmp_path: Path) -> Path:
             "attestations": (
                 AttestationBundle(
                     publisher=publisher,
-                    predicate_types=("https://docs.pypi.org/attestations/publish/v1",),
+                    predicate_types=(PUBLISH_PREDICATE,),
                 ),
             ),
         },
@@ -197,8 +199,8 @@ def test_audit_json_carries_every_finding(tmp_path: Path, run_cli: RunCli) -> No
     assert done.returncode == 1, done.stderr
     document = json.loads(done.stdout)
     found = document["audit"]
-    assert [n["identities"] for n in found["attestations"]["verified"]] == [
-        ["github:org/app:r.yml"]
+    assert [(n["identities"], n["predicate_types"]) for n in found["attestations"]["verified"]] == [
+        (["github:org/app:r.yml"], [PUBLISH_PREDICATE])
     ]
     assert "lib-2.0.tar.gz" in {n["filename"] for n in found["attestations"]["unattested"]}
     assert found["attestations"]["failed"] == []
