@@ -415,8 +415,6 @@ def options_from_args(args: argparse.Namespace) -> Any:
     from fetchplan.planner.options import DEFAULT_MAX_SDIST_BUILDS
     from fetchplan.planner.sources import IndexStrategy
 
-    if args.retries < 0:
-        raise InputError(f"--retries must be 0 or more, not {args.retries}")
     attestations = getattr(args, "attestations", False)
     if attestations:
         from fetchplan.planner.attestations import require_library

@@ -324,20 +324,13 @@ class DirectPlanner:
         except InputError as exc:
             raise InputError(f"{parsed.source}: '{ref.text}': {exc}") from None
         given = set(parsed.hashes.get("sha256", ()))
-        fragment = ref.hashes.get("sha256")
+        expected = self._expected_sha256(parsed, ref)
         source: HashSource
-        if fragment is not None:
-            if given and fragment not in given:
-                raise InputError(
-                    f"{parsed.source}: '{ref.text}': the URL's #sha256={fragment} is not among "
-                    "the requirement's --hash values"
-                )
-            sha256, source = fragment, "url"
-        elif len(given) == 1:
-            (sha256,) = given
-            source = "requirements"
-        else:
+        if expected is None:
             sha256, source = "", "computed"
+        else:
+            sha256 = expected
+            source = "url" if "sha256" in ref.hashes else "requirements"
         if ref.path is not None:
             actual = sha256_file(ref.path)
             if sha256 and actual != sha256:
@@ -359,11 +352,7 @@ class DirectPlanner:
                 sha256 = md.download_whole(
                     session, ref.url, sha256=None, cache=cache, timeout=timeout
                 )
-                if given and sha256 not in given:
-                    raise InputError(
-                        f"{parsed.source}: '{ref.text}': hash mismatch: the file has sha256 "
-                        f"{sha256}, not any of the requirement's --hash values"
-                    )
+                self._check_given(parsed, ref, sha256)
         link = replace(link, hashes={"sha256": sha256}, size=size)
         metadata = fetch(link)
         path = None
@@ -393,9 +382,9 @@ class DirectPlanner:
         expected = self._expected_sha256(parsed, ref)
         if ref.path is not None:
             archive = ref.path
+            sha256, size = sha256_file(archive), archive.stat().st_size
         else:
-            archive = self._download(ref, expected, session, scratch, timeout)
-        sha256, size = sha256_file(archive), archive.stat().st_size
+            archive, sha256, size = self._download(ref, expected, session, scratch, timeout)
         if expected is not None and sha256 != expected:
             raise InputError(
                 f"{parsed.source}: '{ref.text}': hash mismatch: {filename} has sha256 "
@@ -464,7 +453,9 @@ class DirectPlanner:
         session: requests.Session,
         scratch: Path,
         timeout: float,
-    ) -> Path:
+    ) -> tuple[Path, str, int]:
+        """The archive at ``ref.url`` in a new directory of ``scratch``, with the sha256 and
+        size it was hashed to while written."""
         from fetchplan.errors import NetworkError
         from fetchplan.planner.http import BodyTooLarge, download_file
 
@@ -473,13 +464,13 @@ class DirectPlanner:
         try:
             with download_file(session, ref.url, into, sha256=sha256, timeout=timeout) as (
                 path,
-                _hashed,
+                hashed,
             ):
                 final = into / archive_name(ref.url)
                 os.replace(path, final)
         except BodyTooLarge as exc:
             raise NetworkError(str(exc)) from None
-        return final
+        return final, hashed.sha256, hashed.size
 
     def _tree_metadata(  # noqa: PLR0917 - each argument distinct
         self,

@@ -67,8 +67,6 @@ class Necessary:
     clauses: dict[NormalizedName, list[Clause]] = field(default_factory=dict)
     why: dict[NormalizedName, str] = field(default_factory=dict)
     """For each project found necessary: who needs it (for messages)."""
-    generation: int = 0
-    """Bumped whenever a clause is added."""
 
     def allows(self, name: NormalizedName, version: Version) -> bool:
         return all(c.allows(version) for c in self.clauses.get(name, ()))
@@ -129,7 +127,6 @@ class Necessary:
         if any(str(c) == str(clause) for c in known):
             return False
         known.append(clause)
-        self.generation += 1
         return True
 
 

@@ -27,13 +27,13 @@ __all__ = ["DEFAULT_JOBS", "DEFAULT_MAX_SDIST_BUILDS", "FormatOp", "PlanOptions"
 FormatOp = tuple[Literal["no_binary", "only_binary"], str]
 
 DEFAULT_JOBS = 50
-DEFAULT_MAX_SDIST_BUILDS = 10
-"""Most sdists of one project whose metadata a plan prepares by a build (``--max-sdist-builds``):
-backtracking can reach every old version of a project, and each costs a build."""
 """Index and metadata requests each wait a round trip for a few kB, so many in flight keep a
 high-latency link busy; with a few hundred of them, a wider fan-out also keeps the next level
 of the dependency graph from queueing behind the current one (the large bench set: 32 -> 50
 took its plan from 1.28 s to 1.24 s over a 25 ms each-way link, 10 alternating runs)."""
+DEFAULT_MAX_SDIST_BUILDS = 10
+"""Most sdists of one project whose metadata a plan prepares by a build (``--max-sdist-builds``):
+backtracking can reach every old version of a project, and each costs a build."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -480,9 +480,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 return None
             try:
                 metadata = self.finder.metadata(candidate)
-            except FetchplanError:
+                deps = self.dependencies_of(candidate, metadata)
+            except (FetchplanError, DependencyURL):
+                # A direct-reference dependency is followed only for a version the resolver
+                # pins (get_dependencies), never for one this lookahead merely looks at.
                 return None
-            deps = self.dependencies_of(candidate, metadata)
             self._deps[(name, version)] = deps
         requires: dict[NormalizedName, SpecifierSet] = {}
         for dep in deps:
