@@ -96,6 +96,26 @@ def test_tools() -> Path:
 
 
 @pytest.fixture(scope="session")
+def build_tools(test_tools: Path) -> list[Path]:
+    """The newest setuptools and wheel wheels of the test tools, to build sdists with
+    (setuptools 61 or later: the test sdists declare their metadata in pyproject.toml)."""
+    from packaging.utils import parse_wheel_filename
+    from packaging.version import Version
+
+    found = []
+    for project in ("setuptools", "wheel"):
+        wheels = sorted(
+            test_tools.glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
+        )
+        if not wheels:
+            pytest.fail(f"no {project} wheel in {test_tools}")
+        found.append(wheels[-1])
+    if parse_wheel_filename(found[0].name)[1] < Version("61"):
+        pytest.fail(f"{found[0].name}: the test sdists need setuptools>=61")
+    return found
+
+
+@pytest.fixture(scope="session")
 def newest_pip(tmp_path_factory: pytest.TempPathFactory, test_tools: Path) -> Path:
     """A Python whose pip is the newest of the test tools (26.1+: reads pylock.toml, takes
     --group), installed from its wheel."""

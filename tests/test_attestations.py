@@ -70,14 +70,6 @@ def attested_sdist(test_tools: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def build_tools(test_tools: Path) -> list[Path]:
-    found = [sorted(test_tools.glob(f"{p}-*.whl"))[-1:] for p in ("setuptools", "wheel")]
-    if not all(found):
-        pytest.fail(f"no setuptools or wheel wheel in {test_tools}")
-    return [paths[0] for paths in found]
-
-
 @dataclass(frozen=True)
 class Setup:
     sdist: Path

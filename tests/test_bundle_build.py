@@ -24,10 +24,9 @@ from tests.test_direct import (
     _ok,
     _pip_check_and_import,
     _value,
-    bare_repo,  # noqa: F401 - a fixture
-    build_tools,  # noqa: F401 - a fixture of served
     served,  # noqa: F401 - a fixture
 )
+from tests.test_direct_kinds import _bare
 
 WHEEL = "gamma-1.0-py3-none-any.whl"
 ARCHIVE = "gamma-1.0.src.tar"
@@ -176,13 +175,15 @@ def test_build_local_builds_a_vcs_artifact_too(
     served: tuple[NginxServer, Path],  # noqa: F811
     run_cli: RunCli,
     tmp_path: Path,
-    bare_repo: tuple[Path, str],  # noqa: F811
 ) -> None:
     server, _files = served
-    bare, commit = bare_repo
+    marker = tmp_path / "builds.txt"
+    bare = tmp_path / "repo.git"
+    commit = _bare(_marked_project(tmp_path / "work", marker), bare)
     requirement = f"gamma @ git+{bare.as_uri()}@v1.2"
     _ok(run_cli("plan", requirement, "--index-url", server.index_url, "-o", "plan.json"))
     _ok(run_cli("bundle", "plan.json", "-o", "bundle", "--build-local"))
+    assert _builds(marker) == 1
     described = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
     (built,) = described["built"]
     archive = tmp_path / "bundle" / built["artifact"]
@@ -192,4 +193,5 @@ def test_build_local_builds_a_vcs_artifact_too(
     server.close()
     python = new_venv(tmp_path / "venv")
     _ok(run_cli("install", "bundle", "--python", python, "--offline"))
+    assert _builds(marker) == 1, "the carried wheel was built again at install"
     assert _value(python) == "1"

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from fetchplan.formats import export_plan
 from fetchplan.schemas.plan import Plan, load_plan
@@ -53,20 +52,6 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="session")
-def build_tools(test_tools: Path) -> list[Path]:
-    """The newest setuptools and wheel wheels of the test tools, to build sdists with."""
-    found = []
-    for project in ("setuptools", "wheel"):
-        wheels = sorted(
-            test_tools.glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
-        )
-        if not wheels:
-            pytest.fail(f"no {project} wheel in {test_tools}")
-        found.append(wheels[-1])
-    return found
 
 
 @pytest.fixture

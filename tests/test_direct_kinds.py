@@ -32,7 +32,6 @@ from tests.test_direct import (
     _plan_fetch_install,
     _project,
     _value,
-    build_tools,  # noqa: F401 - a fixture of served
     served,  # noqa: F401 - a fixture
 )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from tests.conftest import MakeIndexServer, RunCli
 from tests.support.wheels import Dist, build_sdist, build_wheel
@@ -22,19 +21,6 @@ if "FAIL" in open("fail-flag").read():
     sys.exit("NOISY-CAUSE: this sdist refuses today")
 setup(name="noisy", version="1.0", packages=["noisy"], install_requires=["dep" + ">=1"])
 """
-
-
-@pytest.fixture(scope="session")
-def setuptools_wheels(test_tools: Path) -> list[Path]:
-    found = []
-    for project in ("setuptools", "wheel"):
-        wheels = sorted(
-            test_tools.glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
-        )
-        if not wheels:
-            pytest.fail(f"no {project} wheel in {test_tools}")
-        found.append(wheels[-1])
-    return found
 
 
 def _noisy_index(
@@ -55,9 +41,9 @@ def test_sdist_backend_output_only_with_verbose(
     tmp_path: Path,
     index_server: MakeIndexServer,
     run_cli: RunCli,
-    setuptools_wheels: list[Path],
+    build_tools: list[Path],
 ) -> None:
-    index = _noisy_index(tmp_path, index_server, setuptools_wheels, "ok")
+    index = _noisy_index(tmp_path, index_server, build_tools, "ok")
     base = ("plan", "noisy", "-i", index, "--isolated", "--no-cache", "-o")
     out = run_cli(*base, "plan.json")
     assert out.returncode == 0, out.stderr
@@ -71,9 +57,9 @@ def test_failing_sdist_backend_quotes_its_last_lines_on_one_line(
     tmp_path: Path,
     index_server: MakeIndexServer,
     run_cli: RunCli,
-    setuptools_wheels: list[Path],
+    build_tools: list[Path],
 ) -> None:
-    index = _noisy_index(tmp_path, index_server, setuptools_wheels, "FAIL")
+    index = _noisy_index(tmp_path, index_server, build_tools, "FAIL")
     base = ("plan", "noisy", "-i", index, "--isolated", "--no-cache", "-o", "plan.json")
     out = run_cli(*base)
     assert out.returncode != 0

@@ -16,8 +16,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
-from packaging.version import Version
 
 from fetchplan.build.errors import BuildError
 from fetchplan.build.source import LEGACY_BACKEND, parse_build_system, unpack_sdist
@@ -86,23 +84,6 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 INHOUSE_PYPROJECT = (
     '[build-system]\nrequires = []\nbuild-backend = "inhouse_backend"\nbackend-path = ["."]\n'
 )
-
-
-@pytest.fixture(scope="session")
-def build_tools(test_tools: Path) -> list[Path]:
-    """The real setuptools and wheel wheels from the test tools (never skipped)."""
-    tools = test_tools
-    found = []
-    for project in ("setuptools", "wheel"):
-        wheels = sorted(
-            Path(tools).glob(f"{project}-*.whl"), key=lambda p: parse_wheel_filename(p.name)[1]
-        )
-        if not wheels:
-            pytest.fail(f"no {project} wheel in {tools}")
-        found.append(wheels[-1])
-    if parse_wheel_filename(found[0].name)[1] < Version("61"):
-        pytest.fail(f"{found[0].name}: the test sdists need setuptools>=61")
-    return found
 
 
 def _legacy_index(tmp_path: Path, build_tools: list[Path], setup_py: str = SETUP_PY) -> list[Path]:
