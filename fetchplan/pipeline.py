@@ -41,7 +41,7 @@ from fetchplan.install import (
     ensure_venv,
 )
 from fetchplan.install.core import InstallProgress, Selection, load_checked, select_checked
-from fetchplan.schemas.plan import BUILT_KINDS
+from fetchplan.schemas.plan import BUILT_KINDS, SOURCE_TREE_KINDS
 
 if TYPE_CHECKING:
     from fetchplan.bundle import BundleResult
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from fetchplan.wheels import WheelToInstall
 
 __all__ = [
-    "SOURCE_TREES",
     "InstallOptions",
     "Overlap",
     "RunResult",
@@ -74,7 +73,6 @@ __all__ = [
     "write_plan_files",
 ]
 
-SOURCE_TREES: frozenset[str] = frozenset({"directory", "vcs"})
 """The artifact kinds ``bundle --build-local`` builds wheels of: local projects and commits."""
 
 Resolve = Callable[["PlanOptions"], "PlanResult"]
@@ -175,13 +173,12 @@ class Source:
         if self.root is None or not self.built:
             return {}
         verified = {e.filename: e.sha256 for e in self.manifest.artifacts}
-        trees = {a.filename: a for a in selection.sdists if a.kind in SOURCE_TREES}
+        trees = {a.filename: a for a in selection.sdists if a.kind in SOURCE_TREE_KINDS}
         usable: dict[str, WheelToInstall] = {}
         for ref in self.built:
             artifact = trees.get(ref.artifact)
+            # (The bundle check already held the manifest's sha256 to the plan's.)
             if artifact is None or verified.get(ref.artifact) != ref.source_sha256:
-                continue
-            if artifact.sha256 is not None and artifact.sha256 != ref.source_sha256:
                 continue
             wheel = _carried_wheel(self.root, ref, artifact, target)
             if wheel is not None:
@@ -379,7 +376,7 @@ def build_local_wheels(work: Path, target: TargetInterpreter) -> tuple[BuiltRef,
     from fetchplan.schemas.bundle import BuiltRef
 
     selection = select_checked(work / MANIFEST_FILE, target)
-    trees = tuple(a for a in selection.artifacts if a.kind in SOURCE_TREES)
+    trees = tuple(a for a in selection.artifacts if a.kind in SOURCE_TREE_KINDS)
     if not trees:
         return ()
     out_dir = work / BUILT_DIR

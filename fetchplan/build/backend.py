@@ -111,10 +111,12 @@ def _runner(timeout: float) -> Callable[..., None]:
                 ) from None
             except OSError as exc:
                 raise _HookFailed(hook, f"cannot start the build interpreter: {exc}") from None
-            text = _read_tail(output)
+            # The output is read only when it is shown: at -v, or quoted by a failure.
+            failed = done.returncode != 0
+            text = _read_tail(output) if failed or log.isEnabledFor(logging.INFO) else ""
         if text.strip():
             log.info("%s output:\n%s", hook, text.rstrip())
-        if done.returncode != 0:
+        if failed:
             raise _HookFailed(hook, f"exit status {done.returncode}: {_tail(text)}")
 
     return run

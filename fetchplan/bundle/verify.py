@@ -33,7 +33,7 @@ from fetchplan.errors import FileFormatError
 from fetchplan.schemas import plan_digest
 from fetchplan.schemas.bundle import Bundle, load_bundle
 from fetchplan.schemas.manifest import Manifest, load_manifest
-from fetchplan.schemas.plan import Plan, load_plan
+from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Plan, load_plan
 
 __all__ = ["VerifyReport", "check_bundle", "verify_bundle"]
 
@@ -204,16 +204,13 @@ def _check_provenance(
     return listed
 
 
-_SOURCE_TREES = frozenset({"directory", "vcs"})
-
-
 def _check_built(
     bundle: Bundle, plan: Plan, opened: OpenedBundle, report: VerifyReport
 ) -> set[str]:
     """Check every built wheel ``bundle.json`` lists: made from a source-tree archive of the
     plan, at the path the bundle gives it, with the recorded size and sha256. The paths."""
     show = opened.display
-    trees = {a.filename for a in plan.artifacts if a.kind in _SOURCE_TREES}
+    trees = {a.filename for a in plan.artifacts if a.kind in SOURCE_TREE_KINDS}
     listed: set[str] = set()
     for i, ref in enumerate(bundle.built):
         where = f"{show(BUNDLE_FILE)}: built[{i}]"

@@ -74,7 +74,8 @@ def _make(artifact: Artifact, part: Path, ctx: Context) -> tuple[str, int, str]:
     source = artifact.local_path(ctx.plan_dir)
     assert source is not None
     if artifact.kind == "directory":
-        source = artifact.project_dir(ctx.plan_dir) or source
+        source = artifact.project_dir(ctx.plan_dir)
+        assert source is not None  # a directory's local path is its project's, or holds it
         if not source.is_dir():
             raise ArtifactFailed(artifact.destination, f"{source}: no such directory")
         sha256, size = _archive(source, part, artifact.exclude)
