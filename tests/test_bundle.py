@@ -245,6 +245,22 @@ def test_verify_reports_every_problem(planned: Planned) -> None:
     assert "artifacts[0].path: '../outside.whl' is not inside the bundle" in done.stderr
 
 
+def test_a_file_of_another_size_names_the_document_that_lists_its_size(
+    planned: Planned,
+) -> None:
+    bundle = planned.bundle("sized")
+    manifest = load_manifest(bundle / "manifest.json")
+    lib = next(a for a in manifest.artifacts if a.name == "lib")
+    with (bundle / lib.path).open("ab") as fh:
+        fh.write(b"appended")
+    done = planned.run("verify", bundle)
+    assert done.returncode == 1
+    assert (
+        f"fetchplan: {bundle / lib.path}: {lib.size + 8} bytes, "
+        f"{bundle / 'manifest.json'} says {lib.size}\n"
+    ) in done.stderr
+
+
 def test_verify_a_plain_destination_and_a_plan_digest(planned: Planned) -> None:
     fetched = planned.run("fetch", planned.plan, "--progress", "none", "--isolated")
     assert fetched.returncode == 0, fetched.stderr

@@ -172,7 +172,12 @@ def _check_artifacts(read: _Read, opened: OpenedBundle, report: VerifyReport) ->
             continue
         listed.add(str(rel))
         _check_file(
-            opened.root, str(rel), size=entry.size, sha256=entry.sha256, show=show, report=report
+            opened.root,
+            str(rel),
+            size=(entry.size, read.manifest_rel),
+            sha256=entry.sha256,
+            show=show,
+            report=report,
         )
     return listed
 
@@ -196,11 +201,8 @@ def _check_provenance(
             )
             continue
         listed.add(ref.path)
-        try:
-            size = (opened.root / ref.path).lstat().st_size
-        except OSError:
-            size = -1  # _check_file names what is wrong
-        _check_file(opened.root, ref.path, size=size, sha256=ref.sha256, show=show, report=report)
+        # bundle.json records no size for a provenance object: its sha256 alone vouches for it.
+        _check_file(opened.root, ref.path, size=None, sha256=ref.sha256, show=show, report=report)
     return listed
 
 
@@ -226,7 +228,12 @@ def _check_built(
             continue
         listed.add(ref.path)
         _check_file(
-            opened.root, ref.path, size=ref.size, sha256=ref.sha256, show=show, report=report
+            opened.root,
+            ref.path,
+            size=(ref.size, BUNDLE_FILE),
+            sha256=ref.sha256,
+            show=show,
+            report=report,
         )
     return listed
 
@@ -323,11 +330,13 @@ def _check_file(
     root: Path,
     rel: str,
     *,
-    size: int,
+    size: tuple[int, str] | None,
     sha256: str,
     show: Callable[[str], str],
     report: VerifyReport,
 ) -> None:
+    """Check that ``rel`` is a regular file with ``sha256`` and, where ``size`` is given,
+    the size it gives and the name of the document that lists that size."""
     path = root / rel
     try:
         stat = path.lstat()
@@ -340,8 +349,8 @@ def _check_file(
     if S_ISLNK(stat.st_mode) or not S_ISREG(stat.st_mode):
         report.problems.append(f"{show(rel)}: not a regular file")
         return
-    if stat.st_size != size:
-        report.problems.append(f"{show(rel)}: {stat.st_size} bytes, the manifest says {size}")
+    if size is not None and stat.st_size != size[0]:
+        report.problems.append(f"{show(rel)}: {stat.st_size} bytes, {show(size[1])} says {size[0]}")
         return
     try:
         actual, _ = _hash(path)
@@ -352,7 +361,7 @@ def _check_file(
         report.problems.append(f"{show(rel)}: sha256 mismatch: expected {sha256}, got {actual}")
         return
     report.files += 1
-    report.bytes += size
+    report.bytes += stat.st_size
 
 
 def _check_index(
