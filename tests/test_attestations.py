@@ -495,6 +495,18 @@ def test_a_bundle_carries_provenance_and_audit_verifies_it_offline(
     (failure,) = json.loads(audit.stdout)["audit"]["attestations"]["failed"]
     assert failure["detail"].startswith(f"{carried}: sha256 ")
     assert failure["detail"].endswith(" bundle.json records")
+    # bundle.json pointing the object at another file of the bundle (its plan).
+    carried.write_bytes(PROVENANCE)
+    moved = dict(description, provenance=[dict(description["provenance"][0])])
+    moved["provenance"][0]["path"] = "plan.json"
+    (bundle / "bundle.json").write_text(json.dumps(moved))
+    audit = run_cli("audit", bundle, "--attestations", "--format", "json")
+    assert audit.returncode == 1
+    (failure,) = json.loads(audit.stdout)["audit"]["attestations"]["failed"]
+    assert failure["detail"] == (
+        f"bundle.json: provenance path 'plan.json' is not 'provenance/{SDIST}.json'"
+    )
+    (bundle / "bundle.json").write_text(json.dumps(description))
     # Without --attestations the bundle's plan is audited as a plan file is.
     plain = run_cli("audit", bundle, "--format", "json")
     assert plain.returncode == 0, plain.stderr

@@ -47,7 +47,8 @@ def collect_provenance(plan: Plan, root: Path, get: Getter) -> tuple[ProvenanceR
     ``root/provenance/``; the references for ``bundle.json``.
 
     Raises :class:`BundleError` naming the first file whose object could not be fetched (and
-    how many more), after trying them all; what was fetched stays for the next attempt.
+    how many more), after trying them all. Every call fetches every object again: the plan
+    names no digest for a provenance object to check an earlier copy against.
     """
     shutil.rmtree(root / PROVENANCE_DIR, ignore_errors=True)
     refs: list[ProvenanceRef] = []
@@ -88,9 +89,12 @@ def provenance_reader(opened: OpenedBundle, bundle: Bundle, plan: Plan) -> Gette
         if ref is None:
             raise ValueError("the bundle carries no provenance object for it")
         shown = opened.display(ref.path)
-        parts = Path(ref.path).parts
-        if parts[:1] != (PROVENANCE_DIR,) or ".." in parts:
-            raise ValueError(f"bundle.json: provenance path {ref.path!r} is not under provenance/")
+        if ref.path != provenance_path(ref.filename):
+            # The rule verify applies: the one place a bundle carries this file's object.
+            raise ValueError(
+                f"bundle.json: provenance path {ref.path!r} is not "
+                f"{provenance_path(ref.filename)!r}"
+            )
         if (opened.root / ref.path).is_symlink():
             raise ValueError(f"{shown}: not a regular file")
         try:
