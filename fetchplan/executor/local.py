@@ -22,7 +22,7 @@ from fetchplan.errors import HashMismatch
 from fetchplan.executor.checkpoint import ArtifactState, utc_now
 from fetchplan.executor.context import ArtifactFailed, Context
 from fetchplan.executor.verified import FileTiming, Verified
-from fetchplan.schemas.plan import Artifact
+from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Artifact
 
 __all__ = ["obtain_local"]
 
@@ -106,7 +106,7 @@ def obtain_local(
     timing.phases.append(("download", started, ctx.now()))
     if sha256 != artifact.sha256 or (artifact.size is not None and size != artifact.size):
         part.unlink(missing_ok=True)
-        changed = "source tree" if artifact.kind in ("directory", "vcs") else "file"
+        changed = "source tree" if artifact.kind in SOURCE_TREE_KINDS else "file"
         raise ArtifactFailed(
             artifact.destination,
             f"{what}: the {changed} changed since planning (sha256 {sha256}, {size} bytes; "

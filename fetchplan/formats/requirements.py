@@ -43,7 +43,7 @@ from fetchplan.formats._common import (
     select_for_target,
     targets_marker,
 )
-from fetchplan.schemas.plan import Artifact, Dependency, IndexRef, Plan, Target
+from fetchplan.schemas.plan import SOURCE_TREE_KINDS, Artifact, Dependency, IndexRef, Plan, Target
 
 __all__ = [
     "PIP_HASH_ALGORITHMS",
@@ -92,7 +92,7 @@ def _note(artifact: Artifact) -> str:
 
 def _direct_pin(artifact: Artifact, members: Sequence[Artifact], extras: Sequence[str]) -> str:
     """``name[extras] @ URL`` for a direct archive; pip cannot check hashes of the others."""
-    if artifact.kind in ("directory", "vcs"):
+    if artifact.kind in SOURCE_TREE_KINDS:
         what = "a VCS checkout" if artifact.kind == "vcs" else "a local directory"
         raise ExportError(
             f"{artifact.filename}: {artifact.name} is {what}, which a hashed requirements file "

@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fetchplan._age import format_duration, parse_duration, parse_time
 from fetchplan.errors import FetchplanError, FieldProblem, FileFormatError
 from fetchplan.schemas import load_document, validate
-from fetchplan.schemas.plan import BUILT_KINDS, Artifact, AttestationBundle, Plan
+from fetchplan.schemas.plan import BUILT_KINDS, SOURCE_TREE_KINDS, Artifact, AttestationBundle, Plan
 
 if TYPE_CHECKING:
     from fetchplan.review.vulns import Level, VulnFinding
@@ -348,7 +348,7 @@ def _url_violations(policy: Policy, url: str, what: str, base: dict[str, Any]) -
 
 
 def _direct_kind(artifact: Artifact) -> str:
-    if artifact.kind in ("directory", "vcs"):
+    if artifact.kind in SOURCE_TREE_KINDS:
         return "local directory" if artifact.kind == "directory" else "VCS commit"
     return "local archive" if artifact.path is not None else "URL"
 
