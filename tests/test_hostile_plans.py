@@ -146,7 +146,14 @@ KIND_EDITS: list[tuple[str, dict[str, object]]] = [
     ("artifacts[0].vcs.subdirectory", {"kind": "vcs", "vcs": {**_VCS, "subdirectory": "/abs"}}),
     ("artifacts[0].subdirectory", {"kind": "sdist", "subdirectory": "a/../../up"}),
     ("artifacts[0].subdirectory", {"kind": "directory", "path": "p", "subdirectory": "/abs"}),
-    ("artifacts[0]", {"kind": "wheel", "subdirectory": "sub"}),
+    (
+        "artifacts[0].subdirectory: not allowed for kind 'wheel'",
+        {"kind": "wheel", "subdirectory": "sub"},
+    ),
+    (
+        "artifacts[0].subdirectory: not allowed for kind 'vcs'",
+        {"kind": "vcs", "vcs": _VCS, "subdirectory": "s"},
+    ),
 ]
 
 

@@ -358,11 +358,29 @@ def _problem(error: ValidationError) -> FieldProblem:
     if error.validator == "required":
         missing = message.split("'")[1] if "'" in message else message
         return FieldProblem(dotted_path([*path, missing]), "missing required field")
+    forbidden = _forbidden_field(error)
+    if forbidden is not None:
+        return FieldProblem(dotted_path([*path, forbidden[0]]), forbidden[1])
     if error.validator == "format" and error.validator_value == "url":
         message = f"{error.instance!r} is not a usable URL (its host or port does not parse)"
     if len(message) > 200:
         message = message[:197] + "..."
     return FieldProblem(dotted_path(path), message)
+
+
+def _forbidden_field(error: ValidationError) -> tuple[str, str] | None:
+    """The field and the reason for a ``{"not": {"required": [field]}}`` rule (a field
+    another field's value rules out, as ``subdirectory`` for a wheel); None for any other."""
+    if error.validator != "not" or not isinstance(error.validator_value, dict):
+        return None
+    required = error.validator_value.get("required")
+    if list(error.validator_value) != ["required"] or not isinstance(required, list):
+        return None
+    if len(required) != 1 or not isinstance(error.instance, dict):
+        return None
+    kind = error.instance.get("kind")
+    reason = f"not allowed for kind {kind!r}" if isinstance(kind, str) else "not allowed here"
+    return str(required[0]), reason
 
 
 # What each of fetchplan's files is called, and the commands that take it.
