@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -130,24 +131,14 @@ def _verify_attestations(
 ) -> tuple[Plan, list[AttestationProblem]]:
     """``plan`` with every file's attestations verified now (what was recorded replaced), and
     the files that failed. ``get`` answers provenance URLs; by default they are fetched."""
-    from fetchplan.planner.attestations import (
-        attest_artifacts,
-        http_getter,
-        plan_session,
-        require_library,
-    )
+    from fetchplan.planner.attestations import attest_artifacts, plan_getter, require_library
 
     require_library()
-    session = plan_session(plan) if get is None else None
-    try:
-        if session is not None:
-            get = http_getter(session, 30.0)
-        assert get is not None
+    with contextlib.ExitStack() as stack:
+        if get is None:
+            get = stack.enter_context(plan_getter(plan))
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetchplan-attest") as pool:
             artifacts, problems = attest_artifacts(
                 (replace(a, attestations=None) for a in plan.artifacts), get, executor=pool
             )
-    finally:
-        if session is not None:
-            session.close()
     return replace(plan, artifacts=artifacts), list(problems)

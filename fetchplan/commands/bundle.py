@@ -106,10 +106,7 @@ def _provenance_getter(args: argparse.Namespace) -> Iterator[Getter | None]:
     if plan is None or all(a.provenance is None for a in plan.artifacts):
         yield None
         return
-    from fetchplan.planner.attestations import http_getter, plan_session
+    from fetchplan.planner.attestations import plan_getter
 
-    session = plan_session(plan)
-    try:
-        yield http_getter(session, 30.0)
-    finally:
-        session.close()
+    with plan_getter(plan) as get:
+        yield get

@@ -16,8 +16,9 @@ returns them all rather than stopping at the first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ __all__ = [
     "attest_artifacts",
     "http_getter",
     "one_line",
+    "plan_getter",
     "plan_session",
     "require_library",
     "verify_provenance",
@@ -288,3 +290,13 @@ def plan_session(plan: Plan, *, timeout: float = 30.0) -> requests.Session:
     )
     read_pip_settings().apply_tls(session)
     return session
+
+
+@contextlib.contextmanager
+def plan_getter(plan: Plan, *, timeout: float = 30.0) -> Iterator[Getter]:
+    """A getter of ``plan``'s provenance URLs over :func:`plan_session`, closed on exit."""
+    session = plan_session(plan, timeout=timeout)
+    try:
+        yield http_getter(session, timeout)
+    finally:
+        session.close()
