@@ -117,7 +117,7 @@ def _check_tls_files(plan_settings: PlanSettings) -> None:
     """pip's ``cert`` and ``client-cert`` name files that exist (requests would otherwise
     refuse them at the first https request, naming neither the setting nor its source)."""
     for key, path in (("cert", plan_settings.cert), ("client-cert", plan_settings.client_cert)):
-        if path is not None and not Path(path).is_file():
+        if path is not None and not Path(path).exists():
             origin = plan_settings.origin(path) or f"pip's configuration: {key}"
             raise InputError(f"{origin}: {path!r}: no such file (a {key} PEM file is expected)")
 
