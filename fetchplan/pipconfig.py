@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,10 @@ class PipSettings:
     no_binary: tuple[str, ...] = ()
     uploaded_prior_to: str | None = None
     """pip's ``uploaded-prior-to`` as written (a time, or a duration such as ``P7D``)."""
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """(value, where it was given) for the locations, hosts and TLS files above: the variable
+    (``PIP_INDEX_URL``) or the configuration file and key (``FILE [global] index-url``), so
+    that an error about a value can name its source."""
 
     def apply_tls(self, session: Any) -> None:
         """Give a requests session pip's CA bundle and client certificate, when set."""
@@ -116,18 +120,37 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSettings:
-    """Combine environment variables and ``pip config list`` values, pip's way."""
+# The settings whose values an error may have to trace back to where they were given.
+_LOCATED = ("index-url", "extra-index-url", "find-links", "trusted-host", "cert", "client-cert")
 
-    def pick(key: str) -> str | None:
-        env_value = env.get("PIP_" + key.upper().replace("-", "_"))
+
+def settings_from(
+    env: Mapping[str, str], config: Mapping[str, str], files: Mapping[str, str] | None = None
+) -> PipSettings:
+    """Combine environment variables and ``pip config list`` values, pip's way.
+
+    ``files`` maps a ``section.key`` of ``config`` to the file that gave it, for
+    :attr:`PipSettings.origins` (a value without one is named by its section and key)."""
+    where = {} if files is None else files
+
+    def pick_from(key: str) -> tuple[str, str] | None:
+        variable = "PIP_" + key.upper().replace("-", "_")
+        env_value = env.get(variable)
         if env_value is not None:
-            return env_value
+            return env_value, variable
         for section in reversed(_SECTIONS):
             value = config.get(f"{section}.{key}")
             if value is not None:
-                return value
+                if section == ":env:":
+                    return value, variable
+                named = f"[{section}] {key}"
+                found = where.get(f"{section}.{key}")
+                return value, named if found is None else f"{found} {named}"
         return None
+
+    def pick(key: str) -> str | None:
+        picked = pick_from(key)
+        return None if picked is None else picked[0]
 
     def many(key: str) -> tuple[str, ...]:
         value = pick(key)
@@ -137,6 +160,12 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
         value = pick(key)
         return value is not None and _truthy(value)
 
+    origins: list[tuple[str, str]] = []
+    for key in _LOCATED:
+        picked = pick_from(key)
+        if picked is not None:
+            values = (picked[0],) if key in ("index-url", "cert", "client-cert") else ()
+            origins += [(value, picked[1]) for value in values or picked[0].split()]
     no_index = pick("no-index")
     return PipSettings(
         index_url=pick("index-url"),
@@ -153,6 +182,7 @@ def settings_from(env: Mapping[str, str], config: Mapping[str, str]) -> PipSetti
         only_binary=many("only-binary"),
         no_binary=many("no-binary"),
         uploaded_prior_to=pick("uploaded-prior-to"),
+        origins=tuple(origins),
     )
 
 
@@ -223,21 +253,32 @@ def pip_config_values(
 
     Later files override earlier ones; ``PIP_*`` variables come last as section ``:env:``.
     """
+    return _config_values(env, platform, prefix)[0]
+
+
+def _config_values(
+    env: Mapping[str, str], platform: str = sys.platform, prefix: str = sys.prefix
+) -> tuple[dict[str, str], dict[str, str]]:
+    """:func:`pip_config_values`, and the file each file-given ``section.key`` came from."""
     values: dict[str, str] = {}
+    files: dict[str, str] = {}
     for path in pip_config_files(env, platform, prefix):
-        values.update(_read_config_file(path))
+        read = _read_config_file(path)
+        values.update(read)
+        files.update(dict.fromkeys(read, str(path)))
     for key, value in env.items():
         if key.startswith("PIP_"):
             name = key[4:].lower()
             if name not in _ENV_NAMES_IGNORED:
                 values[f":env:.{_normalize_name(name)}"] = value
-    return values
+    return values, files
 
 
 def read_pip_settings(env: Mapping[str, str] | None = None) -> PipSettings:
     """pip's index settings from its configuration files and environment, read in-process."""
     environ = os.environ if env is None else env
-    return settings_from(environ, pip_config_values(environ))
+    values, files = _config_values(environ)
+    return settings_from(environ, values, files)
 
 
 _DEFAULT_RE = re.compile(r"--index-url\b.*?\(default\s+(\S+?)\)", re.DOTALL)
@@ -245,8 +286,10 @@ _DEFAULT_RE = re.compile(r"--index-url\b.*?\(default\s+(\S+?)\)", re.DOTALL)
 
 @functools.cache
 def pip_default_index(runner: Runner | None = None) -> str:
-    """pip's built-in default index URL, as pip's own help states it."""
-    text = (runner or _run)([*pip_command(), "download", "--help"])
+    """pip's built-in default index URL, as pip's own help states it (``--isolated``: pip's
+    configuration is not its built-in default, and a bad value there would fail pip's help
+    before the planner could name it)."""
+    text = (runner or _run)([*pip_command(), "--isolated", "download", "--help"])
     match = _DEFAULT_RE.search(text)
     if match is None:
         raise InputError("could not learn pip's default index from 'pip download --help'")

@@ -45,6 +45,8 @@ def _options_dict(options: RequirementOptions) -> dict[str, Any]:
     default = RequirementOptions()
     result: dict[str, Any] = {}
     for f in fields(RequirementOptions):
+        if not f.compare:  # origins: test_options_trace_their_values_to_lines
+            continue
         value = getattr(options, f.name)
         if value != getattr(default, f.name):
             result[f.name] = [list(v) for v in value] if f.name == "format_ops" else value
@@ -66,6 +68,16 @@ def test_case(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _options_dict(result.options) == expected["options"]
     for project, formats in allowed.items():
         assert result.options.allowed_formats(project) == frozenset(formats), project
+
+
+def test_options_trace_their_values_to_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(DATA)
+    result = parse_requirements_file(Path("nested/requirements.txt"))
+    wheels = str(DATA / "nested" / "sub" / "wheels")
+    assert dict(result.options.origins) == {wheels: "nested/sub/more.txt:4: --find-links"}
+    merged = merge(result, parse_requirements_file(Path("options/requirements.txt")))
+    assert dict(merged.options.origins)[wheels] == "nested/sub/more.txt:4: --find-links"
+    assert "options/requirements.txt:1: --index-url" in dict(merged.options.origins).values()
 
 
 def test_sources_name_the_file_as_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -296,7 +296,60 @@ def test_pip_reads_uploaded_prior_to_from_its_environment_and_files() -> None:
 
 def test_every_setting_has_a_row() -> None:
     named = {key for row in ROWS for key in row.expected}
-    assert named == {f.name for f in fields(PlanSettings)}
+    # origins only trace values to their sources: test_origins_name_each_layers_source
+    assert named == {f.name for f in fields(PlanSettings) if f.compare}
+
+
+def test_origins_name_each_layers_source() -> None:
+    got = settings(
+        PlanOptions(index_url="https://cli.invalid/", find_links=["/cli/wheels"]),
+        RequirementOptions(
+            extra_index_urls=("https://file.invalid/",),
+            origins=(("https://file.invalid/", "r.txt:3: --extra-index-url"),),
+        ),
+        PipSettings(
+            trusted_hosts=("pip.invalid",),
+            cert="/pip/ca.pem",
+            origins=(
+                ("pip.invalid", "PIP_TRUSTED_HOST"),
+                ("/pip/ca.pem", "pip.conf [global] cert"),
+            ),
+        ),
+        default_index=lambda: DEFAULT,
+    )
+    assert got.origin("https://cli.invalid/") == "--index-url"
+    assert got.origin("/cli/wheels") == "--find-links"
+    assert got.origin("https://file.invalid/") == "r.txt:3: --extra-index-url"
+    assert got.origin("pip.invalid") == "PIP_TRUSTED_HOST"
+    assert got.origin("/pip/ca.pem") == "pip.conf [global] cert"
+    assert got.origin("https://nowhere.invalid/") is None
+
+
+def test_pip_settings_trace_each_value_to_its_variable_or_file() -> None:
+    config = {
+        "global.index-url": "https://file.invalid/",
+        "install.find-links": "/a /b",
+        "global.cert": "/ca.pem",
+    }
+    files = dict.fromkeys(config, "/etc/pip.conf")
+    got = settings_from(
+        {"PIP_EXTRA_INDEX_URL": "https://x.invalid/ https://y.invalid/"}, config, files
+    )
+    assert dict(got.origins) == {
+        "https://file.invalid/": "/etc/pip.conf [global] index-url",
+        "https://x.invalid/": "PIP_EXTRA_INDEX_URL",
+        "https://y.invalid/": "PIP_EXTRA_INDEX_URL",
+        "/a": "/etc/pip.conf [install] find-links",
+        "/b": "/etc/pip.conf [install] find-links",
+        "/ca.pem": "/etc/pip.conf [global] cert",
+    }
+    # A value in pip's :env: section is its PIP_* variable; one without a known file its key.
+    assert dict(settings_from({}, {":env:.index-url": "https://e.invalid/"}).origins) == {
+        "https://e.invalid/": "PIP_INDEX_URL"
+    }
+    assert dict(settings_from({}, {"global.trusted-host": "h.invalid"}).origins) == {
+        "h.invalid": "[global] trusted-host"
+    }
 
 
 def test_settings_are_immutable_and_their_repr_hides_credentials() -> None:

@@ -133,19 +133,99 @@ def test_an_index_that_is_not_one_is_named(
 @pytest.mark.parametrize(
     ("line", "said"),
     [
-        ("-i not-a-url", "index 'not-a-url': neither a URL nor an existing directory"),
-        ("--extra-index-url file:///nonexistent", "index 'file:///nonexistent': no such"),
-        ("--find-links ./nothere", "find-links '"),
+        ("-i not-a-url", "--index-url: 'not-a-url': neither a URL nor an existing directory"),
+        ("--extra-index-url file:///nonexistent", "--extra-index-url: 'file:///nonexistent': no"),
+        ("--index-url https://host:port/simple", "--index-url: 'https://host:port/simple': not a"),
+        ("--extra-index-url http://[abc/simple", "--extra-index-url: 'http://[abc/simple': not"),
+        ("--find-links ./nothere", "--find-links: '"),
+        ("--index-url http://remote.invalid/simple", "plain http:// is accepted only"),
     ],
 )
 def test_a_requirements_file_index_that_is_not_one_is_named(
     line: str, said: str, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    (tmp_path / "requirements.txt").write_text(f"{line}\nlib\n")
-    out = run_cli("plan", "-r", "requirements.txt", "-o", "plan.json", "--isolated")
-    assert out.returncode == 2
-    _one_line(out, said)
-    assert not (tmp_path / "plan.json").exists()
+    (tmp_path / "requirements.txt").write_text(f"lib\n{line}\n")
+    (tmp_path / "outer.txt").write_text("-r requirements.txt\n")
+    for given in ("requirements.txt", "outer.txt"):
+        out = run_cli("plan", "-r", given, "-o", "plan.json", "--isolated")
+        assert out.returncode == 2
+        # the file and line that wrote it, also through an include
+        _one_line(out, "fetchplan: error: requirements.txt:2: ", said)
+        assert not (tmp_path / "plan.json").exists()
+
+
+PIP_LOCATIONS = [
+    ("index-url", "not a url", "neither a URL nor an existing directory"),
+    ("index-url", "file:///nonexistent/simple", "no such directory /nonexistent/simple"),
+    ("extra-index-url", "https://host:port/simple", "not a usable URL"),
+    ("extra-index-url", "http://[abc/simple", "not a usable URL"),
+    ("find-links", "/nonexistent", "neither a URL nor an existing file or directory"),
+    ("find-links", "https://host:99999/", "not a usable URL"),
+    ("cert", "/nonexistent/ca.pem", "no such file"),
+    ("client-cert", "/nonexistent/client.pem", "no such file"),
+]
+
+
+@pytest.fixture
+def pip_conf(tmp_path: Path) -> Path:
+    """Where a test writes the pip configuration file it gives as ``PIP_CONFIG_FILE``."""
+    return tmp_path / "pip.conf"
+
+
+def _plan_with_pip(run_cli: RunCli, index: str, key: str, env: dict[str, str]) -> Any:
+    # pip's index-url counts only when the command line names no index (pip's precedence)
+    where = ("--extra-index-url", index) if key == "index-url" else ("-i", index)
+    return run_cli("plan", "lib", *where, "-o", "plan.json", env=env)
+
+
+@pytest.mark.parametrize("case", PIP_LOCATIONS, ids=[f"{c[0]}={c[1]}" for c in PIP_LOCATIONS])
+def test_a_pip_variable_that_is_not_usable_is_named(
+    case: tuple[str, str, str], index: str, run_cli: RunCli, cli_env: dict[str, str]
+) -> None:
+    key, given, said = case
+    variable = "PIP_" + key.upper().replace("-", "_")
+    out = _plan_with_pip(run_cli, index, key, {**cli_env, variable: given})
+    assert out.returncode == 2, out.stderr
+    _one_line(out, f"fetchplan: error: {variable}: {given!r}: ", said)
+
+
+@pytest.mark.parametrize("section", ["global", "install"])
+@pytest.mark.parametrize("case", PIP_LOCATIONS, ids=[f"{c[0]}={c[1]}" for c in PIP_LOCATIONS])
+def test_a_pip_configuration_value_that_is_not_usable_is_named(
+    case: tuple[str, str, str], section: str, index: str, run_cli: RunCli, pip_conf: Path
+) -> None:
+    key, given, said = case
+    pip_conf.write_text(f"[{section}]\n{key} = {given}\n")
+    out = _plan_with_pip(run_cli, index, key, {**os.environ, "PIP_CONFIG_FILE": str(pip_conf)})
+    assert out.returncode == 2, out.stderr
+    _one_line(out, f"fetchplan: error: {pip_conf} [{section}] {key}: {given!r}: ", said)
+    assert not (pip_conf.parent / "plan.json").exists()
+
+
+def test_a_pip_value_the_command_line_overrides_is_not_refused(
+    index: str, run_cli: RunCli, cli_env: dict[str, str]
+) -> None:
+    # pip takes the command line's index over its configured one; so does the planner.
+    env = {**cli_env, "PIP_INDEX_URL": "https://host:port/simple"}
+    out = run_cli("plan", "lib", "-i", index, "-o", "plan.json", env=env)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "given"),
+    [("PIP_INDEX_URL", "https://host:port/simple"), ("PIP_EXTRA_INDEX_URL", "http://[abc/")],
+)
+def test_fetch_names_a_pip_url_that_does_not_parse(
+    variable: str, given: str, index: str, run_cli: RunCli, cli_env: dict[str, str]
+) -> None:
+    _good_plan(run_cli, index, "plan.json")
+    out = run_cli("fetch", "plan.json", env={**cli_env, variable: given})
+    assert out.returncode == 2, out.stderr
+    _one_line(out, f"fetchplan: error: {variable}: {given!r}: not a usable URL")
+    for option in ("--index-url", "--extra-index-url"):
+        out = run_cli("fetch", "plan.json", option, given)
+        assert out.returncode == 2, out.stderr
+        _one_line(out, f"argument {option}: {given!r}: not a usable URL")
 
 
 @pytest.mark.parametrize(

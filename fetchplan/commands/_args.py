@@ -13,6 +13,7 @@ __all__ = [
     "add_no_wait_argument",
     "add_per_host_argument",
     "add_progress_argument",
+    "credential_url",
     "non_negative_int",
     "non_negative_seconds",
     "positive_int",
@@ -39,6 +40,18 @@ def _seconds(text: str, *, zero: bool) -> float:
         bound = "0 or more" if zero else "more than 0"
         raise argparse.ArgumentTypeError(f"must be a finite number {bound}, not {text!r}")
     return value
+
+
+def credential_url(text: str) -> str:
+    """An argparse type: a URL whose host and port parse (every URL library raises for
+    ``http://[abc/`` or ``https://h:port/``), so that the error names the option."""
+    from fetchplan._urls import parses, redact
+
+    if not parses(text):
+        raise argparse.ArgumentTypeError(
+            f"{redact(text)!r}: not a usable URL (its host or port does not parse)"
+        )
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -14,6 +14,7 @@ from fetchplan.commands._args import (
     add_no_wait_argument,
     add_per_host_argument,
     add_progress_argument,
+    credential_url,
     non_negative_seconds,
     positive_int,
     positive_seconds,
@@ -115,6 +116,7 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
         "--index-url",
         action="append",
         default=[],
+        type=credential_url,
         metavar="URL",
         help="an index URL with user:password@, whose credentials serve its origin (repeatable)",
     )
@@ -122,6 +124,7 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> FetchGroups:
         "--extra-index-url",
         action="append",
         default=[],
+        type=credential_url,
         metavar="URL",
         help="the same, as pip spells it (repeatable)",
     )

@@ -21,6 +21,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from fetchplan._offline import offline_session
+from fetchplan._urls import parses, redact
 from fetchplan.auth import CredentialStore
 from fetchplan.cache import ArtifactCache, default_cache_dir
 from fetchplan.errors import FetchplanError, InputError
@@ -104,8 +105,18 @@ def _pip_settings(options: FetchOptions) -> PipSettings:
 
 
 def _pip_sources(settings: PipSettings) -> tuple[list[str], list[str]]:
-    """Credential-bearing URLs and trusted hosts of pip's configuration."""
+    """Credential-bearing URLs and trusted hosts of pip's configuration; a URL whose host or
+    port does not parse is refused naming where it was given (the variable, or the file and
+    key), as the planner refuses it."""
     urls = [u for u in (settings.index_url, *settings.extra_index_urls) if u is not None]
+    for url in (*urls, *settings.find_links):
+        if "://" in url and not parses(url):
+            where = next(
+                (w for value, w in settings.origins if value == url), "pip's configuration"
+            )
+            raise InputError(
+                f"{where}: {redact(url)!r}: not a usable URL (its host or port does not parse)"
+            )
     urls += [u for u in settings.find_links if urlsplit(u).scheme in ("http", "https")]
     return urls, list(settings.trusted_hosts)
 

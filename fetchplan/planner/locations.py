@@ -14,7 +14,7 @@ themselves is the pure :func:`.settings.settings`. Light, like :mod:`.sources`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,40 +84,62 @@ def find_sources(
 
 def locate(plan_settings: PlanSettings, *, offline: bool = False) -> Sources:
     """The checked locations of ``plan_settings``, indexes first (see the module docstring);
-    ``offline`` refuses every location but ``file://`` ones."""
-    indexes = _unique_sources(plan_settings.index_urls, "index")
-    flat = _unique_sources(plan_settings.find_links, "find-links")
+    ``offline`` refuses every location but ``file://`` ones. An error names where the value
+    was given (:meth:`.settings.PlanSettings.origin`) when the settings know it."""
+    where = plan_settings.origin
+    given = _unique_sources(plan_settings.index_urls, "index", where)
+    indexes = tuple(given)
+    given.update(_unique_sources(plan_settings.find_links, "find-links", where))
+    flat = tuple(given)[len(indexes) :]
     if offline:
-        remote = [s.url for s in (*indexes, *flat) if not s.url.startswith("file:")]
+        remote = [s for s in (*indexes, *flat) if not s.url.startswith("file:")]
         if remote:
             raise InputError(
-                f"--offline: {redact(remote[0])} needs the network; use file:// indexes and "
-                "find-links directories only"
+                f"{_named(where(given.get(remote[0], '')))}--offline: {redact(remote[0].url)} "
+                "needs the network; use file:// indexes and find-links directories only"
             )
     trusted = frozenset(plan_settings.trusted_hosts)
     for source in (*indexes, *flat):
         if not is_secure_or_trusted(source.url, trusted):
             raise InputError(
-                f"{redact(source.url)}: plain http:// is accepted only for loopback hosts and "
-                "hosts given with --trusted-host"
+                f"{_named(where(given.get(source, '')))}{redact(source.url)}: plain http:// is "
+                "accepted only for loopback hosts and hosts given with --trusted-host"
             )
+    _check_tls_files(plan_settings)
     return Sources(settings=plan_settings, indexes=indexes, find_links=flat)
 
 
-def _unique_sources(urls: Iterable[str], kind: SourceKind) -> tuple[IndexSource, ...]:
-    seen: dict[str, IndexSource] = {}
+def _named(origin: str | None) -> str:
+    return "" if origin is None else f"{origin}: "
+
+
+def _check_tls_files(plan_settings: PlanSettings) -> None:
+    """pip's ``cert`` and ``client-cert`` name files that exist (requests would otherwise
+    refuse them at the first https request, naming neither the setting nor its source)."""
+    for key, path in (("cert", plan_settings.cert), ("client-cert", plan_settings.client_cert)):
+        if path is not None and not Path(path).exists():
+            origin = plan_settings.origin(path) or f"pip's configuration: {key}"
+            raise InputError(f"{origin}: {path!r}: no such file (a {key} PEM file is expected)")
+
+
+def _unique_sources(
+    urls: Iterable[str], kind: SourceKind, where: Callable[[str], str | None]
+) -> dict[IndexSource, str]:
+    """Each checked source of ``urls`` once, in order, with the value it was first given as."""
+    seen: dict[IndexSource, str] = {}
     for url in urls:
-        source = checked_source(url, kind)
-        seen.setdefault(source.url, source)
-    return tuple(seen.values())
+        seen.setdefault(checked_source(url, kind, where(url)), url)
+    return seen
 
 
-def checked_source(given: str, kind: SourceKind) -> IndexSource:
+def checked_source(given: str, kind: SourceKind, origin: str | None = None) -> IndexSource:
     """:func:`source_for` ``given``, refusing what no request could use (:func:`source_problem`)
-    with an :class:`InputError` naming the kind and the location."""
+    with an :class:`InputError` naming ``origin`` (where the value was given: an option, a
+    file's line, a variable) when known, else the kind, and the location."""
     problem = source_problem(given, kind)
     if problem is not None:
-        raise InputError(f"{kind} {redact(given)!r}: {problem}")
+        named = kind if origin is None else f"{origin}:"
+        raise InputError(f"{named} {redact(given)!r}: {problem}")
     return source_for(given, kind)
 
 

@@ -98,6 +98,9 @@ class RequirementOptions:
     prefer_binary: bool = False
     require_hashes: bool = False
     format_ops: tuple[FormatOp, ...] = ()
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """(value, where it was written: ``FILE:LINE: --option``) for the index URLs, find-links
+    and trusted hosts, so that an error about a value can name its line."""
 
     def __repr__(self) -> str:
         # Index URLs may carry credentials; a repr is what ends up in logs and tracebacks.
@@ -435,6 +438,7 @@ class _Collector:
     only_binary: list[str] = field(default_factory=list)
     no_binary: list[str] = field(default_factory=list)
     format_ops: list[FormatOp] = field(default_factory=list)
+    origins: list[tuple[str, str]] = field(default_factory=list)
 
     def parse(self, text: str, frame: _Frame) -> None:
         for number, raw in _logical_lines(text):
@@ -480,6 +484,12 @@ class _Collector:
             self._global(opt, value or "", where, frame)
 
     def _global(self, opt: _Option, value: str, where: str, frame: _Frame) -> None:
+        self._option(opt, value, where, frame)
+        if opt.long in _LOCATED:
+            given = self.find_links[-1] if opt.long == "find-links" else value
+            self.origins.append((given, f"{where}: --{opt.long}"))
+
+    def _option(self, opt: _Option, value: str, where: str, frame: _Frame) -> None:
         match opt.long:
             case "index-url":
                 self.index_url = value
@@ -488,10 +498,9 @@ class _Collector:
             case "no-index":
                 self.no_index = True
             case "find-links":
-                if _is_url(value) or Path(value).is_absolute():
-                    self.find_links.append(value)
-                else:
-                    self.find_links.append(os.path.normpath(frame.base_dir / value))
+                if not (_is_url(value) or Path(value).is_absolute()):
+                    value = os.path.normpath(frame.base_dir / value)
+                self.find_links.append(value)
             case "trusted-host":
                 self.trusted_hosts.append(value)
             case "pre":
@@ -561,8 +570,13 @@ class _Collector:
                 prefer_binary=self.prefer_binary,
                 require_hashes=self.require_hashes,
                 format_ops=tuple(self.format_ops),
+                origins=tuple(self.origins),
             ),
         )
+
+
+_LOCATED = frozenset({"index-url", "extra-index-url", "find-links", "trusted-host"})
+"""The options whose values :attr:`RequirementOptions.origins` traces to their lines."""
 
 
 def _unique(values: Sequence[str]) -> tuple[str, ...]:
@@ -632,6 +646,7 @@ def merge(*sets: RequirementSet) -> RequirementSet:
     only: list[str] = []
     no: list[str] = []
     ops: list[FormatOp] = []
+    origins: list[tuple[str, str]] = []
     no_index = pre = prefer_binary = require_hashes = False
     for item in sets:
         requirements.extend(item.requirements)
@@ -642,6 +657,7 @@ def merge(*sets: RequirementSet) -> RequirementSet:
         extra.extend(opts.extra_index_urls)
         find_links.extend(opts.find_links)
         trusted.extend(opts.trusted_hosts)
+        origins.extend(opts.origins)
         no_index = no_index or opts.no_index
         pre = pre or opts.pre
         prefer_binary = prefer_binary or opts.prefer_binary
@@ -670,5 +686,6 @@ def merge(*sets: RequirementSet) -> RequirementSet:
             prefer_binary=prefer_binary,
             require_hashes=require_hashes,
             format_ops=tuple(ops),
+            origins=tuple(origins),
         ),
     )

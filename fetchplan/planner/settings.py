@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -76,11 +76,19 @@ class PlanSettings:
     are no candidates."""
     exclude_newer_package: tuple[tuple[NormalizedName, _dt.datetime | None], ...] = ()
     """(project, its own cut-off, None for none) in place of ``exclude_newer``, by name."""
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """(value, where it was given) for the locations, trusted hosts and TLS files: the
+    command line's option, a requirements file's ``FILE:LINE: --option``, pip's variable or
+    configuration file and key; the first source of a value given twice."""
 
     def __repr__(self) -> str:
         # URLs may carry credentials; a repr is what ends up in logs and tracebacks.
         shown = ", ".join(f"{f.name}={redact(repr(getattr(self, f.name)))}" for f in fields(self))
         return f"PlanSettings({shown})"
+
+    def origin(self, value: str) -> str | None:
+        """Where ``value`` (a location, host or TLS file of these settings) was given."""
+        return next((where for given, where in self.origins if given == value), None)
 
     def apply_tls(self, session: Any) -> None:
         """Give a requests session the CA bundle and client certificate, when set."""
@@ -137,7 +145,16 @@ def settings(
                 for name, cut_off in cli.exclude_newer_package.items()
             )
         ),
+        origins=(*_command_line_origins(cli), *files.origins, *pip.origins),
     )
+
+
+def _command_line_origins(cli: PlanOptions) -> tuple[tuple[str, str], ...]:
+    named = [(cli.index_url, "--index-url")] if cli.index_url is not None else []
+    named += [(url, "--extra-index-url") for url in cli.extra_index_urls]
+    named += [(location, "--find-links") for location in cli.find_links]
+    named += [(host, "--trusted-host") for host in cli.trusted_hosts]
+    return tuple(named)
 
 
 def _exclude_newer(
