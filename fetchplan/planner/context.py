@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import requests
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -126,6 +127,11 @@ class ResolveContext:
     """A project's own cut-off instead of ``exclude_newer`` (None: none for it)."""
     direct: Callable[[NormalizedName], Link | None] = lambda _name: None
     """The one candidate file of a project a direct reference names (see :mod:`.direct`)."""
+    direct_conflict: Callable[[NormalizedName, Requirement, str], str | None] = (
+        lambda _name, _requirement, _parent: None
+    )
+    """Why a dependency's ``name @ URL`` of a parent clashes with the project's direct
+    reference (two URLs for one project), or None (see :meth:`.direct.DirectPlanner.conflict`)."""
 
     def resolve(
         self,
@@ -177,6 +183,7 @@ class ResolveContext:
             no_deps=no_deps,
             preferred=preferred,
             direct=lambda name: self.direct(name) is not None,
+            url_conflict=self.direct_conflict,
         )
         try:
             resolution = resolve(

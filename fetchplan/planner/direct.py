@@ -43,6 +43,7 @@ from packaging.version import InvalidVersion, Version
 
 from fetchplan._fs import sha256_file
 from fetchplan._sourcetree import write_tree_archive
+from fetchplan._urls import redact
 from fetchplan.cache import ArtifactCache
 from fetchplan.errors import FetchplanError, InputError
 from fetchplan.planner import metadata as md
@@ -52,6 +53,7 @@ from fetchplan.planner.directref import (
     archive_name,
     directory_problem,
     parse_direct,
+    same_file,
 )
 from fetchplan.planner.index import Link
 from fetchplan.planner.reqfile import ParsedRequirement, RequirementSet
@@ -154,6 +156,30 @@ class DirectPlanner:
             str(requirement), where, Path.cwd(), reader=lambda p: p.read_text(encoding="utf-8")
         )
         self._add(ParsedRequirement(requirement=found, source=where, direct=ref), ref)
+
+    def conflict(self, name: NormalizedName, requirement: Requirement, parent: str) -> str | None:
+        """Why ``requirement`` (``name @ URL`` in the Requires-Dist of ``parent``) cannot be
+        met by the direct reference the run already takes for ``name``, or None when both
+        name one file (:func:`~.directref.same_file`). pip and uv refuse two URLs for one
+        project: pip's resolver then tries another version of ``parent``, and so does the
+        planner's (``parent`` cannot be held)."""
+        earlier = self._refs.get(name)
+        if earlier is None or earlier.direct is None or requirement.url is None:
+            return None
+        where = f"{parent} (its metadata's Requires-Dist)"
+        try:
+            _found, ref = parse_direct(
+                str(requirement), where, Path.cwd(), reader=lambda p: p.read_text(encoding="utf-8")
+            )
+        except InputError:
+            ref = None  # a file that is not there, say: not the one already taken
+        if ref is not None and same_file(earlier.direct, ref):
+            return None
+        asker = earlier.source.removesuffix(" (its metadata's Requires-Dist)")
+        return (
+            f"conflicting URLs for {name}: {earlier.direct.text} ({asker}) and "
+            f"{redact(requirement.url)} ({parent})"
+        )
 
     @property
     def names(self) -> frozenset[NormalizedName]:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -53,6 +53,7 @@ __all__ = [
     "parse_direct",
     "path_to_url",
     "requirement_url",
+    "same_file",
 ]
 
 DirectKind = Literal["url", "file", "directory", "vcs"]
@@ -327,6 +328,24 @@ def _http_reference(  # noqa: PLR0917 - one call site
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
     _check_archive_name(archive_name(url), where, shown, subdirectory)
     return DirectRef(kind="url", url=url, text=shown, hashes=hashes, subdirectory=subdirectory)
+
+
+def same_file(a: DirectRef, b: DirectRef) -> bool:
+    """Whether ``a`` and ``b`` name one file, as pip compares two links (``links_equivalent``):
+    the URL with its query's order ignored (an archive's URL holds no credentials and no
+    fragment; a local path's URL is normalised), the VCS revision, ``#subdirectory=`` and
+    the fragment's hashes. A URL with ``#sha256=`` and the same URL without it are two
+    links to pip: its resolver refuses the pair, and so does the planner."""
+    return _compared(a) == _compared(b)
+
+
+def _compared(
+    ref: DirectRef,
+) -> tuple[SplitResult, dict[str, list[str]], str | None, str | None, dict[str, str]]:
+    parts = urlsplit(ref.url)
+    netloc = parts.netloc if parts.scheme != "file" else parts.netloc or "localhost"
+    clean = parts._replace(netloc=netloc, query="", fragment="")
+    return clean, parse_qs(parts.query), ref.revision, ref.subdirectory, ref.hashes
 
 
 def requirement_url(ref: DirectRef) -> str:

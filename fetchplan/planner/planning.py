@@ -142,6 +142,7 @@ def plan(
             exclude_newer=settings.exclude_newer,
             exclude_newer_package=dict(settings.exclude_newer_package),
             direct=direct.link_for,
+            direct_conflict=direct.conflict,
         )
         sdists = SdistPlanner(
             session=session,

@@ -293,10 +293,16 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
         no_deps: bool = False,
         preferred: Mapping[NormalizedName, Sequence[Version]] | None = None,
         direct: Callable[[NormalizedName], bool] = lambda _name: False,
+        url_conflict: Callable[[NormalizedName, Requirement, str], str | None] = (
+            lambda _name, _requirement, _parent: None
+        ),
     ) -> None:
         self.finder = finder
         self.direct = direct
         """Whether a direct reference of the planning run names the project."""
+        self.url_conflict = url_conflict
+        """Why a parent's ``name @ URL`` names another file than the project's direct
+        reference (pip and uv refuse two URLs for one project), or None."""
         self.overrides = overrides or Overrides()
         """Requirements standing in for every dependency on their projects (``--override``)."""
         self.no_deps = no_deps
@@ -643,11 +649,11 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
                 return deps
             for requirement in metadata.requires_dist:
                 if requirement.marker is None or self.target.evaluate(requirement.marker):
-                    self._check_url(requirement, parent)
+                    deps.extend(self._check_url(requirement, parent))
                     deps.extend(self._overridden(requirement, parent))
                     continue
                 if self.target.evaluate(requirement.marker, candidate.extras):
-                    self._check_url(requirement, parent)
+                    deps.extend(self._check_url(requirement, parent))
                     marker = requirement.marker
                     via = frozenset(
                         e for e in candidate.extras if self.target.evaluate(marker, frozenset({e}))
@@ -670,17 +676,26 @@ class PlanProvider(AbstractProvider[Req, Candidate, str]):
             return deps
         for requirement in metadata.requires_dist:
             if self.target.evaluate(requirement.marker):
-                self._check_url(requirement, parent)
+                deps.extend(self._check_url(requirement, parent))
                 deps.extend(self._overridden(requirement, parent))
         return deps
 
-    def _check_url(self, requirement: Requirement, parent: str) -> None:
-        """Raise :class:`DependencyURL` for a ``dep @ URL`` no direct reference prepared."""
-        if requirement.url is None or self.direct(canonicalize_name(requirement.name)):
-            return
+    def _check_url(self, requirement: Requirement, parent: str) -> list[Req]:
+        """Raise :class:`DependencyURL` for a ``dep @ URL`` no direct reference prepared; for
+        one naming another file than the project's direct reference, a requirement nothing
+        meets, saying so (pip's resolver then tries another version of the parent)."""
+        if requirement.url is None:
+            return []
         if self.overrides.replace(requirement, self.target.evaluate) is not None:
-            return  # --override stands in for it
-        raise DependencyURL(parent, requirement)
+            return []  # --override stands in for it
+        name = canonicalize_name(requirement.name)
+        if not self.direct(name):
+            raise DependencyURL(parent, requirement)
+        conflict = self.url_conflict(name, requirement, parent)
+        if conflict is None:
+            return []
+        unmet = cast(NormalizedName, UNUSABLE)
+        return [Req(unmet, SpecifierSet(), text=conflict, origin=parent, cause=conflict)]
 
     def _overridden(self, requirement: Requirement, parent: str) -> list[Req]:
         """``requirement`` of ``parent`` as a Req, or what ``--override`` puts in its place."""
